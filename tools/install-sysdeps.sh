@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs the system programs the test suite uses as real peers (SIPp), when missing and root.
+set -euo pipefail
+need=()
+command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
+if [ ${#need[@]} -eq 0 ]; then exit 0; fi
+if [ "$(id -u)" != 0 ]; then
+    echo "missing: ${need[*]} (run as root, or install them with your package manager)" >&2
+    exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null
+apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+echo "installed: ${need[*]}"
