@@ -1,0 +1,94 @@
+"""Stream framing for TCP/TLS (RFC 3261 s. 18.3): the same messages whatever way the bytes are split.
+
+Content-Length is mandatory on streams; a bad one leaves no way to find the next message, so the connection
+must close (the error says `fatal_stream`). Empty lines between messages are keepalives (RFC 5626 s. 3.5.1).
+"""
+
+from __future__ import annotations
+
+import re
+
+from .errors import SipError
+from .message import Request, Response
+from .parser import parse_content_length, parse_message
+
+_CL_RE = re.compile(rb"(?im)^(?:content-length|l)[ \t]*:[ \t]*([^\r\n]*)")
+
+
+class Keepalive:
+    """A double-CRLF ping; the answer is a single CRLF pong."""
+    __slots__ = ()
+
+
+KEEPALIVE = Keepalive()
+
+
+class StreamFramer:
+    def __init__(self, max_message: int = 65535) -> None:
+        self.max_message = max_message
+        self.buf = bytearray()
+        self.closed = False
+        self._scan_from = 0
+
+    @property
+    def pending(self) -> int:
+        return len(self.buf)
+
+    def feed(self, data: bytes) -> list[Request | Response | SipError | Keepalive]:
+        """Add bytes; return complete messages (or per-message errors) in order. After a fatal error the
+        framer is closed and returns nothing more."""
+        if self.closed:
+            return []
+        self.buf += data
+        out: list[Request | Response | SipError | Keepalive] = []
+        buf = self.buf
+        while buf:
+            # Keepalives and stray line ends between messages.
+            if buf[0] in (13, 10):
+                n = 0
+                while n < len(buf) and buf[n] in (13, 10):
+                    n += 1
+                if buf[:4] == b"\r\n\r\n":
+                    out.append(KEEPALIVE)
+                    n = 4
+                elif n == len(buf):
+                    break  # might become a keepalive with more bytes
+                del buf[:n]
+                self._scan_from = 0
+                continue
+            end = buf.find(b"\r\n\r\n", max(0, self._scan_from - 3))
+            if end < 0:
+                if len(buf) > self.max_message:
+                    return self._fatal(out, SipError(513, "header block too large", fatal_stream=True))
+                self._scan_from = len(buf)
+                break
+            head_end = end + 4
+            m = None
+            for m in _CL_RE.finditer(buf, 0, end + 2):
+                pass
+            try:
+                length = parse_content_length(m.group(1).decode("latin-1")) if m else 0
+            except SipError as err:
+                return self._fatal(out, err)
+            if head_end + length > self.max_message:
+                return self._fatal(out, SipError(513, "message too large", fatal_stream=True))
+            if len(buf) < head_end + length:
+                self._scan_from = 0  # wait for the body; the header end is found again cheaply
+                break
+            raw = bytes(buf[:head_end + length])
+            del buf[:head_end + length]
+            self._scan_from = 0
+            try:
+                out.append(parse_message(raw, datagram=False))
+            except SipError as err:
+                if err.fatal_stream:
+                    return self._fatal(out, err)
+                out.append(err)
+        return out
+
+    def _fatal(self, out: list, err: SipError) -> list:
+        err.fatal_stream = True
+        out.append(err)
+        self.closed = True
+        self.buf.clear()
+        return out

@@ -1,0 +1,323 @@
+"""Header value grammar: name-addr / addr-spec, Via, CSeq, generic parameters, comma lists (RFC 3261 s. 20, 25).
+
+Values arrive unfolded (the parser replaces folding with a single space), so LWS here is just [ \\t]*.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from .errors import SipError
+from .uri import SipURI, URI, parse_uri
+
+# Header names: full canonical spelling by lower-case name, and the compact forms (RFC 3261 s. 7.3.3, 20).
+_CANONICAL = {
+    n.lower(): n for n in (
+        "Accept", "Accept-Contact", "Accept-Encoding", "Accept-Language", "Alert-Info", "Allow", "Allow-Events",
+        "Authentication-Info", "Authorization", "Call-ID", "Call-Info", "Contact", "Content-Disposition",
+        "Content-Encoding", "Content-Language", "Content-Length", "Content-Type", "CSeq", "Date", "Error-Info",
+        "Event", "Expires", "From", "In-Reply-To", "Max-Forwards", "Min-Expires", "Min-SE", "MIME-Version",
+        "Organization", "P-Asserted-Identity", "Path", "Priority", "Proxy-Authenticate", "Proxy-Authorization",
+        "Proxy-Require", "RAck", "Reason", "Record-Route", "Refer-To", "Referred-By", "Reject-Contact",
+        "Reply-To", "Request-Disposition", "Require", "Retry-After", "Route", "RSeq", "Server",
+        "Session-Expires", "Subject", "Subscription-State", "Supported", "Timestamp", "To", "Unsupported",
+        "User-Agent", "Via", "Warning", "WWW-Authenticate", "Identity", "Identity-Info", "Path", "Service-Route",
+    )
+}
+COMPACT = {
+    "a": "Accept-Contact", "b": "Referred-By", "c": "Content-Type", "d": "Request-Disposition",
+    "e": "Content-Encoding", "f": "From", "i": "Call-ID", "j": "Reject-Contact", "k": "Supported",
+    "l": "Content-Length", "m": "Contact", "n": "Identity-Info", "o": "Event", "r": "Refer-To", "s": "Subject",
+    "t": "To", "u": "Allow-Events", "v": "Via", "x": "Session-Expires", "y": "Identity",
+}
+
+
+def canonical_name(name: str) -> str:
+    low = name.lower()
+    if len(low) == 1:
+        full = COMPACT.get(low)
+        if full:
+            return full
+    return _CANONICAL.get(low, name)
+
+
+TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]+"
+_TOKEN_RE = re.compile(TOKEN + r"\Z")
+_LWS = " \t"
+
+
+def is_token(text: str) -> bool:
+    return bool(_TOKEN_RE.match(text))
+
+
+def split_commas(value: str) -> list[str]:
+    """Split a comma list, ignoring commas inside quoted strings and <...>. Elements are stripped."""
+    if "," not in value:
+        return [value.strip()]
+    out, start, i, n = [], 0, 0, len(value)
+    quoted = angle = False
+    while i < n:
+        c = value[i]
+        if quoted:
+            if c == "\\":
+                i += 1
+            elif c == '"':
+                quoted = False
+        elif c == '"':
+            quoted = True
+        elif c == "<":
+            angle = True
+        elif c == ">":
+            angle = False
+        elif c == "," and not angle:
+            out.append(value[start:i].strip())
+            start = i + 1
+        i += 1
+    out.append(value[start:].strip())
+    return out
+
+
+def read_quoted(text: str, i: int) -> tuple[str, int]:
+    """text[i] is '"'; returns (unescaped content, index after the closing quote)."""
+    out = []
+    i += 1
+    n = len(text)
+    while i < n:
+        c = text[i]
+        if c == "\\":
+            if i + 1 >= n:
+                break
+            out.append(text[i + 1])
+            i += 2
+            continue
+        if c == '"':
+            return "".join(out), i + 1
+        out.append(c)
+        i += 1
+    raise SipError(400, "unbalanced quotes")
+
+
+def quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+_PARAM_VALUE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~:\[\]]+")
+
+
+def parse_params(text: str, i: int = 0) -> list[tuple[str, str | None]]:
+    """*( SEMI generic-param ): generic-param = token [ EQUAL gen-value ]; gen-value = token / host / quoted."""
+    params: list[tuple[str, str | None]] = []
+    n = len(text)
+    while True:
+        while i < n and text[i] in _LWS:
+            i += 1
+        if i >= n:
+            return params
+        if text[i] != ";":
+            raise SipError(400, f"expected ';' in parameters {text[:80]!r}")
+        i += 1
+        while i < n and text[i] in _LWS:
+            i += 1
+        m = re.compile(TOKEN).match(text, i)
+        if not m:
+            raise SipError(400, f"empty or bad parameter in {text[:80]!r}")
+        name = m.group()
+        i = m.end()
+        while i < n and text[i] in _LWS:
+            i += 1
+        value: str | None = None
+        if i < n and text[i] == "=":
+            i += 1
+            while i < n and text[i] in _LWS:
+                i += 1
+            if i < n and text[i] == '"':
+                start = i
+                _, i = read_quoted(text, i)
+                value = text[start:i]
+            else:
+                m = _PARAM_VALUE.match(text, i)
+                if not m:
+                    raise SipError(400, f"bad value for parameter {name!r}")
+                value = m.group()
+                i = m.end()
+        params.append((name, value))
+
+
+def params_str(params: list[tuple[str, str | None]]) -> str:
+    return "".join(f";{k}" if v is None else f";{k}={v}" for k, v in params)
+
+
+def get_param(params: list[tuple[str, str | None]], name: str) -> str | None:
+    name = name.lower()
+    for k, v in params:
+        if k.lower() == name:
+            return "" if v is None else v
+    return None
+
+
+def set_param(params: list[tuple[str, str | None]], name: str, value: str | None) -> None:
+    lname = name.lower()
+    for idx, (k, _) in enumerate(params):
+        if k.lower() == lname:
+            params[idx] = (k, value)
+            return
+    params.append((name, value))
+
+
+@dataclass(eq=False)
+class NameAddr:
+    """From, To, Contact, Route, Record-Route values: [display-name] <URI> *(;param)."""
+    uri: URI
+    display: str | None = None
+    params: list[tuple[str, str | None]] = field(default_factory=list)
+
+    @property
+    def tag(self) -> str | None:
+        return get_param(self.params, "tag")
+
+    def param(self, name: str) -> str | None:
+        return get_param(self.params, name)
+
+    def set_param(self, name: str, value: str | None) -> None:
+        set_param(self.params, name, value)
+
+    def __str__(self) -> str:
+        disp = (quote(self.display) + " ") if self.display else ""
+        return f"{disp}<{self.uri}>{params_str(self.params)}"
+
+
+_DISPLAY_TOKENS = re.compile(r"[ \t]*(?:" + TOKEN + r"[ \t]*)*\Z")
+
+
+def parse_name_addr(value: str) -> NameAddr:
+    text = value.strip(_LWS)
+    if not text:
+        raise SipError(400, "empty address")
+    display = None
+    if text[0] == '"':
+        display, i = read_quoted(text, 0)
+        lt = text.find("<", i)
+        if lt < 0 or text[i:lt].strip(_LWS):
+            raise SipError(400, f"expected <URI> after display name in {value[:80]!r}")
+    else:
+        lt = text.find("<")
+        if lt >= 0:
+            before = text[:lt]
+            if not _DISPLAY_TOKENS.match(before):
+                raise SipError(400, f"bad display name in {value[:80]!r}")
+            display = " ".join(before.split()) or None
+    if lt >= 0:
+        gt = text.find(">", lt)
+        if gt < 0:
+            raise SipError(400, f"unterminated <URI> in {value[:80]!r}")
+        uri = parse_uri(text[lt + 1:gt].strip(_LWS))
+        params = parse_params(text, gt + 1)
+    else:
+        # addr-spec form: the URI ends at the first ';' (a URI with ';' must be in <> by RFC 3261 s. 20).
+        semi = text.find(";")
+        raw = text if semi < 0 else text[:semi]
+        raw = raw.strip(_LWS)
+        if any(c in raw for c in " \t,?\"<>"):
+            raise SipError(400, f"bad address {value[:80]!r}")
+        uri = parse_uri(raw)
+        params = parse_params(text, semi) if semi >= 0 else []
+    return NameAddr(uri, display, params)
+
+
+@dataclass(eq=False)
+class Via:
+    transport: str
+    host: str
+    port: int | None = None
+    params: list[tuple[str, str | None]] = field(default_factory=list)
+    protocol: str = "SIP/2.0"
+
+    @property
+    def branch(self) -> str | None:
+        return get_param(self.params, "branch")
+
+    def param(self, name: str) -> str | None:
+        return get_param(self.params, name)
+
+    def set_param(self, name: str, value: str | None) -> None:
+        set_param(self.params, name, value)
+
+    @property
+    def sent_by(self) -> str:
+        return self.host if self.port is None else f"{self.host}:{self.port}"
+
+    def __str__(self) -> str:
+        return f"{self.protocol}/{self.transport} {self.sent_by}{params_str(self.params)}"
+
+
+_VIA_RE = re.compile(
+    r"[ \t]*(" + TOKEN + r")[ \t]*/[ \t]*(" + TOKEN + r")[ \t]*/[ \t]*(" + TOKEN + r")[ \t]+"
+    r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_\-.]+)(?:[ \t]*:[ \t]*([0-9]{1,5}))?"
+)
+
+
+def parse_via(value: str) -> Via:
+    m = _VIA_RE.match(value)
+    if not m:
+        raise SipError(400, f"bad Via {value[:80]!r}")
+    name, version, transport, host, port = m.groups()
+    if port is not None and int(port) > 65535:
+        raise SipError(400, f"bad Via port {value[:80]!r}")
+    params = parse_params(value, m.end())
+    return Via(transport.upper(), host, int(port) if port else None, params, f"{name.upper()}/{version}")
+
+
+def parse_via_list(value: str) -> list[Via]:
+    parts = split_commas(value)
+    if any(not p for p in parts):
+        raise SipError(400, f"empty Via element in {value[:80]!r}")
+    return [parse_via(p) for p in parts]
+
+
+_CSEQ_RE = re.compile(r"[ \t]*([0-9]{1,10})[ \t]+(" + TOKEN + r")[ \t]*\Z")
+
+
+def parse_cseq(value: str) -> tuple[int, str]:
+    m = _CSEQ_RE.match(value)
+    if not m:
+        raise SipError(400, f"bad CSeq {value[:80]!r}")
+    num = int(m.group(1))
+    if num > 0xFFFFFFFF:
+        raise SipError(400, "CSeq number larger than 2**32-1")
+    return num, m.group(2)
+
+
+def parse_contacts(value: str) -> list[NameAddr] | str:
+    """Contact values; returns "*" for the wildcard (RFC 3261 s. 10.2.2)."""
+    if value.strip(_LWS) == "*":
+        return "*"
+    parts = split_commas(value)
+    if any(not p for p in parts):
+        raise SipError(400, f"empty Contact element in {value[:80]!r}")
+    return [parse_name_addr(p) for p in parts]
+
+
+def parse_tokens(value: str) -> list[str]:
+    """Comma list of tokens (Require, Supported, Allow ...)."""
+    out = []
+    for part in split_commas(value):
+        if not part:
+            continue
+        if not is_token(part):
+            raise SipError(400, f"bad token {part[:40]!r}")
+        out.append(part)
+    return out
+
+
+def parse_uint(value: str, what: str, limit: int = 0xFFFFFFFF) -> int:
+    v = value.strip(_LWS)
+    if not v.isdigit() or not v.isascii() or len(v) > 10 or int(v) > limit:
+        raise SipError(400, f"bad {what} {value[:40]!r}")
+    return int(v)
+
+
+def sip_uri_of(addr: NameAddr) -> SipURI:
+    if not isinstance(addr.uri, SipURI):
+        raise SipError(416, f"unsupported URI scheme {addr.uri.scheme!r}")
+    return addr.uri

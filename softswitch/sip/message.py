@@ -1,0 +1,223 @@
+"""SIP messages (RFC 3261 s. 7): requests, responses, an ordered header list, bodies as bytes.
+
+Header values are text decoded as UTF-8 with surrogateescape, so any octets survive a parse/serialise round trip.
+Names are stored in their full canonical spelling (compact forms are expanded on parse).
+"""
+
+from __future__ import annotations
+
+from .errors import reason_phrase
+from .headers import (NameAddr, Via, canonical_name, parse_cseq, parse_contacts, parse_name_addr, parse_via_list,
+                      split_commas)
+from .uri import URI
+
+ENCODING = "utf-8"
+ERRORS = "surrogateescape"
+
+# Headers that may be combined into one comma list (RFC 3261 s. 7.3.1); others are single-valued.
+MULTI = frozenset({
+    "Via", "Contact", "Route", "Record-Route", "Allow", "Supported", "Require", "Proxy-Require", "Unsupported",
+    "Accept", "Accept-Encoding", "Accept-Language", "Allow-Events", "Path", "Service-Route", "Content-Encoding",
+    "Content-Language", "In-Reply-To", "Warning", "Call-Info", "Alert-Info", "Error-Info", "Reason",
+})
+
+
+class Message:
+    __slots__ = ("headers", "body", "_cache")
+
+    def __init__(self, headers: list[list[str]] | None = None, body: bytes = b"") -> None:
+        self.headers: list[list[str]] = headers if headers is not None else []
+        self.body = body
+        self._cache: dict[str, object] = {}
+
+    # --- raw header access -------------------------------------------------------------------------------
+    def get(self, name: str) -> str | None:
+        name = canonical_name(name)
+        for n, v in self.headers:
+            if n == name:
+                return v
+        return None
+
+    def get_all(self, name: str) -> list[str]:
+        name = canonical_name(name)
+        return [v for n, v in self.headers if n == name]
+
+    def values(self, name: str) -> list[str]:
+        """All values of a header, comma lists split, over every line it appears on."""
+        out: list[str] = []
+        for v in self.get_all(name):
+            out.extend(x for x in split_commas(v) if x)
+        return out
+
+    def has(self, name: str) -> bool:
+        name = canonical_name(name)
+        return any(n == name for n, _ in self.headers)
+
+    def set(self, name: str, value: str) -> None:
+        """Replace every line of `name` by one line, in the place of the first."""
+        name = canonical_name(name)
+        self._cache.pop(name, None)
+        for idx, (n, _) in enumerate(self.headers):
+            if n == name:
+                self.headers[idx] = [name, value]
+                self.headers[idx + 1:] = [h for h in self.headers[idx + 1:] if h[0] != name]
+                return
+        self.headers.append([name, value])
+
+    def add(self, name: str, value: str, *, first: bool = False) -> None:
+        name = canonical_name(name)
+        self._cache.pop(name, None)
+        if first:
+            for idx, (n, _) in enumerate(self.headers):
+                if n == name:
+                    self.headers.insert(idx, [name, value])
+                    return
+            self.headers.insert(0, [name, value])
+        else:
+            self.headers.append([name, value])
+
+    def remove(self, name: str) -> None:
+        name = canonical_name(name)
+        self._cache.pop(name, None)
+        self.headers = [h for h in self.headers if h[0] != name]
+
+    # --- parsed views (validated by the parser, cached) ----------------------------------------------------
+    @property
+    def vias(self) -> list[Via]:
+        v = self._cache.get("Via")
+        if v is None:
+            v = []
+            for line in self.get_all("Via"):
+                v.extend(parse_via_list(line))
+            self._cache["Via"] = v
+        return v  # type: ignore[return-value]
+
+    def set_vias(self, vias: list[Via]) -> None:
+        self.set("Via", ", ".join(map(str, vias))) if vias else self.remove("Via")
+        self._cache["Via"] = vias
+
+    @property
+    def top_via(self) -> Via:
+        return self.vias[0]
+
+    def _addr(self, name: str) -> NameAddr:
+        v = self._cache.get(name)
+        if v is None:
+            v = parse_name_addr(self.get(name) or "")
+            self._cache[name] = v
+        return v  # type: ignore[return-value]
+
+    @property
+    def from_(self) -> NameAddr:
+        return self._addr("From")
+
+    @property
+    def to(self) -> NameAddr:
+        return self._addr("To")
+
+    def set_addr(self, name: str, addr: NameAddr) -> None:
+        self.set(name, str(addr))
+        self._cache[canonical_name(name)] = addr
+
+    @property
+    def call_id(self) -> str:
+        return self.get("Call-ID") or ""
+
+    @property
+    def cseq(self) -> tuple[int, str]:
+        v = self._cache.get("CSeq")
+        if v is None:
+            v = parse_cseq(self.get("CSeq") or "")
+            self._cache["CSeq"] = v
+        return v  # type: ignore[return-value]
+
+    @property
+    def contacts(self) -> list[NameAddr] | str:
+        v = self._cache.get("Contact")
+        if v is None:
+            lines = self.get_all("Contact")
+            if len(lines) == 1:
+                v = parse_contacts(lines[0])
+            else:
+                v = []
+                for line in lines:
+                    c = parse_contacts(line)
+                    if c == "*":
+                        from .errors import SipError
+                        raise SipError(400, "Contact: * combined with other contacts")
+                    v.extend(c)
+            self._cache["Contact"] = v
+        return v  # type: ignore[return-value]
+
+    def start_line(self) -> str:
+        raise NotImplementedError
+
+    def serialize(self) -> bytes:
+        lines = [self.start_line()]
+        for n, v in self.headers:
+            if n != "Content-Length":
+                lines.append(f"{n}: {v}")
+        lines.append(f"Content-Length: {len(self.body)}")
+        lines.append("")
+        lines.append("")
+        return "\r\n".join(lines).encode(ENCODING, ERRORS) + self.body
+
+    __bytes__ = serialize
+
+
+class Request(Message):
+    __slots__ = ("method", "uri", "uri_text")
+
+    def __init__(self, method: str, uri: URI, headers: list[list[str]] | None = None, body: bytes = b"",
+                 uri_text: str | None = None) -> None:
+        super().__init__(headers, body)
+        self.method = method
+        self.uri = uri
+        self.uri_text = uri_text
+
+    def start_line(self) -> str:
+        return f"{self.method} {self.uri_text if self.uri_text is not None else self.uri} SIP/2.0"
+
+    def set_uri(self, uri: URI) -> None:
+        self.uri = uri
+        self.uri_text = None
+
+    def __repr__(self) -> str:
+        return f"<Request {self.method} {self.uri_text or self.uri} call-id={self.call_id!r}>"
+
+
+class Response(Message):
+    __slots__ = ("status", "reason")
+
+    def __init__(self, status: int, reason: str | None = None, headers: list[list[str]] | None = None,
+                 body: bytes = b"") -> None:
+        super().__init__(headers, body)
+        self.status = status
+        self.reason = reason if reason is not None else reason_phrase(status)
+
+    def start_line(self) -> str:
+        return f"SIP/2.0 {self.status} {self.reason}"
+
+    def __repr__(self) -> str:
+        return f"<Response {self.status} {self.reason} call-id={self.call_id!r}>"
+
+
+def make_response(req: Request, status: int, reason: str | None = None, *, to_tag: str | None = None,
+                  headers: list[tuple[str, str]] | tuple = (), body: bytes = b"") -> Response:
+    """A response to `req` per RFC 3261 s. 8.2.6.2: Via, From, Call-ID, CSeq copied; To copied with our tag."""
+    copied: list[list[str]] = []
+    to_done = False
+    for n, v in req.headers:
+        if n in ("Via", "From", "Call-ID", "CSeq"):
+            copied.append([n, v])
+        elif n == "To" and not to_done:
+            to_done = True
+            if to_tag is not None and status != 100 and req.to.tag is None:
+                v = f"{v};tag={to_tag}"
+            copied.append([n, v])
+        elif n == "Record-Route" and 100 < status < 300:
+            copied.append([n, v])
+    resp = Response(status, reason, copied, body)
+    for n, v in headers:
+        resp.add(n, v)
+    return resp
