@@ -1,0 +1,248 @@
+"""The SIP endpoint: the thin asyncio shell around the pure core.
+
+After each input (a datagram, stream bytes, a timer) it runs the transaction layer, hands new requests to
+the transaction user registered for the method, sends whatever the layer queued, and re-arms its one timer.
+Transaction users (registrar, B2BUA, ...) call `respond`, `send_request` and `send_stateless`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Callable
+
+from .log import get as get_logger
+from .sip.errors import SipError
+from .sip.framing import Keepalive
+from .sip.message import Request, Response, make_response
+from .sip.parser import parse_message
+from .sip.transaction import Transaction, TransactionLayer
+from .sip.uas import check_request, error_response, response_address, stamp_via
+from .transport.base import Target
+from .transport.tcp import StreamConnection, connect_tcp
+
+Handler = Callable[[Transaction, Request], None]
+
+SUPPORTED = frozenset({"path", "outbound", "gruu", "timer", "replaces", "100rel"})
+
+
+class Endpoint:
+    def __init__(self, loop: asyncio.AbstractEventLoop, *, force_rport: bool = True,
+                 stream_idle_timeout: float = 3600.0, partial_timeout: float = 10.0,
+                 supported: frozenset[str] = SUPPORTED, user_agent: str = "softswitch") -> None:
+        self.loop = loop
+        self.layer = TransactionLayer()
+        self.handlers: dict[str, Handler] = {}
+        self.ack_handler: Callable[[Request, Target], None] | None = None
+        self.stray_response_handler: Callable[[Response, Target], None] | None = None
+        self.force_rport = force_rport
+        self.supported = supported
+        self.user_agent = user_agent
+        self.udp: list = []              # UdpTransport listeners
+        self.connections: set[StreamConnection] = set()
+        self.stream_idle_timeout = stream_idle_timeout
+        self.partial_timeout = partial_timeout
+        self.log = get_logger("sip")
+        self.counters: dict[str, int] = {"rx_requests": 0, "rx_responses": 0, "parse_errors": 0,
+                                         "tx_stateless": 0, "handler_errors": 0}
+        self.method_counts: dict[str, int] = {}
+        self.status_counts: dict[int, int] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+        self._sweeper: asyncio.Task | None = None
+        self.filters: list[Callable[[Request, Target], bool]] = []   # return False to drop silently
+
+    def now(self) -> float:
+        return self.loop.time()
+
+    @property
+    def allowed(self) -> frozenset[str]:
+        return frozenset(self.handlers) | {"ACK"}
+
+    # --- inputs ------------------------------------------------------------------------------------------
+    def on_datagram(self, data: bytes, src: Target) -> None:
+        if len(data) <= 4 and not data.strip(b"\r\n\x00"):
+            return  # NAT keepalive
+        try:
+            msg = parse_message(data)
+        except SipError as err:
+            self._parse_error(err, src)
+            return
+        self._dispatch(msg, src)
+
+    def on_stream_item(self, item, conn: StreamConnection) -> None:
+        if isinstance(item, Keepalive):
+            conn.send(b"\r\n")  # RFC 5626 s. 3.5.1 pong
+            return
+        if isinstance(item, SipError):
+            self._parse_error(item, conn.target)
+            return
+        self._dispatch(item, conn.target)
+
+    def on_connection_lost(self, conn: StreamConnection) -> None:
+        pass
+
+    def _parse_error(self, err: SipError, src: Target) -> None:
+        self.counters["parse_errors"] += 1
+        resp = error_response(err)
+        self.log.info("sip_parse_error", status=err.status, detail=err.detail, src=f"{src.host}:{src.port}",
+                      proto=src.proto)
+        if resp is not None:
+            self._count_status(resp.status)
+            self._send(resp.serialize(), src)
+
+    def _dispatch(self, msg: Request | Response, src: Target) -> None:
+        now = self.loop.time()
+        if isinstance(msg, Response):
+            self.counters["rx_responses"] += 1
+            tx = self.layer.receive_response(msg, now)
+            if tx is None and self.stray_response_handler is not None:
+                self.stray_response_handler(msg, src)
+            self.flush()
+            return
+        self.counters["rx_requests"] += 1
+        self.method_counts[msg.method] = self.method_counts.get(msg.method, 0) + 1
+        for f in self.filters:
+            if not f(msg, src):
+                return
+        stamp_via(msg, src.host, src.port, self.force_rport)
+        reply_to = src if src.reliable else Target(src.proto, *response_address(msg), src.conn)
+        status, tx = self.layer.receive_request(msg, reply_to, src.reliable, now)
+        if status == "new":
+            tx.context = src
+            try:
+                early = check_request(msg, supported=self.supported, allowed=self.allowed)
+            except SipError as err:
+                early = make_response(msg, err.status)
+            if early is not None:
+                self.respond(tx, early)
+            else:
+                self._call(tx, msg)
+        elif status == "ack" and self.ack_handler is not None:
+            self.ack_handler(msg, src)
+        self.flush()
+
+    def _call(self, tx: Transaction, req: Request) -> None:
+        try:
+            self.handlers[req.method](tx, req)
+        except SipError as err:
+            if tx.state in ("trying", "proceeding"):
+                resp = make_response(req, err.status, err.reason, headers=list(err.headers))
+                self.respond(tx, resp)
+        except Exception:
+            self.counters["handler_errors"] += 1
+            self.log.exception("handler_failed", method=req.method, call_id=req.call_id)
+            if tx.state in ("trying", "proceeding"):
+                self.respond(tx, make_response(req, 500))
+
+    # --- outputs -----------------------------------------------------------------------------------------
+    def respond(self, tx: Transaction, resp: Response) -> None:
+        if self.user_agent and not resp.has("Server"):
+            resp.add("Server", self.user_agent)
+        self._count_status(resp.status)
+        self.layer.respond(tx, resp, self.loop.time())
+        self.flush()
+
+    def _count_status(self, status: int) -> None:
+        self.status_counts[status] = self.status_counts.get(status, 0) + 1
+
+    def send_request(self, req: Request, target: Target, listener=None) -> Transaction:
+        tx = self.layer.send_request(req, target, target.reliable, self.loop.time(), listener)
+        self.flush()
+        return tx
+
+    def send_stateless(self, msg: Request | Response, target: Target) -> None:
+        self.counters["tx_stateless"] += 1
+        self._send(msg.serialize(), target)
+
+    def flush(self) -> None:
+        layer = self.layer
+        if layer.effects:
+            effects, layer.effects = layer.effects, []
+            for eff in effects:
+                if eff[0] == "send":
+                    self._send(eff[1], eff[2])
+                else:
+                    _, listener, event, tx, msg = eff
+                    try:
+                        listener(event, tx, msg)
+                    except Exception:
+                        self.counters["handler_errors"] += 1
+                        self.log.exception("listener_failed", tx=repr(tx))
+            if layer.effects:
+                self.flush()
+                return
+        self._rearm()
+
+    def _send(self, data: bytes, target: Target) -> None:
+        conn = target.conn
+        if conn is not None and not getattr(conn, "closed", False):
+            conn.send(data, target)
+            return
+        if target.proto == "udp":
+            if self.udp:
+                self.udp[0].send(data, target)
+            return
+        # A stream whose connection is gone: open a new one to the same address (RFC 3261 s. 18.2.2).
+        existing = self.find_connection(target.proto, target.host, target.port)
+        if existing is not None:
+            existing.send(data)
+            return
+        self.loop.create_task(self._connect_and_send(data, target))
+
+    def find_connection(self, proto: str, host: str, port: int) -> StreamConnection | None:
+        for c in self.connections:
+            if c.proto == proto and c.peer == (host, port) and not c.closed:
+                return c
+        return None
+
+    async def _connect_and_send(self, data: bytes, target: Target) -> None:
+        try:
+            conn = await connect_tcp(self.loop, self, target.host, target.port)
+            conn.send(data)
+        except OSError as exc:
+            self.log.info("stream_connect_failed", host=target.host, port=target.port, error=str(exc))
+
+    # --- timers ------------------------------------------------------------------------------------------
+    def _rearm(self) -> None:
+        deadline = self.layer.next_deadline()
+        if deadline is None:
+            return
+        if self._timer is not None:
+            if self._timer_at <= deadline:
+                return
+            self._timer.cancel()
+        self._timer_at = deadline
+        self._timer = self.loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self.layer.poll(self.loop.time() + 0.001)
+        self.flush()
+
+    async def _sweep(self) -> None:
+        """Close stream connections stuck on half a message, or silent for too long (torture: clerr over TCP)."""
+        while True:
+            await asyncio.sleep(min(1.0, self.partial_timeout / 2))
+            now = self.loop.time()
+            for conn in list(self.connections):
+                if conn.partial_since is not None and now - conn.partial_since > self.partial_timeout:
+                    self.log.info("stream_partial_timeout", peer=f"{conn.peer[0]}:{conn.peer[1]}")
+                    conn.close()
+                elif now - conn.last_activity > self.stream_idle_timeout:
+                    conn.close()
+
+    def start(self) -> None:
+        if self._sweeper is None:
+            self._sweeper = self.loop.create_task(self._sweep())
+
+    def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for u in self.udp:
+            u.close()
+        for c in list(self.connections):
+            c.close()

@@ -1,0 +1,118 @@
+"""A node built from one config: the one module that wires every package together."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from dataclasses import dataclass, field
+
+from . import log
+from .endpoint import Endpoint
+from .options import make_options_handler
+from .transport.tcp import listen_tcp
+from .transport.udp import listen_udp
+
+
+@dataclass
+class Listen:
+    proto: str
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.proto}:{host}:{self.port}"
+
+
+@dataclass
+class NodeOptions:
+    """What the node needs from the config, flattened (tests build it directly)."""
+    listen: list[Listen] = field(default_factory=lambda: [Listen("udp", "127.0.0.1", 5060),
+                                                          Listen("tcp", "127.0.0.1", 5060)])
+    domain: str = "localhost"
+    force_rport: bool = True
+    partial_timeout: float = 10.0
+    user_agent: str = "softswitch"
+
+
+class Node:
+    def __init__(self, options: NodeOptions, config=None, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self.options = options
+        self.config = config
+        self.loop = loop or asyncio.get_event_loop()
+        self.log = log.get("node")
+        self.endpoint = Endpoint(self.loop, force_rport=options.force_rport,
+                                 partial_timeout=options.partial_timeout, user_agent=options.user_agent)
+        self.endpoint.handlers["OPTIONS"] = make_options_handler(self.endpoint)
+        self.servers: list = []
+        self.bound: list[Listen] = []
+        self.stopped = asyncio.Event()
+
+    async def start(self) -> None:
+        ep = self.endpoint
+        for spec in self.options.listen:
+            if spec.proto == "udp":
+                u = await listen_udp(self.loop, ep, spec.host, spec.port)
+                ep.udp.append(u)
+                self.bound.append(Listen("udp", spec.host, u.local[1]))
+            elif spec.proto == "tcp":
+                srv = await listen_tcp(self.loop, ep, spec.host, spec.port)
+                self.servers.append(srv)
+                self.bound.append(Listen("tcp", spec.host, srv.sockets[0].getsockname()[1]))
+            else:
+                raise ValueError(f"transport {spec.proto!r} is not available on this node")
+        ep.start()
+        self.log.info("listening", sip=[str(b) for b in self.bound])
+
+    async def stop(self) -> None:
+        self.endpoint.stop()
+        for srv in self.servers:
+            srv.close()
+        for srv in self.servers:
+            await srv.wait_closed()
+        self.stopped.set()
+
+    def port(self, proto: str) -> int:
+        return next(b.port for b in self.bound if b.proto == proto)
+
+
+def new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+        return uvloop.new_event_loop()
+    except ImportError:  # pragma: no cover - uvloop is a dependency, but the node runs without it
+        return asyncio.new_event_loop()
+
+
+def options_from_config(cfg) -> NodeOptions:
+    sip = cfg.server.sip
+    listen = [Listen(x.transport, x.host, x.port) for x in sip.listen]
+    return NodeOptions(listen=listen, domain=sip.domain, user_agent=getattr(sip, "user_agent", None) or "softswitch")
+
+
+def run(config_path: str) -> int:
+    from .settings import ConfigError, load_config
+    log.setup()
+    try:
+        cfg = load_config(config_path)
+    except ConfigError as err:
+        print(err, file=sys.stderr)
+        return 2
+    loop = new_loop()
+    asyncio.set_event_loop(loop)
+    node = Node(options_from_config(cfg), cfg, loop)
+    try:
+        loop.run_until_complete(node.start())
+    except OSError as exc:
+        print(f"cannot listen: {exc}", file=sys.stderr)
+        return 1
+    for b in node.bound:
+        print(f"listening sip {b}", flush=True)
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.run_until_complete(stop.wait())
+    loop.run_until_complete(node.stop())
+    loop.close()
+    return 0

@@ -1,0 +1,73 @@
+"""TCP (and the base for TLS): a connection feeds a StreamFramer; idle and partial-message timeouts close it."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+from ..sip.framing import StreamFramer
+from .base import Target
+
+
+class StreamConnection(asyncio.Protocol):
+    proto = "tcp"
+
+    def __init__(self, endpoint, max_message: int = 65535) -> None:
+        self.endpoint = endpoint
+        self.framer = StreamFramer(max_message)
+        self.transport: asyncio.Transport | None = None
+        self.peer: tuple[str, int] = ("", 0)
+        self.last_activity = 0.0
+        self.partial_since: float | None = None
+        self.closed = False
+        self.ready = asyncio.get_event_loop().create_future()
+
+    @property
+    def target(self) -> Target:
+        return Target(self.proto, self.peer[0], self.peer[1], self)
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        self.peer = transport.get_extra_info("peername")[:2]
+        self.last_activity = self.endpoint.now()
+        self.endpoint.connections.add(self)
+        if not self.ready.done():
+            self.ready.set_result(self)
+
+    def data_received(self, data: bytes) -> None:
+        now = self.endpoint.now()
+        self.last_activity = now
+        items = self.framer.feed(data)
+        self.partial_since = (self.partial_since or now) if self.framer.pending else None
+        for item in items:
+            self.endpoint.on_stream_item(item, self)
+            if self.closed:
+                return
+        if self.framer.closed:
+            self.close()
+
+    def connection_lost(self, exc) -> None:
+        self.closed = True
+        self.endpoint.connections.discard(self)
+        self.endpoint.on_connection_lost(self)
+
+    def send(self, data: bytes, target: Target | None = None) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.write(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            if self.transport is not None:
+                self.transport.close()
+
+
+async def listen_tcp(loop, endpoint, host: str, port: int, ssl=None, conn_class=StreamConnection):
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return await loop.create_server(lambda: conn_class(endpoint), host, port, family=family,
+                                    reuse_address=True, ssl=ssl, backlog=1024)
+
+
+async def connect_tcp(loop, endpoint, host: str, port: int, ssl=None, conn_class=StreamConnection):
+    _, conn = await loop.create_connection(lambda: conn_class(endpoint), host, port, ssl=ssl)
+    return conn

@@ -1,0 +1,93 @@
+"""Shared fixtures: a real node running on its own event loop thread, on free ports of 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from contextlib import contextmanager
+
+import pytest
+
+from softswitch.node import Listen, Node, NodeOptions, new_loop
+
+
+def free_port(kind: int = socket.SOCK_DGRAM) -> int:
+    """A port free for both UDP and TCP on 127.0.0.1."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u, socket.socket(socket.AF_INET) as t:
+            u.bind(("127.0.0.1", 0))
+            port = u.getsockname()[1]
+            try:
+                t.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port")
+
+
+class NodeThread:
+    """Runs a Node on a private loop in a thread; `call` runs a function inside that loop."""
+
+    def __init__(self, node_factory) -> None:
+        self.loop = new_loop()
+        self.node: Node | None = None
+        self._factory = node_factory
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.node = self._factory(self.loop)
+            self.loop.run_until_complete(self.node.start())
+        except BaseException as exc:  # surfaced in start()
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        self.loop.run_forever()
+        self.loop.run_until_complete(self.node.stop())
+        self.loop.close()
+
+    def start(self) -> Node:
+        self._thread.start()
+        self._ready.wait(10)
+        if self._error:
+            raise self._error
+        return self.node
+
+    def call(self, fn, *args):
+        """Run fn(*args) (or await it, if it is a coroutine function) in the node's loop; return its result."""
+        async def wrapper():
+            res = fn(*args)
+            if asyncio.iscoroutine(res):
+                res = await res
+            return res
+        return asyncio.run_coroutine_threadsafe(wrapper(), self.loop).result(10)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+
+
+@contextmanager
+def running_node(make=None, **opts):
+    port = free_port()
+    opts.setdefault("listen", [Listen("udp", "127.0.0.1", port), Listen("tcp", "127.0.0.1", port)])
+    options = NodeOptions(**opts)
+    factory = make or (lambda loop: Node(options, None, loop))
+    nt = NodeThread(factory)
+    nt.start()
+    nt.port = port
+    try:
+        yield nt
+    finally:
+        nt.stop()
+
+
+@pytest.fixture
+def sip_node():
+    with running_node(partial_timeout=1.0) as nt:
+        yield nt
