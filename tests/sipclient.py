@@ -19,13 +19,17 @@ class UdpClient:
     def send(self, data: bytes) -> None:
         self.sock.sendto(data, self.server)
 
-    def recv(self, timeout: float = 2.0):
+    def recv_raw(self, timeout: float = 2.0) -> bytes | None:
         self.sock.settimeout(timeout)
         try:
             data, _ = self.sock.recvfrom(65535)
         except socket.timeout:
             return None
-        return parse_message(data)
+        return data
+
+    def recv(self, timeout: float = 2.0):
+        data = self.recv_raw(timeout)
+        return None if data is None else parse_message(data)
 
     def recv_all(self, quiet: float = 0.3) -> list:
         out = []
