@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
+import time
 from dataclasses import dataclass, field
 
 from . import log
+from .aio import drive
+from .credentials import Credentials
 from .endpoint import Endpoint
+from .location import MemoryLocationStore
 from .options import make_options_handler
+from .b2bua import CallControl
+from .registrar import Registrar, RegistrarOptions
+from .routing import Router
+from .sip.digest import DigestAuth
+from .sip.errors import SipError
+from .sip.message import make_response
 from .transport.tcp import listen_tcp
 from .transport.udp import listen_udp
 
@@ -34,10 +45,13 @@ class NodeOptions:
     force_rport: bool = True
     partial_timeout: float = 10.0
     user_agent: str = "softswitch"
+    registrar: RegistrarOptions = field(default_factory=RegistrarOptions)
+    nonce_ttl: float = 300.0
 
 
 class Node:
-    def __init__(self, options: NodeOptions, config=None, loop: asyncio.AbstractEventLoop | None = None) -> None:
+    def __init__(self, options: NodeOptions, config=None, loop: asyncio.AbstractEventLoop | None = None,
+                 credentials: Credentials | None = None) -> None:
         self.options = options
         self.config = config
         self.loop = loop or asyncio.get_event_loop()
@@ -45,6 +59,16 @@ class Node:
         self.endpoint = Endpoint(self.loop, force_rport=options.force_rport,
                                  partial_timeout=options.partial_timeout, user_agent=options.user_agent)
         self.endpoint.handlers["OPTIONS"] = make_options_handler(self.endpoint)
+        realm = options.registrar.realm
+        self.credentials = credentials or Credentials(realm, {})
+        self.auth = DigestAuth(realm, os.urandom(32), nonce_ttl=options.nonce_ttl)
+        self.location = MemoryLocationStore()
+        self.registrar = Registrar(self.location, self.auth, self.credentials.ha1, options.registrar)
+        self.endpoint.handlers["REGISTER"] = self._on_register
+        self.router = Router([], {})
+        self.calls = CallControl(self.endpoint, self.router)
+        self.endpoint.handlers["INVITE"] = self.calls.on_invite
+        self._tasks: list[asyncio.Task] = []
         self.servers: list = []
         self.bound: list[Listen] = []
         self.stopped = asyncio.Event()
@@ -63,9 +87,34 @@ class Node:
             else:
                 raise ValueError(f"transport {spec.proto!r} is not available on this node")
         ep.start()
+        self._tasks.append(self.loop.create_task(self._expire_bindings()))
         self.log.info("listening", sip=[str(b) for b in self.bound])
 
+    def _on_register(self, tx, req) -> None:
+        src = tx.context
+
+        def done(resp, err) -> None:
+            if err is None:
+                self.endpoint.respond(tx, resp)
+            elif isinstance(err, SipError):
+                self.endpoint.respond(tx, make_response(req, err.status, err.reason,
+                                                        headers=list(err.headers)))
+            else:
+                self.log.error("register_failed", call_id=req.call_id, error=repr(err))
+                self.endpoint.respond(tx, make_response(req, 500))
+        drive(self.registrar.register(req, (src.proto, src.host, src.port), time.time()), done)
+
+    async def _expire_bindings(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                await self.registrar.expire(time.time())
+            except Exception:
+                self.log.exception("binding_expiry_failed")
+
     async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
         self.endpoint.stop()
         for srv in self.servers:
             srv.close()

@@ -73,11 +73,11 @@ class NodeThread:
 
 
 @contextmanager
-def running_node(make=None, **opts):
+def running_node(make=None, credentials=None, **opts):
     port = free_port()
     opts.setdefault("listen", [Listen("udp", "127.0.0.1", port), Listen("tcp", "127.0.0.1", port)])
     options = NodeOptions(**opts)
-    factory = make or (lambda loop: Node(options, None, loop))
+    factory = make or (lambda loop: Node(options, None, loop, credentials=credentials))
     nt = NodeThread(factory)
     nt.start()
     nt.port = port

@@ -69,6 +69,11 @@ class StreamFramer:
             try:
                 length = parse_content_length(m.group(1).decode("latin-1")) if m else 0
             except SipError as err:
+                # Parse the header block alone so the 400 can still be addressed before the stream closes.
+                try:
+                    parse_message(bytes(buf[:head_end]), datagram=True)
+                except SipError as detailed:
+                    err = detailed
                 return self._fatal(out, err)
             if head_end + length > self.max_message:
                 return self._fatal(out, SipError(513, "message too large", fatal_stream=True))

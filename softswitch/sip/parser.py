@@ -57,7 +57,15 @@ def parse_message(data: bytes, *, datagram: bool = True, max_headers: int = MAX_
     if "\n " in head or "\n\t" in head:
         head = _FOLD_RE.sub(" ", head)
     lines = head.split("\r\n") if head.count("\n") == head.count("\r\n") else _LINE_RE.split(head)
-    msg = _start_line(lines[0])
+    start_error: SipError | None = None
+    try:
+        msg = _start_line(lines[0])
+    except SipError as err:
+        # Keep reading the headers: the answer (505, 400 ...) copies Via, From, To, Call-ID and CSeq.
+        msg = getattr(err, "partial", None)
+        if msg is None:
+            raise
+        start_error = err
     if len(lines) - 1 > max_headers:
         raise SipError(400, "too many header fields")
     headers = msg.headers
@@ -67,6 +75,8 @@ def parse_message(data: bytes, *, datagram: bool = True, max_headers: int = MAX_
         if not colon or not _NAME_RE.match(name):
             raise SipError(400, f"bad header line {line[:60]!r}", fatal_stream=not datagram)
         headers.append([canonical_name(name), value.strip(" \t")])
+    if start_error is not None:
+        raise start_error
     try:
         _validate(msg)
         cl_text = msg.get("Content-Length")

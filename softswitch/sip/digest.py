@@ -1,0 +1,202 @@
+"""HTTP digest authentication for SIP (RFC 3261 s. 22, RFC 7616, RFC 8760: MD5 and SHA-256).
+
+Pure: `now` is passed in and the secret is given. Nonces carry their issue time and an HMAC, so any number
+can be handed out without memory; only the nonce-counts seen (replay protection) are remembered, bounded,
+and forgotten when their nonce expires.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+HASHES = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}
+_PARAM_RE = re.compile(r'\s*([A-Za-z0-9_\-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,]*)\s*(?:,|$)', re.S)
+
+
+class AuthParseError(ValueError):
+    """An Authorization value that is not a well-formed credentials line."""
+
+
+@dataclass(frozen=True)
+class AuthResult:
+    kind: str                      # ok, stale, fail, unknown_user, replay, malformed, realm
+    username: str | None = None
+    uri: str | None = None
+    algorithm: str | None = None
+
+
+def parse_authorization(value: str) -> tuple[str, dict[str, str]]:
+    """`Digest a=b, c="d"` -> ("digest", {a: b, c: d}); names lower-cased, quoted-pairs unescaped."""
+    text = value.strip()
+    scheme, _, rest = text.partition(" ")
+    if not scheme or not re.fullmatch(r"[A-Za-z0-9_\-]+", scheme):
+        raise AuthParseError("no auth scheme")
+    params: dict[str, str] = {}
+    pos = 0
+    rest = rest.strip()
+    while pos < len(rest):
+        m = _PARAM_RE.match(rest, pos)
+        if not m or m.end() == pos:
+            raise AuthParseError(f"bad auth parameter near {rest[pos:pos + 30]!r}")
+        name, raw = m.group(1).lower(), m.group(2)
+        if raw.startswith('"'):
+            if len(raw) < 2 or not raw.endswith('"'):
+                raise AuthParseError("unterminated quoted string")
+            raw = re.sub(r"\\(.)", r"\1", raw[1:-1], flags=re.S)
+        if name in params:
+            raise AuthParseError(f"repeated auth parameter {name}")
+        params[name] = raw
+        pos = m.end()
+    return scheme.lower(), params
+
+
+def _h(algorithm: str, text: str) -> str:
+    return HASHES[algorithm](text.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def _base(algorithm: str) -> str:
+    return algorithm[:-5] if algorithm.upper().endswith("-SESS") else algorithm
+
+
+def compute_response(algorithm: str, ha1: str, method: str, uri: str, nonce: str, nc: str | None,
+                     cnonce: str | None, qop: str | None) -> str:
+    """request-digest of RFC 7616 s. 3.4.1 (qop=auth) or RFC 2069 (no qop)."""
+    base = _base(algorithm)
+    if algorithm.upper().endswith("-SESS"):
+        ha1 = _h(base, f"{ha1}:{nonce}:{cnonce}")
+    ha2 = _h(base, f"{method}:{uri}")
+    if qop:
+        return _h(base, f"{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}")
+    return _h(base, f"{ha1}:{nonce}:{ha2}")
+
+
+class DigestAuth:
+    def __init__(self, realm: str, secret: bytes, nonce_ttl: float = 300.0,
+                 algorithms: tuple[str, ...] = ("SHA-256", "MD5"), max_tracked_nonces: int = 500_000) -> None:
+        self.realm = realm
+        self.secret = secret
+        self.nonce_ttl = nonce_ttl
+        self.algorithms = algorithms
+        self.opaque = hmac.new(secret, b"opaque:" + realm.encode(), hashlib.sha256).hexdigest()[:32]
+        self.max_tracked = max_tracked_nonces
+        self._seen: dict[str, tuple[float, int]] = {}     # nonce -> (issued at, highest nc)
+        self._sweep_at = 0.0
+
+    # --- nonces ------------------------------------------------------------------------------------------
+    def make_nonce(self, now: float) -> str:
+        stamp = f"{now:.6f}"
+        mac = hmac.new(self.secret, stamp.encode(), hashlib.sha256).hexdigest()[:24]
+        return base64.b64encode(f"{stamp}:{mac}".encode()).decode().rstrip("=")
+
+    def nonce_time(self, nonce: str) -> float | None:
+        """The issue time of a nonce we made, or None for a forged/foreign one."""
+        try:
+            raw = base64.b64decode(nonce + "=" * (-len(nonce) % 4), validate=True).decode()
+            stamp, mac = raw.split(":")
+            good = hmac.new(self.secret, stamp.encode(), hashlib.sha256).hexdigest()[:24]
+            if not hmac.compare_digest(mac, good):
+                return None
+            return float(stamp)
+        except (ValueError, UnicodeDecodeError):
+            return None
+
+    def challenge(self, now: float, stale: bool = False) -> list[str]:
+        """WWW-Authenticate values, most preferred algorithm first (RFC 8760 s. 2.4), one shared nonce."""
+        nonce = self.make_nonce(now)
+        tail = ", stale=true" if stale else ""
+        return [f'Digest realm="{self.realm}", nonce="{nonce}", opaque="{self.opaque}", algorithm={alg}, '
+                f'qop="auth"{tail}' for alg in self.algorithms]
+
+    # --- verification ------------------------------------------------------------------------------------
+    def verify(self, method: str, value: str, lookup_ha1: Callable[[str, str], str | None],
+               now: float) -> AuthResult:
+        try:
+            scheme, p = parse_authorization(value)
+        except AuthParseError:
+            return AuthResult("malformed")
+        if scheme != "digest":
+            return AuthResult("malformed")
+        username, nonce, uri, response = p.get("username"), p.get("nonce"), p.get("uri"), p.get("response")
+        if not username or not nonce or uri is None or not response:
+            return AuthResult("malformed", username, uri)
+        if p.get("realm") != self.realm:
+            return AuthResult("realm", username, uri)
+        algorithm = p.get("algorithm", "MD5")
+        alg_key = algorithm.upper()
+        base = _base(alg_key)
+        if base not in HASHES:
+            return AuthResult("malformed", username, uri)
+        algorithm = "SHA-256" + alg_key[7:] if base == "SHA-256" else alg_key
+        qop, nc, cnonce = p.get("qop"), p.get("nc"), p.get("cnonce")
+        if qop is not None and (qop.lower() != "auth" or not nc or not cnonce
+                                or not re.fullmatch(r"[0-9a-fA-F]{8}", nc)):
+            return AuthResult("malformed", username, uri)
+        if "opaque" in p and p["opaque"] != self.opaque:
+            return AuthResult("fail", username, uri, algorithm)
+        ha1 = lookup_ha1(username, _base(algorithm))
+        known = ha1 is not None
+        if ha1 is None:
+            # The same work as for a known user, so neither timing nor answer tells which users exist.
+            ha1 = _h(_base(algorithm), f"{username}:{self.realm}:{self.secret.hex()}")
+        expected = compute_response(algorithm, ha1, method, uri, nonce, nc, cnonce, qop)
+        match = hmac.compare_digest(expected, response.lower())
+        issued = self.nonce_time(nonce)
+        if not known:
+            return AuthResult("unknown_user", username, uri, algorithm)
+        if not match:
+            return AuthResult("fail", username, uri, algorithm)
+        if issued is None:
+            return AuthResult("stale", username, uri, algorithm)   # not our nonce (e.g. from before a restart)
+        if now - issued > self.nonce_ttl:
+            return AuthResult("stale", username, uri, algorithm)
+        if not self._count(nonce, issued, int(nc, 16) if nc else 0, qop is not None, now):
+            return AuthResult("replay", username, uri, algorithm)
+        return AuthResult("ok", username, uri, algorithm)
+
+    def _count(self, nonce: str, issued: float, nc: int, has_qop: bool, now: float) -> bool:
+        """Each nonce-count may be used once and must grow (RFC 7616 s. 3.4.5)."""
+        if now >= self._sweep_at:
+            self._sweep_at = now + min(self.nonce_ttl, 30.0)
+            limit = now - self.nonce_ttl
+            for n in [n for n, (t, _) in self._seen.items() if t < limit]:
+                del self._seen[n]
+        prev = self._seen.get(nonce)
+        if prev is not None and (not has_qop or nc <= prev[1]):
+            return False
+        if prev is None and len(self._seen) >= self.max_tracked:
+            # Full: forget the oldest; such a nonce is then refused as stale-by-count at worst, never accepted twice
+            # within one stored window.
+            self._seen.pop(next(iter(self._seen)))
+        self._seen[nonce] = (issued, nc)
+        return True
+
+
+def make_authorization(challenge: str, method: str, uri: str, username: str, password: str,
+                       nc: int = 1, cnonce: str = "0a4f113b") -> str:
+    """Client side: the Authorization value answering one WWW-Authenticate challenge."""
+    scheme, p = parse_authorization(challenge)
+    if scheme != "digest":
+        raise AuthParseError("not a digest challenge")
+    algorithm = p.get("algorithm", "MD5")
+    alg = algorithm.upper()
+    base = _base(alg)
+    if base not in HASHES:
+        raise AuthParseError(f"unsupported algorithm {algorithm}")
+    realm, nonce = p["realm"], p["nonce"]
+    ha1 = _h(base, f"{username}:{realm}:{password}")
+    qop = "auth" if "auth" in [q.strip() for q in p.get("qop", "").split(",")] else None
+    ncs = f"{nc:08x}"
+    resp = compute_response(alg, ha1, method, uri, nonce, ncs, cnonce, qop)
+    user_q = username.replace("\\", "\\\\").replace('"', '\\"')
+    parts = [f'username="{user_q}"', f'realm="{realm}"', f'nonce="{nonce}"', f'uri="{uri}"',
+             f'response="{resp}"', f"algorithm={algorithm}"]
+    if qop:
+        parts += [f'cnonce="{cnonce}"', f"qop={qop}", f"nc={ncs}"]
+    if "opaque" in p:
+        parts.append(f'opaque="{p["opaque"]}"')
+    return "Digest " + ", ".join(parts)
