@@ -16,7 +16,7 @@ from .sip.framing import Keepalive
 from .sip.message import Request, Response, make_response
 from .sip.parser import parse_message
 from .sip.transaction import Transaction, TransactionLayer
-from .sip.uas import check_request, error_response, response_address, stamp_via
+from .sip.uas import check_request, error_answer, error_response, response_address, stamp_via
 from .transport.base import Target
 from .transport.tcp import StreamConnection, connect_tcp
 
@@ -126,8 +126,7 @@ class Endpoint:
             self.handlers[req.method](tx, req)
         except SipError as err:
             if tx.state in ("trying", "proceeding"):
-                resp = make_response(req, err.status, err.reason, headers=list(err.headers))
-                self.respond(tx, resp)
+                self.respond(tx, error_answer(req, err))
         except Exception:
             self.counters["handler_errors"] += 1
             self.log.exception("handler_failed", method=req.method, call_id=req.call_id)

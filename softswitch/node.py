@@ -21,6 +21,7 @@ from .routing import Router
 from .sip.digest import DigestAuth
 from .sip.errors import SipError
 from .sip.message import make_response
+from .sip.uas import error_answer
 from .transport.tcp import listen_tcp
 from .transport.udp import listen_udp
 
@@ -61,7 +62,8 @@ class Node:
         self.endpoint.handlers["OPTIONS"] = make_options_handler(self.endpoint)
         realm = options.registrar.realm
         self.credentials = credentials or Credentials(realm, {})
-        self.auth = DigestAuth(realm, os.urandom(32), nonce_ttl=options.nonce_ttl)
+        self.auth = DigestAuth(realm, os.urandom(32), nonce_ttl=options.nonce_ttl,
+                               algorithms=options.registrar.algorithms)
         self.location = MemoryLocationStore()
         self.registrar = Registrar(self.location, self.auth, self.credentials.ha1, options.registrar)
         self.endpoint.handlers["REGISTER"] = self._on_register
@@ -97,8 +99,7 @@ class Node:
             if err is None:
                 self.endpoint.respond(tx, resp)
             elif isinstance(err, SipError):
-                self.endpoint.respond(tx, make_response(req, err.status, err.reason,
-                                                        headers=list(err.headers)))
+                self.endpoint.respond(tx, error_answer(req, err))
             else:
                 self.log.error("register_failed", call_id=req.call_id, error=repr(err))
                 self.endpoint.respond(tx, make_response(req, 500))

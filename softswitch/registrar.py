@@ -31,6 +31,7 @@ class RegistrarOptions:
     max_contacts: int = 5
     randomize_expires: bool = False
     node_id: str = ""
+    algorithms: tuple[str, ...] = ("MD5", "SHA-256")
 
 
 class Registrar:

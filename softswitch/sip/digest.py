@@ -77,7 +77,10 @@ def compute_response(algorithm: str, ha1: str, method: str, uri: str, nonce: str
 
 class DigestAuth:
     def __init__(self, realm: str, secret: bytes, nonce_ttl: float = 300.0,
-                 algorithms: tuple[str, ...] = ("SHA-256", "MD5"), max_tracked_nonces: int = 500_000) -> None:
+                 algorithms: tuple[str, ...] = ("MD5", "SHA-256"), max_tracked_nonces: int = 500_000) -> None:
+        # Both are offered together. MD5 comes first by default because many deployed phones (and SIPp)
+        # answer only the first challenge and know no SHA-256; put SHA-256 first where all phones follow
+        # RFC 8760 and pick the first algorithm they support.
         self.realm = realm
         self.secret = secret
         self.nonce_ttl = nonce_ttl
@@ -106,7 +109,7 @@ class DigestAuth:
             return None
 
     def challenge(self, now: float, stale: bool = False) -> list[str]:
-        """WWW-Authenticate values, most preferred algorithm first (RFC 8760 s. 2.4), one shared nonce."""
+        """WWW-Authenticate values in the configured order of preference (RFC 8760 s. 2.4), one shared nonce."""
         nonce = self.make_nonce(now)
         tail = ", stale=true" if stale else ""
         return [f'Digest realm="{self.realm}", nonce="{nonce}", opaque="{self.opaque}", algorithm={alg}, '

@@ -33,13 +33,20 @@ COMPACT = {
 }
 
 
+_NAME_CACHE: dict[str, str] = {}
+
+
 def canonical_name(name: str) -> str:
+    full = _NAME_CACHE.get(name)
+    if full is not None:
+        return full
     low = name.lower()
-    if len(low) == 1:
-        full = COMPACT.get(low)
-        if full:
-            return full
-    return _CANONICAL.get(low, name)
+    full = COMPACT.get(low) if len(low) == 1 else None
+    if full is None:
+        full = _CANONICAL.get(low, name)
+    if len(_NAME_CACHE) < 4096:  # bounded: header names come from the wire
+        _NAME_CACHE[name] = full
+    return full
 
 
 TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]+"
@@ -105,43 +112,26 @@ def quote(text: str) -> str:
 _PARAM_VALUE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~:\[\]]+")
 
 
+# One generic-param with its leading SEMI: token [ EQUAL ( token / host / quoted-string ) ]
+_PARAM_ITEM = re.compile(r'[ \t]*;[ \t]*(' + TOKEN + r')(?:[ \t]*=[ \t]*("(?:[^"\\]|\\.)*"|[A-Za-z0-9\-.!%*_+`\'~:\[\]]+))?')
+
+
 def parse_params(text: str, i: int = 0) -> list[tuple[str, str | None]]:
     """*( SEMI generic-param ): generic-param = token [ EQUAL gen-value ]; gen-value = token / host / quoted."""
     params: list[tuple[str, str | None]] = []
     n = len(text)
-    while True:
-        while i < n and text[i] in _LWS:
-            i += 1
-        if i >= n:
-            return params
-        if text[i] != ";":
-            raise SipError(400, f"expected ';' in parameters {text[:80]!r}")
-        i += 1
-        while i < n and text[i] in _LWS:
-            i += 1
-        m = re.compile(TOKEN).match(text, i)
-        if not m:
-            raise SipError(400, f"empty or bad parameter in {text[:80]!r}")
-        name = m.group()
+    match = _PARAM_ITEM.match
+    while i < n:
+        m = match(text, i)
+        if m is None:
+            if text[i:].strip(_LWS):
+                if '"' in text[i:] and text[i:].count('"') % 2:
+                    raise SipError(400, "unbalanced quotes")
+                raise SipError(400, f"bad parameters {text[:80]!r}")
+            break
+        params.append((m.group(1), m.group(2)))
         i = m.end()
-        while i < n and text[i] in _LWS:
-            i += 1
-        value: str | None = None
-        if i < n and text[i] == "=":
-            i += 1
-            while i < n and text[i] in _LWS:
-                i += 1
-            if i < n and text[i] == '"':
-                start = i
-                _, i = read_quoted(text, i)
-                value = text[start:i]
-            else:
-                m = _PARAM_VALUE.match(text, i)
-                if not m:
-                    raise SipError(400, f"bad value for parameter {name!r}")
-                value = m.group()
-                i = m.end()
-        params.append((name, value))
+    return params
 
 
 def params_str(params: list[tuple[str, str | None]]) -> str:

@@ -24,6 +24,7 @@ _FOLD_RE = re.compile(r"\r?\n[ \t]+")
 _LINE_RE = re.compile(r"\r?\n")
 # Call-ID = word [ "@" word ]; word chars (RFC 3261 s. 25.1)
 _CALLID_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~()<>:\\\"/\[\]?{}]+(?:@[A-Za-z0-9\-.!%*_+`'~()<>:\\\"/\[\]?{}]+)?\Z")
+_KNOWN_NAMES: dict[str, str] = {}
 _SINGLE = ("Call-ID", "From", "To", "CSeq", "Max-Forwards", "Content-Length", "Content-Type", "Expires")
 
 
@@ -69,12 +70,21 @@ def parse_message(data: bytes, *, datagram: bool = True, max_headers: int = MAX_
     if len(lines) - 1 > max_headers:
         raise SipError(400, "too many header fields")
     headers = msg.headers
+    known = _KNOWN_NAMES
     for line in lines[1:]:
         name, colon, value = line.partition(":")
-        name = name.rstrip(" \t")
-        if not colon or not _NAME_RE.match(name):
-            raise SipError(400, f"bad header line {line[:60]!r}", fatal_stream=not datagram)
-        headers.append([canonical_name(name), value.strip(" \t")])
+        canon = known.get(name) if colon else None
+        if canon is None:
+            name = name.rstrip(" \t")
+            if not colon or not _NAME_RE.match(name):
+                err = SipError(400, f"bad header line {line[:60]!r}", fatal_stream=not datagram)
+                if isinstance(msg, Request):
+                    err.partial = msg  # type: ignore[attr-defined]  # answerable if a Via came before
+                raise err
+            canon = canonical_name(name)
+            if len(known) < 4096:  # names seen on the wire, already validated; bounded
+                known[name] = canon
+        headers.append([canon, value.strip(" \t")])
     if start_error is not None:
         raise start_error
     try:

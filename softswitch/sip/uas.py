@@ -90,6 +90,13 @@ KNOWN_METHODS = frozenset({"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTE
                            "NOTIFY", "PUBLISH", "INFO", "REFER", "MESSAGE", "UPDATE"})
 
 
+def error_answer(req: Request, err: SipError) -> Response:
+    """The answer to a parsed request that a transaction user refused with a SipError; the Warning says why."""
+    resp = make_response(req, err.status, err.reason, to_tag=None, headers=list(err.headers))
+    resp.add("Warning", f'399 softswitch "{_warn_text(err.detail)}"')
+    return resp
+
+
 def error_response(err: SipError) -> Response | None:
     """A stateless answer to a request that failed to parse, if enough of it survived to address one
     (RFC 3261 s. 8.2.6.2 needs Via, From, To, Call-ID and CSeq copied; without a Via nobody can be answered)."""
