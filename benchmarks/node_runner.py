@@ -12,7 +12,7 @@ import signal
 
 from softswitch import log
 from softswitch.credentials import Credentials, ha1_pair
-from softswitch.node import Listen, Node, NodeOptions, new_loop
+from softswitch.node import Listen, Node, NodeOptions, new_loop, tune_gc
 from softswitch.registrar import RegistrarOptions
 
 REALM = "bench.test"
@@ -36,6 +36,7 @@ def main() -> None:
                        registrar=RegistrarOptions(realm=REALM, max_expires=3600))
     node = Node(opts, None, loop, credentials=creds)
     loop.run_until_complete(node.start())
+    tune_gc()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)

@@ -11,6 +11,7 @@ from .log import get as get_logger
 from .routing import Router
 from .sip.message import Request, make_response
 from .sip.transaction import Transaction
+from .sip.uri import SipURI
 
 
 class CallControl:
@@ -22,7 +23,9 @@ class CallControl:
 
     def on_invite(self, tx: Transaction, req: Request) -> None:
         self.endpoint.respond(tx, make_response(req, 100))
-        decision = self.router.decide(req, None, False)
+        uri = req.uri
+        number = uri.user_unescaped if isinstance(uri, SipURI) else None
+        decision = self.router.decide(number, uri.param("ext") if isinstance(uri, SipURI) else None)
         if decision.kind == "reject" or self.driver is None:
             status = decision.status or 480
             reason = decision.reason or "No agents"

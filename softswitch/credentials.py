@@ -25,10 +25,11 @@ class Credentials:
         self.realm = realm
         self._config = dict(entries)
         self._overrides: dict[str, dict[str, str]] = {}
-        self._db_path = db_path
         self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
+        self._version = 0
         if db_path:
-            self._load()
+            self._open(db_path)
 
     def ha1(self, user: str, algorithm: str) -> str | None:
         entry = self._overrides.get(user) or self._config.get(user)
@@ -47,20 +48,44 @@ class Credentials:
         self._config = dict(entries)
 
     def reset(self, user: str, password: str) -> None:
+        """A new softphone password; the phone must use it from its next REGISTER."""
         if not self.known(user):
             raise KeyError(user)
-        pair = ha1_pair(user, self.realm, password)
+        self.set_ha1(user, ha1_pair(user, self.realm, password))
+
+    def set_ha1(self, user: str, pair: dict[str, str]) -> None:
         self._overrides[user] = pair
-        if self._db_path:
-            with self._lock, sqlite3.connect(self._db_path) as db:
-                db.execute("INSERT OR REPLACE INTO softphone_secrets VALUES (?, ?, ?, ?, ?)",
-                           (user, self.realm, pair["MD5"], pair["SHA-256"], time.time()))
+        if self._db is not None:
+            with self._lock, self._db:
+                self._db.execute("INSERT OR REPLACE INTO softphone_secrets VALUES (?, ?, ?, ?, ?)",
+                                 (user, self.realm, pair["MD5"], pair["SHA-256"], time.time()))
+            self._version = self._data_version()
+
+    def refresh(self) -> bool:
+        """Pick up resets written by another process (`softswitch passwd --reset`); True when changed."""
+        if self._db is None or self._data_version() == self._version:
+            return False
+        self._load()
+        return True
+
+    def _data_version(self) -> int:
+        return self._db.execute("PRAGMA data_version").fetchone()[0]
+
+    def _open(self, path: str) -> None:
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS softphone_secrets (user TEXT PRIMARY KEY, realm TEXT, "
+                         "md5 TEXT, sha256 TEXT, updated_at REAL)")
+        self._load()
 
     def _load(self) -> None:
-        with sqlite3.connect(self._db_path) as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("CREATE TABLE IF NOT EXISTS softphone_secrets (user TEXT PRIMARY KEY, realm TEXT, "
-                       "md5 TEXT, sha256 TEXT, updated_at REAL)")
-            for user, realm, md5, sha256, _ in db.execute("SELECT * FROM softphone_secrets"):
-                if realm == self.realm:  # a hash is bound to its realm
-                    self._overrides[user] = {"MD5": md5, "SHA-256": sha256}
+        with self._lock:
+            rows = self._db.execute("SELECT user, realm, md5, sha256 FROM softphone_secrets").fetchall()
+            self._version = self._data_version()
+        # a hash is bound to its realm; a secret reset under another realm no longer applies
+        self._overrides = {u: {"MD5": m, "SHA-256": h} for u, realm, m, h in rows if realm == self.realm}
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None

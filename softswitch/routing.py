@@ -1,24 +1,22 @@
 """Called routes and call policy: where an INVITE goes, or why it is refused (pure).
 
 A called number (access code), optionally followed by an extension code, reaches a skill queue or an IVR
-flow. A call from outside straight to an agent's softphone number is refused (the phone never rings); an
-agent may call out only while registered and signed in.
+flow; a route may be specific to voice or video calls. A call from outside straight to an agent's softphone
+number is refused (the phone never rings); an agent may call out only while registered and signed in.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from .sip.message import Request
-from .sip.uri import SipURI
+from typing import Iterable, Protocol
 
 
-@dataclass(frozen=True)
-class Route:
+class RouteLike(Protocol):
     called: str
     ext: str | None
     kind: str            # "queue" or "ivr"
-    target: str          # queue name or IVR flow name
+    target: str
+    media: str           # any, voice, video
 
 
 @dataclass(frozen=True)
@@ -31,29 +29,31 @@ class Decision:
 
 
 class Router:
-    def __init__(self, routes: list[Route], softphones: dict[str, str]) -> None:
+    def __init__(self, routes: Iterable[RouteLike], softphones: dict[str, str]) -> None:
         """`softphones` maps softphone number -> agent id."""
-        self.routes: dict[tuple[str, str | None], Route] = {(r.called, r.ext): r for r in routes}
+        self.routes: dict[tuple[str, str | None, str], RouteLike] = {(r.called, r.ext, r.media): r for r in routes}
         self.softphones = softphones
 
-    def lookup(self, number: str, ext: str | None = None) -> Route | None:
-        """Exact (called, ext); else the longest called-number prefix whose remainder is a configured ext;
-        else the called number alone (the extension is then passed on to the IVR/queue)."""
-        if (number, ext) in self.routes:
-            return self.routes[(number, ext)]
-        for (called, rext), route in self.routes.items():
-            if rext is not None and ext is None and number == called + rext:
-                return route
-        return self.routes.get((number, None))
+    def _get(self, number: str, ext: str | None, media: str) -> RouteLike | None:
+        return self.routes.get((number, ext, media)) or self.routes.get((number, ext, "any"))
 
-    def decide(self, req: Request, caller_agent: str | None, caller_signed_in: bool) -> Decision:
+    def lookup(self, number: str, ext: str | None = None, media: str = "voice") -> tuple[RouteLike | None, str | None]:
+        """(route, extension passed on). Exact (called, ext); else a called number followed by a configured
+        extension code; else the called number alone (any extension is then passed on)."""
+        if ext is not None and (r := self._get(number, ext, media)):
+            return r, ext
+        for (called, rext, _), _route in self.routes.items():
+            if rext is not None and ext is None and number == called + rext:
+                if r := self._get(called, rext, media):
+                    return r, rext
+        return self._get(number, None, media), ext
+
+    def decide(self, number: str | None, ext: str | None = None, media: str = "voice",
+               caller_agent: str | None = None, caller_signed_in: bool = False) -> Decision:
         """`caller_agent` is the agent whose registered softphone sent the INVITE (authenticated), if any."""
-        uri = req.uri
-        if not isinstance(uri, SipURI) or uri.user is None:
+        if not number:
             return Decision("reject", status=404, reason="No route")
-        number = uri.user_unescaped or ""
-        ext = uri.param("ext")
-        route = self.lookup(number, ext)
+        route, ext = self.lookup(number, ext, media)
         if caller_agent is not None:
             if not caller_signed_in:
                 return Decision("reject", status=403, reason="Agent not signed in")

@@ -1,0 +1,148 @@
+"""The validated configuration: plain frozen dataclasses the node is built from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .secrets import PasswordPolicy
+
+QUEUE_TYPES = ("voice", "multimedia", "video", "voice_click_to_dial", "video_click_to_dial")
+STRATEGIES = ("longest_idle", "round_robin", "fewest_calls", "random", "ring_all", "linear")
+
+
+@dataclass(frozen=True)
+class ListenSpec:
+    transport: str       # udp, tcp, ws
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        h = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.transport}:{h}:{self.port}"
+
+
+@dataclass(frozen=True)
+class RegistrarSettings:
+    min_expires: int = 60
+    max_expires: int = 3600
+    default_expires: int = 3600
+    max_contacts: int = 5
+    randomize_expires: bool = False
+    nonce_ttl: float = 300.0
+    digest: tuple[str, ...] = ("MD5", "SHA-256")
+
+
+@dataclass(frozen=True)
+class SipSettings:
+    listen: tuple[ListenSpec, ...]
+    domain: str
+    realm: str
+    user_agent: str = "softswitch"
+    registrar: RegistrarSettings = RegistrarSettings()
+    session_expires: float = 1800.0
+
+
+@dataclass(frozen=True)
+class MediaSettings:
+    address: str = "127.0.0.1"
+    rtp_ports: tuple[int, int] = (20000, 29999)
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    cdr: str = "sqlite:///var/softswitch/cdr.db"
+    state: str = "memory"
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    node_id: str
+    sip: SipSettings
+    http_listen: tuple[str, int] | None
+    media: MediaSettings
+    storage: StorageSettings
+
+
+@dataclass(frozen=True)
+class Employee:
+    account: str
+    name: str
+    department: str = ""
+    phone: str = ""
+    password_hash: str = ""
+    role: str = "agent"          # agent, supervisor, admin
+
+
+@dataclass(frozen=True)
+class Agent:
+    id: str
+    account: str
+    softphone: str
+    ha1: dict = field(hash=False, compare=True)    # {"MD5": hex, "SHA-256": hex}
+    queues: tuple[str, ...] = ()
+    auto_answer_after: float = 2.0
+
+
+@dataclass(frozen=True)
+class Overflow:
+    kind: str                    # queue, ivr, hangup
+    target: str = ""
+
+
+@dataclass(frozen=True)
+class SkillQueue:
+    name: str
+    type: str = "voice"
+    strategy: str = "longest_idle"
+    max_wait: float = 60.0
+    max_calls: int = 100
+    ring_timeout: float = 15.0
+    wrap_up: float = 5.0
+    overflow: Overflow = Overflow("hangup")
+    record: bool = False
+    service_level: float = 20.0
+    short_abandon: float = 5.0
+    announce_entry: str | None = None
+    announce_every: float = 30.0
+    music_on_hold: str | None = None
+
+
+@dataclass(frozen=True)
+class CalledRoute:
+    called: str
+    ext: str | None
+    kind: str                    # queue or ivr
+    target: str
+    media: str = "any"           # any, voice, video
+
+
+@dataclass(frozen=True)
+class IvrStep:
+    kind: str                    # play, menu, queue, hangup, goto
+    files: tuple[str, ...] = ()
+    choices: tuple[tuple[str, str], ...] = ()      # digit -> target
+    target: str = ""
+    timeout: float = 5.0
+    retries: int = 2
+
+
+@dataclass(frozen=True)
+class Config:
+    file: str
+    server: ServerSettings
+    password_policy: PasswordPolicy
+    employees: tuple[Employee, ...]
+    agents: tuple[Agent, ...]
+    queues: tuple[SkillQueue, ...]
+    routes: tuple[CalledRoute, ...]
+    ivr: dict = field(hash=False, compare=True)    # flow name -> tuple[IvrStep, ...]
+    pool_nodes: tuple[str, ...] = ()
+
+    def agent(self, agent_id: str) -> Agent | None:
+        return next((a for a in self.agents if a.id == agent_id), None)
+
+    def queue(self, name: str) -> SkillQueue | None:
+        return next((q for q in self.queues if q.name == name), None)
+
+    def employee(self, account: str) -> Employee | None:
+        return next((e for e in self.employees if e.account == account), None)
