@@ -89,10 +89,14 @@ class DigestAuth:
         self.max_tracked = max_tracked_nonces
         self._seen: dict[str, tuple[float, int]] = {}     # nonce -> (issued at, highest nc)
         self._sweep_at = 0.0
+        self._counter = 0
 
     # --- nonces ------------------------------------------------------------------------------------------
     def make_nonce(self, now: float) -> str:
-        stamp = f"{now:.6f}"
+        # A counter makes every nonce unique even when two challenges share a clock reading; each phone's
+        # nonce-count then starts at 1 on a nonce of its own.
+        self._counter += 1
+        stamp = f"{now:.6f}.{self._counter:x}"
         mac = hmac.new(self.secret, stamp.encode(), hashlib.sha256).hexdigest()[:24]
         return base64.b64encode(f"{stamp}:{mac}".encode()).decode().rstrip("=")
 
@@ -104,7 +108,7 @@ class DigestAuth:
             good = hmac.new(self.secret, stamp.encode(), hashlib.sha256).hexdigest()[:24]
             if not hmac.compare_digest(mac, good):
                 return None
-            return float(stamp)
+            return float(stamp.rsplit(".", 1)[0])
         except (ValueError, UnicodeDecodeError):
             return None
 

@@ -1,0 +1,56 @@
+"""One contract for every location store implementation (memory now; the Redis store joins STORES)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from softswitch.location import Binding, MemoryLocationStore
+
+STORES = {"memory": MemoryLocationStore}
+
+
+@pytest.fixture(params=sorted(STORES))
+def store(request):
+    return STORES[request.param]()
+
+
+def b(aor: str, contact: str, expires_at: float, **kw) -> Binding:
+    return Binding(aor=aor, user=aor.split(":")[1].split("@")[0], contact=contact, key=contact,
+                   expires_at=expires_at, call_id="c", cseq=1, **kw)
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_replace_and_lookup_round_trip_all_fields(store):
+    full = b("sip:70001@cc.test", "sip:70001@10.0.0.1:5060", 200.0, q=0.5, instance="<urn:uuid:1>", reg_id="1",
+             path=["<sip:edge;lr>"], source=("tcp", "10.0.0.1", 40000), user_agent="Phone/1.0", node="n2",
+             registered_at=90.0, params=";+sip.instance=\"<urn:uuid:1>\"")
+    run(store.replace("sip:70001@cc.test", [full], 100.0))
+    assert run(store.lookup("sip:70001@cc.test", 100.0)) == [full]
+    assert run(store.lookup("sip:70002@cc.test", 100.0)) == []
+
+
+def test_lookup_hides_expired_and_expire_returns_them_once(store):
+    run(store.replace("sip:a@x", [b("sip:a@x", "sip:a@1", 150.0), b("sip:a@x", "sip:a@2", 300.0)], 100.0))
+    run(store.replace("sip:b@x", [b("sip:b@x", "sip:b@1", 120.0)], 100.0))
+    assert [x.contact for x in run(store.lookup("sip:a@x", 200.0))] == ["sip:a@2"]
+    gone = run(store.expire(200.0))
+    assert sorted(x.contact for x in gone) == ["sip:a@1", "sip:b@1"]
+    assert run(store.expire(200.0)) == []
+    assert run(store.count()) == 1
+    assert [x.contact for x in run(store.all())] == ["sip:a@2"]
+
+
+def test_replace_with_nothing_removes_the_aor(store):
+    run(store.replace("sip:a@x", [b("sip:a@x", "sip:a@1", 150.0)], 100.0))
+    run(store.replace("sip:a@x", [], 101.0))
+    assert run(store.lookup("sip:a@x", 101.0)) == [] and run(store.count()) == 0
+
+
+def test_binding_dict_round_trip():
+    x = b("sip:a@x", "sip:a@1", 1.0, path=["<sip:p;lr>"], source=("udp", "1.2.3.4", 5))
+    assert Binding.from_dict(x.to_dict()) == x
