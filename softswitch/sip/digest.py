@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from typing import Callable
 
 HASHES = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}
+_SCHEME_RE = re.compile(r"[A-Za-z0-9_\-]+\Z")
+_QUOTED_PAIR = re.compile(r"\\(.)", re.S)
+_NC_RE = re.compile(r"[0-9a-fA-F]{8}\Z")
 _PARAM_RE = re.compile(r'\s*([A-Za-z0-9_\-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,]*)\s*(?:,|$)', re.S)
 
 
@@ -34,7 +37,7 @@ def parse_authorization(value: str) -> tuple[str, dict[str, str]]:
     """`Digest a=b, c="d"` -> ("digest", {a: b, c: d}); names lower-cased, quoted-pairs unescaped."""
     text = value.strip()
     scheme, _, rest = text.partition(" ")
-    if not scheme or not re.fullmatch(r"[A-Za-z0-9_\-]+", scheme):
+    if not scheme or not _SCHEME_RE.match(scheme):
         raise AuthParseError("no auth scheme")
     params: dict[str, str] = {}
     pos = 0
@@ -47,7 +50,9 @@ def parse_authorization(value: str) -> tuple[str, dict[str, str]]:
         if raw.startswith('"'):
             if len(raw) < 2 or not raw.endswith('"'):
                 raise AuthParseError("unterminated quoted string")
-            raw = re.sub(r"\\(.)", r"\1", raw[1:-1], flags=re.S)
+            raw = raw[1:-1]
+            if "\\" in raw:
+                raw = _QUOTED_PAIR.sub(r"\1", raw)
         if name in params:
             raise AuthParseError(f"repeated auth parameter {name}")
         params[name] = raw
@@ -141,7 +146,7 @@ class DigestAuth:
         algorithm = "SHA-256" + alg_key[7:] if base == "SHA-256" else alg_key
         qop, nc, cnonce = p.get("qop"), p.get("nc"), p.get("cnonce")
         if qop is not None and (qop.lower() != "auth" or not nc or not cnonce
-                                or not re.fullmatch(r"[0-9a-fA-F]{8}", nc)):
+                                or not _NC_RE.match(nc)):
             return AuthResult("malformed", username, uri)
         if "opaque" in p and p["opaque"] != self.opaque:
             return AuthResult("fail", username, uri, algorithm)

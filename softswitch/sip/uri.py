@@ -37,10 +37,13 @@ def unescape(text: str) -> str:
         return raw
 
 
+_USER_UNRESERVED = re.compile(r"[A-Za-z0-9\-_.!~*'()&=+$,;?/]")
+
+
 def escape_user(text: str) -> str:
     out = []
     for ch in text:
-        if re.match(r"[A-Za-z0-9\-_.!~*'()&=+$,;?/]", ch):
+        if _USER_UNRESERVED.match(ch):
             out.append(ch)
         else:
             out.extend(f"%{b:02X}" for b in ch.encode("utf-8"))
@@ -142,8 +145,27 @@ def normalise_host(host: str) -> str:
     return host.lower()
 
 
+_CACHE: dict[str, "SipURI"] = {}
+_CACHE_MAX = 16384
+
+
 def parse_uri(text: str) -> URI:
-    """Parse any URI; SIP/SIPS strictly, other schemes kept opaque. Raises SipError(400) on bad syntax."""
+    """Parse any URI; SIP/SIPS strictly, other schemes kept opaque. Raises SipError(400) on bad syntax.
+
+    A phone's URIs repeat (R-URI, To, Contact of a challenge and its answer, every re-registration), so good
+    SIP URIs are remembered and handed out as copies (URIs are mutable)."""
+    hit = _CACHE.get(text)
+    if hit is not None:
+        return hit.copy()
+    uri = _parse_uri(text)
+    if isinstance(uri, SipURI):
+        if len(_CACHE) >= _CACHE_MAX:
+            _CACHE.clear()
+        _CACHE[text] = uri.copy()
+    return uri
+
+
+def _parse_uri(text: str) -> URI:
     scheme, sep, rest = text.partition(":")
     if not sep or not _SCHEME.match(scheme):
         raise SipError(400, f"bad URI {text[:80]!r}")
