@@ -1,0 +1,54 @@
+"""Live per-queue statistics: service level, average speed of answer, abandon rate, average handle time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class QueueStats:
+    queue: str
+    service_level_s: float = 20.0
+    short_abandon_s: float = 5.0
+    entered_n: int = 0
+    answered_n: int = 0
+    answered_in_sl: int = 0
+    abandoned_n: int = 0
+    short_abandoned: int = 0
+    overflowed_n: int = 0
+    completed_n: int = 0
+    wait_total: float = 0.0
+    talk_total: float = 0.0
+
+    def entered(self, now: float) -> None:
+        self.entered_n += 1
+
+    def answered(self, now: float, wait: float) -> None:
+        self.answered_n += 1
+        self.wait_total += wait
+        if wait <= self.service_level_s:
+            self.answered_in_sl += 1
+
+    def abandoned(self, now: float, wait: float) -> None:
+        self.abandoned_n += 1
+        if wait < self.short_abandon_s:
+            self.short_abandoned += 1
+
+    def overflowed(self, now: float) -> None:
+        self.overflowed_n += 1
+
+    def completed(self, now: float, talk: float) -> None:
+        self.completed_n += 1
+        self.talk_total += talk
+
+    def view(self) -> dict:
+        counted_abandons = self.abandoned_n - self.short_abandoned      # short abandons are not held against us
+        offered = self.answered_n + counted_abandons
+        return {
+            "entered": self.entered_n, "answered": self.answered_n, "abandoned": self.abandoned_n,
+            "overflowed": self.overflowed_n,
+            "service_level": round(self.answered_in_sl / offered, 4) if offered else None,
+            "average_speed_of_answer": round(self.wait_total / self.answered_n, 3) if self.answered_n else None,
+            "abandon_rate": round(counted_abandons / offered, 4) if offered else None,
+            "average_handle_time": round(self.talk_total / self.completed_n, 3) if self.completed_n else None,
+        }
