@@ -28,6 +28,10 @@ TABLE.update({
     ("ringing", "sign_out"): "offline",
     ("ringing", "unregistered"): "offline",
     ("talking", "hangup"): "wrap_up",
+    ("idle", "outbound"): "talking",         # the agent placed a call
+    ("busy", "outbound"): "talking",
+    ("rest", "outbound"): "talking",
+    ("wrap_up", "outbound"): "talking",
     ("talking", "hangup_no_wrap"): "idle",
     ("wrap_up", "wrap_up_done"): "idle",
 })

@@ -242,15 +242,27 @@ class Acd:
         agent_id, queue, at = item
         a = self.agents[agent_id]
         a.talk_time += now - at
-        spec = self.queues[queue]
-        self.stats[queue].completed(now, now - at)
+        wrap_up = self.queues[queue].wrap_up if queue else 0.0
+        if queue:
+            self.stats[queue].completed(now, now - at)
         self._emit(Event(now, "complete", queue, call_id, agent_id, wait=now - at))
         if a.state == "talking":
-            if spec.wrap_up > 0:
-                a.wrap_up_until = now + spec.wrap_up
+            if wrap_up > 0:
+                a.wrap_up_until = now + wrap_up
                 self._change(a, "hangup", "wrap-up")
             else:
                 self._change(a, "hangup_no_wrap", "call ended")
+        return self.dispatch()
+
+    def outbound(self, agent_id: str, call_id: str) -> list:
+        """A signed-in agent placed a call: occupied (talking) until it ends, then wrap-up like any call."""
+        now = self.clock()
+        a = self.agent(agent_id)
+        if a.state in ("offline", "ringing", "talking"):
+            raise AgentStateError(a.state, "outbound", f"cannot call out while {a.state}")
+        self._change(a, "outbound", "outbound call")
+        a.call_id = call_id
+        self.talking[call_id] = (agent_id, "", now)
         return self.dispatch()
 
     # --- time ----------------------------------------------------------------------------------------------

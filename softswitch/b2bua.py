@@ -1,39 +1,535 @@
 """Call control: the back-to-back user agent between customers and agents.
 
-A customer's INVITE is routed (routing.Router); refused calls get their final answer here. Calls that reach
-a queue or an IVR are handed to the call driver (the ACD and media side), which answers the customer leg and
-places agent legs.
+A customer's INVITE is routed (routing.Router). A call for a skill queue is answered at once (so the switch
+can play media) and queued in the ACD; the ACD's offers become INVITEs to the agent's registered softphone
+with auto-answer hints; when the agent answers, the customer is re-INVITEd with the agent's session so the
+two talk. Either side hanging up ends both; dead calls end by session timer.
 """
 
 from __future__ import annotations
 
+import time
+
+from acd import AcdError, AgentStateError, Leave, Offer, Withdraw
+
+from .legs import Leg, new_tag
 from .log import get as get_logger
 from .routing import Router
-from .sip.message import Request, make_response
+from .sdp import ANSWER_DIRECTION, build_sdp, negotiate_audio, parse_sdp
+from .sip.errors import SipError
+from .sip.headers import parse_params
+from .sip.message import Request, Response, make_response
 from .sip.transaction import Transaction
 from .sip.uri import SipURI
+from .transport.base import Target
+
+MIN_SE = 90
+
+
+class Call:
+    def __init__(self, call_id: str, customer: Leg, number: str) -> None:
+        self.id = call_id
+        self.customer = customer
+        self.number = number
+        self.queue = ""
+        self.offers: dict[str, Leg] = {}        # agent id -> agent leg ringing or answered
+        self.agent_leg: Leg | None = None       # the connected agent
+        self.offer_sdp = b""                    # the customer's session description
+        self.video = False
+        self.started = time.time()
+        self.answered_at = 0.0
+        self.ended = False
+        self.outbound_to: Leg | None = None     # outbound calls: the called leg
+        self.ivr = None
+        self.priority = 0                       # from the customer's Priority header (RFC 3261 s. 20.26)
 
 
 class CallControl:
-    def __init__(self, endpoint, router: Router) -> None:
-        self.endpoint = endpoint
-        self.router = router
-        self.log = get_logger("calls")
-        self.driver = None     # the ACD/media side; set by the node when queues are configured
+    ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, REGISTER"
 
+    def __init__(self, endpoint, router: Router, *, domain: str = "localhost", media_address: str = "127.0.0.1",
+                 rtp_ports: tuple[int, int] = (20000, 29999), session_expires: int = 1800, auth=None,
+                 lookup_ha1=None) -> None:
+        self.endpoint = endpoint
+        self.loop = endpoint.loop
+        self.router = router
+        self.domain = domain
+        self.media_address = media_address
+        self.session_expires = int(session_expires)
+        self.auth = auth
+        self.lookup_ha1 = lookup_ha1
+        self.log = get_logger("calls")
+        self.center = None                      # ContactCenter when queues are configured
+        self.ivr_runner = None
+        self.listen: dict[str, tuple[str, int]] = {}
+        self.calls: dict[str, Call] = {}
+        self.dialogs: dict[tuple[str, str], Leg] = {}
+        self.pending: dict[str, Leg] = {}       # our INVITEs by Call-ID until they have a dialog
+        self._port_lo, self._port_hi = rtp_ports
+        self._next_port = rtp_ports[0]
+        self.stats = {"calls": 0, "rejected": 0, "answered_by_agent": 0, "ended": 0, "overloaded": 0}
+        self.max_calls = 0                      # 0: no limit; else 503 past it
+        for m, h in (("INVITE", self.on_invite), ("BYE", self.on_bye), ("CANCEL", self.on_cancel),
+                     ("UPDATE", self.on_update), ("INFO", self.on_info)):
+            endpoint.handlers[m] = h
+        endpoint.ack_handler = self.on_ack
+        endpoint.stray_response_handler = self.on_stray_response
+
+    # --- addressing ----------------------------------------------------------------------------------------
+    def _hostport(self, proto: str) -> tuple[str, int]:
+        return self.listen.get(proto) or next(iter(self.listen.values()), ("127.0.0.1", 5060))
+
+    def contact_for(self, proto: str) -> str:
+        host, port = self._hostport(proto)
+        t = "" if proto == "udp" else f";transport={proto}"
+        return f"<sip:softswitch@{host}:{port}{t}>"
+
+    def via_for(self, proto: str) -> str:
+        host, port = self._hostport(proto)
+        return f"SIP/2.0/{proto.upper()} {host}:{port};rport"
+
+    def media_port(self) -> int:
+        """Even ports round the configured range (RTP on even, RTCP on odd)."""
+        port = self._next_port
+        self._next_port += 2
+        if self._next_port > self._port_hi - 1:
+            self._next_port = self._port_lo
+        return port
+
+    def register_leg(self, leg: Leg) -> None:
+        self.dialogs[leg.key] = leg
+        if leg.invite_req is not None:
+            self.pending.pop(leg.invite_req.call_id, None)
+
+    def register_pending(self, call_id: str, leg: Leg) -> None:
+        self.pending[call_id] = leg
+
+    def _leg_for(self, req: Request) -> Leg | None:
+        return self.dialogs.get((req.call_id, req.to.tag or ""))
+
+    def live_agent_calls(self) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = {}
+        for call in self.calls.values():
+            for agent_id, leg in call.offers.items():
+                if leg.state != "ended":
+                    out.setdefault(agent_id, set()).add(call.id)
+            if call.outbound_to is not None and call.customer.agent_id:
+                out.setdefault(call.customer.agent_id, set()).add(call.id)
+        return out
+
+    # --- incoming INVITE -----------------------------------------------------------------------------------
     def on_invite(self, tx: Transaction, req: Request) -> None:
-        self.endpoint.respond(tx, make_response(req, 100))
+        if req.to.tag:
+            self._reinvite(tx, req)
+            return
+        ep = self.endpoint
+        ep.respond(tx, make_response(req, 100))
+        if self.max_calls and len(self.calls) >= self.max_calls:
+            self.stats["overloaded"] += 1
+            ep.respond(tx, make_response(req, 503, "Overloaded", to_tag=new_tag(), headers=[("Retry-After", "5")]))
+            return
+        offer = None
+        if req.body:
+            ctype = (req.get("Content-Type") or "").split(";")[0].strip().lower()
+            if ctype != "application/sdp":
+                raise SipError(415, "only application/sdp bodies", headers=(("Accept", "application/sdp"),))
+            offer = parse_sdp(req.body)
+        caller_agent = None
+        from_user = req.from_.uri.user_unescaped if isinstance(req.from_.uri, SipURI) else None
+        if from_user and from_user in self.router.softphones and self.auth is not None:
+            caller_agent = self._authenticate_agent(tx, req, from_user)
+            if caller_agent is None:
+                return
         uri = req.uri
         number = uri.user_unescaped if isinstance(uri, SipURI) else None
-        decision = self.router.decide(number, uri.param("ext") if isinstance(uri, SipURI) else None)
-        if decision.kind == "reject" or self.driver is None:
-            status = decision.status or 480
-            reason = decision.reason or "No agents"
-            self.log.info("call_rejected", call_id=req.call_id, status=status, reason=reason)
-            self.endpoint.respond(tx, make_response(req, status, reason, to_tag=_tag(req)))
+        media = "video" if offer is not None and offer.has_video else "voice"
+        signed_in = False
+        if caller_agent and self.center is not None:
+            a = self.center.acd.agents.get(caller_agent)
+            signed_in = bool(a and a.registered and a.state != "offline")
+        decision = self.router.decide(number, uri.param("ext") if isinstance(uri, SipURI) else None, media,
+                                      caller_agent, signed_in)
+        if decision.kind == "reject" or (decision.kind in ("queue", "ivr") and self.center is None):
+            status, reason = decision.status or 480, decision.reason or "No agents"
+            self.stats["rejected"] += 1
+            self.log.info("call_rejected", call_id=req.call_id, number=number, status=status, reason=reason)
+            ep.respond(tx, make_response(req, status, reason, to_tag=new_tag()))
             return
-        self.driver.incoming(tx, req, decision)
+        if decision.kind == "outbound":
+            from .outbound import place_outbound
+            place_outbound(self, tx, req, number or "", caller_agent)
+            return
+        call = self._answer_customer(tx, req, offer, number or "")
+        if call is None:
+            return
+        if decision.kind == "queue":
+            self.enqueue(call, decision.target)
+        else:
+            self.start_ivr(call, decision.target)
+
+    def _authenticate_agent(self, tx, req: Request, user: str) -> str | None:
+        """An INVITE claiming to come from an agent's softphone must prove it (407 challenge)."""
+        values = req.get_all("Proxy-Authorization")
+        now = time.time()
+        if not values:
+            self.endpoint.respond(tx, make_response(req, 407, to_tag=new_tag(), headers=[
+                ("Proxy-Authenticate", v) for v in self.auth.challenge(now)]))
+            return None
+        result = self.auth.verify(req.method, values[0], self.lookup_ha1, now)
+        if result.kind in ("stale", "replay", "realm"):
+            self.endpoint.respond(tx, make_response(req, 407, to_tag=new_tag(), headers=[
+                ("Proxy-Authenticate", v) for v in self.auth.challenge(now, stale=result.kind == "stale")]))
+            return None
+        if result.kind != "ok" or result.username != user:
+            self.endpoint.respond(tx, make_response(req, 403, to_tag=new_tag()))
+            return None
+        return self.router.softphones[user]
+
+    def _session_timer_headers(self, req: Request) -> tuple[list[tuple[str, str]], int, bool] | None:
+        """RFC 4028 as UAS: (headers for the 2xx, interval, whether we refresh); None after answering 422."""
+        se_value = req.get("Session-Expires")
+        supported = {t.strip().lower() for v in req.get_all("Supported") for t in v.split(",")}
+        interval = self.session_expires
+        asked = None
+        if se_value:
+            head, _, rest = se_value.partition(";")
+            if head.strip().isdigit():
+                asked = int(head.strip())
+                params = dict((k.lower(), (v or "").lower()) for k, v in parse_params(";" + rest)) if rest else {}
+                if asked < MIN_SE:
+                    return None
+                interval = min(asked, self.session_expires)
+                if params.get("refresher") == "uas":
+                    return [("Session-Expires", f"{interval};refresher=uas")], interval, True
+        if "timer" in supported:
+            return [("Session-Expires", f"{interval};refresher=uac"), ("Require", "timer")], interval, False
+        return [("Session-Expires", f"{interval};refresher=uas")], interval, True
+
+    def _answer_customer(self, tx, req: Request, offer, number: str) -> Call | None:
+        timer = self._session_timer_headers(req)
+        if timer is None:
+            self.endpoint.respond(tx, make_response(req, 422, to_tag=new_tag(), headers=[("Min-SE", str(MIN_SE))]))
+            return None
+        headers, interval, we_refresh = timer
+        sdp = b""
+        if offer is not None:
+            audio = offer.first("audio")
+            picked = negotiate_audio(audio) if audio else None
+            if picked is None:
+                self.endpoint.respond(tx, make_response(req, 488, "No common audio codec", to_tag=new_tag()))
+                return None
+            pt, event = picked
+            video = [m for m in offer.media if m.kind == "video" and m.port]
+            sdp = build_sdp(self.media_address, int(time.time()), 1,
+                            [(self.media_port(), event, ANSWER_DIRECTION[audio.direction], pt)],
+                            video, [self.media_port() for _ in video])
+        leg = Leg(self, "uas", None, tx.context)
+        leg.invite_tx = tx
+        call = Call(req.call_id, leg, number)
+        leg.call = call
+        call.offer_sdp = req.body
+        call.priority = {"emergency": 2, "urgent": 1}.get((req.get("Priority") or "").strip().lower(), 0)
+        call.video = bool(offer is not None and offer.has_video)
+        self.calls[call.id] = call
+        self.stats["calls"] += 1
+        leg.answer(req, sdp, headers)
+        leg.start_session_timer(interval, we_refresh)
+        self.log.info("call_answered", call_id=call.id, number=number, video=call.video)
+        return call
+
+    # --- queue and ACD actions -----------------------------------------------------------------------------
+    def enqueue(self, call: Call, queue: str) -> None:
+        call.queue = queue
+        try:
+            self.center.run(self.center.acd.enqueue, call.id, queue, _priority(call), call.video)
+        except AcdError as exc:
+            self.log.error("enqueue_failed", call_id=call.id, error=str(exc))
+            self.end_call(call, "no queue")
+
+    def start_ivr(self, call: Call, flow: str) -> None:
+        if self.ivr_runner is None:
+            self.end_call(call, "no IVR")
+            return
+        self.ivr_runner.start(call, flow)
+
+    def apply(self, actions: list) -> None:
+        for act in actions:
+            try:
+                if isinstance(act, Offer):
+                    self._offer(act)
+                elif isinstance(act, Withdraw):
+                    self._withdraw(act)
+                elif isinstance(act, Leave):
+                    self._leave(act)
+            except Exception:
+                self.log.exception("action_failed", action=repr(act))
+
+    def _offer(self, o: Offer) -> None:
+        call = self.calls.get(o.call_id)
+        bindings = sorted(self.center.bindings.get(o.softphone, ()), key=lambda b: (b.q or 0.0, b.registered_at))
+        live = [b for b in bindings if b.expires_at > time.time()]
+        if call is None or not live:
+            self.loop.call_soon(self.center.run, self.center.acd.offer_failed, o.call_id, o.agent_id, "declined")
+            return
+        b = live[-1]
+        proto, host, port = b.source
+        conn = self.endpoint.find_connection(proto, host, port) if proto != "udp" else None
+        leg = Leg(self, "uac", call, Target(proto, host, port, conn))
+        leg.agent_id = o.agent_id
+        call.offers[o.agent_id] = leg
+        cust = call.customer.dialog
+        caller = cust.remote_uri if cust else "<sip:anonymous@anonymous.invalid>"
+        extra = [("Call-Info", f"<sip:{self.domain}>;answer-after={o.auto_answer_after:g}"),
+                 ("Alert-Info", f"<http://localhost>;info=alert-autoanswer;delay={o.auto_answer_after:g}"),
+                 ("Session-Expires", f"{self.session_expires};refresher=uac")]
+        extra += [("Route", p) for p in b.path]
+        if call.queue:
+            extra.append(("X-CC-Queue", call.queue))
+        sdp = call.offer_sdp or build_sdp(self.media_address, int(time.time()), 1,
+                                          [(self.media_port(), 101, "sendrecv", 0)])
+        leg.invite(b.contact, f"<sip:{o.softphone}@{self.domain}>", caller, sdp, extra,
+                   lambda ev, tx, resp: self._agent_response(leg, ev, resp))
+
+    def _agent_response(self, leg: Leg, event: str, resp: Response | None) -> None:
+        call = leg.call
+        if event in ("timeout", "error"):
+            if leg.state != "ended" and not leg.cancelled:
+                leg.state = "ended"
+                self._offer_failed(call, leg, "no_answer" if event == "timeout" else "declined")
+            return
+        status = resp.status
+        if status < 200:
+            if status > 100 and leg.state == "calling":
+                leg.state = "early"
+                if leg.cancel_pending:
+                    leg._send_cancel()
+            return
+        if status < 300:
+            first = leg.dialog is None
+            leg.ack_2xx(resp)
+            if not first:
+                return
+            leg.remote_sdp = resp.body
+            if leg.cancelled or call.ended or leg.state == "ended":
+                leg.state = "confirmed"
+                leg.bye()
+                return
+            leg.state = "confirmed"
+            leg.start_session_timer(_se_interval(resp, self.session_expires), _we_refresh_uac(resp))
+            try:
+                self.center.run(self.center.acd.answered, call.id, leg.agent_id)
+            except AcdError:
+                leg.bye()
+                return
+            call.agent_leg = leg
+            call.answered_at = time.time()
+            self.stats["answered_by_agent"] += 1
+            self.log.info("call_connected", call_id=call.id, agent_id=leg.agent_id, queue=call.queue)
+            if resp.body and call.customer.state == "confirmed":
+                call.customer.reinvite(resp.body)          # media straight between the two phones
+            return
+        if leg.state != "ended":
+            leg.state = "ended"
+            self.dialogs.pop(leg.key, None)
+            if not leg.cancelled:
+                self._offer_failed(call, leg, "no_answer" if status in (408, 480) else "declined")
+
+    def _offer_failed(self, call: Call, leg: Leg, reason: str) -> None:
+        call.offers.pop(leg.agent_id, None)
+        self.center.run(self.center.acd.offer_failed, call.id, leg.agent_id, reason)
+
+    def _withdraw(self, w: Withdraw) -> None:
+        call = self.calls.get(w.call_id)
+        leg = call.offers.pop(w.agent_id, None) if call else None
+        if leg is not None:
+            leg.bye()
+
+    def _leave(self, act: Leave) -> None:
+        call = self.calls.get(act.call_id)
+        if call is None:
+            return
+        self.log.info("call_left_queue", call_id=call.id, kind=act.kind, target=act.target, reason=act.reason)
+        if act.kind == "ivr":
+            self.start_ivr(call, act.target)
+        else:
+            self.end_call(call, act.reason)
+
+    # --- in-dialog requests --------------------------------------------------------------------------------
+    def on_ack(self, req: Request, src) -> None:
+        leg = self._leg_for(req)
+        if leg is not None:
+            leg.got_ack(req)
+
+    def on_bye(self, tx, req: Request) -> None:
+        leg = self._leg_for(req)
+        if leg is None:
+            self.endpoint.respond(tx, make_response(req, 481))
+            return
+        self.endpoint.respond(tx, make_response(req, 200))
+        leg.stop_timers()
+        leg.state = "ended"
+        self.dialogs.pop(leg.key, None)
+        self.leg_gone(leg, "bye")
+
+    def on_cancel(self, tx, req: Request) -> None:
+        inv = self.endpoint.layer.find_invite_server(req)
+        if inv is None:
+            self.endpoint.respond(tx, make_response(req, 481))
+            return
+        self.endpoint.respond(tx, make_response(req, 200))
+        if inv.state in ("trying", "proceeding"):
+            self.endpoint.respond(inv, make_response(inv.request, 487, to_tag=new_tag()))
+            pending = getattr(inv, "outbound_leg", None)
+            if pending is not None:       # an agent's outbound call not yet answered: cancel the far side
+                pending.cancel()
+                if pending.call is not None:
+                    self.end_call(pending.call, "caller cancelled")
+
+    def on_update(self, tx, req: Request) -> None:
+        leg = self._leg_for(req)
+        if leg is None:
+            self.endpoint.respond(tx, make_response(req, 481))
+            return
+        leg.refreshed()
+        se = req.get("Session-Expires")
+        headers = [("Session-Expires", se.split(";")[0] + ";refresher=uac"), ("Require", "timer")] if se else []
+        self.endpoint.respond(tx, make_response(req, 200, headers=[("Contact", leg.contact()), *headers]))
+
+    def on_info(self, tx, req: Request) -> None:
+        leg = self._leg_for(req)
+        if leg is None:
+            self.endpoint.respond(tx, make_response(req, 481))
+            return
+        self.endpoint.respond(tx, make_response(req, 200))
+        digit = _dtmf_relay_digit(req)
+        if digit and leg.call is not None and leg.call.ivr is not None:
+            leg.call.ivr.digit(digit)
+
+    def _reinvite(self, tx, req: Request) -> None:
+        leg = self._leg_for(req)
+        if leg is None:
+            self.endpoint.respond(tx, make_response(req, 481))
+            return
+        try:
+            leg.dialog.check_remote_cseq(req)
+        except SipError as err:
+            self.endpoint.respond(tx, make_response(req, err.status))
+            return
+        leg.refreshed()
+        call = leg.call
+        other = None
+        if call is not None:
+            other = call.agent_leg if leg is call.customer else (call.customer if leg is call.agent_leg else None)
+        headers = [("Contact", leg.contact()), ("Allow", self.ALLOW)]
+        se = req.get("Session-Expires")
+        if se:
+            headers.append(("Session-Expires", se))
+        if req.body and other is not None and other.state == "confirmed":
+            # Relay the new session (hold/unhold, codec change) and answer with what the other side answers.
+            def relayed(event, ctx, resp, tx=tx, req=req):
+                other._reinvite_done(event, ctx, resp)
+                if event == "response" and resp is not None and resp.status >= 200:
+                    if resp.status < 300:
+                        leg.local_sdp = resp.body or leg.local_sdp
+                        self.endpoint.respond(tx, make_response(req, 200, headers=headers + [
+                            ("Content-Type", "application/sdp")], body=leg.local_sdp))
+                    else:
+                        self.endpoint.respond(tx, make_response(req, resp.status if resp.status < 600 else 488))
+                elif event in ("timeout", "error"):
+                    self.endpoint.respond(tx, make_response(req, 500, headers=[("Retry-After", "2")]))
+            other.reinvite(req.body, relayed)
+            return
+        body = leg.local_sdp
+        if req.body and body:
+            try:
+                direction = ANSWER_DIRECTION[parse_sdp(req.body).first("audio").direction]
+                body = _with_direction(body, direction)
+            except (SipError, AttributeError):
+                pass
+        self.endpoint.respond(tx, make_response(req, 200, headers=headers + (
+            [("Content-Type", "application/sdp")] if body else []), body=body))
+
+    def on_stray_response(self, resp: Response, src) -> None:
+        """A 2xx retransmission after the INVITE transaction ended: ACK it again (s. 13.2.2.4)."""
+        if resp.cseq[1] != "INVITE" or not 200 <= resp.status < 300:
+            return
+        leg = self.dialogs.get((resp.call_id, resp.from_.tag or ""))
+        if leg is not None and leg.dialog is not None:
+            leg.ack_2xx(resp)
+
+    # --- ends ----------------------------------------------------------------------------------------------
+    def leg_failed(self, leg: Leg, why: str) -> None:
+        self.log.info("leg_failed", call_id=leg.call.id if leg.call else "", why=why)
+        leg.bye()
+        self.dialogs.pop(leg.key, None)
+        self.leg_gone(leg, why)
+
+    def leg_gone(self, leg: Leg, why: str) -> None:
+        call = leg.call
+        if call is None or call.ended:
+            return
+        if leg is call.customer:
+            self.end_call(call, "customer " + why)
+        elif leg is call.agent_leg or leg is call.outbound_to:
+            self.end_call(call, "agent " + why)
+        else:
+            call.offers.pop(leg.agent_id, None)
+
+    def end_call(self, call: Call, reason: str) -> None:
+        if call.ended:
+            return
+        call.ended = True
+        self.calls.pop(call.id, None)
+        self.stats["ended"] += 1
+        for leg in [call.customer, call.agent_leg, call.outbound_to, *call.offers.values()]:
+            if leg is not None:
+                leg.bye()
+                self.dialogs.pop(leg.key, None)
+        if call.ivr is not None:
+            call.ivr.cancel()
+        if self.center is not None:
+            acd = self.center.acd
+            if call.id in acd.talking:
+                self.center.run(acd.call_ended, call.id)
+            elif call.id in acd.entries:
+                self.center.run(acd.caller_gone, call.id)
+        self.log.info("call_ended", call_id=call.id, reason=reason,
+                      duration=round(time.time() - call.started, 3))
+
+    def stop(self) -> None:
+        for call in list(self.calls.values()):
+            self.end_call(call, "node stopping")
 
 
-def _tag(req: Request) -> str:
-    return format(abs(hash((req.call_id, "b2bua"))) & 0xFFFFFFFF, "x")
+def _priority(call: Call) -> int:
+    return call.priority
+
+
+def _se_interval(resp: Response, default: int) -> int:
+    se = resp.get("Session-Expires")
+    head = se.split(";")[0].strip() if se else ""
+    return int(head) if head.isdigit() else default
+
+
+def _we_refresh_uac(resp: Response) -> bool:
+    se = (resp.get("Session-Expires") or "").lower()
+    return "refresher=uas" not in se
+
+
+def _with_direction(sdp: bytes, direction: str) -> bytes:
+    lines = sdp.decode().split("\r\n")
+    out = [f"a={direction}" if ln in ("a=sendrecv", "a=sendonly", "a=recvonly", "a=inactive") else ln for ln in lines]
+    return "\r\n".join(out).encode()
+
+
+def _dtmf_relay_digit(req: Request) -> str | None:
+    ctype = (req.get("Content-Type") or "").lower()
+    text = req.body.decode("latin-1", "replace")
+    if "dtmf-relay" in ctype:
+        for line in text.splitlines():
+            k, _, v = line.partition("=")
+            if k.strip().lower() == "signal" and v.strip():
+                return v.strip()[0]
+    if ctype.startswith("application/dtmf") and text.strip():
+        return text.strip()[0]
+    return None

@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import time
+from pathlib import Path
 from dataclasses import dataclass, field
 
 from . import log
@@ -16,6 +17,8 @@ from .endpoint import Endpoint
 from .location import MemoryLocationStore
 from .options import make_options_handler
 from .b2bua import CallControl
+from .contact_center import ContactCenter
+from .ivr import IvrRunner
 from .registrar import Registrar, RegistrarOptions
 from .routing import Router
 from .sip.digest import DigestAuth
@@ -69,8 +72,20 @@ class Node:
         self.endpoint.handlers["REGISTER"] = self._on_register
         self.router = Router(config.routes if config else [],
                              {a.softphone: a.id for a in config.agents} if config else {})
-        self.calls = CallControl(self.endpoint, self.router)
-        self.endpoint.handlers["INVITE"] = self.calls.on_invite
+        media = config.server.media if config else None
+        self.calls = CallControl(self.endpoint, self.router, domain=options.domain,
+                                 media_address=media.address if media else "127.0.0.1",
+                                 rtp_ports=media.rtp_ports if media else (20000, 29999),
+                                 session_expires=int(config.server.sip.session_expires) if config else 1800,
+                                 auth=self.auth, lookup_ha1=self.credentials.ha1)
+        self.center: ContactCenter | None = None
+        if config is not None and config.queues:
+            self.center = ContactCenter(config, self.loop)
+            self.center.calls = self.calls
+            self.calls.center = self.center
+            self.registrar.listeners.append(self.center.on_bindings)
+            self.calls.ivr_runner = IvrRunner(self.calls, config.ivr, Path(config.file).resolve().parent, self.loop)
+        self.api = None
         self._tasks: list[asyncio.Task] = []
         self.servers: list = []
         self.bound: list[Listen] = []
@@ -89,7 +104,15 @@ class Node:
                 self.bound.append(Listen("tcp", spec.host, srv.sockets[0].getsockname()[1]))
             else:
                 raise ValueError(f"transport {spec.proto!r} is not available on this node")
+        for b in self.bound:
+            self.calls.listen.setdefault(b.proto, (b.host, b.port))
         ep.start()
+        if self.center is not None:
+            self.center.start()
+        http = self.config.server.http_listen if self.config is not None else None
+        if http is not None and self.center is not None:
+            from .api.server import start_api
+            self.api = await start_api(self, http[0], http[1])
         self._tasks.append(self.loop.create_task(self._expire_bindings()))
         self.log.info("listening", sip=[str(b) for b in self.bound])
 
@@ -116,6 +139,12 @@ class Node:
                 self.log.exception("binding_expiry_failed")
 
     async def stop(self) -> None:
+        self.calls.stop()
+        self.endpoint.flush()
+        if self.center is not None:
+            self.center.stop()
+        if self.api is not None:
+            await self.api.cleanup()
         for t in self._tasks:
             t.cancel()
         self.endpoint.stop()
@@ -192,6 +221,8 @@ def run(config_path: str) -> int:
         return 1
     for b in node.bound:
         print(f"listening sip {b}", flush=True)
+    if node.api is not None:
+        print(f"listening http http://{cfg.server.http_listen[0]}:{node.http_port}", flush=True)
     node.log.info("serving", config=config_path, node_id=cfg.server.node_id, realm=cfg.server.sip.realm,
                   agents=len(cfg.agents), queues=len(cfg.queues), routes=len(cfg.routes))
     stop = asyncio.Event()

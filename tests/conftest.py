@@ -91,3 +91,10 @@ def running_node(make=None, credentials=None, **opts):
 def sip_node():
     with running_node(partial_timeout=1.0) as nt:
         yield nt
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """pjsua2 must be destroyed before interpreter exit tears its Python objects down."""
+    import sys
+    if "tools.softphone" in sys.modules:
+        sys.modules["tools.softphone"].shutdown()

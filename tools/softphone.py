@@ -281,3 +281,28 @@ def wav_energy(path: str, skip: float = 0.2) -> tuple[float, float]:
     spectrum = np.abs(np.fft.rfft(data * np.hanning(data.size)))
     freq = float(np.fft.rfftfreq(data.size, 1 / rate)[int(np.argmax(spectrum[1:])) + 1])
     return rms, freq
+
+
+def shutdown() -> None:
+    """Tear the library down while the Python call objects still exist (else pjsua asserts at exit)."""
+    phones = Softphones._instance
+    if phones is None:
+        return
+    try:
+        phones.ep.hangupAllCalls()
+        phones.pump(0.2)
+    except pj.Error:
+        pass
+    import gc
+    for acc in list(phones.accounts):
+        for rec in acc.calls:
+            rec.call = None
+        try:
+            acc.shutdown()
+        except pj.Error:
+            pass
+    phones.accounts.clear()
+    phones.keep.clear()
+    gc.collect()       # call objects go while the library can still forget them
+    phones.ep.libDestroy()
+    Softphones._instance = None

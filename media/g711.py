@@ -1,0 +1,125 @@
+"""G.711 mu-law (PCMU) and A-law (PCMA) by table lookup.
+
+Encode tables (65536 entries, indexed by the int16 sample's bit pattern) and decode tables (256 entries)
+are built once at import from the ITU G.711 reference algorithm as in the classic Sun/CCITT g711.c.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+PT = {"PCMU": 0, "PCMA": 8}
+
+# mu-law: 16-bit input, magnitude clipped at CLIP so that magnitude + BIAS still fits in 15 bits.
+BIAS = 0x84
+CLIP = 32635
+
+
+def _build_ulaw_encode() -> np.ndarray:
+    x = np.arange(-32768, 32768, dtype=np.int32)
+    sign = np.where(x < 0, 0x80, 0)
+    # No ZEROTRAP: G.711 permits the all-zero code word, so 0x00 is emitted for the loudest negatives.
+    mag = np.minimum(np.abs(x), CLIP) + BIAS
+    # exponent = position of the highest set bit of mag above bit 7 (mag is in [132, 32767]).
+    exponent = np.floor(np.log2(mag >> 7)).astype(np.int32)
+    mantissa = (mag >> (exponent + 3)) & 0x0F
+    code = ~(sign | (exponent << 4) | mantissa) & 0xFF
+    table = np.empty(65536, dtype=np.uint8)
+    table[x & 0xFFFF] = code  # index by the two's-complement bit pattern, i.e. pcm.view(uint16)
+    return table
+
+
+def _build_ulaw_decode() -> np.ndarray:
+    u = ~np.arange(256, dtype=np.int32) & 0xFF
+    t = (((u & 0x0F) << 3) + BIAS) << ((u & 0x70) >> 4)
+    return np.where(u & 0x80, BIAS - t, t - BIAS).astype(np.int16)
+
+
+# A-law segment end points on the 13-bit magnitude (Sun g711.c seg_aend).
+_SEG_AEND = np.array([0x1F, 0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF], dtype=np.int32)
+
+
+def _build_alaw_encode() -> np.ndarray:
+    x = np.arange(-32768, 32768, dtype=np.int32)
+    v = x >> 3
+    # Negative values use one's complement (-v - 1) so the law is symmetric; even bits toggled by 0x55.
+    mask = np.where(v >= 0, 0xD5, 0x55)
+    v = np.where(v >= 0, v, -v - 1)
+    seg = np.searchsorted(_SEG_AEND, v, side="left")  # first segment whose end >= v
+    quant = np.where(seg < 2, v >> 1, v >> np.maximum(seg, 1)) & 0x0F
+    code = np.where(seg >= 8, 0x7F, (np.minimum(seg, 7) << 4) | quant) ^ mask
+    table = np.empty(65536, dtype=np.uint8)
+    table[x & 0xFFFF] = code
+    return table
+
+
+def _build_alaw_decode() -> np.ndarray:
+    a = np.arange(256, dtype=np.int32) ^ 0x55
+    seg = (a & 0x70) >> 4
+    t = (a & 0x0F) << 4
+    t = np.where(seg == 0, t + 8, (t + 0x108) << np.maximum(seg - 1, 0))
+    return np.where(a & 0x80, t, -t).astype(np.int16)
+
+
+ULAW_ENCODE = _build_ulaw_encode()
+ULAW_DECODE = _build_ulaw_decode()
+ALAW_ENCODE = _build_alaw_encode()
+ALAW_DECODE = _build_alaw_decode()
+for _t in (ULAW_ENCODE, ULAW_DECODE, ALAW_ENCODE, ALAW_DECODE):
+    _t.flags.writeable = False
+
+
+def _as_pcm(pcm) -> np.ndarray:
+    a = np.asarray(pcm)
+    if a.dtype != np.int16:
+        # Wider inputs (e.g. int32 mixer sums) saturate rather than wrap.
+        a = np.clip(a, -32768, 32767).astype(np.int16)
+    return a
+
+
+def _as_codes(codes) -> np.ndarray:
+    if isinstance(codes, (bytes, bytearray, memoryview)):
+        return np.frombuffer(codes, dtype=np.uint8)
+    return np.asarray(codes, dtype=np.uint8)
+
+
+def ulaw_encode(pcm) -> np.ndarray:
+    """int16 samples -> mu-law codes (uint8)."""
+    return ULAW_ENCODE[_as_pcm(pcm).view(np.uint16)]
+
+
+def ulaw_decode(codes) -> np.ndarray:
+    """mu-law codes -> int16 samples."""
+    return ULAW_DECODE[_as_codes(codes)]
+
+
+def alaw_encode(pcm) -> np.ndarray:
+    """int16 samples -> A-law codes (uint8)."""
+    return ALAW_ENCODE[_as_pcm(pcm).view(np.uint16)]
+
+
+def alaw_decode(codes) -> np.ndarray:
+    """A-law codes -> int16 samples."""
+    return ALAW_DECODE[_as_codes(codes)]
+
+
+_ENC = {"PCMU": ULAW_ENCODE, "PCMA": ALAW_ENCODE}
+_DEC = {"PCMU": ULAW_DECODE, "PCMA": ALAW_DECODE}
+
+
+def encode(pcm, codec: str) -> bytes:
+    """int16 samples -> RTP payload bytes for codec "PCMU" or "PCMA"."""
+    try:
+        table = _ENC[codec]
+    except KeyError:
+        raise ValueError(f"unknown G.711 codec {codec!r}") from None
+    return table[_as_pcm(pcm).view(np.uint16)].tobytes()
+
+
+def decode(payload, codec: str) -> np.ndarray:
+    """RTP payload (bytes or uint8 array) -> int16 samples."""
+    try:
+        table = _DEC[codec]
+    except KeyError:
+        raise ValueError(f"unknown G.711 codec {codec!r}") from None
+    return table[_as_codes(payload)]

@@ -1,0 +1,209 @@
+"""The node's HTTP listener: JSON API, WebSocket events, health.
+
+Agents sign on with their business account; an agent sees and changes only their own state; supervisors and
+admins see every agent and queue. Tokens are bearer tokens that expire; passwords never reach the logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+from aiohttp import WSMsgType, web
+
+from acd import AcdError, AgentStateError
+
+from ..log import get as get_logger
+from ..settings import check_password
+from .sessions import Sessions
+
+SESSION = web.AppKey("session_store", Sessions)
+NODE = web.AppKey("node", object)
+
+
+def _json(data, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, default=str))
+
+
+def _error(status: int, message: str) -> web.Response:
+    return _json({"error": message}, status)
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler):
+    if request.path in ("/health", "/api/login") or not request.path.startswith("/api/"):
+        return await handler(request)
+    header = request.headers.get("Authorization", "")
+    token = header[7:] if header.startswith("Bearer ") else request.query.get("token", "")
+    session = request.app[SESSION].get(token) if token else None
+    if session is None:
+        return _error(401, "sign on first: POST /api/login")
+    request["session"] = session
+    return await handler(request)
+
+
+def _agent_of(request: web.Request, agent_id: str) -> str:
+    """`me` is the signed-on agent; another agent's id needs a supervisor."""
+    s = request["session"]
+    if agent_id == "me":
+        if s.agent_id is None:
+            raise web.HTTPBadRequest(text=json.dumps({"error": "this account is not an agent"}),
+                                     content_type="application/json")
+        return s.agent_id
+    if agent_id != s.agent_id and s.role not in ("supervisor", "admin"):
+        raise web.HTTPForbidden(text=json.dumps({"error": "agents may only see and change their own state"}),
+                                content_type="application/json")
+    return agent_id
+
+
+async def login(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    try:
+        body = await request.json()
+        account, password = str(body["account"]), str(body["password"])
+    except (ValueError, KeyError, TypeError):
+        return _error(400, "expected JSON {account, password}")
+    emp = node.config.employee(account)
+    # The hash check runs off the event loop (PBKDF2 is deliberately slow); unknown accounts cost the same.
+    encoded = emp.password_hash if emp else "pbkdf2_sha256$100000$AAAAAAAAAAAAAAAAAAAAAA$AAAA"
+    ok = await asyncio.get_running_loop().run_in_executor(None, check_password, password, encoded)
+    if not ok or emp is None:
+        get_logger("api").info("login_failed", account=account)
+        return _error(401, "wrong account or password")
+    agent = next((a for a in node.config.agents if a.account == account), None)
+    s = request.app[SESSION].open(account, emp.role, agent.id if agent else None)
+    get_logger("api").info("login", account=account, role=emp.role)
+    return _json({"token": s.token, "account": account, "role": emp.role, "agent_id": s.agent_id,
+                  "expires_at": s.expires_at})
+
+
+async def logout(request: web.Request) -> web.Response:
+    request.app[SESSION].close(request["session"].token)
+    return _json({"ok": True})
+
+
+async def agent_state(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    agent_id = _agent_of(request, request.match_info["agent"])
+    try:
+        return _json(node.center.acd.agent_view(agent_id))
+    except AcdError as exc:
+        return _error(404, str(exc))
+
+
+async def agent_action(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    center = node.center
+    agent_id = _agent_of(request, request.match_info["agent"])
+    action = request.match_info["action"]
+    try:
+        body = await request.json() if request.can_read_body else {}
+    except ValueError:
+        return _error(400, "body must be JSON")
+    try:
+        if action == "sign-in":
+            return _json(center.sign_in(agent_id))
+        if action == "sign-out":
+            return _json(center.sign_out(agent_id))
+        if action == "state":
+            return _json(center.set_state(agent_id, str(body.get("state", "")), str(body.get("reason", ""))))
+        if action == "hangup":
+            a = center.acd.agent(agent_id)
+            call = node.calls.calls.get(a.call_id or "")
+            if call is None:
+                return _error(409, "no call to hang up")
+            node.calls.end_call(call, "agent hung up via API")
+            return _json(center.acd.agent_view(agent_id))
+        if action == "softphone-password":
+            a = node.config.agent(agent_id)
+            bad = node.config.password_policy.violations(str(body.get("password", "")), a.account)
+            bad += node.config.password_policy.violations(str(body.get("password", "")), a.softphone)
+            if bad:
+                return _error(400, "password policy: " + "; ".join(dict.fromkeys(bad)))
+            node.credentials.reset(a.softphone, str(body["password"]))
+            return _json({"ok": True, "effective": "next REGISTER"})
+    except AgentStateError as exc:
+        return _error(409, str(exc))
+    except AcdError as exc:
+        return _error(400, str(exc))
+    return _error(404, f"no action {action!r}")
+
+
+async def agents(request: web.Request) -> web.Response:
+    s = request["session"]
+    center = request.app[NODE].center
+    ids = list(center.acd.agents) if s.role in ("supervisor", "admin") else [s.agent_id]
+    return _json([center.acd.agent_view(i) for i in ids if i])
+
+
+async def queues(request: web.Request) -> web.Response:
+    center = request.app[NODE].center
+    return _json([center.acd.queue_view(q) for q in center.acd.queues])
+
+
+async def queue(request: web.Request) -> web.Response:
+    center = request.app[NODE].center
+    name = request.match_info["name"]
+    if name not in center.acd.queues:
+        return _error(404, f"no skill queue {name!r}")
+    return _json(center.acd.queue_view(name))
+
+
+async def events(request: web.Request) -> web.StreamResponse:
+    """WebSocket: ACD events as JSON; an agent gets their own, supervisors everything."""
+    node = request.app[NODE]
+    s = request["session"]
+    ws = web.WebSocketResponse(heartbeat=30)
+    await ws.prepare(request)
+    q: asyncio.Queue = asyncio.Queue()
+    node.center.subscribers.add(q)
+    if s.agent_id:
+        await ws.send_json({"type": "snapshot", **node.center.acd.agent_view(s.agent_id)})
+
+    async def pump():
+        while True:
+            ev = await q.get()
+            if s.role in ("supervisor", "admin") or ev.get("agent_id") == s.agent_id:
+                await ws.send_json(ev)
+    task = asyncio.get_running_loop().create_task(pump())
+    try:
+        async for msg in ws:
+            if msg.type in (WSMsgType.ERROR, WSMsgType.CLOSE):
+                break
+    finally:
+        task.cancel()
+        node.center.subscribers.discard(q)
+    return ws
+
+
+async def health(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    return _json({"status": "ok", "node_id": node.options.registrar.node_id, "time": time.time(),
+                  "calls": len(node.calls.calls), "bindings": await node.location.count()})
+
+
+def make_app(node) -> web.Application:
+    app = web.Application(middlewares=[auth_middleware])
+    app[NODE] = node
+    app[SESSION] = Sessions()
+    app.router.add_post("/api/login", login)
+    app.router.add_post("/api/logout", logout)
+    app.router.add_get("/api/agents", agents)
+    app.router.add_get("/api/agents/{agent}", agent_state)
+    app.router.add_post("/api/agents/{agent}/{action}", agent_action)
+    app.router.add_get("/api/queues", queues)
+    app.router.add_get("/api/queues/{name}", queue)
+    app.router.add_get("/api/events", events)
+    app.router.add_get("/health", health)
+    return app
+
+
+async def start_api(node, host: str, port: int) -> web.AppRunner:
+    runner = web.AppRunner(make_app(node), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    node.http_port = site._server.sockets[0].getsockname()[1]
+    get_logger("api").info("listening", http=f"{host}:{node.http_port}")
+    return runner

@@ -1,0 +1,135 @@
+"""The ACD running inside a node: feeds it registrations, time and call events, and publishes its events.
+
+The ACD itself (acd/) is pure; this module gives it the wall clock, one re-armed timer for its deadlines,
+the softphone bindings from the registrar, and a reconciler that repairs states that drifted from reality.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import deque
+
+from acd import Acd, Agent, AgentStateError, Event, QueueSpec
+
+from . import log
+
+
+def acd_from_config(cfg, clock=time.time, on_event=None) -> Acd:
+    queues = [QueueSpec(q.name, q.type, q.strategy, q.max_wait, q.max_calls, q.ring_timeout, q.wrap_up,
+                        (q.overflow.kind, q.overflow.target), q.service_level, q.short_abandon) for q in cfg.queues]
+    agents = [Agent(a.id, a.softphone, {name: 0 for name in a.queues}, a.auto_answer_after, order=i)
+              for i, a in enumerate(cfg.agents)]
+    return Acd(queues, agents, clock, rng=random.Random(), on_event=on_event)
+
+
+class ContactCenter:
+    def __init__(self, cfg, loop: asyncio.AbstractEventLoop) -> None:
+        self.cfg = cfg
+        self.loop = loop
+        self.log = log.get("acd")
+        self.acd = acd_from_config(cfg, on_event=self._on_event)
+        self.calls = None                       # CallControl, set by the node
+        self.bindings: dict[str, list] = {}     # softphone -> live bindings
+        self.events: deque[Event] = deque(maxlen=10000)
+        self.subscribers: set[asyncio.Queue] = set()
+        self.corrections = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._reconciler: asyncio.Task | None = None
+
+    # --- inputs --------------------------------------------------------------------------------------------
+    def on_bindings(self, user: str, before: list, after: list) -> None:
+        self.bindings[user] = list(after)
+        agent = self.acd.by_softphone.get(user)
+        if agent is not None and agent.registered != bool(after):
+            self.run(self.acd.registration, agent.id, bool(after))
+
+    def run(self, fn, *args):
+        """Call an ACD input and carry out what it asks (offers, withdrawals, calls leaving)."""
+        actions = fn(*args)
+        if self.calls is not None and actions:
+            self.calls.apply(actions)
+        self._rearm()
+        return actions
+
+    def _rearm(self) -> None:
+        deadline = self.acd.next_deadline()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if deadline is not None:
+            self._timer = self.loop.call_later(max(0.0, deadline - time.time()) + 0.005, self._tick)
+
+    def _tick(self) -> None:
+        self._timer = None
+        try:
+            self.run(self.acd.tick)
+        except Exception:
+            self.log.exception("acd_tick_failed")
+            self._rearm()
+
+    def _on_event(self, ev: Event) -> None:
+        self.events.append(ev)
+        fields = {k: v for k, v in ev.__dict__.items() if v not in ("", 0.0) and k != "at"}
+        self.log.info("acd_" + ev.kind, **fields)
+        payload = {"type": ev.kind, **{k: v for k, v in ev.__dict__.items()}}
+        for q in list(self.subscribers):
+            if q.qsize() < 1000:
+                q.put_nowait(payload)
+
+    # --- agent commands (API) ------------------------------------------------------------------------------
+    def sign_in(self, agent_id: str) -> dict:
+        self.run(self.acd.sign_in, agent_id)
+        return self.acd.agent_view(agent_id)
+
+    def sign_out(self, agent_id: str) -> dict:
+        self.run(self.acd.sign_out, agent_id)
+        return self.acd.agent_view(agent_id)
+
+    def set_state(self, agent_id: str, state: str, reason: str = "") -> dict:
+        self.run(self.acd.set_state, agent_id, state, reason)
+        return self.acd.agent_view(agent_id)
+
+    # --- reconciler ----------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._reconciler = self.loop.create_task(self._reconcile_loop())
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._reconciler is not None:
+            self._reconciler.cancel()
+
+    async def _reconcile_loop(self, every: float = 5.0) -> None:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                self.reconcile()
+            except Exception:
+                self.log.exception("reconcile_failed")
+
+    def reconcile(self) -> int:
+        """Compare agent states with registrations and live calls; repair and log every difference."""
+        fixed = 0
+        now = time.time()
+        live = self.calls.live_agent_calls() if self.calls is not None else {}
+        for a in list(self.acd.agents.values()):
+            has_binding = any(b.expires_at > now for b in self.bindings.get(a.softphone, ()))
+            if a.registered != has_binding:
+                self.log.warning("reconcile_registration", agent_id=a.id, was=a.registered, now=has_binding)
+                self.run(self.acd.registration, a.id, has_binding)
+                fixed += 1
+            if a.state in ("ringing", "talking") and a.call_id and a.call_id not in live.get(a.id, ()):
+                self.log.warning("reconcile_stuck_call", agent_id=a.id, state=a.state, call_id=a.call_id)
+                cid = a.call_id
+                if a.state == "ringing":
+                    self.run(self.acd.offer_failed, cid, a.id, "declined")
+                else:
+                    self.run(self.acd.call_ended, cid)
+                fixed += 1
+        self.corrections += fixed
+        return fixed
+
+
+__all__ = ["ContactCenter", "AgentStateError", "acd_from_config"]

@@ -1,0 +1,100 @@
+"""An agent's outbound call: the agent's INVITE (leg A) relayed to the called party (leg B).
+
+Allowed only while the agent is registered and signed in (routing decides); the agent is occupied
+(talking) for the length of the call. Provisional responses are relayed; final failures are mapped.
+"""
+
+from __future__ import annotations
+
+import time
+
+from acd import AgentStateError
+
+from .legs import Leg, new_tag
+from .sip.message import Request, Response, make_response
+from .transport.base import Target
+
+
+def map_failure(status: int) -> int:
+    """What the agent sees for the far side's final failure: no redirects followed, no auth passed back."""
+    if 300 <= status < 400:
+        return 480
+    if status in (401, 407):
+        return 403
+    if status == 408 or status >= 700:
+        return 480
+    return status
+
+
+def place_outbound(cc, tx, req: Request, number: str, agent_id: str) -> None:
+    from .b2bua import Call
+    bindings = [b for b in cc.center.bindings.get(number, ()) if b.expires_at > time.time()] if cc.center else []
+    if not bindings:
+        cc.endpoint.respond(tx, make_response(req, 404 if number not in cc.router.softphones else 480,
+                                              "No route" if number not in cc.router.softphones else None,
+                                              to_tag=new_tag()))
+        return
+    try:
+        cc.center.run(cc.center.acd.outbound, agent_id, req.call_id)
+    except AgentStateError as exc:
+        cc.endpoint.respond(tx, make_response(req, 403, str(exc).capitalize(), to_tag=new_tag()))
+        return
+    a = Leg(cc, "uas", None, tx.context)
+    a.invite_tx = tx
+    a.agent_id = agent_id
+    call = Call(req.call_id, a, number)
+    a.call = call
+    call.offer_sdp = req.body
+    cc.calls[call.id] = call
+    b_binding = sorted(bindings, key=lambda x: x.registered_at)[-1]
+    proto, host, port = b_binding.source
+    conn = cc.endpoint.find_connection(proto, host, port) if proto != "udp" else None
+    b = Leg(cc, "uac", call, Target(proto, host, port, conn))
+    call.outbound_to = b
+    tx.outbound_leg = b
+    extra = [("Route", p) for p in b_binding.path]
+    b.invite(b_binding.contact, f"<sip:{number}@{cc.domain}>", f"<sip:{req.from_.uri.user}@{cc.domain}>",
+             req.body, extra, lambda ev, ctx, resp: _response(cc, call, tx, req, ev, resp))
+    cc.log.info("outbound_call", call_id=call.id, agent_id=agent_id, number=number)
+
+
+def _response(cc, call, tx, req: Request, event: str, resp: Response | None) -> None:
+    a, b = call.customer, call.outbound_to
+    if event in ("timeout", "error"):
+        if a.state == "init" and tx.state in ("trying", "proceeding"):
+            cc.endpoint.respond(tx, make_response(req, 480 if event == "timeout" else 503, to_tag=a.local_tag))
+        b.state = "ended"
+        cc.end_call(call, f"far side {event}")
+        return
+    status = resp.status
+    if status < 200:
+        if status > 100:
+            if b.state == "calling":
+                b.state = "early"
+                if b.cancel_pending:
+                    b._send_cancel()
+            if tx.state in ("trying", "proceeding"):
+                headers = [("Contact", a.contact())]
+                if resp.body:
+                    headers.append(("Content-Type", "application/sdp"))
+                cc.endpoint.respond(tx, make_response(req, status, to_tag=a.local_tag, headers=headers,
+                                                      body=resp.body))
+        return
+    if status < 300:
+        first = b.dialog is None
+        b.ack_2xx(resp)
+        if not first:
+            return
+        b.remote_sdp = resp.body
+        if call.ended or b.cancelled:
+            b.state = "confirmed"
+            b.bye()
+            return
+        b.state = "confirmed"
+        a.answer(req, resp.body)
+        call.answered_at = time.time()
+        return
+    b.state = "ended"
+    if tx.state in ("trying", "proceeding"):
+        cc.endpoint.respond(tx, make_response(req, map_failure(status), to_tag=a.local_tag))
+    cc.end_call(call, f"far side {status}")

@@ -1,0 +1,156 @@
+"""SDP (RFC 4566) for offer/answer (RFC 3264): what the B2BUA needs to anchor audio and relay video."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .sip.errors import SipError
+
+AUDIO_CODECS = {0: "PCMU/8000", 8: "PCMA/8000"}
+DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
+
+
+@dataclass
+class Media:
+    kind: str                       # audio, video, ...
+    port: int
+    proto: str
+    formats: list[str]
+    address: str | None = None      # media-level c=
+    rtpmap: dict[str, str] = field(default_factory=dict)
+    fmtp: dict[str, str] = field(default_factory=dict)
+    direction: str = "sendrecv"
+    other: list[str] = field(default_factory=list)   # other a= lines, kept for relays
+
+    def codec(self, fmt: str) -> str:
+        return self.rtpmap.get(fmt) or AUDIO_CODECS.get(int(fmt), "") if fmt.isdigit() else ""
+
+
+@dataclass
+class Session:
+    origin: str
+    address: str | None
+    media: list[Media]
+    name: str = "-"
+
+    def first(self, kind: str) -> Media | None:
+        return next((m for m in self.media if m.kind == kind and m.port), None)
+
+    @property
+    def has_video(self) -> bool:
+        return self.first("video") is not None
+
+    def endpoint(self, kind: str = "audio") -> tuple[str, int] | None:
+        m = self.first(kind)
+        if m is None:
+            return None
+        addr = m.address or self.address
+        return (addr, m.port) if addr else None
+
+
+def parse_sdp(body: bytes) -> Session:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SipError(400, "SDP is not UTF-8") from None
+    origin, address, name = "", None, "-"
+    media: list[Media] = []
+    for raw in text.replace("\r\n", "\n").split("\n"):
+        line = raw.strip()
+        if not line:
+            continue
+        if len(line) < 2 or line[1] != "=":
+            raise SipError(400, f"bad SDP line {line[:40]!r}")
+        kind, value = line[0], line[2:]
+        cur = media[-1] if media else None
+        if kind == "o":
+            origin = value
+        elif kind == "s":
+            name = value
+        elif kind == "c":
+            parts = value.split()
+            if len(parts) != 3:
+                raise SipError(400, f"bad SDP connection {value[:40]!r}")
+            addr = parts[2].split("/")[0]
+            if cur is None:
+                address = addr
+            else:
+                cur.address = addr
+        elif kind == "m":
+            parts = value.split()
+            if len(parts) < 4 or not parts[1].split("/")[0].isdigit():
+                raise SipError(400, f"bad SDP media line {value[:40]!r}")
+            media.append(Media(parts[0], int(parts[1].split("/")[0]), parts[2], parts[3:]))
+        elif kind == "a" and cur is not None:
+            name_, _, rest = value.partition(":")
+            if name_ in DIRECTIONS:
+                cur.direction = name_
+            elif name_ == "rtpmap":
+                fmt, _, enc = rest.partition(" ")
+                cur.rtpmap[fmt] = enc
+            elif name_ == "fmtp":
+                fmt, _, params = rest.partition(" ")
+                cur.fmtp[fmt] = params
+            else:
+                cur.other.append(value)
+    if not media:
+        raise SipError(488, "SDP without media")
+    return Session(origin, address, media, name)
+
+
+def negotiate_audio(offer: Media, preferred: tuple[str, ...] = ("PCMU", "PCMA")) -> tuple[int, int | None] | None:
+    """(G.711 payload type, telephone-event payload type or None) from an audio offer; None if nothing fits."""
+    by_name = {}
+    event = None
+    for fmt in offer.formats:
+        name = (offer.rtpmap.get(fmt) or (AUDIO_CODECS.get(int(fmt), "") if fmt.isdigit() else "")).upper()
+        if name.startswith("TELEPHONE-EVENT/8000") and fmt.isdigit():
+            event = int(fmt)
+        for p in preferred:
+            if name.startswith(p + "/8000") and fmt.isdigit():
+                by_name.setdefault(p, int(fmt))
+    for p in preferred:
+        if p in by_name:
+            return by_name[p], event
+    return None
+
+
+ANSWER_DIRECTION = {"sendrecv": "sendrecv", "sendonly": "recvonly", "recvonly": "sendonly", "inactive": "inactive"}
+
+
+def build_sdp(address: str, session_id: int, version: int, audio: list[tuple[int, int | None, str, int]],
+              video: list[Media] | None = None, video_ports: list[int] | None = None) -> bytes:
+    """audio: [(port, event_pt, direction, pt)]; a port 0 rejects the stream. Video m-lines are echoed with
+    our port (relayed, never mixed)."""
+    ip = "IP6" if ":" in address else "IP4"
+    lines = ["v=0", f"o=softswitch {session_id} {version} IN {ip} {address}", "s=softswitch",
+             f"c=IN {ip} {address}", "t=0 0"]
+    for port, event, direction, pt in audio:
+        fmts = [str(pt)] + ([str(event)] if event is not None else [])
+        lines.append(f"m=audio {port} RTP/AVP {' '.join(fmts)}")
+        lines.append(f"a=rtpmap:{pt} {AUDIO_CODECS.get(pt, 'PCMU/8000')}")
+        if event is not None:
+            lines += [f"a=rtpmap:{event} telephone-event/8000", f"a=fmtp:{event} 0-16"]
+        lines += ["a=ptime:20", f"a={direction}"]
+    for m, port in zip(video or [], video_ports or []):
+        lines.append(f"m=video {port} {m.proto} {' '.join(m.formats)}")
+        lines += [f"a=rtpmap:{f} {e}" for f, e in m.rtpmap.items()]
+        lines += [f"a=fmtp:{f} {p}" for f, p in m.fmtp.items()]
+        lines.append(f"a={m.direction if port else 'inactive'}")
+    return ("\r\n".join(lines) + "\r\n").encode()
+
+
+def offer_sdp(address: str, port: int, session_id: int, version: int = 1, direction: str = "sendrecv",
+              video: list[Media] | None = None, video_ports: list[int] | None = None) -> bytes:
+    """Our own offer: PCMU and PCMA with telephone-event (to agent phones)."""
+    ip = "IP6" if ":" in address else "IP4"
+    lines = ["v=0", f"o=softswitch {session_id} {version} IN {ip} {address}", "s=softswitch",
+             f"c=IN {ip} {address}", "t=0 0", f"m=audio {port} RTP/AVP 0 8 101",
+             "a=rtpmap:0 PCMU/8000", "a=rtpmap:8 PCMA/8000", "a=rtpmap:101 telephone-event/8000",
+             "a=fmtp:101 0-16", "a=ptime:20", f"a={direction}"]
+    for m, vport in zip(video or [], video_ports or []):
+        lines.append(f"m=video {vport} {m.proto} {' '.join(m.formats)}")
+        lines += [f"a=rtpmap:{f} {e}" for f, e in m.rtpmap.items()]
+        lines += [f"a=fmtp:{f} {p}" for f, p in m.fmtp.items()]
+        lines.append("a=sendrecv")
+    return ("\r\n".join(lines) + "\r\n").encode()

@@ -1,0 +1,103 @@
+"""A contact-center node for end-to-end tests: config on free ports, the API as a client, pjsua2 phones."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+
+from softswitch.node import Node, credentials_from_config, options_from_config
+from softswitch.settings import parse_config
+from tests.conftest import NodeThread, free_port
+
+PASSWORDS = {"70001": "Phone-Pass-1!", "70002": "Phone-Pass-2!", "70003": "Phone-Pass-3!"}
+ACCOUNTS = {"acme_alice": "Alice-Pass-1!", "acme_bob": "Bob-Pass-2!", "acme_carol": "Carol-Pass-3!",
+            "acme_sam": "Sam-Pass-4!"}
+
+
+def config_text(sip_port: int, http_port: int, db: str, ring_timeout: str = "4s", wrap_up: str = "1s",
+                strategy: str = "linear", extra_queue: str = "") -> str:
+    return f"""
+server:
+  node_id: test-node
+  sip: {{listen: [udp:127.0.0.1:{sip_port}, tcp:127.0.0.1:{sip_port}], domain: cc.test, session_expires: 120s}}
+  http: {{listen: 127.0.0.1:{http_port}}}
+  storage: {{cdr: "sqlite:///{db}"}}
+employees:
+  - {{account: acme_alice, name: Alice, password: "{ACCOUNTS['acme_alice']}"}}
+  - {{account: acme_bob, name: Bob, password: "{ACCOUNTS['acme_bob']}"}}
+  - {{account: acme_carol, name: Carol, password: "{ACCOUNTS['acme_carol']}"}}
+  - {{account: acme_sam, name: Sam, role: supervisor, password: "{ACCOUNTS['acme_sam']}"}}
+agents:
+  - {{id: "1001", account: acme_alice, softphone: "70001", softphone_password: "{PASSWORDS['70001']}", queues: [support]}}
+  - {{id: "1002", account: acme_bob, softphone: "70002", softphone_password: "{PASSWORDS['70002']}", queues: [support, sales]}}
+  - {{id: "1003", account: acme_carol, softphone: "70003", softphone_password: "{PASSWORDS['70003']}", queues: [sales]}}
+skill_queues:
+  - {{name: support, strategy: {strategy}, ring_timeout: {ring_timeout}, wrap_up: {wrap_up}, max_wait: 30s}}
+  - {{name: sales, strategy: {strategy}, ring_timeout: {ring_timeout}, wrap_up: {wrap_up}, max_wait: 30s}}
+{extra_queue}
+called_routes:
+  - {{called: "4001", queue: support}}
+  - {{called: "4002", queue: sales}}
+  - {{called: "4009", ivr: menu}}
+ivr:
+  menu:
+    - menu: {{"1": support, "2": sales}}
+      timeout: 3s
+      retries: 0
+    - hangup: true
+"""
+
+
+class Api:
+    def __init__(self, port: int) -> None:
+        self.base = f"http://127.0.0.1:{port}"
+        self.token = None
+
+    def call(self, method: str, path: str, body=None, expect=None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.base + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json",
+                                              **({"Authorization": f"Bearer {self.token}"} if self.token else {})})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                status, payload = r.status, json.loads(r.read() or b"null")
+        except urllib.error.HTTPError as e:
+            status, payload = e.code, json.loads(e.read() or b"null")
+        if expect is not None:
+            assert status == expect, (status, payload)
+        return status, payload
+
+    def login(self, account: str) -> dict:
+        _, p = self.call("POST", "/api/login", {"account": account, "password": ACCOUNTS[account]}, expect=200)
+        self.token = p["token"]
+        return p
+
+    def state(self, agent="me") -> dict:
+        return self.call("GET", f"/api/agents/{agent}", expect=200)[1]
+
+
+@contextmanager
+def cc_node(tmp_path, **kw):
+    sip_port, http_port = free_port(), free_port()
+    cfg = parse_config(config_text(sip_port, http_port, str(tmp_path / "cc.db"), **kw), str(tmp_path / "cc.yaml"))
+    nt = NodeThread(lambda loop: Node(options_from_config(cfg), cfg, loop, credentials_from_config(cfg)))
+    nt.start()
+    try:
+        yield nt, sip_port, http_port
+    finally:
+        nt.stop()
+
+
+def wait_for(pred, timeout=5.0, phones=None):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        if phones is not None:
+            phones.pump(0.05)
+        else:
+            time.sleep(0.05)
+    return bool(pred())
