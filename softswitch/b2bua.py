@@ -65,6 +65,7 @@ class CallControl:
         self.calls: dict[str, Call] = {}
         self.dialogs: dict[tuple[str, str], Leg] = {}
         self.pending: dict[str, Leg] = {}       # our INVITEs by Call-ID until they have a dialog
+        self.outbound_by_tx: dict[int, Leg] = {}   # agents' unanswered outbound INVITEs -> the far leg
         self._port_lo, self._port_hi = rtp_ports
         self._next_port = rtp_ports[0]
         self.stats = {"calls": 0, "rejected": 0, "answered_by_agent": 0, "ended": 0, "overloaded": 0}
@@ -301,8 +302,8 @@ class CallControl:
         if status < 200:
             if status > 100 and leg.state == "calling":
                 leg.state = "early"
-                if leg.cancel_pending:
-                    leg._send_cancel()
+            if leg.cancel_pending:           # any provisional response, 100 included, allows the CANCEL
+                leg._send_cancel()
             return
         if status < 300:
             first = leg.dialog is None
@@ -379,7 +380,7 @@ class CallControl:
         self.endpoint.respond(tx, make_response(req, 200))
         if inv.state in ("trying", "proceeding"):
             self.endpoint.respond(inv, make_response(inv.request, 487, to_tag=new_tag()))
-            pending = getattr(inv, "outbound_leg", None)
+            pending = self.outbound_by_tx.pop(id(inv), None)
             if pending is not None:       # an agent's outbound call not yet answered: cancel the far side
                 pending.cancel()
                 if pending.call is not None:
@@ -481,6 +482,8 @@ class CallControl:
         call.ended = True
         self.calls.pop(call.id, None)
         self.stats["ended"] += 1
+        if call.outbound_to is not None and call.customer.invite_tx is not None:
+            self.outbound_by_tx.pop(id(call.customer.invite_tx), None)
         for leg in [call.customer, call.agent_leg, call.outbound_to, *call.offers.values()]:
             if leg is not None:
                 leg.bye()

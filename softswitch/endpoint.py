@@ -8,6 +8,7 @@ Transaction users (registrar, B2BUA, ...) call `respond`, `send_request` and `se
 from __future__ import annotations
 
 import asyncio
+import secrets
 from typing import Callable
 
 from .log import get as get_logger
@@ -30,7 +31,7 @@ class Endpoint:
                  stream_idle_timeout: float = 3600.0, partial_timeout: float = 10.0,
                  supported: frozenset[str] = SUPPORTED, user_agent: str = "softswitch") -> None:
         self.loop = loop
-        self.layer = TransactionLayer()
+        self.layer = TransactionLayer(branch_seed=secrets.token_hex(4) + ".")
         self.handlers: dict[str, Handler] = {}
         self.ack_handler: Callable[[Request, Target], None] | None = None
         self.stray_response_handler: Callable[[Response, Target], None] | None = None

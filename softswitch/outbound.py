@@ -51,7 +51,7 @@ def place_outbound(cc, tx, req: Request, number: str, agent_id: str) -> None:
     conn = cc.endpoint.find_connection(proto, host, port) if proto != "udp" else None
     b = Leg(cc, "uac", call, Target(proto, host, port, conn))
     call.outbound_to = b
-    tx.outbound_leg = b
+    cc.outbound_by_tx[id(tx)] = b
     extra = [("Route", p) for p in b_binding.path]
     b.invite(b_binding.contact, f"<sip:{number}@{cc.domain}>", f"<sip:{req.from_.uri.user}@{cc.domain}>",
              req.body, extra, lambda ev, ctx, resp: _response(cc, call, tx, req, ev, resp))
@@ -68,11 +68,11 @@ def _response(cc, call, tx, req: Request, event: str, resp: Response | None) -> 
         return
     status = resp.status
     if status < 200:
+        if b.cancel_pending:
+            b._send_cancel()
         if status > 100:
             if b.state == "calling":
                 b.state = "early"
-                if b.cancel_pending:
-                    b._send_cancel()
             if tx.state in ("trying", "proceeding"):
                 headers = [("Contact", a.contact())]
                 if resp.body:

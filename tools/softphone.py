@@ -194,8 +194,9 @@ class Softphones:
         cfg.uaConfig.threadCnt = 0
         cfg.uaConfig.mainThreadOnly = False
         cfg.uaConfig.maxCalls = 64
-        cfg.logConfig.level = 1
-        cfg.logConfig.consoleLevel = 1
+        level = int(os.environ.get("SOFTPHONE_LOG", "1"))     # 5 shows every SIP message
+        cfg.logConfig.level = level
+        cfg.logConfig.consoleLevel = level
         cfg.medConfig.noVad = True
         self.ep.libInit(cfg)
         self.transports: dict[str, int] = {}
@@ -233,6 +234,7 @@ class Softphones:
         cfg.natConfig.sdpNatRewriteUse = 0
         cfg.natConfig.sipOutboundUse = 0
         cfg.mediaConfig.transportConfig.boundAddress = "127.0.0.1"
+        cfg.mediaConfig.transportConfig.port = 0      # any free port: parallel phones and nodes never collide
         acc = PhoneAccount(self, user, auto_answer, tone_hz)
         acc.create(cfg, True)
         self.accounts.append(acc)

@@ -178,8 +178,11 @@ def build_ack_for_error(req: Request, resp: Response) -> Request:
 
 
 class TransactionLayer:
-    def __init__(self, t1: float = T1, t2: float = T2, t4: float = T4) -> None:
+    def __init__(self, t1: float = T1, t2: float = T2, t4: float = T4, branch_seed: str = "") -> None:
         self.t1, self.t2, self.t4 = t1, t2, t4
+        # Branches must be unique across space and time (s. 8.1.1.7): the shell passes a random seed so
+        # two nodes, or one node after a restart, never reuse one.
+        self.branch_seed = branch_seed
         self.server: dict[tuple, Transaction] = {}
         self.client: dict[tuple, Transaction] = {}
         self.timers = TimerQueue()
@@ -232,7 +235,7 @@ class TransactionLayer:
 
     # --- client side ----------------------------------------------------------------------------------------
     def new_branch(self) -> str:
-        return f"{MAGIC}-{next(self._branches):x}"
+        return f"{MAGIC}-{self.branch_seed}{next(self._branches):x}"
 
     def send_request(self, req: Request, target: Any, reliable: bool, now: float,
                      listener: Listener | None = None) -> Transaction:
