@@ -70,6 +70,12 @@ class CallControl:
         self._next_port = rtp_ports[0]
         self.stats = {"calls": 0, "rejected": 0, "answered_by_agent": 0, "ended": 0, "overloaded": 0}
         self.max_calls = 0                      # 0: no limit; else 503 past it
+        self.loop_lag = 0.0                     # smoothed event-loop lateness, seconds (set by the node)
+        self.max_loop_lag = 0.1
+        self.busy = 0.0                         # share of time spent on SIP (set by the node)
+        self.max_busy = 0.95
+        self.resend_ratio = 0.0                 # re-sent messages per new transaction (set by the node)
+        self.max_resend_ratio = 0.1
         for m, h in (("INVITE", self.on_invite), ("BYE", self.on_bye), ("CANCEL", self.on_cancel),
                      ("UPDATE", self.on_update), ("INFO", self.on_info)):
             endpoint.handlers[m] = h
@@ -96,6 +102,26 @@ class CallControl:
         if self._next_port > self._port_hi - 1:
             self._next_port = self._port_lo
         return port
+
+    def binding_target(self, b) -> Target:
+        """Where requests for a registered phone go: over its own connection for stream transports; over UDP
+        to the Contact when it names the address the REGISTER came from (no NAT between), else to that source
+        address (received/rport), which is what gets through a NAT."""
+        proto, host, port = b.source
+        if proto != "udp":
+            return Target(proto, host, port, self.endpoint.find_connection(proto, host, port))
+        try:
+            from .sip.uri import parse_uri
+            uri = parse_uri(b.contact)
+        except SipError:
+            uri = None
+        if isinstance(uri, SipURI) and uri.host == host and uri.port and not b.path:
+            return Target("udp", host, uri.port)
+        return Target("udp", host, port)
+
+    def overloaded(self) -> bool:
+        return (bool(self.max_calls and len(self.calls) >= self.max_calls) or self.loop_lag > self.max_loop_lag
+                or self.busy > self.max_busy or self.resend_ratio > self.max_resend_ratio)
 
     def register_leg(self, leg: Leg) -> None:
         self.dialogs[leg.key] = leg
@@ -125,7 +151,7 @@ class CallControl:
             return
         ep = self.endpoint
         ep.respond(tx, make_response(req, 100))
-        if self.max_calls and len(self.calls) >= self.max_calls:
+        if self.overloaded():
             self.stats["overloaded"] += 1
             ep.respond(tx, make_response(req, 503, "Overloaded", to_tag=new_tag(), headers=[("Retry-After", "5")]))
             return
@@ -273,9 +299,7 @@ class CallControl:
             self.loop.call_soon(self.center.run, self.center.acd.offer_failed, o.call_id, o.agent_id, "declined")
             return
         b = live[-1]
-        proto, host, port = b.source
-        conn = self.endpoint.find_connection(proto, host, port) if proto != "udp" else None
-        leg = Leg(self, "uac", call, Target(proto, host, port, conn))
+        leg = Leg(self, "uac", call, self.binding_target(b))
         leg.agent_id = o.agent_id
         call.offers[o.agent_id] = leg
         cust = call.customer.dialog

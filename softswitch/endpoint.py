@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from time import perf_counter
 from typing import Callable
 
 from .log import get as get_logger
@@ -50,6 +51,7 @@ class Endpoint:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
         self._sweeper: asyncio.Task | None = None
+        self.busy = 0.0                  # seconds spent handling messages (overload control reads it)
         self.filters: list[Callable[[Request, Target], bool]] = []   # return False to drop silently
 
     def now(self) -> float:
@@ -63,12 +65,14 @@ class Endpoint:
     def on_datagram(self, data: bytes, src: Target) -> None:
         if len(data) <= 4 and not data.strip(b"\r\n\x00"):
             return  # NAT keepalive
+        t0 = perf_counter()
         try:
             msg = parse_message(data)
         except SipError as err:
             self._parse_error(err, src)
             return
         self._dispatch(msg, src)
+        self.busy += perf_counter() - t0
 
     def on_stream_item(self, item, conn: StreamConnection) -> None:
         if isinstance(item, Keepalive):
@@ -77,7 +81,9 @@ class Endpoint:
         if isinstance(item, SipError):
             self._parse_error(item, conn.target)
             return
+        t0 = perf_counter()
         self._dispatch(item, conn.target)
+        self.busy += perf_counter() - t0
 
     def on_connection_lost(self, conn: StreamConnection) -> None:
         pass

@@ -78,6 +78,7 @@ class Node:
                                  rtp_ports=media.rtp_ports if media else (20000, 29999),
                                  session_expires=int(config.server.sip.session_expires) if config else 1800,
                                  auth=self.auth, lookup_ha1=self.credentials.ha1)
+        self.calls.max_calls = config.server.sip.max_calls if config else 0
         self.center: ContactCenter | None = None
         if config is not None and config.queues:
             self.center = ContactCenter(config, self.loop)
@@ -114,6 +115,7 @@ class Node:
             from .api.server import start_api
             self.api = await start_api(self, http[0], http[1])
         self._tasks.append(self.loop.create_task(self._expire_bindings()))
+        self._tasks.append(self.loop.create_task(self._watch_loop_lag()))
         self.log.info("listening", sip=[str(b) for b in self.bound])
 
     def _on_register(self, tx, req) -> None:
@@ -137,6 +139,25 @@ class Node:
                 await self.registrar.expire(time.time())
             except Exception:
                 self.log.exception("binding_expiry_failed")
+
+    async def _watch_loop_lag(self, every: float = 0.05) -> None:
+        """Overload signals for call admission, smoothed: how late the loop runs callbacks, the share of time
+        spent handling SIP, and how many messages are being re-sent (peers or we retransmit when the node falls
+        behind). Past their limits new calls get 503 + Retry-After instead of every call slowing down."""
+        lag = busy = resend = 0.0
+        ep, stats = self.endpoint, self.endpoint.layer.stats
+        last_busy, last_resent, last_created = ep.busy, stats["resent"], stats["server_created"] + stats["client_created"]
+        while True:
+            t0 = self.loop.time()
+            await asyncio.sleep(every)
+            dt = self.loop.time() - t0
+            lag = lag * 0.8 + max(0.0, dt - every) * 0.2
+            busy = busy * 0.95 + min(1.0, (ep.busy - last_busy) / dt) * 0.05     # about a second
+            created = stats["server_created"] + stats["client_created"]
+            ratio = (stats["resent"] - last_resent) / max(1, created - last_created)
+            resend = resend * 0.95 + min(1.0, ratio) * 0.05
+            last_busy, last_resent, last_created = ep.busy, stats["resent"], created
+            self.calls.loop_lag, self.calls.busy, self.calls.resend_ratio = lag, busy, resend
 
     async def stop(self) -> None:
         self.calls.stop()

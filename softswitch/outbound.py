@@ -12,7 +12,6 @@ from acd import AgentStateError
 
 from .legs import Leg, new_tag
 from .sip.message import Request, Response, make_response
-from .transport.base import Target
 
 
 def map_failure(status: int) -> int:
@@ -47,9 +46,7 @@ def place_outbound(cc, tx, req: Request, number: str, agent_id: str) -> None:
     call.offer_sdp = req.body
     cc.calls[call.id] = call
     b_binding = sorted(bindings, key=lambda x: x.registered_at)[-1]
-    proto, host, port = b_binding.source
-    conn = cc.endpoint.find_connection(proto, host, port) if proto != "udp" else None
-    b = Leg(cc, "uac", call, Target(proto, host, port, conn))
+    b = Leg(cc, "uac", call, cc.binding_target(b_binding))
     call.outbound_to = b
     cc.outbound_by_tx[id(tx)] = b
     extra = [("Route", p) for p in b_binding.path]

@@ -180,7 +180,9 @@ async def events(request: web.Request) -> web.StreamResponse:
 async def health(request: web.Request) -> web.Response:
     node = request.app[NODE]
     return _json({"status": "ok", "node_id": node.options.registrar.node_id, "time": time.time(),
-                  "calls": len(node.calls.calls), "bindings": await node.location.count()})
+                  "calls": len(node.calls.calls), "bindings": await node.location.count(),
+                  "loop_lag_ms": round(1000 * node.calls.loop_lag, 1),
+                  "sip_busy": round(node.calls.busy, 3), "resend_ratio": round(node.calls.resend_ratio, 3), "call_stats": dict(node.calls.stats)})
 
 
 def make_app(node) -> web.Application:

@@ -90,7 +90,7 @@ def _server(r: Reader, loc: Located) -> ServerSettings | None:
     sip = r.mapping(s["sip"], "server.sip", {
         "listen": (R.list_of(_listen, 1), MISSING), "domain": (R.host, MISSING), "realm": (R.nonempty, None),
         "user_agent": (R.nonempty, "softswitch"), "registrar": (lambda r, l, p: l, None),
-        "session_expires": (R.duration(90, 86400), 1800.0)})
+        "session_expires": (R.duration(90, 86400), 1800.0), "max_calls": (R.integer(0, 1000000), 5000)})
     d = RegistrarSettings()
     reg = r.mapping(sip["registrar"], "server.sip.registrar", {
         "min_expires": (R.integer(1, 86400), d.min_expires), "max_expires": (R.integer(1, 604800), d.max_expires),
@@ -115,7 +115,8 @@ def _server(r: Reader, loc: Located) -> ServerSettings | None:
     return ServerSettings(
         node_id=s["node_id"],
         sip=SipSettings(tuple(sip["listen"]), sip["domain"] or "", sip["realm"] or sip["domain"] or "",
-                        sip["user_agent"], RegistrarSettings(**reg), sip["session_expires"]),
+                        sip["user_agent"], RegistrarSettings(**reg), sip["session_expires"],
+                        sip["max_calls"]),
         http_listen=http["listen"], media=MediaSettings(**media), storage=StorageSettings(**storage))
 
 

@@ -40,6 +40,7 @@ class SipSettings:
     user_agent: str = "softswitch"
     registrar: RegistrarSettings = RegistrarSettings()
     session_expires: float = 1800.0
+    max_calls: int = 5000        # calls in progress past which new INVITEs get 503 + Retry-After (0: no cap)
 
 
 @dataclass(frozen=True)

@@ -188,7 +188,7 @@ class TransactionLayer:
         self.timers = TimerQueue()
         self.effects: list[tuple] = []
         self._branches = itertools.count(1)
-        self.stats = {"server_created": 0, "client_created": 0, "retransmissions_absorbed": 0,
+        self.stats = {"server_created": 0, "client_created": 0, "retransmissions_absorbed": 0, "resent": 0,
                       "timeouts": 0}
 
     # --- server side ----------------------------------------------------------------------------------------
@@ -311,6 +311,8 @@ class TransactionLayer:
     def _act(self, tx: Transaction, action: str, now: float, msg: Any) -> None:
         eff = self.effects
         if action == "send" or action == "resend":
+            if action == "resend":
+                self.stats["resent"] += 1     # ours on a timer, or answering a peer's retransmission
             if tx.last is not None:
                 eff.append(("send", tx.last, tx.target))
         elif action.startswith("arm_"):

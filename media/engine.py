@@ -1,0 +1,709 @@
+"""The node's RTP media engine: UDP streams, one 20 ms ticker, rooms, prompts, recordings, video relay.
+
+This is the only media module that does I/O. Everything numeric is delegated to the pure kernels:
+g711 (codec tables), rtp (packets, SeqTracker), jitter (JitterBuffer), mixer (Mixer), dtmf (RFC 4733),
+wav (Recorder).
+
+Usage (inside a running asyncio loop, default or uvloop)::
+
+    engine = MediaEngine(loop, address="127.0.0.1", port_range=(20000, 29999))
+    await engine.start()
+    a = await engine.open_stream()               # a.port goes into the SDP answer
+    a.set_remote("10.0.0.5", 4000, pt=0, event_pt=101)
+    a.on_dtmf = lambda digit: ...
+    engine.join(a, "call-1"); engine.join(b, "call-1")
+    done = engine.play(a, frames)                # asyncio.Future -> True (finished) / False (stopped)
+    rec = engine.record(customer, agent, "/var/rec/x.wav"); ...; rec.close()
+    await engine.stop()
+
+Documented choices:
+
+* Sending: an audio stream sends one packet per tick when it has a remote address AND (it is in a room,
+  or a prompt is playing to it, or DTMF is being sent on it). A stream alone in a room sends silence
+  (keeps NAT bindings and the far jitter buffer alive). A stream in no room with no prompt sends nothing.
+* A prompt playing to a stream REPLACES the room audio for that stream (the caller hears the prompt
+  only); what the stream says is still mixed into its room. ``play`` on a stream that is already
+  playing stops the earlier prompt (its future resolves False).
+* ``play`` futures resolve True when the last frame's 20 ms slot is over, False when stopped
+  (``stop_play``, a new ``play``, stream close, engine stop). Cancelling the future stops the prompt.
+* Symmetric RTP: the first valid RTP packet received after ``open_stream``/``set_remote`` latches the
+  remote address to the packet's source (``latch=True``), so a NATed phone is reached where it really
+  is. Before any remote is known the stream sends nothing. Packets are accepted from any source.
+* Lost/late frames are concealed with silence (zeros).
+* Only the stream's payload type is decoded (learned from the first packet if set_remote has not run);
+  other payload types (comfort noise, video on an audio port, ...) are counted as ``ignored``.
+* RTCP: port+1 is bound; received RTCP (there or multiplexed on the RTP port) is counted and otherwise
+  ignored; every ``rtcp_interval`` seconds a sending audio stream emits a minimal SR to remote port+1.
+  Video streams relay RTCP to the peer's remote port+1.
+* Ticker: tick n is due at ``t0 + n * ptime`` on the loop clock (``loop.call_at``), so there is no
+  drift. When a callback runs late by one tick or more, the missed ticks run back to back; each
+  catch-up tick counts in ``stats["late_ticks"]``. A gap longer than ``max_catchup`` ticks (host
+  suspended, debugger) is not replayed: the oldest missed ticks are dropped (counted in ``stats["skipped_ticks"]``),
+  the schedule itself stays anchored at t0, so RTP timestamps keep following real time.
+* Recordings are buffered and written every ``record_flush`` ticks (and on close) to keep file I/O off
+  most ticks. A recording closes itself when either of its streams closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import socket
+import time
+
+import numpy as np
+
+from . import g711
+from .dtmf import DtmfError, DtmfReceiver, parse_event, tone_packets
+from .jitter import JitterBuffer
+from .mixer import FRAME, Mixer
+from .rtp import (ReceiverReport, RtpError, SenderReport, SeqTracker, build_rtcp, build_rtp, is_rtcp,
+                  parse_rtp)
+from .wav import Recorder
+
+log = logging.getLogger("media.engine")
+
+CODEC_BY_PT = {0: "PCMU", 8: "PCMA"}
+_DECODE = {0: g711.ULAW_DECODE, 8: g711.ALAW_DECODE}
+_ENCODE = {0: g711.ULAW_ENCODE, 8: g711.ALAW_ENCODE}
+_NTP_EPOCH = 2208988800
+
+
+def _ntp_now() -> int:
+    t = time.time() + _NTP_EPOCH
+    return (int(t) << 32) | int((t % 1.0) * (1 << 32))
+
+
+class _Proto(asyncio.DatagramProtocol):
+    __slots__ = ("stream", "rtcp")
+
+    def __init__(self, stream: Stream, rtcp: bool) -> None:
+        self.stream = stream
+        self.rtcp = rtcp
+
+    def datagram_received(self, data: bytes, addr) -> None:
+        s = self.stream
+        try:
+            if self.rtcp:
+                s._rtcp_received(data, addr)
+            else:
+                s._received(data, addr)
+        except Exception:   # noqa: BLE001 - a datagram must never take the engine down
+            s.counters["errors"] += 1
+            log.exception("media: error handling a datagram on port %s", s.port)
+
+    def error_received(self, exc) -> None:
+        # ICMP port unreachable etc.: the phone is gone or not yet listening; keep going.
+        self.stream.counters["send_errors"] += 1
+
+
+class Stream:
+    """One RTP session (audio or video) on an even local port; RTCP on port + 1."""
+
+    def __init__(self, engine: MediaEngine, kind: str, port: int, transport, rtcp_transport) -> None:
+        self.engine = engine
+        self.kind = kind
+        self.address = engine.address
+        self.port = port
+        self.transport = transport
+        self.rtcp_transport = rtcp_transport
+        self.remote: tuple[str, int] | None = None
+        self.remote_rtcp: tuple[str, int] | None = None
+        self.pt: int | None = None
+        self.event_pt: int | None = None
+        self.latch = True
+        self._latched = False
+        self.on_dtmf = None             # callable(digit: str)
+        self.closed = False
+        self.room = None
+        self.peer: Stream | None = None     # video relay partner
+        # sending state
+        self.ssrc = random.getrandbits(32)
+        self._seq = random.getrandbits(16)
+        self._ts_base = random.getrandbits(32)
+        self._sent_last_tick = False
+        self._dtmf_out: list = []
+        self._tx_octets = 0
+        # receiving state
+        self.remote_ssrc: int | None = None
+        self.jb = JitterBuffer(frame_time=engine.ptime)
+        self.tracker = SeqTracker()
+        self.dtmf = DtmfReceiver()
+        self.counters = dict(rx_packets=0, tx_packets=0, garbage=0, ignored=0, rtcp_rx=0, rtcp_tx=0,
+                             dtmf_events=0, ssrc_changes=0, errors=0, send_errors=0)
+        self._player = None
+        self._recordings: list[Recording] = []
+
+    def __repr__(self) -> str:
+        return f"<Stream {self.kind} {self.address}:{self.port} remote={self.remote} pt={self.pt}>"
+
+    # --- public ------------------------------------------------------------------------------------
+
+    def set_remote(self, host: str, port: int, pt: int | None = None, event_pt: int | None = None, *,
+                   latch: bool = True) -> None:
+        """Where to send (from the SDP); pt 0 PCMU / 8 PCMA for audio, any for video (unused).
+
+        With latch=True the first valid RTP packet received afterwards moves the remote to its source.
+        """
+        if self.kind == "audio" and pt is not None and pt not in CODEC_BY_PT:
+            raise ValueError(f"unsupported audio payload type {pt} (0 PCMU or 8 PCMA)")
+        self.remote = (host, int(port))
+        self.remote_rtcp = (host, int(port) + 1)
+        if pt is not None:
+            self.pt = pt
+        self.event_pt = event_pt
+        self.latch = latch
+        self._latched = False
+
+    @property
+    def codec(self) -> str | None:
+        return CODEC_BY_PT.get(self.pt)
+
+    @property
+    def stats(self) -> dict:
+        """rx_packets, tx_packets, lost (network, RFC 3550 A.3), late, duplicates, jitter_ms, and more."""
+        c = dict(self.counters)
+        js = self.jb.stats
+        c.update(lost=max(0, self.tracker.lost), late=js.late, duplicates=js.duplicates,
+                 concealed=js.lost, jitter_ms=self.tracker.jitter / 8.0 if self.kind == "audio" else 0.0,
+                 jitter_buffer_ms=self.jb.target * self.engine.ptime * 1000)
+        return c
+
+    @property
+    def playing(self) -> bool:
+        return self._player is not None
+
+    def send_dtmf(self, digit: str, duration: int = 800) -> None:
+        """Queue an RFC 4733 digit (needs event_pt); it replaces audio packets for its duration."""
+        if self.event_pt is None:
+            raise ValueError("no telephone-event payload type negotiated")
+        tone_packets(digit, 0, duration)        # validates the digit and duration now
+        self._dtmf_out.append((digit, duration))
+
+    def close(self) -> None:
+        self.engine._close_stream(self)
+
+    # --- receive path --------------------------------------------------------------------------------
+
+    def _received(self, data: bytes, addr) -> None:
+        if self.closed:
+            return
+        if is_rtcp(data):
+            self.counters["rtcp_rx"] += 1
+            if self.kind == "video" and self.peer is not None and self.peer.remote_rtcp is not None:
+                self.peer._forward_rtcp(data, mux=True)
+            return
+        if self.kind == "video":
+            if len(data) < 12 or data[0] >> 6 != 2:
+                self.counters["garbage"] += 1
+                return
+            self.counters["rx_packets"] += 1
+            self._maybe_latch(addr)
+            peer = self.peer
+            if peer is not None and peer.remote is not None and not peer.closed:
+                peer.transport.sendto(data, peer.remote)
+                peer.counters["tx_packets"] += 1
+            return
+        try:
+            p = parse_rtp(data)
+        except RtpError:
+            self.counters["garbage"] += 1
+            return
+        pt = p.payload_type
+        if self.pt is None and pt in CODEC_BY_PT:
+            self.pt = pt
+        if pt != self.pt and pt != self.event_pt:
+            self.counters["ignored"] += 1
+            return
+        if self.event_pt is not None and pt == self.event_pt:
+            try:
+                # Validate first so that a malformed event does not disturb the session state.
+                parse_event(p.payload)
+            except DtmfError:
+                self.counters["garbage"] += 1
+                return
+        self.counters["rx_packets"] += 1
+        self._maybe_latch(addr)
+        now = self.engine.loop.time()
+        if p.ssrc != self.remote_ssrc:
+            if self.remote_ssrc is not None:
+                # A new source (the phone restarted, or a transfer): start the receive state afresh.
+                self.counters["ssrc_changes"] += 1
+                self.jb = JitterBuffer(frame_time=self.engine.ptime)
+                self.tracker = SeqTracker()
+                self.dtmf = DtmfReceiver()
+            self.remote_ssrc = p.ssrc
+        self.tracker.update(p.seq, p.timestamp, now * 8000.0)
+        if pt == self.event_pt:
+            digit = self.dtmf.feed(p.timestamp, p.payload, p.marker)
+            if digit is not None:
+                self.counters["dtmf_events"] += 1
+                cb = self.on_dtmf
+                if cb is not None:
+                    try:
+                        cb(digit)
+                    except Exception:  # noqa: BLE001
+                        log.exception("media: on_dtmf callback failed")
+            return
+        self.jb.put(p.seq, p.timestamp, p.payload, now)
+
+    def _maybe_latch(self, addr) -> None:
+        if self.remote is None or (self.latch and not self._latched):
+            addr = (addr[0], addr[1])
+            self._latched = True
+            if addr != self.remote:
+                self.remote = addr
+                self.remote_rtcp = (addr[0], addr[1] + 1)
+
+    def _rtcp_received(self, data: bytes, addr) -> None:
+        if self.closed:
+            return
+        if len(data) < 8 or data[0] >> 6 != 2:
+            self.counters["garbage"] += 1
+            return
+        self.counters["rtcp_rx"] += 1
+        if self.kind == "video" and self.peer is not None:
+            self.peer._forward_rtcp(data, mux=False)
+
+    def _forward_rtcp(self, data: bytes, mux: bool) -> None:
+        if self.closed:
+            return
+        if mux and self.remote is not None:
+            self.transport.sendto(data, self.remote)
+        elif self.remote_rtcp is not None:
+            self.rtcp_transport.sendto(data, self.remote_rtcp)
+
+    # --- send path (called by the ticker) -----------------------------------------------------------
+
+    def _send_audio(self, tick: int, payload: bytes) -> None:
+        ts = (self._ts_base + FRAME * tick) & 0xFFFFFFFF
+        pkt = build_rtp(self.pt, self._seq, ts, self.ssrc, payload, marker=not self._sent_last_tick)
+        self._seq = (self._seq + 1) & 0xFFFF
+        self._sent_last_tick = True
+        self.counters["tx_packets"] += 1
+        self._tx_octets += len(payload)
+        self.transport.sendto(pkt, self.remote)
+
+    def _send_dtmf_packet(self, tick: int) -> None:
+        """One packet of the digit in progress; the event's packets were prepared when it started."""
+        head = self._dtmf_out[0]
+        if not isinstance(head, list):
+            digit, duration = head
+            ts = (self._ts_base + FRAME * tick) & 0xFFFFFFFF
+            self._dtmf_out[0] = head = [(p.marker, ts, p.payload) for p in tone_packets(digit, ts, duration)]
+        marker, ts, payload = head.pop(0)
+        if not head:
+            self._dtmf_out.pop(0)
+        pkt = build_rtp(self.event_pt, self._seq, ts, self.ssrc, payload, marker=marker)
+        self._seq = (self._seq + 1) & 0xFFFF
+        self._sent_last_tick = True
+        self.counters["tx_packets"] += 1
+        self.transport.sendto(pkt, self.remote)
+
+    def _send_sr(self, tick: int) -> None:
+        if self.remote_rtcp is None or self.rtcp_transport is None:
+            return
+        ts = (self._ts_base + FRAME * tick) & 0xFFFFFFFF
+        blocks = [self.tracker.report_block(self.remote_ssrc)] if self.remote_ssrc is not None else []
+        if self.counters["tx_packets"]:
+            pkt = build_rtcp(SenderReport(self.ssrc, _ntp_now(), ts, self.counters["tx_packets"],
+                                          self._tx_octets, blocks))
+        else:
+            pkt = build_rtcp(ReceiverReport(self.ssrc, blocks))
+        self.counters["rtcp_tx"] += 1
+        self.rtcp_transport.sendto(pkt, self.remote_rtcp)
+
+
+class Recording:
+    """A running call recording: stereo WAV, left = customer's voice, right = agent's voice."""
+
+    def __init__(self, engine: MediaEngine, customer: Stream, agent: Stream, path, flush_ticks: int) -> None:
+        self.engine = engine
+        self.customer = customer
+        self.agent = agent
+        self.path = path
+        self._rec = Recorder(os.fspath(path) if isinstance(path, os.PathLike) else path)
+        self._buf: list[np.ndarray] = []      # (2, 160) per tick
+        self._flush_ticks = flush_ticks
+        self.closed = False
+
+    @property
+    def samples(self) -> int:
+        return self._rec.samples + FRAME * len(self._buf)
+
+    def _add(self, pair: np.ndarray) -> None:
+        self._buf.append(pair)
+        if len(self._buf) >= self._flush_ticks:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._buf:
+            both = np.concatenate(self._buf, axis=1)
+            self._buf.clear()
+            self._rec.write(both[0], both[1])
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self._flush()
+        finally:
+            self._rec.close()
+            self.engine._recordings.discard(self)
+            for s in (self.customer, self.agent):
+                if self in s._recordings:
+                    s._recordings.remove(self)
+
+
+class _Player:
+    __slots__ = ("frames", "pos", "loop", "future")
+
+    def __init__(self, frames: np.ndarray, loop: bool, future: asyncio.Future) -> None:
+        self.frames = frames
+        self.pos = 0
+        self.loop = loop
+        self.future = future
+
+
+class MediaEngine:
+    """All RTP streams of the node, driven by one drift-free ptime ticker on the asyncio loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None = None, address: str = "127.0.0.1",
+                 port_range: tuple[int, int] = (20000, 29999), ptime: float = 0.02, *,
+                 max_catchup: int = 50, rtcp_interval: float = 5.0, record_flush: int = 25) -> None:
+        if abs(ptime - FRAME / 8000) > 1e-9:
+            raise ValueError("only 20 ms frames (160 samples at 8 kHz) are supported")
+        lo, hi = port_range
+        lo += lo & 1
+        if not 0 < lo < hi <= 65535:
+            raise ValueError(f"bad port range {port_range}")
+        self.loop = loop or asyncio.get_event_loop()
+        self.address = address
+        self.port_range = (lo, hi)
+        self.ptime = ptime
+        self.max_catchup = max_catchup
+        self.rtcp_every = max(1, round(rtcp_interval / ptime))
+        self.record_flush = record_flush
+        self.mixer = Mixer()
+        self.streams: set[Stream] = set()
+        self._audio: list[Stream] = []
+        self._recordings: set[Recording] = set()
+        self._next_port = lo + 2 * random.randrange((hi - lo) // 2) if hi - lo >= 4 else lo
+        self._handle: asyncio.TimerHandle | None = None
+        self.t0: float | None = None
+        self.tick_no = 0                 # index of the next tick to run
+        self.running = False
+        self.stats = dict(ticks=0, late_ticks=0, skipped_ticks=0, max_lateness_ms=0.0, max_tick_ms=0.0)
+
+    # --- lifecycle -----------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self.running:
+            return
+        self.running = True
+        self.t0 = self.loop.time()
+        self.tick_no = 0
+        self._handle = self.loop.call_at(self.t0, self._on_timer)
+
+    async def stop(self) -> None:
+        self.running = False
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        for s in list(self.streams):
+            self._close_stream(s)
+        for r in list(self._recordings):
+            r.close()
+
+    def due(self, n: int) -> float:
+        """Loop time at which tick n is due."""
+        return self.t0 + n * self.ptime
+
+    # --- streams -------------------------------------------------------------------------------------
+
+    def _bind(self, port: int) -> socket.socket | None:
+        sock = socket.socket(socket.AF_INET6 if ":" in self.address else socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            sock.bind((self.address, port))
+        except OSError:
+            sock.close()
+            return None
+        sock.setblocking(False)
+        return sock
+
+    async def open_stream(self, kind: str = "audio") -> Stream:
+        """Bind an even free port of the range (and port+1 for RTCP); the stream is idle until used."""
+        if kind not in ("audio", "video"):
+            raise ValueError("kind must be 'audio' or 'video'")
+        lo, hi = self.port_range
+        count = (hi - lo + 1) // 2
+        port = self._next_port
+        for _ in range(count):
+            cand = port
+            port += 2
+            if port + 1 > hi:
+                port = lo
+            if cand + 1 > hi:
+                continue
+            rtp = self._bind(cand)
+            if rtp is None:
+                continue
+            rtcp = self._bind(cand + 1)
+            if rtcp is None:
+                rtp.close()
+                continue
+            self._next_port = port      # rotate: a just-freed port is not reused at once
+            break
+        else:
+            raise OSError(f"no free RTP port pair in {self.port_range}")
+        stream = Stream(self, kind, cand, None, None)
+        try:
+            stream.transport, _ = await self.loop.create_datagram_endpoint(lambda: _Proto(stream, False), sock=rtp)
+            stream.rtcp_transport, _ = await self.loop.create_datagram_endpoint(lambda: _Proto(stream, True),
+                                                                                 sock=rtcp)
+        except BaseException:
+            for t, sk in ((stream.transport, rtp), (stream.rtcp_transport, rtcp)):
+                (t.close() if t is not None else sk.close())
+            raise
+        self.streams.add(stream)
+        if kind == "audio":
+            self.mixer.add_leg(stream)
+            self._audio.append(stream)
+        return stream
+
+    def _close_stream(self, s: Stream) -> None:
+        if s.closed:
+            return
+        s.closed = True
+        self._stop_player(s, False)
+        for r in list(s._recordings):
+            r.close()
+        if s.peer is not None:
+            s.peer.peer = None
+            s.peer = None
+        if s.kind == "audio":
+            self.mixer.remove_leg(s)
+            self._audio.remove(s)
+            s.room = None
+        self.streams.discard(s)
+        for t in (s.transport, s.rtcp_transport):
+            if t is not None:
+                t.close()
+
+    # --- rooms and supervisor modes -----------------------------------------------------------------
+
+    def join(self, stream: Stream, room_id) -> None:
+        """Put an audio stream in a room (moving it from any other room)."""
+        self._check_audio(stream)
+        self.mixer.set_room(stream, room_id)
+        stream.room = room_id
+
+    def leave(self, stream: Stream) -> None:
+        """Take a stream out of its room; supervisor overrides involving it are dropped."""
+        self._check_audio(stream)
+        self.mixer.set_room(stream, None)
+        self.mixer.clear_hears(stream)
+        stream.room = None
+
+    def mode(self, supervisor: Stream, agent: Stream, customer: Stream, mode: str | None) -> None:
+        """'listen' | 'whisper' | 'barge' (or None/'off' to clear) for a supervisor on an agent's call.
+
+        A supervisor in no room is joined to the agent's room; the overrides decide what it hears.
+        """
+        for s in (supervisor, agent, customer):
+            self._check_audio(s)
+        m = self.mixer
+        m.clear_hears(supervisor)
+        if mode in (None, "off", "none"):
+            return
+        action = {"listen": m.listen, "whisper": m.whisper, "barge": m.barge}.get(mode)
+        if action is None:
+            raise ValueError(f"unknown supervisor mode {mode!r}")
+        if supervisor.room is None and agent.room is not None:
+            self.join(supervisor, agent.room)
+        action(supervisor, agent, customer)
+
+    def _check_audio(self, s: Stream) -> None:
+        if s.closed or s.kind != "audio" or s.engine is not self:
+            raise ValueError(f"{s!r} is not an open audio stream of this engine")
+
+    # --- prompts -------------------------------------------------------------------------------------
+
+    def play(self, stream: Stream, frames, loop: bool = False) -> asyncio.Future:
+        """Play (N, 160) int16 frames to the stream (instead of its room audio); see module doc."""
+        self._check_audio(stream)
+        f = np.asarray(frames)
+        if f.ndim == 1:
+            f = np.pad(f, (0, -len(f) % FRAME)).reshape(-1, FRAME)
+        if f.ndim != 2 or f.shape[1] != FRAME:
+            raise ValueError(f"prompt must be (N, {FRAME}) frames, got {f.shape}")
+        if f.dtype != np.int16:
+            f = np.clip(f, -32768, 32767).astype(np.int16)
+        self._stop_player(stream, False)
+        fut = self.loop.create_future()
+        if len(f) == 0:
+            fut.set_result(True)
+            return fut
+        stream._player = _Player(f, loop, fut)
+        return fut
+
+    def stop_play(self, stream: Stream) -> None:
+        self._stop_player(stream, False)
+
+    def _stop_player(self, s: Stream, result: bool) -> None:
+        p = s._player
+        if p is None:
+            return
+        s._player = None
+        if not p.future.done():
+            p.future.set_result(result)
+
+    # --- recording and video -----------------------------------------------------------------------
+
+    def record(self, customer: Stream, agent: Stream, path) -> Recording:
+        """Record both parties' voices (decoded input, after the jitter buffer) to a stereo WAV."""
+        self._check_audio(customer)
+        self._check_audio(agent)
+        r = Recording(self, customer, agent, path, self.record_flush)
+        self._recordings.add(r)
+        customer._recordings.append(r)
+        agent._recordings.append(r)
+        return r
+
+    def relay(self, a: Stream, b: Stream) -> None:
+        """Forward every RTP/RTCP packet received on one video stream, unchanged, to the other's remote."""
+        for s in (a, b):
+            if s.closed or s.engine is not self:
+                raise ValueError(f"{s!r} is not an open stream of this engine")
+        for s in (a, b):
+            if s.peer is not None:
+                s.peer.peer = None
+        a.peer, b.peer = b, a
+
+    def unrelay(self, s: Stream) -> None:
+        if s.peer is not None:
+            s.peer.peer = None
+            s.peer = None
+
+    # --- the ticker ----------------------------------------------------------------------------------
+
+    def _on_timer(self) -> None:
+        self._handle = None
+        if not self.running:
+            return
+        loop = self.loop
+        now = loop.time()
+        st = self.stats
+        lateness = now - self.due(self.tick_no)
+        if lateness * 1000 > st["max_lateness_ms"]:
+            st["max_lateness_ms"] = lateness * 1000
+        behind = int(lateness / self.ptime)         # ticks that are already due after this one
+        if behind > self.max_catchup:
+            skip = behind - self.max_catchup
+            st["skipped_ticks"] += skip
+            self.tick_no += skip    # not replayed; RTP timestamps still follow real time
+        first = True
+        budget = self.max_catchup + 1     # an overloaded host must not starve the loop in here forever
+        while True:
+            n = self.tick_no
+            if not first:
+                st["late_ticks"] += 1
+            first = False
+            started = time.perf_counter()
+            try:
+                self._tick(n, self.due(n))
+            except Exception:   # noqa: BLE001 - keep the clock running whatever happens
+                log.exception("media: tick %d failed", n)
+            cost = (time.perf_counter() - started) * 1000
+            if cost > st["max_tick_ms"]:
+                st["max_tick_ms"] = cost
+            st["ticks"] += 1
+            self.tick_no = n + 1
+            budget -= 1
+            if self.due(self.tick_no) > loop.time() or not self.running or budget <= 0:
+                break
+        if self.running:
+            self._handle = loop.call_at(self.due(self.tick_no), self._on_timer)
+
+    def _tick(self, n: int, now: float) -> None:
+        audio = self._audio
+        if not audio:
+            return
+        mixer = self.mixer
+        frames = mixer.frames
+        # 1. One frame per stream out of its jitter buffer; G.711 decoded in one table lookup per codec.
+        silent: list[int] = []
+        groups: dict[int, tuple[list[int], list[bytes]]] = {}
+        for s in audio:
+            row = mixer.index(s)
+            f = s.jb.get(now)
+            payload = f.payload if f is not None else None
+            if payload is None:
+                silent.append(row)
+            elif len(payload) == FRAME:
+                g = groups.get(s.pt)
+                if g is None:
+                    g = groups[s.pt] = ([], [])
+                g[0].append(row)
+                g[1].append(payload)
+            else:       # odd packetization: decode alone, pad or cut to one frame
+                pcm = _DECODE[s.pt][np.frombuffer(payload, np.uint8)][:FRAME]
+                frames[row] = 0
+                frames[row, :len(pcm)] = pcm
+        if silent:
+            frames[silent] = 0
+        for pt, (rows, payloads) in groups.items():
+            frames[rows] = _DECODE[pt][np.frombuffer(b"".join(payloads), np.uint8)].reshape(-1, FRAME)
+        # 2. Every room, every supervisor override: one vectorized mix.
+        out = mixer.mix()
+        # 3. Recordings take the decoded voices (what each party said).
+        for r in self._recordings:
+            r._add(frames[[mixer.index(r.customer), mixer.index(r.agent)]])
+        # 4. Prompts replace room audio; then encode per codec and send.
+        senders: list[tuple[Stream, int]] = []
+        enc_rows: dict[int, list[int]] = {}
+        rtcp_due = n % self.rtcp_every == 0 and n > 0
+        for s in audio:
+            p = s._player
+            if p is not None:
+                if p.future.done():             # cancelled by its owner
+                    s._player = p = None
+                elif p.pos >= len(p.frames):
+                    if p.loop:
+                        p.pos = 0
+                    else:
+                        s._player = None
+                        p.future.set_result(True)
+                        p = None
+            if s.remote is None or s.pt is None:
+                if p is not None:
+                    p.pos += 1          # a prompt's time passes even if nobody can hear it yet
+                s._sent_last_tick = False
+                continue
+            if s._dtmf_out:
+                s._send_dtmf_packet(n)
+                continue
+            if p is None and s.room is None:
+                s._sent_last_tick = False
+                continue
+            row = mixer.index(s)
+            if p is not None:
+                out[row] = p.frames[p.pos]
+                p.pos += 1
+            senders.append((s, row))
+            enc_rows.setdefault(s.pt, []).append(row)
+            if rtcp_due:
+                s._send_sr(n)
+        if not senders:
+            return
+        codes = np.empty((out.shape[0], FRAME), dtype=np.uint8)
+        for pt, rows in enc_rows.items():
+            codes[rows] = _ENCODE[pt][out[rows].view(np.uint16)]
+        for s, row in senders:
+            try:
+                s._send_audio(n, codes[row].tobytes())
+            except OSError:
+                s.counters["send_errors"] += 1

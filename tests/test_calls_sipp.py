@@ -1,0 +1,70 @@
+"""Calls through the ACD with SIPp peers: customers dialling an access code and auto-answering agent phones."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+from tests.cc import ACCOUNTS, PASSWORDS, Api, cc_node
+from tests.conftest import free_port
+from tests.sipclient import UdpClient
+from tests.sipp import SCENARIOS, SIPP, run_sipp
+from tools.agents_load import register_agents, sign_in_all
+
+
+def test_sipp_customers_reach_sipp_agents(tmp_path):
+    with cc_node(tmp_path, wrap_up="0s") as (nt, port, http):
+        uas_port = free_port()
+        uas = subprocess.Popen([SIPP, "-sf", f"{SCENARIOS}/agent_uas.xml", "-i", "127.0.0.1", "-p", str(uas_port),
+                                "-nostdin", "-trace_err"], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+        try:
+            assert register_agents(port, [(u, PASSWORDS[u]) for u in ("70001", "70002")], "cc.test", uas_port) == 2
+            assert sign_in_all(http, "acme_sam", ACCOUNTS["acme_sam"], ["1001", "1002"]) == 2
+            res = run_sipp("customer_call.xml", port, calls=60, rate=20, workdir=str(tmp_path),
+                           extra=["-s", "4001", "-d", "100", "-l", "2"], timeout=60)
+            assert (res.successful, res.failed) == (60, 0), res.stderr[-400:]
+            api = Api(http)
+            api.login("acme_sam")
+            q = api.call("GET", "/api/queues/support", expect=200)[1]
+            assert q["answered"] == 60 and q["abandoned"] == 0 and q["waiting"] == 0
+            assert {a["id"]: a["answered"] for a in api.call("GET", "/api/agents")[1]}["1001"] >= 20
+            deadline = time.monotonic() + 5
+            while nt.call(lambda: len(nt.node.calls.calls)) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert nt.call(lambda: len(nt.node.calls.calls)) == 0       # nothing left behind
+            assert nt.call(lambda: len(nt.node.calls.dialogs)) == 0
+        finally:
+            uas.kill()
+
+
+def test_past_capacity_new_calls_get_503_with_retry_after(tmp_path):
+    with cc_node(tmp_path) as (nt, port, http):
+        nt.call(lambda: setattr(nt.node.calls, "max_calls", 3))
+        # one signed-in agent on a break, so callers stay queued and count as calls in progress
+        assert register_agents(port, [("70001", PASSWORDS["70001"])], "cc.test", free_port()) == 1
+        api = Api(http)
+        api.login("acme_alice")
+        api.call("POST", "/api/agents/me/sign-in", expect=200)
+        api.call("POST", "/api/agents/me/state", {"state": "rest", "reason": "break"}, expect=200)
+        client = UdpClient(("127.0.0.1", port))
+
+        def invite(i: int) -> bytes:
+            return (f"INVITE sip:4001@127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{client.addr[1]};"
+                    f"branch=z9hG4bK-ov{i};rport\r\nMax-Forwards: 70\r\nFrom: <sip:c{i}@x.test>;tag=c{i}\r\n"
+                    f"To: <sip:4001@cc.test>\r\nCall-ID: ov-{i}\r\nCSeq: 1 INVITE\r\n"
+                    f"Contact: <sip:c{i}@127.0.0.1:{client.addr[1]}>\r\nContent-Length: 0\r\n\r\n").encode()
+        try:
+            for i in range(4):
+                client.send(invite(i))
+            finals = {}
+            for m in client.recv_all(0.5):
+                if m.status >= 200:
+                    finals.setdefault(m.call_id, m)
+            assert sorted(m.status for m in finals.values()) == [200, 200, 200, 503]
+            refused = finals["ov-3"]
+            assert refused.get("Retry-After") == "5"
+            assert nt.call(lambda: nt.node.calls.stats["overloaded"]) == 1
+            assert api.call("GET", "/api/queues/support")[1]["waiting"] == 3
+        finally:
+            client.close()

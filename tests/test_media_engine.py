@@ -1,0 +1,542 @@
+"""MediaEngine over real UDP sockets on 127.0.0.1: rooms, prompts, ticker, DTMF, recording, modes, video.
+
+The "phones" are plain blocking Python sockets driven by their own threads (a sender paced on an
+absolute 20 ms schedule, a receiver collecting every datagram), so they keep real time even when a test
+deliberately blocks the engine's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import socket
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from media import g711
+from media.dtmf import DtmfReceiver, tone_packets
+from media.engine import MediaEngine
+from media.rtp import ReceiverReport, SenderReport, build_rtcp, build_rtp, parse_rtcp, parse_rtp
+from media.wav import dominant_frequency, frames, goertzel, read_wav_raw, tone
+
+try:
+    import uvloop
+except ImportError:     # pragma: no cover
+    uvloop = None
+
+LOOPS = ["asyncio"] + (["uvloop"] if uvloop is not None else [])
+CODEC = {0: "PCMU", 8: "PCMA"}
+
+
+def run(coro_fn, loop_kind: str = "asyncio", timeout: float = 15.0):
+    factory = uvloop.new_event_loop if loop_kind == "uvloop" else asyncio.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(asyncio.wait_for(coro_fn(), timeout))
+
+
+@contextlib.asynccontextmanager
+async def engine_running(**kw):
+    eng = MediaEngine(asyncio.get_running_loop(), **kw)
+    await eng.start()
+    try:
+        yield eng
+    finally:
+        await eng.stop()
+
+
+class Phone:
+    """A UDP endpoint on 127.0.0.1 with a receiver thread; sends G.711 frames or raw datagrams."""
+
+    def __init__(self, pt: int = 0) -> None:
+        self.pt = pt
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.02)
+        self.port = self.sock.getsockname()[1]
+        self.ssrc = random.getrandbits(32)
+        self.seq = random.getrandbits(16)
+        self.ts = random.getrandbits(32)
+        self.raw: list[tuple[float, bytes]] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._recv_loop, daemon=True)]
+        self._threads[0].start()
+
+    def _recv_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data, _ = self.sock.recvfrom(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.raw.append((time.monotonic(), data))
+
+    def sendto(self, data: bytes, port: int) -> None:
+        self.sock.sendto(data, ("127.0.0.1", port))
+
+    def rtp(self, payload: bytes, pt: int | None = None, marker: bool = False, ts: int | None = None) -> bytes:
+        pkt = build_rtp(self.pt if pt is None else pt, self.seq, self.ts if ts is None else ts, self.ssrc,
+                        payload, marker=marker)
+        self.seq = (self.seq + 1) & 0xFFFF
+        return pkt
+
+    def send_audio(self, pcm_frames: np.ndarray, port: int, ptime: float = 0.02) -> threading.Thread:
+        """Send frames in a thread on an absolute 20 ms schedule; returns the (started) thread."""
+        def body():
+            start = time.monotonic()
+            for k, f in enumerate(pcm_frames):
+                delay = start + k * ptime - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                if self._stop.is_set():
+                    return
+                self.sendto(self.rtp(g711.encode(f, CODEC[self.pt]), marker=k == 0), port)
+                self.ts = (self.ts + 160) & 0xFFFFFFFF
+        t = threading.Thread(target=body, daemon=True)
+        t.start()
+        self._threads.append(t)
+        return t
+
+    def mark(self) -> int:
+        return len(self.raw)
+
+    def packets(self, since: int = 0, pt: int | None = None) -> list:
+        out = [parse_rtp(d) for _, d in self.raw[since:]]
+        return [p for p in out if pt is None or p.payload_type == pt]
+
+    def audio(self, since: int = 0) -> np.ndarray:
+        pk = self.packets(since, self.pt)
+        if not pk:
+            return np.zeros(0, dtype=np.int16)
+        return np.concatenate([g711.decode(p.payload, CODEC[self.pt]) for p in pk])
+
+    def close(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(2)
+        self.sock.close()
+
+
+@pytest.fixture
+def phones():
+    made: list[Phone] = []
+
+    def make(pt: int = 0) -> Phone:
+        p = Phone(pt)
+        made.append(p)
+        return p
+    yield make
+    for p in made:
+        p.close()
+
+
+def power(x: np.ndarray, f: float) -> float:
+    return goertzel(x, f) / max(1, len(x)) ** 2
+
+
+def active_frames(x: np.ndarray, threshold: float = 1000.0) -> int:
+    n = len(x) // 160
+    if n == 0:
+        return 0
+    rms = np.sqrt(np.mean(x[: n * 160].reshape(n, 160).astype(np.float64) ** 2, axis=1))
+    return int(np.sum(rms > threshold))
+
+
+# --- (1) two parties in a room ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("loop_kind", LOOPS)
+def test_two_party_room_each_hears_the_other(phones, loop_kind):
+    pa, pb = phones(0), phones(8)          # PCMU on one leg, PCMA on the other: the engine transcodes
+
+    async def scenario():
+        async with engine_running() as eng:
+            a = await eng.open_stream()
+            b = await eng.open_stream()
+            assert a.port % 2 == 0 and b.port % 2 == 0 and a.port != b.port
+            a.set_remote("127.0.0.1", pa.port, 0)
+            b.set_remote("127.0.0.1", pb.port, 8)
+            eng.join(a, "call")
+            eng.join(b, "call")
+            ta = pa.send_audio(frames(tone(440, 1.0)), a.port)
+            tb = pb.send_audio(frames(tone(1000, 1.0)), b.port)
+            await asyncio.sleep(1.25)
+            ta.join(1), tb.join(1)
+            return dict(a.stats), dict(b.stats)
+
+    sa, sb = run(scenario, loop_kind)
+    for phone, own, other in ((pa, 440, 1000), (pb, 1000, 440)):
+        x = phone.audio()
+        assert active_frames(x) >= 40, "most of the other party's second of tone arrives"
+        assert abs(dominant_frequency(x) - other) < 10
+        assert power(x, own) < 1e-3 * power(x, other), "nobody hears themselves"
+        # RTP framing of what the engine sent: one SSRC, +1 seq, +160 timestamp, marker on the first only.
+        pk = phone.packets()
+        assert {p.payload_type for p in pk} == {phone.pt}
+        assert len({p.ssrc for p in pk}) == 1
+        assert all((q.seq - p.seq) & 0xFFFF == 1 for p, q in zip(pk, pk[1:]))
+        assert all((q.timestamp - p.timestamp) & 0xFFFFFFFF == 160 for p, q in zip(pk, pk[1:]))
+        assert pk[0].marker and not any(p.marker for p in pk[1:])
+        assert all(len(p.payload) == 160 for p in pk)
+    for st in (sa, sb):
+        assert st["rx_packets"] == 50 and st["lost"] == 0 and st["tx_packets"] >= 55
+        assert st["garbage"] == 0 and st["errors"] == 0
+
+
+# --- (2) prompts and music on hold ----------------------------------------------------------------
+
+def test_play_prompt_then_music_on_hold(phones):
+    p = phones(0)
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        async with engine_running() as eng:
+            s = await eng.open_stream()
+            s.set_remote("127.0.0.1", p.port, 0)
+            started = loop.time()
+            result = await eng.play(s, frames(tone(600, 0.5)))
+            elapsed = loop.time() - started
+            await asyncio.sleep(0.1)
+            after_prompt = p.mark()
+            await asyncio.sleep(0.1)
+            silent_after = p.mark() - after_prompt       # not in a room, not playing: sends nothing
+            # Music on hold: a 0.1 s loop keeps playing until stopped.
+            moh_start = p.mark()
+            fut = eng.play(s, frames(tone(800, 0.1)), loop=True)
+            await asyncio.sleep(0.4)
+            eng.stop_play(s)
+            moh_result = await fut
+            moh = p.mark() - moh_start
+            # A prompt still playing when the engine stops resolves False.
+            pending = eng.play(s, frames(tone(800, 5.0)))
+        return result, elapsed, after_prompt, silent_after, moh_start, moh, moh_result, pending
+
+    result, elapsed, after_prompt, silent_after, moh_start, moh, moh_result, pending = run(scenario)
+    assert result is True
+    assert 0.45 <= elapsed <= 0.65, elapsed
+    prompt = p.audio(0)[: after_prompt * 160]
+    assert after_prompt == 25
+    assert abs(dominant_frequency(prompt) - 600) < 10
+    assert silent_after == 0
+    assert moh_result is False
+    assert 15 <= moh <= 25, "the 5-frame loop repeated for the whole 0.4 s"
+    assert abs(dominant_frequency(p.audio(moh_start)) - 800) < 10
+    assert pending.done() and pending.result() is False
+
+
+def test_prompt_replaces_room_audio(phones):
+    pa, pb = phones(0), phones(0)
+
+    async def scenario():
+        async with engine_running() as eng:
+            a = await eng.open_stream()
+            b = await eng.open_stream()
+            a.set_remote("127.0.0.1", pa.port, 0)
+            b.set_remote("127.0.0.1", pb.port, 0)
+            eng.join(a, "r"), eng.join(b, "r")
+            # 1050 Hz is off the 100 Hz line grid of the 700 Hz prompt's own G.711 distortion.
+            pb.send_audio(frames(tone(1050, 0.6)), b.port)
+            pa.send_audio(frames(tone(440, 0.6)), a.port)
+            await asyncio.sleep(0.1)
+            m = pa.mark()
+            await eng.play(a, frames(tone(700, 0.3)))
+            return m, pa.mark()
+
+    m, end = run(scenario)
+    assert 15 <= end - m <= 17
+    # The frames at the edges may be room audio still in flight when play() started, or sent on the tick
+    # after the prompt ended (when the future resolves); the middle of the window is the prompt alone.
+    x = pa.audio(m)[2 * 160: 13 * 160]
+    assert abs(dominant_frequency(x) - 700) < 10
+    assert power(x, 1050) < 1e-3 * power(x, 700), "while the prompt plays the room is not heard"
+    assert abs(dominant_frequency(pb.audio()) - 440) < 10, "but the room still hears the listener"
+
+
+# --- (3) the ticker ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("loop_kind", LOOPS)
+def test_ticker_keeps_time_and_catches_up(loop_kind):
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        async with engine_running() as eng:
+            s = await eng.open_stream()          # some real work on every tick
+            eng.join(s, "alone")
+            seen: list[tuple[int, float]] = []
+            real_tick = eng._tick
+
+            def traced(n, now):
+                seen.append((n, loop.time()))
+                real_tick(n, now)
+            eng._tick = traced
+            await asyncio.sleep(1.0)
+            first = dict(eng.stats)
+            loop.call_soon(time.sleep, 0.1)      # a deliberately blocked loop
+            await asyncio.sleep(1.0)
+            end = loop.time()
+            return eng.t0, end, first, dict(eng.stats), seen
+
+    t0, end, first, st, seen = run(scenario, loop_kind)
+    ptime = 0.02
+    elapsed = end - t0
+    assert 97 <= st["ticks"] <= 103 + round((elapsed - 2.0) / ptime)
+    # No drift: the number of ticks run is exactly what the clock says is due.
+    assert abs(st["ticks"] - (int(elapsed / ptime) + 1)) <= 1
+    assert [n for n, _ in seen] == list(range(seen[0][0], seen[0][0] + len(seen)))
+    for n, at in seen:
+        assert at >= t0 + n * ptime - 0.002, "never early"
+    # Before the block ticks are on time; the block is caught up back-to-back and counted.
+    assert first["late_ticks"] <= 2
+    assert st["late_ticks"] - first["late_ticks"] >= 4
+    assert st["max_lateness_ms"] >= 80
+    assert st["skipped_ticks"] == 0
+    # After the catch-up the schedule is back on time.
+    tail = seen[-10:]
+    assert all(at - (t0 + n * ptime) < 0.015 for n, at in tail)
+
+
+# --- (4) RFC 4733 --------------------------------------------------------------------------------
+
+def test_dtmf_in_and_out(phones):
+    p = phones(0)
+
+    async def scenario():
+        async with engine_running() as eng:
+            s = await eng.open_stream()
+            s.set_remote("127.0.0.1", p.port, 0, event_pt=101)
+            digits: list[str] = []
+            s.on_dtmf = digits.append
+            ts = 5000
+            for digit in "5#":
+                pkts = tone_packets(digit, ts, 800)
+                for k in pkts:
+                    p.sendto(p.rtp(k.payload, pt=101, marker=k.marker, ts=k.timestamp), s.port)
+                    await asyncio.sleep(0.005)
+                # A late retransmission of the end packet is still the same event.
+                p.sendto(p.rtp(pkts[-1].payload, pt=101, ts=pkts[-1].timestamp), s.port)
+                ts += 1600
+            await asyncio.sleep(0.1)
+            s.send_dtmf("7")
+            await asyncio.sleep(0.3)
+            return digits, dict(s.stats)
+
+    digits, st = run(scenario)
+    assert digits == ["5", "#"]
+    assert st["dtmf_events"] == 2
+    rx = DtmfReceiver()
+    got = [d for pk in p.packets(pt=101) if (d := rx.feed(pk.timestamp, pk.payload, pk.marker))]
+    assert got == ["7"]
+    ev = p.packets(pt=101)
+    assert len(ev) == 7 and len({pk.timestamp for pk in ev}) == 1   # 4 updates + 3 end packets
+    assert ev[0].marker and not any(pk.marker for pk in ev[1:])
+
+
+# --- (5) recording -------------------------------------------------------------------------------
+
+def test_recording_is_stereo_customer_left_agent_right(phones, tmp_path):
+    pc, pa = phones(0), phones(8)
+    path = tmp_path / "call.wav"
+
+    async def scenario():
+        async with engine_running() as eng:
+            c = await eng.open_stream()
+            a = await eng.open_stream()
+            c.set_remote("127.0.0.1", pc.port, 0)
+            a.set_remote("127.0.0.1", pa.port, 8)
+            eng.join(c, "call"), eng.join(a, "call")
+            rec = eng.record(c, a, path)
+            pc.send_audio(frames(tone(440, 0.8)), c.port)
+            pa.send_audio(frames(tone(1000, 0.8)), a.port)
+            await asyncio.sleep(1.0)
+            rec.close()
+            return rec.samples
+
+    samples = run(scenario)
+    x, rate = read_wav_raw(str(path))
+    assert rate == 8000 and x.shape[1] == 2 and len(x) == samples and len(x) % 160 == 0
+    assert len(x) >= 0.9 * 8000
+    left, right = x[:, 0], x[:, 1]
+    assert abs(dominant_frequency(left) - 440) < 10
+    assert abs(dominant_frequency(right) - 1000) < 10
+    assert power(left, 1000) < 1e-3 * power(left, 440)
+    assert power(right, 440) < 1e-3 * power(right, 1000)
+    assert active_frames(left.astype(np.int16)) >= 35 and active_frames(right.astype(np.int16)) >= 35
+
+
+# --- (6) supervisor modes ----------------------------------------------------------------------------
+
+def test_listen_whisper_barge(phones):
+    F = {"customer": 440, "agent": 1000, "supervisor": 1650}
+    ph = {k: phones(0) for k in F}
+
+    async def scenario():
+        async with engine_running() as eng:
+            st = {}
+            for k in F:
+                st[k] = await eng.open_stream()
+                st[k].set_remote("127.0.0.1", ph[k].port, 0)
+            eng.join(st["customer"], "call"), eng.join(st["agent"], "call")
+            for k, f in F.items():
+                ph[k].send_audio(frames(tone(f, 1.7, amplitude=0.3)), st[k].port)
+            heard = {}
+            for mode in ("listen", "whisper", "barge"):
+                eng.mode(st["supervisor"], st["agent"], st["customer"], mode)
+                await asyncio.sleep(0.15)           # let what was in flight drain
+                marks = {k: ph[k].mark() for k in F}
+                await asyncio.sleep(0.3)
+                heard[mode] = {k: ph[k].audio(marks[k]) for k in F}
+            return heard
+
+    heard = run(scenario)
+
+    def hears(x, who):
+        p = {k: power(x, f) for k, f in F.items()}
+        loud = max(p.values())
+        return {k for k, v in p.items() if v > 0.05 * loud}, {k for k, v in p.items() if v < 1e-3 * loud}
+
+    expect = {   # listener -> who it hears, per mode
+        "listen": {"customer": {"agent"}, "agent": {"customer"}, "supervisor": {"agent", "customer"}},
+        "whisper": {"customer": {"agent"}, "agent": {"customer", "supervisor"},
+                    "supervisor": {"agent", "customer"}},
+        "barge": {"customer": {"agent", "supervisor"}, "agent": {"customer", "supervisor"},
+                  "supervisor": {"agent", "customer"}},
+    }
+    for mode, table in expect.items():
+        for listener, want in table.items():
+            present, absent = hears(heard[mode][listener], listener)
+            assert present == want, (mode, listener, present)
+            assert absent == set(F) - want, (mode, listener, absent)
+
+
+# --- (7) video passthrough --------------------------------------------------------------------------
+
+def test_video_relay_forwards_unchanged(phones):
+    pa, pb = phones(96), phones(96)
+    rnd = random.Random(7)
+    a_to_b = [build_rtp(96, i, 90000 + 3000 * i, 0xABCDEF, rnd.randbytes(rnd.randrange(1, 1200)),
+                        marker=i % 3 == 2) for i in range(20)]
+    b_to_a = [build_rtp(97, 100 + i, 3000 * i, 0x123456, rnd.randbytes(300)) for i in range(5)]
+    rtcp = build_rtcp(ReceiverReport(0xABCDEF))
+
+    async def scenario():
+        async with engine_running() as eng:
+            va = await eng.open_stream("video")
+            vb = await eng.open_stream("video")
+            eng.relay(va, vb)
+            vb.set_remote("127.0.0.1", pb.port, 96)        # va's remote is learned from its first packet
+            for d in a_to_b:
+                pa.sendto(d, va.port)
+            pa.sendto(b"\x00garbage", va.port)             # not RTP: counted, not forwarded
+            pa.sendto(rtcp, va.port)                       # rtcp-mux: relayed too
+            await asyncio.sleep(0.1)
+            for d in b_to_a:
+                pb.sendto(d, vb.port)
+            await asyncio.sleep(0.1)
+            return dict(va.stats), dict(vb.stats)
+
+    sa, sb = run(scenario)
+    assert [d for _, d in pb.raw] == a_to_b + [rtcp]
+    assert [d for _, d in pa.raw] == b_to_a
+    assert sa["rx_packets"] == 20 and sa["garbage"] == 1 and sa["tx_packets"] == 5
+    assert sb["rx_packets"] == 5 and sb["tx_packets"] == 20
+
+
+# --- (8) garbage ------------------------------------------------------------------------------------
+
+def test_garbage_is_counted_and_ignored(phones):
+    pa, pb = phones(0), phones(0)
+    rnd = random.Random(1)
+    junk = [b"", b"\x80", b"\x80\x00" * 5 + b"\x00",                     # empty, 1 byte, 11 bytes
+            bytes([0x8F]) + bytes(11),                                 # 15 CSRCs announced, none there
+            bytes([0x90]) + bytes(11) + b"\x00\x00\x00\x09",           # extension longer than the packet
+            bytes([0xA0, 0]) + bytes(10) + b"\x00",                    # padding count 0
+            bytes([0xA0, 0]) + bytes(10) + b"\x40",                    # padding past the header
+            build_rtp(101, 1, 1, 1, b"\x01\x02")]                      # telephone-event shorter than 4 bytes
+    junk += [bytes([rnd.choice([0x00, 0x40, 0xC0, 0xFF])]) + rnd.randbytes(rnd.randrange(0, 400))
+             for _ in range(60)]                                       # wrong RTP version
+    ignored = [build_rtp(13, 7, 7, 7, b"\x40"),                         # comfort noise: not our codec
+               build_rtp(8, 8, 8, 8, bytes(160))]                       # PCMA on a PCMU stream
+
+    async def scenario():
+        async with engine_running() as eng:
+            a = await eng.open_stream()
+            b = await eng.open_stream()
+            a.set_remote("127.0.0.1", pa.port, 0, event_pt=101)
+            b.set_remote("127.0.0.1", pb.port, 0)
+            eng.join(a, "r"), eng.join(b, "r")
+            for d in junk + ignored:
+                pa.sendto(d, a.port)
+                pa.sendto(d, a.port + 1)                               # and on its RTCP port
+            await asyncio.sleep(0.05)
+            # Odd packetizations are still played (10 ms and 30 ms payloads, cut or padded to 20 ms).
+            pa.sendto(pa.rtp(g711.encode(tone(1000, 0.01), "PCMU")), a.port)
+            pa.sendto(pa.rtp(g711.encode(tone(1000, 0.03), "PCMU")), a.port)
+            pa.send_audio(frames(tone(440, 0.5)), a.port)
+            await asyncio.sleep(0.7)
+            return dict(a.stats), eng.stats["ticks"]
+
+    st, ticks = run(scenario)
+    assert st["garbage"] >= 2 * len(junk) - 8 - 4     # RTCP port: the 8 handcrafted ones are only partly junk
+    assert st["ignored"] == len(ignored)
+    assert st["errors"] == 0 and st["dtmf_events"] == 0
+    assert st["rx_packets"] == 27
+    assert ticks >= 35
+    assert abs(dominant_frequency(pb.audio()) - 440) < 10, "the stream still works"
+
+
+# --- RTCP, long stalls, stream lifecycle ------------------------------------------------------------
+
+def _udp_pair() -> tuple[socket.socket, socket.socket]:
+    """Sockets on an even port P and P + 1 of 127.0.0.1 (RTP and RTCP of a phone)."""
+    for _ in range(100):
+        a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        a.bind(("127.0.0.1", 0))
+        port = a.getsockname()[1]
+        if port % 2:
+            a.close()
+            continue
+        b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            b.bind(("127.0.0.1", port + 1))
+        except OSError:
+            a.close(), b.close()
+            continue
+        return a, b
+    raise RuntimeError("no free even/odd port pair")
+
+
+def test_rtcp_reports_long_stall_and_close():
+    rtp_sock, rtcp_sock = _udp_pair()
+    rtcp_sock.settimeout(1.0)
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        async with engine_running(rtcp_interval=0.1, max_catchup=3) as eng:
+            s = await eng.open_stream()
+            s.set_remote("127.0.0.1", rtp_sock.getsockname()[1], 8)
+            eng.join(s, "solo")                       # alone in a room: sends silence
+            await asyncio.sleep(0.25)
+            loop.call_soon(time.sleep, 0.25)          # a stall far beyond max_catchup ticks
+            await asyncio.sleep(0.1)
+            port = s.port
+            playing = eng.play(s, frames(tone(500, 1.0)))
+            s.close()
+            s.close()                                 # idempotent
+            reopened = await eng.open_stream()
+            return dict(eng.stats), port, playing, dict(s.stats), reopened.port, len(eng.streams)
+
+    try:
+        st, port, playing, sst, new_port, n_streams = run(scenario)
+        sr = parse_rtcp(rtcp_sock.recv(2048))[0]
+        silence = parse_rtp(rtp_sock.recv(2048))
+    finally:
+        rtp_sock.close(), rtcp_sock.close()
+    assert isinstance(sr, SenderReport) and sr.packets > 0
+    assert silence.payload_type == 8 and silence.payload == g711.encode(np.zeros(160, np.int16), "PCMA")
+    assert st["skipped_ticks"] >= 5 and st["late_ticks"] >= 3
+    assert playing.done() and playing.result() is False
+    assert sst["rtcp_tx"] >= 2
+    assert new_port != port, "a just-closed port is not handed out again at once"
+    assert n_streams == 1
