@@ -12,6 +12,7 @@ import time
 
 from acd import AcdError, AgentStateError, Leave, Offer, Withdraw
 
+from .aio import drive
 from .legs import Leg, new_tag
 from .log import get as get_logger
 from .routing import Router
@@ -42,6 +43,8 @@ class Call:
         self.outbound_to: Leg | None = None     # outbound calls: the called leg
         self.ivr = None
         self.priority = 0                       # from the customer's Priority header (RFC 3261 s. 20.26)
+        self.offer = None                       # the customer's parsed SDP offer
+        self.recording = None
 
 
 class CallControl:
@@ -60,6 +63,8 @@ class CallControl:
         self.lookup_ha1 = lookup_ha1
         self.log = get_logger("calls")
         self.center = None                      # ContactCenter when queues are configured
+        self.media = None                       # CallMedia when the node runs a media engine
+        self.queue_settings: dict = {}          # queue name -> settings.SkillQueue (announcements, recording)
         self.ivr_runner = None
         self.listen: dict[str, tuple[str, int]] = {}
         self.calls: dict[str, Call] = {}
@@ -186,13 +191,72 @@ class CallControl:
             from .outbound import place_outbound
             place_outbound(self, tx, req, number or "", caller_agent)
             return
+        if self.media is not None and offer is not None:
+            drive(self._answer_anchored(tx, req, offer, number or "", decision), self._task_done)
+            return
         call = self._answer_customer(tx, req, offer, number or "")
         if call is None:
             return
+        self._route_answered(call, decision)
+
+    def _route_answered(self, call: Call, decision) -> None:
         if decision.kind == "queue":
-            self.enqueue(call, decision.target)
+            if self.media is not None and call.customer.stream is not None:
+                drive(self._announce_and_queue(call, decision.target), self._task_done)
+            else:
+                self.enqueue(call, decision.target)
         else:
             self.start_ivr(call, decision.target)
+
+    def _task_done(self, result, err) -> None:
+        if err is not None:
+            self.log.error("call_task_failed", error=repr(err))
+
+    async def _answer_anchored(self, tx, req: Request, offer, number: str, decision) -> None:
+        """Answer with our own media stream (the switch plays prompts and bridges audio itself)."""
+        timer = self._session_timer_headers(req)
+        if timer is None:
+            self.endpoint.respond(tx, make_response(req, 422, to_tag=new_tag(), headers=[("Min-SE", str(MIN_SE))]))
+            return
+        headers, interval, we_refresh = timer
+        leg = Leg(self, "uas", None, tx.context)
+        leg.invite_tx = tx
+        try:
+            sdp = await self.media.answer_customer(leg, offer)
+        except SipError as err:
+            self.media.close(leg)
+            self.endpoint.respond(tx, make_response(req, err.status, err.detail, to_tag=new_tag()))
+            return
+        except OSError as exc:
+            self.log.error("media_unavailable", call_id=req.call_id, error=str(exc))
+            self.endpoint.respond(tx, make_response(req, 503, "Media unavailable", to_tag=new_tag(),
+                                                    headers=[("Retry-After", "5")]))
+            return
+        if tx.state not in ("trying", "proceeding"):        # cancelled while the stream opened
+            self.media.close(leg)
+            return
+        call = Call(req.call_id, leg, number)
+        leg.call = call
+        call.offer_sdp, call.offer = req.body, offer
+        call.video = offer.has_video
+        call.priority = {"emergency": 2, "urgent": 1}.get((req.get("Priority") or "").strip().lower(), 0)
+        self.calls[call.id] = call
+        self.stats["calls"] += 1
+        leg.stream.on_dtmf = lambda d, call=call: call.ivr.digit(d) if call.ivr is not None else None
+        leg.answer(req, sdp, headers)
+        leg.start_session_timer(interval, we_refresh)
+        self.log.info("call_answered", call_id=call.id, number=number, video=call.video, rtp=leg.stream.port)
+        self._route_answered(call, decision)
+
+    async def _announce_and_queue(self, call: Call, queue: str) -> None:
+        """Entry announcement first; the call joins the queue (and may be offered) when it has been heard."""
+        q = self.queue_settings.get(queue)
+        if q is not None and q.announce_entry:
+            await self.media.play(call.customer.stream, q.announce_entry)
+        if call.ended:
+            return
+        self.media.hold_music(call.customer.stream, q.music_on_hold if q else None)
+        self.enqueue(call, queue)
 
     def _authenticate_agent(self, tx, req: Request, user: str) -> str | None:
         """An INVITE claiming to come from an agent's softphone must prove it (407 challenge)."""
@@ -292,14 +356,41 @@ class CallControl:
                 self.log.exception("action_failed", action=repr(act))
 
     def _offer(self, o: Offer) -> None:
+        if self.media is not None:
+            drive(self._offer_anchored(o), self._task_done)
+            return
+        self._offer_now(o, None)
+
+    async def _offer_anchored(self, o: Offer) -> None:
+        call = self.calls.get(o.call_id)
+        if call is None or call.customer.stream is None:
+            self._offer_now(o, None)
+            return
+        probe = Leg(self, "uac", call, Target("udp", "", 0))
+        try:
+            sdp = await self.media.offer_agent(probe, call.offer)
+        except OSError as exc:
+            self.log.error("media_unavailable", call_id=o.call_id, error=str(exc))
+            self.center.run(self.center.acd.offer_failed, o.call_id, o.agent_id, "declined")
+            return
+        acd_entry = self.center.acd.entries.get(o.call_id)
+        if call.ended or acd_entry is None or o.agent_id not in acd_entry.ringing:
+            self.media.close(probe)                         # withdrawn while the stream opened
+            return
+        self._offer_now(o, probe, sdp)
+
+    def _offer_now(self, o: Offer, prepared: Leg | None, sdp: bytes = b"") -> None:
         call = self.calls.get(o.call_id)
         bindings = sorted(self.center.bindings.get(o.softphone, ()), key=lambda b: (b.q or 0.0, b.registered_at))
         live = [b for b in bindings if b.expires_at > time.time()]
         if call is None or not live:
+            if prepared is not None:
+                self.media.close(prepared)
             self.loop.call_soon(self.center.run, self.center.acd.offer_failed, o.call_id, o.agent_id, "declined")
             return
         b = live[-1]
-        leg = Leg(self, "uac", call, self.binding_target(b))
+        leg = prepared or Leg(self, "uac", call, self.binding_target(b))
+        leg.peer = self.binding_target(b)
         leg.agent_id = o.agent_id
         call.offers[o.agent_id] = leg
         cust = call.customer.dialog
@@ -310,8 +401,8 @@ class CallControl:
         extra += [("Route", p) for p in b.path]
         if call.queue:
             extra.append(("X-CC-Queue", call.queue))
-        sdp = call.offer_sdp or build_sdp(self.media_address, int(time.time()), 1,
-                                          [(self.media_port(), 101, "sendrecv", 0)])
+        sdp = sdp or call.offer_sdp or build_sdp(self.media_address, int(time.time()), 1,
+                                                 [(self.media_port(), 101, "sendrecv", 0)])
         leg.invite(b.contact, f"<sip:{o.softphone}@{self.domain}>", caller, sdp, extra,
                    lambda ev, tx, resp: self._agent_response(leg, ev, resp))
 
@@ -350,8 +441,17 @@ class CallControl:
             call.answered_at = time.time()
             self.stats["answered_by_agent"] += 1
             self.log.info("call_connected", call_id=call.id, agent_id=leg.agent_id, queue=call.queue)
-            if resp.body and call.customer.state == "confirmed":
-                call.customer.reinvite(resp.body)          # media straight between the two phones
+            if leg.stream is not None and resp.body:
+                try:
+                    self.media.agent_answered(call, leg, resp.body)
+                except (SipError, TypeError, ValueError) as exc:
+                    self.log.warning("agent_sdp_unusable", call_id=call.id, error=str(exc))
+                q = self.queue_settings.get(call.queue)
+                if q is not None and q.record:
+                    path = self.media.record(call, leg)
+                    self.log.info("recording", call_id=call.id, path=path)
+            elif resp.body and call.customer.state == "confirmed":
+                call.customer.reinvite(resp.body)          # no media engine: media straight between phones
             return
         if leg.state != "ended":
             leg.state = "ended"
@@ -361,6 +461,8 @@ class CallControl:
 
     def _offer_failed(self, call: Call, leg: Leg, reason: str) -> None:
         call.offers.pop(leg.agent_id, None)
+        if self.media is not None:
+            self.media.close(leg)
         self.center.run(self.center.acd.offer_failed, call.id, leg.agent_id, reason)
 
     def _withdraw(self, w: Withdraw) -> None:
@@ -368,6 +470,8 @@ class CallControl:
         leg = call.offers.pop(w.agent_id, None) if call else None
         if leg is not None:
             leg.bye()
+            if self.media is not None:
+                self.media.close(leg)
 
     def _leave(self, act: Leave) -> None:
         call = self.calls.get(act.call_id)
@@ -514,6 +618,12 @@ class CallControl:
                 self.dialogs.pop(leg.key, None)
         if call.ivr is not None:
             call.ivr.cancel()
+        if call.recording is not None:
+            call.recording.close()
+        if self.media is not None:
+            for leg in [call.customer, call.agent_leg, call.outbound_to, *call.offers.values()]:
+                if leg is not None:
+                    self.media.close(leg)
         if self.center is not None:
             acd = self.center.acd
             if call.id in acd.talking:

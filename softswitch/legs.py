@@ -40,6 +40,8 @@ class Leg:
         self.remote_sdp = b""
         self.sdp_version = 1
         self.agent_id: str | None = None
+        self.stream = None                # the media engine's RTP stream for this leg (anchored media)
+        self.video = None
         self.cancel_pending = False
         self.cancelled = False
         self.session_expires = 0

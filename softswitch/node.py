@@ -80,17 +80,31 @@ class Node:
                                  auth=self.auth, lookup_ha1=self.credentials.ha1)
         self.calls.max_calls = config.server.sip.max_calls if config else 0
         self.center: ContactCenter | None = None
+        self.media_engine = None
         if config is not None and config.queues:
             self.center = ContactCenter(config, self.loop)
             self.center.calls = self.calls
             self.calls.center = self.center
             self.registrar.listeners.append(self.center.on_bindings)
-            self.calls.ivr_runner = IvrRunner(self.calls, config.ivr, Path(config.file).resolve().parent, self.loop)
+            base = Path(config.file).resolve().parent
+            self.calls.ivr_runner = IvrRunner(self.calls, config.ivr, base, self.loop)
+            self.calls.queue_settings = {q.name: q for q in config.queues}
+            if config.server.media.anchor:
+                self._media(config, base)
         self.api = None
         self._tasks: list[asyncio.Task] = []
         self.servers: list = []
         self.bound: list[Listen] = []
         self.stopped = asyncio.Event()
+
+    def _media(self, config, base: Path) -> None:
+        from media.engine import MediaEngine
+        from .call_media import CallMedia
+        self.media_engine = MediaEngine(self.loop, config.server.media.address, config.server.media.rtp_ports)
+        db = sqlite_path(config.server.storage.cdr)
+        recordings = Path(db).resolve().parent / "recordings" if db else None
+        self.calls.media = CallMedia(self.media_engine, base, recordings, log.get("media"))
+        self.calls.ivr_runner.player = lambda call, path: self.calls.media.play(call.customer.stream, str(path))
 
     async def start(self) -> None:
         ep = self.endpoint
@@ -107,6 +121,8 @@ class Node:
                 raise ValueError(f"transport {spec.proto!r} is not available on this node")
         for b in self.bound:
             self.calls.listen.setdefault(b.proto, (b.host, b.port))
+        if self.media_engine is not None:
+            await self.media_engine.start()
         ep.start()
         if self.center is not None:
             self.center.start()
@@ -166,6 +182,8 @@ class Node:
             self.center.stop()
         if self.api is not None:
             await self.api.cleanup()
+        if self.media_engine is not None:
+            await self.media_engine.stop()
         for t in self._tasks:
             t.cancel()
         self.endpoint.stop()

@@ -17,14 +17,15 @@ ACCOUNTS = {"acme_alice": "Alice-Pass-1!", "acme_bob": "Bob-Pass-2!", "acme_caro
             "acme_sam": "Sam-Pass-4!"}
 
 
-def config_text(sip_port: int, http_port: int, db: str, ring_timeout: str = "4s", wrap_up: str = "1s",
-                strategy: str = "linear", extra_queue: str = "") -> str:
+def config_text(sip_port: int, http_port: int, db: str, rtp_lo: int = 0, ring_timeout: str = "4s", wrap_up: str = "1s",
+                strategy: str = "linear", extra_queue: str = "", record: bool = False) -> str:
     return f"""
 server:
   node_id: test-node
   sip: {{listen: [udp:127.0.0.1:{sip_port}, tcp:127.0.0.1:{sip_port}], domain: cc.test, session_expires: 120s}}
   http: {{listen: 127.0.0.1:{http_port}}}
   storage: {{cdr: "sqlite:///{db}"}}
+  media: {{address: 127.0.0.1, rtp_ports: {rtp_lo}-{rtp_lo + 998}}}
 employees:
   - {{account: acme_alice, name: Alice, password: "{ACCOUNTS['acme_alice']}"}}
   - {{account: acme_bob, name: Bob, password: "{ACCOUNTS['acme_bob']}"}}
@@ -35,7 +36,8 @@ agents:
   - {{id: "1002", account: acme_bob, softphone: "70002", softphone_password: "{PASSWORDS['70002']}", queues: [support, sales]}}
   - {{id: "1003", account: acme_carol, softphone: "70003", softphone_password: "{PASSWORDS['70003']}", queues: [sales]}}
 skill_queues:
-  - {{name: support, strategy: {strategy}, ring_timeout: {ring_timeout}, wrap_up: {wrap_up}, max_wait: 30s}}
+  - {{name: support, strategy: {strategy}, ring_timeout: {ring_timeout}, wrap_up: {wrap_up}, max_wait: 30s,
+     record: {str(record).lower()}}}
   - {{name: sales, strategy: {strategy}, ring_timeout: {ring_timeout}, wrap_up: {wrap_up}, max_wait: 30s}}
 {extra_queue}
 called_routes:
@@ -82,7 +84,10 @@ class Api:
 @contextmanager
 def cc_node(tmp_path, **kw):
     sip_port, http_port = free_port(), free_port()
-    cfg = parse_config(config_text(sip_port, http_port, str(tmp_path / "cc.db"), **kw), str(tmp_path / "cc.yaml"))
+    # each node its own RTP range, so nodes of parallel or back-to-back tests never contend for ports
+    rtp_lo = 30000 + 1000 * (sip_port % 30)
+    cfg = parse_config(config_text(sip_port, http_port, str(tmp_path / "cc.db"), rtp_lo, **kw),
+                       str(tmp_path / "cc.yaml"))
     nt = NodeThread(lambda loop: Node(options_from_config(cfg), cfg, loop, credentials_from_config(cfg)))
     nt.start()
     try:

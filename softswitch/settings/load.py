@@ -102,7 +102,7 @@ def _server(r: Reader, loc: Located) -> ServerSettings | None:
                 "must not exceed max_expires")
     http = r.mapping(s["http"], "server.http", {"listen": (R.host_port, None)})
     media = r.mapping(s["media"], "server.media", {"address": (R.host, "127.0.0.1"),
-                                                   "rtp_ports": (_ports, (20000, 29999))})
+                                                   "rtp_ports": (_ports, (20000, 29999)), "anchor": (R.boolean, True)})
     storage = r.mapping(s["storage"], "server.storage", {
         "cdr": (_storage_url, StorageSettings.cdr), "state": (_state_url, "memory")})
     if not sip["listen"]:

@@ -47,6 +47,8 @@ class SipSettings:
 class MediaSettings:
     address: str = "127.0.0.1"
     rtp_ports: tuple[int, int] = (20000, 29999)
+    anchor: bool = True          # media through the switch (prompts, hold music, recording, supervisor modes);
+                                 # false: customer and agent exchange RTP directly (signalling-only switch)
 
 
 @dataclass(frozen=True)
