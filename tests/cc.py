@@ -106,3 +106,14 @@ def wait_for(pred, timeout=5.0, phones=None):
         else:
             time.sleep(0.05)
     return bool(pred())
+
+
+def agent_on_break(sip_port: int, http_port: int) -> Api:
+    """Alice registered (to a port nobody answers) and signed in but on a break: callers stay queued."""
+    from tools.agents_load import register_agents
+    assert register_agents(sip_port, [("70001", PASSWORDS["70001"])], "cc.test", free_port()) == 1
+    api = Api(http_port)
+    api.login("acme_alice")
+    api.call("POST", "/api/agents/me/sign-in", expect=200)
+    api.call("POST", "/api/agents/me/state", {"state": "rest", "reason": "break"}, expect=200)
+    return api

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import time
 
-from tests.cc import ACCOUNTS, PASSWORDS, Api, cc_node
+from tests.cc import ACCOUNTS, PASSWORDS, Api, agent_on_break, cc_node
 from tests.conftest import free_port
 from tests.sipclient import UdpClient
 from tests.sipp import SCENARIOS, SIPP, run_sipp
@@ -41,12 +41,7 @@ def test_sipp_customers_reach_sipp_agents(tmp_path):
 def test_past_capacity_new_calls_get_503_with_retry_after(tmp_path):
     with cc_node(tmp_path) as (nt, port, http):
         nt.call(lambda: setattr(nt.node.calls, "max_calls", 3))
-        # one signed-in agent on a break, so callers stay queued and count as calls in progress
-        assert register_agents(port, [("70001", PASSWORDS["70001"])], "cc.test", free_port()) == 1
-        api = Api(http)
-        api.login("acme_alice")
-        api.call("POST", "/api/agents/me/sign-in", expect=200)
-        api.call("POST", "/api/agents/me/state", {"state": "rest", "reason": "break"}, expect=200)
+        api = agent_on_break(port, http)      # callers stay queued and count as calls in progress
         client = UdpClient(("127.0.0.1", port))
 
         def invite(i: int) -> bytes:

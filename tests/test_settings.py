@@ -171,3 +171,10 @@ def test_cli_passwd_hashes_and_enforces_policy():
     assert res.returncode == 1 and "no upper-case letter" in res.stderr
     res = run_cli("passwd", "--softphone", "70001", "--stdin", stdin="Phone-Pass1!\n")
     assert res.returncode == 1 and "realm" in res.stderr
+
+
+def test_agent_queue_penalties():
+    cfg = parse_config(BASE.replace("queues: [q1]", "queues: [{queue: q1, penalty: 3}]"))
+    assert cfg.agent("1001").queues == ("q1",) and cfg.agent("1001").penalties == {"q1": 3}
+    probs = problems(BASE.replace("queues: [q1]", "queues: [{queue: q1, penalty: -1}]"))
+    assert probs[0][2] == "agents[0].queues[0].penalty" and "at least 0" in probs[0][3]

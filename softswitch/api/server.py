@@ -206,6 +206,6 @@ async def start_api(node, host: str, port: int) -> web.AppRunner:
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    node.http_port = site._server.sockets[0].getsockname()[1]
+    node.http_port = node.api_port = site._server.sockets[0].getsockname()[1]
     get_logger("api").info("listening", http=f"{host}:{node.http_port}")
     return runner

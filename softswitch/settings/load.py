@@ -191,7 +191,7 @@ def _agents(r: Reader, loc, policy, realm: str) -> list[Agent]:
         a = r.mapping(item, path, {
             "id": (R.number_string, MISSING), "account": (_name, MISSING), "softphone": (R.number_string, MISSING),
             "softphone_password_hash": (R.nonempty, None), "softphone_password": (R.text, None),
-            "queues": (R.list_of(_name), list), "auto_answer_after": (R.duration(0, 60), 2.0)})
+            "queues": (R.list_of(_agent_queue), list), "auto_answer_after": (R.duration(0, 60), 2.0)})
         if a["id"] is None or a["softphone"] is None:
             continue
         ha1 = None
@@ -210,9 +210,20 @@ def _agents(r: Reader, loc, policy, realm: str) -> list[Agent]:
                 r.error(item.items["softphone_password_hash"].line, f"{path}.softphone_password_hash", str(exc))
         elif a["softphone_password"] is None:
             r.error(item.line, f"{path}.softphone_password_hash", "required key is missing")
-        out.append(Agent(a["id"], a["account"] or "", a["softphone"], ha1 or {}, tuple(a["queues"] or ()),
-                         a["auto_answer_after"]))
+        queues = [q for q in (a["queues"] or ()) if q is not None]
+        out.append(Agent(a["id"], a["account"] or "", a["softphone"], ha1 or {}, tuple(n for n, _ in queues),
+                         a["auto_answer_after"], {n: p for n, p in queues}))
     return out
+
+
+def _agent_queue(r, loc, path) -> tuple[str, int]:
+    """A skill queue of an agent: NAME, or {queue: NAME, penalty: N} (lower penalties are offered first)."""
+    if loc.kind == "mapping":
+        m = r.mapping(loc, path, {"queue": (_name, MISSING), "penalty": (R.integer(0, 100), 0)})
+        if m["queue"] is None:
+            raise Bad("needs a queue name")
+        return m["queue"], m["penalty"]
+    return _name(r, loc, path), 0
 
 
 def _target(r, loc, path) -> Overflow:

@@ -84,6 +84,7 @@ class Agent:
     ha1: dict = field(hash=False, compare=True)    # {"MD5": hex, "SHA-256": hex}
     queues: tuple[str, ...] = ()
     auto_answer_after: float = 2.0
+    penalties: dict = field(default_factory=dict, hash=False, compare=True)   # queue -> penalty
 
 
 @dataclass(frozen=True)
