@@ -365,6 +365,30 @@ class Acd:
         if self.on_event is not None:
             self.on_event(ev)
 
+    # --- caller information -------------------------------------------------------------------------------
+    def position(self, call_id: str) -> int | None:
+        """1-based place of a waiting call in its queue, in the order calls are offered."""
+        e = self.entries.get(call_id)
+        if e is None:
+            return None
+        ahead = sum(1 for o in self.entries.values()
+                    if o.queue == e.queue and (-o.priority, o.seq) < (-e.priority, e.seq))
+        return ahead + 1
+
+    def estimated_wait(self, call_id: str, default_handle_time: float = 180.0) -> float | None:
+        """Seconds until an agent is likely free for this caller, from live statistics: callers ahead times
+        the average handle time, shared by the agents serving the queue (any strategy)."""
+        pos = self.position(call_id)
+        if pos is None:
+            return None
+        e = self.entries[call_id]
+        view = self.stats[e.queue].view()
+        aht = view["average_handle_time"] or default_handle_time
+        serving = sum(1 for a in self.agents.values() if e.queue in a.queues and a.state != "offline")
+        if serving == 0:
+            return None
+        return pos * aht / serving
+
     # --- views ---------------------------------------------------------------------------------------------
     def queue_view(self, name: str) -> dict:
         now = self.clock()

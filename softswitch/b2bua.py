@@ -73,7 +73,8 @@ class CallControl:
         self.outbound_by_tx: dict[int, Leg] = {}   # agents' unanswered outbound INVITEs -> the far leg
         self._port_lo, self._port_hi = rtp_ports
         self._next_port = rtp_ports[0]
-        self.stats = {"calls": 0, "rejected": 0, "answered_by_agent": 0, "ended": 0, "overloaded": 0}
+        self.stats = {"calls": 0, "rejected": 0, "answered_by_agent": 0, "ended": 0, "overloaded": 0,
+                      "announcements": 0}
         self.max_calls = 0                      # 0: no limit; else 503 past it
         self.loop_lag = 0.0                     # smoothed event-loop lateness, seconds (set by the node)
         self.max_loop_lag = 0.1
@@ -257,6 +258,38 @@ class CallControl:
             return
         self.media.hold_music(call.customer.stream, q.music_on_hold if q else None)
         self.enqueue(call, queue)
+        if q is not None and (q.announce_position or q.announce_wait):
+            await self._periodic_announcements(call, q)
+
+    async def _periodic_announcements(self, call: Call, q) -> None:
+        """While the caller waits: position and estimated wait every announce_every seconds, music between."""
+        import asyncio
+        from .call_media import number_prompts
+        acd = self.center.acd
+        while True:
+            await asyncio.sleep(q.announce_every)
+            entry = acd.entries.get(call.id)
+            if call.ended or entry is None or entry.ringing or call.agent_leg is not None:
+                if call.ended or entry is None:
+                    return
+                continue
+            names: list[str] = []
+            if q.announce_position:
+                names += ["caller_number", *number_prompts(min(acd.position(call.id) or 1, 99))]
+            wait = acd.estimated_wait(call.id) if q.announce_wait else None
+            if wait is not None:
+                minutes = int(round(wait / 60))
+                names += ["estimated_wait"] + (["less_than_a_minute"] if minutes < 1 else
+                                               [*number_prompts(min(minutes, 99)), "minutes"])
+            frames = self.media.sentence(names)
+            if frames is None:
+                continue
+            self.stats["announcements"] += 1
+            self.log.info("queue_announcement", call_id=call.id, position=acd.position(call.id),
+                          estimated_wait=round(wait, 1) if wait is not None else None)
+            finished = await self.media.play(call.customer.stream, frames)
+            if finished and not call.ended and call.agent_leg is None and call.id in acd.entries:
+                self.media.hold_music(call.customer.stream, q.music_on_hold)
 
     def _authenticate_agent(self, tx, req: Request, user: str) -> str | None:
         """An INVITE claiming to come from an agent's softphone must prove it (407 challenge)."""

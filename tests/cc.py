@@ -18,7 +18,7 @@ ACCOUNTS = {"acme_alice": "Alice-Pass-1!", "acme_bob": "Bob-Pass-2!", "acme_caro
 
 
 def config_text(sip_port: int, http_port: int, db: str, rtp_lo: int = 0, ring_timeout: str = "4s", wrap_up: str = "1s",
-                strategy: str = "linear", extra_queue: str = "", record: bool = False) -> str:
+                strategy: str = "linear", extra_queue: str = "", record: bool = False, support_extra: str = "") -> str:
     return f"""
 server:
   node_id: test-node
@@ -37,7 +37,7 @@ agents:
   - {{id: "1003", account: acme_carol, softphone: "70003", softphone_password: "{PASSWORDS['70003']}", queues: [sales]}}
 skill_queues:
   - {{name: support, strategy: {strategy}, ring_timeout: {ring_timeout}, wrap_up: {wrap_up}, max_wait: 30s,
-     record: {str(record).lower()}}}
+     record: {str(record).lower()}{support_extra}}}
   - {{name: sales, strategy: {strategy}, ring_timeout: {ring_timeout}, wrap_up: {wrap_up}, max_wait: 30s}}
 {extra_queue}
 called_routes:

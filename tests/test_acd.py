@@ -317,3 +317,21 @@ class AcdMachine(RuleBasedStateMachine):
 
 TestAcdMachine = AcdMachine.TestCase
 TestAcdMachine.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
+
+
+def test_position_and_estimated_wait_from_live_stats():
+    acd, clock, _ = make(wrap_up=0)
+    ready(acd, "1001", "1002")
+    for cid in ("a", "b"):
+        acd.enqueue(cid, "q1")
+        acd.answered(cid, acd.agents["1001"].id if cid == "a" else "1002")
+    clock.t += 120
+    acd.call_ended("a")
+    acd.call_ended("b")
+    acd.set_state("1001", "busy")
+    acd.set_state("1002", "busy")
+    acd.enqueue("c1", "q1")
+    acd.enqueue("c2", "q1", priority=1)
+    assert (acd.position("c2"), acd.position("c1")) == (1, 2)
+    assert acd.estimated_wait("c1") == 2 * 120 / 2          # two ahead-or-at, AHT 120 s, two agents
+    assert acd.position("nope") is None

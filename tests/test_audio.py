@@ -72,3 +72,34 @@ def test_music_on_hold_then_two_way_audio_and_recording(phones, tmp_path):
         finally:
             phones.remove(cust, unregister=False)
             phones.remove(agent)
+
+
+def test_queued_caller_hears_entry_announcement_then_position_and_wait(phones, tmp_path):
+    from pathlib import Path
+    welcome = Path(__file__).resolve().parent.parent / "config" / "prompts" / "welcome.wav"
+    with cc_node(tmp_path, support_extra=f", announce: {{entry: {welcome}, every: 5s}}") as (nt, port, http):
+        agent = agent_phone(phones, "70001", port, tone_hz=1000)
+        cust = phones.account("5552001", "unused", f"127.0.0.1:{port}", domain="cc.test", register=False,
+                              auto_answer=False)
+        try:
+            api = Api(http)
+            api.login("acme_alice")
+            api.call("POST", "/api/agents/me/sign-in", expect=200)
+            api.call("POST", "/api/agents/me/state", {"state": "busy", "reason": "notes"}, expect=200)
+            rec = cust.call(f"sip:4001@127.0.0.1:{port}")
+            assert phones.wait(lambda: connected(rec), 5)
+            # the offer waits for the entry announcement: nothing is queued while it plays
+            phones.pump(0.8)
+            assert api.call("GET", "/api/queues/support")[1]["entered"] == 0
+            assert wait_for(lambda: api.call("GET", "/api/queues/support")[1]["waiting"] == 1, 4, phones)
+            assert wait_for(lambda: nt.call(lambda: nt.node.calls.stats["announcements"]) == 1, 7, phones)
+            phones.pump(1.0)
+            rec.call.hangup(pjsua2.CallOpParam(True))
+            assert phones.wait(lambda: ended(rec), 5)
+            phones.pump(0.3)
+            speech_rms, _ = segment(rec.recording, 0.2, 1.0)
+            assert speech_rms > 300                      # the welcome prompt
+            assert agent.calls == []
+        finally:
+            phones.remove(cust, unregister=False)
+            phones.remove(agent)

@@ -250,10 +250,12 @@ def _queues(r: Reader, loc) -> list[SkillQueue]:
             "music_on_hold": (R.nonempty, None)})
         ov = r.mapping(q.pop("overflow"), f"{path}.overflow", {"to": (_target, Overflow("hangup"))})
         an = r.mapping(q.pop("announce"), f"{path}.announce", {
-            "entry": (R.nonempty, None), "every": (R.duration(5, 3600), d.announce_every)})
+            "entry": (R.nonempty, None), "every": (R.duration(5, 3600), d.announce_every),
+            "position": (R.boolean, True), "wait": (R.boolean, True)})
         if q["name"] is None:
             continue
-        out.append(SkillQueue(**q, overflow=ov["to"], announce_entry=an["entry"], announce_every=an["every"]))
+        out.append(SkillQueue(**q, overflow=ov["to"], announce_entry=an["entry"], announce_every=an["every"],
+                              announce_position=an["position"], announce_wait=an["wait"]))
     return out
 
 

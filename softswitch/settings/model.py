@@ -108,6 +108,8 @@ class SkillQueue:
     short_abandon: float = 5.0
     announce_entry: str | None = None
     announce_every: float = 30.0
+    announce_position: bool = True   # "you are caller number N", every announce_every
+    announce_wait: bool = True       # "your estimated waiting time is M minutes"
     music_on_hold: str | None = None
 
 

@@ -1,0 +1,311 @@
+"""Durable call records: CDRs and the ACD queue log, in SQLite.
+
+The event loop must never wait on the disk, so every write is handed to ONE writer thread through a queue;
+`add_cdr` / `add_queue_event` return a concurrent.futures.Future resolved with the new row id only after
+the transaction holding the row has committed (from asyncio: `await asyncio.wrap_future(fut)`; plain
+done-callbacks run on the writer thread, so keep them short and never flush() from them). WAL with
+synchronous=NORMAL makes a committed row survive a crash or SIGKILL of the process (only a power cut can
+lose the last few transactions), at the cost of no fsync per commit - the point of the requirement.
+
+Reads use their own connection (WAL readers never block the writer) and may be called from any thread.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import queue
+import sqlite3
+import threading
+import time
+from concurrent.futures import Future
+from pathlib import Path
+from typing import IO, Any, Iterator
+
+from . import log
+
+CDR_COLUMNS = ("id", "call_id", "node", "caller", "called", "queue", "agent_id", "started_at", "answered_at",
+               "connected_at", "ended_at", "wait_s", "talk_s", "outcome", "end_reason", "recording", "extra")
+QUEUE_LOG_COLUMNS = ("id", "at", "queue", "call_id", "agent_id", "event", "old", "new", "reason", "wait")
+OUTCOMES = ("answered", "abandoned", "overflowed", "rejected", "outbound", "failed")
+
+# Each entry moves the schema one version up; never edit a released entry, append a new one.
+MIGRATIONS = [
+    """
+    CREATE TABLE cdr (id INTEGER PRIMARY KEY, call_id TEXT UNIQUE, node TEXT, caller TEXT, called TEXT,
+        queue TEXT, agent_id TEXT, started_at REAL, answered_at REAL, connected_at REAL, ended_at REAL,
+        wait_s REAL, talk_s REAL, outcome TEXT, end_reason TEXT, recording TEXT, extra TEXT);
+    CREATE INDEX cdr_started_at ON cdr (started_at);
+    CREATE TABLE queue_log (id INTEGER PRIMARY KEY, at REAL, queue TEXT, call_id TEXT, agent_id TEXT,
+        event TEXT, old TEXT, new TEXT, reason TEXT, wait REAL);
+    CREATE INDEX queue_log_at ON queue_log (at);
+    CREATE INDEX queue_log_call_id ON queue_log (call_id);
+    CREATE INDEX queue_log_agent_id ON queue_log (agent_id);
+    """,
+]
+COMPONENT = "records"  # the cdr file is shared (credentials live there too): versions are per component
+_TABLES = {"cdr": (CDR_COLUMNS, "started_at"), "queue_log": (QUEUE_LOG_COLUMNS, "at")}
+# Errors that belong to one row (constraint, unbindable value): SQLite aborts only that statement and the
+# rest of the batch still commits. Anything else (I/O, full disk, locked) fails the whole batch.
+_ROW_ERRORS = (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.ProgrammingError, sqlite3.DataError)
+
+
+class RecordStoreClosed(RuntimeError):
+    pass
+
+
+def db_path(url: str | os.PathLike) -> str:
+    """sqlite:///relative/path, sqlite:////absolute/path, or a plain path; the directory is created."""
+    url = os.fspath(url)
+    path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else url
+    if not path or path == ":memory:" or "://" in path:
+        raise ValueError(f"need an SQLite file (sqlite:///PATH or a path), got {url!r}")
+    if os.path.dirname(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+    return path
+
+
+def _connect(path: str, readonly: bool = False, busy_timeout: float = 5.0) -> sqlite3.Connection:
+    # autocommit mode: transactions are explicit BEGIN/COMMIT, nothing is opened behind our back
+    if readonly:
+        db = sqlite3.connect(Path(os.path.abspath(path)).as_uri() + "?mode=ro", uri=True,
+                             check_same_thread=False, isolation_level=None)
+    else:
+        db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    # other processes (passwd --reset, exports) may hold the lock for a moment
+    db.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+    return db
+
+
+class RecordStore:
+    def __init__(self, url: str | os.PathLike, *, max_delay: float = 0.02, max_rows: int = 500,
+                 busy_timeout: float = 5.0) -> None:
+        self.path = db_path(url)
+        self.max_delay, self.max_rows = max_delay, max_rows
+        self._log = log.get("records")
+        self._db = _connect(self.path, busy_timeout=busy_timeout)
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._migrate()
+        except BaseException:
+            self._db.close()
+            raise
+        self._reader = _connect(self.path, readonly=True)
+        self._read_lock = threading.Lock()
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._closed = False
+        self._close_lock = threading.Lock()  # no item may slip into the queue behind the stop marker
+        self._thread = threading.Thread(target=self._run, name="records-writer", daemon=True)
+        self._thread.start()
+
+    def _migrate(self) -> None:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")  # two processes opening a fresh file must not both migrate
+        try:
+            db.execute("CREATE TABLE IF NOT EXISTS schema_version (component TEXT PRIMARY KEY, "
+                       "version INTEGER NOT NULL)")
+            row = db.execute("SELECT version FROM schema_version WHERE component=?", (COMPONENT,)).fetchone()
+            version = row[0] if row else 0
+            if version > len(MIGRATIONS):
+                raise RuntimeError(f"{self.path}: records schema v{version} is newer than this code "
+                                   f"(v{len(MIGRATIONS)})")
+            for script in MIGRATIONS[version:]:
+                for stmt in filter(str.strip, script.split(";")):
+                    db.execute(stmt)  # executescript() would COMMIT first and split the migration
+            db.execute("INSERT OR REPLACE INTO schema_version VALUES (?, ?)", (COMPONENT, len(MIGRATIONS)))
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:  # SQLite may already have rolled back (I/O error, full disk)
+                db.execute("ROLLBACK")
+            raise
+
+    def add_cdr(self, row: dict) -> Future:
+        if not row.get("call_id"):
+            raise ValueError("a CDR needs a call_id")
+        return self._submit("cdr", row)
+
+    def add_queue_event(self, row: dict) -> Future:
+        return self._submit("queue_log", {"at": time.time(), **row})
+
+    def _submit(self, table: str, row: dict) -> Future:
+        cols = _TABLES[table][0]
+        unknown = set(row) - set(cols[1:])
+        if unknown:  # a typo would otherwise drop data silently
+            raise ValueError(f"unknown {table} fields: {sorted(unknown)}")
+        names = tuple(row)
+        values = tuple(json.dumps(v) if k == "extra" and v is not None else v for k, v in row.items())
+        sql = f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
+        fut: Future = Future()
+        with self._close_lock:
+            if self._closed:
+                raise RecordStoreClosed(f"record store {self.path} is closed")
+            self._queue.put((sql, values, fut))
+        return fut
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Wait until everything queued before this call is committed; TimeoutError after `timeout` s."""
+        marker: Future = Future()
+        with self._close_lock:
+            if self._closed:
+                raise RecordStoreClosed(f"record store {self.path} is closed")
+            self._queue.put((None, None, marker))
+        marker.result(timeout)
+
+    def close(self, timeout: float | None = 10.0) -> None:
+        """Commit what is queued, stop the writer and close the connections. Idempotent."""
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._queue.put(None)
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._log.error("records_writer_stuck", path=self.path)
+            return  # the writer still owns its connection; closing it under the thread would be worse
+        self._db.close()
+        with self._read_lock:
+            self._reader.close()
+
+    def __enter__(self) -> "RecordStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            batch, markers, stop = [], [], item is None
+            deadline = time.monotonic() + self.max_delay
+            # Group commit: take what is already queued, up to max_rows or max_delay, and commit at once.
+            # No waiting for more when the queue is empty: a commit without fsync is cheap, latency is not.
+            while item is not None:
+                if item[0] is None:
+                    markers.append(item[2])
+                    break  # a flush ends the batch so it returns as soon as its predecessors are in
+                if item[2].set_running_or_notify_cancel():  # skip rows whose caller cancelled them
+                    batch.append(item)
+                if len(batch) >= self.max_rows or time.monotonic() >= deadline:
+                    break
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                stop = item is None
+            if batch:
+                self._write(batch)
+            for m in markers:
+                m.set_result(None)
+            if stop:
+                return
+
+    def _write(self, batch: list) -> None:
+        db, done = self._db, []
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, values, fut in batch:
+                    try:
+                        done.append((fut, db.execute(sql, values).lastrowid))
+                    except _ROW_ERRORS as exc:
+                        self._log.warning("record_rejected", error=str(exc), sql=sql.split(" (")[0])
+                        fut.set_exception(exc)
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        except Exception as exc:  # the writer must outlive a bad disk; callers see the error in their future
+            self._log.error("records_write_failed", error=repr(exc), rows=len(batch), path=self.path)
+            for _, _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(exc)
+            return
+        for fut, rowid in done:
+            fut.set_result(rowid)
+
+    def _query(self, sql: str, args: list) -> list[dict]:
+        with self._read_lock:
+            if self._closed and not self._thread.is_alive():
+                raise RecordStoreClosed(f"record store {self.path} is closed")
+            cur = self._reader.execute(sql, args)
+            names = [d[0] for d in cur.description]
+            return [_decode(dict(zip(names, r))) for r in cur.fetchall()]
+
+    def cdrs(self, since: float | None = None, until: float | None = None, queue: str | None = None,
+             limit: int | None = None) -> list[dict]:
+        """CDRs whose started_at is in [since, until), oldest first."""
+        where, args = _where(since, until, "started_at")
+        if queue is not None:
+            where, args = where + ["queue = ?"], args + [queue]
+        return self._query(_select("cdr", where, limit, args), args)
+
+    def queue_events(self, since: float | None = None, call_id: str | None = None,
+                     agent_id: str | None = None, limit: int | None = None) -> list[dict]:
+        """Queue-log events at or after `since`, in the order they were written."""
+        where, args = _where(since, None, "at")
+        for col, val in (("call_id", call_id), ("agent_id", agent_id)):
+            if val is not None:
+                where, args = where + [f"{col} = ?"], args + [val]
+        return self._query(_select("queue_log", where, limit, args), args)
+
+    def count_cdrs(self) -> int:
+        return self._query("SELECT count(*) AS n FROM cdr", [])[0]["n"]
+
+    def integrity_check(self) -> str:
+        return "; ".join(r["integrity_check"] for r in self._query("PRAGMA integrity_check", []))
+
+    def export(self, kind: str, fmt: str, out: IO[str], since: float | None = None,
+               until: float | None = None) -> int:
+        """Write the rows of `kind` to `out` as CSV (header row) or a JSON list; returns the row count.
+        Streamed from a private connection so a big export neither loads the table nor blocks other reads."""
+        if kind not in _TABLES or fmt not in ("csv", "json"):
+            raise ValueError(f"export kind must be cdr|queue_log and fmt csv|json, got {kind!r}, {fmt!r}")
+        cols, time_col = _TABLES[kind]
+        where, args = _where(since, until, time_col)
+        db = _connect(self.path, readonly=True)
+        try:
+            rows = _stream(db.execute(_select(kind, where, None, args), args))
+            n = 0
+            if fmt == "csv":
+                w = csv.writer(out)
+                w.writerow(cols)
+                for n, row in enumerate(rows, 1):
+                    w.writerow(row)  # extra stays JSON text in its cell; NULL becomes an empty cell
+            else:
+                out.write("[")
+                for n, row in enumerate(rows, 1):
+                    out.write(("\n" if n == 1 else ",\n") + json.dumps(_decode(dict(zip(cols, row)))))
+                out.write("\n]\n" if n else "]\n")
+            return n
+        finally:
+            db.close()
+
+
+def _where(since, until, col) -> tuple[list[str], list]:
+    conds = [(f"{col} >= ?", since), (f"{col} < ?", until)]
+    return [c for c, v in conds if v is not None], [v for _, v in conds if v is not None]
+
+
+def _select(table: str, where: list[str], limit: int | None, args: list) -> str:
+    sql = f"SELECT {', '.join(_TABLES[table][0])} FROM {table}"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY id"
+    if limit is not None:
+        sql += " LIMIT ?"
+        args.append(int(limit))
+    return sql
+
+
+def _stream(cur: sqlite3.Cursor, size: int = 1000) -> Iterator[tuple]:
+    while rows := cur.fetchmany(size):
+        yield from rows
+
+
+def _decode(row: dict[str, Any]) -> dict[str, Any]:
+    if row.get("extra") is not None:
+        row["extra"] = json.loads(row["extra"])
+    return row

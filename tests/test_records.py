@@ -1,0 +1,262 @@
+"""softswitch.records on real SQLite files: round trips, batching, export, SIGKILL durability, errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import wait
+from pathlib import Path
+
+import pytest
+
+from softswitch.records import CDR_COLUMNS, QUEUE_LOG_COLUMNS, RecordStore, RecordStoreClosed
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cdr(call_id: str, started: float, queue: str = "sales", **kw) -> dict:
+    row = {"call_id": call_id, "node": "n1", "caller": "+3312345", "called": "100", "queue": queue,
+           "agent_id": "a1", "started_at": started, "answered_at": started + 0.1, "connected_at": started + 5,
+           "ended_at": started + 65, "wait_s": 5.0, "talk_s": 60.0, "outcome": "answered",
+           "end_reason": "caller_bye", "recording": f"rec/{call_id}.wav", "extra": {"ivr": ["1", "2"]}}
+    row.update(kw)
+    return row
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = RecordStore(f"sqlite:///{tmp_path}/sub/cdr.db")
+    yield s
+    s.close()
+
+
+def test_round_trip_filters_and_commit_before_resolve(store):
+    fut = store.add_cdr(cdr("c1", 1000.0))
+    rowid = fut.result(5)
+    # the future resolved only after COMMIT: a brand-new connection must already see the row
+    with sqlite3.connect(store.path) as other:
+        assert other.execute("SELECT call_id FROM cdr WHERE id=?", (rowid,)).fetchone() == ("c1",)
+    store.add_cdr(cdr("c2", 2000.0, queue="support", connected_at=None, agent_id=None,
+                      outcome="abandoned", extra=None))
+    store.add_cdr(cdr("c3", 3000.0)).result(5)
+
+    rows = store.cdrs()
+    assert [r["call_id"] for r in rows] == ["c1", "c2", "c3"]
+    assert rows[0] == {"id": rowid, **cdr("c1", 1000.0)}
+    assert rows[1]["connected_at"] is None and rows[1]["extra"] is None
+    assert [r["call_id"] for r in store.cdrs(since=2000.0)] == ["c2", "c3"]
+    assert [r["call_id"] for r in store.cdrs(until=2000.0)] == ["c1"]
+    assert [r["call_id"] for r in store.cdrs(since=1500, until=3500, queue="sales")] == ["c3"]
+    assert [r["call_id"] for r in store.cdrs(limit=2)] == ["c1", "c2"]
+    assert store.count_cdrs() == 3
+
+    events = [
+        {"at": 10.0, "queue": "sales", "call_id": "c1", "event": "enqueue"},
+        {"at": 11.0, "queue": "sales", "call_id": "c1", "agent_id": "a1", "event": "offer"},
+        {"at": 12.0, "queue": "sales", "call_id": "c1", "agent_id": "a1", "event": "answer", "wait": 2.0},
+        {"at": 13.0, "queue": "sales", "agent_id": "a2", "event": "state", "old": "idle", "new": "paused",
+         "reason": "lunch"},
+    ]
+    futs = [store.add_queue_event(e) for e in events]
+    assert all(isinstance(f.result(5), int) for f in futs)
+    got = store.queue_events()
+    assert [{k: v for k, v in r.items() if v is not None and k != "id"} for r in got] == events
+    assert [r["event"] for r in store.queue_events(call_id="c1")] == ["enqueue", "offer", "answer"]
+    assert [r["event"] for r in store.queue_events(agent_id="a2")] == ["state"]
+    assert [r["event"] for r in store.queue_events(since=12.0)] == ["answer", "state"]
+    assert [r["event"] for r in store.queue_events(since=11.0, agent_id="a1", limit=1)] == ["offer"]
+    before = time.time()
+    store.add_queue_event({"queue": "q", "event": "enqueue"}).result(5)  # `at` defaults to now
+    assert store.queue_events(since=before)[0]["at"] >= before
+    assert store.integrity_check() == "ok"
+
+    with pytest.raises(ValueError):
+        store.add_cdr({"call_id": "c9", "calller": "typo"})
+    with pytest.raises(ValueError):
+        store.add_cdr({"caller": "no call id"})
+
+
+def test_reopen_keeps_schema_and_rows(tmp_path):
+    url = str(tmp_path / "cdr.db")  # a plain path works too
+    with RecordStore(url) as s:
+        s.add_cdr(cdr("c1", 1.0)).result(5)
+    with RecordStore(url) as s:
+        assert [r["call_id"] for r in s.cdrs()] == ["c1"]
+        with sqlite3.connect(s.path) as db:
+            assert db.execute("SELECT version FROM schema_version WHERE component='records'").fetchone() == (1,)
+            assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_batching_5000_events_in_order(store):
+    t0 = time.monotonic()
+    futs = [store.add_queue_event({"at": float(i), "queue": "sales", "call_id": f"c{i}", "event": "enqueue"})
+            for i in range(5000)]
+    submit = time.monotonic() - t0
+    store.flush(10)
+    assert all(f.done() for f in futs)  # flush returns only after everything queued before it committed
+    ids = [f.result() for f in futs]
+    assert ids == sorted(ids) and len(set(ids)) == 5000
+    rows = store.queue_events()
+    assert [r["call_id"] for r in rows] == [f"c{i}" for i in range(5000)]
+    assert [r["id"] for r in rows] == ids
+    assert submit < 2.0 and time.monotonic() - t0 < 10.0  # generous: submitting never waits on the disk
+    with sqlite3.connect(store.path) as other:
+        assert other.execute("SELECT count(*) FROM queue_log").fetchone() == (5000,)
+
+
+def test_concurrent_writers_from_threads(store):
+    def work(k):
+        return [store.add_cdr(cdr(f"t{k}-{i}", float(i))) for i in range(200)]
+    results: list = []
+    threads = [threading.Thread(target=lambda k=k: results.extend(work(k))) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    done, pending = wait(results, timeout=10)
+    assert not pending and all(f.exception() is None for f in done)
+    assert store.count_cdrs() == 800
+
+
+def test_export_csv_and_json_parse_back(store):
+    for i in range(2500):  # more than one fetchmany() page
+        store.add_cdr(cdr(f"c{i}", float(i), queue="sales" if i % 2 else "support",
+                          connected_at=None if i % 3 == 0 else i + 5.0, caller=f'say "hi", {i}'))
+        store.add_queue_event({"at": float(i), "queue": "sales", "call_id": f"c{i}", "event": "enqueue",
+                               "reason": "line1\nline2" if i == 7 else None})
+    store.flush(10)
+    want = store.cdrs(since=100, until=2000)
+    assert len(want) == 1900
+
+    buf = io.StringIO()
+    assert store.export("cdr", "json", buf, since=100, until=2000) == 1900
+    assert json.loads(buf.getvalue()) == want
+
+    buf = io.StringIO()
+    assert store.export("cdr", "csv", buf, since=100, until=2000) == 1900
+    buf.seek(0)
+    reader = csv.reader(buf)
+    assert tuple(next(reader)) == CDR_COLUMNS
+    got = list(reader)
+    as_text = [["" if r[c] is None else json.dumps(r[c]) if c == "extra" else str(r[c]) for c in CDR_COLUMNS]
+               for r in want]
+    assert got == as_text
+
+    qwant = store.queue_events()
+    buf = io.StringIO()
+    assert store.export("queue_log", "json", buf) == 2500
+    assert json.loads(buf.getvalue()) == qwant
+    buf = io.StringIO()
+    assert store.export("queue_log", "csv", buf) == 2500
+    buf.seek(0)
+    parsed = list(csv.DictReader(buf))
+    assert [r["reason"] for r in parsed][7] == "line1\nline2"
+    assert [[r[c] for c in QUEUE_LOG_COLUMNS] for r in parsed] == [
+        ["" if r[c] is None else str(r[c]) for c in QUEUE_LOG_COLUMNS] for r in qwant]
+
+    buf = io.StringIO()
+    assert store.export("cdr", "json", buf, since=1e9) == 0
+    assert json.loads(buf.getvalue()) == []
+    with pytest.raises(ValueError):
+        store.export("calls", "csv", io.StringIO())
+
+
+def test_sigkill_durability(tmp_path):
+    db = tmp_path / "crash.db"
+    rng = random.Random()
+    reported: list[str] = []
+    for rnd in range(5):
+        out_path = tmp_path / f"out{rnd}.txt"
+        with open(out_path, "w") as out:
+            child = subprocess.Popen([sys.executable, str(ROOT / "tools" / "crash_records.py"), str(db), f"r{rnd}"],
+                                     stdout=out, cwd=ROOT)
+        try:
+            deadline = time.monotonic() + 10
+            while not out_path.read_text().startswith("ready\n"):
+                assert child.poll() is None, "crash child died on its own"
+                assert time.monotonic() < deadline, "crash child never got ready"
+                time.sleep(0.01)
+            time.sleep(rng.uniform(0.2, 0.8))
+            assert child.poll() is None
+            child.send_signal(signal.SIGKILL)
+        finally:
+            child.kill()
+            child.wait(5)
+        lines = out_path.read_text().split("\n")[1:-1]  # drop "ready" and a possible partial last line
+        assert lines, "the child committed nothing before the kill"
+        reported += lines
+
+    with sqlite3.connect(db) as raw:
+        assert raw.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        present = {r[0] for r in raw.execute("SELECT call_id FROM cdr")}
+    missing = [c for c in reported if c not in present]
+    assert not missing, f"{len(missing)} acknowledged CDRs lost, e.g. {missing[:5]}"
+
+    with RecordStore(f"sqlite:///{db}") as s:  # reopen after the crashes and keep writing
+        assert s.integrity_check() == "ok"
+        s.add_cdr(cdr("after-crash", 1.0)).result(5)
+        assert s.count_cdrs() == len(present) + 1
+
+
+def test_closed_store_and_rejected_rows(tmp_path):
+    s = RecordStore(tmp_path / "x.db")  # a Path works too
+    assert s.add_cdr(cdr("dup", 1.0)).result(5)
+    # a duplicate in its own batch, and one sharing a batch with good rows
+    with pytest.raises(sqlite3.IntegrityError):
+        s.add_cdr(cdr("dup", 2.0)).result(5)
+    futs = [s.add_cdr(cdr("ok1", 3.0)), s.add_cdr(cdr("dup", 4.0)), s.add_cdr(cdr("ok2", 5.0)),
+            s.add_cdr(cdr("bad-type", 6.0, caller=object()))]
+    assert futs[0].result(5) and futs[2].result(5)
+    assert isinstance(futs[1].exception(5), sqlite3.IntegrityError)
+    assert isinstance(futs[3].exception(5), sqlite3.Error)
+    # the writer survived: later rows still go in
+    assert s.add_cdr(cdr("later", 7.0)).result(5)
+    assert [r["call_id"] for r in s.cdrs()] == ["dup", "ok1", "ok2", "later"]
+    assert s.cdrs(since=1.5, until=2.5) == []
+
+    pending = s.add_queue_event({"queue": "q", "event": "enqueue"})
+    s.close()
+    assert pending.done() and pending.exception() is None  # close() flushed it
+    s.close()  # idempotent
+    with pytest.raises(RecordStoreClosed):
+        s.add_cdr(cdr("late", 8.0))
+    with pytest.raises(RecordStoreClosed):
+        s.add_queue_event({"event": "enqueue"})
+    with pytest.raises(RecordStoreClosed):
+        s.flush(1)
+    with pytest.raises(RecordStoreClosed):
+        s.cdrs()
+
+
+def test_failed_batch_does_not_kill_writer(tmp_path):
+    """A whole-batch failure (here: the file is write-locked by another process's connection past the busy
+    timeout) fails the batch's futures; the writer thread lives on and the next batch commits."""
+    s = RecordStore(str(tmp_path / "locked.db"), busy_timeout=0.05)
+    blocker = sqlite3.connect(s.path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    fut = s.add_cdr(cdr("blocked", 1.0))
+    assert isinstance(fut.exception(5), sqlite3.OperationalError)
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    assert s.add_cdr(cdr("after", 2.0)).result(5)
+    assert [r["call_id"] for r in s.cdrs()] == ["after"]
+    s.close()
+
+
+def test_awaitable_from_asyncio(store):
+    import asyncio
+
+    async def main():
+        rowid = await asyncio.wrap_future(store.add_cdr(cdr("aio", 1.0)))
+        return rowid, threading.current_thread()
+
+    rowid, thread = asyncio.run(main())
+    assert thread is threading.main_thread() and store.cdrs()[0]["id"] == rowid
