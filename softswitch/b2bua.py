@@ -64,6 +64,8 @@ class CallControl:
         self.log = get_logger("calls")
         self.center = None                      # ContactCenter when queues are configured
         self.media = None                       # CallMedia when the node runs a media engine
+        self.records = None                     # RecordStore: a CDR for every call
+        self.node_id = ""
         self.queue_settings: dict = {}          # queue name -> settings.SkillQueue (announcements, recording)
         self.ivr_runner = None
         self.listen: dict[str, tuple[str, int]] = {}
@@ -665,6 +667,26 @@ class CallControl:
                 self.center.run(acd.caller_gone, call.id)
         self.log.info("call_ended", call_id=call.id, reason=reason,
                       duration=round(time.time() - call.started, 3))
+        if self.records is not None:
+            self._write_cdr(call, reason)
+
+    def _write_cdr(self, call: Call, reason: str) -> None:
+        now = time.time()
+        outcome = "outbound" if call.outbound_to is not None else (
+            self.center.acd.outcomes.get(call.id) if self.center is not None else None) or (
+            "abandoned" if call.queue else "failed")
+        cust = call.customer.dialog
+        connected = call.answered_at or None
+        agent = call.agent_leg.agent_id if call.agent_leg is not None else call.customer.agent_id
+        row = {"call_id": call.id, "node": self.node_id, "caller": cust.remote_uri if cust else "",
+               "called": call.number, "queue": call.queue, "agent_id": agent, "started_at": call.started,
+               "answered_at": call.started, "connected_at": connected, "ended_at": now,
+               "wait_s": round((connected or now) - call.started, 3),
+               "talk_s": round(now - connected, 3) if connected else 0.0, "outcome": outcome,
+               "end_reason": reason, "recording": getattr(call.recording, "path", None)}
+        fut = self.records.add_cdr(row)
+        fut.add_done_callback(lambda f, cid=call.id: f.exception() and self.log.error(
+            "cdr_write_failed", call_id=cid, error=repr(f.exception())))
 
     def stop(self) -> None:
         for call in list(self.calls.values()):

@@ -43,7 +43,17 @@ def main(argv: list[str] | None = None) -> int:
     pw.add_argument("--reset", action="store_true",
                     help="store the new softphone password in the node's database (effective at next REGISTER)")
     pw.add_argument("--stdin", action="store_true", help="read the password from standard input")
+    rec = sub.add_parser("records", help="export call detail records or the queue log")
+    rsub = rec.add_subparsers(dest="action", required=True)
+    ex = rsub.add_parser("export", help="write records as CSV or JSON to standard output")
+    ex.add_argument("file", help="the node's config (its storage.cdr database is read)")
+    ex.add_argument("--kind", choices=("cdr", "queue_log"), default="cdr")
+    ex.add_argument("--format", choices=("csv", "json"), default="csv")
+    ex.add_argument("--since", type=float, default=None, help="UNIX time")
+    ex.add_argument("--until", type=float, default=None, help="UNIX time")
     args = p.parse_args(argv)
+    if args.command == "records":
+        return records_export(args)
     if args.command == "serve":
         from .node import run
         return run(args.config or default_config())
@@ -97,6 +107,20 @@ def config_route(args) -> int:
         print(f"{args.number}{ext}: IVR flow {d.target} ({steps})")
     else:
         print(f"{args.number}: outbound call from agent {args.from_agent}")
+    return 0
+
+
+def records_export(args) -> int:
+    from .records import RecordStore
+    cfg = _load(args.file)
+    if cfg is None:
+        return 1
+    store = RecordStore(cfg.server.storage.cdr)
+    try:
+        n = store.export(args.kind, args.format, sys.stdout, since=args.since, until=args.until)
+    finally:
+        store.close()
+    print(f"{n} {args.kind} rows", file=sys.stderr)
     return 0
 
 

@@ -31,6 +31,7 @@ class ContactCenter:
         self.log = log.get("acd")
         self.acd = acd_from_config(cfg, on_event=self._on_event)
         self.calls = None                       # CallControl, set by the node
+        self.records = None                     # RecordStore: a queue-log line for every ACD event
         self.bindings: dict[str, list] = {}     # softphone -> live bindings
         self.events: deque[Event] = deque(maxlen=10000)
         self.subscribers: set[asyncio.Queue] = set()
@@ -71,6 +72,10 @@ class ContactCenter:
 
     def _on_event(self, ev: Event) -> None:
         self.events.append(ev)
+        if self.records is not None:
+            self.records.add_queue_event({"at": ev.at, "queue": ev.queue, "call_id": ev.call_id,
+                                          "agent_id": ev.agent_id, "event": ev.kind, "old": ev.old, "new": ev.new,
+                                          "reason": ev.reason, "wait": ev.wait})
         fields = {k: v for k, v in ev.__dict__.items() if v not in ("", 0.0) and k != "at"}
         self.log.info("acd_" + ev.kind, **fields)
         payload = {"type": ev.kind, **{k: v for k, v in ev.__dict__.items()}}

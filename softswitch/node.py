@@ -81,9 +81,16 @@ class Node:
         self.calls.max_calls = config.server.sip.max_calls if config else 0
         self.center: ContactCenter | None = None
         self.media_engine = None
+        self.records = None
+        if config is not None:
+            from .records import RecordStore
+            self.records = RecordStore(config.server.storage.cdr)
+            self.calls.records = self.records
+            self.calls.node_id = config.server.node_id
         if config is not None and config.queues:
             self.center = ContactCenter(config, self.loop)
             self.center.calls = self.calls
+            self.center.records = self.records
             self.calls.center = self.center
             self.registrar.listeners.append(self.center.on_bindings)
             base = Path(config.file).resolve().parent
@@ -184,6 +191,8 @@ class Node:
             await self.api.cleanup()
         if self.media_engine is not None:
             await self.media_engine.stop()
+        if self.records is not None:
+            await self.loop.run_in_executor(None, self.records.close)
         for t in self._tasks:
             t.cancel()
         self.endpoint.stop()

@@ -86,8 +86,9 @@ def cc_node(tmp_path, **kw):
     sip_port, http_port = free_port(), free_port()
     # each node its own RTP range, so nodes of parallel or back-to-back tests never contend for ports
     rtp_lo = 30000 + 1000 * (sip_port % 30)
-    cfg = parse_config(config_text(sip_port, http_port, str(tmp_path / "cc.db"), rtp_lo, **kw),
-                       str(tmp_path / "cc.yaml"))
+    text = config_text(sip_port, http_port, str(tmp_path / "cc.db"), rtp_lo, **kw)
+    (tmp_path / "cc.yaml").write_text(text)
+    cfg = parse_config(text, str(tmp_path / "cc.yaml"))
     nt = NodeThread(lambda loop: Node(options_from_config(cfg), cfg, loop, credentials_from_config(cfg)))
     nt.start()
     try:

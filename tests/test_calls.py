@@ -262,3 +262,40 @@ def test_api_permissions_and_errors(tmp_path):
         alice.call("POST", "/api/agents/me/softphone-password", {"password": "New-Phone-Pass-9!"}, expect=200)
         assert nt.call(lambda: nt.node.credentials.ha1("70001", "MD5")) == \
             __import__("softswitch.credentials", fromlist=["x"]).ha1_pair("70001", "cc.test", "New-Phone-Pass-9!")["MD5"]
+
+
+def test_every_call_leaves_a_cdr_and_queue_log_lines(phones, tmp_path):
+    import json
+    import subprocess
+    import sys
+    from softswitch.records import RecordStore
+    with cc_node(tmp_path) as (nt, port, http):
+        agent = agent_phone(phones, "70001", port)
+        cust = customer(phones, port)
+        try:
+            signed_in(http, "acme_alice")
+            rec = cust.call(f"sip:4001@127.0.0.1:{port}")
+            assert phones.wait(lambda: agent.calls and connected(agent.calls[-1]), 8)
+            phones.pump(0.5)
+            hang_up(rec)
+            assert phones.wait(lambda: ended(agent.calls[-1]), 5)
+            gone = cust.call(f"sip:70001@127.0.0.1:{port}")           # refused: no CDR (never a call)
+            assert phones.wait(lambda: ended(gone), 5)
+            nt.call(lambda: nt.node.records.flush(5))
+        finally:
+            phones.remove(cust, unregister=False)
+            phones.remove(agent)
+    store = RecordStore(f"sqlite:///{tmp_path}/cc.db")
+    (cdr,) = store.cdrs()
+    assert (cdr["called"], cdr["queue"], cdr["agent_id"], cdr["outcome"]) == ("4001", "support", "1001", "answered")
+    assert cdr["talk_s"] > 0.3 and cdr["connected_at"] >= cdr["started_at"]
+    events = [e["event"] for e in store.queue_events(call_id=cdr["call_id"])]
+    assert events[:3] == ["enqueue", "offer", "answer"] and "complete" in events
+    store.close()
+    out = subprocess.run([sys.executable, "-m", "softswitch.cli", "records", "export", str(tmp_path / "cc.yaml"),
+                          "--format", "json"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert [r["call_id"] for r in json.loads(out.stdout)] == [cdr["call_id"]]
+    out = subprocess.run([sys.executable, "-m", "softswitch.cli", "records", "export", str(tmp_path / "cc.yaml"),
+                          "--kind", "queue_log"], capture_output=True, text=True, timeout=60)
+    assert out.stdout.splitlines()[0].startswith("id,at,queue,call_id") and len(out.stdout.splitlines()) > 4
