@@ -41,6 +41,8 @@ class Call:
         self.answered_at = 0.0
         self.ended = False
         self.outbound_to: Leg | None = None     # outbound calls: the called leg
+        self.supervisor: Leg | None = None      # a supervisor listening, whispering or barging in
+        self.supervisor_mode = ""
         self.ivr = None
         self.priority = 0                       # from the customer's Priority header (RFC 3261 s. 20.26)
         self.offer = None                       # the customer's parsed SDP offer
@@ -636,6 +638,10 @@ class CallControl:
             self.end_call(call, "customer " + why)
         elif leg is call.agent_leg or leg is call.outbound_to:
             self.end_call(call, "agent " + why)
+        elif leg is call.supervisor:
+            call.supervisor = None
+            if self.media is not None:
+                self.media.close(leg)
         else:
             call.offers.pop(leg.agent_id, None)
 
@@ -647,7 +653,7 @@ class CallControl:
         self.stats["ended"] += 1
         if call.outbound_to is not None and call.customer.invite_tx is not None:
             self.outbound_by_tx.pop(id(call.customer.invite_tx), None)
-        for leg in [call.customer, call.agent_leg, call.outbound_to, *call.offers.values()]:
+        for leg in [call.customer, call.agent_leg, call.outbound_to, call.supervisor, *call.offers.values()]:
             if leg is not None:
                 leg.bye()
                 self.dialogs.pop(leg.key, None)
@@ -656,7 +662,7 @@ class CallControl:
         if call.recording is not None:
             call.recording.close()
         if self.media is not None:
-            for leg in [call.customer, call.agent_leg, call.outbound_to, *call.offers.values()]:
+            for leg in [call.customer, call.agent_leg, call.outbound_to, call.supervisor, *call.offers.values()]:
                 if leg is not None:
                     self.media.close(leg)
         if self.center is not None:

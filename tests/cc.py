@@ -12,7 +12,7 @@ from softswitch.node import Node, credentials_from_config, options_from_config
 from softswitch.settings import parse_config
 from tests.conftest import NodeThread, free_port
 
-PASSWORDS = {"70001": "Phone-Pass-1!", "70002": "Phone-Pass-2!", "70003": "Phone-Pass-3!"}
+PASSWORDS = {"70001": "Phone-Pass-1!", "70002": "Phone-Pass-2!", "70003": "Phone-Pass-3!", "70004": "Phone-Pass-4!"}
 ACCOUNTS = {"acme_alice": "Alice-Pass-1!", "acme_bob": "Bob-Pass-2!", "acme_carol": "Carol-Pass-3!",
             "acme_sam": "Sam-Pass-4!"}
 
@@ -35,6 +35,7 @@ agents:
   - {{id: "1001", account: acme_alice, softphone: "70001", softphone_password: "{PASSWORDS['70001']}", queues: [support]}}
   - {{id: "1002", account: acme_bob, softphone: "70002", softphone_password: "{PASSWORDS['70002']}", queues: [support, sales]}}
   - {{id: "1003", account: acme_carol, softphone: "70003", softphone_password: "{PASSWORDS['70003']}", queues: [sales]}}
+  - {{id: "1004", account: acme_sam, softphone: "70004", softphone_password: "{PASSWORDS['70004']}", queues: []}}
 skill_queues:
   - {{name: support, strategy: {strategy}, ring_timeout: {ring_timeout}, wrap_up: {wrap_up}, max_wait: 30s,
      record: {str(record).lower()}{support_extra}}}

@@ -103,3 +103,73 @@ def test_queued_caller_hears_entry_announcement_then_position_and_wait(phones, t
         finally:
             phones.remove(cust, unregister=False)
             phones.remove(agent)
+
+
+def tone_levels(path: str, start: float, stop: float, freqs=(440, 1000, 2000)) -> dict[int, float]:
+    """Amplitude of each test tone in a stretch of a phone's recording."""
+    with wave.open(path, "rb") as w:
+        rate = w.getframerate()
+        data = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float64)
+    seg = data[int(start * rate):int(stop * rate)]
+    n = max(1, seg.size)
+    return {f: 2 * np.sqrt(abs(np.dot(seg, np.exp(-2j * np.pi * f / rate * np.arange(seg.size))) ** 2)) / n
+            for f in freqs}
+
+
+def test_supervisor_listen_whisper_barge_and_intercept(phones, tmp_path):
+    with cc_node(tmp_path, wrap_up="0s") as (nt, port, http):
+        agent = agent_phone(phones, "70001", port, tone_hz=1000)
+        sup_phone = agent_phone(phones, "70004", port, tone_hz=2000)
+        cust = phones.account("5552002", "unused", f"127.0.0.1:{port}", domain="cc.test", register=False,
+                              auto_answer=False, tone_hz=440)
+        try:
+            alice = Api(http)
+            alice.login("acme_alice")
+            alice.call("POST", "/api/agents/me/sign-in", expect=200)
+            rec = cust.call(f"sip:4001@127.0.0.1:{port}")
+            assert phones.wait(lambda: agent.calls and connected(agent.calls[-1]), 8)
+            sam = Api(http)
+            sam.login("acme_sam")
+            assert alice.call("GET", "/api/calls")[0] == 403
+            (call,) = sam.call("GET", "/api/calls", expect=200)[1]
+            assert call["agent_id"] == "1001"
+            marks = {}
+            path = f"/api/calls/{call['id']}/supervise"
+            assert sam.call("POST", path, {"mode": "listen"}, expect=200)[1]["mode"] == "calling"
+            assert phones.wait(lambda: sup_phone.calls and connected(sup_phone.calls[-1]), 5)
+            marks["listen"] = time.monotonic()
+            phones.pump(1.5)
+            sam.call("POST", path, {"mode": "whisper"}, expect=200)
+            marks["whisper"] = time.monotonic()
+            phones.pump(1.5)
+            sam.call("POST", path, {"mode": "barge"}, expect=200)
+            marks["barge"] = time.monotonic()
+            phones.pump(1.5)
+            sam.call("POST", path, {"mode": "intercept"}, expect=200)
+            marks["intercept"] = time.monotonic()
+            assert phones.wait(lambda: ended(agent.calls[-1]), 3)            # the agent is released
+            assert wait_for(lambda: alice.state()["state"] == "idle", 3, phones)
+            phones.pump(1.5)
+            assert connected(rec)                                              # the customer stays
+            rec.call.hangup(pjsua2.CallOpParam(True))
+            assert phones.wait(lambda: ended(rec) and ended(sup_phone.calls[-1]), 5)
+            phones.pump(0.3)
+            c0, a0, s0 = rec.answered_at, agent.calls[-1].answered_at, sup_phone.calls[-1].answered_at
+
+            def levels(record, t0, mode):
+                start = marks[mode] - t0 + 0.4
+                return tone_levels(record.recording, start, start + 0.9)
+            listen_s = levels(sup_phone.calls[-1], s0, "listen")
+            assert listen_s[440] > 1000 and listen_s[1000] > 1000                 # supervisor hears both
+            assert levels(rec, c0, "listen")[2000] < 300                          # nobody hears the supervisor
+            assert levels(agent.calls[-1], a0, "listen")[2000] < 300
+            assert levels(agent.calls[-1], a0, "whisper")[2000] > 1000            # whisper: agent only
+            assert levels(rec, c0, "whisper")[2000] < 300
+            assert levels(rec, c0, "barge")[2000] > 1000                          # barge: everyone
+            assert levels(agent.calls[-1], a0, "barge")[2000] > 1000
+            after = levels(rec, c0, "intercept")
+            assert after[2000] > 1000 and after[1000] < 300                       # customer now with supervisor
+        finally:
+            phones.remove(cust, unregister=False)
+            phones.remove(sup_phone)
+            phones.remove(agent)

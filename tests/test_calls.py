@@ -254,7 +254,7 @@ def test_api_permissions_and_errors(tmp_path):
         assert alice.call("POST", "/api/agents/me/state", {"state": "dancing"})[0] in (400, 409)
         sam = Api(http)
         sam.login("acme_sam")
-        assert {a["id"] for a in sam.call("GET", "/api/agents", expect=200)[1]} == {"1001", "1002", "1003"}
+        assert {a["id"] for a in sam.call("GET", "/api/agents", expect=200)[1]} == {"1001", "1002", "1003", "1004"}
         assert sam.call("GET", "/api/agents/1002", expect=200)[1]["state"] == "offline"
         assert Api(http).call("GET", "/health", expect=200)[1]["status"] == "ok"
         status, body = alice.call("POST", "/api/agents/me/softphone-password", {"password": "weak"})

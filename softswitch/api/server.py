@@ -177,6 +177,38 @@ async def events(request: web.Request) -> web.StreamResponse:
     return ws
 
 
+async def calls(request: web.Request) -> web.Response:
+    s = request["session"]
+    if s.role not in ("supervisor", "admin"):
+        return _error(403, "supervisors only")
+    node = request.app[NODE]
+    out = []
+    for c in node.calls.calls.values():
+        out.append({"id": c.id, "number": c.number, "queue": c.queue, "started": c.started,
+                    "agent_id": c.agent_leg.agent_id if c.agent_leg is not None else None,
+                    "supervisor_mode": c.supervisor_mode or None})
+    return _json(out)
+
+
+async def supervise_call(request: web.Request) -> web.Response:
+    from ..supervise import SuperviseError, supervise
+    s = request["session"]
+    if s.role not in ("supervisor", "admin"):
+        return _error(403, "supervisors only")
+    node = request.app[NODE]
+    agent = next((a for a in node.config.agents if a.account == s.account), None)
+    if agent is None:
+        return _error(409, "this supervisor has no softphone (give the account an agents entry)")
+    try:
+        body = await request.json()
+        result = supervise(node.calls, request.match_info["call"], agent.softphone, str(body.get("mode", "")))
+    except ValueError:
+        return _error(400, "body must be JSON {mode}")
+    except SuperviseError as exc:
+        return _error(exc.status, str(exc))
+    return _json({"call_id": request.match_info["call"], "mode": result})
+
+
 async def health(request: web.Request) -> web.Response:
     node = request.app[NODE]
     return _json({"status": "ok", "node_id": node.options.registrar.node_id, "time": time.time(),
@@ -197,6 +229,8 @@ def make_app(node) -> web.Application:
     app.router.add_get("/api/queues", queues)
     app.router.add_get("/api/queues/{name}", queue)
     app.router.add_get("/api/events", events)
+    app.router.add_get("/api/calls", calls)
+    app.router.add_post("/api/calls/{call}/supervise", supervise_call)
     app.router.add_get("/health", health)
     return app
 
