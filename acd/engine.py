@@ -40,6 +40,7 @@ class Entry:
     first_enqueued: float = 0.0
     hops: int = 0
     ringing: dict[str, float] = field(default_factory=dict)     # agent id -> offer deadline
+    callback: bool = False        # the caller hung up to be called back: keeps its place, no max wait
 
 
 # --- actions for call control ------------------------------------------------------------------------------
@@ -216,6 +217,16 @@ class Acd:
                          agent_id, reason=reason))
         return self.dispatch()
 
+    def callback(self, call_id: str) -> list:
+        """The caller asked to be called back: the entry keeps its place though the caller's line is gone."""
+        e = self.entries.get(call_id)
+        if e is None:
+            raise AcdError(f"{call_id} is not waiting")
+        e.callback = True
+        self._emit(Event(self.clock(), "callback", e.queue, call_id, reason="caller keeps place",
+                         wait=self.clock() - e.enqueued_at))
+        return []
+
     def caller_gone(self, call_id: str) -> list:
         """The customer hung up: while waiting or ringing it is an abandon; while talking the call ends."""
         now = self.clock()
@@ -278,7 +289,8 @@ class Acd:
                 if deadline <= now:
                     out.append(Withdraw(e.call_id, agent_id, "no_answer"))
                     out += self.offer_failed(e.call_id, agent_id, "no_answer")
-            if e.call_id in self.entries and now - e.enqueued_at >= self.queues[e.queue].max_wait:
+            if (e.call_id in self.entries and not e.callback
+                    and now - e.enqueued_at >= self.queues[e.queue].max_wait):
                 out += self._overflow(e, "max_wait")
         return out + self.dispatch()
 
@@ -286,7 +298,8 @@ class Acd:
         times = [a.wrap_up_until for a in self.agents.values() if a.state == "wrap_up"]
         for e in self.entries.values():
             times.extend(e.ringing.values())
-            times.append(e.enqueued_at + self.queues[e.queue].max_wait)
+            if not e.callback:
+                times.append(e.enqueued_at + self.queues[e.queue].max_wait)
         return min(times) if times else None
 
     # --- matching ------------------------------------------------------------------------------------------

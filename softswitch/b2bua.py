@@ -42,6 +42,8 @@ class Call:
         self.ended = False
         self.outbound_to: Leg | None = None     # outbound calls: the called leg
         self.supervisor: Leg | None = None      # a supervisor listening, whispering or barging in
+        self.callback = False                   # the caller hung up to be called back in turn
+        self.customer_contact = ""
         self.supervisor_mode = ""
         self.ivr = None
         self.priority = 0                       # from the customer's Priority header (RFC 3261 s. 20.26)
@@ -247,7 +249,9 @@ class CallControl:
         call.priority = {"emergency": 2, "urgent": 1}.get((req.get("Priority") or "").strip().lower(), 0)
         self.calls[call.id] = call
         self.stats["calls"] += 1
-        leg.stream.on_dtmf = lambda d, call=call: call.ivr.digit(d) if call.ivr is not None else None
+        leg.stream.on_dtmf = lambda d, call=call: self.customer_digit(call, d)
+        contacts = req.contacts if req.has("Contact") else []
+        call.customer_contact = str(contacts[0].uri) if contacts and contacts != "*" else str(req.from_.uri)
         leg.answer(req, sdp, headers)
         leg.start_session_timer(interval, we_refresh)
         self.log.info("call_answered", call_id=call.id, number=number, video=call.video, rtp=leg.stream.port)
@@ -478,7 +482,10 @@ class CallControl:
             call.answered_at = time.time()
             self.stats["answered_by_agent"] += 1
             self.log.info("call_connected", call_id=call.id, agent_id=leg.agent_id, queue=call.queue)
-            if leg.stream is not None and resp.body:
+            if call.callback and leg.stream is not None and resp.body:
+                self.media.point(leg, resp.body)
+                self._call_back(call, leg)
+            elif leg.stream is not None and resp.body:
                 try:
                     self.media.agent_answered(call, leg, resp.body)
                 except (SipError, TypeError, ValueError) as exc:
@@ -568,8 +575,8 @@ class CallControl:
             return
         self.endpoint.respond(tx, make_response(req, 200))
         digit = _dtmf_relay_digit(req)
-        if digit and leg.call is not None and leg.call.ivr is not None:
-            leg.call.ivr.digit(digit)
+        if digit and leg.call is not None and leg is leg.call.customer:
+            self.customer_digit(leg.call, digit)
 
     def _reinvite(self, tx, req: Request) -> None:
         leg = self._leg_for(req)
@@ -614,6 +621,67 @@ class CallControl:
                 pass
         self.endpoint.respond(tx, make_response(req, 200, headers=headers + (
             [("Content-Type", "application/sdp")] if body else []), body=body))
+
+    # --- callback ------------------------------------------------------------------------------------------
+    def customer_digit(self, call: Call, digit: str) -> None:
+        if call.ivr is not None:
+            call.ivr.digit(digit)
+            return
+        q = self.queue_settings.get(call.queue)
+        entry = self.center.acd.entries.get(call.id) if self.center is not None else None
+        if (q is not None and q.callback_digit == digit and entry is not None and not entry.ringing
+                and not call.callback and self.media is not None):
+            call.callback = True
+            drive(self._confirm_callback(call), self._task_done)
+
+    async def _confirm_callback(self, call: Call) -> None:
+        """The caller keeps their place: confirm, hang up their line; the agent is rung first when it is
+        their turn, then the caller is called back."""
+        self.center.run(self.center.acd.callback, call.id)
+        await self.media.play(call.customer.stream, self.media.system("callback_confirm"))
+        leg = call.customer
+        if call.ended or call.agent_leg is not None:
+            return
+        leg.bye()
+        self.dialogs.pop(leg.key, None)
+        self.media.close(leg)
+        self.log.info("callback_requested", call_id=call.id, contact=call.customer_contact)
+
+    def _call_back(self, call: Call, agent_leg: Leg) -> None:
+        """The agent answered a callback: play a note to the agent and call the customer."""
+        old = call.customer
+        hello = self.media.system("callback_hello")
+        if hello is not None:
+            self.media.engine.play(agent_leg.stream, hello)
+        leg = Leg(self, "uac", call, old.peer)
+
+        async def place() -> None:
+            sdp = await self.media.offer_agent(leg, None)
+            to = old.dialog.remote_uri if old.dialog else f"<{call.customer_contact}>"
+            leg.invite(call.customer_contact, to, f"<sip:{call.number}@{self.domain}>", sdp, [],
+                       lambda ev, tx, resp: self._callback_answer(call, leg, ev, resp))
+        drive(place(), self._task_done)
+
+    def _callback_answer(self, call: Call, leg: Leg, event: str, resp) -> None:
+        if event in ("timeout", "error") or (resp is not None and resp.status >= 300):
+            leg.state = "ended"
+            self.media.close(leg)
+            self.end_call(call, "callback not answered")
+            return
+        if resp.status < 200:
+            return
+        first = leg.dialog is None
+        leg.ack_2xx(resp)
+        if not first:
+            return
+        leg.state = "confirmed"
+        if call.ended:
+            leg.bye()
+            return
+        call.customer = leg
+        self.media.point(leg, resp.body)
+        self.media.bridge(call, call.agent_leg)
+        self.log.info("callback_connected", call_id=call.id, agent_id=call.agent_leg.agent_id)
 
     def on_stray_response(self, resp: Response, src) -> None:
         """A 2xx retransmission after the INVITE transaction ended: ACK it again (s. 13.2.2.4)."""

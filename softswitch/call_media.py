@@ -107,6 +107,11 @@ class CallMedia:
 
     def agent_answered(self, call, leg, answer_body: bytes) -> None:
         """Point the agent's streams at its answer and put customer and agent in one room."""
+        ans = self.point(leg, answer_body)
+        self.bridge(call, leg, ans)
+
+    def point(self, leg, answer_body: bytes) -> Session:
+        """Send a leg's RTP where its SDP answer says."""
         ans = parse_sdp(answer_body)
         audio = ans.first("audio")
         pt = int(audio.formats[0]) if audio and audio.formats and audio.formats[0].isdigit() else 0
@@ -114,11 +119,15 @@ class CallMedia:
                       audio.codec(f).lower().startswith("telephone-event")), None) if audio else None
         host, port = ans.endpoint("audio")
         leg.stream.set_remote(host, port, pt, event)
+        return ans
+
+    def bridge(self, call, leg, ans: Session | None = None) -> None:
         cust = call.customer.stream
         self.engine.stop_play(cust)
         self.engine.join(cust, call.id)
         self.engine.join(leg.stream, call.id)
-        if leg.video is not None and call.customer.video is not None and ans.endpoint("video"):
+        self.engine.stop_play(leg.stream)
+        if ans is not None and leg.video is not None and call.customer.video is not None and ans.endpoint("video"):
             leg.video.set_remote(*ans.endpoint("video"))
             self.engine.relay(call.customer.video, leg.video)
 

@@ -299,3 +299,40 @@ def test_every_call_leaves_a_cdr_and_queue_log_lines(phones, tmp_path):
     out = subprocess.run([sys.executable, "-m", "softswitch.cli", "records", "export", str(tmp_path / "cc.yaml"),
                           "--kind", "queue_log"], capture_output=True, text=True, timeout=60)
     assert out.stdout.splitlines()[0].startswith("id,at,queue,call_id") and len(out.stdout.splitlines()) > 4
+
+
+def test_callback_keeps_the_place_and_rings_the_agent_first(phones, tmp_path):
+    import pjsua2
+    from softswitch.records import RecordStore
+    with cc_node(tmp_path, support_extra=', callback_digit: "9"') as (nt, port, http):
+        agent = agent_phone(phones, "70001", port)
+        cust = phones.account("5553000", "unused", f"127.0.0.1:{port}", domain="cc.test", register=False,
+                              auto_answer=True)
+        try:
+            api = signed_in(http, "acme_alice")
+            api.call("POST", "/api/agents/me/state", {"state": "busy", "reason": "notes"}, expect=200)
+            rec = cust.call(f"sip:4001@127.0.0.1:{port}")
+            assert phones.wait(lambda: connected(rec), 5)
+            assert wait_for(lambda: api.call("GET", "/api/queues/support")[1]["waiting"] == 1, 3, phones)
+            rec.call.dialDtmf("9")
+            assert phones.wait(lambda: ended(rec), 10)             # confirmation played, then the line is hung up
+            assert api.call("GET", "/api/queues/support")[1]["waiting"] == 1     # the place is kept
+            assert agent.calls == []
+            api.call("POST", "/api/agents/me/state", {"state": "idle"}, expect=200)
+            assert phones.wait(lambda: agent.calls and connected(agent.calls[-1]), 8)
+            back = lambda: [c for c in cust.calls if c.incoming]
+            assert phones.wait(lambda: back() and connected(back()[-1]), 8)      # the customer is called back
+            assert back()[-1].offered_at > agent.calls[-1].answered_at            # after the agent took it
+            assert api.state()["state"] == "talking"
+            phones.pump(0.5)
+            back()[-1].call.hangup(pjsua2.CallOpParam(True))
+            assert phones.wait(lambda: ended(agent.calls[-1]), 5)
+            nt.call(lambda: nt.node.records.flush(5))
+        finally:
+            phones.remove(cust, unregister=False)
+            phones.remove(agent)
+    store = RecordStore(f"sqlite:///{tmp_path}/cc.db")
+    (cdr,) = store.cdrs()
+    assert cdr["outcome"] == "answered" and cdr["agent_id"] == "1001"
+    assert "callback" in [e["event"] for e in store.queue_events(call_id=cdr["call_id"])]
+    store.close()

@@ -216,6 +216,13 @@ def _agents(r: Reader, loc, policy, realm: str) -> list[Agent]:
     return out
 
 
+def _dtmf_digit(r, loc, path) -> str:
+    v = R.text(r, loc, path)
+    if not re.fullmatch(r"[0-9*#]", v):
+        raise Bad(f"expected one DTMF digit (0-9, * or #), got {v!r}")
+    return v
+
+
 def _agent_queue(r, loc, path) -> tuple[str, int]:
     """A skill queue of an agent: NAME, or {queue: NAME, penalty: N} (lower penalties are offered first)."""
     if loc.kind == "mapping":
@@ -247,7 +254,7 @@ def _queues(r: Reader, loc) -> list[SkillQueue]:
             "wrap_up": (R.duration(0, 3600), d.wrap_up), "overflow": (lambda r, l, p: l, None),
             "record": (R.boolean, False), "service_level": (R.duration(1, 3600), d.service_level),
             "short_abandon": (R.duration(0, 600), d.short_abandon), "announce": (lambda r, l, p: l, None),
-            "music_on_hold": (R.nonempty, None)})
+            "music_on_hold": (R.nonempty, None), "callback_digit": (_dtmf_digit, None)})
         ov = r.mapping(q.pop("overflow"), f"{path}.overflow", {"to": (_target, Overflow("hangup"))})
         an = r.mapping(q.pop("announce"), f"{path}.announce", {
             "entry": (R.nonempty, None), "every": (R.duration(5, 3600), d.announce_every),

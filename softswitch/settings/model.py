@@ -111,6 +111,7 @@ class SkillQueue:
     announce_position: bool = True   # "you are caller number N", every announce_every
     announce_wait: bool = True       # "your estimated waiting time is M minutes"
     music_on_hold: str | None = None
+    callback_digit: str | None = None   # a waiting caller presses it to hang up and be called back in turn
 
 
 @dataclass(frozen=True)
