@@ -39,7 +39,7 @@ def problems(text: str) -> list[tuple[str, int, str, str]]:
 def test_example_config_loads_and_is_complete():
     cfg = load_config(EXAMPLE)
     assert cfg.server.sip.realm == "cc.example.com"
-    assert {a.id for a in cfg.agents} == {"1001", "1002", "1003"}
+    assert {a.id for a in cfg.agents} == {"1001", "1002", "1003", "1004"}
     assert {q.type for q in cfg.queues} == {"voice", "video"}
     assert {r.kind for r in cfg.routes} == {"queue", "ivr"}
     assert all(len(a.ha1["MD5"]) == 32 and len(a.ha1["SHA-256"]) == 64 for a in cfg.agents)
@@ -138,7 +138,7 @@ def run_cli(*args, stdin: str = "", cwd=None) -> subprocess.CompletedProcess:
 
 def test_cli_config_check(tmp_path):
     ok = run_cli("config", "check", str(EXAMPLE))
-    assert ok.returncode == 0 and "3 agents" in ok.stdout
+    assert ok.returncode == 0 and "4 agents" in ok.stdout
     bad = tmp_path / "bad.yaml"
     bad.write_text(BASE.replace("{name: q1}", "{name: q1, max_calls: -1}"))
     res = run_cli("config", "check", str(bad))
