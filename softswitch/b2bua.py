@@ -82,6 +82,7 @@ class CallControl:
         self.stats = {"calls": 0, "rejected": 0, "answered_by_agent": 0, "ended": 0, "overloaded": 0,
                       "announcements": 0}
         self.max_calls = 0                      # 0: no limit; else 503 past it
+        self.draining = False                   # stopping: new calls get 503, calls in progress finish
         self.loop_lag = 0.0                     # smoothed event-loop lateness, seconds (set by the node)
         self.max_loop_lag = 0.1
         self.busy = 0.0                         # share of time spent on SIP (set by the node)
@@ -163,6 +164,9 @@ class CallControl:
             return
         ep = self.endpoint
         ep.respond(tx, make_response(req, 100))
+        if self.draining:
+            ep.respond(tx, make_response(req, 503, "Shutting down", to_tag=new_tag(), headers=[("Retry-After", "30")]))
+            return
         if self.overloaded():
             self.stats["overloaded"] += 1
             ep.respond(tx, make_response(req, 503, "Overloaded", to_tag=new_tag(), headers=[("Retry-After", "5")]))

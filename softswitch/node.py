@@ -182,6 +182,20 @@ class Node:
             last_busy, last_resent, last_created = ep.busy, stats["resent"], created
             self.calls.loop_lag, self.calls.busy, self.calls.resend_ratio = lag, busy, resend
 
+    async def drain(self, limit: float, interrupt: asyncio.Event | None = None) -> None:
+        """Take no new calls (503) and let the calls in progress end, up to `limit` seconds (a second
+        signal cuts it short); then the rest are ended with BYE and the records are flushed."""
+        self.calls.draining = True
+        deadline = self.loop.time() + limit
+        while self.calls.calls and self.loop.time() < deadline and not (interrupt and interrupt.is_set()):
+            await asyncio.sleep(0.1)
+        if self.calls.calls:
+            self.log.warning("drain_limit_reached", calls=len(self.calls.calls))
+        self.calls.stop()
+        await asyncio.sleep(0.2)         # let the BYEs go out
+        if self.records is not None:
+            await self.loop.run_in_executor(None, self.records.flush, 10)
+
     async def stop(self) -> None:
         self.calls.stop()
         self.endpoint.flush()
@@ -277,6 +291,9 @@ def run(config_path: str) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     loop.run_until_complete(stop.wait())
+    node.log.info("draining", calls=len(node.calls.calls), limit=cfg.server.drain_timeout)
+    stop.clear()
+    loop.run_until_complete(node.drain(cfg.server.drain_timeout, stop))
     node.log.info("stopping")
     loop.run_until_complete(node.stop())
     node.credentials.close()

@@ -62,3 +62,44 @@ def test_pure_packages_import_no_io():
                     names = [node.module.split(".")[0]]
                 offenders += [f"{rel}: {n}" for n in names if n in IO_MODULES]
     assert offenders == []
+
+
+def test_sigterm_drains_calls_then_exits(tmp_path):
+    import time as _time
+    from softswitch.records import RecordStore
+    from tests.test_dialogs import ack, answered, invite
+    from tools.agents_load import api, register_agents
+    from tests.conftest import free_port
+    config, port = example_on_free_ports(tmp_path)
+    config.write_text(config.read_text().replace("node_id: demo-1", "node_id: demo-1\n  drain_timeout: 20s"))
+    http = int(config.read_text().split("http: {listen: 127.0.0.1:")[1].split("}")[0])
+    node = Served(config)
+    try:
+        assert register_agents(port, [("70001", "Phone-70001!")], "cc.example.com", free_port()) == 1
+        base = f"http://127.0.0.1:{http}"
+        token = api(base, "POST", "/api/login", {"account": "acme_alice", "password": "Alice-Demo1!"})["token"]
+        api(base, "POST", "/api/agents/me/sign-in", {}, token)
+        api(base, "POST", "/api/agents/me/state", {"state": "rest", "reason": "break"}, token)
+        client = UdpClient(("127.0.0.1", port))
+        client.send(invite(port, client, "drain-1"))
+        ok = answered(client)
+        assert ok.status == 200
+        client.send(ack(port, client, "drain-1", ok.to.tag))
+        node.proc.send_signal(signal.SIGTERM)
+        _time.sleep(0.5)
+        assert node.proc.poll() is None                       # still serving the call in progress
+        client.send(invite(port, client, "drain-2"))
+        refused = answered(client)
+        assert refused.status == 503 and refused.get("Retry-After")
+        client.send((f"BYE sip:4001@127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{client.addr[1]};"
+                     f"branch=z9hG4bK-drain-bye;rport\r\nMax-Forwards: 70\r\nFrom: <sip:cust@x.test>;tag=ct\r\n"
+                     f"To: <sip:4001@cc.test>;tag={ok.to.tag}\r\nCall-ID: drain-1\r\nCSeq: 2 BYE\r\n"
+                     "Content-Length: 0\r\n\r\n").encode())
+        assert node.proc.wait(10) == 0
+        client.close()
+    finally:
+        if node.proc.poll() is None:
+            node.proc.kill()
+    store = RecordStore(f"sqlite:///{tmp_path}/cdr.db")
+    assert [c["call_id"] for c in store.cdrs()] == ["drain-1"]
+    store.close()

@@ -85,6 +85,7 @@ def _digest_algorithms(r, loc, path) -> tuple[str, ...]:
 def _server(r: Reader, loc: Located) -> ServerSettings | None:
     s = r.mapping(loc, "server", {
         "node_id": (R.nonempty, lambda: socket.gethostname()), "sip": (lambda r, l, p: l, MISSING),
+        "drain_timeout": (R.duration(0, 86400), 30.0),
         "http": (lambda r, l, p: l, None), "media": (lambda r, l, p: l, None),
         "storage": (lambda r, l, p: l, None)})
     sip = r.mapping(s["sip"], "server.sip", {
@@ -113,7 +114,7 @@ def _server(r: Reader, loc: Located) -> ServerSettings | None:
             r.error(s["sip"].line, "server.sip.listen", f"{spec} is listed twice")
         seen.add((spec.transport, spec.host, spec.port))
     return ServerSettings(
-        node_id=s["node_id"],
+        node_id=s["node_id"], drain_timeout=s["drain_timeout"],
         sip=SipSettings(tuple(sip["listen"]), sip["domain"] or "", sip["realm"] or sip["domain"] or "",
                         sip["user_agent"], RegistrarSettings(**reg), sip["session_expires"],
                         sip["max_calls"]),

@@ -64,6 +64,7 @@ class ServerSettings:
     http_listen: tuple[str, int] | None
     media: MediaSettings
     storage: StorageSettings
+    drain_timeout: float = 30.0      # on SIGTERM, how long calls in progress may go on before they are ended
 
 
 @dataclass(frozen=True)
