@@ -336,3 +336,26 @@ def test_callback_keeps_the_place_and_rings_the_agent_first(phones, tmp_path):
     assert cdr["outcome"] == "answered" and cdr["agent_id"] == "1001"
     assert "callback" in [e["event"] for e in store.queue_events(call_id=cdr["call_id"])]
     store.close()
+
+
+def test_prometheus_metrics_reflect_live_state(phones, tmp_path):
+    import urllib.request
+    with cc_node(tmp_path) as (nt, port, http):
+        agent = agent_phone(phones, "70001", port)
+        cust = customer(phones, port)
+        try:
+            signed_in(http, "acme_alice")
+            rec = cust.call(f"sip:4001@127.0.0.1:{port}")
+            assert phones.wait(lambda: agent.calls and connected(agent.calls[-1]), 8)
+            text = urllib.request.urlopen(f"http://127.0.0.1:{http}/metrics", timeout=5).read().decode()
+            assert 'softswitch_queue_agents{queue="support",state="talking"} 1.0' in text
+            assert 'softswitch_sip_requests_total{method="REGISTER"}' in text
+            assert "softswitch_calls 1.0" in text and "softswitch_media_streams" in text
+            hang_up(rec)
+            assert phones.wait(lambda: ended(agent.calls[-1]), 5)
+            text = urllib.request.urlopen(f"http://127.0.0.1:{http}/metrics", timeout=5).read().decode()
+            assert 'softswitch_queue_calls_total{outcome="answered",queue="support"} 1.0' in text
+            assert "softswitch_calls 0.0" in text
+        finally:
+            phones.remove(cust, unregister=False)
+            phones.remove(agent)

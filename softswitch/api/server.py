@@ -32,7 +32,7 @@ def _error(status: int, message: str) -> web.Response:
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler):
-    if request.path in ("/health", "/api/login") or not request.path.startswith("/api/"):
+    if request.path in ("/health", "/metrics", "/api/login") or not request.path.startswith("/api/"):
         return await handler(request)
     header = request.headers.get("Authorization", "")
     token = header[7:] if header.startswith("Bearer ") else request.query.get("token", "")
@@ -209,6 +209,11 @@ async def supervise_call(request: web.Request) -> web.Response:
     return _json({"call_id": request.match_info["call"], "mode": result})
 
 
+async def metrics(request: web.Request) -> web.Response:
+    from .metrics import CONTENT_TYPE, render
+    return web.Response(body=render(request.app[NODE]), headers={"Content-Type": CONTENT_TYPE})
+
+
 async def health(request: web.Request) -> web.Response:
     node = request.app[NODE]
     return _json({"status": "ok", "node_id": node.options.registrar.node_id, "time": time.time(),
@@ -232,6 +237,7 @@ def make_app(node) -> web.Application:
     app.router.add_get("/api/calls", calls)
     app.router.add_post("/api/calls/{call}/supervise", supervise_call)
     app.router.add_get("/health", health)
+    app.router.add_get("/metrics", metrics)
     return app
 
 

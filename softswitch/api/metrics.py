@@ -1,0 +1,78 @@
+"""Prometheus metrics, read from live state at scrape time (no bookkeeping on the hot paths)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class NodeCollector:
+    def __init__(self, node) -> None:
+        self.node = node
+
+    def collect(self):
+        node = self.node
+        ep = node.endpoint
+        req = CounterMetricFamily("softswitch_sip_requests", "SIP requests received", labels=["method"])
+        for method, n in sorted(ep.method_counts.items()):
+            req.add_metric([method], n)
+        yield req
+        resp = CounterMetricFamily("softswitch_sip_responses", "SIP responses sent", labels=["code"])
+        for code, n in sorted(ep.status_counts.items()):
+            resp.add_metric([str(code)], n)
+        yield resp
+        counts = ep.layer.counts()
+        tx = GaugeMetricFamily("softswitch_sip_transactions", "Live SIP transactions", labels=["side"])
+        tx.add_metric(["server"], counts["server"])
+        tx.add_metric(["client"], counts["client"])
+        yield tx
+        yield GaugeMetricFamily("softswitch_sip_dialogs", "Live dialogs", value=len(node.calls.dialogs))
+        yield GaugeMetricFamily("softswitch_calls", "Calls in progress", value=len(node.calls.calls))
+        calls = CounterMetricFamily("softswitch_call_events", "Call outcomes", labels=["kind"])
+        for kind, n in sorted(node.calls.stats.items()):
+            calls.add_metric([kind], n)
+        yield calls
+        reg = CounterMetricFamily("softswitch_registrar", "Registrar events", labels=["kind"])
+        for kind, n in sorted(node.registrar.stats.items()):
+            reg.add_metric([kind], n)
+        yield reg
+        yield GaugeMetricFamily("softswitch_overload_busy", "Share of time spent handling SIP (smoothed)",
+                                value=node.calls.busy)
+        yield GaugeMetricFamily("softswitch_loop_lag_seconds", "Event loop lateness (smoothed)",
+                                value=node.calls.loop_lag)
+        center = node.center
+        if center is not None:
+            waiting = GaugeMetricFamily("softswitch_queue_waiting", "Calls waiting", labels=["queue"])
+            longest = GaugeMetricFamily("softswitch_queue_longest_wait_seconds", "Longest wait", labels=["queue"])
+            agents = GaugeMetricFamily("softswitch_queue_agents", "Agents by state", labels=["queue", "state"])
+            totals = CounterMetricFamily("softswitch_queue_calls", "Calls by outcome", labels=["queue", "outcome"])
+            sl = GaugeMetricFamily("softswitch_queue_service_level", "Answered within threshold", labels=["queue"])
+            for name in center.acd.queues:
+                v = center.acd.queue_view(name)
+                waiting.add_metric([name], v["waiting"])
+                longest.add_metric([name], v["longest_wait"])
+                for state, n in v["agents"].items():
+                    agents.add_metric([name, state], n)
+                for outcome in ("entered", "answered", "abandoned", "overflowed"):
+                    totals.add_metric([name, outcome], v[outcome])
+                if v["service_level"] is not None:
+                    sl.add_metric([name], v["service_level"])
+            yield from (waiting, longest, agents, totals, sl)
+            yield GaugeMetricFamily("softswitch_reconciler_corrections", "States repaired", value=center.corrections)
+        engine = node.media_engine
+        if engine is not None:
+            media = CounterMetricFamily("softswitch_media_ticks", "Media ticks", labels=["kind"])
+            for kind in ("ticks", "late_ticks", "skipped_ticks"):
+                media.add_metric([kind], engine.stats.get(kind, 0))
+            yield media
+            yield GaugeMetricFamily("softswitch_media_streams", "Open RTP streams", value=len(engine.streams))
+            yield GaugeMetricFamily("softswitch_media_max_lateness_seconds", "Worst tick lateness",
+                                    value=engine.stats.get("max_lateness_ms", 0.0) / 1000.0)
+
+
+def render(node) -> bytes:
+    registry = CollectorRegistry()
+    registry.register(NodeCollector(node))
+    return generate_latest(registry)
