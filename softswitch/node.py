@@ -67,7 +67,12 @@ class Node:
         self.credentials = credentials or Credentials(realm, {})
         self.auth = DigestAuth(realm, os.urandom(32), nonce_ttl=options.nonce_ttl,
                                algorithms=options.registrar.algorithms)
-        self.location = MemoryLocationStore()
+        db_file = sqlite_path(config.server.storage.cdr) if config is not None else None
+        if db_file:
+            from .location_sqlite import SqliteLocationStore
+            self.location = SqliteLocationStore(db_file)      # registrations survive a restart
+        else:
+            self.location = MemoryLocationStore()
         self.registrar = Registrar(self.location, self.auth, self.credentials.ha1, options.registrar)
         self.endpoint.handlers["REGISTER"] = self._on_register
         self.router = Router(config.routes if config else [],
@@ -130,6 +135,13 @@ class Node:
             self.calls.listen.setdefault(b.proto, (b.host, b.port))
         if self.media_engine is not None:
             await self.media_engine.start()
+        restored = getattr(self.location, "loaded", {})
+        for aor, bindings in list(restored.items()):
+            if bindings:
+                for listener in self.registrar.listeners:
+                    listener(bindings[0].user, [], list(bindings))
+        if restored:
+            self.log.info("bindings_restored", aors=len(restored))
         ep.start()
         if self.center is not None:
             self.center.start()
@@ -207,6 +219,8 @@ class Node:
             await self.media_engine.stop()
         if self.records is not None:
             await self.loop.run_in_executor(None, self.records.close)
+        if hasattr(self.location, "close"):
+            await self.loop.run_in_executor(None, self.location.close)
         for t in self._tasks:
             t.cancel()
         self.endpoint.stop()

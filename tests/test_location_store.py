@@ -6,9 +6,13 @@ import asyncio
 
 import pytest
 
-from softswitch.location import Binding, MemoryLocationStore
+import tempfile
 
-STORES = {"memory": MemoryLocationStore}
+from softswitch.location import Binding, MemoryLocationStore
+from softswitch.location_sqlite import SqliteLocationStore
+
+STORES = {"memory": MemoryLocationStore,
+          "sqlite": lambda: SqliteLocationStore(tempfile.mkdtemp(prefix="loc-") + "/b.db", now=0.0)}
 
 
 @pytest.fixture(params=sorted(STORES))
@@ -54,3 +58,18 @@ def test_replace_with_nothing_removes_the_aor(store):
 def test_binding_dict_round_trip():
     x = b("sip:a@x", "sip:a@1", 1.0, path=["<sip:p;lr>"], source=("udp", "1.2.3.4", 5))
     assert Binding.from_dict(x.to_dict()) == x
+
+
+def test_sqlite_store_survives_a_restart_and_drops_expired(tmp_path):
+    path = str(tmp_path / "b.db")
+    s1 = SqliteLocationStore(path, now=100.0)
+    run(s1.replace("sip:a@x", [b("sip:a@x", "sip:a@1", 150.0), b("sip:a@x", "sip:a@2", 500.0)], 100.0))
+    run(s1.replace("sip:b@x", [b("sip:b@x", "sip:b@1", 120.0)], 100.0))
+    run(s1.replace("sip:c@x", [b("sip:c@x", "sip:c@1", 900.0)], 100.0))
+    run(s1.replace("sip:c@x", [], 101.0))
+    s1.close()
+    s2 = SqliteLocationStore(path, now=200.0)
+    assert [x.contact for x in run(s2.lookup("sip:a@x", 200.0))] == ["sip:a@2"]
+    assert run(s2.lookup("sip:b@x", 200.0)) == [] and run(s2.lookup("sip:c@x", 200.0)) == []
+    assert run(s2.count()) == 1
+    s2.close()

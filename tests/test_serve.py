@@ -103,3 +103,25 @@ def test_sigterm_drains_calls_then_exits(tmp_path):
     store = RecordStore(f"sqlite:///{tmp_path}/cdr.db")
     assert [c["call_id"] for c in store.cdrs()] == ["drain-1"]
     store.close()
+
+
+def test_registrations_survive_a_restart(tmp_path):
+    from tools.agents_load import api, register_agents
+    from tests.conftest import free_port
+    config, port = example_on_free_ports(tmp_path)
+    http = int(config.read_text().split("http: {listen: 127.0.0.1:")[1].split("}")[0])
+    node = Served(config)
+    try:
+        assert register_agents(port, [("70001", "Phone-70001!")], "cc.example.com", free_port(), expires=600) == 1
+    finally:
+        assert node.stop() == 0
+    node = Served(config)
+    try:
+        base = f"http://127.0.0.1:{http}"
+        token = api(base, "POST", "/api/login", {"account": "acme_alice", "password": "Alice-Demo1!"})["token"]
+        state = api(base, "GET", "/api/agents/me", None, token)
+        assert state["registered"] is True                     # no REGISTER since the restart
+        assert api(base, "POST", "/api/agents/me/sign-in", {}, token)["state"] == "idle"
+        assert api(base, "GET", "/health")["bindings"] == 1
+    finally:
+        assert node.stop() == 0
