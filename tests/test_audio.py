@@ -173,3 +173,71 @@ def test_supervisor_listen_whisper_barge_and_intercept(phones, tmp_path):
             phones.remove(cust, unregister=False)
             phones.remove(sup_phone)
             phones.remove(agent)
+
+
+def contains_prompt(recording: str, prompt: str, start: float, stop: float) -> float:
+    """Peak normalised cross-correlation of a shipped prompt inside a stretch of a phone's recording."""
+    from pathlib import Path
+    from media.wav import read_wav, resample
+    with wave.open(recording, "rb") as w:
+        rate = w.getframerate()
+        data = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float64)
+    seg = resample(data[int(start * rate):int(stop * rate)], rate, 8000)
+    ref = read_wav(str(Path(__file__).resolve().parent.parent / "config" / "prompts" / f"{prompt}.wav"))
+    ref = ref.astype(np.float64)[:4000]
+    if seg.size < ref.size:
+        return 0.0
+    corr = np.correlate(seg, ref, mode="valid")
+    energy = np.sqrt(np.convolve(seg ** 2, np.ones(ref.size), mode="valid")) * np.linalg.norm(ref)
+    return float(np.max(corr / np.maximum(energy, 1e-9)))
+
+
+def test_position_announcement_is_heard_in_the_received_audio(phones, tmp_path):
+    with cc_node(tmp_path, support_extra=", announce: {every: 5s}") as (nt, port, http):
+        agent = agent_phone(phones, "70001", port)
+        cust = phones.account("5552003", "unused", f"127.0.0.1:{port}", domain="cc.test", register=False,
+                              auto_answer=False)
+        try:
+            api = Api(http)
+            api.login("acme_alice")
+            api.call("POST", "/api/agents/me/sign-in", expect=200)
+            api.call("POST", "/api/agents/me/state", {"state": "busy", "reason": "notes"}, expect=200)
+            rec = cust.call(f"sip:4001@127.0.0.1:{port}")
+            assert phones.wait(lambda: connected(rec), 5)
+            assert wait_for(lambda: nt.call(lambda: nt.node.calls.stats["announcements"]) == 1, 8, phones)
+            phones.pump(3.0)
+            rec.call.hangup(pjsua2.CallOpParam(True))
+            assert phones.wait(lambda: ended(rec), 5)
+            phones.pump(0.3)
+            heard = contains_prompt(rec.recording, "caller_number", 4.0, 9.0)
+            before = contains_prompt(rec.recording, "caller_number", 0.2, 4.5)   # hold music only
+            assert heard > 0.6 and before < 0.4, (heard, before)
+        finally:
+            phones.remove(cust, unregister=False)
+            phones.remove(agent)
+
+
+def test_ivr_menu_by_rfc4733_digits_reaches_either_queue(phones, tmp_path):
+    with cc_node(tmp_path) as (nt, port, http):
+        alice = agent_phone(phones, "70001", port)        # support
+        carol = agent_phone(phones, "70003", port)        # sales
+        cust = phones.account("5552004", "unused", f"127.0.0.1:{port}", domain="cc.test", register=False,
+                              auto_answer=False)
+        try:
+            for account in ("acme_alice", "acme_carol"):
+                api = Api(http)
+                api.login(account)
+                api.call("POST", "/api/agents/me/sign-in", expect=200)
+            for digit, phone, queue in (("1", alice, "support"), ("2", carol, "sales")):
+                rec = cust.call(f"sip:4009@127.0.0.1:{port}")
+                assert phones.wait(lambda: connected(rec), 5)
+                phones.pump(0.5)
+                rec.call.dialDtmf(digit)                   # RFC 4733 events in the RTP stream
+                assert phones.wait(lambda: phone.calls and connected(phone.calls[-1]), 8), digit
+                assert phone.calls[-1].invite_headers.get("x-cc-queue") == queue
+                rec.call.hangup(pjsua2.CallOpParam(True))
+                assert phones.wait(lambda: ended(phone.calls[-1]), 5)
+        finally:
+            phones.remove(cust, unregister=False)
+            phones.remove(alice)
+            phones.remove(carol)

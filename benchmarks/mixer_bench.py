@@ -1,0 +1,213 @@
+"""Per-tick media kernel cost: G.711 decode -> room mix -> G.711 encode, vectorized vs pure Python.
+
+    .venv/bin/python benchmarks/mixer_bench.py [--legs 100,1000,10000] [--rooms 2,3,10] [--ticks 30] [--quick]
+
+For every (N legs, room size) pair it times the full per-tick kernel path on an (N, 160) uint8 array of
+PCMU payloads: table decode (media.g711.ULAW_DECODE), mix (media.mixer.mix_rooms with a rooms index array,
+and the engine's Mixer.mix on the same rooms), table encode (media.g711.ULAW_ENCODE). Reported per tick is
+the median over --ticks ticks, plus legs mixed per millisecond.
+
+The pure-Python per-sample reference (decode, sum the others in the room, clip, encode, one sample at a
+time with list tables) runs on --ref-legs legs only (default 100) and is extrapolated linearly to N.
+
+The two-party matching-codec case (both phones PCMU, so no transcoding is needed) is reported separately:
+each leg's outgoing payload is its peer's incoming payload, i.e. a row swap (numpy gather of the (N, 160)
+array) or, as an engine would do it without numpy, a swap of bytes objects in a Python list.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import numpy as np  # noqa: E402
+
+from media.g711 import ULAW_DECODE, ULAW_ENCODE  # noqa: E402
+from media.mixer import FRAME, Mixer, mix_rooms  # noqa: E402
+
+TARGET = "target: 10,000 legs in 3-party rooms <= 5 ms per tick; >= 250x pure Python"
+
+
+def median_time(fn, ticks: int, warmup: int = 2) -> float:
+    """Median seconds per call of fn() over `ticks` calls (after `warmup` untimed calls)."""
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(ticks):
+        t = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t)
+    return statistics.median(samples)
+
+
+def make_payloads(n: int, seed: int = 1) -> np.ndarray:
+    """(n, 160) uint8 mu-law codes of speech-like level (not full-scale noise, so clipping is rare)."""
+    rng = np.random.default_rng(seed)
+    pcm = (rng.standard_normal((n, FRAME)) * 3000).clip(-32768, 32767).astype(np.int16)
+    return ULAW_ENCODE[pcm.view(np.uint16)]
+
+
+def room_index(n: int, size: int) -> np.ndarray:
+    """Legs 0..n-1 in consecutive rooms of `size` (the last room may be smaller)."""
+    return (np.arange(n) // size).astype(np.int64)
+
+
+# --- vectorized kernels ------------------------------------------------------------------------------
+
+def tick_mix_rooms(codes: np.ndarray, rooms: np.ndarray) -> np.ndarray:
+    pcm = ULAW_DECODE[codes]                       # (N, 160) int16
+    out = mix_rooms(pcm, rooms)                    # (N, 160) int16, room sum minus own, saturated
+    return ULAW_ENCODE[out.view(np.uint16)]        # (N, 160) uint8
+
+
+def make_tick_mixer(n: int, rooms: np.ndarray):
+    m = Mixer(capacity=n)
+    for i in range(n):
+        m.add_leg(i, int(rooms[i]))
+
+    def tick(codes: np.ndarray) -> np.ndarray:
+        m.frames[:n] = ULAW_DECODE[codes]          # the engine writes decoded rows in place
+        out = m.mix()
+        return ULAW_ENCODE[out.view(np.uint16)]
+    return tick
+
+
+# --- pure-Python reference ------------------------------------------------------------------------
+
+DEC_LIST = ULAW_DECODE.tolist()
+ENC_LIST = ULAW_ENCODE.tolist()
+
+
+def tick_pure_python(payloads: list[bytes], members: list[list[int]], room_of: list[int]) -> list[bytes]:
+    dec, enc = DEC_LIST, ENC_LIST
+    pcm = [[dec[b] for b in p] for p in payloads]
+    out = []
+    for i in range(len(payloads)):
+        others = [pcm[j] for j in members[room_of[i]] if j != i]
+        frame = bytearray(FRAME)
+        for k in range(FRAME):
+            s = 0
+            for o in others:
+                s += o[k]
+            if s > 32767:
+                s = 32767
+            elif s < -32768:
+                s = -32768
+            frame[k] = enc[s & 0xFFFF]
+        out.append(bytes(frame))
+    return out
+
+
+def pure_python_setup(codes: np.ndarray, rooms: np.ndarray):
+    payloads = [row.tobytes() for row in codes]
+    room_of = [int(r) for r in rooms]
+    members: dict[int, list[int]] = {}
+    for i, r in enumerate(room_of):
+        members.setdefault(r, []).append(i)
+    mlist = [members[r] for r in range(max(room_of) + 1)]
+    return payloads, mlist, room_of
+
+
+# --- two-party relay without transcoding ----------------------------------------------------------
+
+def relay_numpy(codes: np.ndarray, peer: np.ndarray) -> np.ndarray:
+    return codes[peer]                              # row i <- row of i's peer
+
+
+def relay_list(payloads: list[bytes]) -> list[bytes]:
+    out = payloads[:]                               # swap each pair's bytes objects
+    out[0::2], out[1::2] = payloads[1::2], payloads[0::2]
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--legs", default=None, help="comma list of N (default 100,1000,10000)")
+    ap.add_argument("--rooms", default="2,3,10", help="comma list of room sizes")
+    ap.add_argument("--ticks", type=int, default=None, help="timed ticks per case (default 30)")
+    ap.add_argument("--ref-legs", type=int, default=100, help="legs for the pure-Python reference")
+    ap.add_argument("--quick", action="store_true", help="N 100,1000; 10 ticks; 3 reference ticks")
+    a = ap.parse_args()
+    legs = [int(x) for x in (a.legs or ("100,1000" if a.quick else "100,1000,10000")).split(",")]
+    sizes = [int(x) for x in a.rooms.split(",")]
+    ticks = a.ticks or (10 if a.quick else 30)
+    ref_ticks = 3 if a.quick else 5
+
+    print(f"mixer_bench: numpy {np.__version__}, python {sys.version.split()[0]}, "
+          f"median of {ticks} ticks per case, PCMU, 160-sample frames")
+    print(f"pure-Python reference: measured on {a.ref_legs} legs (median of {ref_ticks} ticks) and "
+          f"extrapolated linearly to N (ref/tick = measured * N / {a.ref_legs})")
+    print()
+
+    # Pure-Python reference per room size, measured once on ref_legs legs.
+    ref_per_leg: dict[int, float] = {}
+    for size in sizes:
+        codes = make_payloads(a.ref_legs)
+        rooms = room_index(a.ref_legs, size)
+        payloads, members, room_of = pure_python_setup(codes, rooms)
+        # check the reference agrees with the vectorized kernel before timing either
+        ref = np.frombuffer(b"".join(tick_pure_python(payloads, members, room_of)), np.uint8).reshape(-1, FRAME)
+        if not np.array_equal(ref, tick_mix_rooms(codes, rooms)):
+            raise SystemExit(f"pure-Python reference disagrees with mix_rooms (room size {size})")
+        t = median_time(lambda: tick_pure_python(payloads, members, room_of), ref_ticks, warmup=0)
+        ref_per_leg[size] = t / a.ref_legs
+
+    hdr = (f"{'legs':>6} {'room':>4} | {'mix_rooms ms':>12} {'legs/ms':>9} | {'Mixer.mix ms':>12} {'legs/ms':>9} |"
+           f" {'pure-Py ms (extrap.)':>20} {'speedup':>8}")
+    print("full tick: decode (N,160) + mix + encode")
+    print(hdr)
+    print("-" * len(hdr))
+    summary = {}
+    for n in legs:
+        codes = make_payloads(n)
+        for size in sizes:
+            rooms = room_index(n, size)
+            t_vec = median_time(lambda: tick_mix_rooms(codes, rooms), ticks)
+            tick_m = make_tick_mixer(n, rooms)
+            if not np.array_equal(tick_m(codes), tick_mix_rooms(codes, rooms)):
+                raise SystemExit("Mixer.mix and mix_rooms disagree")
+            t_mix = median_time(lambda: tick_m(codes), ticks)
+            t_ref = ref_per_leg[size] * n
+            speed = t_ref / t_vec
+            summary[(n, size)] = (t_vec, t_mix, speed)
+            print(f"{n:>6} {size:>4} | {t_vec * 1e3:>12.3f} {n / (t_vec * 1e3):>9.0f} | {t_mix * 1e3:>12.3f} "
+                  f"{n / (t_mix * 1e3):>9.0f} | {t_ref * 1e3:>20.1f} {speed:>7.0f}x")
+    print()
+
+    print("two-party, same codec both sides: relay payloads without transcoding (row swap)")
+    hdr2 = f"{'legs':>6} | {'numpy gather ms':>15} {'legs/ms':>9} | {'list swap ms':>12} {'legs/ms':>9} | {'vs full 2-party tick':>20}"
+    print(hdr2)
+    print("-" * len(hdr2))
+    for n in legs:
+        n2 = n - (n & 1)
+        codes = make_payloads(n2)
+        peer = np.arange(n2) ^ 1
+        payloads = [row.tobytes() for row in codes]
+        assert relay_list(payloads)[0] == payloads[1]
+        t_np = median_time(lambda: relay_numpy(codes, peer), ticks)
+        t_li = median_time(lambda: relay_list(payloads), ticks)
+        full = summary.get((n, 2))
+        cmp = f"{full[0] / t_np:>19.1f}x" if full else f"{'-':>20}"
+        print(f"{n2:>6} | {t_np * 1e3:>15.4f} {n2 / (t_np * 1e3):>9.0f} | {t_li * 1e3:>12.4f} "
+              f"{n2 / (t_li * 1e3):>9.0f} | {cmp}")
+    print()
+
+    print(TARGET)
+    key = (10000, 3)
+    if key in summary:
+        t_vec, t_mix, speed = summary[key]
+        ok = t_vec * 1e3 <= 5 and speed >= 250
+        print(f"measured: 10,000 legs in 3-party rooms {t_vec * 1e3:.3f} ms per tick (mix_rooms), "
+              f"{t_mix * 1e3:.3f} ms (Mixer.mix); {speed:.0f}x pure Python -> {'MET' if ok else 'NOT MET'}")
+    else:
+        print("measured: (10,000 x 3-party case not run; drop --quick or pass --legs 10000 --rooms 3)")
+
+
+if __name__ == "__main__":
+    main()
