@@ -15,7 +15,8 @@ from softswitch.sip.message import Request, Response, make_response
 from softswitch.sip.parser import parse_message
 from softswitch.sip.uri import SipURI, parse_uri, unescape
 
-TORTURE = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "sip-torture", "*.dat")))
+TORTURE = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "data", "sip-torture", "*.dat")))
+assert TORTURE, "the RFC 4475 corpus is missing from tests/data/sip-torture"
 
 REGISTER = (b"REGISTER sip:cc.example.com SIP/2.0\r\n"
             b"Via: SIP/2.0/UDP 10.0.0.5:5062;branch=z9hG4bK776asdhds;rport\r\n"

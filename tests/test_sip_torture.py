@@ -17,7 +17,7 @@ from softswitch.sip.parser import parse_message
 from tests.nodes import registrar_node
 from tests.sipclient import TcpClient, UdpClient, options_request
 
-DIR = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "sip-torture")
+DIR = os.path.join(os.path.dirname(__file__), "data", "sip-torture")   # RFC 4475 messages, copied from the shared corpus
 FILES = sorted(os.path.basename(p)[:-4] for p in glob.glob(os.path.join(DIR, "*.dat")))
 
 ACCEPTED = "accepted"   # parsed and handled: any answer but 400/505/5xx

@@ -1,0 +1,381 @@
+"""RTP packets per second through the MediaEngine for N two-party calls, next to a bare uvloop UDP relay.
+
+    .venv/bin/python benchmarks/rtp_relay_bench.py [--calls 100,300,600] [--seconds 5] [--warmup 1]
+
+Per N calls (2N audio legs, each pair joined in its own room):
+
+* a load process (separate from the server process, so it does not share its CPU time accounting) owns
+  2N generator sockets and 2N sink sockets on uvloop. Each generator sends one 20 ms PCMU packet (valid
+  RTP header as media.rtp.build_rtp makes it, 160-byte payload) to its leg every 20 ms, i.e. 50 pps per
+  leg, with the legs spread over 20 one-millisecond slots. Sinks count what comes back.
+* the server process is either the MediaEngine (streams from open_stream(), set_remote() to the leg's
+  sink with latch=False, join() pairwise) or a bare uvloop relay: one DatagramProtocol per leg that
+  forwards each packet it receives, unchanged, to its peer leg's sink. Same offered load for both.
+* measured over --seconds after --warmup: packets/s arriving at the sinks, server-process CPU
+  (resource.getrusage of that process, user+sys), and tick lateness. For the engine, each tick's lateness
+  is observed by wrapping the engine instance's _tick attribute from this script (engine.py unchanged):
+  lateness = time.monotonic() at the tick's start minus the tick's due time on the engine's own schedule
+  (t0 + n * 20 ms on the loop clock, which for uvloop is CLOCK_MONOTONIC truncated to 1 ms, i.e. the
+  same clock as time.monotonic()). Catch-up ticks are included. For the bare relay, the same
+  measurement is made on an empty 20 ms call_at ticker in its loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import os
+import resource
+import socket
+import statistics
+import struct
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import numpy as np  # noqa: E402
+import uvloop  # noqa: E402
+
+from media.g711 import ULAW_ENCODE  # noqa: E402
+from media.rtp import build_rtp  # noqa: E402
+
+TARGET = "target: >= 75% of the bare uvloop relay rate, p99 tick lateness < 5 ms"
+PTIME = 0.02
+SLOTS = 20          # the load process spreads its legs over 20 x 1 ms send slots
+HOST = "127.0.0.1"
+_HDR = struct.Struct("!BBHII")
+
+
+def raise_nofile() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def percentiles(xs: list[float]) -> tuple[float, float, float]:
+    if not xs:
+        return float("nan"), float("nan"), float("nan")
+    a = np.asarray(xs)
+    return float(np.percentile(a, 50)), float(np.percentile(a, 99)), float(a.max())
+
+
+def new_loop() -> asyncio.AbstractEventLoop:
+    loop = uvloop.new_event_loop()
+    asyncio.set_event_loop(loop)
+    return loop
+
+
+# --- load process: generators + sinks ---------------------------------------------------------------
+
+class _Count(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.n = 0
+
+    def datagram_received(self, data, addr) -> None:
+        self.n += 1
+
+
+class _Quiet(asyncio.DatagramProtocol):
+    def error_received(self, exc) -> None:
+        pass
+
+
+def load_main(conn, legs: int, warmup: float, seconds: float) -> None:
+    raise_nofile()
+    loop = new_loop()
+    loop.run_until_complete(_load(conn, legs, warmup, seconds))
+    loop.close()
+
+
+async def _load(conn, legs: int, warmup: float, seconds: float) -> None:
+    loop = asyncio.get_running_loop()
+    sinks = []
+    for _ in range(legs):
+        tr, pr = await loop.create_datagram_endpoint(_Count, local_addr=(HOST, 0))
+        sinks.append((tr, pr))
+    conn.send([tr.get_extra_info("sockname")[1] for tr, _ in sinks])
+    targets = await loop.run_in_executor(None, conn.recv)
+    gens = []
+    for port in targets:
+        tr, _ = await loop.create_datagram_endpoint(_Quiet, local_addr=(HOST, 0), remote_addr=(HOST, port))
+        gens.append(tr)
+    # 20 ms of speech-like PCMU; every leg sends the same payload with its own SSRC/seq/timestamp.
+    rng = np.random.default_rng(7)
+    pcm = (rng.standard_normal(160) * 3000).astype(np.int16)
+    payload = ULAW_ENCODE[pcm.view(np.uint16)].tobytes()
+    ssrc = [0x10000000 + i for i in range(legs)]
+    seq = [i * 7 & 0xFFFF for i in range(legs)]
+    ts = [i * 1000 for i in range(legs)]
+    first = build_rtp(0, seq[0], ts[0], ssrc[0], payload)
+    assert _HDR.pack(0x80, 0, seq[0], ts[0], ssrc[0]) + payload == first   # same bytes as build_rtp
+    groups = [list(range(k, legs, SLOTS)) for k in range(SLOTS)]
+    sent = [0]
+
+    def send_group(k: int) -> None:
+        pack = _HDR.pack
+        for i in groups[k]:
+            gens[i].sendto(pack(0x80, 0, seq[i], ts[i], ssrc[i]) + payload)
+            seq[i] = (seq[i] + 1) & 0xFFFF
+            ts[i] = (ts[i] + 160) & 0xFFFFFFFF
+        sent[0] += len(groups[k])
+
+    await loop.run_in_executor(None, conn.recv)     # "go"
+    t0 = loop.time()
+    state = {"slot": 0, "run": True}
+    step = PTIME / SLOTS
+
+    def on_slot() -> None:
+        if not state["run"]:
+            return
+        now = loop.time()
+        s = state["slot"]
+        while t0 + s * step <= now + 1e-4:          # catch up on missed slots, drift-free
+            send_group(s % SLOTS)
+            s += 1
+        state["slot"] = s
+        loop.call_at(t0 + s * step, on_slot)
+
+    loop.call_at(t0, on_slot)
+    await asyncio.sleep(warmup)
+    rx0, tx0, w0 = sum(p.n for _, p in sinks), sent[0], time.perf_counter()
+    await asyncio.sleep(seconds)
+    rx1, tx1, w1 = sum(p.n for _, p in sinks), sent[0], time.perf_counter()
+    state["run"] = False
+    await asyncio.sleep(0.1)
+    conn.send(dict(rx=rx1 - rx0, tx=tx1 - tx0, wall=w1 - w0))
+    for tr in gens:
+        tr.close()
+    for tr, _ in sinks:
+        tr.close()
+
+
+# --- server process: MediaEngine or bare relay ------------------------------------------------------
+
+def server_main(conn, mode: str, calls: int, sink_ports: list[int], warmup: float, seconds: float) -> None:
+    raise_nofile()
+    loop = new_loop()
+    coro = _engine(conn, calls, sink_ports, warmup, seconds) if mode == "engine" else \
+        _bare(conn, calls, sink_ports, warmup, seconds)
+    loop.run_until_complete(coro)
+    loop.close()
+
+
+class _TickObserver:
+    """Per-tick lateness: time.monotonic() when the tick starts minus its due time on the loop clock.
+
+    uvloop's loop.time() (like asyncio's) is CLOCK_MONOTONIC, only truncated to whole milliseconds and
+    cached per loop iteration, so the schedule's due times t0 + n * ptime compare directly with
+    time.monotonic(); main() checks that the two clocks agree before trusting this.
+    """
+
+    def __init__(self) -> None:
+        self.lat: list[float] = []
+        self.record = False
+
+    def seen(self, due: float) -> None:
+        if self.record:
+            self.lat.append((time.monotonic() - due) * 1000)
+
+
+def check_clock(loop) -> float:
+    """Offset of time.monotonic() from loop.time(), seconds (must be within the 1 ms truncation)."""
+    off = time.monotonic() - loop.time()
+    if not -0.0005 <= off <= 0.005:
+        raise RuntimeError(f"loop clock is not CLOCK_MONOTONIC (offset {off:.6f} s); lateness would be wrong")
+    return off
+
+
+async def _measure(conn, loop, warmup: float, seconds: float, obs: _TickObserver, rx_total) -> dict:
+    await loop.run_in_executor(None, conn.recv)     # "go"
+    await asyncio.sleep(warmup)
+    c0, w0, r0 = cpu_seconds(), time.perf_counter(), rx_total()
+    obs.record = True
+    await asyncio.sleep(seconds)
+    obs.record = False
+    c1, w1, r1 = cpu_seconds(), time.perf_counter(), rx_total()
+    p50, p99, mx = percentiles(obs.lat)
+    return dict(cpu=c1 - c0, wall=w1 - w0, rx=r1 - r0, lat_p50=p50, lat_p99=p99, lat_max=mx, ticks=len(obs.lat))
+
+
+async def _engine(conn, calls: int, sink_ports: list[int], warmup: float, seconds: float) -> None:
+    from media.engine import MediaEngine
+    loop = asyncio.get_running_loop()
+    engine = MediaEngine(loop, address=HOST, port_range=(40000, 59999))
+    streams = []
+    for i in range(2 * calls):
+        s = await engine.open_stream()
+        s.set_remote(HOST, sink_ports[i], pt=0, latch=False)
+        engine.join(s, f"call-{i // 2}")
+        streams.append(s)
+    obs = _TickObserver()
+    orig_tick = engine._tick            # instance attribute shadows the method; engine.py is not edited
+
+    def observed_tick(n, now):
+        obs.seen(now)                   # the engine passes due(n) as `now`
+        return orig_tick(n, now)
+    engine._tick = observed_tick
+    conn.send([s.port for s in streams])
+    check_clock(loop)
+    await engine.start()
+    st0 = dict(engine.stats)
+    res = await _measure(conn, loop, warmup, seconds, obs, lambda: sum(s.counters["rx_packets"] for s in streams))
+    st1 = dict(engine.stats)
+    res.update(late_ticks=st1["late_ticks"] - st0["late_ticks"], skipped=st1["skipped_ticks"] - st0["skipped_ticks"],
+               max_lateness_ms=st1["max_lateness_ms"], max_tick_ms=st1["max_tick_ms"],
+               garbage=sum(s.counters["garbage"] for s in streams))
+    conn.send(res)
+    await engine.stop()
+
+
+class _Relay(asyncio.DatagramProtocol):
+    __slots__ = ("transport", "peer", "sink", "n")
+
+    def __init__(self, sink) -> None:
+        self.transport = None
+        self.peer: _Relay | None = None
+        self.sink = sink
+        self.n = 0
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data, addr) -> None:
+        self.n += 1
+        p = self.peer
+        p.transport.sendto(data, p.sink)
+
+    def error_received(self, exc) -> None:
+        pass
+
+
+async def _bare(conn, calls: int, sink_ports: list[int], warmup: float, seconds: float) -> None:
+    loop = asyncio.get_running_loop()
+    legs = []
+    for i in range(2 * calls):
+        _, pr = await loop.create_datagram_endpoint(lambda i=i: _Relay((HOST, sink_ports[i])), local_addr=(HOST, 0))
+        legs.append(pr)
+    for a, b in zip(legs[0::2], legs[1::2]):
+        a.peer, b.peer = b, a
+    conn.send([p.transport.get_extra_info("sockname")[1] for p in legs])
+    # an empty 20 ms ticker: how late the loop runs timer callbacks under this load
+    obs = _TickObserver()
+    check_clock(loop)
+    t0 = loop.time()
+    state = {"n": 0, "run": True}
+
+    def tick() -> None:
+        if not state["run"]:
+            return
+        n = state["n"]
+        obs.seen(t0 + n * PTIME)
+        n += 1
+        while t0 + n * PTIME <= loop.time():
+            n += 1
+        state["n"] = n
+        loop.call_at(t0 + n * PTIME, tick)
+    loop.call_at(t0, tick)
+    res = await _measure(conn, loop, warmup, seconds, obs, lambda: sum(p.n for p in legs))
+    state["run"] = False
+    conn.send(res)
+    for p in legs:
+        p.transport.close()
+
+
+# --- orchestration ----------------------------------------------------------------------------------
+
+def run_one(mode: str, calls: int, warmup: float, seconds: float) -> tuple[dict, dict]:
+    ctx = mp.get_context("spawn")
+    lp, lc = ctx.Pipe()
+    sp, sc = ctx.Pipe()
+    load = ctx.Process(target=load_main, args=(lc, 2 * calls, warmup, seconds), daemon=True)
+    load.start()
+    try:
+        sink_ports = lp.recv()
+        server = ctx.Process(target=server_main, args=(sc, mode, calls, sink_ports, warmup, seconds), daemon=True)
+        server.start()
+        try:
+            targets = sp.recv()
+            lp.send(targets)
+            time.sleep(0.3)                 # let the load process bind its generators
+            sp.send("go")
+            lp.send("go")
+            timeout = warmup + seconds + 60
+            if not sp.poll(timeout) or not lp.poll(timeout):
+                raise RuntimeError(f"{mode} run with {calls} calls did not report")
+            srv, ld = sp.recv(), lp.recv()
+        finally:
+            server.join(10)
+            if server.is_alive():
+                server.kill()
+    finally:
+        load.join(10)
+        if load.is_alive():
+            load.kill()
+    return srv, ld
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--calls", default="100,300,600", help="comma list of concurrent two-party calls")
+    ap.add_argument("--seconds", type=float, default=5.0, help="measured seconds per run")
+    ap.add_argument("--warmup", type=float, default=1.0, help="seconds of load before measuring")
+    a = ap.parse_args()
+    calls_list = [int(x) for x in a.calls.split(",")]
+    print(f"rtp_relay_bench: uvloop {uvloop.__version__}, python {sys.version.split()[0]}, {os.cpu_count()} CPUs; "
+          f"{a.seconds:g} s measured after {a.warmup:g} s warm-up per run; 50 pps per leg, 2 legs per call")
+    print("server CPU% = getrusage(user+sys) of the server process / wall; tick lateness = time.monotonic() at "
+          "tick start - due time on the 20 ms schedule (engine: its own ticks; bare: an empty call_at ticker)")
+    print()
+    hdr = (f"{'calls':>5} {'offered pps':>11} | {'engine pps':>10} {'CPU%':>6} {'us/pkt':>7} {'tick p50':>8} "
+           f"{'p99':>6} {'max':>6} {'late/skip':>9} | {'bare pps':>9} {'CPU%':>6} {'us/pkt':>7} {'p50':>6} {'p99':>6} |"
+           f" {'ratio':>6} {'per-CPU':>7}")
+    print(hdr)
+    print("-" * len(hdr))
+    rows = []
+    for calls in calls_list:
+        eng, eld = run_one("engine", calls, a.warmup, a.seconds)
+        bare, bld = run_one("bare", calls, a.warmup, a.seconds)
+        e_pps = eld["rx"] / eld["wall"]
+        b_pps = bld["rx"] / bld["wall"]
+        offered = eld["tx"] / eld["wall"]
+        e_cpu = 100 * eng["cpu"] / eng["wall"]
+        b_cpu = 100 * bare["cpu"] / bare["wall"]
+        # CPU per packet handled: engine receives one and sends one per leg per tick, bare the same per packet
+        e_us = 1e6 * eng["cpu"] / max(1, eld["rx"])
+        b_us = 1e6 * bare["cpu"] / max(1, bld["rx"])
+        ratio = e_pps / b_pps if b_pps else float("nan")
+        # packets per CPU-second, engine / bare: the capacity ratio once the engine's core is the limit
+        cpu_ratio = b_us / e_us if e_us else float("nan")
+        rows.append((calls, ratio, cpu_ratio, eng["lat_p99"]))
+        print(f"{calls:>5} {offered:>11.0f} | {e_pps:>10.0f} {e_cpu:>6.1f} {e_us:>7.1f} {eng['lat_p50']:>8.2f} "
+              f"{eng['lat_p99']:>6.2f} {eng['lat_max']:>6.1f} {eng['late_ticks']:>4}/{eng['skipped']:<4} | "
+              f"{b_pps:>9.0f} {b_cpu:>6.1f} {b_us:>7.1f} {bare['lat_p50']:>6.2f} {bare['lat_p99']:>6.2f} | "
+              f"{ratio:>6.2f} {cpu_ratio:>7.2f}")
+        in_pps = eng["rx"] / eng["wall"]
+        print(f"{'':>5} engine: accepted {in_pps:.0f} RTP pps in, {eng['ticks']} ticks observed, "
+              f"stats max_lateness_ms {eng['max_lateness_ms']:.1f}, max_tick_ms {eng['max_tick_ms']:.1f}; "
+              f"bare: {bare['rx'] / bare['wall']:.0f} pps in; load process sent {offered:.0f} / "
+              f"{bld['tx'] / bld['wall']:.0f} pps")
+    print()
+    print("(ratio = engine packets/s out / bare relay packets/s out at the same offered load; per-CPU = packets "
+          "per CPU-second of the server process, engine / bare, i.e. the rate ratio once one core is the limit;")
+    print(" engine pps out includes the silence it sends for legs whose frame is missing; lateness in ms; "
+          "late/skip = engine catch-up / dropped ticks in the window)")
+    print(TARGET)
+    for calls, ratio, cpu_ratio, p99 in rows:
+        ok = ratio >= 0.75 and p99 < 5
+        print(f"measured: {calls} calls: {100 * ratio:.0f}% of bare relay rate at equal offered load "
+              f"({100 * cpu_ratio:.0f}% per CPU-second), p99 tick lateness {p99:.2f} ms "
+              f"-> {'MET' if ok else 'NOT MET'} (rate and lateness)")
+
+
+if __name__ == "__main__":
+    main()
