@@ -656,7 +656,7 @@ class MediaEngine:
         if silent:
             frames[silent] = 0
         for pt, (rows, payloads) in groups.items():
-            frames[rows] = _DECODE[pt][np.frombuffer(b"".join(payloads), np.uint8)].reshape(-1, FRAME)
+            frames[rows] = np.take(_DECODE[pt], np.frombuffer(b"".join(payloads), np.uint8)).reshape(-1, FRAME)
         # 2. Every room, every supervisor override: one vectorized mix.
         out = mixer.mix()
         # 3. Recordings take the decoded voices (what each party said).
@@ -701,7 +701,7 @@ class MediaEngine:
             return
         codes = np.empty((out.shape[0], FRAME), dtype=np.uint8)
         for pt, rows in enc_rows.items():
-            codes[rows] = _ENCODE[pt][out[rows].view(np.uint16)]
+            codes[rows] = np.take(_ENCODE[pt], out[rows].view(np.uint16))   # take(): ~2x fancy indexing
         for s, row in senders:
             try:
                 s._send_audio(n, codes[row].tobytes())

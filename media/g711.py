@@ -85,22 +85,22 @@ def _as_codes(codes) -> np.ndarray:
 
 def ulaw_encode(pcm) -> np.ndarray:
     """int16 samples -> mu-law codes (uint8)."""
-    return ULAW_ENCODE[_as_pcm(pcm).view(np.uint16)]
+    return np.take(ULAW_ENCODE, _as_pcm(pcm).view(np.uint16))   # take() is about twice as fast as fancy indexing
 
 
 def ulaw_decode(codes) -> np.ndarray:
     """mu-law codes -> int16 samples."""
-    return ULAW_DECODE[_as_codes(codes)]
+    return np.take(ULAW_DECODE, _as_codes(codes))   # take() is about twice as fast as fancy indexing
 
 
 def alaw_encode(pcm) -> np.ndarray:
     """int16 samples -> A-law codes (uint8)."""
-    return ALAW_ENCODE[_as_pcm(pcm).view(np.uint16)]
+    return np.take(ALAW_ENCODE, _as_pcm(pcm).view(np.uint16))   # take() is about twice as fast as fancy indexing
 
 
 def alaw_decode(codes) -> np.ndarray:
     """A-law codes -> int16 samples."""
-    return ALAW_DECODE[_as_codes(codes)]
+    return np.take(ALAW_DECODE, _as_codes(codes))   # take() is about twice as fast as fancy indexing
 
 
 _ENC = {"PCMU": ULAW_ENCODE, "PCMA": ALAW_ENCODE}
@@ -113,7 +113,7 @@ def encode(pcm, codec: str) -> bytes:
         table = _ENC[codec]
     except KeyError:
         raise ValueError(f"unknown G.711 codec {codec!r}") from None
-    return table[_as_pcm(pcm).view(np.uint16)].tobytes()
+    return np.take(table, _as_pcm(pcm).view(np.uint16)).tobytes()
 
 
 def decode(payload, codec: str) -> np.ndarray:
@@ -122,4 +122,4 @@ def decode(payload, codec: str) -> np.ndarray:
         table = _DEC[codec]
     except KeyError:
         raise ValueError(f"unknown G.711 codec {codec!r}") from None
-    return table[_as_codes(payload)]
+    return np.take(table, _as_codes(payload))
