@@ -194,6 +194,21 @@ class Node:
             last_busy, last_resent, last_created = ep.busy, stats["resent"], created
             self.calls.loop_lag, self.calls.busy, self.calls.resend_ratio = lag, busy, resend
 
+    def reload(self, path: str | None = None) -> dict:
+        """Re-read the config; a file that fails validation changes nothing and says why."""
+        from .reload import apply_config
+        from .settings import ConfigError, load_config
+        path = path or (self.config.file if self.config is not None else None)
+        try:
+            new = load_config(path)
+        except ConfigError as err:
+            self.log.error("reload_rejected", file=path, problems=[str(p) for p in err.problems],
+                           detail=str(err))
+            return {"ok": False, "errors": str(err).splitlines()}
+        changes = apply_config(self, new)
+        self.log.info("reloaded", file=path, **{k: v for k, v in changes.items()})
+        return {"ok": True, "changes": changes}
+
     async def drain(self, limit: float, interrupt: asyncio.Event | None = None) -> None:
         """Take no new calls (503) and let the calls in progress end, up to `limit` seconds (a second
         signal cuts it short); then the rest are ended with BYE and the records are flushed."""
@@ -301,13 +316,19 @@ def run(config_path: str) -> int:
         print(f"listening http http://{cfg.server.http_listen[0]}:{node.http_port}", flush=True)
     node.log.info("serving", config=config_path, node_id=cfg.server.node_id, realm=cfg.server.sip.realm,
                   agents=len(cfg.agents), queues=len(cfg.queues), routes=len(cfg.routes))
-    stop = asyncio.Event()
+    stop, interrupt = asyncio.Event(), asyncio.Event()
+    signals: list[int] = []
+
+    def on_signal(sig: int) -> None:
+        # the first SIGTERM/SIGINT drains; a second one cuts the drain short
+        signals.append(sig)
+        (interrupt if len(signals) > 1 else stop).set()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal, sig)
+    loop.add_signal_handler(signal.SIGHUP, lambda: node.reload(config_path))
     loop.run_until_complete(stop.wait())
     node.log.info("draining", calls=len(node.calls.calls), limit=cfg.server.drain_timeout)
-    stop.clear()
-    loop.run_until_complete(node.drain(cfg.server.drain_timeout, stop))
+    loop.run_until_complete(node.drain(cfg.server.drain_timeout, interrupt))
     node.log.info("stopping")
     loop.run_until_complete(node.stop())
     node.credentials.close()

@@ -125,3 +125,67 @@ def test_registrations_survive_a_restart(tmp_path):
         assert api(base, "GET", "/health")["bindings"] == 1
     finally:
         assert node.stop() == 0
+
+
+def test_sighup_reload_applies_new_routes_without_dropping_calls(tmp_path):
+    import time as _time
+    from tests.test_dialogs import ack, answered, invite
+    from tools.agents_load import api, register_agents
+    from tests.conftest import free_port
+    config, port = example_on_free_ports(tmp_path)
+    http = int(config.read_text().split("http: {listen: 127.0.0.1:")[1].split("}")[0])
+    node = Served(config)
+    try:
+        assert register_agents(port, [("70001", "Phone-70001!")], "cc.example.com", free_port()) == 1
+        base = f"http://127.0.0.1:{http}"
+        token = api(base, "POST", "/api/login", {"account": "acme_alice", "password": "Alice-Demo1!"})["token"]
+        api(base, "POST", "/api/agents/me/sign-in", {}, token)
+        api(base, "POST", "/api/agents/me/state", {"state": "rest", "reason": "break"}, token)
+        client = UdpClient(("127.0.0.1", port))
+        client.send(invite(port, client, "rl-1"))
+        ok = answered(client)
+        assert ok.status == 200
+        client.send(ack(port, client, "rl-1", ok.to.tag))
+        # a broken file changes nothing and says why
+        good = config.read_text()
+        config.write_text(good.replace("max_calls: 100", "max_calls: lots"))
+        node.proc.send_signal(signal.SIGHUP)
+        _time.sleep(1.0)
+        def final(call_id):
+            for _ in range(20):
+                m = client.recv(3)
+                if m is not None and getattr(m, "status", 0) >= 200 and m.call_id == call_id:
+                    return m
+            raise AssertionError(f"no final response for {call_id}")
+        client.send(invite(port, client, "rl-2").replace(b"4001", b"4005"))
+        assert final("rl-2").status == 404
+        # a good file with a new called number for the same queue applies at once
+        config.write_text(good.replace('  - {called: "4001", queue: support_voice}',
+                                       '  - {called: "4001", queue: support_voice}\n'
+                                       '  - {called: "4005", queue: support_voice}'))
+        node.proc.send_signal(signal.SIGHUP)
+        _time.sleep(1.0)
+        client.send(invite(port, client, "rl-3").replace(b"4001", b"4005"))
+        assert final("rl-3").status == 200
+        deadline = _time.monotonic() + 8                          # after the welcome prompt they queue
+        while api(base, "GET", "/api/queues/support_voice", None, token)["waiting"] < 2 and \
+                _time.monotonic() < deadline:
+            _time.sleep(0.2)
+        assert api(base, "GET", "/api/queues/support_voice", None, token)["waiting"] == 2   # first call still there
+        client.send((f"BYE sip:4001@127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{client.addr[1]};"
+                     f"branch=z9hG4bK-rl-bye;rport\r\nMax-Forwards: 70\r\nFrom: <sip:cust@x.test>;tag=ct\r\n"
+                     f"To: <sip:4001@cc.test>;tag={ok.to.tag}\r\nCall-ID: rl-1\r\nCSeq: 2 BYE\r\n"
+                     "Content-Length: 0\r\n\r\n").encode())
+        bye_ok = [m for m in client.recv_all(1.0) if getattr(m, "status", 0) and m.cseq[1] == "BYE"]
+        assert bye_ok and bye_ok[0].status == 200
+        client.close()
+    finally:
+        node.proc.send_signal(signal.SIGINT)          # drain: the queued call would keep it up to 30 s...
+        import time as _t
+        _t.sleep(0.5)
+        node.proc.send_signal(signal.SIGINT)          # ...a second signal cuts the drain short
+        code = node.proc.wait(20)
+    err = node.proc.stderr.read()
+    assert "reload_rejected" in err and "max_calls" in err
+    assert '"event": "reloaded"' in err
+    assert code == 0

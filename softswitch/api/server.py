@@ -209,6 +209,13 @@ async def supervise_call(request: web.Request) -> web.Response:
     return _json({"call_id": request.match_info["call"], "mode": result})
 
 
+async def reload_config(request: web.Request) -> web.Response:
+    if request["session"].role != "admin":
+        return _error(403, "admins only")
+    result = request.app[NODE].reload()
+    return _json(result, 200 if result["ok"] else 422)
+
+
 async def metrics(request: web.Request) -> web.Response:
     from .metrics import CONTENT_TYPE, render
     return web.Response(body=render(request.app[NODE]), headers={"Content-Type": CONTENT_TYPE})
@@ -237,7 +244,10 @@ def make_app(node) -> web.Application:
     app.router.add_get("/api/calls", calls)
     app.router.add_post("/api/calls/{call}/supervise", supervise_call)
     app.router.add_get("/health", health)
+    from .wallboard import setup as setup_wallboard
+    setup_wallboard(app, NODE)
     app.router.add_get("/metrics", metrics)
+    app.router.add_post("/api/admin/reload", reload_config)
     return app
 
 

@@ -1,0 +1,81 @@
+"""Config hot reload: validate the new file first, then apply the difference without dropping calls.
+
+Routes, IVR flows, queue settings, agents and softphone secrets change in place. A queue that disappears
+keeps serving the calls already in it (no new calls are routed there); an agent that disappears is signed
+out (after the current call, if talking). Listen addresses, media ports and storage need a restart: a
+change there is reported, not applied.
+"""
+
+from __future__ import annotations
+
+from acd import Agent, QueueSpec
+
+from .routing import Router
+
+
+def _spec(q) -> QueueSpec:
+    return QueueSpec(q.name, q.type, q.strategy, q.max_wait, q.max_calls, q.ring_timeout, q.wrap_up,
+                     (q.overflow.kind, q.overflow.target), q.service_level, q.short_abandon)
+
+
+def apply_config(node, new) -> dict:
+    """Apply `new` (an already validated Config) to a running node; returns what changed."""
+    old = node.config
+    changes: dict[str, list] = {"queues_added": [], "queues_removed": [], "queues_changed": [],
+                                "agents_added": [], "agents_removed": [], "agents_changed": [],
+                                "routes": [], "needs_restart": []}
+    for key, label in ((lambda c: c.server.sip.listen, "server.sip.listen"),
+                       (lambda c: c.server.media, "server.media"), (lambda c: c.server.storage, "server.storage"),
+                       (lambda c: c.server.http_listen, "server.http"), (lambda c: c.server.sip.realm, "realm")):
+        if key(old) != key(new):
+            changes["needs_restart"].append(label)
+    node.credentials.update_config({a.softphone: dict(a.ha1) for a in new.agents})
+    node.router = node.calls.router = Router(new.routes, {a.softphone: a.id for a in new.agents})
+    if {(r.called, r.ext, r.media, r.kind, r.target) for r in old.routes} != \
+            {(r.called, r.ext, r.media, r.kind, r.target) for r in new.routes}:
+        changes["routes"].append(f"{len(old.routes)} -> {len(new.routes)}")
+    center = node.center
+    if center is not None:
+        acd = center.acd
+        new_queues = {q.name: q for q in new.queues}
+        for name, q in new_queues.items():
+            spec = _spec(q)
+            if name not in acd.queues:
+                changes["queues_added"].append(name)
+                from acd.stats import QueueStats
+                acd.stats[name] = QueueStats(name, q.service_level, q.short_abandon)
+                acd._strategy_state[name] = {}
+            elif acd.queues[name] != spec:
+                changes["queues_changed"].append(name)
+            acd.queues[name] = spec
+        for name in list(acd.queues):
+            if name not in new_queues:
+                changes["queues_removed"].append(name)   # kept for the calls already in it; nothing new arrives
+        new_agents = {a.id: a for a in new.agents}
+        for i, a in enumerate(new.agents):
+            queues = {n: a.penalties.get(n, 0) for n in a.queues}
+            cur = acd.agents.get(a.id)
+            if cur is None:
+                acd.agents[a.id] = Agent(a.id, a.softphone, queues, a.auto_answer_after, order=i)
+                changes["agents_added"].append(a.id)
+                binds = center.bindings.get(a.softphone)
+                if binds:
+                    acd.agents[a.id].registered = True
+            elif (cur.softphone, cur.queues, cur.auto_answer_after) != (a.softphone, queues, a.auto_answer_after):
+                cur.softphone, cur.queues, cur.auto_answer_after, cur.order = a.softphone, queues, \
+                    a.auto_answer_after, i
+                changes["agents_changed"].append(a.id)
+        for agent_id in list(acd.agents):
+            if agent_id not in new_agents:
+                changes["agents_removed"].append(agent_id)
+                center.run(acd.sign_out, agent_id)
+                if acd.agents[agent_id].state == "offline":
+                    del acd.agents[agent_id]
+        acd.by_softphone = {a.softphone: a for a in acd.agents.values()}
+        center.cfg = new
+        center.run(acd.dispatch)          # new agents or queues may match waiting calls now
+    node.calls.queue_settings = {q.name: q for q in new.queues}
+    if node.calls.ivr_runner is not None:
+        node.calls.ivr_runner.flows = new.ivr
+    node.config = new
+    return {k: v for k, v in changes.items() if v}
