@@ -395,7 +395,7 @@ class Acd:
         if pos is None:
             return None
         e = self.entries[call_id]
-        view = self.stats[e.queue].view()
+        view = self.stats[e.queue].view(self.clock())
         aht = view["average_handle_time"] or default_handle_time
         serving = sum(1 for a in self.agents.values() if e.queue in a.queues and a.state != "offline")
         if serving == 0:
@@ -411,7 +411,7 @@ class Acd:
             if name in a.queues:
                 by_state[a.state] += 1
         return {"name": name, "waiting": len(waits), "longest_wait": round(max(waits, default=0.0), 3),
-                "agents": by_state, **self.stats[name].view()}
+                "agents": by_state, **self.stats[name].view(now)}
 
     def agent_view(self, agent_id: str) -> dict:
         a = self.agent(agent_id)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
+
+from .erlang import agents_needed
 
 
 @dataclass
@@ -19,9 +22,15 @@ class QueueStats:
     completed_n: int = 0
     wait_total: float = 0.0
     talk_total: float = 0.0
+    window: float = 900.0              # arrival rate for the Erlang-C estimate: the last 15 minutes
+    target_share: float = 0.8          # service level goal: this share answered within service_level_s
+    arrivals: deque = field(default_factory=deque)
 
     def entered(self, now: float) -> None:
         self.entered_n += 1
+        self.arrivals.append(now)
+        while self.arrivals and self.arrivals[0] < now - self.window:
+            self.arrivals.popleft()
 
     def answered(self, now: float, wait: float) -> None:
         self.answered_n += 1
@@ -41,7 +50,7 @@ class QueueStats:
         self.completed_n += 1
         self.talk_total += talk
 
-    def view(self) -> dict:
+    def view(self, now: float | None = None) -> dict:
         counted_abandons = self.abandoned_n - self.short_abandoned      # short abandons are not held against us
         offered = self.answered_n + counted_abandons
         return {
@@ -51,4 +60,14 @@ class QueueStats:
             "average_speed_of_answer": round(self.wait_total / self.answered_n, 3) if self.answered_n else None,
             "abandon_rate": round(counted_abandons / offered, 4) if offered else None,
             "average_handle_time": round(self.talk_total / self.completed_n, 3) if self.completed_n else None,
+            "agents_needed": self.agents_needed(now),
         }
+
+    def agents_needed(self, now: float | None) -> int | None:
+        """Erlang-C agents for the recent arrival rate and handle time to meet the service level goal."""
+        if now is None or not self.completed_n:
+            return None
+        recent = [t for t in self.arrivals if t >= now - self.window]
+        span = max(60.0, min(self.window, now - recent[0])) if recent else self.window
+        per_hour = len(recent) * 3600.0 / span
+        return agents_needed(per_hour, self.talk_total / self.completed_n, self.service_level_s, self.target_share)

@@ -335,3 +335,33 @@ def test_position_and_estimated_wait_from_live_stats():
     assert (acd.position("c2"), acd.position("c1")) == (1, 2)
     assert acd.estimated_wait("c1") == 2 * 120 / 2          # two ahead-or-at, AHT 120 s, two agents
     assert acd.position("nope") is None
+
+
+def test_erlang_c_matches_published_figures():
+    from acd.erlang import agents_needed, erlang_c, service_level
+    # 10 erlangs on 12 agents: P(wait) = 0.4494 (standard Erlang C tables)
+    assert abs(erlang_c(12, 10.0) - 0.4494) < 0.001
+    # against the textbook factorial formula, for a range of loads
+    import math
+
+    def reference(n, a):
+        top = a ** n / math.factorial(n) * n / (n - a)
+        return top / (sum(a ** k / math.factorial(k) for k in range(n)) + top)
+    for n, a in ((3, 2.5), (12, 10.0), (30, 24.0), (60, 50.0)):
+        assert abs(erlang_c(n, a) - reference(n, a)) < 1e-9
+    # 360 calls/h at 240 s = 24 erlangs: 80% within 20 s first reached with 29 agents
+    assert agents_needed(360, 240, 20, 0.8) == 29
+    assert service_level(28, 24.0, 240, 20) < 0.8 <= service_level(29, 24.0, 240, 20)
+    assert agents_needed(0, 240, 20) == 0 and erlang_c(5, 6.0) == 1.0
+
+
+def test_queue_view_has_erlang_estimate_after_calls():
+    acd, clock, _ = make(wrap_up=0)
+    ready(acd, "1001")
+    assert acd.queue_view("q1")["agents_needed"] is None
+    for i in range(6):
+        acd.enqueue(f"c{i}", "q1")
+        acd.answered(f"c{i}", "1001")
+        clock.t += 100
+        acd.call_ended(f"c{i}")
+    assert acd.queue_view("q1")["agents_needed"] >= 1

@@ -49,6 +49,8 @@ class NodeCollector:
             agents = GaugeMetricFamily("softswitch_queue_agents", "Agents by state", labels=["queue", "state"])
             totals = CounterMetricFamily("softswitch_queue_calls", "Calls by outcome", labels=["queue", "outcome"])
             sl = GaugeMetricFamily("softswitch_queue_service_level", "Answered within threshold", labels=["queue"])
+            need = GaugeMetricFamily("softswitch_queue_agents_needed", "Erlang-C agents for the service level goal",
+                                     labels=["queue"])
             for name in center.acd.queues:
                 v = center.acd.queue_view(name)
                 waiting.add_metric([name], v["waiting"])
@@ -59,7 +61,9 @@ class NodeCollector:
                     totals.add_metric([name, outcome], v[outcome])
                 if v["service_level"] is not None:
                     sl.add_metric([name], v["service_level"])
-            yield from (waiting, longest, agents, totals, sl)
+                if v["agents_needed"] is not None:
+                    need.add_metric([name], v["agents_needed"])
+            yield from (waiting, longest, agents, totals, sl, need)
             yield GaugeMetricFamily("softswitch_reconciler_corrections", "States repaired", value=center.corrections)
         engine = node.media_engine
         if engine is not None:

@@ -209,7 +209,8 @@
       (f.by_state = el("div", { class: "by-state", "data-field": "agents" })),
       el("div", { class: "kpis" },
         kpi("service_level", "Service level"), kpi("average_speed_of_answer", "ASA"),
-        kpi("abandon_rate", "Abandoned"), kpi("average_handle_time", "AHT")),
+        kpi("abandon_rate", "Abandoned"), kpi("average_handle_time", "AHT"),
+        kpi("agents_needed", "Agents needed")),
       field("counts", "counts"));
     f.chips = {};
     for (const st of STATES) {
@@ -240,6 +241,7 @@
       c.f.average_speed_of_answer.textContent = seconds(q.average_speed_of_answer);
       c.f.abandon_rate.textContent = percent(q.abandon_rate);
       c.f.average_handle_time.textContent = seconds(q.average_handle_time);
+      c.f.agents_needed.textContent = q.agents_needed == null ? "\u2014" : String(q.agents_needed);
       c.f.counts.textContent = `entered ${q.entered} · answered ${q.answered} · abandoned ${q.abandoned}` +
         ` · overflowed ${q.overflowed}`;
     }
