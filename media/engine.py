@@ -30,6 +30,11 @@ Documented choices:
   remote address to the packet's source (``latch=True``), so a NATed phone is reached where it really
   is. Before any remote is known the stream sends nothing. Packets are accepted from any source.
 * Lost/late frames are concealed with silence (zeros).
+* Two-party relay: in a room of exactly two audio streams with the same payload type, no prompt playing
+  to either and no supervisor override involving either, nothing is decoded, mixed or encoded for
+  sending: each stream sends the other's received payload bytes unchanged (a lost frame -> G.711
+  silence; an odd-sized payload takes the normal transcoding path). A recorded call is still decoded
+  for the recording. Counted in ``stats["relayed_frames"]``.
 * Only the stream's payload type is decoded (learned from the first packet if set_remote has not run);
   other payload types (comfort noise, video on an audio port, ...) are counted as ``ignored``.
 * RTCP: port+1 is bound; received RTCP (there or multiplexed on the RTP port) is counted and otherwise
@@ -68,6 +73,7 @@ log = logging.getLogger("media.engine")
 CODEC_BY_PT = {0: "PCMU", 8: "PCMA"}
 _DECODE = {0: g711.ULAW_DECODE, 8: g711.ALAW_DECODE}
 _ENCODE = {0: g711.ULAW_ENCODE, 8: g711.ALAW_ENCODE}
+_SILENCE = {pt: bytes([int(t[0])]) * FRAME for pt, t in _ENCODE.items()}     # 0xFF PCMU, 0xD5 PCMA
 _NTP_EPOCH = 2208988800
 
 
@@ -396,7 +402,8 @@ class MediaEngine:
         self.t0: float | None = None
         self.tick_no = 0                 # index of the next tick to run
         self.running = False
-        self.stats = dict(ticks=0, late_ticks=0, skipped_ticks=0, max_lateness_ms=0.0, max_tick_ms=0.0)
+        self.stats = dict(ticks=0, late_ticks=0, skipped_ticks=0, max_lateness_ms=0.0, max_tick_ms=0.0,
+                          relayed_frames=0)
 
     # --- lifecycle -----------------------------------------------------------------------------------
 
@@ -628,12 +635,36 @@ class MediaEngine:
         if self.running:
             self._handle = loop.call_at(self.due(self.tick_no), self._on_timer)
 
+    def _relay_pairs(self) -> dict[Stream, Stream]:
+        """stream -> peer for two-party rooms that need no transcoding and no mixing (see module doc)."""
+        members: dict[object, list[Stream]] = {}
+        for s in self._audio:
+            if s.room is not None:
+                members.setdefault(s.room, []).append(s)
+        pairs: dict[Stream, Stream] = {}
+        over = None
+        for ms in members.values():
+            if len(ms) != 2:
+                continue
+            a, b = ms
+            if a.pt is None or a.pt != b.pt or a._player is not None or b._player is not None:
+                continue
+            if over is None:
+                over = self.mixer.overridden_rows()
+            if over and (self.mixer.index(a) in over or self.mixer.index(b) in over):
+                continue
+            pairs[a] = b
+            pairs[b] = a
+        return pairs
+
     def _tick(self, n: int, now: float) -> None:
         audio = self._audio
         if not audio:
             return
         mixer = self.mixer
         frames = mixer.frames
+        relay = self._relay_pairs()
+        incoming: dict[Stream, bytes | None] = {}
         # 1. One frame per stream out of its jitter buffer; G.711 decoded in one table lookup per codec.
         silent: list[int] = []
         groups: dict[int, tuple[list[int], list[bytes]]] = {}
@@ -641,6 +672,10 @@ class MediaEngine:
             row = mixer.index(s)
             f = s.jb.get(now)
             payload = f.payload if f is not None else None
+            if s in relay:
+                incoming[s] = payload
+                if not s._recordings and (payload is None or len(payload) == FRAME):
+                    continue    # relayed as bytes; nobody needs its PCM this tick
             if payload is None:
                 silent.append(row)
             elif len(payload) == FRAME:
@@ -664,6 +699,7 @@ class MediaEngine:
             r._add(frames[[mixer.index(r.customer), mixer.index(r.agent)]])
         # 4. Prompts replace room audio; then encode per codec and send.
         senders: list[tuple[Stream, int]] = []
+        relayed: list[tuple[Stream, bytes]] = []
         enc_rows: dict[int, list[int]] = {}
         rtcp_due = n % self.rtcp_every == 0 and n > 0
         for s in audio:
@@ -689,6 +725,16 @@ class MediaEngine:
             if p is None and s.room is None:
                 s._sent_last_tick = False
                 continue
+            peer = relay.get(s)
+            if peer is not None and p is None:
+                pay = incoming[peer]
+                if pay is None:
+                    pay = _SILENCE[s.pt]
+                if len(pay) == FRAME:
+                    relayed.append((s, pay))
+                    if rtcp_due:
+                        s._send_sr(n)
+                    continue
             row = mixer.index(s)
             if p is not None:
                 out[row] = p.frames[p.pos]
@@ -697,6 +743,12 @@ class MediaEngine:
             enc_rows.setdefault(s.pt, []).append(row)
             if rtcp_due:
                 s._send_sr(n)
+        for s, pay in relayed:
+            try:
+                s._send_audio(n, pay)
+            except OSError:
+                s.counters["send_errors"] += 1
+        self.stats["relayed_frames"] += len(relayed)
         if not senders:
             return
         codes = np.empty((out.shape[0], FRAME), dtype=np.uint8)

@@ -123,3 +123,49 @@ def decode(payload, codec: str) -> np.ndarray:
     except KeyError:
         raise ValueError(f"unknown G.711 codec {codec!r}") from None
     return np.take(table, _as_codes(payload))
+
+
+# --- block kernels: preallocated outputs, tables shaped for whole-frame work ---------------------------
+#
+# np.take(..., mode="clip") skips the per-element bounds error path (~30% faster); every index below is
+# in range by construction (uint8 / uint16 codes, biased sums), so "clip" never changes a result.
+
+SAT_OFFSET = 65536      # ENCODE_SAT[codec][s + SAT_OFFSET] == encode(clip(s)) for s in [-65536, 65536)
+PAIR_BIAS = 32768       # DECODE_PAIR_BIASED entries are decoded samples + PAIR_BIAS, as int32
+
+
+def _build_pair_biased(dec: np.ndarray) -> np.ndarray:
+    """65536 uint64 entries: the uint16 view of two codes -> their two int32 samples (+ PAIR_BIAS).
+
+    Decoding a frame through the uint16 view of its bytes halves the number of lookups.
+    """
+    i = np.arange(65536)
+    t = np.empty(65536, dtype=np.uint64)
+    v = t.view(np.int32).reshape(65536, 2)
+    lo, hi = (i & 0xFF, i >> 8) if np.little_endian else (i >> 8, i & 0xFF)
+    v[:, 0] = dec[lo].astype(np.int32) + PAIR_BIAS
+    v[:, 1] = dec[hi].astype(np.int32) + PAIR_BIAS
+    return t
+
+
+def _build_sat(enc: np.ndarray) -> np.ndarray:
+    s = np.arange(-SAT_OFFSET, SAT_OFFSET)
+    return enc[np.clip(s, -32768, 32767).astype(np.int16).view(np.uint16)]
+
+
+DECODE_PAIR_BIASED = {"PCMU": _build_pair_biased(ULAW_DECODE), "PCMA": _build_pair_biased(ALAW_DECODE)}
+ENCODE_SAT = {"PCMU": _build_sat(ULAW_ENCODE), "PCMA": _build_sat(ALAW_ENCODE)}
+# TRANSCODE[(src, dst)][code] = dst-encode(src-decode(code)): a two-party leg hearing its peer.
+TRANSCODE = {(a, b): np.take(_ENC[b], _DEC[a].view(np.uint16)) for a in _DEC for b in _ENC}
+for _t in (*DECODE_PAIR_BIASED.values(), *ENCODE_SAT.values(), *TRANSCODE.values()):
+    _t.flags.writeable = False
+
+
+def decode_into(codes: np.ndarray, codec: str, out: np.ndarray) -> np.ndarray:
+    """uint8 codes -> int16 (or int32) samples written into the preallocated `out` (same shape)."""
+    return np.take(_DEC[codec], codes, out=out, mode="clip")
+
+
+def encode_into(pcm: np.ndarray, codec: str, out: np.ndarray) -> np.ndarray:
+    """int16 samples -> uint8 codes written into the preallocated `out` (same shape)."""
+    return np.take(_ENC[codec], pcm.view(np.uint16), out=out, mode="clip")

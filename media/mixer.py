@@ -32,31 +32,144 @@ def mix_mask(frames: np.ndarray, hears: np.ndarray) -> np.ndarray:
     return saturate(hears.astype(np.int64) @ frames.astype(np.int64))
 
 
+class RoomLayout:
+    """Legs grouped so that every room is a contiguous run of rows, rooms grouped by size.
+
+    order[start:stop] (for each (size, start, stop) in groups) are the legs of (stop - start) // size
+    rooms of `size` legs each, so a group reshapes to (rooms, size, frame) and the room sums are one
+    reduction over axis 1: no scatter/bincount, no per-leg repeat. outside = legs in no room.
+    Build it once when rooms change, reuse it every tick.
+    """
+
+    __slots__ = ("order", "groups", "outside", "n")
+
+    def __init__(self, rooms) -> None:
+        rooms = np.asarray(rooms)
+        self.n = rooms.size
+        inroom = np.nonzero(rooms >= 0)[0]
+        self.outside = np.nonzero(rooms < 0)[0]
+        r = rooms[inroom]
+        _, inv, counts = np.unique(r, return_inverse=True, return_counts=True)
+        size = counts[inv.reshape(-1)]
+        order = inroom[np.lexsort((r, size))]         # by room size, then room; stable within a room
+        self.order = order
+        self.groups: list[tuple[int, int, int]] = []
+        sz = size[np.lexsort((r, size))] if order.size else size
+        if order.size:
+            cuts = np.concatenate(([0], np.nonzero(sz[1:] != sz[:-1])[0] + 1, [sz.size]))
+            for a, b in zip(cuts[:-1], cuts[1:]):
+                self.groups.append((int(sz[a]), int(a), int(b)))
+
+
+def _room_mix_int32(g: np.ndarray, groups, acc: np.ndarray, sums: np.ndarray) -> None:
+    """acc[rows] = room sum - own frame for legs laid out as in RoomLayout (g int16 or int32 rows)."""
+    for k, a, b in groups:
+        blk = g[a:b].reshape(-1, k, g.shape[1])
+        dst = acc[a:b].reshape(blk.shape)
+        if k == 1:
+            dst[...] = 0
+        elif k == 2:
+            np.copyto(dst[:, 0], blk[:, 1])
+            np.copyto(dst[:, 1], blk[:, 0])
+        else:
+            sm = sums[:blk.shape[0]]
+            np.add.reduce(blk, axis=1, dtype=np.int32, keepdims=True, out=sm)
+            np.subtract(sm, blk, out=dst)
+
+
 def room_sums(frames: np.ndarray, rooms: np.ndarray) -> np.ndarray:
     """Sum of everyone's frame in each leg's room, int32 (L, n); zero rows for legs not in a room."""
-    rooms = np.asarray(rooms)
-    L = frames.shape[0]
-    out = np.zeros((L, frames.shape[1]), dtype=np.int32)
-    inroom = np.nonzero(rooms >= 0)[0]
-    if inroom.size == 0:
-        return out
-    # Group legs by room: sort, reduce each contiguous run, scatter the run totals back to its members.
-    order = inroom[np.argsort(rooms[inroom], kind="stable")]
-    r = rooms[order]
-    starts = np.concatenate(([0], np.nonzero(r[1:] != r[:-1])[0] + 1))
-    totals = np.add.reduceat(frames[order].astype(np.int32), starts, axis=0)
-    counts = np.diff(np.append(starts, r.size))
-    out[order] = np.repeat(totals, counts, axis=0)
+    frames = np.asarray(frames)
+    lay = RoomLayout(rooms)
+    out = np.zeros((frames.shape[0], frames.shape[1]), dtype=np.int32)
+    for k, a, b in lay.groups:
+        legs = lay.order[a:b]
+        blk = frames[legs].reshape(-1, k, frames.shape[1])
+        tot = np.add.reduce(blk, axis=1, dtype=np.int32, keepdims=True)
+        out[legs] = np.broadcast_to(tot, blk.shape).reshape(-1, frames.shape[1])
     return out
 
 
-def mix_rooms(frames: np.ndarray, rooms: np.ndarray) -> np.ndarray:
+def mix_rooms(frames: np.ndarray, rooms: np.ndarray, layout: RoomLayout | None = None) -> np.ndarray:
     """Fast path for the default mask: each leg gets its room's sum minus its own frame."""
-    rooms = np.asarray(rooms)
-    acc = room_sums(frames, rooms)
-    inroom = rooms >= 0
-    acc[inroom] -= frames[inroom]
-    return saturate(acc)
+    frames = np.asarray(frames)
+    lay = layout if layout is not None else RoomLayout(rooms)
+    L, n = frames.shape
+    out = np.zeros((L, n), dtype=np.int16)
+    m = lay.order.size
+    if m:
+        g = np.take(frames, lay.order, axis=0)
+        acc = np.empty((m, n), dtype=np.int32)
+        _room_mix_int32(g, lay.groups, acc, np.empty((m, 1, n), dtype=np.int32))
+        np.clip(acc, -32768, 32767, out=acc)
+        out[lay.order] = acc
+    return out
+
+
+class CodecRoomMixer:
+    """decode -> mix -> encode of G.711 frames for legs laid out by RoomLayout, on preallocated buffers.
+
+    run(codes, groups, codec, out): codes (L, frame) uint8 rows in layout order (row i = leg order[i]),
+    out (L, frame) uint8 gets what each leg hears, encoded in the same codec. Work is cache-blocked:
+    `chunk` legs at a time go through decode (one lookup per two samples, biased int32), room sum minus
+    own frame, and a saturating encode lookup, so the int32 intermediates never leave L1/L2.
+    Exactly equal to decode, mix_rooms (saturated), encode.
+    """
+
+    def __init__(self, frame: int = FRAME, chunk: int = 192) -> None:
+        if frame % 2:
+            raise ValueError("frame must be even (two-sample decode lookups)")
+        self.frame = frame
+        self.chunk = chunk
+        self._p64 = np.empty((chunk, frame // 2), dtype=np.uint64)
+        self._p = self._p64.view(np.int32).reshape(chunk, frame)
+        self._acc = np.empty((chunk, frame), dtype=np.int32)
+        self._sum = np.empty((chunk, 1, frame), dtype=np.int32)
+
+    def run(self, codes: np.ndarray, groups, codec: str = "PCMU", out: np.ndarray | None = None) -> np.ndarray:
+        from . import g711
+        F = self.frame
+        if out is None:
+            out = np.empty(codes.shape, dtype=np.uint8)
+        dec = g711.DECODE_PAIR_BIASED[codec]
+        enc = g711.ENCODE_SAT[codec]
+        c16 = codes.view(np.uint16)
+        take, add_reduce, subtract = np.take, np.add.reduce, np.subtract
+        bias = g711.PAIR_BIAS
+        for k, a, b in groups:
+            if k == 1:
+                out[a:b] = take(enc, np.full((b - a, F), g711.SAT_OFFSET, np.int32), mode="clip")
+                continue
+            if k == 2:           # each leg hears its peer only: one composed 256-entry lookup
+                tr = g711.TRANSCODE[(codec, codec)]
+                blk = codes[a:b].reshape(-1, 2, F)
+                o = out[a:b].reshape(-1, 2, F)
+                take(tr, blk[:, 1], out=o[:, 0], mode="clip")
+                take(tr, blk[:, 0], out=o[:, 1], mode="clip")
+                continue
+            step = (self.chunk // k) * k or k
+            if step > self.chunk:
+                self._grow(step)
+            adjust = (k - 3) * bias    # biased sums of k-1 others: sum + (k-1)*bias; the table wants sum + 2*bias
+            for s in range(a, b, step):
+                e = min(b, s + step)
+                m = e - s
+                r = m // k
+                p = self._p[:m]
+                take(dec, c16[s:e], out=self._p64[:m], mode="clip")
+                blk = p.reshape(r, k, F)
+                acc = self._acc[:m]
+                sm = self._sum[:r]
+                add_reduce(blk, axis=1, keepdims=True, out=sm)
+                subtract(sm, blk, out=acc.reshape(r, k, F))
+                if adjust:
+                    subtract(acc, adjust, out=acc)
+                    np.clip(acc, 0, 2 * g711.SAT_OFFSET - 1, out=acc)
+                take(enc, acc, out=out[s:e], mode="clip")
+        return out
+
+    def _grow(self, n: int) -> None:
+        self.__init__(self.frame, n)
 
 
 class Mixer:
@@ -79,15 +192,19 @@ class Mixer:
         self._over: dict[tuple[int, int], bool] = {}
         self._over_arrays: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._high = 0      # rows [0, _high) may be in use
+        self._layout: RoomLayout | None = None     # rebuilt lazily after any room change
+        self._g = np.zeros((capacity, frame), dtype=np.int16)       # frames gathered in layout order
+        self._gacc = np.zeros((capacity, frame), dtype=np.int32)
+        self._sums = np.zeros((capacity, 1, frame), dtype=np.int32)
 
     # --- legs and rooms --------------------------------------------------------------------------------
 
     def _grow(self) -> None:
         old = self._room.size
         new = old * 2
-        for name, fill in (("frames", 0), ("_out", 0), ("_acc", 0)):
+        for name, fill in (("frames", 0), ("_out", 0), ("_acc", 0), ("_g", 0), ("_gacc", 0), ("_sums", 0)):
             a = getattr(self, name)
-            b = np.full((new, self.frame), fill, dtype=a.dtype)
+            b = np.full((new,) + a.shape[1:], fill, dtype=a.dtype)
             b[:old] = a
             setattr(self, name, b)
         room = np.full(new, -1, dtype=np.int64)
@@ -106,6 +223,7 @@ class Mixer:
         self._index[leg_id] = idx
         self.frames[idx] = 0
         self._high = max(self._high, idx + 1)
+        self._layout = None
         self.set_room(leg_id, room)
         return idx
 
@@ -117,6 +235,7 @@ class Mixer:
         self.frames[idx] = 0
         heapq.heappush(self._free, idx)
         self._high = max(self._index.values(), default=-1) + 1
+        self._layout = None
 
     def index(self, leg_id) -> int:
         return self._index[leg_id]
@@ -125,6 +244,7 @@ class Mixer:
         self.set_room_index(self._index[leg_id], room)
 
     def set_room_index(self, idx: int, room) -> None:
+        self._layout = None
         old = int(self._room[idx])
         if old >= 0:
             self._room_refs[old] -= 1
@@ -185,6 +305,10 @@ class Mixer:
 
     # --- the tick ------------------------------------------------------------------------------------
 
+    def overridden_rows(self) -> set[int]:
+        """Rows that appear in any supervisor override (as listener or speaker)."""
+        return {i for k in self._over for i in k}
+
     def _overrides(self):
         if self._over_arrays is None:
             keys = np.array(list(self._over.keys()), dtype=np.int64).reshape(-1, 2)
@@ -199,10 +323,19 @@ class Mixer:
         if f.shape[0] < h:
             raise ValueError(f"need at least {h} frame rows, got {f.shape[0]}")
         rooms = self._room[:h]
+        lay = self._layout
+        if lay is None or lay.n != h:
+            lay = self._layout = RoomLayout(rooms)
         acc = self._acc[:h]
-        acc[...] = room_sums(f, rooms)
-        inroom = rooms >= 0
-        acc[inroom] -= f[inroom]
+        m = lay.order.size
+        if m:
+            g = self._g[:m]
+            np.take(f, lay.order, axis=0, out=g, mode="clip")      # rooms contiguous, grouped by size
+            gacc = self._gacc[:m]
+            _room_mix_int32(g, lay.groups, gacc, self._sums)
+            acc[lay.order] = gacc
+        if lay.outside.size:
+            acc[lay.outside] = 0
         li, sj, val = self._overrides()
         if li.size:
             # Each override adds or removes exactly the difference from the room default for that pair.
@@ -212,6 +345,5 @@ class Mixer:
             if nz.any():
                 np.add.at(acc, li[nz], delta[nz, None] * f[sj[nz]].astype(np.int32))
         out = self._out[:h]
-        np.clip(acc, -32768, 32767, out=acc)
-        out[...] = acc
+        np.clip(acc, -32768, 32767, out=out, casting="unsafe")
         return out

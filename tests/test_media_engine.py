@@ -540,3 +540,90 @@ def test_rtcp_reports_long_stall_and_close():
     assert sst["rtcp_tx"] >= 2
     assert new_port != port, "a just-closed port is not handed out again at once"
     assert n_streams == 1
+
+
+# --- (9) two-party relay without transcoding -------------------------------------------------------
+
+def _payload_frames(seed: int, count: int) -> list[bytes]:
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, 160, dtype=np.uint8).tobytes() for _ in range(count)]
+
+
+def _send_payloads(phone: "Phone", payloads: list[bytes], port: int) -> threading.Thread:
+    def body():
+        start = time.monotonic()
+        for k, pay in enumerate(payloads):
+            delay = start + k * 0.02 - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            phone.sendto(phone.rtp(pay, marker=k == 0), port)
+            phone.ts = (phone.ts + 160) & 0xFFFFFFFF
+    t = threading.Thread(target=body, daemon=True)
+    t.start()
+    phone._threads.append(t)
+    return t
+
+
+@pytest.mark.parametrize("pts", [(0, 0), (8, 8), (0, 8)])
+def test_two_party_same_codec_relays_bytes_unchanged(phones, pts):
+    pa, pb = phones(pts[0]), phones(pts[1])
+    sent_a, sent_b = _payload_frames(1, 25), _payload_frames(2, 25)
+
+    async def scenario():
+        async with engine_running() as eng:
+            a = await eng.open_stream()
+            b = await eng.open_stream()
+            a.set_remote("127.0.0.1", pa.port, pts[0])
+            b.set_remote("127.0.0.1", pb.port, pts[1])
+            eng.join(a, "call"), eng.join(b, "call")
+            ta = _send_payloads(pa, sent_a, a.port)
+            tb = _send_payloads(pb, sent_b, b.port)
+            await asyncio.sleep(0.75)
+            ta.join(1), tb.join(1)
+            return eng.stats["relayed_frames"]
+
+    relayed = run(scenario)
+    got_b = [p.payload for p in pb.packets(pt=pts[1])]
+    got_a = [p.payload for p in pa.packets(pt=pts[0])]
+    assert all(len(x) == 160 for x in got_a + got_b)
+    silence = {0: b"\xff" * 160, 8: b"\xd5" * 160}
+    if pts[0] == pts[1]:
+        assert relayed >= 40
+        # every payload a phone sent reaches the other one byte for byte, in order; the rest is silence
+        for got, sent in ((got_b, sent_a), (got_a, sent_b)):
+            fwd = [sent.index(x) for x in got if x in set(sent)]
+            assert fwd == sorted(set(fwd)) and len(fwd) >= len(sent) - 2, "in order, unchanged, ~all"
+        assert all(x in set(sent_a) or x == silence[pts[1]] for x in got_b)
+        assert all(x in set(sent_b) or x == silence[pts[0]] for x in got_a)
+    else:
+        assert relayed == 0
+        want_b = {g711.encode(g711.decode(x, CODEC[pts[0]]), CODEC[pts[1]]) for x in sent_a}
+        assert sum(x in want_b for x in got_b) == len(sent_a), "transcoded PCMU -> PCMA"
+        want_a = {g711.encode(g711.decode(x, CODEC[pts[1]]), CODEC[pts[0]]) for x in sent_b}
+        assert sum(x in want_a for x in got_a) == len(sent_b)
+
+
+def test_relay_stops_for_prompt_and_supervisor(phones):
+    pa, pb, ps = phones(0), phones(0), phones(0)
+
+    async def scenario():
+        async with engine_running() as eng:
+            a, b, s = await eng.open_stream(), await eng.open_stream(), await eng.open_stream()
+            for st_, ph in ((a, pa), (b, pb), (s, ps)):
+                st_.set_remote("127.0.0.1", ph.port, 0)
+            eng.join(a, "call"), eng.join(b, "call")
+            assert set(eng._relay_pairs()) == {a, b}
+            fut = eng.play(a, frames(tone(700, 1.0)))
+            assert eng._relay_pairs() == {}
+            eng.stop_play(a)
+            await fut
+            assert set(eng._relay_pairs()) == {a, b}
+            eng.mode(s, a, b, "listen")         # three in the room now, and overrides
+            assert eng._relay_pairs() == {}
+            eng.mode(s, a, b, None)
+            eng.leave(s)
+            assert set(eng._relay_pairs()) == {a, b}
+            eng.mixer.set_hears(a, b, False)     # an override alone also disables the relay
+            assert eng._relay_pairs() == {}
+
+    run(scenario)

@@ -170,3 +170,25 @@ def test_leg_lifecycle_reuses_rows_and_clears_state():
     m.remove_leg("c")
     m.remove_leg("d")
     assert m.mix().shape == (1, FRAME)
+
+
+@given(st.lists(st.integers(-1, 4), min_size=1, max_size=40), st.sampled_from(["PCMU", "PCMA"]),
+       st.integers(0, 2**32 - 1), st.sampled_from([2, 4, 16]))
+@settings(max_examples=80)
+def test_codec_room_mixer_matches_decode_mix_encode(rooms, codec, seed, chunk):
+    from media import g711
+    from media.mixer import CodecRoomMixer, RoomLayout
+    rng = np.random.default_rng(seed)
+    L = len(rooms)
+    codes = rng.integers(0, 256, (L, SAMPLES), dtype=np.uint8)
+    rooms = np.array(rooms)
+    lay = RoomLayout(rooms)
+    assert sorted(lay.order.tolist() + lay.outside.tolist()) == list(range(L))
+    for k, a, b in lay.groups:      # every group is whole rooms of k legs, each room contiguous
+        r = rooms[lay.order[a:b]].reshape(-1, k)
+        assert (r == r[:, :1]).all() and len(set(r[:, 0].tolist())) == r.shape[0]
+        assert all(np.sum(rooms == x) == k for x in r[:, 0])
+    pcm = g711.decode(codes.reshape(-1), codec).reshape(L, SAMPLES)
+    want = np.frombuffer(g711.encode(mix_rooms(pcm, rooms), codec), np.uint8).reshape(L, SAMPLES)
+    got = CodecRoomMixer(frame=SAMPLES, chunk=chunk).run(codes[lay.order], lay.groups, codec)
+    assert got.tolist() == want[lay.order].tolist()
