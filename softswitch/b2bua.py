@@ -83,6 +83,9 @@ class CallControl:
                       "announcements": 0}
         self.max_calls = 0                      # 0: no limit; else 503 past it
         self.draining = False                   # stopping: new calls get 503, calls in progress finish
+        self.on_auth_failure = None             # the guard counts failed INVITE authentications per source
+        self.outbound_per_minute = 0            # per agent (toll-fraud guard); 0: no cap
+        self._outbound_times: dict[str, list[float]] = {}
         self.loop_lag = 0.0                     # smoothed event-loop lateness, seconds (set by the node)
         self.max_loop_lag = 0.1
         self.busy = 0.0                         # share of time spent on SIP (set by the node)
@@ -199,6 +202,10 @@ class CallControl:
             ep.respond(tx, make_response(req, status, reason, to_tag=new_tag()))
             return
         if decision.kind == "outbound":
+            if not self._outbound_allowed(caller_agent):
+                self.log.warning("outbound_rate_capped", agent_id=caller_agent, call_id=req.call_id)
+                ep.respond(tx, make_response(req, 403, "Outbound call rate limit reached", to_tag=new_tag()))
+                return
             from .outbound import place_outbound
             place_outbound(self, tx, req, number or "", caller_agent)
             return
@@ -303,6 +310,20 @@ class CallControl:
             if finished and not call.ended and call.agent_leg is None and call.id in acd.entries:
                 self.media.hold_music(call.customer.stream, q.music_on_hold)
 
+    def _outbound_allowed(self, agent_id: str) -> bool:
+        """At most `outbound_per_minute` calls per agent in any minute: a stolen softphone password cannot
+        be used to pump calls out."""
+        if not self.outbound_per_minute:
+            return True
+        now = time.time()
+        times = [t for t in self._outbound_times.get(agent_id, ()) if t > now - 60.0]
+        if len(times) >= self.outbound_per_minute:
+            self._outbound_times[agent_id] = times
+            return False
+        times.append(now)
+        self._outbound_times[agent_id] = times
+        return True
+
     def _authenticate_agent(self, tx, req: Request, user: str) -> str | None:
         """An INVITE claiming to come from an agent's softphone must prove it (407 challenge)."""
         values = req.get_all("Proxy-Authorization")
@@ -317,6 +338,8 @@ class CallControl:
                 ("Proxy-Authenticate", v) for v in self.auth.challenge(now, stale=result.kind == "stale")]))
             return None
         if result.kind != "ok" or result.username != user:
+            if self.on_auth_failure is not None:
+                self.on_auth_failure(tx.context.host)
             self.endpoint.respond(tx, make_response(req, 403, to_tag=new_tag()))
             return None
         return self.router.softphones[user]

@@ -52,6 +52,10 @@ class Endpoint:
         self._timer_at = 0.0
         self._sweeper: asyncio.Task | None = None
         self.busy = 0.0                  # seconds spent handling messages (overload control reads it)
+        self.source_filter: Callable[[Target], bool] | None = None     # before parsing (bans)
+        self.limits = False                                            # enforce the two limits below
+        self.max_message_size = 65535
+        self.max_vias = 70
         self.filters: list[Callable[[Request, Target], bool]] = []   # return False to drop silently
 
     def now(self) -> float:
@@ -65,13 +69,15 @@ class Endpoint:
     def on_datagram(self, data: bytes, src: Target) -> None:
         if len(data) <= 4 and not data.strip(b"\r\n\x00"):
             return  # NAT keepalive
+        if self.source_filter is not None and not self.source_filter(src):
+            return  # banned source: not even parsed
         t0 = perf_counter()
         try:
             msg = parse_message(data)
         except SipError as err:
             self._parse_error(err, src)
             return
-        self._dispatch(msg, src)
+        self._dispatch(msg, src, len(data))
         self.busy += perf_counter() - t0
 
     def on_stream_item(self, item, conn: StreamConnection) -> None:
@@ -97,7 +103,7 @@ class Endpoint:
             self._count_status(resp.status)
             self._send(resp.serialize(), src)
 
-    def _dispatch(self, msg: Request | Response, src: Target) -> None:
+    def _dispatch(self, msg: Request | Response, src: Target, size: int = 0) -> None:
         now = self.loop.time()
         if isinstance(msg, Response):
             self.counters["rx_responses"] += 1
@@ -110,6 +116,15 @@ class Endpoint:
         self.method_counts[msg.method] = self.method_counts.get(msg.method, 0) + 1
         for f in self.filters:
             if not f(msg, src):
+                return
+        if self.limits and msg.method != "ACK":
+            size = size or len(msg.body) + sum(len(n) + len(v) + 4 for n, v in msg.headers)
+            vias = len(msg.vias)
+            if size > self.max_message_size or vias > self.max_vias:
+                status = 513 if size > self.max_message_size else 483
+                self._count_status(status)
+                self.send_stateless(make_response(msg, status, "Message Too Large" if status == 513
+                                                  else "Too many Via headers"), src)
                 return
         stamp_via(msg, src.host, src.port, self.force_rport)
         reply_to = src if src.reliable else Target(src.proto, *response_address(msg), src.conn)

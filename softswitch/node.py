@@ -84,6 +84,9 @@ class Node:
                                  session_expires=int(config.server.sip.session_expires) if config else 1800,
                                  auth=self.auth, lookup_ha1=self.credentials.ha1)
         self.calls.max_calls = config.server.sip.max_calls if config else 0
+        self.guard = None
+        if config is not None:
+            self._security(config.server.sip.security)
         self.center: ContactCenter | None = None
         self.media_engine = None
         self.records = None
@@ -108,6 +111,19 @@ class Node:
         self.servers: list = []
         self.bound: list[Listen] = []
         self.stopped = asyncio.Event()
+
+    def _security(self, sec) -> None:
+        from .guard import SCANNERS, Guard, GuardOptions
+        self.guard = Guard(GuardOptions(sec.rate, sec.burst, sec.flood_ban_after, sec.auth_failures, sec.window,
+                                        sec.ban_time, sec.scanners if sec.scanners is not None else SCANNERS,
+                                        sec.exempt), log.get("guard"))
+        guard, loop, ep = self.guard, self.loop, self.endpoint
+        ep.source_filter = lambda src: guard.admit(src.host, loop.time())
+        ep.filters.append(lambda msg, src: guard.allow(src.host, msg.get("User-Agent"), loop.time()))
+        ep.limits, ep.max_message_size, ep.max_vias = True, sec.max_message_size, sec.max_vias
+        self.registrar.on_auth_failure = lambda host: guard.auth_failed(host, loop.time())
+        self.calls.on_auth_failure = self.registrar.on_auth_failure
+        self.calls.outbound_per_minute = sec.outbound_calls_per_minute
 
     def _media(self, config, base: Path) -> None:
         from media.engine import MediaEngine

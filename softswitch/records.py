@@ -1,13 +1,21 @@
-"""Durable call records: CDRs and the ACD queue log, in SQLite.
+"""Durable call records: CDRs and the ACD queue log, in SQLite (default) or PostgreSQL.
+
+`RecordStore("sqlite:///PATH")` (or a plain path) keeps them in an SQLite file in WAL mode;
+`RecordStore("postgresql://USER:PASSWORD@HOST:PORT/DB")` (or postgres://...) in a PostgreSQL database, whose
+tables are created on open (see softswitch/records_pg.py). The API and its guarantees are the same for both.
 
 The event loop must never wait on the disk, so every write is handed to ONE writer thread through a queue;
 `add_cdr` / `add_queue_event` return a concurrent.futures.Future resolved with the new row id only after
 the transaction holding the row has committed (from asyncio: `await asyncio.wrap_future(fut)`; plain
-done-callbacks run on the writer thread, so keep them short and never flush() from them). WAL with
-synchronous=NORMAL makes a committed row survive a crash or SIGKILL of the process (only a power cut can
-lose the last few transactions), at the cost of no fsync per commit - the point of the requirement.
+done-callbacks run on the writer thread, so keep them short and never flush() from them). A row the database
+rejects (duplicate call_id, unstorable value) fails only its own future; the rest of its batch commits.
+SQLite runs WAL with synchronous=NORMAL, which makes a committed row survive a crash or SIGKILL of the
+process (only a power cut can lose the last few transactions), at the cost of no fsync per commit - the
+point of the requirement. PostgreSQL's durability is the server's (synchronous_commit).
 
 Reads use their own connection (WAL readers never block the writer) and may be called from any thread.
+Everything that differs between the two databases lives in a backend class (SQLiteBackend here,
+PostgresBackend in records_pg.py): connections, placeholders, column types, how one row is isolated.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import sqlite3
 import threading
 import time
 from concurrent.futures import Future
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Iterator
 
@@ -31,14 +40,15 @@ QUEUE_LOG_COLUMNS = ("id", "at", "queue", "call_id", "agent_id", "event", "old",
 OUTCOMES = ("answered", "abandoned", "overflowed", "rejected", "outbound", "failed")
 
 # Each entry moves the schema one version up; never edit a released entry, append a new one.
+# {pk} and {real} are filled in by the backend (SQLite: INTEGER PRIMARY KEY, REAL - the original text).
 MIGRATIONS = [
     """
-    CREATE TABLE cdr (id INTEGER PRIMARY KEY, call_id TEXT UNIQUE, node TEXT, caller TEXT, called TEXT,
-        queue TEXT, agent_id TEXT, started_at REAL, answered_at REAL, connected_at REAL, ended_at REAL,
-        wait_s REAL, talk_s REAL, outcome TEXT, end_reason TEXT, recording TEXT, extra TEXT);
+    CREATE TABLE cdr (id {pk}, call_id TEXT UNIQUE, node TEXT, caller TEXT, called TEXT,
+        queue TEXT, agent_id TEXT, started_at {real}, answered_at {real}, connected_at {real}, ended_at {real},
+        wait_s {real}, talk_s {real}, outcome TEXT, end_reason TEXT, recording TEXT, extra TEXT);
     CREATE INDEX cdr_started_at ON cdr (started_at);
-    CREATE TABLE queue_log (id INTEGER PRIMARY KEY, at REAL, queue TEXT, call_id TEXT, agent_id TEXT,
-        event TEXT, old TEXT, new TEXT, reason TEXT, wait REAL);
+    CREATE TABLE queue_log (id {pk}, at {real}, queue TEXT, call_id TEXT, agent_id TEXT,
+        event TEXT, old TEXT, new TEXT, reason TEXT, wait {real});
     CREATE INDEX queue_log_at ON queue_log (at);
     CREATE INDEX queue_log_call_id ON queue_log (call_id);
     CREATE INDEX queue_log_agent_id ON queue_log (agent_id);
@@ -46,9 +56,7 @@ MIGRATIONS = [
 ]
 COMPONENT = "records"  # the cdr file is shared (credentials live there too): versions are per component
 _TABLES = {"cdr": (CDR_COLUMNS, "started_at"), "queue_log": (QUEUE_LOG_COLUMNS, "at")}
-# Errors that belong to one row (constraint, unbindable value): SQLite aborts only that statement and the
-# rest of the batch still commits. Anything else (I/O, full disk, locked) fails the whole batch.
-_ROW_ERRORS = (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.ProgrammingError, sqlite3.DataError)
+PG_SCHEMES = ("postgresql://", "postgres://")
 
 
 class RecordStoreClosed(RuntimeError):
@@ -60,66 +68,169 @@ def db_path(url: str | os.PathLike) -> str:
     url = os.fspath(url)
     path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else url
     if not path or path == ":memory:" or "://" in path:
-        raise ValueError(f"need an SQLite file (sqlite:///PATH or a path), got {url!r}")
+        raise ValueError(f"need an SQLite file (sqlite:///PATH or a path) or a postgresql://USER:PASSWORD@HOST"
+                         f":PORT/DB URL, got {url!r}")
     if os.path.dirname(path):
         os.makedirs(os.path.dirname(path), exist_ok=True)
     return path
 
 
-def _connect(path: str, readonly: bool = False, busy_timeout: float = 5.0) -> sqlite3.Connection:
-    # autocommit mode: transactions are explicit BEGIN/COMMIT, nothing is opened behind our back
-    if readonly:
-        db = sqlite3.connect(Path(os.path.abspath(path)).as_uri() + "?mode=ro", uri=True,
-                             check_same_thread=False, isolation_level=None)
-    else:
-        db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-    # other processes (passwd --reset, exports) may hold the lock for a moment
-    db.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
-    return db
+class Backend:
+    """What a database must provide to RecordStore. `where` names it in messages and logs (no password).
+    The writer connection is used by one thread at a time (the opener, then the writer thread); the reader
+    only under RecordStore's read lock; stream() opens a private connection."""
+
+    ph = "?"                     # the driver's placeholder
+    types: dict[str, str] = {}   # the {pk}, {real} ... of MIGRATIONS
+    set_version_sql = ""         # upsert of (component, version) into schema_version
+    where = ""
+
+    def open(self) -> None:
+        """Connect the writer, create or upgrade the schema, then connect the reader."""
+        raise NotImplementedError
+
+    def insert_sql(self, table: str, names: tuple[str, ...]) -> str:
+        return f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join([self.ph] * len(names))})"
+
+    def write_batch(self, rows: list[tuple[str, tuple]]) -> list[int | Exception]:
+        """Insert the rows in ONE transaction and commit; per row its new id, or the error that rejected that
+        row alone. Raises (after rolling back) when the batch as a whole failed."""
+        raise NotImplementedError
+
+    def query(self, sql: str, args: list) -> tuple[list[str], list[tuple]]:
+        raise NotImplementedError
+
+    def stream(self, sql: str, args: list) -> Iterator[tuple]:
+        """The rows of a big query, a page at a time, from a private connection closed at the end."""
+        raise NotImplementedError
+
+    def integrity_check(self) -> str:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def migrate(self, db, exclusive) -> None:
+        """Bring the schema to len(MIGRATIONS) on `db` inside `exclusive()`, a transaction no other process
+        can run at the same time (two processes opening a fresh database must not both migrate)."""
+        with exclusive():
+            db.execute("CREATE TABLE IF NOT EXISTS schema_version (component TEXT PRIMARY KEY, "
+                       "version INTEGER NOT NULL)")
+            row = db.execute(f"SELECT version FROM schema_version WHERE component={self.ph}",
+                             (COMPONENT,)).fetchone()
+            version = row[0] if row else 0
+            if version > len(MIGRATIONS):
+                raise RuntimeError(f"{self.where}: records schema v{version} is newer than this code "
+                                   f"(v{len(MIGRATIONS)})")
+            for script in MIGRATIONS[version:]:
+                for stmt in filter(str.strip, script.format(**self.types).split(";")):
+                    db.execute(stmt)  # one at a time: SQLite's executescript() would COMMIT first
+            db.execute(self.set_version_sql, (COMPONENT, len(MIGRATIONS)))
+
+
+# Errors that belong to one row (constraint, unbindable value): SQLite aborts only that statement and the
+# rest of the batch still commits. Anything else (I/O, full disk, locked) fails the whole batch.
+_SQLITE_ROW_ERRORS = (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.ProgrammingError,
+                      sqlite3.DataError)
+
+
+class SQLiteBackend(Backend):
+    ph = "?"
+    types = {"pk": "INTEGER PRIMARY KEY", "real": "REAL"}
+    set_version_sql = "INSERT OR REPLACE INTO schema_version VALUES (?, ?)"
+
+    def __init__(self, url: str | os.PathLike, busy_timeout: float = 5.0) -> None:
+        self.path = self.where = db_path(url)
+        self.busy_timeout = busy_timeout
+
+    def _connect(self, readonly: bool = False) -> sqlite3.Connection:
+        # autocommit mode: transactions are explicit BEGIN/COMMIT, nothing is opened behind our back
+        if readonly:
+            db = sqlite3.connect(Path(os.path.abspath(self.path)).as_uri() + "?mode=ro", uri=True,
+                                 check_same_thread=False, isolation_level=None)
+        else:
+            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        # other processes (passwd --reset, exports) may hold the lock for a moment
+        db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+        return db
+
+    @contextmanager
+    def _transaction(self, db: sqlite3.Connection):
+        db.execute("BEGIN IMMEDIATE")  # the write lock now, not at the first write
+        try:
+            yield
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:  # SQLite may already have rolled back (I/O error, full disk)
+                db.execute("ROLLBACK")
+            raise
+
+    def open(self) -> None:
+        self._db = self._connect()
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self.migrate(self._db, lambda: self._transaction(self._db))
+        except BaseException:
+            self._db.close()
+            raise
+        self._reader = self._connect(readonly=True)
+
+    def write_batch(self, rows: list[tuple[str, tuple]]) -> list[int | Exception]:
+        out: list[int | Exception] = []
+        with self._transaction(self._db):
+            for sql, values in rows:
+                try:
+                    out.append(self._db.execute(sql, values).lastrowid)
+                except _SQLITE_ROW_ERRORS as exc:
+                    out.append(exc)
+        return out
+
+    def query(self, sql: str, args: list) -> tuple[list[str], list[tuple]]:
+        cur = self._reader.execute(sql, args)
+        return [d[0] for d in cur.description], cur.fetchall()
+
+    def stream(self, sql: str, args: list, size: int = 1000) -> Iterator[tuple]:
+        db = self._connect(readonly=True)
+        try:
+            cur = db.execute(sql, args)
+            while rows := cur.fetchmany(size):
+                yield from rows
+        finally:
+            db.close()
+
+    def integrity_check(self) -> str:
+        return "; ".join(r[0] for r in self.query("PRAGMA integrity_check", [])[1])
+
+    def close(self) -> None:
+        self._db.close()
+        self._reader.close()
+
+
+def open_backend(url: str | os.PathLike, busy_timeout: float = 5.0) -> Backend:
+    """The backend for a storage URL, not yet opened. busy_timeout is SQLite's wait for another process's
+    lock; PostgreSQL waits for its row locks itself."""
+    if isinstance(url, str) and url.startswith(PG_SCHEMES):
+        from .records_pg import PostgresBackend  # psycopg is needed only by those who use PostgreSQL
+        return PostgresBackend(url)
+    return SQLiteBackend(url, busy_timeout)
 
 
 class RecordStore:
     def __init__(self, url: str | os.PathLike, *, max_delay: float = 0.02, max_rows: int = 500,
                  busy_timeout: float = 5.0) -> None:
-        self.path = db_path(url)
+        self._backend = open_backend(url, busy_timeout)
+        self.where = self._backend.where                   # the file, or the URL without its password
+        self.path = getattr(self._backend, "path", None)   # SQLite only
         self.max_delay, self.max_rows = max_delay, max_rows
         self._log = log.get("records")
-        self._db = _connect(self.path, busy_timeout=busy_timeout)
-        try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._migrate()
-        except BaseException:
-            self._db.close()
-            raise
-        self._reader = _connect(self.path, readonly=True)
+        self._backend.open()
         self._read_lock = threading.Lock()
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._closed = False
         self._close_lock = threading.Lock()  # no item may slip into the queue behind the stop marker
         self._thread = threading.Thread(target=self._run, name="records-writer", daemon=True)
         self._thread.start()
-
-    def _migrate(self) -> None:
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")  # two processes opening a fresh file must not both migrate
-        try:
-            db.execute("CREATE TABLE IF NOT EXISTS schema_version (component TEXT PRIMARY KEY, "
-                       "version INTEGER NOT NULL)")
-            row = db.execute("SELECT version FROM schema_version WHERE component=?", (COMPONENT,)).fetchone()
-            version = row[0] if row else 0
-            if version > len(MIGRATIONS):
-                raise RuntimeError(f"{self.path}: records schema v{version} is newer than this code "
-                                   f"(v{len(MIGRATIONS)})")
-            for script in MIGRATIONS[version:]:
-                for stmt in filter(str.strip, script.split(";")):
-                    db.execute(stmt)  # executescript() would COMMIT first and split the migration
-            db.execute("INSERT OR REPLACE INTO schema_version VALUES (?, ?)", (COMPONENT, len(MIGRATIONS)))
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:  # SQLite may already have rolled back (I/O error, full disk)
-                db.execute("ROLLBACK")
-            raise
 
     def add_cdr(self, row: dict) -> Future:
         if not row.get("call_id"):
@@ -134,13 +245,12 @@ class RecordStore:
         unknown = set(row) - set(cols[1:])
         if unknown:  # a typo would otherwise drop data silently
             raise ValueError(f"unknown {table} fields: {sorted(unknown)}")
-        names = tuple(row)
         values = tuple(json.dumps(v) if k == "extra" and v is not None else v for k, v in row.items())
-        sql = f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
+        sql = self._backend.insert_sql(table, tuple(row))
         fut: Future = Future()
         with self._close_lock:
             if self._closed:
-                raise RecordStoreClosed(f"record store {self.path} is closed")
+                raise RecordStoreClosed(f"record store {self.where} is closed")
             self._queue.put((sql, values, fut))
         return fut
 
@@ -149,7 +259,7 @@ class RecordStore:
         marker: Future = Future()
         with self._close_lock:
             if self._closed:
-                raise RecordStoreClosed(f"record store {self.path} is closed")
+                raise RecordStoreClosed(f"record store {self.where} is closed")
             self._queue.put((None, None, marker))
         marker.result(timeout)
 
@@ -162,11 +272,10 @@ class RecordStore:
             self._queue.put(None)
         self._thread.join(timeout)
         if self._thread.is_alive():
-            self._log.error("records_writer_stuck", path=self.path)
+            self._log.error("records_writer_stuck", where=self.where)
             return  # the writer still owns its connection; closing it under the thread would be worse
-        self._db.close()
         with self._read_lock:
-            self._reader.close()
+            self._backend.close()
 
     def __enter__(self) -> "RecordStore":
         return self
@@ -202,60 +311,55 @@ class RecordStore:
                 return
 
     def _write(self, batch: list) -> None:
-        db, done = self._db, []
         try:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                for sql, values, fut in batch:
-                    try:
-                        done.append((fut, db.execute(sql, values).lastrowid))
-                    except _ROW_ERRORS as exc:
-                        self._log.warning("record_rejected", error=str(exc), sql=sql.split(" (")[0])
-                        fut.set_exception(exc)
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
+            results = self._backend.write_batch([(sql, values) for sql, values, _ in batch])
         except Exception as exc:  # the writer must outlive a bad disk; callers see the error in their future
-            self._log.error("records_write_failed", error=repr(exc), rows=len(batch), path=self.path)
+            self._log.error("records_write_failed", error=repr(exc), rows=len(batch), where=self.where)
             for _, _, fut in batch:
-                if not fut.done():
-                    fut.set_exception(exc)
+                fut.set_exception(exc)
             return
-        for fut, rowid in done:
-            fut.set_result(rowid)
+        for (sql, _, fut), result in zip(batch, results):
+            if isinstance(result, Exception):
+                self._log.warning("record_rejected", error=str(result), sql=sql.split(" (")[0])
+                fut.set_exception(result)
+            else:
+                fut.set_result(result)
 
     def _query(self, sql: str, args: list) -> list[dict]:
         with self._read_lock:
             if self._closed and not self._thread.is_alive():
-                raise RecordStoreClosed(f"record store {self.path} is closed")
-            cur = self._reader.execute(sql, args)
-            names = [d[0] for d in cur.description]
-            return [_decode(dict(zip(names, r))) for r in cur.fetchall()]
+                raise RecordStoreClosed(f"record store {self.where} is closed")
+            names, rows = self._backend.query(sql, args)
+        return [_decode(dict(zip(names, r))) for r in rows]
 
     def cdrs(self, since: float | None = None, until: float | None = None, queue: str | None = None,
              limit: int | None = None) -> list[dict]:
         """CDRs whose started_at is in [since, until), oldest first."""
-        where, args = _where(since, until, "started_at")
+        ph = self._backend.ph
+        where, args = _where(since, until, "started_at", ph)
         if queue is not None:
-            where, args = where + ["queue = ?"], args + [queue]
-        return self._query(_select("cdr", where, limit, args), args)
+            where, args = where + [f"queue = {ph}"], args + [queue]
+        return self._query(_select("cdr", where, limit, args, ph), args)
 
     def queue_events(self, since: float | None = None, call_id: str | None = None,
                      agent_id: str | None = None, limit: int | None = None) -> list[dict]:
         """Queue-log events at or after `since`, in the order they were written."""
-        where, args = _where(since, None, "at")
+        ph = self._backend.ph
+        where, args = _where(since, None, "at", ph)
         for col, val in (("call_id", call_id), ("agent_id", agent_id)):
             if val is not None:
-                where, args = where + [f"{col} = ?"], args + [val]
-        return self._query(_select("queue_log", where, limit, args), args)
+                where, args = where + [f"{col} = {ph}"], args + [val]
+        return self._query(_select("queue_log", where, limit, args, ph), args)
 
     def count_cdrs(self) -> int:
         return self._query("SELECT count(*) AS n FROM cdr", [])[0]["n"]
 
     def integrity_check(self) -> str:
-        return "; ".join(r["integrity_check"] for r in self._query("PRAGMA integrity_check", []))
+        """"ok" when the database is sound (SQLite: PRAGMA integrity_check; PostgreSQL: it answers)."""
+        with self._read_lock:
+            if self._closed and not self._thread.is_alive():
+                raise RecordStoreClosed(f"record store {self.where} is closed")
+            return self._backend.integrity_check()
 
     def export(self, kind: str, fmt: str, out: IO[str], since: float | None = None,
                until: float | None = None) -> int:
@@ -264,10 +368,10 @@ class RecordStore:
         if kind not in _TABLES or fmt not in ("csv", "json"):
             raise ValueError(f"export kind must be cdr|queue_log and fmt csv|json, got {kind!r}, {fmt!r}")
         cols, time_col = _TABLES[kind]
-        where, args = _where(since, until, time_col)
-        db = _connect(self.path, readonly=True)
+        ph = self._backend.ph
+        where, args = _where(since, until, time_col, ph)
+        rows = self._backend.stream(_select(kind, where, None, args, ph), args)
         try:
-            rows = _stream(db.execute(_select(kind, where, None, args), args))
             n = 0
             if fmt == "csv":
                 w = csv.writer(out)
@@ -281,28 +385,23 @@ class RecordStore:
                 out.write("\n]\n" if n else "]\n")
             return n
         finally:
-            db.close()
+            rows.close()  # closes the private connection even when `out` failed half-way
 
 
-def _where(since, until, col) -> tuple[list[str], list]:
-    conds = [(f"{col} >= ?", since), (f"{col} < ?", until)]
+def _where(since, until, col, ph) -> tuple[list[str], list]:
+    conds = [(f"{col} >= {ph}", since), (f"{col} < {ph}", until)]
     return [c for c, v in conds if v is not None], [v for _, v in conds if v is not None]
 
 
-def _select(table: str, where: list[str], limit: int | None, args: list) -> str:
+def _select(table: str, where: list[str], limit: int | None, args: list, ph: str) -> str:
     sql = f"SELECT {', '.join(_TABLES[table][0])} FROM {table}"
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += " ORDER BY id"
     if limit is not None:
-        sql += " LIMIT ?"
+        sql += f" LIMIT {ph}"
         args.append(int(limit))
     return sql
-
-
-def _stream(cur: sqlite3.Cursor, size: int = 1000) -> Iterator[tuple]:
-    while rows := cur.fetchmany(size):
-        yield from rows
 
 
 def _decode(row: dict[str, Any]) -> dict[str, Any]:

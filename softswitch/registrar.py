@@ -45,6 +45,7 @@ class Registrar:
         self.rng = rng or random.Random()
         self.known_user = known_user
         self.listeners: list[BindingListener] = []
+        self.on_auth_failure: Callable[[str], None] | None = None     # source address of a failed attempt
         self.stats = {"registered": 0, "unregistered": 0, "challenged": 0, "auth_failed": 0, "stale": 0,
                       "replays": 0, "expired": 0, "rejected": 0}
 
@@ -54,6 +55,8 @@ class Registrar:
         if not isinstance(to_uri, SipURI):
             raise SipError(404, "address of record must be a sip: or sips: URI")
         result = self._authenticate(req, now)
+        if self.on_auth_failure is not None and isinstance(result, Response) and result.status == 403:
+            self.on_auth_failure(source[1])
         if isinstance(result, Response):
             return result
         user = to_uri.user_unescaped or ""

@@ -1,4 +1,6 @@
-"""softswitch.records on real SQLite files: round trips, batching, export, SIGKILL durability, errors."""
+"""softswitch.records on real SQLite files and a real PostgreSQL server: round trips, batching, export,
+duplicates, SIGKILL durability, errors. The PostgreSQL server is started once for the session by
+tools/pgserver.py; without PostgreSQL's binaries those tests fail (`make test` installs them as root)."""
 
 from __future__ import annotations
 
@@ -17,9 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from softswitch.records import CDR_COLUMNS, QUEUE_LOG_COLUMNS, RecordStore, RecordStoreClosed
+from softswitch.records import CDR_COLUMNS, PG_SCHEMES, QUEUE_LOG_COLUMNS, RecordStore, RecordStoreClosed, db_path
+from tools.pgserver import PostgresNotFound, find_bindir, pg_server
 
 ROOT = Path(__file__).resolve().parent.parent
+BACKENDS = ("sqlite", "postgresql")
 
 
 def cdr(call_id: str, started: float, queue: str = "sales", **kw) -> dict:
@@ -31,19 +35,69 @@ def cdr(call_id: str, started: float, queue: str = "sales", **kw) -> dict:
     return row
 
 
+@pytest.fixture(scope="session")
+def pg_server_url():
+    """One throwaway PostgreSQL server for the whole session. No PostgreSQL is a failure, not a skip."""
+    missing = None
+    try:
+        find_bindir()
+    except PostgresNotFound as exc:
+        missing = str(exc)
+    if missing:
+        pytest.fail(missing, pytrace=False)
+    with pg_server() as url:
+        yield url
+
+
 @pytest.fixture
-def store(tmp_path):
-    s = RecordStore(f"sqlite:///{tmp_path}/sub/cdr.db")
+def pg_url(pg_server_url):
+    """The session's database, emptied: each test opens it as new (the store creates the schema)."""
+    import psycopg
+    with psycopg.connect(pg_server_url, autocommit=True) as db:
+        db.execute("DROP TABLE IF EXISTS cdr, queue_log, schema_version")
+    return pg_server_url
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/sub/cdr.db"
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def store(db_url):
+    s = RecordStore(db_url)
     yield s
     s.close()
 
 
-def test_round_trip_filters_and_commit_before_resolve(store):
+def fresh(url: str, sql: str, *args) -> list[tuple]:
+    """Rows seen by a brand-new connection to the store's database, i.e. what is committed."""
+    if url.startswith(PG_SCHEMES):
+        import psycopg
+        with psycopg.connect(url) as db:
+            return db.execute(sql.replace("?", "%s"), args).fetchall()
+    db = sqlite3.connect(db_path(url))
+    try:
+        return db.execute(sql, args).fetchall()
+    finally:
+        db.close()
+
+
+def row_errors(url: str) -> tuple[type, type]:
+    """(the error of a duplicate call_id, the base class of the driver's errors)"""
+    if url.startswith(PG_SCHEMES):
+        import psycopg
+        return psycopg.errors.UniqueViolation, psycopg.Error
+    return sqlite3.IntegrityError, sqlite3.Error
+
+
+def test_round_trip_filters_and_commit_before_resolve(store, db_url):
     fut = store.add_cdr(cdr("c1", 1000.0))
     rowid = fut.result(5)
     # the future resolved only after COMMIT: a brand-new connection must already see the row
-    with sqlite3.connect(store.path) as other:
-        assert other.execute("SELECT call_id FROM cdr WHERE id=?", (rowid,)).fetchone() == ("c1",)
+    assert fresh(db_url, "SELECT call_id FROM cdr WHERE id=?", rowid) == [("c1",)]
     store.add_cdr(cdr("c2", 2000.0, queue="support", connected_at=None, agent_id=None,
                       outcome="abandoned", extra=None))
     store.add_cdr(cdr("c3", 3000.0)).result(5)
@@ -95,7 +149,34 @@ def test_reopen_keeps_schema_and_rows(tmp_path):
             assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
-def test_batching_5000_events_in_order(store):
+def test_postgres_reopen_schema_version_and_url_forms(pg_url):
+    assert pg_url.startswith("postgresql://")
+    with RecordStore(pg_url) as s:
+        assert "***" in s.where and pg_url.split("@")[0].split(":")[-1] not in s.where  # no password in logs
+        s.add_cdr(cdr("c1", 1.0)).result(5)
+    with RecordStore("postgres://" + pg_url[len("postgresql://"):]) as s:  # the short scheme works too
+        assert [r["call_id"] for r in s.cdrs()] == ["c1"]
+        assert s.integrity_check() == "ok"
+    assert fresh(pg_url, "SELECT version FROM schema_version WHERE component='records'") == [(1,)]
+    types = dict(fresh(pg_url, "SELECT column_name, data_type FROM information_schema.columns "
+                               "WHERE table_name = 'cdr'"))
+    assert types["id"] == "bigint" and types["started_at"] == "double precision"  # REAL would be float4
+
+
+def test_postgres_writer_and_reader_survive_a_lost_connection(pg_url):
+    import psycopg
+    with RecordStore(pg_url) as s:
+        s.add_cdr(cdr("before", 1.0)).result(5)
+        assert s.count_cdrs() == 1
+        with psycopg.connect(pg_url, autocommit=True) as admin:  # as a server restart would
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                          "WHERE application_name = 'softswitch-records'")
+        assert isinstance(s.add_cdr(cdr("lost", 2.0)).exception(5), psycopg.OperationalError)
+        assert s.add_cdr(cdr("after", 3.0)).result(5)  # the writer connected again
+        assert [r["call_id"] for r in s.cdrs()] == ["before", "after"]  # and so did the reader
+
+
+def test_batching_5000_events_in_order(store, db_url):
     t0 = time.monotonic()
     futs = [store.add_queue_event({"at": float(i), "queue": "sales", "call_id": f"c{i}", "event": "enqueue"})
             for i in range(5000)]
@@ -108,8 +189,7 @@ def test_batching_5000_events_in_order(store):
     assert [r["call_id"] for r in rows] == [f"c{i}" for i in range(5000)]
     assert [r["id"] for r in rows] == ids
     assert submit < 2.0 and time.monotonic() - t0 < 10.0  # generous: submitting never waits on the disk
-    with sqlite3.connect(store.path) as other:
-        assert other.execute("SELECT count(*) FROM queue_log").fetchone() == (5000,)
+    assert fresh(db_url, "SELECT count(*) FROM queue_log") == [(5000,)]
 
 
 def test_concurrent_writers_from_threads(store):
@@ -206,17 +286,18 @@ def test_sigkill_durability(tmp_path):
         assert s.count_cdrs() == len(present) + 1
 
 
-def test_closed_store_and_rejected_rows(tmp_path):
-    s = RecordStore(tmp_path / "x.db")  # a Path works too
+def test_closed_store_and_rejected_rows(tmp_path, db_url):
+    duplicate, driver_error = row_errors(db_url)
+    s = RecordStore(tmp_path / "x.db" if db_url.startswith("sqlite") else db_url)  # a Path works too
     assert s.add_cdr(cdr("dup", 1.0)).result(5)
     # a duplicate in its own batch, and one sharing a batch with good rows
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(duplicate):
         s.add_cdr(cdr("dup", 2.0)).result(5)
     futs = [s.add_cdr(cdr("ok1", 3.0)), s.add_cdr(cdr("dup", 4.0)), s.add_cdr(cdr("ok2", 5.0)),
             s.add_cdr(cdr("bad-type", 6.0, caller=object()))]
     assert futs[0].result(5) and futs[2].result(5)
-    assert isinstance(futs[1].exception(5), sqlite3.IntegrityError)
-    assert isinstance(futs[3].exception(5), sqlite3.Error)
+    assert isinstance(futs[1].exception(5), duplicate)
+    assert isinstance(futs[3].exception(5), driver_error)
     # the writer survived: later rows still go in
     assert s.add_cdr(cdr("later", 7.0)).result(5)
     assert [r["call_id"] for r in s.cdrs()] == ["dup", "ok1", "ok2", "later"]

@@ -42,6 +42,12 @@ class NodeCollector:
                                 value=node.calls.busy)
         yield GaugeMetricFamily("softswitch_loop_lag_seconds", "Event loop lateness (smoothed)",
                                 value=node.calls.loop_lag)
+        if node.guard is not None:
+            g = CounterMetricFamily("softswitch_guard", "Requests dropped and sources banned", labels=["kind"])
+            for kind, n in sorted(node.guard.stats.items()):
+                g.add_metric([kind], n)
+            yield g
+            yield GaugeMetricFamily("softswitch_guard_bans_active", "Sources banned now", value=len(node.guard.bans))
         center = node.center
         if center is not None:
             waiting = GaugeMetricFamily("softswitch_queue_waiting", "Calls waiting", labels=["queue"])

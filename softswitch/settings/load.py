@@ -7,7 +7,7 @@ import socket
 from pathlib import Path
 
 from . import reader as R
-from .model import (QUEUE_TYPES, STRATEGIES, Agent, CalledRoute, Config, Employee, IvrStep, ListenSpec,
+from .model import (QUEUE_TYPES, STRATEGIES, Agent, SecuritySettings, CalledRoute, Config, Employee, IvrStep, ListenSpec,
                     MediaSettings, Overflow, RegistrarSettings, ServerSettings, SipSettings, SkillQueue,
                     StorageSettings)
 from .reader import MISSING, Bad, Reader
@@ -91,7 +91,8 @@ def _server(r: Reader, loc: Located) -> ServerSettings | None:
     sip = r.mapping(s["sip"], "server.sip", {
         "listen": (R.list_of(_listen, 1), MISSING), "domain": (R.host, MISSING), "realm": (R.nonempty, None),
         "user_agent": (R.nonempty, "softswitch"), "registrar": (lambda r, l, p: l, None),
-        "session_expires": (R.duration(90, 86400), 1800.0), "max_calls": (R.integer(0, 1000000), 5000)})
+        "session_expires": (R.duration(90, 86400), 1800.0), "max_calls": (R.integer(0, 1000000), 5000),
+        "security": (lambda r, l, p: l, None)})
     d = RegistrarSettings()
     reg = r.mapping(sip["registrar"], "server.sip.registrar", {
         "min_expires": (R.integer(1, 86400), d.min_expires), "max_expires": (R.integer(1, 604800), d.max_expires),
@@ -101,6 +102,13 @@ def _server(r: Reader, loc: Located) -> ServerSettings | None:
     if reg["min_expires"] and reg["max_expires"] and reg["min_expires"] > reg["max_expires"]:
         r.error(sip["registrar"].line if sip["registrar"] else 0, "server.sip.registrar.min_expires",
                 "must not exceed max_expires")
+    sec = r.mapping(sip["security"], "server.sip.security", {
+        "rate": (R.integer(1, 1000000), 200), "burst": (R.integer(1, 1000000), 400),
+        "flood_ban_after": (R.integer(1, 1000000), 200), "auth_failures": (R.integer(1, 10000), 10),
+        "window": (R.duration(1, 86400), 60.0), "ban_time": (R.duration(0, 604800), 600.0),
+        "scanners": (R.list_of(R.nonempty), None), "exempt": (R.list_of(R.host), list),
+        "max_message_size": (R.integer(1024, 65535), 16384), "max_vias": (R.integer(2, 100), 20),
+        "outbound_calls_per_minute": (R.integer(1, 100000), 20)})
     http = r.mapping(s["http"], "server.http", {"listen": (R.host_port, None)})
     media = r.mapping(s["media"], "server.media", {"address": (R.host, "127.0.0.1"),
                                                    "rtp_ports": (_ports, (20000, 29999)), "anchor": (R.boolean, True)})
@@ -117,7 +125,8 @@ def _server(r: Reader, loc: Located) -> ServerSettings | None:
         node_id=s["node_id"], drain_timeout=s["drain_timeout"],
         sip=SipSettings(tuple(sip["listen"]), sip["domain"] or "", sip["realm"] or sip["domain"] or "",
                         sip["user_agent"], RegistrarSettings(**reg), sip["session_expires"],
-                        sip["max_calls"]),
+                        sip["max_calls"], SecuritySettings(**{k: (tuple(v) if isinstance(v, list) else v)
+                                                              for k, v in sec.items() if v is not None})),
         http_listen=http["listen"], media=MediaSettings(**media), storage=StorageSettings(**storage))
 
 

@@ -33,6 +33,21 @@ class RegistrarSettings:
 
 
 @dataclass(frozen=True)
+class SecuritySettings:
+    rate: int = 200                      # requests/s per source address (token bucket) ...
+    burst: int = 400                     # ... with this burst
+    flood_ban_after: int = 200           # requests over the limit within `window` that ban the source
+    auth_failures: int = 10              # failed authentications within `window` that ban the source
+    window: float = 60.0
+    ban_time: float = 600.0
+    scanners: tuple[str, ...] | None = None   # User-Agent substrings dropped silently (None: built-in list)
+    exempt: tuple[str, ...] = ()
+    max_message_size: int = 16384        # larger requests get 513
+    max_vias: int = 20                   # deeper Via stacks get 483
+    outbound_calls_per_minute: int = 20  # per agent account (toll-fraud guard)
+
+
+@dataclass(frozen=True)
 class SipSettings:
     listen: tuple[ListenSpec, ...]
     domain: str
@@ -41,6 +56,7 @@ class SipSettings:
     registrar: RegistrarSettings = RegistrarSettings()
     session_expires: float = 1800.0
     max_calls: int = 5000        # calls in progress past which new INVITEs get 503 + Retry-After (0: no cap)
+    security: SecuritySettings = SecuritySettings()
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,136 @@
+"""Security with real clients: scanners, floods and password guessing banned per source while others are
+served, size limits, the outbound toll-fraud cap."""
+
+from __future__ import annotations
+
+import socket
+import statistics
+import subprocess
+import threading
+import time
+
+import pytest
+
+from softswitch.sip.digest import make_authorization
+from softswitch.sip.parser import parse_message
+from tests.cc import PASSWORDS, Api, cc_node
+from tests.sipclient import UdpClient, options_request
+from tests.sipp import SCENARIOS, SIPP
+
+REALM = "cc.test"
+
+
+def register(port: int, sock: socket.socket, user: str, password: str, n: int) -> int | None:
+    """One digest registration from `sock`; the final status, or None when nothing came back."""
+    host, lport = sock.getsockname()
+
+    def req(cseq: int, auth: str = "") -> bytes:
+        return (f"REGISTER sip:{REALM} SIP/2.0\r\nVia: SIP/2.0/UDP {host}:{lport};branch=z9hG4bK-s{n}-{cseq};rport"
+                f"\r\nMax-Forwards: 70\r\nFrom: <sip:{user}@{REALM}>;tag=s{n}\r\nTo: <sip:{user}@{REALM}>\r\n"
+                f"Call-ID: sec-{n}-{lport}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:{user}@{host}:{lport}>\r\n"
+                f"User-Agent: TestPhone/1.0\r\n{auth}Content-Length: 0\r\n\r\n").encode()
+    sock.settimeout(1.0)
+    try:
+        sock.sendto(req(1), ("127.0.0.1", port))
+        ch = parse_message(sock.recv(65535))
+        value = make_authorization(ch.get_all("WWW-Authenticate")[0], "REGISTER", f"sip:{REALM}", user, password)
+        sock.sendto(req(2, f"Authorization: {value}\r\n"), ("127.0.0.1", port))
+        return parse_message(sock.recv(65535)).status
+    except socket.timeout:
+        return None
+
+
+def udp_from(host: str) -> socket.socket:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((host, 0))
+    return s
+
+
+def test_scanner_user_agents_get_no_answer(tmp_path):
+    with cc_node(tmp_path) as (nt, port, http):
+        c = UdpClient(("127.0.0.1", port))
+        c.send(options_request(port, extra="User-Agent: friendly-scanner\r\n"))
+        assert c.recv(1.0) is None
+        c.send(options_request(port, call_id="o2", branch="z9hG4bK-o2", extra="User-Agent: Yealink SIP-T46U\r\n"))
+        assert c.recv(2.0).status == 200
+        assert nt.call(lambda: nt.node.guard.stats["scanner_dropped"]) == 1
+
+
+def test_size_and_via_limits(tmp_path):
+    with cc_node(tmp_path) as (nt, port, http):
+        c = UdpClient(("127.0.0.1", port))
+        c.send(options_request(port, call_id="big", branch="z9hG4bK-big", extra=f"X-Pad: {'a' * 20000}\r\n"))
+        assert c.recv(2.0).status == 513
+        vias = "".join(f"Via: SIP/2.0/UDP 10.0.0.{i}:5060;branch=z9hG4bK-v{i}\r\n" for i in range(30))
+        c.send(options_request(port, call_id="vias", branch="z9hG4bK-vias", extra=vias))
+        assert c.recv(2.0).status == 483
+
+
+def test_password_guessing_bans_the_source_only(tmp_path):
+    with cc_node(tmp_path, security=", security: {auth_failures: 5, ban_time: 60s}") as (nt, port, http):
+        guesser, phone = udp_from("127.0.0.3"), udp_from("127.0.0.1")
+        statuses = [register(port, guesser, "70001", f"Guess-{i}!", i) for i in range(5)]
+        assert statuses == [403] * 5                       # unknown-or-wrong: the same 403 every time
+        assert register(port, guesser, "70001", PASSWORDS["70001"], 99) is None   # banned: silence
+        assert register(port, phone, "70001", PASSWORDS["70001"], 100) == 200     # others are served
+        assert nt.call(lambda: nt.node.guard.stats["bans"]) == 1
+        text = __import__("urllib.request").request.urlopen(f"http://127.0.0.1:{http}/metrics").read().decode()
+        assert "softswitch_guard_bans_active 1.0" in text
+
+
+def test_flood_is_banned_while_a_phone_keeps_registering_quickly(tmp_path):
+    sec = ", security: {rate: 100, burst: 100, flood_ban_after: 200, ban_time: 60s}"
+    with cc_node(tmp_path, security=sec) as (nt, port, http):
+        flood = subprocess.Popen([SIPP, f"127.0.0.1:{port}", "-sf", f"{SCENARIOS}/options.xml", "-i", "127.0.0.2",
+                                  "-p", "0", "-r", "1500", "-m", "6000", "-nostdin", "-timeout", "8s",
+                                  "-max_recv_loops", "10000"], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+        phone = udp_from("127.0.0.1")
+        latencies, statuses = [], []
+        try:
+            time.sleep(0.3)
+            for i in range(30):
+                t0 = time.perf_counter()
+                statuses.append(register(port, phone, "70002", PASSWORDS["70002"], 1000 + i))
+                latencies.append(time.perf_counter() - t0)
+                time.sleep(0.05)
+        finally:
+            flood.kill()         # once banned it only hears silence; no need to wait for its timeouts
+            flood.wait(10)
+        assert statuses == [200] * 30
+        assert statistics.median(latencies) < 0.05, latencies
+        guard = nt.call(lambda: dict(nt.node.guard.stats))
+        assert guard["bans"] == 1 and guard["banned_dropped"] > 1000
+        assert nt.call(lambda: nt.node.guard.banned("127.0.0.2", nt.node.loop.time()))
+
+
+def test_outbound_call_rate_cap(tmp_path):
+    from tools.softphone import Softphones
+    import pjsua2
+    phones = Softphones.get()
+    with cc_node(tmp_path, security=", security: {outbound_calls_per_minute: 2}") as (nt, port, http):
+        alice = phones.account("70001", PASSWORDS["70001"], f"127.0.0.1:{port}", domain=REALM)
+        carol = phones.account("70003", PASSWORDS["70003"], f"127.0.0.1:{port}", domain=REALM)
+        try:
+            assert phones.wait(lambda: alice.registered and carol.registered, 5)
+            api = Api(http)
+            api.login("acme_alice")
+            api.call("POST", "/api/agents/me/sign-in", expect=200)
+            api.call("POST", "/api/agents/me/state", {"state": "idle"}, expect=200)
+            codes = []
+            for _ in range(3):
+                rec = alice.call(f"sip:70003@127.0.0.1:{port}")
+                phones.wait(lambda: rec.state in ("CONFIRMED", "DISCONNCTD") or rec.ended_at, 6)
+                if rec.state == "CONFIRMED":
+                    codes.append(200)
+                    rec.call.hangup(pjsua2.CallOpParam(True))
+                    phones.wait(lambda: rec.ended_at is not None, 5)
+                    phones.wait(lambda: api.state()["state"] in ("idle", "wrap_up"), 3)
+                    phones.pump(1.2)                       # wrap-up
+                    api.call("POST", "/api/agents/me/state", {"state": "idle"})
+                else:
+                    codes.append(rec.last_code)
+            assert codes == [200, 200, 403]
+        finally:
+            phones.remove(alice)
+            phones.remove(carol)
