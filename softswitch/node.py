@@ -145,6 +145,14 @@ class Node:
                 srv = await listen_tcp(self.loop, ep, spec.host, spec.port)
                 self.servers.append(srv)
                 self.bound.append(Listen("tcp", spec.host, srv.sockets[0].getsockname()[1]))
+            elif spec.proto == "tls" and self.config is not None and self.config.server.sip.tls:
+                import ssl
+                from .transport.tcp import TlsConnection
+                ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+                ctx.load_cert_chain(*self.config.server.sip.tls)
+                srv = await listen_tcp(self.loop, ep, spec.host, spec.port, ssl=ctx, conn_class=TlsConnection)
+                self.servers.append(srv)
+                self.bound.append(Listen("tls", spec.host, srv.sockets[0].getsockname()[1]))
             else:
                 raise ValueError(f"transport {spec.proto!r} is not available on this node")
         for b in self.bound:

@@ -134,3 +134,65 @@ def test_outbound_call_rate_cap(tmp_path):
         finally:
             phones.remove(alice)
             phones.remove(carol)
+
+
+def test_sip_over_tls_registers_and_answers(tmp_path):
+    import ssl
+    cert, key = tmp_path / "node.crt", tmp_path / "node.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+                    "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key),
+                    "-out", str(cert)], check=True, capture_output=True)
+    from tests.conftest import free_port
+    tls_port = free_port()
+    with cc_node(tmp_path, tls_port=tls_port, tls=f", tls: {{certificate: {cert}, key: {key}}}") as (nt, port, http):
+        ctx = ssl.create_default_context(cafile=str(cert))          # the client verifies the node's certificate
+        raw = socket.create_connection(("127.0.0.1", tls_port), timeout=5)
+        conn = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+        lport = conn.getsockname()[1]
+        buf = b""
+
+        def send_and_read(data: bytes):
+            nonlocal buf
+            conn.sendall(data)
+            while b"\r\n\r\n" not in buf:
+                buf += conn.recv(65535)
+            head, _, rest = buf.partition(b"\r\n\r\n")
+            buf = rest
+            return parse_message(head + b"\r\n\r\n")
+
+        def req(cseq: int, auth: str = "") -> bytes:
+            return (f"REGISTER sips:{REALM} SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:{lport};branch=z9hG4bK-t{cseq};rport"
+                    f"\r\nMax-Forwards: 70\r\nFrom: <sips:70001@{REALM}>;tag=t\r\nTo: <sips:70001@{REALM}>\r\n"
+                    f"Call-ID: tls-1\r\nCSeq: {cseq} REGISTER\r\nContact: <sips:70001@127.0.0.1:{lport}>\r\n"
+                    f"{auth}Content-Length: 0\r\n\r\n").encode()
+        ch = send_and_read(req(1))
+        assert ch.status == 401 and ch.top_via.transport.upper() == "TLS"
+        value = make_authorization(ch.get_all("WWW-Authenticate")[0], "REGISTER", f"sips:{REALM}", "70001",
+                                   PASSWORDS["70001"])
+        assert send_and_read(req(2, f"Authorization: {value}\r\n")).status == 200
+        (b,) = nt.call(nt.node.location.lookup, f"sips:70001@{REALM}", time.time())
+        assert b.source[0] == "tls"
+        conn.close()
+        # a plain TCP client on the TLS port gets nowhere
+        plain = socket.create_connection(("127.0.0.1", tls_port), timeout=2)
+        plain.sendall(options_request(tls_port, transport="TCP"))
+        plain.settimeout(2)
+        try:
+            got = plain.recv(100)
+        except (socket.timeout, ConnectionResetError):
+            got = b""
+        assert not got.startswith(b"SIP/2.0")
+        plain.close()
+
+
+def test_tls_listener_without_certificate_is_a_config_error(tmp_path):
+    from softswitch.settings import ConfigError, parse_config
+    text = ("server:\n  sip: {listen: [tls:127.0.0.1:5061], domain: x.test}\n")
+    with pytest.raises(ConfigError) as exc:
+        parse_config(text, "n.yaml")
+    assert "server.sip.tls" in str(exc.value)
+    text = ("server:\n  sip: {listen: [tls:127.0.0.1:5061], domain: x.test, tls: {certificate: /nope.crt, "
+            "key: /nope.key}}\n")
+    with pytest.raises(ConfigError) as exc:
+        parse_config(text, "n.yaml")
+    assert "server.sip.tls.certificate: cannot read /nope.crt" in str(exc.value)

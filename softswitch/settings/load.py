@@ -92,7 +92,12 @@ def _server(r: Reader, loc: Located) -> ServerSettings | None:
         "listen": (R.list_of(_listen, 1), MISSING), "domain": (R.host, MISSING), "realm": (R.nonempty, None),
         "user_agent": (R.nonempty, "softswitch"), "registrar": (lambda r, l, p: l, None),
         "session_expires": (R.duration(90, 86400), 1800.0), "max_calls": (R.integer(0, 1000000), 5000),
-        "security": (lambda r, l, p: l, None)})
+        "security": (lambda r, l, p: l, None), "tls": (lambda r, l, p: l, None)})
+    tls = r.mapping(sip["tls"], "server.sip.tls", {"certificate": (_readable_file, MISSING),
+                                                   "key": (_readable_file, MISSING)}) if sip["tls"] else None
+    if any(spec.transport == "tls" for spec in (sip["listen"] or ())) and not tls:
+        r.error(s["sip"].line if s["sip"] else 0, "server.sip.tls",
+                "a tls: listener needs server.sip.tls {certificate, key}")
     d = RegistrarSettings()
     reg = r.mapping(sip["registrar"], "server.sip.registrar", {
         "min_expires": (R.integer(1, 86400), d.min_expires), "max_expires": (R.integer(1, 604800), d.max_expires),
@@ -125,7 +130,7 @@ def _server(r: Reader, loc: Located) -> ServerSettings | None:
         node_id=s["node_id"], drain_timeout=s["drain_timeout"],
         sip=SipSettings(tuple(sip["listen"]), sip["domain"] or "", sip["realm"] or sip["domain"] or "",
                         sip["user_agent"], RegistrarSettings(**reg), sip["session_expires"],
-                        sip["max_calls"], SecuritySettings(**{k: (tuple(v) if isinstance(v, list) else v)
+                        sip["max_calls"], (tls["certificate"], tls["key"]) if tls else None, SecuritySettings(**{k: (tuple(v) if isinstance(v, list) else v)
                                                               for k, v in sec.items() if v is not None})),
         http_listen=http["listen"], media=MediaSettings(**media), storage=StorageSettings(**storage))
 
@@ -231,6 +236,17 @@ def _dtmf_digit(r, loc, path) -> str:
     if not re.fullmatch(r"[0-9*#]", v):
         raise Bad(f"expected one DTMF digit (0-9, * or #), got {v!r}")
     return v
+
+
+def _readable_file(r, loc, path) -> str:
+    v = R.nonempty(r, loc, path)
+    p = Path(v) if Path(v).is_absolute() else Path(r.file).resolve().parent / v
+    try:
+        with open(p, "rb"):
+            pass
+    except OSError as exc:
+        raise Bad(f"cannot read {p}: {exc.strerror or exc}") from None
+    return str(p)
 
 
 def _agent_queue(r, loc, path) -> tuple[str, int]:

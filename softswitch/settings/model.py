@@ -56,6 +56,7 @@ class SipSettings:
     registrar: RegistrarSettings = RegistrarSettings()
     session_expires: float = 1800.0
     max_calls: int = 5000        # calls in progress past which new INVITEs get 503 + Retry-After (0: no cap)
+    tls: tuple[str, str] | None = None   # (certificate, key) files for tls: listeners (and wss: later)
     security: SecuritySettings = SecuritySettings()
 
 

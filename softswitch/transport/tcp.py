@@ -62,6 +62,11 @@ class StreamConnection(asyncio.Protocol):
                 self.transport.close()
 
 
+class TlsConnection(StreamConnection):
+    """SIP over TLS (RFC 3261 s. 26.3.1): the same stream framing inside the encrypted channel."""
+    proto = "tls"
+
+
 async def listen_tcp(loop, endpoint, host: str, port: int, ssl=None, conn_class=StreamConnection):
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     return await loop.create_server(lambda: conn_class(endpoint), host, port, family=family,
