@@ -166,6 +166,12 @@ class CallControl:
             self._reinvite(tx, req)
             return
         ep = self.endpoint
+        caller_agent = None
+        from_user = req.from_.uri.user_unescaped if isinstance(req.from_.uri, SipURI) else None
+        if from_user and from_user in self.router.softphones and self.auth is not None:
+            caller_agent = self._authenticate_agent(tx, req, from_user)   # before any state is kept
+            if caller_agent is None:
+                return
         ep.respond(tx, make_response(req, 100))
         if self.draining:
             ep.respond(tx, make_response(req, 503, "Shutting down", to_tag=new_tag(), headers=[("Retry-After", "30")]))
@@ -180,12 +186,6 @@ class CallControl:
             if ctype != "application/sdp":
                 raise SipError(415, "only application/sdp bodies", headers=(("Accept", "application/sdp"),))
             offer = parse_sdp(req.body)
-        caller_agent = None
-        from_user = req.from_.uri.user_unescaped if isinstance(req.from_.uri, SipURI) else None
-        if from_user and from_user in self.router.softphones and self.auth is not None:
-            caller_agent = self._authenticate_agent(tx, req, from_user)
-            if caller_agent is None:
-                return
         uri = req.uri
         number = uri.user_unescaped if isinstance(uri, SipURI) else None
         media = "video" if offer is not None and offer.has_video else "voice"
@@ -329,7 +329,8 @@ class CallControl:
         values = req.get_all("Proxy-Authorization")
         now = time.time()
         if not values:
-            self.endpoint.respond(tx, make_response(req, 407, to_tag=new_tag(), headers=[
+            # stateless: an INVITE flood gets challenges, not transactions
+            self.endpoint.respond_stateless(tx, make_response(req, 407, to_tag=new_tag(), headers=[
                 ("Proxy-Authenticate", v) for v in self.auth.challenge(now)]))
             return None
         result = self.auth.verify(req.method, values[0], self.lookup_ha1, now)

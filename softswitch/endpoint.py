@@ -163,6 +163,15 @@ class Endpoint:
         self.layer.respond(tx, resp, self.loop.time())
         self.flush()
 
+    def respond_stateless(self, tx: Transaction, resp: Response) -> None:
+        """Answer and forget the transaction (RFC 3261 s. 8.2.7 stateless UAS): challenges under a flood keep
+        no state; a retransmission simply gets a fresh answer."""
+        if self.user_agent and not resp.has("Server"):
+            resp.add("Server", self.user_agent)
+        self._count_status(resp.status)
+        self.layer.forget(tx)
+        self.send_stateless(resp, tx.target)
+
     def _count_status(self, status: int) -> None:
         self.status_counts[status] = self.status_counts.get(status, 0) + 1
 

@@ -196,3 +196,20 @@ def test_tls_listener_without_certificate_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError) as exc:
         parse_config(text, "n.yaml")
     assert "server.sip.tls.certificate: cannot read /nope.crt" in str(exc.value)
+
+
+def test_invite_flood_from_an_agent_number_is_challenged_without_state(tmp_path):
+    with cc_node(tmp_path) as (nt, port, http):
+        c = UdpClient(("127.0.0.1", port))
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 21)    # room for 200 answers unread
+        before = nt.call(lambda: nt.node.endpoint.layer.counts()["server"])
+        for i in range(200):
+            c.send((f"INVITE sip:5550000@127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{c.addr[1]};"
+                    f"branch=z9hG4bK-fl{i};rport\r\nMax-Forwards: 70\r\nFrom: <sip:70001@{REALM}>;tag=f{i}\r\n"
+                    f"To: <sip:5550000@{REALM}>\r\nCall-ID: flood-{i}\r\nCSeq: 1 INVITE\r\n"
+                    f"Contact: <sip:70001@127.0.0.1:{c.addr[1]}>\r\nContent-Length: 0\r\n\r\n").encode())
+        answers = c.recv_all(0.5)
+        assert len(answers) == 200 and {m.status for m in answers} == {407}
+        assert nt.call(lambda: nt.node.endpoint.layer.counts()["server"]) == before   # nothing kept
+        assert nt.call(lambda: len(nt.node.calls.calls)) == 0
+        c.close()

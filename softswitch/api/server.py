@@ -20,6 +20,7 @@ from .sessions import Sessions
 
 SESSION = web.AppKey("session_store", Sessions)
 NODE = web.AppKey("node", object)
+SESSION_OF = web.RequestKey("session", object)      # the signed-on session of a request
 
 
 def _json(data, status: int = 200) -> web.Response:
@@ -39,13 +40,13 @@ async def auth_middleware(request: web.Request, handler):
     session = request.app[SESSION].get(token) if token else None
     if session is None:
         return _error(401, "sign on first: POST /api/login")
-    request["session"] = session
+    request[SESSION_OF] = session
     return await handler(request)
 
 
 def _agent_of(request: web.Request, agent_id: str) -> str:
     """`me` is the signed-on agent; another agent's id needs a supervisor."""
-    s = request["session"]
+    s = request[SESSION_OF]
     if agent_id == "me":
         if s.agent_id is None:
             raise web.HTTPBadRequest(text=json.dumps({"error": "this account is not an agent"}),
@@ -79,7 +80,7 @@ async def login(request: web.Request) -> web.Response:
 
 
 async def logout(request: web.Request) -> web.Response:
-    request.app[SESSION].close(request["session"].token)
+    request.app[SESSION].close(request[SESSION_OF].token)
     return _json({"ok": True})
 
 
@@ -131,7 +132,7 @@ async def agent_action(request: web.Request) -> web.Response:
 
 
 async def agents(request: web.Request) -> web.Response:
-    s = request["session"]
+    s = request[SESSION_OF]
     center = request.app[NODE].center
     ids = list(center.acd.agents) if s.role in ("supervisor", "admin") else [s.agent_id]
     return _json([center.acd.agent_view(i) for i in ids if i])
@@ -153,7 +154,7 @@ async def queue(request: web.Request) -> web.Response:
 async def events(request: web.Request) -> web.StreamResponse:
     """WebSocket: ACD events as JSON; an agent gets their own, supervisors everything."""
     node = request.app[NODE]
-    s = request["session"]
+    s = request[SESSION_OF]
     ws = web.WebSocketResponse(heartbeat=30)
     await ws.prepare(request)
     q: asyncio.Queue = asyncio.Queue()
@@ -178,7 +179,7 @@ async def events(request: web.Request) -> web.StreamResponse:
 
 
 async def calls(request: web.Request) -> web.Response:
-    s = request["session"]
+    s = request[SESSION_OF]
     if s.role not in ("supervisor", "admin"):
         return _error(403, "supervisors only")
     node = request.app[NODE]
@@ -192,7 +193,7 @@ async def calls(request: web.Request) -> web.Response:
 
 async def supervise_call(request: web.Request) -> web.Response:
     from ..supervise import SuperviseError, supervise
-    s = request["session"]
+    s = request[SESSION_OF]
     if s.role not in ("supervisor", "admin"):
         return _error(403, "supervisors only")
     node = request.app[NODE]
@@ -210,7 +211,7 @@ async def supervise_call(request: web.Request) -> web.Response:
 
 
 async def reload_config(request: web.Request) -> web.Response:
-    if request["session"].role != "admin":
+    if request[SESSION_OF].role != "admin":
         return _error(403, "admins only")
     result = request.app[NODE].reload()
     return _json(result, 200 if result["ok"] else 422)

@@ -219,6 +219,11 @@ class TransactionLayer:
         self.stats["server_created"] += 1
         return "new", tx
 
+    def forget(self, tx: Transaction) -> None:
+        """Drop a server transaction the TU answers statelessly (its timers find it terminated)."""
+        tx.state = "terminated"
+        self.server.pop(tx.key, None)
+
     def find_invite_server(self, cancel: Request) -> Transaction | None:
         """The INVITE transaction a CANCEL refers to (RFC 3261 s. 9.2)."""
         key = server_key(cancel)
