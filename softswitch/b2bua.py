@@ -210,7 +210,7 @@ class CallControl:
             place_outbound(self, tx, req, number or "", caller_agent)
             return
         if self.media is not None and offer is not None:
-            drive(self._answer_anchored(tx, req, offer, number or "", decision), self._task_done)
+            drive(self._answer_anchored(tx, req, offer, number or "", decision), self._done_for(req.call_id))
             return
         call = self._answer_customer(tx, req, offer, number or "")
         if call is None:
@@ -220,15 +220,18 @@ class CallControl:
     def _route_answered(self, call: Call, decision) -> None:
         if decision.kind == "queue":
             if self.media is not None and call.customer.stream is not None:
-                drive(self._announce_and_queue(call, decision.target), self._task_done)
+                drive(self._announce_and_queue(call, decision.target), self._done_for(call.id))
             else:
                 self.enqueue(call, decision.target)
         else:
             self.start_ivr(call, decision.target)
 
-    def _task_done(self, result, err) -> None:
+    def _task_done(self, result, err, call_id: str = "") -> None:
         if err is not None:
-            self.log.error("call_task_failed", error=repr(err))
+            self.log.error("call_task_failed", call_id=call_id, error=repr(err))
+
+    def _done_for(self, call_id: str):
+        return lambda result, err: self._task_done(result, err, call_id)
 
     async def _answer_anchored(self, tx, req: Request, offer, number: str, decision) -> None:
         """Answer with our own media stream (the switch plays prompts and bridges audio itself)."""
@@ -422,11 +425,12 @@ class CallControl:
                 elif isinstance(act, Leave):
                     self._leave(act)
             except Exception:
-                self.log.exception("action_failed", action=repr(act))
+                self.log.exception("action_failed", call_id=getattr(act, "call_id", ""),
+                                   agent_id=getattr(act, "agent_id", ""), action=repr(act))
 
     def _offer(self, o: Offer) -> None:
         if self.media is not None:
-            drive(self._offer_anchored(o), self._task_done)
+            drive(self._offer_anchored(o), self._done_for(o.call_id))
             return
         self._offer_now(o, None)
 
@@ -660,7 +664,7 @@ class CallControl:
         if (q is not None and q.callback_digit == digit and entry is not None and not entry.ringing
                 and not call.callback and self.media is not None):
             call.callback = True
-            drive(self._confirm_callback(call), self._task_done)
+            drive(self._confirm_callback(call), self._done_for(call.id))
 
     async def _confirm_callback(self, call: Call) -> None:
         """The caller keeps their place: confirm, hang up their line; the agent is rung first when it is
@@ -688,7 +692,7 @@ class CallControl:
             to = old.dialog.remote_uri if old.dialog else f"<{call.customer_contact}>"
             leg.invite(call.customer_contact, to, f"<sip:{call.number}@{self.domain}>", sdp, [],
                        lambda ev, tx, resp: self._callback_answer(call, leg, ev, resp))
-        drive(place(), self._task_done)
+        drive(place(), self._done_for(call.id))
 
     def _callback_answer(self, call: Call, leg: Leg, event: str, resp) -> None:
         if event in ("timeout", "error") or (resp is not None and resp.status >= 300):

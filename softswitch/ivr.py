@@ -107,5 +107,5 @@ class IvrRunner:
             return
         seconds = wav_seconds(path)
         if seconds == 0.0:
-            self.log.warning("prompt_missing", file=str(path))
+            self.log.warning("prompt_missing", call_id=call.id, file=str(path))
         await asyncio.sleep(seconds)

@@ -103,6 +103,13 @@ def test_sigterm_drains_calls_then_exits(tmp_path):
     store = RecordStore(f"sqlite:///{tmp_path}/cdr.db")
     assert [c["call_id"] for c in store.cdrs()] == ["drain-1"]
     store.close()
+    # structured logs: JSON lines, and every line about a call or an agent names it
+    import json
+    lines = [json.loads(x) for x in node.proc.stderr.read().splitlines() if x.startswith("{")]
+    call_lines = [x for x in lines if x["event"].startswith(("call_", "acd_enqueue", "acd_abandon", "cdr"))]
+    agent_lines = [x for x in lines if x["event"] == "acd_state"]
+    assert call_lines and all(x.get("call_id") for x in call_lines)
+    assert agent_lines and all(x.get("agent_id") for x in agent_lines)
 
 
 def test_registrations_survive_a_restart(tmp_path):
