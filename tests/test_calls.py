@@ -359,3 +359,30 @@ def test_prometheus_metrics_reflect_live_state(phones, tmp_path):
         finally:
             phones.remove(cust, unregister=False)
             phones.remove(agent)
+
+
+def test_websocket_stream_carries_events_and_queue_kpis(tmp_path):
+    import asyncio
+    import aiohttp
+    from tests.cc import agent_on_break
+    with cc_node(tmp_path) as (nt, port, http):
+        api = agent_on_break(port, http)
+
+        async def listen():
+            async with aiohttp.ClientSession() as session:
+                async with session.ws_connect(f"http://127.0.0.1:{http}/api/events?token={api.token}") as ws:
+                    seen = [await ws.receive_json(timeout=5) for _ in range(2)]
+                    await asyncio.get_running_loop().run_in_executor(
+                        None, lambda: api.call("POST", "/api/agents/me/state", {"state": "busy", "reason": "x"}))
+                    for _ in range(5):
+                        msg = await ws.receive_json(timeout=5)
+                        seen.append(msg)
+                        if msg["type"] == "state":
+                            break
+                    return seen
+        seen = asyncio.run(listen())
+        kinds = [m["type"] for m in seen]
+        assert kinds[0] == "snapshot" and "queues" in kinds and kinds[-1] == "state"
+        queues = next(m for m in seen if m["type"] == "queues")["queues"]
+        assert {q["name"] for q in queues} == {"support", "sales"} and "agents_needed" in queues[0]
+        assert seen[-1]["agent_id"] == "1001" and seen[-1]["new"] == "busy"

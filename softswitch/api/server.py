@@ -167,13 +167,24 @@ async def events(request: web.Request) -> web.StreamResponse:
             ev = await q.get()
             if s.role in ("supervisor", "admin") or ev.get("agent_id") == s.agent_id:
                 await ws.send_json(ev)
-    task = asyncio.get_running_loop().create_task(pump())
+
+    async def kpis(every: float = 2.0):
+        """Live queue KPIs on the stream too, so a wallboard needs no polling."""
+        acd = node.center.acd
+        while True:
+            await ws.send_json({"type": "queues", "at": time.time(),
+                                "queues": [acd.queue_view(name) for name in acd.queues]})
+            await asyncio.sleep(every)
+    loop = asyncio.get_running_loop()
+    task = loop.create_task(pump())
+    kpi_task = loop.create_task(kpis())
     try:
         async for msg in ws:
             if msg.type in (WSMsgType.ERROR, WSMsgType.CLOSE):
                 break
     finally:
         task.cancel()
+        kpi_task.cancel()
         node.center.subscribers.discard(q)
     return ws
 
