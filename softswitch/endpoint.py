@@ -56,6 +56,9 @@ class Endpoint:
         self.limits = False                                            # enforce the two limits below
         self.max_message_size = 65535
         self.max_vias = 70
+        self._allowed: frozenset[str] = frozenset()
+        self._allowed_for = -1
+        self.stateless: dict[str, Callable] = {}     # method -> fn(req, src) answering without a transaction
         self.filters: list[Callable[[Request, Target], bool]] = []   # return False to drop silently
 
     def now(self) -> float:
@@ -63,7 +66,10 @@ class Endpoint:
 
     @property
     def allowed(self) -> frozenset[str]:
-        return frozenset(self.handlers) | {"ACK"}
+        if self._allowed_for != len(self.handlers):      # handlers are only ever added
+            self._allowed = frozenset(self.handlers) | {"ACK"}
+            self._allowed_for = len(self.handlers)
+        return self._allowed
 
     # --- inputs ------------------------------------------------------------------------------------------
     def on_datagram(self, data: bytes, src: Target) -> None:
@@ -128,6 +134,18 @@ class Endpoint:
                 return
         stamp_via(msg, src.host, src.port, self.force_rport)
         reply_to = src if src.reliable else Target(src.proto, *response_address(msg), src.conn)
+        quick = self.stateless.get(msg.method)
+        if quick is not None:
+            try:     # the generic checks (420, 483, 416 ...) still come first
+                resp = check_request(msg, supported=self.supported, allowed=self.allowed) or quick(msg)
+            except SipError as err:
+                resp = make_response(msg, err.status)
+            if resp is not None:
+                if self.user_agent:
+                    resp.add("Server", self.user_agent)
+                self._count_status(resp.status)
+                self.send_stateless(resp, reply_to)
+                return
         status, tx = self.layer.receive_request(msg, reply_to, src.reliable, now)
         if status == "new":
             tx.context = src

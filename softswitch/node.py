@@ -75,6 +75,7 @@ class Node:
             self.location = MemoryLocationStore()
         self.registrar = Registrar(self.location, self.auth, self.credentials.ha1, options.registrar)
         self.endpoint.handlers["REGISTER"] = self._on_register
+        self.endpoint.stateless["REGISTER"] = lambda req: self.registrar.challenge_if_needed(req, time.time())
         self.router = Router(config.routes if config else [],
                              {a.softphone: a.id for a in config.agents} if config else {})
         media = config.server.media if config else None

@@ -120,6 +120,17 @@ class Registrar:
             self.stats["registered"] += 1
         return self._ok(req, after, now)
 
+    def challenge_if_needed(self, req: Request, now: float) -> Response | None:
+        """A REGISTER without credentials gets its 401 here, without a transaction or any state (the nonce
+        carries its own time); a retransmission just gets a fresh challenge."""
+        if req.has("Authorization"):
+            return None
+        to_uri = req.to.uri
+        if not isinstance(to_uri, SipURI) or (req.has("Contact") and req.contacts == "*"):
+            return None
+        self.stats["challenged"] += 1
+        return self._challenge(req, now)
+
     def _authenticate(self, req: Request, now: float) -> AuthResult | Response:
         values = [v for v in req.get_all("Authorization") if v.lstrip().lower().startswith("digest")]
         if not values:

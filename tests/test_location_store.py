@@ -1,4 +1,4 @@
-"""One contract for every location store implementation (memory now; the Redis store joins STORES)."""
+"""One contract for every location store implementation: memory, SQLite and Redis (a real redis-server)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,47 @@ import pytest
 import tempfile
 
 from softswitch.location import Binding, MemoryLocationStore
+from softswitch.location_redis import RedisLocationStore
 from softswitch.location_sqlite import SqliteLocationStore
+from tools.redisserver import RedisNotFound, find_redis_server, redis_server
 
 STORES = {"memory": MemoryLocationStore,
-          "sqlite": lambda: SqliteLocationStore(tempfile.mkdtemp(prefix="loc-") + "/b.db", now=0.0)}
+          "sqlite": lambda: SqliteLocationStore(tempfile.mkdtemp(prefix="loc-") + "/b.db", now=0.0),
+          "redis": lambda url: RedisLocationStore(url, prefix="contract:")}   # takes the redis_url fixture
+
+_REDIS_URL = pytest.StashKey[str]()
+
+
+def session_redis_url(config: pytest.Config) -> str:
+    """One real redis-server (tools/redisserver.py) for the whole test session, shared by every module that
+    asks, stopped when the session ends. No redis-server is a failure, not a skip (`make test` installs it)."""
+    url = config.stash.get(_REDIS_URL, None)
+    if url is None:
+        try:
+            find_redis_server()
+        except RedisNotFound as exc:
+            pytest.fail(str(exc), pytrace=False)
+        server = redis_server()
+        url = server.__enter__()
+        config.add_cleanup(lambda: server.__exit__(None, None, None))
+        config.stash[_REDIS_URL] = url
+    return url
+
+
+@pytest.fixture
+def redis_url(request) -> str:
+    """The session's Redis server, its database flushed."""
+    import redis
+    url = session_redis_url(request.config)
+    with redis.Redis.from_url(url) as r:
+        r.flushdb()
+    return url
 
 
 @pytest.fixture(params=sorted(STORES))
 def store(request):
+    if request.param == "redis":
+        return STORES["redis"](request.getfixturevalue("redis_url"))
     return STORES[request.param]()
 
 

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs the system programs the test suite uses as real peers (SIPp, a PostgreSQL server for the
-# records tests: tools/pgserver.py) and the headless browser of the wallboard test (Chromium), when missing
-# and root.
+# records tests: tools/pgserver.py, a Redis server for the location store tests: tools/redisserver.py) and
+# the headless browser of the wallboard test (Chromium), when missing and root.
 set -euo pipefail
 need=()
 command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 # Debian keeps initdb/pg_ctl off PATH, in /usr/lib/postgresql/N/bin
 command -v initdb >/dev/null 2>&1 || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
+command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || need+=(redis-server)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" != 0 ]; then
     echo "missing: ${need[*]} (run as root, or install them with your package manager)" >&2

@@ -96,6 +96,18 @@ class Message:
         self.set("Via", ", ".join(map(str, vias))) if vias else self.remove("Via")
         self._cache["Via"] = vias
 
+    def replace_top_via(self) -> None:
+        """Re-serialise only the first Via after its parameters changed (received/rport): the other lines
+        stay as they came, and a proxy-style request with many Vias costs no more than one with one."""
+        vias = self.vias
+        for h in self.headers:
+            if h[0] == "Via":
+                if "," in h[1] and len(vias) > 1:
+                    break                     # several vias on the first line: rebuild them all
+                h[1] = str(vias[0])
+                return
+        self.set_vias(vias)
+
     @property
     def top_via(self) -> Via:
         return self.vias[0]

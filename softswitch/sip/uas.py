@@ -35,7 +35,7 @@ def stamp_via(req: Request, src_host: str, src_port: int, force_rport: bool) -> 
         via.set_param("received", src_host)
         changed = True
     if changed:
-        req.set_vias(req.vias)
+        req.replace_top_via()
 
 
 def response_address(req: Request, default_port: int = 5060) -> tuple[str, int]:
