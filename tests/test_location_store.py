@@ -25,10 +25,13 @@ def session_redis_url(config: pytest.Config) -> str:
     asks, stopped when the session ends. No redis-server is a failure, not a skip (`make test` installs it)."""
     url = config.stash.get(_REDIS_URL, None)
     if url is None:
+        missing = None
         try:
             find_redis_server()
         except RedisNotFound as exc:
-            pytest.fail(str(exc), pytrace=False)
+            missing = str(exc)
+        if missing:
+            pytest.fail(missing, pytrace=False)
         server = redis_server()
         url = server.__enter__()
         config.add_cleanup(lambda: server.__exit__(None, None, None))

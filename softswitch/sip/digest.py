@@ -18,7 +18,9 @@ HASHES = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}
 _SCHEME_RE = re.compile(r"[A-Za-z0-9_\-]+\Z")
 _QUOTED_PAIR = re.compile(r"\\(.)", re.S)
 _NC_RE = re.compile(r"[0-9a-fA-F]{8}\Z")
-_PARAM_RE = re.compile(r'\s*([A-Za-z0-9_\-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,]*)\s*(?:,|$)', re.S)
+# auth-param = token "=" ( token / quoted-string ), comma separated (RFC 7235 s. 2.1); one finditer pass,
+# each item must start where the previous one ended.
+_PARAM_RE = re.compile(r'\s*([A-Za-z0-9_\-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,"]*)\s*(,|\Z)', re.S)
 
 
 class AuthParseError(ValueError):
@@ -39,17 +41,15 @@ def parse_authorization(value: str) -> tuple[str, dict[str, str]]:
     scheme, _, rest = text.partition(" ")
     if not scheme or not _SCHEME_RE.match(scheme):
         raise AuthParseError("no auth scheme")
+    rest = rest.strip()
     params: dict[str, str] = {}
     pos = 0
-    rest = rest.strip()
-    while pos < len(rest):
-        m = _PARAM_RE.match(rest, pos)
-        if not m or m.end() == pos:
+    for m in _PARAM_RE.finditer(rest):
+        if m.start() != pos:
             raise AuthParseError(f"bad auth parameter near {rest[pos:pos + 30]!r}")
-        name, raw = m.group(1).lower(), m.group(2)
-        if raw.startswith('"'):
-            if len(raw) < 2 or not raw.endswith('"'):
-                raise AuthParseError("unterminated quoted string")
+        name, raw, sep = m.groups()
+        name = name.lower()
+        if raw[:1] == '"':
             raw = raw[1:-1]
             if "\\" in raw:
                 raw = _QUOTED_PAIR.sub(r"\1", raw)
@@ -57,6 +57,10 @@ def parse_authorization(value: str) -> tuple[str, dict[str, str]]:
             raise AuthParseError(f"repeated auth parameter {name}")
         params[name] = raw
         pos = m.end()
+        if not sep:
+            break
+    if pos != len(rest):
+        raise AuthParseError(f"bad auth parameter near {rest[pos:pos + 30]!r}")
     return scheme.lower(), params
 
 
