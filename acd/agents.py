@@ -62,6 +62,7 @@ class Agent:
     call_id: str | None = None              # the call offered or being talked
     pending: str | None = None              # a deferred sign_out/unregistered
     wrap_up_until: float = 0.0
+    elsewhere: bool = False                 # pool mode: on a call (or reserved) at another node
     answered: int = 0
     talk_time: float = 0.0
     talk_started: float = 0.0

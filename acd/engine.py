@@ -265,6 +265,26 @@ class Acd:
                 self._change(a, "hangup_no_wrap", "call ended")
         return self.dispatch()
 
+    def offer_lost(self, call_id: str, agent_id: str) -> list:
+        """Pool mode: another node reserved the agent first; this offer never went out. The call goes on to
+        the next agent; the agent counts as engaged elsewhere until that node frees it."""
+        e = self.entries.get(call_id)
+        a = self.agent(agent_id)
+        a.elsewhere = True
+        if e is not None and agent_id in e.ringing:
+            del e.ringing[agent_id]
+            if a.state == "ringing" and a.call_id == call_id:
+                self._change(a, "withdrawn", "reserved by another node")
+        return self.dispatch()
+
+    def set_elsewhere(self, agent_id: str, engaged: bool) -> list:
+        """Pool mode: the agent's calls at other nodes began or ended."""
+        a = self.agent(agent_id)
+        if a.elsewhere == engaged:
+            return []
+        a.elsewhere = engaged
+        return [] if engaged else self.dispatch()
+
     def outbound(self, agent_id: str, call_id: str) -> list:
         """A signed-in agent placed a call: occupied (talking) until it ends, then wrap-up like any call."""
         now = self.clock()
@@ -309,7 +329,7 @@ class Acd:
         waiting = sorted((e for e in self.entries.values() if not e.ringing), key=lambda e: (-e.priority, e.seq))
         if not waiting:
             return out
-        idle = [a for a in self.agents.values() if a.state == "idle" and a.registered]
+        idle = [a for a in self.agents.values() if a.state == "idle" and a.registered and not a.elsewhere]
         for e in waiting:
             if not idle:
                 break
@@ -417,4 +437,4 @@ class Acd:
         a = self.agent(agent_id)
         return {"id": a.id, "softphone": a.softphone, "state": a.state, "reason": a.reason,
                 "since": a.since, "registered": a.registered, "call_id": a.call_id,
-                "queues": sorted(a.queues), "answered": a.answered}
+                "queues": sorted(a.queues), "answered": a.answered, "elsewhere": a.elsewhere}

@@ -68,6 +68,7 @@ class CallControl:
         self.log = get_logger("calls")
         self.center = None                      # ContactCenter when queues are configured
         self.media = None                       # CallMedia when the node runs a media engine
+        self.pool = None                        # Pool in pool mode: agent reservations across nodes
         self.records = None                     # RecordStore: a CDR for every call
         self.node_id = ""
         self.queue_settings: dict = {}          # queue name -> settings.SkillQueue (announcements, recording)
@@ -429,10 +430,28 @@ class CallControl:
                                    agent_id=getattr(act, "agent_id", ""), action=repr(act))
 
     def _offer(self, o: Offer) -> None:
+        if self.pool is not None:
+            drive(self._offer_pooled(o), self._done_for(o.call_id))
+            return
         if self.media is not None:
             drive(self._offer_anchored(o), self._done_for(o.call_id))
             return
         self._offer_now(o, None)
+
+    async def _offer_pooled(self, o: Offer) -> None:
+        """Pool mode: the agent's reservation first, so no other node can offer them a call meanwhile."""
+        if not await self.pool.reserve(o.agent_id, o.call_id):
+            self.log.info("agent_reserved_elsewhere", call_id=o.call_id, agent_id=o.agent_id)
+            self.center.run(self.center.acd.offer_lost, o.call_id, o.agent_id)
+            return
+        entry = self.center.acd.entries.get(o.call_id)
+        if entry is None or o.agent_id not in entry.ringing:        # withdrawn while we asked
+            await self.pool.release(o.agent_id)
+            return
+        if self.media is not None:
+            await self._offer_anchored(o)
+        else:
+            self._offer_now(o, None)
 
     async def _offer_anchored(self, o: Offer) -> None:
         call = self.calls.get(o.call_id)

@@ -32,6 +32,7 @@ class ContactCenter:
         self.acd = acd_from_config(cfg, on_event=self._on_event)
         self.calls = None                       # CallControl, set by the node
         self.records = None                     # RecordStore: a queue-log line for every ACD event
+        self.pool = None                        # pool mode: shares agent states with the other nodes
         self.bindings: dict[str, list] = {}     # softphone -> live bindings
         self.events: deque[Event] = deque(maxlen=10000)
         self.subscribers: set[asyncio.Queue] = set()
@@ -72,6 +73,8 @@ class ContactCenter:
 
     def _on_event(self, ev: Event) -> None:
         self.events.append(ev)
+        if self.pool is not None:
+            self.pool.on_acd_event(ev)
         if self.records is not None:
             self.records.add_queue_event({"at": ev.at, "queue": ev.queue, "call_id": ev.call_id,
                                           "agent_id": ev.agent_id, "event": ev.kind, "old": ev.old, "new": ev.new,

@@ -68,7 +68,15 @@ class Node:
         self.auth = DigestAuth(realm, os.urandom(32), nonce_ttl=options.nonce_ttl,
                                algorithms=options.registrar.algorithms)
         db_file = sqlite_path(config.server.storage.cdr) if config is not None else None
-        if db_file:
+        state_url = config.server.storage.state if config is not None else "memory"
+        self.pool = None
+        if state_url.startswith(("redis://", "rediss://")):
+            from .location_redis import RedisLocationStore
+            from .pool import Pool
+            # each node stays an independent registrar (its own bindings, kept in Redis); agents are shared
+            self.location = RedisLocationStore(state_url, prefix=f"ss:loc:{config.server.node_id}:")
+            self.pool = Pool(state_url, config.server.node_id, self.loop)
+        elif db_file:
             from .location_sqlite import SqliteLocationStore
             self.location = SqliteLocationStore(db_file)      # registrations survive a restart
         else:
@@ -100,6 +108,10 @@ class Node:
             self.center = ContactCenter(config, self.loop)
             self.center.calls = self.calls
             self.center.records = self.records
+            if self.pool is not None:
+                self.pool.center = self.center
+                self.center.pool = self.pool
+                self.calls.pool = self.pool
             self.calls.center = self.center
             self.registrar.listeners.append(self.center.on_bindings)
             base = Path(config.file).resolve().parent
@@ -170,6 +182,8 @@ class Node:
         ep.start()
         if self.center is not None:
             self.center.start()
+        if self.pool is not None:
+            self.pool.start()
         http = self.config.server.http_listen if self.config is not None else None
         if http is not None and self.center is not None:
             from .api.server import start_api
@@ -253,6 +267,8 @@ class Node:
         self.endpoint.flush()
         if self.center is not None:
             self.center.stop()
+        if self.pool is not None:
+            await self.pool.stop()
         if self.api is not None:
             await self.api.cleanup()
         if self.media_engine is not None:
@@ -260,7 +276,11 @@ class Node:
         if self.records is not None:
             await self.loop.run_in_executor(None, self.records.close)
         if hasattr(self.location, "close"):
-            await self.loop.run_in_executor(None, self.location.close)
+            closing = self.location.close
+            if asyncio.iscoroutinefunction(closing):
+                await closing()
+            else:
+                await self.loop.run_in_executor(None, closing)
         for t in self._tasks:
             t.cancel()
         self.endpoint.stop()

@@ -19,14 +19,15 @@ ACCOUNTS = {"acme_alice": "Alice-Pass-1!", "acme_bob": "Bob-Pass-2!", "acme_caro
 
 def config_text(sip_port: int, http_port: int, db: str, rtp_lo: int = 0, ring_timeout: str = "4s", wrap_up: str = "1s",
                 strategy: str = "linear", extra_queue: str = "", record: bool = False, support_extra: str = "",
-                security: str = "", tls_port: int = 0, tls: str = "") -> str:
+                security: str = "", tls_port: int = 0, tls: str = "", node_id: str = "test-node",
+                state: str = "memory") -> str:
     return f"""
 server:
-  node_id: test-node
+  node_id: {node_id}
   sip: {{listen: [udp:127.0.0.1:{sip_port}, tcp:127.0.0.1:{sip_port}{f", tls:127.0.0.1:{tls_port}" if tls_port else ""}],
         domain: cc.test, session_expires: 120s{security}{tls}}}
   http: {{listen: 127.0.0.1:{http_port}}}
-  storage: {{cdr: "sqlite:///{db}"}}
+  storage: {{cdr: "sqlite:///{db}", state: "{state}"}}
   media: {{address: 127.0.0.1, rtp_ports: {rtp_lo}-{rtp_lo + 998}}}
 employees:
   - {{account: acme_alice, name: Alice, password: "{ACCOUNTS['acme_alice']}"}}

@@ -48,6 +48,12 @@ class NodeCollector:
                 g.add_metric([kind], n)
             yield g
             yield GaugeMetricFamily("softswitch_guard_bans_active", "Sources banned now", value=len(node.guard.bans))
+        if getattr(node, "pool", None) is not None:
+            yield GaugeMetricFamily("softswitch_pool_redis_up", "Redis reachable (pool mode)", value=int(node.pool.up))
+            p = CounterMetricFamily("softswitch_pool", "Pool reservations and state sharing", labels=["kind"])
+            for kind, n in sorted(node.pool.stats.items()):
+                p.add_metric([kind], n)
+            yield p
         center = node.center
         if center is not None:
             waiting = GaugeMetricFamily("softswitch_queue_waiting", "Calls waiting", labels=["queue"])
