@@ -235,6 +235,11 @@ class Endpoint:
         if existing is not None:
             existing.send(data)
             return
+        if target.proto in ("ws", "wss", "tls"):
+            # browsers and TLS phones cannot be dialled back on their ephemeral port: they reconnect and
+            # register again themselves
+            self.log.info("flow_gone", proto=target.proto, host=target.host, port=target.port)
+            return
         self.loop.create_task(self._connect_and_send(data, target))
 
     def find_connection(self, proto: str, host: str, port: int) -> StreamConnection | None:

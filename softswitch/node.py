@@ -166,6 +166,18 @@ class Node:
                 srv = await listen_tcp(self.loop, ep, spec.host, spec.port, ssl=ctx, conn_class=TlsConnection)
                 self.servers.append(srv)
                 self.bound.append(Listen("tls", spec.host, srv.sockets[0].getsockname()[1]))
+            elif spec.proto in ("ws", "wss"):
+                from .transport.ws import listen_ws
+                ctx = None
+                if spec.proto == "wss":
+                    if self.config is None or not self.config.server.sip.tls:
+                        raise ValueError("wss: listener needs server.sip.tls (certificate, key)")
+                    import ssl
+                    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+                    ctx.load_cert_chain(*self.config.server.sip.tls)
+                srv = await listen_ws(self.loop, ep, spec.host, spec.port, ssl=ctx)
+                self.servers.append(srv)
+                self.bound.append(Listen(spec.proto, spec.host, srv.port))
             else:
                 raise ValueError(f"transport {spec.proto!r} is not available on this node")
         for b in self.bound:

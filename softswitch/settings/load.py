@@ -61,7 +61,7 @@ def _listen(r, loc, path) -> ListenSpec:
     v = R.nonempty(r, loc, path)
     m = re.fullmatch(r"(udp|tcp|ws|wss|tls):(.+)", v)
     if not m:
-        raise Bad(f"expected TRANSPORT:HOST:PORT with TRANSPORT one of udp, tcp, ws; got {v!r}")
+        raise Bad(f"expected TRANSPORT:HOST:PORT with TRANSPORT one of udp, tcp, tls, ws, wss; got {v!r}")
     host, port = R.host_port(r, Located(m.group(2), loc.line), path)
     return ListenSpec(m.group(1), host, port)
 
@@ -95,9 +95,9 @@ def _server(r: Reader, loc: Located) -> ServerSettings | None:
         "security": (lambda r, l, p: l, None), "tls": (lambda r, l, p: l, None)})
     tls = r.mapping(sip["tls"], "server.sip.tls", {"certificate": (_readable_file, MISSING),
                                                    "key": (_readable_file, MISSING)}) if sip["tls"] else None
-    if any(spec.transport == "tls" for spec in (sip["listen"] or ())) and not tls:
+    if any(spec.transport in ("tls", "wss") for spec in (sip["listen"] or ())) and not tls:
         r.error(s["sip"].line if s["sip"] else 0, "server.sip.tls",
-                "a tls: listener needs server.sip.tls {certificate, key}")
+                "tls: and wss: listeners need server.sip.tls {certificate, key}")
     d = RegistrarSettings()
     reg = r.mapping(sip["registrar"], "server.sip.registrar", {
         "min_expires": (R.integer(1, 86400), d.min_expires), "max_expires": (R.integer(1, 604800), d.max_expires),

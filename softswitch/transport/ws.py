@@ -112,7 +112,7 @@ class WsConnection:
         except Exception as exc:            # the socket went away under us
             log.get("ws").info("ws_send_failed", peer=f"{self.peer[0]}:{self.peer[1]}", error=repr(exc))
             queue.clear()
-            self.close(WSCloseCode.ABNORMAL_CLOSURE)
+            self.close(WSCloseCode.INTERNAL_ERROR)   # 1006 may not be sent in a frame
 
     async def _flush_and_close(self, code: int) -> None:
         try:
@@ -255,7 +255,7 @@ class WsServer:
                 elif msg.type == WSMsgType.ERROR:
                     # aiohttp already closed the socket (1009 for a message over max_message)
                     self.log.info("ws_error", peer=f"{peer[0]}:{peer[1]}", error=str(msg.data),
-                                  code=ws.close_code)
+                                  code=int(ws.close_code) if ws.close_code is not None else None)
                     break
                 else:                           # CLOSE / CLOSING / CLOSED
                     break
@@ -264,7 +264,8 @@ class WsServer:
             self.connections.discard(conn)
             if conn._closer is not None:
                 await asyncio.shield(conn._closer)
-            self.log.info("ws_closed", peer=f"{peer[0]}:{peer[1]}", code=ws.close_code)
+            self.log.info("ws_closed", peer=f"{peer[0]}:{peer[1]}",
+                          code=int(ws.close_code) if ws.close_code is not None else None)
         return ws
 
     def close(self) -> None:
