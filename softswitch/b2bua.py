@@ -459,8 +459,18 @@ class CallControl:
             self._offer_now(o, None)
             return
         probe = Leg(self, "uac", call, Target("udp", "", 0))
+        live = [b for b in self.center.bindings.get(o.softphone, ()) if b.expires_at > time.time()]
+        browser = bool(live) and max(live, key=lambda b: b.registered_at).source[0] in ("ws", "wss")
         try:
-            sdp = await self.media.offer_agent(probe, call.offer)
+            if browser:
+                # a WebRTC phone: ICE/DTLS-SRTP on its side, a plain engine stream on ours
+                from .webrtc import WebRtcLeg
+                probe.rtc = await WebRtcLeg.create(self.media.engine, self.media.engine.address)
+                probe.stream = probe.rtc.stream
+                probe.video = None
+                sdp = await probe.rtc.offer(video=call.video)
+            else:
+                sdp = await self.media.offer_agent(probe, call.offer)
         except OSError as exc:
             self.log.error("media_unavailable", call_id=o.call_id, error=str(exc))
             self.center.run(self.center.acd.offer_failed, o.call_id, o.agent_id, "declined")
@@ -533,7 +543,9 @@ class CallControl:
             call.answered_at = time.time()
             self.stats["answered_by_agent"] += 1
             self.log.info("call_connected", call_id=call.id, agent_id=leg.agent_id, queue=call.queue)
-            if call.callback and leg.stream is not None and resp.body:
+            if getattr(leg, "rtc", None) is not None and resp.body:
+                drive(self._browser_answered(call, leg, resp.body), self._done_for(call.id))
+            elif call.callback and leg.stream is not None and resp.body:
                 self.media.point(leg, resp.body)
                 self._call_back(call, leg)
             elif leg.stream is not None and resp.body:
@@ -553,6 +565,18 @@ class CallControl:
             self.dialogs.pop(leg.key, None)
             if not leg.cancelled:
                 self._offer_failed(call, leg, "no_answer" if status in (408, 480) else "declined")
+
+    async def _browser_answered(self, call: Call, leg: Leg, body: bytes) -> None:
+        await leg.rtc.accept_answer(body)
+        if call.ended or call.agent_leg is not leg:
+            return
+        if call.callback:
+            self._call_back(call, leg)
+        else:
+            self.media.bridge(call, leg)
+        q = self.queue_settings.get(call.queue)
+        if q is not None and q.record and not call.callback:
+            self.media.record(call, leg)
 
     def _offer_failed(self, call: Call, leg: Leg, reason: str) -> None:
         call.offers.pop(leg.agent_id, None)

@@ -140,6 +140,12 @@ class CallMedia:
         return str(path)
 
     def close(self, leg) -> None:
+        rtc = getattr(leg, "rtc", None)
+        if rtc is not None:
+            leg.rtc = None
+            import asyncio
+            asyncio.get_event_loop().create_task(rtc.close())      # closes its engine stream too
+            return
         for s in (getattr(leg, "stream", None), getattr(leg, "video", None)):
             if s is not None:
                 s.close()

@@ -42,6 +42,7 @@ class Leg:
         self.agent_id: str | None = None
         self.stream = None                # the media engine's RTP stream for this leg (anchored media)
         self.video = None
+        self.rtc = None                   # a WebRTC bridge when the phone is a browser
         self.cancel_pending = False
         self.cancelled = False
         self.session_expires = 0
