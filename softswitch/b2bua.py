@@ -672,7 +672,7 @@ class CallControl:
         se = req.get("Session-Expires")
         if se:
             headers.append(("Session-Expires", se))
-        if req.body and other is not None and other.state == "confirmed":
+        if req.body and other is not None and other.state == "confirmed" and self.media is None:
             # Relay the new session (hold/unhold, codec change) and answer with what the other side answers.
             def relayed(event, ctx, resp, tx=tx, req=req):
                 other._reinvite_done(event, ctx, resp)
@@ -687,6 +687,8 @@ class CallControl:
                     self.endpoint.respond(tx, make_response(req, 500, headers=[("Retry-After", "2")]))
             other.reinvite(req.body, relayed)
             return
+        # Media anchored here: a re-INVITE (hold, resume, refresh) is answered by this leg alone, with the
+        # session it already has and the direction mirrored; the other party sees nothing.
         body = leg.local_sdp
         if req.body and body:
             try:
@@ -694,6 +696,8 @@ class CallControl:
                 body = _with_direction(body, direction)
             except (SipError, AttributeError):
                 pass
+            if leg.rtc is not None:
+                body = _as_dtls_answer(body, req.body)
         self.endpoint.respond(tx, make_response(req, 200, headers=headers + (
             [("Content-Type", "application/sdp")] if body else []), body=body))
 
@@ -861,6 +865,18 @@ def _with_direction(sdp: bytes, direction: str) -> bytes:
     lines = sdp.decode().split("\r\n")
     out = [f"a={direction}" if ln in ("a=sendrecv", "a=sendonly", "a=recvonly", "a=inactive") else ln for ln in lines]
     return "\r\n".join(out).encode()
+
+
+def _as_dtls_answer(ours: bytes, offer: bytes) -> bytes:
+    """Our first WebRTC description re-used as an answer: the DTLS role must be the opposite of the one the
+    browser takes in its offer (RFC 5763 s. 5); ICE credentials and fingerprint stay, so nothing restarts."""
+    theirs = "active"
+    for line in offer.decode("latin-1").split("\r\n"):
+        if line.startswith("a=setup:"):
+            theirs = line[8:].strip()
+    role = {"active": "passive", "passive": "active"}.get(theirs, "passive")
+    return b"\r\n".join(b"a=setup:" + role.encode() if ln.startswith(b"a=setup:") else ln
+                         for ln in ours.split(b"\r\n"))
 
 
 def _dtmf_relay_digit(req: Request) -> str | None:

@@ -258,6 +258,8 @@ def make_app(node) -> web.Application:
     app.router.add_get("/health", health)
     from .wallboard import setup as setup_wallboard
     setup_wallboard(app, NODE)
+    from .agentpage import setup as setup_agent_page
+    setup_agent_page(app, NODE)
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/api/admin/reload", reload_config)
     return app
