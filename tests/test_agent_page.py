@@ -89,6 +89,18 @@ def test_agent_page_hold_and_resume(tmp_path):
     _flow(tmp_path, hold=True)
 
 
+def _loudest_rms(path: str) -> float:
+    """The loudest 100 ms of a phone's recording (the fake microphone beeps; silence in between)."""
+    import wave
+    import numpy as np
+    with wave.open(path, "rb") as w:
+        rate = w.getframerate()
+        data = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float64)
+    win = rate // 10
+    chunks = data[: data.size - data.size % win].reshape(-1, win)
+    return float(np.sqrt((chunks ** 2).mean(axis=1)).max()) if chunks.size else 0.0
+
+
 def _flow(tmp_path, hold: bool):
     HOLD = hold
     from tools.browser import BrowserMissing, check, headless_chromium
@@ -174,7 +186,7 @@ def _flow(tmp_path, hold: bool):
 
             # A customer calls support (4001): the page rings, shows the caller and the auto-answer countdown.
             cust = phones.account("5559000", "x", f"127.0.0.1:{sip_port}", domain="cc.test", register=False,
-                                  auto_answer=False)
+                                  auto_answer=False, tone_hz=440)
             rec = None
             try:
                 rec = cust.call(f"sip:4001@127.0.0.1:{sip_port}")
@@ -209,6 +221,9 @@ def _flow(tmp_path, hold: bool):
                     page.evaluate("window.agentPage.stats()")), 8, phones)
                 assert stats, page.evaluate("window.agentPage.stats()")
                 assert page.evaluate("window.agentPage.remoteTracks") >= 1
+                # the agent hears the caller's tone: audio energy in the browser's inbound stats grows
+                assert _until(lambda: page.evaluate("window.agentPage.stats()")["audioEnergy"] > 0.01, 6, phones), \
+                    page.evaluate("window.agentPage.stats()")
                 _screenshot(page, tmp_path, "4-talking")
 
                 # Mute and unmute (local: the browser stops sending, no signalling).
@@ -229,6 +244,9 @@ def _flow(tmp_path, hold: bool):
                 # The agent hangs up: the customer's call ends, the agent leaves talking.
                 page.click("#btn-hangup")
                 assert _until(lambda: rec.ended_at is not None, 5, phones), rec.states
+                # ...and the caller heard the browser (Chromium's fake microphone beeps) through the switch
+                phones.pump(0.3)
+                assert _loudest_rms(rec.recording) > 300
                 expect(page.locator("#call-panel")).to_have_attribute("data-call", "ended")
                 assert _until(lambda: api.state()["state"] in ("wrap_up", "idle"), 5, phones), api.state()
                 _screenshot(page, tmp_path, "5-hung-up")

@@ -21,10 +21,11 @@
   pub.stats = async function () {
     const pc = S.session && S.session.connection;
     if (!pc) return null;
-    const out = { bytesReceived: 0, bytesSent: 0, packetsReceived: 0 };
+    const out = { bytesReceived: 0, bytesSent: 0, packetsReceived: 0, audioEnergy: 0 };
     (await pc.getStats()).forEach((r) => {
       if (r.type === "inbound-rtp" && (r.kind || r.mediaType) === "audio") {
         out.bytesReceived += r.bytesReceived || 0; out.packetsReceived += r.packetsReceived || 0;
+        out.audioEnergy += r.totalAudioEnergy || 0;      // what the agent actually hears, not just bytes
       }
       if (r.type === "outbound-rtp" && (r.kind || r.mediaType) === "audio") out.bytesSent += r.bytesSent || 0;
     });
