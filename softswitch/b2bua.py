@@ -574,6 +574,14 @@ class CallControl:
             self._call_back(call, leg)
         else:
             self.media.bridge(call, leg)
+            # WebRTC video (issue "WebRTC agent phone"): a browser customer and a browser agent that both
+            # negotiated video see each other; the video is relayed by the two WebRtcLegs (aiortc), not by
+            # the engine. Audio stays in the engine room above.
+            cust_rtc = call.customer.rtc
+            if cust_rtc is not None and cust_rtc.has_video and leg.rtc.has_video:
+                leg.rtc.send_video(cust_rtc.remote_video)       # the agent sees the customer
+                cust_rtc.send_video(leg.rtc.remote_video)       # the customer sees the agent
+                self.log.info("video_relayed", call_id=call.id, agent_id=leg.agent_id)
         q = self.queue_settings.get(call.queue)
         if q is not None and q.record and not call.callback:
             self.media.record(call, leg)

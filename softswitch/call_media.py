@@ -79,6 +79,8 @@ class CallMedia:
     # --- legs --------------------------------------------------------------------------------------------
     async def answer_customer(self, leg, offer: Session) -> bytes:
         """Open the customer's streams, point them at the offer, and return our SDP answer."""
+        if _is_webrtc(leg, offer):
+            return await self._answer_browser(leg, offer)
         audio = offer.first("audio")
         picked = negotiate_audio(audio) if audio else None
         if picked is None:
@@ -96,6 +98,21 @@ class CallMedia:
         return build_sdp(self.engine.address, int(time.time()), 1,
                          [(leg.stream.port, event, ANSWER_DIRECTION[audio.direction], pt)],
                          video_in[:1], [leg.video.port] if leg.video else [])
+
+    async def _answer_browser(self, leg, offer: Session) -> bytes:
+        """A browser customer (SIP over WebSocket, ICE/DTLS-SRTP): a WebRtcLeg answers its offer. Audio goes
+        through leg.stream (an engine stream, as for any customer); video stays in the WebRtcLeg and is relayed
+        to a browser agent when one answers (CallControl._browser_answered)."""
+        from aiortc.exceptions import InternalError, InvalidAccessError, OperationError
+        from .webrtc import WebRtcLeg
+        rtc = await WebRtcLeg.create(self.engine, self.engine.address)
+        leg.rtc, leg.stream, leg.video = rtc, rtc.stream, None     # close(leg) closes rtc (and its stream)
+        try:
+            # the parsed Session keeps no ICE/DTLS details: aiortc gets the INVITE's own body
+            return await rtc.answer(leg.invite_tx.request.body, video=True)
+        except (ValueError, InternalError, InvalidAccessError, OperationError) as exc:
+            # no audio m-line, no common codec, unparsable SDP
+            raise SipError(488, f"Not acceptable here: {exc}") from None
 
     async def offer_agent(self, leg, customer_offer: Session | None) -> bytes:
         from .sdp import offer_sdp
@@ -149,6 +166,14 @@ class CallMedia:
         for s in (getattr(leg, "stream", None), getattr(leg, "video", None)):
             if s is not None:
                 s.close()
+
+
+def _is_webrtc(leg, offer: Session) -> bool:
+    """A browser's offer: it came over SIP WebSocket, or it carries DTLS fingerprints / ICE credentials."""
+    if getattr(getattr(leg, "peer", None), "proto", "") in ("ws", "wss"):
+        return True
+    return any("SAVPF" in m.proto or any(a.startswith(("fingerprint:", "ice-ufrag:")) for a in m.other)
+               for m in offer.media)
 
 
 def _safe(text: str) -> str:

@@ -31,9 +31,15 @@ Documented choices:
   track is paced on an absolute 20 ms schedule (like aiortc's AudioStreamTrack) and sends silence when
   fewer than 160 samples are buffered (``silence_to_browser``). It waits for ``PREBUFFER`` frames after
   an underrun before playing again, which absorbs the ticker-vs-track phase jitter.
-* Video is not bridged: ``offer(video=True)`` offers audio only, and video m-lines of a browser's offer
-  are answered rejected (port 0, removed from the BUNDLE group, the transceiver set inactive). The
-  same applies to a second audio m-line. ``rejected_mids`` lists what was refused.
+* Video is relayed browser to browser, never through the engine, and only when asked for:
+  ``offer(video=True)`` adds one video transceiver (sendrecv) and ``answer(offer, video=True)`` accepts the
+  first video m-line of a browser's offer (sendrecv). Without ``video=True`` video m-lines are rejected.
+  The video the browser sends is decoded by aiortc and exposed as ``remote_video`` (a track; a drain task
+  keeps reading it through a shared ``MediaRelay`` so frames never pile up while nobody watches it).
+  ``send_video(track)`` sends another leg's ``remote_video`` to this browser (``sender.replaceTrack`` of a
+  non-buffered relay subscription: the latest frame only, aiortc re-encodes it); until then the video
+  sender sends nothing. Further audio/video m-lines (and any other kind) are answered rejected (port 0,
+  removed from the BUNDLE group, the transceiver set inactive); ``rejected_mids`` lists what was refused.
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ import av
 import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc import sdp as aiortc_sdp
+from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from media import g711
@@ -62,6 +69,9 @@ MAX_BUFFER_MS = 120             # engine -> browser FIFO cap
 PREBUFFER = 2                   # frames to collect after an underrun before playing again
 _DECODE = {0: g711.ULAW_DECODE, 8: g711.ALAW_DECODE}
 _WILDCARDS = ("", "0.0.0.0", "::")
+# One relay for every leg's received video: each source track gets one reader task, any number of consumers
+# (the drain of its own leg, the video sender of the other leg of the call).
+_RELAY = MediaRelay()
 
 
 # --- ICE host candidates ---------------------------------------------------------------------------------
@@ -251,7 +261,11 @@ class WebRtcLeg:
         self.closed = False
         self.rejected_mids: list[str] = []
         self.stats = dict(frames_from_browser=0, frames_to_browser=0, rtp_to_engine=0, rtp_from_engine=0,
-                          silence_to_browser=0, overflow_samples=0, garbage_from_engine=0, send_errors=0)
+                          silence_to_browser=0, overflow_samples=0, garbage_from_engine=0, send_errors=0,
+                          video_frames_from_browser=0)
+        self.remote_video: MediaStreamTrack | None = None     # the browser's video, decoded (see send_video)
+        self._video = None                                    # the video transceiver, when video is negotiated
+        self._video_out: MediaStreamTrack | None = None       # the relay subscription being sent to the browser
         self._out_track = EngineAudioTrack(self)
         self._transport = None
         self._rtcp_transport = None
@@ -297,9 +311,9 @@ class WebRtcLeg:
     async def offer(self, video: bool = False) -> bytes:
         """Our SDP offer (all candidates included) for the browser; then call accept_answer()."""
         self._check_fresh()
-        if video:
-            log.warning("webrtc: video is not bridged; offering audio only")
         self.pc.addTransceiver(self._out_track, direction="sendrecv")
+        if video:       # relayed to/from the other browser of the call (send_video), not the engine
+            self._video = self.pc.addTransceiver("video", direction="sendrecv")
         restrict_host_candidates(self.pc, host_addresses(self.address))
         await self.pc.setLocalDescription(await self.pc.createOffer())
         return self.pc.localDescription.sdp.encode()
@@ -308,8 +322,9 @@ class WebRtcLeg:
         text = sdp.decode() if isinstance(sdp, (bytes, bytearray)) else sdp
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=text, type="answer"))
 
-    async def answer(self, offer_sdp: bytes) -> bytes:
-        """Answer a browser's offer: first audio m-line bridged, any other m-line (video, ...) rejected."""
+    async def answer(self, offer_sdp: bytes, video: bool = False) -> bytes:
+        """Answer a browser's offer: first audio m-line bridged; with ``video=True`` the first video m-line is
+        accepted (sendrecv, see send_video); any other m-line is rejected."""
         self._check_fresh()
         text = offer_sdp.decode() if isinstance(offer_sdp, (bytes, bytearray)) else offer_sdp
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=text, type="offer"))
@@ -318,6 +333,9 @@ class WebRtcLeg:
         for t in self.pc.getTransceivers():
             if t.kind == "audio" and audio is None:
                 audio = t
+            elif video and t.kind == "video" and self._video is None:
+                self._video = t
+                t.direction = "sendrecv"        # no track yet: sends nothing until send_video()
             else:
                 t.direction = "inactive"
                 rejected.add(t.mid)
@@ -349,6 +367,26 @@ class WebRtcLeg:
         return None
 
     @property
+    def has_video(self) -> bool:
+        """Video was negotiated with this browser (a video transceiver whose m-line was not refused)."""
+        t = self._video
+        return t is not None and t.currentDirection not in (None, "inactive") and not t.stopped
+
+    def send_video(self, track: MediaStreamTrack | None) -> bool:
+        """Send `track` (typically the other browser leg's ``remote_video``) to this browser; None stops.
+
+        The track is subscribed through the shared MediaRelay without buffering (latest frame only), so
+        one source can feed several legs. Returns False when this leg has no video."""
+        if self.closed or not self.has_video:
+            return False
+        old, self._video_out = self._video_out, (_RELAY.subscribe(track, buffered=False)
+                                                 if track is not None else None)
+        self._video.sender.replaceTrack(self._video_out)       # also forces a key frame
+        if old is not None:
+            old.stop()
+        return True
+
+    @property
     def state(self) -> str:
         return self.pc.connectionState if self.pc is not None else "closed"
 
@@ -358,9 +396,18 @@ class WebRtcLeg:
         log.debug("webrtc: %r connection state %s", self, self.pc.connectionState)
 
     def _on_track(self, track: MediaStreamTrack) -> None:
-        if track.kind != "audio" or self.closed:
+        if self.closed:
             return
-        task = asyncio.get_running_loop().create_task(self._pump(track))
+        if track.kind == "video":
+            if self.remote_video is not None:
+                return
+            self.remote_video = track
+            coro = self._drain_video(track)
+        elif track.kind == "audio":
+            coro = self._pump(track)
+        else:
+            return
+        task = asyncio.get_running_loop().create_task(coro)
         self._pump_tasks.add(task)
         task.add_done_callback(self._pump_tasks.discard)
 
@@ -391,6 +438,19 @@ class WebRtcLeg:
                 self._send_to_engine(pending[i * FRAME:(i + 1) * FRAME])
             pending = pending[n * FRAME:]
 
+    async def _drain_video(self, track: MediaStreamTrack) -> None:
+        """Keep the browser's video flowing through the relay (and counted) whether or not anyone sends it on."""
+        sub = _RELAY.subscribe(track, buffered=False)
+        try:
+            while not self.closed:
+                try:
+                    await sub.recv()
+                except MediaStreamError:
+                    return
+                self.stats["video_frames_from_browser"] += 1
+        finally:
+            sub.stop()
+
     def _send_to_engine(self, samples: np.ndarray) -> None:
         if self.closed or self._transport is None:
             return
@@ -414,6 +474,8 @@ class WebRtcLeg:
             return
         self.closed = True
         self._out_track.stop()
+        if self._video_out is not None:
+            self._video_out.stop()
         for task in list(self._pump_tasks):
             task.cancel()
         if self._pump_tasks:

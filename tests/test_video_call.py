@@ -1,0 +1,194 @@
+"""A video call between two browsers through a video queue: a JsSIP customer page in headless Chromium calls 4005
+(route media: video -> queue video_support) over the node's ws: SIP listener; the agent page (acme_carol, softphone
+70003, "Video calls" checked) auto-answers with video. Both legs are WebRtcLegs: audio goes through the media engine,
+video is relayed leg to leg by aiortc. Both browsers must decode the other's video and receive audio.
+Screenshots go to artifacts/video-*.png at the repo root."""
+
+from __future__ import annotations
+
+import threading
+import time
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+
+from softswitch.node import Node, credentials_from_config, options_from_config
+from softswitch.settings import parse_config
+from tests.cc import ACCOUNTS, PASSWORDS, Api, config_text
+from tests.conftest import NodeThread, free_port
+from tests.test_agent_page import MEDIA_FLAGS, TIMEOUT_MS, _until
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+CUSTOMER_PAGE = Path(__file__).resolve().parent / "data" / "video_customer.html"
+
+# Injected before the agent page's own scripts (CDP, not subject to its CSP): remembers its peer connections so the
+# test can read video stats (window.agentPage.stats() reports audio only).
+TRACK_PCS = """(() => {
+  const Orig = window.RTCPeerConnection; if (!Orig) return;
+  window.__pcs = [];
+  window.RTCPeerConnection = function (...args) { const pc = new Orig(...args); window.__pcs.push(pc); return pc; };
+  window.RTCPeerConnection.prototype = Orig.prototype;
+  Object.setPrototypeOf(window.RTCPeerConnection, Orig);
+})();"""
+
+AGENT_STATS = """async () => {
+  const out = { videoFramesDecoded: 0, videoBytesReceived: 0, audioBytesReceived: 0, videoBytesSent: 0, pcs: 0 };
+  for (const pc of (window.__pcs || [])) {
+    if (pc.connectionState === "closed") continue;
+    out.pcs += 1;
+    (await pc.getStats()).forEach((r) => {
+      const kind = r.kind || r.mediaType;
+      if (r.type === "inbound-rtp" && kind === "video") {
+        out.videoFramesDecoded += r.framesDecoded || 0; out.videoBytesReceived += r.bytesReceived || 0;
+      }
+      if (r.type === "inbound-rtp" && kind === "audio") out.audioBytesReceived += r.bytesReceived || 0;
+      if (r.type === "outbound-rtp" && kind === "video") out.videoBytesSent += r.bytesSent || 0;
+    });
+  }
+  return out;
+}"""
+
+
+@contextmanager
+def video_node(tmp_path):
+    """cc_node's node plus a ws: SIP listener, a video queue (video_support, agent 1003) and route 4005 -> it."""
+    sip_port, http_port, ws_port = free_port(), free_port(), free_port()
+    rtp_lo = 30000 + 1000 * (sip_port % 30)
+    text = config_text(sip_port, http_port, str(tmp_path / "cc.db"), rtp_lo)
+
+    def sub(old: str, new: str) -> None:
+        nonlocal text
+        assert text.count(old) == 1, f"tests.cc.config_text changed: {old!r}"
+        text = text.replace(old, new)
+
+    sub(f"listen: [udp:127.0.0.1:{sip_port}, tcp:127.0.0.1:{sip_port}]",
+        f"listen: [udp:127.0.0.1:{sip_port}, tcp:127.0.0.1:{sip_port}, ws:127.0.0.1:{ws_port}]")
+    sub("queues: [sales]}", "queues: [sales, video_support]}")
+    sub("called_routes:\n",
+        "  - {name: video_support, type: video, ring_timeout: 10s, wrap_up: 0s, max_wait: 30s}\ncalled_routes:\n")
+    sub('  - {called: "4002", queue: sales}\n',
+        '  - {called: "4002", queue: sales}\n  - {called: "4005", queue: video_support, media: video}\n')
+    (tmp_path / "cc.yaml").write_text(text)
+    cfg = parse_config(text, str(tmp_path / "cc.yaml"))
+    nt = NodeThread(lambda loop: Node(options_from_config(cfg), cfg, loop, credentials_from_config(cfg)))
+    nt.start()
+    try:
+        yield nt, sip_port, http_port, ws_port
+    finally:
+        nt.stop()
+
+
+@contextmanager
+def customer_page_server():
+    """tests/data over HTTP on 127.0.0.1 (a thread), for the customer page."""
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+    handler = partial(Quiet, directory=str(CUSTOMER_PAGE.parent))
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        yield srv
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def _shot(page, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"video-{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    return path
+
+
+def test_browser_customer_video_call_to_browser_agent(tmp_path):
+    from tools.browser import BrowserMissing, check, headless_chromium
+    try:
+        check()
+    except BrowserMissing as exc:
+        pytest.fail(str(exc), pytrace=False)
+    from playwright.sync_api import expect
+    expect.set_options(timeout=TIMEOUT_MS)
+
+    with video_node(tmp_path) as (nt, sip_port, http_port, ws_port):
+        base = f"http://127.0.0.1:{http_port}"
+        ws_url = f"ws://127.0.0.1:{ws_port}"
+        api = Api(http_port)
+        api.login("acme_carol")
+
+        with headless_chromium(MEDIA_FLAGS) as browser, customer_page_server() as page_server:
+            problems: list[str] = []
+
+            # --- the agent: sign in, register 70003, video on, ACD idle
+            actx = browser.new_context(viewport={"width": 1280, "height": 900})
+            actx.add_init_script(TRACK_PCS)
+            agent = actx.new_page()
+            agent.set_default_timeout(TIMEOUT_MS)
+            agent.on("pageerror", lambda exc: problems.append(f"agent pageerror: {exc}"))
+            agent.goto(base + "/agent")
+            agent.fill("#account", "acme_carol")
+            agent.fill("#password", ACCOUNTS["acme_carol"])
+            agent.click("#login-submit")
+            expect(agent.locator("#sp-number")).to_have_text("70003")
+            agent.fill("#sp-password", PASSWORDS["70003"])
+            agent.click("#sp-connect")
+            expect(agent.locator("#sip-status")).to_have_attribute("data-sip", "registered")
+            agent.check("#video")
+            agent.click("#btn-sign-in")
+            expect(agent.locator("#state")).to_have_attribute("data-state", "idle")
+
+            # --- the customer: a static page served from 127.0.0.1 (a secure context, and the same local address
+            # space as the node's ws: listener), JsSIP loaded from the node
+            cctx = browser.new_context(viewport={"width": 1100, "height": 560})
+            customer = cctx.new_page()
+            customer.set_default_timeout(TIMEOUT_MS)
+            customer.on("pageerror", lambda exc: problems.append(f"customer pageerror: {exc}"))
+            customer.on("console", lambda m: problems.append(f"customer console {m.type}: {m.text}"))
+            customer.on("requestfailed", lambda r: problems.append(f"customer request failed: {r.url}"))
+            page_url = f"http://127.0.0.1:{page_server.server_port}/{CUSTOMER_PAGE.name}"
+            query = urlencode({"ws": ws_url, "jssip": base + "/agent/static/vendor/jssip.min.js",
+                               "to": "sip:4005@cc.test"})
+            customer.goto(f"{page_url}?{query}")
+
+            invite = _until(lambda: agent.evaluate("window.agentPage.lastInvite"), 10)
+            if not invite:
+                _shot(agent, "agent-no-call")
+                _shot(customer, "customer-no-call")
+                raise AssertionError(f"no INVITE reached the agent: customer {customer.evaluate('window.customer')}; "
+                                     f"API {api.state()}; {problems}")
+            assert invite["queue"] == "video_support" and invite["video"] is True, invite
+            assert _until(lambda: agent.evaluate("window.agentPage.autoAnswered"), 6), "the agent did not auto-answer"
+            assert _until(lambda: agent.evaluate("window.agentPage.call") == "active", 10), \
+                agent.evaluate("window.agentPage")
+            assert _until(lambda: customer.evaluate("window.customer.state") == "connected", 5), \
+                customer.evaluate("window.customer")
+
+            def both_ok():
+                a, c = agent.evaluate(AGENT_STATS), customer.evaluate("window.customer.stats()")
+                ok = all(s["videoFramesDecoded"] > 0 and s["audioBytesReceived"] > 0 for s in (a, c))
+                return (a, c) if ok else None
+
+            got = _until(both_ok, 12, step=0.25)
+            time.sleep(1.0)         # a few more frames on screen for the screenshots
+            a_stats, c_stats = agent.evaluate(AGENT_STATS), customer.evaluate("window.customer.stats()")
+            shots = [_shot(agent, "agent"), _shot(customer, "customer")]
+            print("agent stats", a_stats, "\ncustomer stats", c_stats, "\nscreenshots", *shots)
+            assert got, f"video/audio not flowing both ways: agent {a_stats}, customer {c_stats}; {problems}"
+            # still flowing a second later (not just a key frame)
+            assert a_stats["videoFramesDecoded"] > got[0]["videoFramesDecoded"], (got, a_stats)
+            assert c_stats["videoFramesDecoded"] > got[1]["videoFramesDecoded"], (got, c_stats)
+            assert a_stats["audioBytesReceived"] > 0 and c_stats["audioBytesReceived"] > 0
+            assert api.state()["state"] == "talking", api.state()
+
+            # The customer hangs up; the agent's call ends.
+            customer.evaluate("window.customer.hangup()")
+            assert _until(lambda: agent.evaluate("window.agentPage.call") == "ended", 5), \
+                agent.evaluate("window.agentPage")
+            assert not [p for p in problems if "pageerror" in p], problems
