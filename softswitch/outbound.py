@@ -10,6 +10,7 @@ import time
 
 from acd import AgentStateError
 
+from .aio import drive
 from .legs import Leg, new_tag
 from .sip.message import Request, Response, make_response
 
@@ -50,9 +51,32 @@ def place_outbound(cc, tx, req: Request, number: str, agent_id: str) -> None:
     call.outbound_to = b
     cc.outbound_by_tx[id(tx)] = b
     extra = [("Route", p) for p in b_binding.path]
-    b.invite(b_binding.contact, f"<sip:{number}@{cc.domain}>", f"<sip:{req.from_.uri.user}@{cc.domain}>",
-             req.body, extra, lambda ev, ctx, resp: _response(cc, call, tx, req, ev, resp))
+    to, frm = f"<sip:{number}@{cc.domain}>", f"<sip:{req.from_.uri.user}@{cc.domain}>"
+    listener = lambda ev, ctx, resp: _response(cc, call, tx, req, ev, resp)    # noqa: E731
     cc.log.info("outbound_call", call_id=call.id, agent_id=agent_id, number=number)
+    if cc.media is not None and req.body:
+        drive(_anchored(cc, call, tx, req, b_binding.contact, to, frm, extra, listener), cc._done_for(call.id))
+        return
+    b.invite(b_binding.contact, to, frm, req.body, extra, listener)
+
+
+async def _anchored(cc, call, tx, req: Request, contact: str, to: str, frm: str, extra, listener) -> None:
+    """Media through the switch: the caller's side answered by our engine (WebRTC for a browser), the called
+    phone offered a plain RTP session; the two streams share a room once the far side answers."""
+    from .sdp import parse_sdp
+    from .sip.errors import SipError
+    a, b = call.customer, call.outbound_to
+    try:
+        call.answer_sdp = await cc.media.answer_customer(a, parse_sdp(req.body))
+        sdp = await cc.media.offer_agent(b, None)
+    except SipError as err:
+        if tx.state in ("trying", "proceeding"):
+            cc.endpoint.respond(tx, make_response(req, err.status, err.detail, to_tag=a.local_tag))
+        cc.end_call(call, "caller's session not usable")
+        return
+    if call.ended:
+        return
+    b.invite(contact, to, frm, sdp, extra, listener)
 
 
 def _response(cc, call, tx, req: Request, event: str, resp: Response | None) -> None:
@@ -72,10 +96,11 @@ def _response(cc, call, tx, req: Request, event: str, resp: Response | None) -> 
                 b.state = "early"
             if tx.state in ("trying", "proceeding"):
                 headers = [("Contact", a.contact())]
-                if resp.body:
+                early = resp.body if a.stream is None else b""      # anchored: our session, not theirs
+                if early:
                     headers.append(("Content-Type", "application/sdp"))
                 cc.endpoint.respond(tx, make_response(req, status, to_tag=a.local_tag, headers=headers,
-                                                      body=resp.body))
+                                                      body=early))
         return
     if status < 300:
         first = b.dialog is None
@@ -88,7 +113,14 @@ def _response(cc, call, tx, req: Request, event: str, resp: Response | None) -> 
             b.bye()
             return
         b.state = "confirmed"
-        a.answer(req, resp.body)
+        if a.stream is not None and b.stream is not None:
+            cc.media.point(b, resp.body)
+            engine = cc.media.engine
+            engine.join(a.stream, call.id)
+            engine.join(b.stream, call.id)
+            a.answer(req, getattr(call, "answer_sdp", b""))
+        else:
+            a.answer(req, resp.body)
         call.answered_at = time.time()
         return
     b.state = "ended"

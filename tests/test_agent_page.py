@@ -259,3 +259,56 @@ def _flow(tmp_path, hold: bool):
                 rec = cust = None
 
             assert not [p for p in problems if "Content Security Policy" in p or "pageerror" in p], problems
+
+
+def test_browser_agent_calls_out_with_media_through_the_switch(tmp_path):
+    """The dial box: the browser's WebRTC offer is answered by the switch, the called SIP phone gets a plain RTP
+    session, and the two hear each other through the media engine."""
+    from tools.browser import BrowserMissing, check, headless_chromium
+    try:
+        check()
+    except BrowserMissing as exc:
+        pytest.fail(str(exc), pytrace=False)
+    from playwright.sync_api import expect
+    expect.set_options(timeout=TIMEOUT_MS)
+    from tools.softphone import Softphones
+    phones = Softphones.get()
+    with ws_node(tmp_path) as (nt, sip_port, http_port, ws_port):
+        base = f"http://127.0.0.1:{http_port}"
+        callee = phones.account("70003", PASSWORDS["70003"], f"127.0.0.1:{sip_port}", domain="cc.test",
+                                tone_hz=1000)
+        api = Api(http_port)
+        api.login("acme_alice")
+        try:
+            assert phones.wait(lambda: callee.registered, 5)
+            with headless_chromium(MEDIA_FLAGS) as browser:
+                page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+                page.set_default_timeout(TIMEOUT_MS)
+                page.goto(base + "/agent")
+                page.fill("#account", "acme_alice")
+                page.fill("#password", ACCOUNTS["acme_alice"])
+                page.click("#login-submit")
+                page.fill("#sp-password", PASSWORDS["70001"])
+                page.click("#sp-connect")
+                expect(page.locator("#sip-status")).to_have_attribute("data-sip", "registered")
+                page.click("#btn-sign-in")
+                expect(page.locator("#state")).to_have_attribute("data-state", "idle")
+                page.fill("#dial-number", "70003")
+                page.click("#btn-dial")
+                assert _until(lambda: callee.calls and callee.calls[-1].state == "CONFIRMED", 8, phones)
+                assert _until(lambda: page.evaluate("window.agentPage.call") == "active", 5, phones), \
+                    page.evaluate("window.agentPage")
+                assert api.state()["state"] == "talking"
+                # the browser hears the callee's tone through the switch
+                assert _until(lambda: page.evaluate("window.agentPage.stats()")["audioEnergy"] > 0.01, 6, phones)
+                phones.pump(1.5)
+                page.click("#btn-hangup")
+                rec = callee.calls[-1]
+                assert _until(lambda: rec.ended_at is not None, 5, phones)
+                phones.pump(0.3)
+                assert _loudest_rms(rec.recording) > 300          # the callee heard the browser
+                _screenshot(page, tmp_path, "6-outbound")
+        finally:
+            for r in callee.calls:
+                r.call = None
+            phones.remove(callee)

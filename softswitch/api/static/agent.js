@@ -422,8 +422,11 @@
   function attachRemote(pc) {
     S.remoteStream = new MediaStream();
     $("remote-video").srcObject = S.remoteStream;
+    // an outgoing call may have its tracks already (they arrive before "confirmed"): take those too
+    pc.getReceivers().forEach((r) => { if (r.track) S.remoteStream.addTrack(r.track); });
+    pub.remoteTracks = S.remoteStream.getTracks().length;
     pc.addEventListener("track", (e) => {
-      S.remoteStream.addTrack(e.track);
+      if (!S.remoteStream.getTracks().includes(e.track)) S.remoteStream.addTrack(e.track);
       pub.remoteTracks = S.remoteStream.getTracks().length;
     });
   }
