@@ -33,6 +33,7 @@ class ContactCenter:
         self.calls = None                       # CallControl, set by the node
         self.records = None                     # RecordStore: a queue-log line for every ACD event
         self.pool = None                        # pool mode: shares agent states with the other nodes
+        self.board = None                       # QueueBoard: waiting calls and counters (pool-wide on Redis)
         self.bindings: dict[str, list] = {}     # softphone -> live bindings
         self.events: deque[Event] = deque(maxlen=10000)
         self.subscribers: set[asyncio.Queue] = set()
@@ -75,6 +76,8 @@ class ContactCenter:
         self.events.append(ev)
         if self.pool is not None:
             self.pool.on_acd_event(ev)
+        if self.board is not None and ev.queue:
+            self.loop.create_task(self._board(ev))
         if self.records is not None:
             self.records.add_queue_event({"at": ev.at, "queue": ev.queue, "call_id": ev.call_id,
                                           "agent_id": ev.agent_id, "event": ev.kind, "old": ev.old, "new": ev.new,
@@ -85,6 +88,35 @@ class ContactCenter:
         for q in list(self.subscribers):
             if q.qsize() < 1000:
                 q.put_nowait(payload)
+
+    async def _board(self, ev: Event) -> None:
+        b = self.board
+        try:
+            if ev.kind == "enqueue":
+                await b.add(ev.queue, ev.call_id, ev.at)
+                await b.count(ev.queue, "entered")
+            elif ev.kind in ("answer", "abandon", "overflow", "reject"):
+                await b.remove(ev.queue, ev.call_id)
+                counter = {"answer": "answered", "abandon": "abandoned", "overflow": "overflowed",
+                           "reject": "overflowed"}[ev.kind]
+                await b.count(ev.queue, counter)
+                if ev.kind == "answer":
+                    await b.count(ev.queue, "wait_total", ev.wait)
+            elif ev.kind == "complete":
+                await b.count(ev.queue, "completed")
+                await b.count(ev.queue, "talk_total", ev.wait)
+        except Exception as exc:          # the board is a view: a failure must not disturb calls
+            self.log.warning("queue_board_failed", call_id=ev.call_id, error=str(exc))
+
+    async def pool_view(self, name: str) -> dict:
+        """The queue across the pool: waiting calls of every node and the summed counters."""
+        n, longest = await self.board.waiting(name, time.time())
+        c = await self.board.counters(name)
+        return {"waiting": n, "longest_wait": round(longest, 3), "entered": int(c["entered"]),
+                "answered": int(c["answered"]), "abandoned": int(c["abandoned"]),
+                "overflowed": int(c["overflowed"]),
+                "average_speed_of_answer": round(c["wait_total"] / c["answered"], 3) if c["answered"] else None,
+                "average_handle_time": round(c["talk_total"] / c["completed"], 3) if c["completed"] else None}
 
     # --- agent commands (API) ------------------------------------------------------------------------------
     def sign_in(self, agent_id: str) -> dict:

@@ -112,6 +112,8 @@ class Node:
                 self.pool.center = self.center
                 self.center.pool = self.pool
                 self.calls.pool = self.pool
+                from .queue_board import RedisQueueBoard
+                self.center.board = self.pool.board = RedisQueueBoard(self.pool.redis, config.server.node_id)
             self.calls.center = self.center
             self.registrar.listeners.append(self.center.on_bindings)
             base = Path(config.file).resolve().parent

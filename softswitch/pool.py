@@ -49,6 +49,7 @@ class Pool:
         self.up = True
         self.tokens: dict[str, int] = {}          # agent id -> our fencing token (reservations we hold)
         self.center = None                        # ContactCenter
+        self.board = None                         # RedisQueueBoard: this node's heartbeat and sweeps
         self._tasks: list[asyncio.Task] = []
         self._applying = False
         self.stats = {"reserved": 0, "lost": 0, "released": 0, "published": 0, "applied": 0, "redis_errors": 0}
@@ -138,7 +139,15 @@ class Pool:
 
     # --- background -------------------------------------------------------------------------------------
     def start(self) -> None:
+        if self.board is not None:
+            self.loop.create_task(self._first_beat())
         self._tasks = [self.loop.create_task(self._listen()), self.loop.create_task(self._keepalive())]
+
+    async def _first_beat(self) -> None:
+        try:
+            await self.board.heartbeat()
+        except (RedisError, OSError) as exc:
+            self._down(exc)
 
     async def stop(self) -> None:
         for t in self._tasks:
@@ -173,6 +182,11 @@ class Pool:
         while True:
             await asyncio.sleep(every)
             try:
+                if self.board is not None and self.center is not None:
+                    await self.board.heartbeat()
+                    gone = await self.board.sweep(list(self.center.acd.queues))
+                    if gone:
+                        self.log.warning("pool_dead_node_entries_swept", entries=gone)
                 for agent_id, token in list(self.tokens.items()):
                     await self.redis.eval(_REFRESH, 1, self._k("resv", agent_id), str(token),
                                           int(self.ttl * 1000))

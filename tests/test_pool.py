@@ -170,3 +170,102 @@ def test_node_keeps_serving_when_redis_goes_away(phones, tmp_path):
         phones.remove(cust, unregister=False)
         phones.remove(agent, unregister=False)
         ctx.__exit__(None, None, None)
+
+
+def test_three_nodes_show_the_pool_queue(redis_url, tmp_path):
+    from tests.test_dialogs import ack, answered, invite
+    from tests.sipclient import UdpClient
+    from tools.agents_load import register_agents
+    from tests.conftest import free_port
+    import contextlib
+    with contextlib.ExitStack() as stack:
+        nodes = []
+        for name in ("p1", "p2", "p3"):
+            (tmp_path / name).mkdir()
+            nodes.append(stack.enter_context(cc_node(tmp_path / name, node_id=name, state=redis_url)))
+        dead_end = free_port()
+        for _, port, _ in nodes:                      # alice's phone registered to every node of the pool
+            assert register_agents(port, [("70001", PASSWORDS["70001"])], "cc.test", dead_end) == 1
+        api1 = Api(nodes[0][2])
+        api1.login("acme_alice")
+        api1.call("POST", "/api/agents/me/sign-in", expect=200)
+        api1.call("POST", "/api/agents/me/state", {"state": "rest", "reason": "break"}, expect=200)
+        apis = [Api(h) for _, _, h in nodes]
+        for a in apis:
+            a.login("acme_sam")
+        assert wait_for(lambda: all(a.call("GET", "/api/agents/1001")[1]["state"] == "rest" for a in apis), 3)
+        clients = []
+        for i, (_, port, _) in enumerate(nodes):      # one caller waiting at each node
+            c = UdpClient(("127.0.0.1", port))
+            c.send(invite(port, c, f"pool-{i}"))
+            ok = answered(c)
+            assert ok.status == 200
+            c.send(ack(port, c, f"pool-{i}", ok.to.tag))
+            clients.append((c, port, ok.to.tag))
+        def support(api):
+            return api.call("GET", "/api/queues/support", expect=200)[1]
+        assert wait_for(lambda: support(apis[1])["pool"]["waiting"] == 3, 3)
+        view = support(apis[1])
+        assert view["waiting"] == 1 and view["pool"]["entered"] == 3
+        c, port, tag = clients[2]                     # the caller at node 3 gives up
+        c.send((f"BYE sip:4001@127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{c.addr[1]};"
+                f"branch=z9hG4bK-pool-bye;rport\r\nMax-Forwards: 70\r\nFrom: <sip:cust@x.test>;tag=ct\r\n"
+                f"To: <sip:4001@cc.test>;tag={tag}\r\nCall-ID: pool-2\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n").encode())
+        assert wait_for(lambda: support(apis[0])["pool"]["waiting"] == 2, 3)
+        assert support(apis[0])["pool"]["abandoned"] == 1
+        for c, _, _ in clients:
+            c.close()
+
+
+def test_node_recovers_when_redis_returns(tmp_path):
+    import shutil
+    import subprocess
+    import urllib.request
+    from tests.conftest import free_port
+    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+    port = free_port()
+    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--dir", str(tmp_path)]
+    redis = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    time.sleep(0.5)
+    try:
+        with cc_node(tmp_path, node_id="solo2", state=url) as (nt, sip, http):
+            def up():
+                text = urllib.request.urlopen(f"http://127.0.0.1:{http}/metrics", timeout=5).read().decode()
+                return "softswitch_pool_redis_up 1.0" in text
+            assert wait_for(up, 5)
+            redis.terminate()
+            redis.wait(5)
+            assert wait_for(lambda: not up(), 8)          # says so, loudly
+            redis = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            assert wait_for(up, 10)                       # and comes back by itself
+    finally:
+        redis.terminate()
+        redis.wait(5)
+
+
+def test_reservations_are_atomic_under_contention(redis_url):
+    import asyncio
+    from softswitch.pool import Pool
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        pools = [Pool(redis_url, f"race{i}", loop, prefix="race:") for i in range(4)]
+        wins, fencing = [], []
+        for round_ in range(100):
+            agent = f"a{round_ % 5}"
+            results = await asyncio.gather(*(p.reserve(agent, f"c{round_}-{i}") for i, p in enumerate(pools)))
+            assert sum(results) == 1                      # exactly one node gets the agent
+            winner = pools[results.index(True)]
+            wins.append(winner.node_id)
+            tokens = [p.tokens.get(agent) for p in pools if agent in p.tokens]
+            assert len(tokens) == 1
+            fencing.append(tokens[0])
+            await winner.release(agent)
+        for p in pools:
+            await p.stop()
+        assert fencing == sorted(fencing) and len(set(fencing)) == len(fencing)    # fencing tokens only grow
+        return wins
+    wins = asyncio.run(scenario())
+    assert len(wins) == 100 and len(set(wins)) > 1

@@ -138,9 +138,18 @@ async def agents(request: web.Request) -> web.Response:
     return _json([center.acd.agent_view(i) for i in ids if i])
 
 
+async def _with_pool(center, view: dict) -> dict:
+    if center.pool is not None and center.board is not None:
+        try:
+            view["pool"] = await center.pool_view(view["name"])
+        except Exception as exc:          # Redis away: the node's own figures still answer
+            view["pool"] = {"error": str(exc)}
+    return view
+
+
 async def queues(request: web.Request) -> web.Response:
     center = request.app[NODE].center
-    return _json([center.acd.queue_view(q) for q in center.acd.queues])
+    return _json([await _with_pool(center, center.acd.queue_view(q)) for q in center.acd.queues])
 
 
 async def queue(request: web.Request) -> web.Response:
@@ -148,7 +157,7 @@ async def queue(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     if name not in center.acd.queues:
         return _error(404, f"no skill queue {name!r}")
-    return _json(center.acd.queue_view(name))
+    return _json(await _with_pool(center, center.acd.queue_view(name)))
 
 
 async def events(request: web.Request) -> web.StreamResponse:
