@@ -178,6 +178,8 @@ def test_three_nodes_show_the_pool_queue(redis_url, tmp_path):
     from tools.agents_load import register_agents
     from tests.conftest import free_port
     import contextlib
+    import redis as redis_sync
+    redis_sync.Redis.from_url(redis_url).flushdb()       # counters of earlier tests must not add up here
     with contextlib.ExitStack() as stack:
         nodes = []
         for name in ("p1", "p2", "p3"):
@@ -255,9 +257,10 @@ def test_reservations_are_atomic_under_contention(redis_url):
         wins, fencing = [], []
         for round_ in range(100):
             agent = f"a{round_ % 5}"
-            results = await asyncio.gather(*(p.reserve(agent, f"c{round_}-{i}") for i, p in enumerate(pools)))
+            order = pools[round_ % 4:] + pools[:round_ % 4]      # who asks first changes every round
+            results = await asyncio.gather(*(p.reserve(agent, f"c{round_}-{i}") for i, p in enumerate(order)))
             assert sum(results) == 1                      # exactly one node gets the agent
-            winner = pools[results.index(True)]
+            winner = order[results.index(True)]
             wins.append(winner.node_id)
             tokens = [p.tokens.get(agent) for p in pools if agent in p.tokens]
             assert len(tokens) == 1
