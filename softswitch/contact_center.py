@@ -47,6 +47,8 @@ class ContactCenter:
         agent = self.acd.by_softphone.get(user)
         if agent is not None and agent.registered != bool(after):
             self.run(self.acd.registration, agent.id, bool(after))
+            if after and self.pool is not None:
+                self.pool.agent_registered(agent.id)
 
     def run(self, fn, *args):
         """Call an ACD input and carry out what it asks (offers, withdrawals, calls leaving)."""

@@ -100,6 +100,10 @@ class Pool:
 
     async def _publish(self, msg: str) -> None:
         try:
+            data = json.loads(msg)
+            # the last known state of each agent, for nodes that start later
+            await self.redis.hset(self._k("agent", data["agent"]), mapping={
+                "state": data["new"], "reason": data["reason"] or "", "node": data["node"], "at": data["at"]})
             await self.redis.publish(self._k("events"), msg)
             self.stats["published"] += 1
             self._up()
@@ -119,14 +123,13 @@ class Pool:
         try:
             if new in ("ringing", "talking", "wrap_up"):
                 self.center.run(acd.set_elsewhere, a.id, True)
-            elif new == "idle":
+            elif new in ("idle", "busy", "rest"):
                 if a.state == "offline" and a.registered:
-                    self.center.run(acd.sign_in, a.id)
-                elif a.state in ("busy", "rest"):
+                    self.center.run(acd.sign_in, a.id)          # signed in at another node
+                if new == "idle" and a.state in ("busy", "rest"):
                     self.center.run(acd.set_state, a.id, "idle", reason)
-                self.center.run(acd.set_elsewhere, a.id, False)
-            elif new in ("busy", "rest") and a.state in ("idle", "busy", "rest", "wrap_up"):
-                self.center.run(acd.set_state, a.id, new, reason)
+                elif new in ("busy", "rest") and a.state in ("idle", "busy", "rest", "wrap_up"):
+                    self.center.run(acd.set_state, a.id, new, reason)
                 self.center.run(acd.set_elsewhere, a.id, False)
             elif new == "offline" and a.state in ("idle", "busy", "rest", "wrap_up"):
                 self.center.run(acd.sign_out, a.id)
@@ -146,8 +149,36 @@ class Pool:
     async def _first_beat(self) -> None:
         try:
             await self.board.heartbeat()
+            await self.load_states()
         except (RedisError, OSError) as exc:
             self._down(exc)
+
+    def agent_registered(self, agent_id: str) -> None:
+        """Our registrar just saw this agent's phone: take the agent's pool-wide state."""
+        self.loop.create_task(self._sync_agent(agent_id))
+
+    async def _sync_agent(self, agent_id: str) -> None:
+        try:
+            h = await self.redis.hgetall(self._k("agent", agent_id))
+        except (RedisError, OSError) as exc:
+            self._down(exc)
+            return
+        if h and h.get("state") not in ("ringing", "talking", "wrap_up"):
+            self.apply({"node": h.get("node", ""), "agent": agent_id, "new": h.get("state"),
+                        "reason": h.get("reason", "")})
+
+    async def load_states(self) -> int:
+        """A node joining the pool takes the agents' current states from Redis."""
+        n = 0
+        if self.center is None:
+            return n
+        for agent_id in list(self.center.acd.agents):
+            h = await self.redis.hgetall(self._k("agent", agent_id))
+            if h:
+                self.apply({"node": h.get("node", ""), "agent": agent_id, "new": h.get("state"),
+                            "reason": h.get("reason", "")})
+                n += 1
+        return n
 
     async def stop(self) -> None:
         for t in self._tasks:

@@ -272,3 +272,22 @@ def test_reservations_are_atomic_under_contention(redis_url):
         return wins
     wins = asyncio.run(scenario())
     assert len(wins) == 100 and len(set(wins)) > 1
+
+
+def test_a_node_joining_later_learns_the_agents_states(redis_url, tmp_path):
+    from tools.agents_load import register_agents
+    from tests.conftest import free_port
+    (tmp_path / "j1").mkdir()
+    (tmp_path / "j2").mkdir()
+    with cc_node(tmp_path / "j1", node_id="j1", state=redis_url) as (n1, p1, h1):
+        assert register_agents(p1, [("70002", PASSWORDS["70002"])], "cc.test", free_port()) == 1
+        bob = Api(h1)
+        bob.login("acme_bob")
+        bob.call("POST", "/api/agents/me/sign-in", expect=200)
+        bob.call("POST", "/api/agents/me/state", {"state": "rest", "reason": "lunch"}, expect=200)
+        time.sleep(0.3)
+        with cc_node(tmp_path / "j2", node_id="j2", state=redis_url) as (n2, p2, h2):
+            assert register_agents(p2, [("70002", PASSWORDS["70002"])], "cc.test", free_port()) == 1
+            late = Api(h2)
+            late.login("acme_bob")
+            assert wait_for(lambda: late.state()["state"] == "rest" and late.state()["reason"] == "lunch", 4)
