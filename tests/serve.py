@@ -20,6 +20,7 @@ def example_on_free_ports(tmp_path: Path) -> tuple[Path, int]:
     text = EXAMPLE.read_text()
     text = text.replace("udp:127.0.0.1:5060, tcp:127.0.0.1:5060", f"udp:127.0.0.1:{port}, tcp:127.0.0.1:{port}")
     text = text.replace("127.0.0.1:8080", f"127.0.0.1:{free_port()}")
+    text = text.replace("ws:127.0.0.1:5066", f"ws:127.0.0.1:{free_port()}")
     text = text.replace("sqlite:///var/softswitch/cdr.db", f"sqlite:///{tmp_path}/cdr.db")
     text = text.replace("prompts/", f"{EXAMPLE.parent}/prompts/")       # the shipped prompts, from the copy
     path = tmp_path / "node.yaml"
