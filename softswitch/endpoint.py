@@ -136,10 +136,12 @@ class Endpoint:
         reply_to = src if src.reliable else Target(src.proto, *response_address(msg), src.conn)
         quick = self.stateless.get(msg.method)
         if quick is not None:
-            try:     # the generic checks (420, 483, 416 ...) still come first
-                resp = check_request(msg, supported=self.supported, allowed=self.allowed) or quick(msg)
-            except SipError as err:
-                resp = make_response(msg, err.status)
+            resp = quick(msg)
+            if resp is not None:
+                try:     # the generic checks (420, 483, 416 ...) still win over the stateless answer
+                    resp = check_request(msg, supported=self.supported, allowed=self.allowed) or resp
+                except SipError as err:
+                    resp = make_response(msg, err.status)
             if resp is not None:
                 if self.user_agent:
                     resp.add("Server", self.user_agent)

@@ -167,7 +167,7 @@ class Registrar:
             headers.append(("Contact", f"<{b.contact}>{b.params}{q};expires={b.expires_in(now)}"))
         for p in req.get_all("Path"):
             headers.append(("Path", p))
-        headers.append(("Date", email.utils.formatdate(now, usegmt=True)))
+        headers.append(("Date", _http_date(now)))
         return make_response(req, 200, to_tag=_tag(req), headers=headers)
 
     # --- bindings from elsewhere -------------------------------------------------------------------------
@@ -188,6 +188,17 @@ class Registrar:
     def _notify(self, user: str, before: list[Binding], after: list[Binding]) -> None:
         for listener in self.listeners:
             listener(user, before, after)
+
+
+_DATE: list = [0, ""]
+
+
+def _http_date(now: float) -> str:
+    """The Date header (RFC 3261 s. 20.17), formatted once per second."""
+    second = int(now)
+    if _DATE[0] != second:
+        _DATE[0], _DATE[1] = second, email.utils.formatdate(second, usegmt=True)
+    return _DATE[1]
 
 
 def _tag(req: Request) -> str:

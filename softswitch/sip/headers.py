@@ -141,7 +141,7 @@ def params_str(params: list[tuple[str, str | None]]) -> str:
 def get_param(params: list[tuple[str, str | None]], name: str) -> str | None:
     name = name.lower()
     for k, v in params:
-        if k.lower() == name:
+        if k == name or k.lower() == name:      # parameters are nearly always lower case already
             return "" if v is None else v
     return None
 

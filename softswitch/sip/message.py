@@ -7,7 +7,7 @@ Names are stored in their full canonical spelling (compact forms are expanded on
 from __future__ import annotations
 
 from .errors import reason_phrase
-from .headers import (NameAddr, Via, canonical_name, parse_cseq, parse_contacts, parse_name_addr, parse_via_list,
+from .headers import (_NAME_CACHE, NameAddr, Via, canonical_name, parse_cseq, parse_contacts, parse_name_addr, parse_via_list,
                       split_commas)
 from .uri import URI
 
@@ -22,25 +22,50 @@ MULTI = frozenset({
 })
 
 
+_EMPTY: list = []      # shared "no such header" answer; never mutated
+
+
 class Message:
-    __slots__ = ("headers", "body", "_cache")
+    __slots__ = ("_headers", "body", "_cache", "_index")
 
     def __init__(self, headers: list[list[str]] | None = None, body: bytes = b"") -> None:
-        self.headers: list[list[str]] = headers if headers is not None else []
+        self._headers: list[list[str]] = headers if headers is not None else []
         self.body = body
         self._cache: dict[str, object] = {}
+        self._index: dict[str, list[list[str]]] | None = None
+
+    # The header list is the message; `_index` (name -> its lines, in order) is built on the first lookup and
+    # dropped on every change made through this class, so lookups cost a dict access, not a scan.
+    @property
+    def headers(self) -> list[list[str]]:
+        self._index = None            # the caller may change the list in place
+        return self._headers
+
+    @headers.setter
+    def headers(self, value: list[list[str]]) -> None:
+        self._headers = value
+        self._index = None
+
+    def _lines(self, name: str) -> list[list[str]]:
+        index = self._index
+        if index is None:
+            index = {}
+            for h in self._headers:
+                lines = index.get(h[0])
+                if lines is None:
+                    index[h[0]] = [h]
+                else:
+                    lines.append(h)
+            self._index = index
+        return index.get(_NAME_CACHE.get(name) or canonical_name(name), _EMPTY)
 
     # --- raw header access -------------------------------------------------------------------------------
     def get(self, name: str) -> str | None:
-        name = canonical_name(name)
-        for n, v in self.headers:
-            if n == name:
-                return v
-        return None
+        lines = self._lines(name)
+        return lines[0][1] if lines else None
 
     def get_all(self, name: str) -> list[str]:
-        name = canonical_name(name)
-        return [v for n, v in self.headers if n == name]
+        return [h[1] for h in self._lines(name)]
 
     def values(self, name: str) -> list[str]:
         """All values of a header, comma lists split, over every line it appears on."""
@@ -50,8 +75,7 @@ class Message:
         return out
 
     def has(self, name: str) -> bool:
-        name = canonical_name(name)
-        return any(n == name for n, _ in self.headers)
+        return bool(self._lines(name))
 
     def set(self, name: str, value: str) -> None:
         """Replace every line of `name` by one line, in the place of the first."""
@@ -166,7 +190,7 @@ class Message:
 
     def serialize(self) -> bytes:
         lines = [self.start_line()]
-        for n, v in self.headers:
+        for n, v in self._headers:
             if n != "Content-Length":
                 lines.append(f"{n}: {v}")
         lines.append(f"Content-Length: {len(self.body)}")
@@ -219,7 +243,7 @@ def make_response(req: Request, status: int, reason: str | None = None, *, to_ta
     """A response to `req` per RFC 3261 s. 8.2.6.2: Via, From, Call-ID, CSeq copied; To copied with our tag."""
     copied: list[list[str]] = []
     to_done = False
-    for n, v in req.headers:
+    for n, v in req._headers:
         if n in ("Via", "From", "Call-ID", "CSeq"):
             copied.append([n, v])
         elif n == "To" and not to_done:

@@ -143,7 +143,7 @@ def _check_version(version: str) -> None:
 def _validate(msg: Message) -> None:
     """Mandatory headers (s. 8.1.1): To, From, CSeq, Call-ID, Max-Forwards (requests), Via; each once."""
     counts: dict[str, int] = {}
-    for n, _ in msg.headers:
+    for n, _ in msg._headers:
         if n in _SINGLE or n == "Via":
             counts[n] = counts.get(n, 0) + 1
     for n in ("Call-ID", "From", "To", "CSeq", "Via"):
