@@ -213,3 +213,39 @@ def test_invite_flood_from_an_agent_number_is_challenged_without_state(tmp_path)
         assert nt.call(lambda: nt.node.endpoint.layer.counts()["server"]) == before   # nothing kept
         assert nt.call(lambda: len(nt.node.calls.calls)) == 0
         c.close()
+
+
+def test_api_sessions_expire():
+    from softswitch.api.sessions import Sessions
+    now = [1000.0]
+    s = Sessions(ttl=60, clock=lambda: now[0])
+    tok = s.open("acme_alice", "agent", "1001").token
+    assert s.get(tok).account == "acme_alice"
+    now[0] += 61
+    assert s.get(tok) is None                    # expired sessions are refused
+    assert s.get("forged-token") is None
+
+
+def test_no_secrets_in_the_logs(tmp_path):
+    import json
+    from tests.serve import Served, example_on_free_ports
+    from tools.agents_load import api, register_agents
+    from tests.conftest import free_port
+    config, port = example_on_free_ports(tmp_path)
+    http = int(config.read_text().split("http: {listen: 127.0.0.1:")[1].split("}")[0])
+    node = Served(config)
+    try:
+        register_agents(port, [("70001", "Phone-70001!")], "cc.example.com", free_port())
+        base = f"http://127.0.0.1:{http}"
+        token = api(base, "POST", "/api/login", {"account": "acme_alice", "password": "Alice-Demo1!"})["token"]
+        try:
+            api(base, "POST", "/api/login", {"account": "acme_alice", "password": "Wrong-Guess-7!"})
+        except Exception:
+            pass
+        api(base, "POST", "/api/agents/me/softphone-password", {"password": "Brand-New-77!"}, token)
+    finally:
+        assert node.stop() == 0
+    log = node.proc.stderr.read()
+    assert '"event": "login"' in log and '"event": "login_failed"' in log
+    for secret in ("Alice-Demo1!", "Wrong-Guess-7!", "Brand-New-77!", "Phone-70001!", token):
+        assert secret not in log
