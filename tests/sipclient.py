@@ -53,7 +53,10 @@ class TcpClient:
             return
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         for i in range(0, len(data), chunk):
-            self.sock.sendall(data[i:i + chunk])
+            try:
+                self.sock.sendall(data[i:i + chunk])
+            except (BrokenPipeError, ConnectionResetError):
+                return        # the server gave up on the stream (fatal framing error): read its answer
 
     def recv(self, timeout: float = 2.0):
         deadline = time.monotonic() + timeout

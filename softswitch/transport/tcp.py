@@ -20,6 +20,7 @@ class StreamConnection(asyncio.Protocol):
         self.last_activity = 0.0
         self.partial_since: float | None = None
         self.closed = False
+        self._draining = False
         self.ready = asyncio.get_event_loop().create_future()
 
     @property
@@ -35,6 +36,8 @@ class StreamConnection(asyncio.Protocol):
             self.ready.set_result(self)
 
     def data_received(self, data: bytes) -> None:
+        if self._draining:
+            return                        # after a fatal framing error: read and drop until we close
         now = self.endpoint.now()
         self.last_activity = now
         items = self.framer.feed(data)
@@ -44,7 +47,7 @@ class StreamConnection(asyncio.Protocol):
             if self.closed:
                 return
         if self.framer.closed:
-            self.close()
+            self.finish()
 
     def connection_lost(self, exc) -> None:
         self.closed = True
@@ -54,6 +57,19 @@ class StreamConnection(asyncio.Protocol):
     def send(self, data: bytes, target: Target | None = None) -> None:
         if self.transport is not None and not self.closed:
             self.transport.write(data)
+
+    def finish(self, linger: float = 2.0) -> None:
+        """Close after a fatal framing error without losing our answer: half-close, drop what the peer is
+        still sending for a moment, then close. Closing at once with unread input resets the connection, and a
+        reset can destroy the 400 the peer has not read yet."""
+        if self.closed or self.transport is None:
+            return
+        self.closed = True
+        self._draining = True
+        self.endpoint.connections.discard(self)
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        asyncio.get_event_loop().call_later(linger, self.transport.close)
 
     def close(self) -> None:
         if not self.closed:
