@@ -126,13 +126,14 @@ Listener = Callable[[str, "Transaction", Any], None]
 
 class Transaction:
     __slots__ = ("kind", "key", "state", "request", "target", "reliable", "listener", "last", "interval",
-                 "tokens", "ack", "context", "created")
+                 "tokens", "ack", "context", "created", "_method")
 
     def __init__(self, kind: str, key: tuple, request: Request, target: Any, reliable: bool, now: float) -> None:
         self.kind = kind
         self.key = key
         self.state = INITIAL[kind]
         self.request = request
+        self._method = request.method
         self.target = target
         self.reliable = reliable
         self.listener: Listener | None = None
@@ -145,7 +146,7 @@ class Transaction:
 
     @property
     def method(self) -> str:
-        return self.request.method
+        return self._method
 
     def __repr__(self) -> str:
         return f"<{self.kind} {self.state} {self.key}>"
@@ -237,6 +238,10 @@ class TransactionLayer:
                                                 else "tu_final")
         tx.last = resp.serialize()
         self._event(tx, event, now)
+        if event == "tu_final" and tx.kind == "non_invite_server":
+            # Completed: only the answer's bytes are needed from now on (Timer J keeps the transaction
+            # 32 s); dropping the parsed request keeps a registration storm's heap small for the collector.
+            tx.request = None
 
     # --- client side ----------------------------------------------------------------------------------------
     def new_branch(self) -> str:
