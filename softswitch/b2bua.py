@@ -236,9 +236,8 @@ class CallControl:
 
     async def _answer_anchored(self, tx, req: Request, offer, number: str, decision) -> None:
         """Answer with our own media stream (the switch plays prompts and bridges audio itself)."""
-        timer = self._session_timer_headers(req)
+        timer = self._session_timer_or_422(tx, req)
         if timer is None:
-            self.endpoint.respond(tx, make_response(req, 422, to_tag=new_tag(), headers=[("Min-SE", str(MIN_SE))]))
             return
         headers, interval, we_refresh = timer
         leg = Leg(self, "uas", None, tx.context)
@@ -257,16 +256,8 @@ class CallControl:
         if tx.state not in ("trying", "proceeding"):        # cancelled while the stream opened
             self.media.close(leg)
             return
-        call = Call(req.call_id, leg, number)
-        leg.call = call
-        call.offer_sdp, call.offer = req.body, offer
-        call.video = offer.has_video
-        call.priority = {"emergency": 2, "urgent": 1}.get((req.get("Priority") or "").strip().lower(), 0)
-        self.calls[call.id] = call
-        self.stats["calls"] += 1
+        call = self._customer_call(leg, req, number, offer)
         leg.stream.on_dtmf = lambda d, call=call: self.customer_digit(call, d)
-        contacts = req.contacts if req.has("Contact") else []
-        call.customer_contact = str(contacts[0].uri) if contacts and contacts != "*" else str(req.from_.uri)
         leg.answer(req, sdp, headers)
         leg.start_session_timer(interval, we_refresh)
         self.log.info("call_answered", call_id=call.id, number=number, video=call.video, rtp=leg.stream.port)
@@ -350,7 +341,7 @@ class CallControl:
         return self.router.softphones[user]
 
     def _session_timer_headers(self, req: Request) -> tuple[list[tuple[str, str]], int, bool] | None:
-        """RFC 4028 as UAS: (headers for the 2xx, interval, whether we refresh); None after answering 422."""
+        """RFC 4028 as UAS: (headers for the 2xx, interval, whether we refresh); None when 422 is due."""
         se_value = req.get("Session-Expires")
         supported = {t.strip().lower() for v in req.get_all("Supported") for t in v.split(",")}
         interval = self.session_expires
@@ -369,10 +360,29 @@ class CallControl:
             return [("Session-Expires", f"{interval};refresher=uac"), ("Require", "timer")], interval, False
         return [("Session-Expires", f"{interval};refresher=uas")], interval, True
 
-    def _answer_customer(self, tx, req: Request, offer, number: str) -> Call | None:
+    def _session_timer_or_422(self, tx, req: Request):
+        """The session timer of the 2xx, or None after answering 422 (Session-Expires below Min-SE)."""
         timer = self._session_timer_headers(req)
         if timer is None:
             self.endpoint.respond(tx, make_response(req, 422, to_tag=new_tag(), headers=[("Min-SE", str(MIN_SE))]))
+        return timer
+
+    def _customer_call(self, leg: Leg, req: Request, number: str, offer) -> Call:
+        """A customer's call from its INVITE, registered as in progress."""
+        call = Call(req.call_id, leg, number)
+        leg.call = call
+        call.offer_sdp, call.offer = req.body, offer
+        call.video = bool(offer is not None and offer.has_video)
+        call.priority = {"emergency": 2, "urgent": 1}.get((req.get("Priority") or "").strip().lower(), 0)
+        contacts = req.contacts if req.has("Contact") else []
+        call.customer_contact = str(contacts[0].uri) if contacts and contacts != "*" else str(req.from_.uri)
+        self.calls[call.id] = call
+        self.stats["calls"] += 1
+        return call
+
+    def _answer_customer(self, tx, req: Request, offer, number: str) -> Call | None:
+        timer = self._session_timer_or_422(tx, req)
+        if timer is None:
             return None
         headers, interval, we_refresh = timer
         sdp = b""
@@ -389,13 +399,7 @@ class CallControl:
                             video, [self.media_port() for _ in video])
         leg = Leg(self, "uas", None, tx.context)
         leg.invite_tx = tx
-        call = Call(req.call_id, leg, number)
-        leg.call = call
-        call.offer_sdp = req.body
-        call.priority = {"emergency": 2, "urgent": 1}.get((req.get("Priority") or "").strip().lower(), 0)
-        call.video = bool(offer is not None and offer.has_video)
-        self.calls[call.id] = call
-        self.stats["calls"] += 1
+        call = self._customer_call(leg, req, number, offer)
         leg.answer(req, sdp, headers)
         leg.start_session_timer(interval, we_refresh)
         self.log.info("call_answered", call_id=call.id, number=number, video=call.video)
@@ -405,7 +409,7 @@ class CallControl:
     def enqueue(self, call: Call, queue: str) -> None:
         call.queue = queue
         try:
-            self.center.run(self.center.acd.enqueue, call.id, queue, _priority(call), call.video)
+            self.center.run(self.center.acd.enqueue, call.id, queue, call.priority, call.video)
         except AcdError as exc:
             self.log.error("enqueue_failed", call_id=call.id, error=str(exc))
             self.end_call(call, "no queue")
@@ -523,16 +527,8 @@ class CallControl:
                 leg._send_cancel()
             return
         if status < 300:
-            first = leg.dialog is None
-            leg.ack_2xx(resp)
-            if not first:
+            if not leg.accept_2xx(resp):
                 return
-            leg.remote_sdp = resp.body
-            if leg.cancelled or call.ended or leg.state == "ended":
-                leg.state = "confirmed"
-                leg.bye()
-                return
-            leg.state = "confirmed"
             leg.start_session_timer(_se_interval(resp, self.session_expires), _we_refresh_uac(resp))
             try:
                 self.center.run(self.center.acd.answered, call.id, leg.agent_id)
@@ -755,15 +751,7 @@ class CallControl:
             self.media.close(leg)
             self.end_call(call, "callback not answered")
             return
-        if resp.status < 200:
-            return
-        first = leg.dialog is None
-        leg.ack_2xx(resp)
-        if not first:
-            return
-        leg.state = "confirmed"
-        if call.ended:
-            leg.bye()
+        if resp.status < 200 or not leg.accept_2xx(resp):
             return
         call.customer = leg
         self.media.point(leg, resp.body)
@@ -852,10 +840,6 @@ class CallControl:
     def stop(self) -> None:
         for call in list(self.calls.values()):
             self.end_call(call, "node stopping")
-
-
-def _priority(call: Call) -> int:
-    return call.priority
 
 
 def _se_interval(resp: Response, default: int) -> int:

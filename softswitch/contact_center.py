@@ -16,10 +16,20 @@ from acd import Acd, Agent, AgentStateError, Event, QueueSpec
 from . import log
 
 
+def queue_spec(q) -> QueueSpec:
+    """The ACD's view of a configured skill queue."""
+    return QueueSpec(q.name, q.type, q.strategy, q.max_wait, q.max_calls, q.ring_timeout, q.wrap_up,
+                     (q.overflow.kind, q.overflow.target), q.service_level, q.short_abandon)
+
+
+def agent_queues(a) -> dict[str, int]:
+    """A configured agent's skill queues with their penalties."""
+    return {name: a.penalties.get(name, 0) for name in a.queues}
+
+
 def acd_from_config(cfg, clock=time.time, on_event=None) -> Acd:
-    queues = [QueueSpec(q.name, q.type, q.strategy, q.max_wait, q.max_calls, q.ring_timeout, q.wrap_up,
-                        (q.overflow.kind, q.overflow.target), q.service_level, q.short_abandon) for q in cfg.queues]
-    agents = [Agent(a.id, a.softphone, {name: a.penalties.get(name, 0) for name in a.queues}, a.auto_answer_after, order=i)
+    queues = [queue_spec(q) for q in cfg.queues]
+    agents = [Agent(a.id, a.softphone, agent_queues(a), a.auto_answer_after, order=i)
               for i, a in enumerate(cfg.agents)]
     return Acd(queues, agents, clock, rng=random.Random(), on_event=on_event)
 

@@ -139,6 +139,21 @@ class Leg:
                                   contact=None, cseq=resp.cseq[0])
         self.cc.endpoint.send_stateless(ack, self.peer)
 
+    def accept_2xx(self, resp: Response) -> bool:
+        """ACK a 2xx to our INVITE (every copy). True only for the first one, when the leg is wanted: it is then
+        confirmed. A leg whose call ended or that was cancelled meanwhile is confirmed and hung up at once."""
+        first = self.dialog is None
+        self.ack_2xx(resp)
+        if not first:
+            return False
+        self.remote_sdp = resp.body
+        unwanted = self.cancelled or self.state == "ended" or (self.call is not None and self.call.ended)
+        self.state = "confirmed"
+        if unwanted:
+            self.bye()
+            return False
+        return True
+
     def cancel(self) -> None:
         """CANCEL an INVITE not yet answered; before any provisional response it waits for one (s. 9.1)."""
         if self.state not in ("calling", "early") or self.invite_req is None:

@@ -103,16 +103,8 @@ def _response(cc, call, tx, req: Request, event: str, resp: Response | None) -> 
                                                       body=early))
         return
     if status < 300:
-        first = b.dialog is None
-        b.ack_2xx(resp)
-        if not first:
+        if not b.accept_2xx(resp):
             return
-        b.remote_sdp = resp.body
-        if call.ended or b.cancelled:
-            b.state = "confirmed"
-            b.bye()
-            return
-        b.state = "confirmed"
         if a.stream is not None and b.stream is not None:
             cc.media.point(b, resp.body)
             engine = cc.media.engine

@@ -8,14 +8,10 @@ change there is reported, not applied.
 
 from __future__ import annotations
 
-from acd import Agent, QueueSpec
+from acd import Agent
 
+from .contact_center import agent_queues, queue_spec
 from .routing import Router
-
-
-def _spec(q) -> QueueSpec:
-    return QueueSpec(q.name, q.type, q.strategy, q.max_wait, q.max_calls, q.ring_timeout, q.wrap_up,
-                     (q.overflow.kind, q.overflow.target), q.service_level, q.short_abandon)
 
 
 def apply_config(node, new) -> dict:
@@ -39,7 +35,7 @@ def apply_config(node, new) -> dict:
         acd = center.acd
         new_queues = {q.name: q for q in new.queues}
         for name, q in new_queues.items():
-            spec = _spec(q)
+            spec = queue_spec(q)
             if name not in acd.queues:
                 changes["queues_added"].append(name)
                 from acd.stats import QueueStats
@@ -53,7 +49,7 @@ def apply_config(node, new) -> dict:
                 changes["queues_removed"].append(name)   # kept for the calls already in it; nothing new arrives
         new_agents = {a.id: a for a in new.agents}
         for i, a in enumerate(new.agents):
-            queues = {n: a.penalties.get(n, 0) for n in a.queues}
+            queues = agent_queues(a)
             cur = acd.agents.get(a.id)
             if cur is None:
                 acd.agents[a.id] = Agent(a.id, a.softphone, queues, a.auto_answer_after, order=i)

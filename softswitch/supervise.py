@@ -63,19 +63,9 @@ async def _call_supervisor(cc, call, binding, phone: str) -> None:
             call.supervisor = None
             cc.media.close(leg)
             return
-        first = leg.dialog is None
-        leg.ack_2xx(resp)
-        if not first:
+        if not leg.accept_2xx(resp):
             return
-        leg.state = "confirmed"
-        if call.ended:
-            leg.bye()
-            return
-        from .sdp import parse_sdp
-        ans = parse_sdp(resp.body)
-        audio = ans.first("audio")
-        pt = int(audio.formats[0]) if audio and audio.formats[0].isdigit() else 0
-        leg.stream.set_remote(*ans.endpoint("audio"), pt)
+        cc.media.point(leg, resp.body)
         cc.log.info("supervisor_connected", call_id=call.id, phone=phone)
         _apply(cc, call, call.supervisor_mode)
 
