@@ -42,7 +42,7 @@ import uvloop  # noqa: E402
 from media.g711 import ULAW_ENCODE  # noqa: E402
 from media.rtp import build_rtp  # noqa: E402
 
-TARGET = "target: >= 75% of the bare uvloop relay rate, p99 tick lateness < 5 ms"
+TARGET = "target: >= 75% of the bare uvloop relay's packets per CPU-second, p99 tick lateness < 5 ms"
 PTIME = 0.02
 SLOTS = 20          # the load process spreads its legs over 20 x 1 ms send slots
 HOST = "127.0.0.1"
@@ -226,7 +226,7 @@ async def _engine(conn, calls: int, sink_ports: list[int], warmup: float, second
     check_clock(loop)
     await engine.start()
     st0 = dict(engine.stats)
-    res = await _measure(conn, loop, warmup, seconds, obs, lambda: sum(s.counters["rx_packets"] for s in streams))
+    res = await _measure(conn, loop, warmup, seconds, obs, lambda: sum(s.stats["rx_packets"] for s in streams))
     st1 = dict(engine.stats)
     res.update(late_ticks=st1["late_ticks"] - st0["late_ticks"], skipped=st1["skipped_ticks"] - st0["skipped_ticks"],
                max_lateness_ms=st1["max_lateness_ms"], max_tick_ms=st1["max_tick_ms"],
@@ -371,10 +371,11 @@ def main() -> None:
           "late/skip = engine catch-up / dropped ticks in the window)")
     print(TARGET)
     for calls, ratio, cpu_ratio, p99 in rows:
-        ok = ratio >= 0.75 and p99 < 5
-        print(f"measured: {calls} calls: {100 * ratio:.0f}% of bare relay rate at equal offered load "
-              f"({100 * cpu_ratio:.0f}% per CPU-second), p99 tick lateness {p99:.2f} ms "
-              f"-> {'MET' if ok else 'NOT MET'} (rate and lateness)")
+        # Below saturation both deliver what is offered; the per-CPU ratio is the capacity ratio.
+        ok = ratio >= 0.99 and cpu_ratio >= 0.75 and p99 < 5
+        print(f"measured: {calls} calls: {100 * ratio:.0f}% of bare relay rate at equal offered load, "
+              f"{100 * cpu_ratio:.0f}% of its packets per CPU-second, p99 tick lateness {p99:.2f} ms "
+              f"-> {'MET' if ok else 'NOT MET'}")
 
 
 if __name__ == "__main__":

@@ -31,10 +31,17 @@ Documented choices:
   is. Before any remote is known the stream sends nothing. Packets are accepted from any source.
 * Lost/late frames are concealed with silence (zeros).
 * Two-party relay: in a room of exactly two audio streams with the same payload type, no prompt playing
-  to either and no supervisor override involving either, nothing is decoded, mixed or encoded for
-  sending: each stream sends the other's received payload bytes unchanged (a lost frame -> G.711
-  silence; an odd-sized payload takes the normal transcoding path). A recorded call is still decoded
-  for the recording. Counted in ``stats["relayed_frames"]``.
+  to either, no DTMF being sent on either and no supervisor override involving either, each RTP packet
+  is forwarded to the other party the moment it arrives, unchanged, as a media relay does: nothing is
+  decoded, mixed, encoded or buffered and the ticker does not touch the pair. The far end sees its
+  partner's SSRC, sequence numbers and timestamps (a new SSRC when the relay starts or ends, as on any
+  transfer); RTCP is forwarded the same way instead of the engine's own reports. RFC 4733 events are
+  forwarded too (payload type mapped) when both sides negotiated them, and still reach ``on_dtmf``. A
+  lost packet is not replaced (the far end conceals it). Receive statistics go on: every packet is
+  counted for loss (RFC 3550 A.1/A.3), interarrival jitter is estimated on every 8th packet. A recorded
+  pair also fills its jitter buffers for the recording. Routes are dropped at once when a prompt, a
+  DTMF send, a supervisor override or a room change needs the mixer, and (re)made at the next tick.
+  Counted in ``stats["relayed_frames"]``.
 * Only the stream's payload type is decoded (learned from the first packet if set_remote has not run);
   other payload types (comfort noise, video on an audio port, ...) are counted as ``ignored``.
 * RTCP: port+1 is bound; received RTCP (there or multiplexed on the RTP port) is counted and otherwise
@@ -56,6 +63,7 @@ import logging
 import os
 import random
 import socket
+import struct
 import time
 
 import numpy as np
@@ -73,8 +81,9 @@ log = logging.getLogger("media.engine")
 CODEC_BY_PT = {0: "PCMU", 8: "PCMA"}
 _DECODE = {0: g711.ULAW_DECODE, 8: g711.ALAW_DECODE}
 _ENCODE = {0: g711.ULAW_ENCODE, 8: g711.ALAW_ENCODE}
-_SILENCE = {pt: bytes([int(t[0])]) * FRAME for pt, t in _ENCODE.items()}     # 0xFF PCMU, 0xD5 PCMA
 _NTP_EPOCH = 2208988800
+_SEQ_SSRC = struct.Struct("!H4xI")      # RTP header: sequence number (bytes 2-3) and SSRC (8-11)
+_TS = struct.Struct("!I")
 
 
 def _ntp_now() -> int:
@@ -83,20 +92,19 @@ def _ntp_now() -> int:
 
 
 class _Proto(asyncio.DatagramProtocol):
-    __slots__ = ("stream", "rtcp")
+    """RTCP socket, and the RTP socket of a stream that is not relaying."""
+
+    __slots__ = ("stream", "handle")
 
     def __init__(self, stream: Stream, rtcp: bool) -> None:
         self.stream = stream
-        self.rtcp = rtcp
+        self.handle = stream._rtcp_received if rtcp else stream._received
 
     def datagram_received(self, data: bytes, addr) -> None:
-        s = self.stream
         try:
-            if self.rtcp:
-                s._rtcp_received(data, addr)
-            else:
-                s._received(data, addr)
+            self.handle(data, addr)
         except Exception:   # noqa: BLE001 - a datagram must never take the engine down
+            s = self.stream
             s.counters["errors"] += 1
             log.exception("media: error handling a datagram on port %s", s.port)
 
@@ -105,8 +113,77 @@ class _Proto(asyncio.DatagramProtocol):
         self.stream.counters["send_errors"] += 1
 
 
+class _RelayProto(asyncio.DatagramProtocol):
+    """Installed on a stream's RTP transport while its packets are relayed to its partner (module doc).
+
+    This is the hottest code of the node, so it works on a snapshot of the route in its own slots: one
+    Python frame per packet. In-order packets are only counted here; every 8th one (and anything out of
+    order) goes through the stream's SeqTracker with its arrival time, after the counted ones are
+    handed over, so loss figures stay exact. Anything it cannot forward as is (another payload type, a
+    new SSRC, CSRCs, RTCP, ...) goes to Stream._received, which forwards what it should. Any change to
+    the route takes this object off the transport first. Stream._fold moves its counts into the streams.
+    """
+
+    __slots__ = ("src", "tracker", "clock", "pt", "ssrc_in", "out", "dest", "next", "n", "synced")
+
+    def __init__(self, src: Stream, to: Stream) -> None:
+        self.src = src
+        self.tracker = src.tracker
+        self.clock = src.engine.loop.time
+        self.pt = src.pt
+        self.ssrc_in = src.remote_ssrc
+        self.out = to.transport
+        self.dest = to.remote
+        self.next = src.tracker._next   # the in-order successor, -1 while the tracker must see everything
+        self.n = 0                      # packets forwarded
+        self.synced = 0                 # ... of which the tracker knows
+
+    def datagram_received(self, data: bytes, addr) -> None:
+        if data[0] == 0x80 and data[1] & 0x7F == self.pt and len(data) >= 12:
+            seq, ssrc = _SEQ_SSRC.unpack_from(data, 2)
+            if ssrc == self.ssrc_in:
+                if seq == self.next and seq & 7:
+                    self.next = seq + 1         # seq & 7 != 0: no wrap here (seq 0 goes to the tracker)
+                else:
+                    self.sync()
+                    self.tracker.update(seq, _TS.unpack_from(data, 4)[0], self.clock() * 8000.0)
+                    self.next = self.tracker._next
+                    self.synced += 1
+                self.n += 1
+                try:
+                    self.out.sendto(data, self.dest)
+                except OSError:
+                    self.src.counters["send_errors"] += 1
+                return
+        s = self.src
+        try:
+            s._received(data, addr)
+        except Exception:   # noqa: BLE001 - a datagram must never take the engine down
+            s.counters["errors"] += 1
+            log.exception("media: error handling a datagram on port %s", s.port)
+
+    def sync(self) -> None:
+        """Hand the in-order packets counted here to the tracker (they extend its max_seq one by one)."""
+        k = self.n - self.synced
+        if k:
+            tr = self.tracker
+            tr.received += k
+            tr.max_seq = (self.next - 1) & 0xFFFF
+            tr._next = self.next & 0xFFFF
+            self.synced = self.n
+
+    def error_received(self, exc) -> None:
+        self.src.counters["send_errors"] += 1
+
+
 class Stream:
     """One RTP session (audio or video) on an even local port; RTCP on port + 1."""
+
+    # Slots: every received packet reads several of these, for hundreds of streams per tick.
+    __slots__ = ("engine", "kind", "address", "port", "transport", "rtcp_transport", "remote", "remote_rtcp",
+                 "pt", "event_pt", "latch", "_latched", "on_dtmf", "closed", "room", "peer", "fwd", "ssrc", "_seq", "_ts_base", "_sent_last_tick", "_dtmf_out", "_tx_octets", "remote_ssrc", "jb",
+                 "tracker", "dtmf", "counters", "_rx", "_tx", "_fwd_n", "_relay", "_proto", "_player", "_recordings",
+                 "__weakref__")
 
     def __init__(self, engine: MediaEngine, kind: str, port: int, transport, rtcp_transport) -> None:
         self.engine = engine
@@ -125,6 +202,10 @@ class Stream:
         self.closed = False
         self.room = None
         self.peer: Stream | None = None     # video relay partner
+        self.fwd: Stream | None = None      # audio: the stream this one's packets are forwarded to
+        self._fwd_n = 0         # packets forwarded out of here
+        self._relay: _RelayProto | None = None      # on our RTP transport while our packets are relayed
+        self._proto: _Proto | None = None           # the transport's own protocol otherwise
         # sending state
         self.ssrc = random.getrandbits(32)
         self._seq = random.getrandbits(16)
@@ -137,7 +218,9 @@ class Stream:
         self.jb = JitterBuffer(frame_time=engine.ptime)
         self.tracker = SeqTracker()
         self.dtmf = DtmfReceiver()
-        self.counters = dict(rx_packets=0, tx_packets=0, garbage=0, ignored=0, rtcp_rx=0, rtcp_tx=0,
+        self._rx = 0            # RTP packets accepted / sent with our SSRC: plain slots, they change on every
+        self._tx = 0            # packet (forwarded packets are _fwd_n; they are the partner's, not in our SR)
+        self.counters = dict(garbage=0, ignored=0, rtcp_rx=0, rtcp_tx=0,
                              dtmf_events=0, ssrc_changes=0, errors=0, send_errors=0)
         self._player = None
         self._recordings: list[Recording] = []
@@ -162,6 +245,8 @@ class Stream:
         self.event_pt = event_pt
         self.latch = latch
         self._latched = False
+        if self.kind == "audio":
+            self.engine._reroute(self)
 
     @property
     def codec(self) -> str | None:
@@ -170,7 +255,10 @@ class Stream:
     @property
     def stats(self) -> dict:
         """rx_packets, tx_packets, lost (network, RFC 3550 A.3), late, duplicates, jitter_ms, and more."""
-        c = dict(self.counters)
+        self._fold()
+        if self.fwd is not None:
+            self.fwd._fold()
+        c = dict(self.counters, rx_packets=self._rx, tx_packets=self._tx + self._fwd_n, relayed=self._fwd_n)
         js = self.jb.stats
         c.update(lost=max(0, self.tracker.lost), late=js.late, duplicates=js.duplicates,
                  concealed=js.lost, jitter_ms=self.tracker.jitter / 8.0 if self.kind == "audio" else 0.0,
@@ -187,6 +275,7 @@ class Stream:
             raise ValueError("no telephone-event payload type negotiated")
         tone_packets(digit, 0, duration)        # validates the digit and duration now
         self._dtmf_out.append((digit, duration))
+        self.engine._reroute(self)              # the tick sends the digit, so it must own the stream
 
     def close(self) -> None:
         self.engine._close_stream(self)
@@ -198,19 +287,20 @@ class Stream:
             return
         if is_rtcp(data):
             self.counters["rtcp_rx"] += 1
-            if self.kind == "video" and self.peer is not None and self.peer.remote_rtcp is not None:
-                self.peer._forward_rtcp(data, mux=True)
+            to = self.peer if self.kind == "video" else self.fwd      # relays pass RTCP end to end
+            if to is not None and to.remote_rtcp is not None:
+                to._forward_rtcp(data, mux=True)
             return
         if self.kind == "video":
             if len(data) < 12 or data[0] >> 6 != 2:
                 self.counters["garbage"] += 1
                 return
-            self.counters["rx_packets"] += 1
+            self._rx += 1
             self._maybe_latch(addr)
             peer = self.peer
             if peer is not None and peer.remote is not None and not peer.closed:
                 peer.transport.sendto(data, peer.remote)
-                peer.counters["tx_packets"] += 1
+                peer._tx += 1
             return
         try:
             p = parse_rtp(data)
@@ -220,6 +310,7 @@ class Stream:
         pt = p.payload_type
         if self.pt is None and pt in CODEC_BY_PT:
             self.pt = pt
+            self.engine._reroute(self)      # may pair up now
         if pt != self.pt and pt != self.event_pt:
             self.counters["ignored"] += 1
             return
@@ -230,19 +321,23 @@ class Stream:
             except DtmfError:
                 self.counters["garbage"] += 1
                 return
-        self.counters["rx_packets"] += 1
+        self._rx += 1
         self._maybe_latch(addr)
         now = self.engine.loop.time()
         if p.ssrc != self.remote_ssrc:
             if self.remote_ssrc is not None:
                 # A new source (the phone restarted, or a transfer): start the receive state afresh.
                 self.counters["ssrc_changes"] += 1
+                self._uninstall()       # its snapshot has the old SSRC and tracker
                 self.jb = JitterBuffer(frame_time=self.engine.ptime)
                 self.tracker = SeqTracker()
                 self.dtmf = DtmfReceiver()
             self.remote_ssrc = p.ssrc
         self.tracker.update(p.seq, p.timestamp, now * 8000.0)
+        t = self.fwd
         if pt == self.event_pt:
+            if t is not None and t.event_pt is not None:
+                t._forward(data, t.event_pt)
             digit = self.dtmf.feed(p.timestamp, p.payload, p.marker)
             if digit is not None:
                 self.counters["dtmf_events"] += 1
@@ -253,6 +348,12 @@ class Stream:
                     except Exception:  # noqa: BLE001
                         log.exception("media: on_dtmf callback failed")
             return
+        if t is not None:
+            t._forward(data, -1)
+            if not self._recordings:
+                if self._relay is None:
+                    self._install()
+                return
         self.jb.put(p.seq, p.timestamp, p.payload, now)
 
     def _maybe_latch(self, addr) -> None:
@@ -262,6 +363,8 @@ class Stream:
             if addr != self.remote:
                 self.remote = addr
                 self.remote_rtcp = (addr[0], addr[1] + 1)
+                if self.fwd is not None:
+                    self.fwd._uninstall()       # its relay snapshot holds our old address
 
     def _rtcp_received(self, data: bytes, addr) -> None:
         if self.closed:
@@ -270,8 +373,9 @@ class Stream:
             self.counters["garbage"] += 1
             return
         self.counters["rtcp_rx"] += 1
-        if self.kind == "video" and self.peer is not None:
-            self.peer._forward_rtcp(data, mux=False)
+        to = self.peer if self.kind == "video" else self.fwd
+        if to is not None:
+            to._forward_rtcp(data, mux=False)
 
     def _forward_rtcp(self, data: bytes, mux: bool) -> None:
         if self.closed:
@@ -281,6 +385,49 @@ class Stream:
         elif self.remote_rtcp is not None:
             self.rtcp_transport.sendto(data, self.remote_rtcp)
 
+    # --- send path ----------------------------------------------------------------------------------
+
+    def _forward(self, data: bytes, pt: int) -> None:
+        """Send a packet received by our relay partner, unchanged but for the payload type (pt -1 = keep)."""
+        if self.remote is None or self.closed:
+            return
+        if pt >= 0 and data[1] & 0x7F != pt:
+            buf = bytearray(data)
+            buf[1] = (buf[1] & 0x80) | pt
+            data = buf
+        self._fwd_n += 1
+        try:
+            self.transport.sendto(data, self.remote)
+        except OSError:
+            self.counters["send_errors"] += 1
+
+    def _install(self) -> None:
+        """Hand our RTP socket to a _RelayProto (after the full path has forwarded a first packet)."""
+        t = self.fwd
+        if t is None or t.remote is None or self.remote_ssrc is None or self._recordings \
+                or not (self._latched or not self.latch) or self.closed or t.closed:
+            return
+        self._proto = self.transport.get_protocol()
+        self._relay = _RelayProto(self, t)
+        self.transport.set_protocol(self._relay)
+
+    def _uninstall(self) -> None:
+        if self._relay is not None:
+            self._fold()
+            self.transport.set_protocol(self._proto)
+            self._relay = None
+
+    def _fold(self) -> None:
+        """Move the relay's packet counts into this stream (received) and its partner (sent)."""
+        r = self._relay
+        if r is not None and r.n:
+            r.sync()
+            n = r.n
+            self._rx += n
+            if self.fwd is not None:
+                self.fwd._fwd_n += n
+            r.n = r.synced = 0
+
     # --- send path (called by the ticker) -----------------------------------------------------------
 
     def _send_audio(self, tick: int, payload: bytes) -> None:
@@ -288,7 +435,7 @@ class Stream:
         pkt = build_rtp(self.pt, self._seq, ts, self.ssrc, payload, marker=not self._sent_last_tick)
         self._seq = (self._seq + 1) & 0xFFFF
         self._sent_last_tick = True
-        self.counters["tx_packets"] += 1
+        self._tx += 1
         self._tx_octets += len(payload)
         self.transport.sendto(pkt, self.remote)
 
@@ -305,7 +452,7 @@ class Stream:
         pkt = build_rtp(self.event_pt, self._seq, ts, self.ssrc, payload, marker=marker)
         self._seq = (self._seq + 1) & 0xFFFF
         self._sent_last_tick = True
-        self.counters["tx_packets"] += 1
+        self._tx += 1
         self.transport.sendto(pkt, self.remote)
 
     def _send_sr(self, tick: int) -> None:
@@ -313,8 +460,8 @@ class Stream:
             return
         ts = (self._ts_base + FRAME * tick) & 0xFFFFFFFF
         blocks = [self.tracker.report_block(self.remote_ssrc)] if self.remote_ssrc is not None else []
-        if self.counters["tx_packets"]:
-            pkt = build_rtcp(SenderReport(self.ssrc, _ntp_now(), ts, self.counters["tx_packets"],
+        if self._tx:
+            pkt = build_rtcp(SenderReport(self.ssrc, _ntp_now(), ts, self._tx,
                                           self._tx_octets, blocks))
         else:
             pkt = build_rtcp(ReceiverReport(self.ssrc, blocks))
@@ -397,13 +544,23 @@ class MediaEngine:
         self.streams: set[Stream] = set()
         self._audio: list[Stream] = []
         self._recordings: set[Recording] = set()
+        self._rooms: dict[object, list[Stream]] = {}     # room id -> its audio streams
+        self._dirty_rooms: set = set()                  # rooms whose relay route must be re-decided
+        self._over_seen = 0                             # mixer.over_version the routes were decided on
         self._next_port = lo + 2 * random.randrange((hi - lo) // 2) if hi - lo >= 4 else lo
         self._handle: asyncio.TimerHandle | None = None
         self.t0: float | None = None
         self.tick_no = 0                 # index of the next tick to run
         self.running = False
-        self.stats = dict(ticks=0, late_ticks=0, skipped_ticks=0, max_lateness_ms=0.0, max_tick_ms=0.0,
-                          relayed_frames=0)
+        self._stats = dict(ticks=0, late_ticks=0, skipped_ticks=0, max_lateness_ms=0.0, max_tick_ms=0.0)
+        self._relayed_closed = 0        # packets relayed by streams that are gone
+
+    @property
+    def stats(self) -> dict:
+        """ticks, late_ticks, skipped_ticks, max_lateness_ms, max_tick_ms, relayed_frames (packets forwarded)."""
+        for s in self._audio:
+            s._fold()
+        return dict(self._stats, relayed_frames=self._relayed_closed + sum(s._fwd_n for s in self._audio))
 
     # --- lifecycle -----------------------------------------------------------------------------------
 
@@ -492,9 +649,10 @@ class MediaEngine:
             s.peer.peer = None
             s.peer = None
         if s.kind == "audio":
+            self._move(s, None)
+            self._relayed_closed += s._fwd_n
             self.mixer.remove_leg(s)
             self._audio.remove(s)
-            s.room = None
         self.streams.discard(s)
         for t in (s.transport, s.rtcp_transport):
             if t is not None:
@@ -506,14 +664,14 @@ class MediaEngine:
         """Put an audio stream in a room (moving it from any other room)."""
         self._check_audio(stream)
         self.mixer.set_room(stream, room_id)
-        stream.room = room_id
+        self._move(stream, room_id)
 
     def leave(self, stream: Stream) -> None:
         """Take a stream out of its room; supervisor overrides involving it are dropped."""
         self._check_audio(stream)
         self.mixer.set_room(stream, None)
         self.mixer.clear_hears(stream)
-        stream.room = None
+        self._move(stream, None)
 
     def mode(self, supervisor: Stream, agent: Stream, customer: Stream, mode: str | None) -> None:
         """'listen' | 'whisper' | 'barge' (or None/'off' to clear) for a supervisor on an agent's call.
@@ -524,6 +682,8 @@ class MediaEngine:
             self._check_audio(s)
         m = self.mixer
         m.clear_hears(supervisor)
+        for s in (supervisor, agent, customer):
+            self._reroute(s)
         if mode in (None, "off", "none"):
             return
         action = {"listen": m.listen, "whisper": m.whisper, "barge": m.barge}.get(mode)
@@ -555,6 +715,7 @@ class MediaEngine:
             fut.set_result(True)
             return fut
         stream._player = _Player(f, loop, fut)
+        self._reroute(stream)
         return fut
 
     def stop_play(self, stream: Stream) -> None:
@@ -565,8 +726,70 @@ class MediaEngine:
         if p is None:
             return
         s._player = None
+        self._reroute(s)
         if not p.future.done():
             p.future.set_result(result)
+
+    # --- two-party relay routes (see module doc) --------------------------------------------------------
+
+    def _move(self, s: Stream, room_id) -> None:
+        """Book-keeping of room membership for the relay routes."""
+        self._reroute(s)
+        old = s.room
+        if old is not None:
+            ms = self._rooms.get(old)
+            if ms is not None and s in ms:
+                ms.remove(s)
+                if not ms:
+                    del self._rooms[old]
+        s.room = room_id
+        if room_id is not None:
+            self._rooms.setdefault(room_id, []).append(s)
+            self._dirty_rooms.add(room_id)
+
+    def _reroute(self, s: Stream) -> None:
+        """Something about s changed: drop its relay route now; the tick decides its room afresh."""
+        t = s.fwd
+        if t is not None:
+            for x in (s, t):
+                x._uninstall()
+            for x in (s, t):
+                x.fwd = None
+                x._sent_last_tick = False       # the next ticked packet is marked (timestamp jump)
+                if not x._recordings:
+                    x.jb = JitterBuffer(frame_time=self.ptime)     # not fed while relayed
+        if s.room is not None:
+            self._dirty_rooms.add(s.room)
+
+    def _relayable(self, a: Stream, b: Stream, over: set[int]) -> bool:
+        return (a.pt is not None and a.pt == b.pt and a._player is None and b._player is None
+                and not a._dtmf_out and not b._dtmf_out
+                and self.mixer.index(a) not in over and self.mixer.index(b) not in over)
+
+    def _update_routes(self) -> None:
+        m = self.mixer
+        if m.over_version != self._over_seen:       # overrides changed (possibly on the mixer directly)
+            self._over_seen = m.over_version
+            self._dirty_rooms.update(s.room for s in self._audio if s.fwd is not None)
+        if not self._dirty_rooms:
+            return
+        over = m.overridden_rows() if m._over else set()
+        rooms, self._dirty_rooms = self._dirty_rooms, set()
+        for room in rooms:
+            ms = self._rooms.get(room, ())
+            if len(ms) == 2 and self._relayable(ms[0], ms[1], over):
+                a, b = ms
+                if a.fwd is not b:
+                    a.fwd, b.fwd = b, a
+            else:
+                for x in ms:
+                    if x.fwd is not None:
+                        self._reroute(x)
+
+    def routes(self) -> dict[Stream, Stream]:
+        """stream -> relay partner for every two-party relay in force (pending changes applied first)."""
+        self._update_routes()
+        return {s: s.fwd for s in self._audio if s.fwd is not None}
 
     # --- recording and video -----------------------------------------------------------------------
 
@@ -575,6 +798,8 @@ class MediaEngine:
         self._check_audio(customer)
         self._check_audio(agent)
         r = Recording(self, customer, agent, path, self.record_flush)
+        customer._uninstall()       # the relayed packets must now also feed the jitter buffers
+        agent._uninstall()
         self._recordings.add(r)
         customer._recordings.append(r)
         agent._recordings.append(r)
@@ -603,7 +828,7 @@ class MediaEngine:
             return
         loop = self.loop
         now = loop.time()
-        st = self.stats
+        st = self._stats
         lateness = now - self.due(self.tick_no)
         if lateness * 1000 > st["max_lateness_ms"]:
             st["max_lateness_ms"] = lateness * 1000
@@ -635,47 +860,28 @@ class MediaEngine:
         if self.running:
             self._handle = loop.call_at(self.due(self.tick_no), self._on_timer)
 
-    def _relay_pairs(self) -> dict[Stream, Stream]:
-        """stream -> peer for two-party rooms that need no transcoding and no mixing (see module doc)."""
-        members: dict[object, list[Stream]] = {}
-        for s in self._audio:
-            if s.room is not None:
-                members.setdefault(s.room, []).append(s)
-        pairs: dict[Stream, Stream] = {}
-        over = None
-        for ms in members.values():
-            if len(ms) != 2:
-                continue
-            a, b = ms
-            if a.pt is None or a.pt != b.pt or a._player is not None or b._player is not None:
-                continue
-            if over is None:
-                over = self.mixer.overridden_rows()
-            if over and (self.mixer.index(a) in over or self.mixer.index(b) in over):
-                continue
-            pairs[a] = b
-            pairs[b] = a
-        return pairs
-
     def _tick(self, n: int, now: float) -> None:
+        self._update_routes()
         audio = self._audio
         if not audio:
             return
         mixer = self.mixer
         frames = mixer.frames
-        relay = self._relay_pairs()
-        incoming: dict[Stream, bytes | None] = {}
+        rtcp_due = n % self.rtcp_every == 0 and n > 0
+        # Relayed pairs are forwarded as packets arrive (RTCP too): the tick leaves them alone, but for
+        # decoding a recorded pair for its recording.
+        ticked = [s for s in audio if s.fwd is None]
+        decode = ticked if not self._recordings else \
+            ticked + [s for s in audio if s.fwd is not None and s._recordings]
+        if not decode:
+            return
         # 1. One frame per stream out of its jitter buffer; G.711 decoded in one table lookup per codec.
         silent: list[int] = []
         groups: dict[int, tuple[list[int], list[bytes]]] = {}
-        for s in audio:
+        for s in decode:
             row = mixer.index(s)
             f = s.jb.get(now)
             payload = f.payload if f is not None else None
-            if s in relay:
-                incoming[s] = payload
-                if not s._recordings and (payload is None or len(payload) == FRAME):
-                    continue    # relayed as bytes; nobody needs its PCM this tick
             if payload is None:
                 silent.append(row)
             elif len(payload) == FRAME:
@@ -692,26 +898,28 @@ class MediaEngine:
             frames[silent] = 0
         for pt, (rows, payloads) in groups.items():
             frames[rows] = np.take(_DECODE[pt], np.frombuffer(b"".join(payloads), np.uint8)).reshape(-1, FRAME)
-        # 2. Every room, every supervisor override: one vectorized mix.
-        out = mixer.mix()
-        # 3. Recordings take the decoded voices (what each party said).
+        # 2. Recordings take the decoded voices (what each party said).
         for r in self._recordings:
             r._add(frames[[mixer.index(r.customer), mixer.index(r.agent)]])
+        if not ticked:
+            return
+        # 3. Every room, every supervisor override: one vectorized mix.
+        out = mixer.mix()
         # 4. Prompts replace room audio; then encode per codec and send.
         senders: list[tuple[Stream, int]] = []
-        relayed: list[tuple[Stream, bytes]] = []
         enc_rows: dict[int, list[int]] = {}
-        rtcp_due = n % self.rtcp_every == 0 and n > 0
-        for s in audio:
+        for s in ticked:
             p = s._player
             if p is not None:
                 if p.future.done():             # cancelled by its owner
                     s._player = p = None
+                    self._reroute(s)
                 elif p.pos >= len(p.frames):
                     if p.loop:
                         p.pos = 0
                     else:
                         s._player = None
+                        self._reroute(s)
                         p.future.set_result(True)
                         p = None
             if s.remote is None or s.pt is None:
@@ -721,20 +929,12 @@ class MediaEngine:
                 continue
             if s._dtmf_out:
                 s._send_dtmf_packet(n)
+                if not s._dtmf_out:
+                    self._reroute(s)
                 continue
             if p is None and s.room is None:
                 s._sent_last_tick = False
                 continue
-            peer = relay.get(s)
-            if peer is not None and p is None:
-                pay = incoming[peer]
-                if pay is None:
-                    pay = _SILENCE[s.pt]
-                if len(pay) == FRAME:
-                    relayed.append((s, pay))
-                    if rtcp_due:
-                        s._send_sr(n)
-                    continue
             row = mixer.index(s)
             if p is not None:
                 out[row] = p.frames[p.pos]
@@ -743,12 +943,6 @@ class MediaEngine:
             enc_rows.setdefault(s.pt, []).append(row)
             if rtcp_due:
                 s._send_sr(n)
-        for s, pay in relayed:
-            try:
-                s._send_audio(n, pay)
-            except OSError:
-                s.counters["send_errors"] += 1
-        self.stats["relayed_frames"] += len(relayed)
         if not senders:
             return
         codes = np.empty((out.shape[0], FRAME), dtype=np.uint8)

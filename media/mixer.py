@@ -191,6 +191,7 @@ class Mixer:
         self._next_code = 0
         self._over: dict[tuple[int, int], bool] = {}
         self._over_arrays: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self.over_version = 0       # bumped on every override change (the engine's relay routes watch it)
         self._high = 0      # rows [0, _high) may be in use
         self._layout: RoomLayout | None = None     # rebuilt lazily after any room change
         self._g = np.zeros((capacity, frame), dtype=np.int16)       # frames gathered in layout order
@@ -232,6 +233,7 @@ class Mixer:
         self.set_room_index(idx, None)
         self._over = {k: v for k, v in self._over.items() if idx not in k}
         self._over_arrays = None
+        self.over_version += 1
         self.frames[idx] = 0
         heapq.heappush(self._free, idx)
         self._high = max(self._index.values(), default=-1) + 1
@@ -271,12 +273,14 @@ class Mixer:
         else:
             self._over[key] = bool(value)
         self._over_arrays = None
+        self.over_version += 1
 
     def clear_hears(self, leg_id) -> None:
         """Drop every override involving the leg."""
         idx = self._index[leg_id]
         self._over = {k: v for k, v in self._over.items() if idx not in k}
         self._over_arrays = None
+        self.over_version += 1
 
     def listen(self, supervisor, agent, customer) -> None:
         """Silent monitoring: the supervisor hears both parties, nobody hears the supervisor."""

@@ -117,6 +117,9 @@ def is_rtcp(data: bytes) -> bool:
 class SeqTracker:
     """RFC 3550 A.1 sequence validation/extension with A.3 loss counts and A.8 interarrival jitter."""
 
+    __slots__ = ("probation_needed", "started", "probation", "max_seq", "cycles", "base_seq", "bad_seq",
+                 "received", "expected_prior", "received_prior", "jitter", "_next", "_last_arrival", "_last_ts")
+
     def __init__(self, probation: int = MIN_SEQUENTIAL) -> None:
         self.probation_needed = probation
         self.started = False
@@ -129,7 +132,9 @@ class SeqTracker:
         self.expected_prior = 0
         self.received_prior = 0
         self.jitter = 0.0           # in timestamp units
-        self._last: tuple[float, int] | None = None   # (arrival, timestamp) of the previous packet
+        self._next = -1             # the in-order successor once the source is valid (fast path), else -1
+        self._last_arrival: float | None = None     # arrival and timestamp of the previous packet
+        self._last_ts = 0
 
     def _init_seq(self, seq: int) -> None:
         self.base_seq = seq
@@ -145,6 +150,30 @@ class SeqTracker:
 
         `arrival` is the receive time in RTP timestamp units, supplied by the caller's clock.
         """
+        if seq == self._next:
+            # The common case, kept cheap because it runs for every packet of every call: the next
+            # packet in order from a validated source (the general branches below give the same result).
+            self._next = (seq + 1) & 0xFFFF
+            if seq == 0:
+                self.cycles += RTP_SEQ_MOD
+            self.max_seq = seq
+            self.received += 1
+            if arrival is not None and timestamp is not None:
+                last = self._last_arrival
+                if last is not None:
+                    dt = (timestamp - self._last_ts) & 0xFFFFFFFF
+                    if dt >= 0x80000000:
+                        dt -= 0x100000000
+                    d = arrival - last - dt
+                    self.jitter += ((d if d >= 0 else -d) - self.jitter) / 16.0
+                self._last_arrival = arrival
+                self._last_ts = timestamp
+            return True
+        ok = self._update(seq, timestamp, arrival)
+        self._next = (self.max_seq + 1) & 0xFFFF if self.started and not self.probation else -1
+        return ok
+
+    def _update(self, seq: int, timestamp: int | None, arrival: float | None) -> bool:
         if not self.started:
             self.started = True
             self._init_seq(seq)
@@ -179,7 +208,7 @@ class SeqTracker:
             # A very large jump: accept it only if the next packet confirms (the sender restarted).
             if seq == self.bad_seq:
                 self._init_seq(seq)
-                self._last = None
+                self._last_arrival = None
             else:
                 self.bad_seq = (seq + 1) & 0xFFFF
                 return False
@@ -191,12 +220,12 @@ class SeqTracker:
     def _jitter(self, timestamp: int | None, arrival: float | None) -> None:
         if timestamp is None or arrival is None:
             return
-        if self._last is not None:
-            last_arrival, last_ts = self._last
+        if self._last_arrival is not None:
             # A.8: D(i-1,i) = (Rj - Ri) - (Sj - Si); J += (|D| - J)/16. ts_diff survives timestamp wrap.
-            d = abs((arrival - last_arrival) - ts_diff(timestamp, last_ts))
+            d = abs((arrival - self._last_arrival) - ts_diff(timestamp, self._last_ts))
             self.jitter += (d - self.jitter) / 16.0
-        self._last = (arrival, timestamp)
+        self._last_arrival = arrival
+        self._last_ts = timestamp
 
     @property
     def extended_max(self) -> int:

@@ -612,18 +612,105 @@ def test_relay_stops_for_prompt_and_supervisor(phones):
             for st_, ph in ((a, pa), (b, pb), (s, ps)):
                 st_.set_remote("127.0.0.1", ph.port, 0)
             eng.join(a, "call"), eng.join(b, "call")
-            assert set(eng._relay_pairs()) == {a, b}
+            assert set(eng.routes()) == {a, b}
             fut = eng.play(a, frames(tone(700, 1.0)))
-            assert eng._relay_pairs() == {}
+            assert eng.routes() == {}
             eng.stop_play(a)
             await fut
-            assert set(eng._relay_pairs()) == {a, b}
+            assert set(eng.routes()) == {a, b}
             eng.mode(s, a, b, "listen")         # three in the room now, and overrides
-            assert eng._relay_pairs() == {}
+            assert eng.routes() == {}
             eng.mode(s, a, b, None)
             eng.leave(s)
-            assert set(eng._relay_pairs()) == {a, b}
+            assert set(eng.routes()) == {a, b}
             eng.mixer.set_hears(a, b, False)     # an override alone also disables the relay
-            assert eng._relay_pairs() == {}
+            assert eng.routes() == {}
 
     run(scenario)
+
+
+def test_relay_is_transparent_counts_loss_and_passes_rtcp_and_dtmf(phones):
+    """A relayed pair: packets arrive unchanged (sender's SSRC/seq/timestamps), loss is counted exactly,
+    RTCP goes end to end, RFC 4733 events are forwarded with the far side's payload type and still reach
+    on_dtmf; after the relay ends (a prompt) the far end hears the engine's own SSRC again."""
+    pa, pb = phones(0), phones(0)
+    payloads = _payload_frames(3, 300)
+    skip = {40, 41, 42, 77, 180}            # never sent: 5 lost packets
+
+    async def scenario():
+        async with engine_running() as eng:
+            a, b = await eng.open_stream(), await eng.open_stream()
+            a.set_remote("127.0.0.1", pa.port, 0, event_pt=101)
+            b.set_remote("127.0.0.1", pb.port, 0, event_pt=96)
+            digits: list[str] = []
+            a.on_dtmf = digits.append
+            eng.join(a, "call"), eng.join(b, "call")
+            await asyncio.sleep(0.05)                   # routes are made at the next tick
+            pa.seq = 0xFFFF - 100                       # the relay crosses the 16-bit wrap
+            sent: list[bytes] = []
+            t0 = time.monotonic()
+            for k, pay in enumerate(payloads):
+                pkt = pa.rtp(pay, marker=k == 0)
+                pa.ts = (pa.ts + 160) & 0xFFFFFFFF
+                if k not in skip:
+                    pa.sendto(pkt, a.port)
+                    sent.append(pkt)
+                if k % 20 == 0:
+                    await asyncio.sleep(max(0.0, t0 + (k + 20) * 0.002 - time.monotonic()))
+            await asyncio.sleep(0.1)
+            st_mid = a.stats
+            routes = eng.routes()
+            sr = build_rtcp(SenderReport(pa.ssrc, 1 << 32, pa.ts, 295, 295 * 160, []))
+            pa.sendto(sr, a.port + 1)                   # RTCP on its own port
+            pa.sendto(sr, a.port)                       # and multiplexed
+            for ev in tone_packets("9", pa.ts, 800):
+                pa.sendto(pa.rtp(ev.payload, pt=101, marker=ev.marker, ts=ev.timestamp), a.port)
+            await asyncio.sleep(0.2)
+            mark = pb.mark()
+            fut = eng.play(b, frames(tone(500, 0.2)))   # the relay ends: b gets a prompt from the engine
+            await fut
+            await asyncio.sleep(0.1)
+            return sent, st_mid, routes, digits, mark, eng.stats, b.ssrc, sr
+
+    sent, st, routes, digits, mark, est, b_ssrc, sr = run(scenario)
+    assert len(routes) == 2
+    got = [d for _, d in pb.raw[:mark] if parse_rtp(d).payload_type == 0 and parse_rtp(d).ssrc == pa.ssrc]
+    assert got == sent, "every audio packet forwarded byte for byte, in order"
+    assert all(parse_rtp(d).ssrc in (pa.ssrc, b_ssrc) for _, d in pb.raw[:mark] if d[1] & 0x7F == 0)
+    assert st["rx_packets"] == len(sent) and st["lost"] == len(skip)
+    assert est["relayed_frames"] >= len(sent)
+    assert digits == ["9"]
+    events = [parse_rtp(d) for _, d in pb.raw[:mark] if parse_rtp(d).payload_type == 96]
+    assert len(events) >= 4 and all(e.ssrc == pa.ssrc for e in events), "DTMF forwarded as pt 96"
+    rtcp = [d for _, d in pb.raw[:mark] if d == sr]
+    assert len(rtcp) == 1                   # the multiplexed one; the other went to pb's port + 1
+    after = pb.packets(mark, pt=0)
+    assert after and all(p.ssrc == b_ssrc for p in after), "the prompt comes with the engine's own SSRC"
+
+
+def test_recorded_relayed_call_still_records_both_sides(phones, tmp_path):
+    pc, pa = phones(0), phones(0)
+    path = tmp_path / "relay.wav"
+
+    async def scenario():
+        async with engine_running(record_flush=5) as eng:
+            c, a = await eng.open_stream(), await eng.open_stream()
+            c.set_remote("127.0.0.1", pc.port, 0)
+            a.set_remote("127.0.0.1", pa.port, 0)
+            eng.join(c, "call"), eng.join(a, "call")
+            tc = pc.send_audio(frames(tone(400, 1.0)), c.port)
+            ta = pa.send_audio(frames(tone(1000, 1.0)), a.port)
+            await asyncio.sleep(0.3)
+            rec = eng.record(c, a, path)                # recording starts mid-relay
+            await asyncio.sleep(0.6)
+            rec.close()
+            tc.join(2), ta.join(2)
+            return eng.stats["relayed_frames"], eng.routes()
+
+    relayed, routes = run(scenario)
+    assert relayed >= 80 and len(routes) == 2
+    samples, _ = read_wav_raw(path)
+    left, right = samples[:, 0], samples[:, 1]
+    assert len(left) >= 0.4 * 8000
+    assert dominant_frequency(left) == pytest.approx(400, abs=20)
+    assert dominant_frequency(right) == pytest.approx(1000, abs=20)

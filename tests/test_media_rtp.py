@@ -3,7 +3,7 @@
 import struct
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from media.rtp import (Bye, ReceiverReport, ReportBlock, RtcpOther, RtpError, RtpPacket, SenderReport,
@@ -191,3 +191,46 @@ def test_rtcp_wire_format_and_unknown_types():
         parse_rtcp(rr[:-4])                                 # length says more than is there
     with pytest.raises(RtpError):
         parse_rtcp(struct.pack("!BBH", 0x81, 200, 1) + b"\x00" * 4)   # SR claims a block it lacks
+
+
+class _SlowTracker(SeqTracker):
+    """The tracker with its in-order shortcut switched off: only the general RFC 3550 A.1 branches."""
+
+    __slots__ = ()
+
+    def update(self, seq, timestamp=None, arrival=None):
+        return self._update(seq, timestamp, arrival)
+
+
+_steps = st.lists(st.one_of(
+    st.tuples(st.just("run"), st.integers(1, 40)),          # packets in order
+    st.tuples(st.just("gap"), st.integers(1, 200)),         # loss
+    st.tuples(st.just("back"), st.integers(1, 150)),        # reordered / duplicate
+    st.tuples(st.just("jump"), st.integers(3000, 65000)),   # restart-like jump
+), max_size=40)
+
+
+@settings(max_examples=200, deadline=None)
+@given(start=st.one_of(st.integers(0xFFC0, 0xFFFF), st.integers(0, 0xFFFF)), ts0=st.integers(0, 0xFFFFFFFF), steps=_steps,
+       jitter=st.lists(st.floats(-80, 80), min_size=1, max_size=16))
+@example(start=0xFFF0, ts0=0xFFFFFF00, steps=[("run", 40), ("gap", 5), ("back", 3), ("run", 30)], jitter=[0.0, 7.5])
+def test_tracker_shortcut_matches_the_general_algorithm(start, ts0, steps, jitter):
+    fast, slow = SeqTracker(), _SlowTracker()
+    seq, ts, t, k = start, ts0, 0.0, 0
+    for kind, n in steps:
+        count = n if kind == "run" else 1
+        if kind == "gap":
+            seq, ts = (seq + n) & 0xFFFF, (ts + 160 * n) & 0xFFFFFFFF
+        elif kind == "back":
+            seq, ts = (seq - n) & 0xFFFF, (ts - 160 * n) & 0xFFFFFFFF
+        elif kind == "jump":
+            seq = (seq + n) & 0xFFFF
+        for _ in range(count):
+            t += 160 + jitter[k % len(jitter)]
+            k += 1
+            assert fast.update(seq, ts, t) == slow.update(seq, ts, t)
+            seq, ts = (seq + 1) & 0xFFFF, (ts + 160) & 0xFFFFFFFF
+    for name in SeqTracker.__slots__:
+        if name != "_next":
+            assert getattr(fast, name) == pytest.approx(getattr(slow, name)), name
+    assert fast.lost == slow.lost and fast.extended_max == slow.extended_max
