@@ -157,7 +157,19 @@ DECODE_PAIR_BIASED = {"PCMU": _build_pair_biased(ULAW_DECODE), "PCMA": _build_pa
 ENCODE_SAT = {"PCMU": _build_sat(ULAW_ENCODE), "PCMA": _build_sat(ALAW_ENCODE)}
 # TRANSCODE[(src, dst)][code] = dst-encode(src-decode(code)): a two-party leg hearing its peer.
 TRANSCODE = {(a, b): np.take(_ENC[b], _DEC[a].view(np.uint16)) for a in _DEC for b in _ENC}
-for _t in (*DECODE_PAIR_BIASED.values(), *ENCODE_SAT.values(), *TRANSCODE.values()):
+
+
+def _build_mix2(dec: np.ndarray, enc: np.ndarray) -> np.ndarray:
+    """65536 uint8 entries: [(a << 8) | b] = encode(clip(decode(a) + decode(b))), symmetric in a and b.
+
+    A leg of a three-party room hears exactly two others, so its whole decode-mix-encode is one lookup.
+    """
+    d = dec.astype(np.int32)
+    return enc[np.clip(d[:, None] + d[None, :], -32768, 32767).astype(np.int16).view(np.uint16)].reshape(-1)
+
+
+MIX2 = {c: _build_mix2(_DEC[c], _ENC[c]) for c in _DEC}
+for _t in (*DECODE_PAIR_BIASED.values(), *ENCODE_SAT.values(), *TRANSCODE.values(), *MIX2.values()):
     _t.flags.writeable = False
 
 

@@ -3,66 +3,12 @@
 import numpy as np
 import pytest
 
-from media import g711
+from media import g711, g711_ref
 
-# --- scalar reference, written independently of the vectorized table builders -------------------------
+# --- scalar reference (media.g711_ref), written independently of the vectorized table builders -------
 
-EXP_LUT = [0, 0] + [1] * 2 + [2] * 4 + [3] * 8 + [4] * 16 + [5] * 32 + [6] * 64 + [7] * 128
-
-
-def ref_linear2ulaw(sample: int) -> int:
-    sign = (sample >> 8) & 0x80
-    if sign:
-        sample = -sample
-    if sample > 32635:
-        sample = 32635
-    sample += 0x84
-    exponent = EXP_LUT[(sample >> 7) & 0xFF]
-    mantissa = (sample >> (exponent + 3)) & 0x0F
-    return ~(sign | (exponent << 4) | mantissa) & 0xFF
-
-
-def ref_ulaw2linear(u: int) -> int:
-    u = ~u & 0xFF
-    t = ((u & 0x0F) << 3) + 0x84
-    t <<= (u & 0x70) >> 4
-    return 0x84 - t if u & 0x80 else t - 0x84
-
-
-SEG_AEND = [0x1F, 0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF]
-
-
-def ref_linear2alaw(pcm: int) -> int:
-    pcm >>= 3
-    if pcm >= 0:
-        mask = 0xD5
-    else:
-        mask = 0x55
-        pcm = -pcm - 1
-    seg = 8
-    for i, end in enumerate(SEG_AEND):
-        if pcm <= end:
-            seg = i
-            break
-    if seg >= 8:
-        return 0x7F ^ mask
-    aval = seg << 4
-    aval |= (pcm >> 1) & 0x0F if seg < 2 else (pcm >> seg) & 0x0F
-    return aval ^ mask
-
-
-def ref_alaw2linear(a: int) -> int:
-    a ^= 0x55
-    t = (a & 0x0F) << 4
-    seg = (a & 0x70) >> 4
-    if seg == 0:
-        t += 8
-    elif seg == 1:
-        t += 0x108
-    else:
-        t = (t + 0x108) << (seg - 1)
-    return t if a & 0x80 else -t
-
+ref_linear2ulaw, ref_ulaw2linear = g711_ref.linear2ulaw, g711_ref.ulaw2linear
+ref_linear2alaw, ref_alaw2linear = g711_ref.linear2alaw, g711_ref.alaw2linear
 
 ALL = np.arange(-32768, 32768, dtype=np.int16)
 CODES = np.arange(256, dtype=np.uint8)
@@ -141,3 +87,11 @@ def test_codec_dispatch_bytes_and_pt():
 def test_wide_input_saturates():
     wide = np.array([40000, -40000, 100], dtype=np.int32)
     assert g711.ulaw_encode(wide).tolist() == g711.ulaw_encode(np.array([32767, -32768, 100], np.int16)).tolist()
+
+
+@pytest.mark.parametrize("codec", ["PCMU", "PCMA"])
+def test_mix2_table_is_decode_sum_clip_encode_for_every_pair(codec):
+    dec, enc = ((g711_ref.ulaw2linear, g711_ref.linear2ulaw) if codec == "PCMU"
+                else (g711_ref.alaw2linear, g711_ref.linear2alaw))
+    want = [enc(max(-32768, min(32767, dec(a) + dec(b)))) for a in range(256) for b in range(256)]
+    assert g711.MIX2[codec].tolist() == want
