@@ -45,8 +45,8 @@ Documented choices:
 * Only the stream's payload type is decoded (learned from the first packet if set_remote has not run);
   other payload types (comfort noise, video on an audio port, ...) are counted as ``ignored``.
 * RTCP: port+1 is bound; received RTCP (there or multiplexed on the RTP port) is counted and otherwise
-  ignored; every ``rtcp_interval`` seconds a sending audio stream emits a minimal SR to remote port+1.
-  Video streams relay RTCP to the peer's remote port+1.
+  ignored; every ``rtcp_interval`` seconds an audio stream the ticker sends on emits a minimal SR to
+  remote port+1. Relayed audio pairs and video streams pass RTCP to the partner's remote instead.
 * Ticker: tick n is due at ``t0 + n * ptime`` on the loop clock (``loop.call_at``), so there is no
   drift. When a callback runs late by one tick or more, the missed ticks run back to back; each
   catch-up tick counts in ``stats["late_ticks"]``. A gap longer than ``max_catchup`` ticks (host
@@ -179,11 +179,11 @@ class _RelayProto(asyncio.DatagramProtocol):
 class Stream:
     """One RTP session (audio or video) on an even local port; RTCP on port + 1."""
 
-    # Slots: every received packet reads several of these, for hundreds of streams per tick.
+    # Slots: the packet paths read several of these, for thousands of streams.
     __slots__ = ("engine", "kind", "address", "port", "transport", "rtcp_transport", "remote", "remote_rtcp",
-                 "pt", "event_pt", "latch", "_latched", "on_dtmf", "closed", "room", "peer", "fwd", "ssrc", "_seq", "_ts_base", "_sent_last_tick", "_dtmf_out", "_tx_octets", "remote_ssrc", "jb",
-                 "tracker", "dtmf", "counters", "_rx", "_tx", "_fwd_n", "_relay", "_proto", "_player", "_recordings",
-                 "__weakref__")
+                 "pt", "event_pt", "latch", "_latched", "on_dtmf", "closed", "room", "peer", "fwd", "ssrc", "_seq",
+                 "_ts_base", "_sent_last_tick", "_dtmf_out", "_tx_octets", "remote_ssrc", "jb", "tracker", "dtmf",
+                 "counters", "_rx", "_tx", "_fwd_n", "_relay", "_proto", "_player", "_recordings", "__weakref__")
 
     def __init__(self, engine: MediaEngine, kind: str, port: int, transport, rtcp_transport) -> None:
         self.engine = engine

@@ -211,8 +211,8 @@ _steps = st.lists(st.one_of(
 
 
 @settings(max_examples=200, deadline=None)
-@given(start=st.one_of(st.integers(0xFFC0, 0xFFFF), st.integers(0, 0xFFFF)), ts0=st.integers(0, 0xFFFFFFFF), steps=_steps,
-       jitter=st.lists(st.floats(-80, 80), min_size=1, max_size=16))
+@given(start=st.one_of(st.integers(0xFFC0, 0xFFFF), st.integers(0, 0xFFFF)), ts0=st.integers(0, 0xFFFFFFFF),
+       steps=_steps, jitter=st.lists(st.floats(-80, 80), min_size=1, max_size=16))
 @example(start=0xFFF0, ts0=0xFFFFFF00, steps=[("run", 40), ("gap", 5), ("back", 3), ("run", 30)], jitter=[0.0, 7.5])
 def test_tracker_shortcut_matches_the_general_algorithm(start, ts0, steps, jitter):
     fast, slow = SeqTracker(), _SlowTracker()
