@@ -118,10 +118,8 @@ ENC_LIST = ULAW_ENCODE.tolist()
 
 def tick_pure_python(payloads: list[bytes], members: list[list[int]], room_of: list[int],
                      tables: bool = True) -> list[bytes]:
-    if tables:
-        dec, enc = DEC_LIST.__getitem__, ENC_LIST.__getitem__
-    else:
-        dec, enc = ulaw2linear, (lambda s: linear2ulaw(s - 65536 if s > 32767 else s))
+    # ENC_LIST is indexed by the uint16 view of a sample: a negative index is exactly that view.
+    dec, enc = (DEC_LIST.__getitem__, ENC_LIST.__getitem__) if tables else (ulaw2linear, linear2ulaw)
     pcm = [[dec(b) for b in p] for p in payloads]
     out = []
     for i in range(len(payloads)):
@@ -135,7 +133,7 @@ def tick_pure_python(payloads: list[bytes], members: list[list[int]], room_of: l
                 s = 32767
             elif s < -32768:
                 s = -32768
-            frame[k] = enc(s & 0xFFFF)
+            frame[k] = enc(s)
         out.append(bytes(frame))
     return out
 

@@ -113,21 +113,21 @@ class _Proto(asyncio.DatagramProtocol):
         self.stream.counters["send_errors"] += 1
 
 
-class _RelayProto(asyncio.DatagramProtocol):
+class _RelayProto(_Proto):
     """Installed on a stream's RTP transport while its packets are relayed to its partner (module doc).
 
     This is the hottest code of the node, so it works on a snapshot of the route in its own slots: one
     Python frame per packet. In-order packets are only counted here; every 8th one (and anything out of
     order) goes through the stream's SeqTracker with its arrival time, after the counted ones are
     handed over, so loss figures stay exact. Anything it cannot forward as is (another payload type, a
-    new SSRC, CSRCs, RTCP, ...) goes to Stream._received, which forwards what it should. Any change to
+    new SSRC, CSRCs, RTCP, ...) takes the stream's full path (_Proto), which forwards what it should. Any change to
     the route takes this object off the transport first. Stream._fold moves its counts into the streams.
     """
 
-    __slots__ = ("src", "tracker", "clock", "pt", "ssrc_in", "out", "dest", "next", "n", "synced")
+    __slots__ = ("tracker", "clock", "pt", "ssrc_in", "out", "dest", "next", "n", "synced")
 
     def __init__(self, src: Stream, to: Stream) -> None:
-        self.src = src
+        super().__init__(src, False)
         self.tracker = src.tracker
         self.clock = src.engine.loop.time
         self.pt = src.pt
@@ -153,14 +153,9 @@ class _RelayProto(asyncio.DatagramProtocol):
                 try:
                     self.out.sendto(data, self.dest)
                 except OSError:
-                    self.src.counters["send_errors"] += 1
+                    self.stream.counters["send_errors"] += 1
                 return
-        s = self.src
-        try:
-            s._received(data, addr)
-        except Exception:   # noqa: BLE001 - a datagram must never take the engine down
-            s.counters["errors"] += 1
-            log.exception("media: error handling a datagram on port %s", s.port)
+        _Proto.datagram_received(self, data, addr)
 
     def sync(self) -> None:
         """Hand the in-order packets counted here to the tracker (they extend its max_seq one by one)."""
@@ -172,9 +167,6 @@ class _RelayProto(asyncio.DatagramProtocol):
             tr._next = self.next & 0xFFFF
             self.synced = self.n
 
-    def error_received(self, exc) -> None:
-        self.src.counters["send_errors"] += 1
-
 
 class Stream:
     """One RTP session (audio or video) on an even local port; RTCP on port + 1."""
@@ -183,7 +175,7 @@ class Stream:
     __slots__ = ("engine", "kind", "address", "port", "transport", "rtcp_transport", "remote", "remote_rtcp",
                  "pt", "event_pt", "latch", "_latched", "on_dtmf", "closed", "room", "peer", "fwd", "ssrc", "_seq",
                  "_ts_base", "_sent_last_tick", "_dtmf_out", "_tx_octets", "remote_ssrc", "jb", "tracker", "dtmf",
-                 "counters", "_rx", "_tx", "_fwd_n", "_relay", "_proto", "_player", "_recordings", "__weakref__")
+                 "counters", "_rx", "_tx", "_fwd_n", "_relay", "_player", "_recordings", "__weakref__")
 
     def __init__(self, engine: MediaEngine, kind: str, port: int, transport, rtcp_transport) -> None:
         self.engine = engine
@@ -205,7 +197,6 @@ class Stream:
         self.fwd: Stream | None = None      # audio: the stream this one's packets are forwarded to
         self._fwd_n = 0         # packets forwarded out of here
         self._relay: _RelayProto | None = None      # on our RTP transport while our packets are relayed
-        self._proto: _Proto | None = None           # the transport's own protocol otherwise
         # sending state
         self.ssrc = random.getrandbits(32)
         self._seq = random.getrandbits(16)
@@ -407,14 +398,13 @@ class Stream:
         if t is None or t.remote is None or self.remote_ssrc is None or self._recordings \
                 or not (self._latched or not self.latch) or self.closed or t.closed:
             return
-        self._proto = self.transport.get_protocol()
         self._relay = _RelayProto(self, t)
         self.transport.set_protocol(self._relay)
 
     def _uninstall(self) -> None:
         if self._relay is not None:
             self._fold()
-            self.transport.set_protocol(self._proto)
+            self.transport.set_protocol(_Proto(self, False))
             self._relay = None
 
     def _fold(self) -> None:
