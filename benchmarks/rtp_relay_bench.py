@@ -1,6 +1,6 @@
 """RTP packets per second through the MediaEngine for N two-party calls, next to a bare uvloop UDP relay.
 
-    .venv/bin/python benchmarks/rtp_relay_bench.py [--calls 100,300,600] [--seconds 5] [--warmup 1]
+    .venv/bin/python benchmarks/rtp_relay_bench.py [--calls 100,300,600] [--seconds 5] [--warmup 1] [--repeat 1]
 
 Per N calls (2N audio legs, each pair joined in its own room):
 
@@ -322,15 +322,25 @@ def run_one(mode: str, calls: int, warmup: float, seconds: float) -> tuple[dict,
     return srv, ld
 
 
+def median_run(runs: list[tuple[dict, dict]]) -> tuple[dict, dict]:
+    """Figure by figure, the median over repeated runs (a shared machine is noisy)."""
+    if len(runs) == 1:
+        return runs[0]
+    return tuple({k: statistics.median(r[i][k] for r in runs) for k in runs[0][i]} for i in (0, 1))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--calls", default="100,300,600", help="comma list of concurrent two-party calls")
     ap.add_argument("--seconds", type=float, default=5.0, help="measured seconds per run")
     ap.add_argument("--warmup", type=float, default=1.0, help="seconds of load before measuring")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="engine and bare runs per load, alternating; each figure is the median over the runs")
     a = ap.parse_args()
     calls_list = [int(x) for x in a.calls.split(",")]
     print(f"rtp_relay_bench: uvloop {uvloop.__version__}, python {sys.version.split()[0]}, {os.cpu_count()} CPUs; "
-          f"{a.seconds:g} s measured after {a.warmup:g} s warm-up per run; 50 pps per leg, 2 legs per call")
+          f"{a.seconds:g} s measured after {a.warmup:g} s warm-up per run; 50 pps per leg, 2 legs per call"
+          + (f"; medians of {a.repeat} runs each" if a.repeat > 1 else ""))
     print("server CPU% = getrusage(user+sys) of the server process / wall; tick lateness = time.monotonic() at "
           "tick start - due time on the 20 ms schedule (engine: its own ticks; bare: an empty call_at ticker)")
     print()
@@ -341,8 +351,9 @@ def main() -> None:
     print("-" * len(hdr))
     rows = []
     for calls in calls_list:
-        eng, eld = run_one("engine", calls, a.warmup, a.seconds)
-        bare, bld = run_one("bare", calls, a.warmup, a.seconds)
+        runs = [(run_one("engine", calls, a.warmup, a.seconds), run_one("bare", calls, a.warmup, a.seconds))
+                for _ in range(max(1, a.repeat))]
+        (eng, eld), (bare, bld) = median_run([r[0] for r in runs]), median_run([r[1] for r in runs])
         e_pps = eld["rx"] / eld["wall"]
         b_pps = bld["rx"] / bld["wall"]
         offered = eld["tx"] / eld["wall"]

@@ -47,8 +47,11 @@ Documented choices:
 * RTCP: port+1 is bound; received RTCP (there or multiplexed on the RTP port) is counted and otherwise
   ignored; every ``rtcp_interval`` seconds an audio stream the ticker sends on emits a minimal SR to
   remote port+1. Relayed audio pairs and video streams pass RTCP to the partner's remote instead.
-* Ticker: tick n is due at ``t0 + n * ptime`` on the loop clock (``loop.call_at``), so there is no
-  drift. When a callback runs late by one tick or more, the missed ticks run back to back; each
+* Ticker: tick n is due at ``t0 + n * ptime`` on the loop's clock (``loop.call_at``), so there is no
+  drift. A loop runs its timers only between iterations, and under a heavy packet load one iteration
+  can spend many milliseconds on I/O; so the packet paths also compare the clock with the next due
+  time (the relay on one packet in 8 of a stream) and run due ticks themselves. When ticks run late by
+  one tick or more, the missed ticks run back to back; each
   catch-up tick counts in ``stats["late_ticks"]``. A gap longer than ``max_catchup`` ticks (host
   suspended, debugger) is not replayed: the oldest missed ticks are dropped (counted in ``stats["skipped_ticks"]``),
   the schedule itself stays anchored at t0, so RTP timestamps keep following real time.
@@ -94,10 +97,11 @@ def _ntp_now() -> int:
 class _Proto(asyncio.DatagramProtocol):
     """RTCP socket, and the RTP socket of a stream that is not relaying."""
 
-    __slots__ = ("stream", "handle")
+    __slots__ = ("stream", "handle", "engine")
 
     def __init__(self, stream: Stream, rtcp: bool) -> None:
         self.stream = stream
+        self.engine = stream.engine
         self.handle = stream._rtcp_received if rtcp else stream._received
 
     def datagram_received(self, data: bytes, addr) -> None:
@@ -107,6 +111,9 @@ class _Proto(asyncio.DatagramProtocol):
             s = self.stream
             s.counters["errors"] += 1
             log.exception("media: error handling a datagram on port %s", s.port)
+        e = self.engine
+        if e.clock() >= e.next_due:
+            e.run_due()
 
     def error_received(self, exc) -> None:
         # ICMP port unreachable etc.: the phone is gone or not yet listening; keep going.
@@ -129,7 +136,7 @@ class _RelayProto(_Proto):
     def __init__(self, src: Stream, to: Stream) -> None:
         super().__init__(src, False)
         self.tracker = src.tracker
-        self.clock = src.engine.loop.time
+        self.clock = src.engine.clock
         self.pt = src.pt
         self.ssrc_in = src.remote_ssrc
         self.out = to.transport
@@ -144,16 +151,21 @@ class _RelayProto(_Proto):
             if ssrc == self.ssrc_in:
                 if seq == self.next and seq & 7:
                     self.next = seq + 1         # seq & 7 != 0: no wrap here (seq 0 goes to the tracker)
+                    due = False
                 else:
                     self.sync()
-                    self.tracker.update(seq, _TS.unpack_from(data, 4)[0], self.clock() * 8000.0)
+                    now = self.clock()
+                    self.tracker.update(seq, _TS.unpack_from(data, 4)[0], now * 8000.0)
                     self.next = self.tracker._next
                     self.synced += 1
+                    due = now >= self.engine.next_due      # checked here only: 1 packet in 8 is enough
                 self.n += 1
                 try:
                     self.out.sendto(data, self.dest)
                 except OSError:
                     self.stream.counters["send_errors"] += 1
+                if due:
+                    self.engine.run_due()
                 return
         _Proto.datagram_received(self, data, addr)
 
@@ -314,7 +326,7 @@ class Stream:
                 return
         self._rx += 1
         self._maybe_latch(addr)
-        now = self.engine.loop.time()
+        now = self.engine.clock()
         if p.ssrc != self.remote_ssrc:
             if self.remote_ssrc is not None:
                 # A new source (the phone restarted, or a transfer): start the receive state afresh.
@@ -539,8 +551,12 @@ class MediaEngine:
         self._over_seen = 0                             # mixer.over_version the routes were decided on
         self._next_port = lo + 2 * random.randrange((hi - lo) // 2) if hi - lo >= 4 else lo
         self._handle: asyncio.TimerHandle | None = None
+        # The schedule's clock: time.monotonic() when it is the loop's clock (asyncio's and uvloop's are),
+        # since loop.time() stands still while one loop iteration handles its I/O (module doc, Ticker).
+        self.clock = time.monotonic if abs(self.loop.time() - time.monotonic()) < 0.01 else self.loop.time
         self.t0: float | None = None
         self.tick_no = 0                 # index of the next tick to run
+        self.next_due = float("inf")     # clock time of tick tick_no while running; packet paths compare
         self.running = False
         self._stats = dict(ticks=0, late_ticks=0, skipped_ticks=0, max_lateness_ms=0.0, max_tick_ms=0.0)
         self._relayed_closed = 0        # packets relayed by streams that are gone
@@ -558,12 +574,13 @@ class MediaEngine:
         if self.running:
             return
         self.running = True
-        self.t0 = self.loop.time()
+        self.t0 = self.next_due = self.clock()
         self.tick_no = 0
         self._handle = self.loop.call_at(self.t0, self._on_timer)
 
     async def stop(self) -> None:
         self.running = False
+        self.next_due = float("inf")
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
@@ -814,10 +831,22 @@ class MediaEngine:
 
     def _on_timer(self) -> None:
         self._handle = None
+        self.run_due()
+
+    def run_due(self) -> None:
+        """Run the ticks that are due, then set the timer for the next one.
+
+        Called by the timer and also by the packet paths once the clock has passed ``next_due``: under
+        a heavy packet load one loop iteration can handle I/O for many milliseconds before any timer
+        runs, and the media clock must not wait for it.
+        """
         if not self.running:
             return
-        loop = self.loop
-        now = loop.time()
+        now = self.clock()
+        if now < self.next_due - 0.001:     # a timer a little early on a coarser loop clock
+            self._schedule()
+            return
+        self.next_due = float("inf")        # no re-entry from a packet path while the ticks run
         st = self._stats
         lateness = now - self.due(self.tick_no)
         if lateness * 1000 > st["max_lateness_ms"]:
@@ -845,10 +874,16 @@ class MediaEngine:
             st["ticks"] += 1
             self.tick_no = n + 1
             budget -= 1
-            if self.due(self.tick_no) > loop.time() or not self.running or budget <= 0:
+            if self.due(self.tick_no) > self.clock() or not self.running or budget <= 0:
                 break
         if self.running:
-            self._handle = loop.call_at(self.due(self.tick_no), self._on_timer)
+            self._schedule()
+
+    def _schedule(self) -> None:
+        self.next_due = self.due(self.tick_no)
+        if self._handle is not None:
+            self._handle.cancel()
+        self._handle = self.loop.call_at(self.next_due, self._on_timer)
 
     def _tick(self, n: int, now: float) -> None:
         self._update_routes()

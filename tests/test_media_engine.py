@@ -297,6 +297,59 @@ def test_ticker_keeps_time_and_catches_up(loop_kind):
     assert all(at - (t0 + n * ptime) < 0.015 for n, at in tail)
 
 
+@pytest.mark.parametrize("loop_kind", LOOPS)
+@pytest.mark.parametrize("relayed", [True, False], ids=["relay", "mixed"])
+def test_ticks_stay_on_time_through_a_long_burst_of_packets(loop_kind, relayed):
+    """A loop runs timers only between iterations; one iteration reading a burst of thousands of
+    queued packets (up to 32 per socket, for every ready socket) takes far longer than a tick, so the
+    packet paths run the due ticks themselves."""
+    calls, per_leg = 300, 60
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        async with engine_running(port_range=(42000, 48000)) as eng:
+            legs = []
+            for i in range(2 * calls):
+                s = await eng.open_stream()
+                s.set_remote("127.0.0.1", 9, pt=0, latch=False)     # discard port: nobody listens
+                eng.join(s, f"call-{i // 2}" if relayed else f"room-{i // 3}")
+                legs.append(s)
+            seen: list[tuple[float, float]] = []
+            real_tick = eng._tick
+
+            def traced(n, now):
+                seen.append((now, time.monotonic()))
+                real_tick(n, now)
+            eng._tick = traced
+            tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            tx.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 22)
+            ssrc = {s.port: random.getrandbits(32) for s in legs}
+            for seq in range(3):            # a few packets first, so relay routes are in place
+                for s in legs:
+                    tx.sendto(build_rtp(0, seq, 160 * seq, ssrc[s.port], b"\xff" * 160), ("127.0.0.1", s.port))
+                await asyncio.sleep(0.05)
+            # The burst is sent with the loop blocked, so the next iteration finds every socket full.
+            for seq in range(3, 3 + per_leg):
+                for s in legs:
+                    tx.sendto(build_rtp(0, seq, 160 * seq, ssrc[s.port], b"\xff" * 160), ("127.0.0.1", s.port))
+            sent = time.monotonic()
+            begin = loop.time()
+            await asyncio.sleep(0)
+            while sum(s.stats["rx_packets"] for s in legs) < len(legs) * (3 + per_leg) * 0.95:
+                await asyncio.sleep(0.01)
+                assert loop.time() - begin < 10
+            busy = time.monotonic() - sent
+            await asyncio.sleep(0.1)
+            tx.close()
+            return seen, sent, busy
+
+    seen, sent, busy = run(scenario, loop_kind, timeout=60)
+    assert busy > 0.06, f"the burst took only {busy * 1000:.0f} ms: too short to show anything"
+    # Ticks due while the burst was read ran on time (a timer alone would wait for the whole burst).
+    during = [at - due for due, at in seen if sent + 0.005 < due < sent + busy]
+    assert len(during) >= 2
+    assert max(during) < 0.015, [round(1000 * x, 1) for x in during]
+
 # --- (4) RFC 4733 --------------------------------------------------------------------------------
 
 def test_dtmf_in_and_out(phones):
