@@ -344,11 +344,13 @@ def test_ticks_stay_on_time_through_a_long_burst_of_packets(loop_kind, relayed):
             return seen, sent, busy
 
     seen, sent, busy = run(scenario, loop_kind, timeout=60)
-    assert busy > 0.06, f"the burst took only {busy * 1000:.0f} ms: too short to show anything"
+    assert busy > 0.1, f"the burst took only {busy * 1000:.0f} ms: too short to show anything"
     # Ticks due while the burst was read ran on time (a timer alone would wait for the whole burst).
-    during = [at - due for due, at in seen if sent + 0.005 < due < sent + busy]
+    # The first 40 ms are left out: sending the burst blocked the loop, and its ticks are caught up then.
+    during = [at - due for due, at in seen if sent + 0.04 < due < sent + busy]
     assert len(during) >= 2
     assert max(during) < 0.015, [round(1000 * x, 1) for x in during]
+
 
 # --- (4) RFC 4733 --------------------------------------------------------------------------------
 
