@@ -57,7 +57,10 @@ class Message:
                 else:
                     lines.append(h)
             self._index = index
-        return index.get(_NAME_CACHE.get(name) or canonical_name(name), _EMPTY)
+        lines = index.get(name)          # callers nearly always pass the canonical name
+        if lines is None:
+            lines = index.get(_NAME_CACHE.get(name) or canonical_name(name), _EMPTY)
+        return lines
 
     # --- raw header access -------------------------------------------------------------------------------
     def get(self, name: str) -> str | None:
@@ -124,13 +127,11 @@ class Message:
         """Re-serialise only the first Via after its parameters changed (received/rport): the other lines
         stay as they came, and a proxy-style request with many Vias costs no more than one with one."""
         vias = self.vias
-        for h in self.headers:
-            if h[0] == "Via":
-                if "," in h[1] and len(vias) > 1:
-                    break                     # several vias on the first line: rebuild them all
-                h[1] = str(vias[0])
-                return
-        self.set_vias(vias)
+        lines = self._lines("Via")
+        if lines and not ("," in lines[0][1] and len(vias) > 1):
+            lines[0][1] = str(vias[0])        # in place: the index holds this same line
+            return
+        self.set_vias(vias)                   # several vias on the first line: rebuild them all
 
     @property
     def top_via(self) -> Via:

@@ -25,7 +25,9 @@ _LINE_RE = re.compile(r"\r?\n")
 # Call-ID = word [ "@" word ]; word chars (RFC 3261 s. 25.1)
 _CALLID_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~()<>:\\\"/\[\]?{}]+(?:@[A-Za-z0-9\-.!%*_+`'~()<>:\\\"/\[\]?{}]+)?\Z")
 _KNOWN_NAMES: dict[str, str] = {}
+_METHODS_SEEN: set[str] = set()     # method tokens already matched against the grammar
 _SINGLE = ("Call-ID", "From", "To", "CSeq", "Max-Forwards", "Content-Length", "Content-Type", "Expires")
+_MANDATORY = ("Call-ID", "From", "To", "CSeq", "Via")
 
 
 def split_head(data: bytes) -> tuple[bytes, bytes] | None:
@@ -70,6 +72,8 @@ def parse_message(data: bytes, *, datagram: bool = True, max_headers: int = MAX_
     if len(lines) - 1 > max_headers:
         raise SipError(400, "too many header fields")
     headers = msg.headers
+    # The name -> lines index is built in the same pass, so no lookup ever scans the header list.
+    index: dict[str, list[list[str]]] = {}
     known = _KNOWN_NAMES
     for line in lines[1:]:
         name, colon, value = line.partition(":")
@@ -84,11 +88,18 @@ def parse_message(data: bytes, *, datagram: bool = True, max_headers: int = MAX_
             canon = canonical_name(name)
             if len(known) < 4096:  # names seen on the wire, already validated; bounded
                 known[name] = canon
-        headers.append([canon, value.strip(" \t")])
+        h = [canon, value.strip(" \t")]
+        headers.append(h)
+        same = index.get(canon)
+        if same is None:
+            index[canon] = [h]
+        else:
+            same.append(h)
+    msg._index = index
     if start_error is not None:
         raise start_error
     try:
-        _validate(msg)
+        _validate(msg, index)
         cl_text = msg.get("Content-Length")
         if cl_text is None:
             if not datagram:
@@ -107,7 +118,7 @@ def parse_message(data: bytes, *, datagram: bool = True, max_headers: int = MAX_
 
 
 def _start_line(line: str) -> Message:
-    if line.startswith(("SIP/", "sip/")) or _VERSION_RE.match(line.split(" ", 1)[0]):
+    if line[:4].upper() == "SIP/" and (line[:4] in ("SIP/", "sip/") or _VERSION_RE.match(line.split(" ", 1)[0])):
         parts = line.split(" ", 2)
         if len(parts) < 3 or not _VERSION_RE.match(parts[0]):
             raise SipError(400, f"bad status line {line[:60]!r}")
@@ -120,18 +131,21 @@ def _start_line(line: str) -> Message:
     if len(parts) != 3:
         raise SipError(400, f"bad request line {line[:60]!r}")
     method, uri_text, version = parts
-    if not _METHOD_RE.match(method):
-        raise SipError(400, f"bad method {method[:40]!r}")
-    if not _VERSION_RE.match(version):
+    if method not in _METHODS_SEEN:
+        if not _METHOD_RE.match(method):
+            raise SipError(400, f"bad method {method[:40]!r}")
+        if len(_METHODS_SEEN) < 256:    # bounded: methods come from the wire
+            _METHODS_SEEN.add(method)
+    if version != "SIP/2.0" and not _VERSION_RE.match(version):
         raise SipError(400, f"bad SIP version {version[:20]!r}")
-    req = Request(method, AbsoluteURI("invalid", ""), [], b"", uri_text)
     try:
-        _check_version(version)
-        req.uri = parse_uri(uri_text)
+        if version != "SIP/2.0":
+            _check_version(version)
+        uri = parse_uri(uri_text)
     except SipError as err:
-        err.partial = req  # type: ignore[attr-defined]
+        err.partial = Request(method, AbsoluteURI("invalid", ""), [], b"", uri_text)  # type: ignore[attr-defined]
         raise
-    return req
+    return Request(method, uri, [], b"", uri_text)
 
 
 def _check_version(version: str) -> None:
@@ -140,28 +154,27 @@ def _check_version(version: str) -> None:
         raise SipError(505, f"version {version[:20]!r} not supported")
 
 
-def _validate(msg: Message) -> None:
+def _validate(msg: Message, index: dict[str, list[list[str]]]) -> None:
     """Mandatory headers (s. 8.1.1): To, From, CSeq, Call-ID, Max-Forwards (requests), Via; each once."""
-    counts: dict[str, int] = {}
-    for n, _ in msg._headers:
-        if n in _SINGLE or n == "Via":
-            counts[n] = counts.get(n, 0) + 1
-    for n in ("Call-ID", "From", "To", "CSeq", "Via"):
-        if not counts.get(n):
+    for n in _MANDATORY:
+        if n not in index:
             raise SipError(400, f"missing {n}")
-    for n in _SINGLE:
-        if counts.get(n, 0) > 1:
-            raise SipError(400, f"more than one {n}")
-    if not _CALLID_RE.match(msg.call_id):
+    if len(index) < len(msg._headers):  # some name repeats: is it one that must not?
+        for n in _SINGLE:
+            if len(index.get(n, ())) > 1:
+                raise SipError(400, f"more than one {n}")
+    call_id = index["Call-ID"][0][1]
+    if not _CALLID_RE.match(call_id):
         raise SipError(400, "bad Call-ID")
-    cseq = parse_cseq(msg.get("CSeq") or "")
-    msg._cache["CSeq"] = cseq
-    msg._cache["From"] = parse_name_addr(msg.get("From") or "")
-    msg._cache["To"] = parse_name_addr(msg.get("To") or "")
+    cache = msg._cache
+    cseq = parse_cseq(index["CSeq"][0][1])
+    cache["CSeq"] = cseq
+    cache["From"] = parse_name_addr(index["From"][0][1])
+    cache["To"] = parse_name_addr(index["To"][0][1])
     vias = []
-    for line in msg.get_all("Via"):
-        vias.extend(parse_via_list(line))
-    msg._cache["Via"] = vias
+    for h in index["Via"]:
+        vias.extend(parse_via_list(h[1]))
+    cache["Via"] = vias
     if isinstance(msg, Request):
         if cseq[1] != msg.method:
             raise SipError(400, "CSeq method does not match the request method")
