@@ -123,11 +123,13 @@ class Registrar:
     def challenge_if_needed(self, req: Request, now: float) -> Response | None:
         """A REGISTER without credentials gets its 401 here, without a transaction or any state (the nonce
         carries its own time); a retransmission just gets a fresh challenge."""
-        if req.has("Authorization"):
+        if req.has("Authorization") or not isinstance(req.to.uri, SipURI):
             return None
-        to_uri = req.to.uri
-        if not isinstance(to_uri, SipURI) or (req.has("Contact") and req.contacts == "*"):
-            return None
+        # "Contact: *" takes the stateful path; a raw look is enough to see it, and the contacts are only
+        # parsed (and judged) once the request is authenticated.
+        for value in req.get_all("Contact"):
+            if value.strip(" \t") == "*":
+                return None
         self.stats["challenged"] += 1
         return self._challenge(req, now)
 

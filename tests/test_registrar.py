@@ -213,3 +213,17 @@ def test_password_reset_takes_effect_at_next_register(tmp_path):
     again = Credentials(REALM, {u: ha1_pair(u, REALM, p) for u, p in PASSWORDS.items()},
                         db_path=str(tmp_path / "s.db"))
     assert again.ha1("70001", "MD5") == ha1_pair("70001", REALM, "Brand-New-Pass-7!")["MD5"]
+
+
+def test_stateless_challenge_looks_at_contacts_without_parsing_them():
+    h = Harness()
+    plain = parse_message(register_bytes("70001", ["<sip:a@1.2.3.4>"]))
+    assert h.reg.challenge_if_needed(plain, h.now).status == 401
+    # a malformed contact is judged once the request is authenticated, not before (and never crashes here)
+    broken = parse_message(register_bytes("70001", ["<sip:a@1.2.3.4"]))
+    assert h.reg.challenge_if_needed(broken, h.now).status == 401
+    # "*" (alone, or next to another Contact line) is left to the stateful path
+    for contacts in (["*"], [" * "], ["<sip:a@1.2.3.4>", "*"]):
+        assert h.reg.challenge_if_needed(parse_message(register_bytes("70001", contacts, expires=0)), h.now) is None
+    answered = parse_message(register_bytes("70001", ["<sip:a@1.2.3.4>"], auth='Digest username="70001"'))
+    assert h.reg.challenge_if_needed(answered, h.now) is None

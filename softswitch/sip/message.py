@@ -94,14 +94,15 @@ class Message:
     def add(self, name: str, value: str, *, first: bool = False) -> None:
         name = canonical_name(name)
         self._cache.pop(name, None)
+        headers = self.headers
         if first:
-            for idx, (n, _) in enumerate(self.headers):
+            for idx, (n, _) in enumerate(headers):
                 if n == name:
-                    self.headers.insert(idx, [name, value])
+                    headers.insert(idx, [name, value])
                     return
-            self.headers.insert(0, [name, value])
+            headers.insert(0, [name, value])
         else:
-            self.headers.append([name, value])
+            headers.append([name, value])
 
     def remove(self, name: str) -> None:
         name = canonical_name(name)
@@ -254,7 +255,6 @@ def make_response(req: Request, status: int, reason: str | None = None, *, to_ta
             copied.append([n, v])
         elif n == "Record-Route" and 100 < status < 300:
             copied.append([n, v])
-    resp = Response(status, reason, copied, body)
     for n, v in headers:
-        resp.add(n, v)
-    return resp
+        copied.append([canonical_name(n), v])     # as Message.add would, on a message not built yet
+    return Response(status, reason, copied, body)
