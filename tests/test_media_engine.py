@@ -324,14 +324,19 @@ def test_ticks_stay_on_time_through_a_long_burst_of_packets(loop_kind, relayed):
             tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             tx.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 22)
             ssrc = {s.port: random.getrandbits(32) for s in legs}
-            for seq in range(3):            # a few packets first, so relay routes are in place
+            seq0 = {s.port: random.getrandbits(16) for s in legs}
+
+            def send(s, k):
+                seq = (seq0[s.port] + k) & 0xFFFF
+                tx.sendto(build_rtp(0, seq, 160 * k, ssrc[s.port], b"\xff" * 160), ("127.0.0.1", s.port))
+            for k in range(3):              # a few packets first, so relay routes are in place
                 for s in legs:
-                    tx.sendto(build_rtp(0, seq, 160 * seq, ssrc[s.port], b"\xff" * 160), ("127.0.0.1", s.port))
+                    send(s, k)
                 await asyncio.sleep(0.05)
             # The burst is sent with the loop blocked, so the next iteration finds every socket full.
-            for seq in range(3, 3 + per_leg):
+            for k in range(3, 3 + per_leg):
                 for s in legs:
-                    tx.sendto(build_rtp(0, seq, 160 * seq, ssrc[s.port], b"\xff" * 160), ("127.0.0.1", s.port))
+                    send(s, k)
             sent = time.monotonic()
             begin = loop.time()
             await asyncio.sleep(0)
@@ -348,8 +353,11 @@ def test_ticks_stay_on_time_through_a_long_burst_of_packets(loop_kind, relayed):
     # Ticks due while the burst was read ran on time (a timer alone would wait for the whole burst).
     # The first 40 ms are left out: sending the burst blocked the loop, and its ticks are caught up then.
     during = [at - due for due, at in seen if sent + 0.04 < due < sent + busy]
-    assert len(during) >= 2
-    assert max(during) < 0.015, [round(1000 * x, 1) for x in during]
+    assert len(during) >= 3
+    # Without the packet-path check they queue up behind the burst on uvloop (10-120 ms, median
+    # ~30 ms); asyncio reads one datagram per socket per iteration, which bounds it near 6 ms here.
+    late = [round(1000 * x, 1) for x in during]
+    assert sorted(during)[len(during) // 2] < 0.005 and max(during) < 0.04, late
 
 
 # --- (4) RFC 4733 --------------------------------------------------------------------------------
