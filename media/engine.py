@@ -87,6 +87,7 @@ _ENCODE = {0: g711.ULAW_ENCODE, 8: g711.ALAW_ENCODE}
 _NTP_EPOCH = 2208988800
 _SEQ_SSRC = struct.Struct("!H4xI")      # RTP header: sequence number (bytes 2-3) and SSRC (8-11)
 _TS = struct.Struct("!I")
+_RTP_HDR = struct.Struct("!BBHII")     # version 2, no padding/extension/CSRC; marker|pt, seq, ts, SSRC
 
 
 def _ntp_now() -> int:
@@ -433,8 +434,9 @@ class Stream:
     # --- send path (called by the ticker) -----------------------------------------------------------
 
     def _send_audio(self, tick: int, payload: bytes) -> None:
-        ts = (self._ts_base + FRAME * tick) & 0xFFFFFFFF
-        pkt = build_rtp(self.pt, self._seq, ts, self.ssrc, payload, marker=not self._sent_last_tick)
+        # The plain header of build_rtp, packed here: this runs for every mixed leg on every tick.
+        pkt = _RTP_HDR.pack(0x80, self.pt if self._sent_last_tick else self.pt | 0x80, self._seq,
+                            (self._ts_base + FRAME * tick) & 0xFFFFFFFF, self.ssrc) + payload
         self._seq = (self._seq + 1) & 0xFFFF
         self._sent_last_tick = True
         self._tx += 1
@@ -903,8 +905,9 @@ class MediaEngine:
         # 1. One frame per stream out of its jitter buffer; G.711 decoded in one table lookup per codec.
         silent: list[int] = []
         groups: dict[int, tuple[list[int], list[bytes]]] = {}
+        index = mixer._index        # leg -> row; read directly, this loop runs for every leg on every tick
         for s in decode:
-            row = mixer.index(s)
+            row = index[s]
             f = s.jb.get(now)
             payload = f.payload if f is not None else None
             if payload is None:
@@ -960,7 +963,7 @@ class MediaEngine:
             if p is None and s.room is None:
                 s._sent_last_tick = False
                 continue
-            row = mixer.index(s)
+            row = index[s]
             if p is not None:
                 out[row] = p.frames[p.pos]
                 p.pos += 1
@@ -973,8 +976,9 @@ class MediaEngine:
         codes = np.empty((out.shape[0], FRAME), dtype=np.uint8)
         for pt, rows in enc_rows.items():
             codes[rows] = np.take(_ENCODE[pt], out[rows].view(np.uint16))   # take(): ~2x fancy indexing
+        buf = codes.tobytes()       # one copy; slicing bytes is cheaper than a row view's tobytes()
         for s, row in senders:
             try:
-                s._send_audio(n, codes[row].tobytes())
+                s._send_audio(n, buf[row * FRAME:(row + 1) * FRAME])
             except OSError:
                 s.counters["send_errors"] += 1

@@ -48,6 +48,9 @@ class JitterBuffer:
     stats: JitterStats = field(default_factory=JitterStats)
 
     def __post_init__(self) -> None:
+        # Delay bounds in frames, fixed at construction: get() runs for every stream on every tick.
+        self.min_frames = max(1, round(self.min_delay / self.frame_time))
+        self.max_frames = max(self.min_frames, round(self.max_delay / self.frame_time))
         self.jitter = 0.0           # seconds
         self._buf: dict[int, tuple[int, bytes]] = {}
         self._played: set[int] = set()
@@ -67,14 +70,6 @@ class JitterBuffer:
         self._jump: tuple[int, int, bytes, float] | None = None   # unconfirmed packet after a big jump
 
     # --- delay target --------------------------------------------------------------------------------
-
-    @property
-    def min_frames(self) -> int:
-        return max(1, round(self.min_delay / self.frame_time))
-
-    @property
-    def max_frames(self) -> int:
-        return max(self.min_frames, round(self.max_delay / self.frame_time))
 
     @property
     def target(self) -> int:
@@ -136,10 +131,10 @@ class JitterBuffer:
         if self._boost and self._since_late >= self.late_decay:
             self._boost -= 1
             self._since_late = 0
+        if self._next is None and not self._buf:
+            return None             # nothing received yet (or since a reset)
         target = self.target
         if self._next is None:
-            if not self._buf:
-                return None
             # Start once a target's worth is queued, or the first packet has waited the target delay.
             if self.level < target and now - self._first_arrival < target * self.frame_time:
                 return None
