@@ -1,6 +1,7 @@
 """RTP packets per second through the MediaEngine for N two-party calls, next to a bare uvloop UDP relay.
 
     .venv/bin/python benchmarks/rtp_relay_bench.py [--calls 100,300,600] [--seconds 5] [--warmup 1] [--repeat 1]
+    .venv/bin/python benchmarks/rtp_relay_bench.py --party 3 --calls 100,300,500    (mixed rooms, engine only)
 
 Per N calls (2N audio legs, each pair joined in its own room):
 
@@ -15,9 +16,13 @@ Per N calls (2N audio legs, each pair joined in its own room):
   (resource.getrusage of that process, user+sys), and tick lateness. For the engine, each tick's lateness
   is observed by wrapping the engine instance's _tick attribute from this script (engine.py unchanged):
   lateness = time.monotonic() at the tick's start minus the tick's due time on the engine's own schedule
-  (t0 + n * 20 ms on the loop clock, which for uvloop is CLOCK_MONOTONIC truncated to 1 ms, i.e. the
-  same clock as time.monotonic()). Catch-up ticks are included. For the bare relay, the same
+  (t0 + n * 20 ms on the engine's clock, time.monotonic(), which is also the loop's clock: for uvloop
+  CLOCK_MONOTONIC truncated to 1 ms). Catch-up ticks are included. For the bare relay, the same
   measurement is made on an empty 20 ms call_at ticker in its loop.
+
+With --party K > 2, --calls counts rooms of K legs each and only the engine runs (a relay has nothing to
+compare with): every leg's packets go through its jitter buffer, and every tick decodes, mixes, encodes
+and sends a frame to every leg. Reported: packets in and out, CPU per leg and tick lateness.
 """
 
 from __future__ import annotations
@@ -159,11 +164,11 @@ async def _load(conn, legs: int, warmup: float, seconds: float) -> None:
 
 # --- server process: MediaEngine or bare relay ------------------------------------------------------
 
-def server_main(conn, mode: str, calls: int, sink_ports: list[int], warmup: float, seconds: float) -> None:
+def server_main(conn, mode: str, party: int, sink_ports: list[int], warmup: float, seconds: float) -> None:
     raise_nofile()
     loop = new_loop()
-    coro = _engine(conn, calls, sink_ports, warmup, seconds) if mode == "engine" else \
-        _bare(conn, calls, sink_ports, warmup, seconds)
+    coro = _engine(conn, party, sink_ports, warmup, seconds) if mode == "engine" else \
+        _bare(conn, sink_ports, warmup, seconds)
     loop.run_until_complete(coro)
     loop.close()
 
@@ -205,15 +210,15 @@ async def _measure(conn, loop, warmup: float, seconds: float, obs: _TickObserver
     return dict(cpu=c1 - c0, wall=w1 - w0, rx=r1 - r0, lat_p50=p50, lat_p99=p99, lat_max=mx, ticks=len(obs.lat))
 
 
-async def _engine(conn, calls: int, sink_ports: list[int], warmup: float, seconds: float) -> None:
+async def _engine(conn, party: int, sink_ports: list[int], warmup: float, seconds: float) -> None:
     from media.engine import MediaEngine
     loop = asyncio.get_running_loop()
     engine = MediaEngine(loop, address=HOST, port_range=(40000, 59999))
     streams = []
-    for i in range(2 * calls):
+    for i in range(len(sink_ports)):
         s = await engine.open_stream()
         s.set_remote(HOST, sink_ports[i], pt=0, latch=False)
-        engine.join(s, f"call-{i // 2}")
+        engine.join(s, f"room-{i // party}")
         streams.append(s)
     obs = _TickObserver()
     orig_tick = engine._tick            # instance attribute shadows the method; engine.py is not edited
@@ -256,10 +261,10 @@ class _Relay(asyncio.DatagramProtocol):
         pass
 
 
-async def _bare(conn, calls: int, sink_ports: list[int], warmup: float, seconds: float) -> None:
+async def _bare(conn, sink_ports: list[int], warmup: float, seconds: float) -> None:
     loop = asyncio.get_running_loop()
     legs = []
-    for i in range(2 * calls):
+    for i in range(len(sink_ports)):
         _, pr = await loop.create_datagram_endpoint(lambda i=i: _Relay((HOST, sink_ports[i])), local_addr=(HOST, 0))
         legs.append(pr)
     for a, b in zip(legs[0::2], legs[1::2]):
@@ -291,15 +296,15 @@ async def _bare(conn, calls: int, sink_ports: list[int], warmup: float, seconds:
 
 # --- orchestration ----------------------------------------------------------------------------------
 
-def run_one(mode: str, calls: int, warmup: float, seconds: float) -> tuple[dict, dict]:
+def run_one(mode: str, calls: int, warmup: float, seconds: float, party: int = 2) -> tuple[dict, dict]:
     ctx = mp.get_context("spawn")
     lp, lc = ctx.Pipe()
     sp, sc = ctx.Pipe()
-    load = ctx.Process(target=load_main, args=(lc, 2 * calls, warmup, seconds), daemon=True)
+    load = ctx.Process(target=load_main, args=(lc, party * calls, warmup, seconds), daemon=True)
     load.start()
     try:
         sink_ports = lp.recv()
-        server = ctx.Process(target=server_main, args=(sc, mode, calls, sink_ports, warmup, seconds), daemon=True)
+        server = ctx.Process(target=server_main, args=(sc, mode, party, sink_ports, warmup, seconds), daemon=True)
         server.start()
         try:
             targets = sp.recv()
@@ -329,6 +334,29 @@ def median_run(runs: list[tuple[dict, dict]]) -> tuple[dict, dict]:
     return tuple({k: statistics.median(r[i][k] for r in runs) for k in runs[0][i]} for i in (0, 1))
 
 
+def mixed(rooms_list: list[int], a) -> None:
+    """Engine only: every room of `party` legs decoded, mixed, encoded and sent on each tick."""
+    print(f"rtp_relay_bench --party {a.party}: uvloop {uvloop.__version__}, python {sys.version.split()[0]}, "
+          f"{os.cpu_count()} CPUs; {a.seconds:g} s measured after {a.warmup:g} s warm-up per run; 50 pps per leg"
+          + (f"; medians of {a.repeat} runs each" if a.repeat > 1 else ""))
+    hdr = (f"{'rooms':>5} {'legs':>5} {'offered pps':>11} | {'pps in':>8} {'pps out':>8} {'CPU%':>6} "
+           f"{'us/leg-s':>8} | {'lateness p50':>12} {'p99':>6} {'max':>6} {'late/skip':>9} {'max tick':>8}")
+    print(hdr)
+    print("-" * len(hdr))
+    for rooms in rooms_list:
+        runs = [run_one("engine", rooms, a.warmup, a.seconds, a.party) for _ in range(max(1, a.repeat))]
+        eng, eld = median_run(runs)
+        legs = a.party * rooms
+        in_pps, out_pps = eng["rx"] / eng["wall"], eld["rx"] / eld["wall"]
+        cpu = 100 * eng["cpu"] / eng["wall"]
+        print(f"{rooms:>5} {legs:>5} {eld['tx'] / eld['wall']:>11.0f} | {in_pps:>8.0f} {out_pps:>8.0f} {cpu:>6.1f} "
+              f"{1e6 * eng['cpu'] / eng['wall'] / legs:>8.1f} | {eng['lat_p50']:>12.2f} {eng['lat_p99']:>6.2f} "
+              f"{eng['lat_max']:>6.1f} {eng['late_ticks']:>4}/{eng['skipped']:<4} {eng['max_tick_ms']:>8.1f}")
+    print()
+    print("(us/leg-s = server CPU microseconds per leg per second: receiving 50 packets, and mixing, encoding and "
+          "sending 50 frames; lateness and max tick (the longest tick's own run time) in ms)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--calls", default="100,300,600", help="comma list of concurrent two-party calls")
@@ -336,8 +364,13 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=1.0, help="seconds of load before measuring")
     ap.add_argument("--repeat", type=int, default=1,
                     help="engine and bare runs per load, alternating; each figure is the median over the runs")
+    ap.add_argument("--party", type=int, default=2,
+                    help="legs per room; above 2 the engine mixes every room (no bare relay to compare with)")
     a = ap.parse_args()
     calls_list = [int(x) for x in a.calls.split(",")]
+    if a.party > 2:
+        mixed(calls_list, a)
+        return
     print(f"rtp_relay_bench: uvloop {uvloop.__version__}, python {sys.version.split()[0]}, {os.cpu_count()} CPUs; "
           f"{a.seconds:g} s measured after {a.warmup:g} s warm-up per run; 50 pps per leg, 2 legs per call"
           + (f"; medians of {a.repeat} runs each" if a.repeat > 1 else ""))
