@@ -29,7 +29,8 @@ Documented choices:
 * Symmetric RTP: the first valid RTP packet received after ``open_stream``/``set_remote`` latches the
   remote address to the packet's source (``latch=True``), so a NATed phone is reached where it really
   is. Before any remote is known the stream sends nothing. Packets are accepted from any source.
-* Lost/late frames are concealed with silence (zeros).
+* Lost/late frames are concealed with silence (zeros; in a room mixed as G.711 codes, the code nearest
+  to zero).
 * Two-party relay: in a room of exactly two audio streams with the same payload type, no prompt playing
   to either, no DTMF being sent on either and no supervisor override involving either, each RTP packet
   is forwarded to the other party the moment it arrives, unchanged, as a media relay does: nothing is
@@ -84,6 +85,7 @@ log = logging.getLogger("media.engine")
 CODEC_BY_PT = {0: "PCMU", 8: "PCMA"}
 _DECODE = {0: g711.ULAW_DECODE, 8: g711.ALAW_DECODE}
 _ENCODE = {0: g711.ULAW_ENCODE, 8: g711.ALAW_ENCODE}
+_SILENCE = {0: 0xFF, 8: 0xD5}           # the code nearest to 0 (mu-law 0xFF is 0, A-law 0xD5 is +8)
 _NTP_EPOCH = 2208988800
 _SEQ_SSRC = struct.Struct("!H4xI")      # RTP header: sequence number (bytes 2-3) and SSRC (8-11)
 _TS = struct.Struct("!I")
@@ -902,12 +904,15 @@ class MediaEngine:
             ticked + [s for s in audio if s.fwd is not None and s._recordings]
         if not decode:
             return
-        # 1. One frame per stream out of its jitter buffer; G.711 decoded in one table lookup per codec.
+        # 1. One frame per stream out of its jitter buffer, grouped by payload type.
         silent: list[int] = []
         groups: dict[int, tuple[list[int], list[bytes]]] = {}
+        odd: list[tuple[int, int, bytes]] = []
+        pts: set[int] = set()
         index = mixer._index        # leg -> row; read directly, this loop runs for every leg on every tick
         for s in decode:
             row = index[s]
+            pts.add(s.pt)
             f = s.jb.get(now)
             payload = f.payload if f is not None else None
             if payload is None:
@@ -918,24 +923,42 @@ class MediaEngine:
                     g = groups[s.pt] = ([], [])
                 g[0].append(row)
                 g[1].append(payload)
-            else:       # odd packetization: decode alone, pad or cut to one frame
-                pcm = _DECODE[s.pt][np.frombuffer(payload, np.uint8)][:FRAME]
+            else:
+                odd.append((row, s.pt, payload))
+        pts.discard(None)
+        # 2. Mixing. The common case, one codec and no supervisor override, stays in G.711: the codes go
+        # straight through the CodecRoomMixer kernel (a lost frame is the codec's silence code). Anything
+        # else is decoded to int16 for the general mixer, which applies the overrides.
+        fast = len(pts) == 1 and not odd and not mixer.has_overrides
+        if fast:
+            pt0 = next(iter(pts))
+            codes = np.empty((mixer.frames.shape[0], FRAME), dtype=np.uint8)
+            for rows, payloads in groups.values():
+                codes[rows] = np.frombuffer(b"".join(payloads), np.uint8).reshape(-1, FRAME)
+            if silent:
+                codes[silent] = _SILENCE[pt0]
+            for r in self._recordings:      # what each party said
+                r._add(_DECODE[pt0][codes[[index[r.customer], index[r.agent]]]])
+            if not ticked:
+                return
+            out = mixer.mix_codes(codes, CODEC_BY_PT[pt0])
+        else:
+            if silent:
+                frames[silent] = 0
+            for pt, (rows, payloads) in groups.items():
+                frames[rows] = np.take(_DECODE[pt], np.frombuffer(b"".join(payloads), np.uint8)).reshape(-1, FRAME)
+            for row, pt, payload in odd:        # odd packetization: decode alone, pad or cut to one frame
+                pcm = _DECODE[pt][np.frombuffer(payload, np.uint8)][:FRAME]
                 frames[row] = 0
                 frames[row, :len(pcm)] = pcm
-        if silent:
-            frames[silent] = 0
-        for pt, (rows, payloads) in groups.items():
-            frames[rows] = np.take(_DECODE[pt], np.frombuffer(b"".join(payloads), np.uint8)).reshape(-1, FRAME)
-        # 2. Recordings take the decoded voices (what each party said).
-        for r in self._recordings:
-            r._add(frames[[mixer.index(r.customer), mixer.index(r.agent)]])
-        if not ticked:
-            return
-        # 3. Every room, every supervisor override: one vectorized mix.
-        out = mixer.mix()
-        # 4. Prompts replace room audio; then encode per codec and send.
+            for r in self._recordings:
+                r._add(frames[[index[r.customer], index[r.agent]]])
+            if not ticked:
+                return
+            out = mixer.mix()
+        # 3. Prompts replace room audio; then (general path) encode per codec; send.
         senders: list[tuple[Stream, int]] = []
-        enc_rows: dict[int, list[int]] = {}
+        prompts: list[tuple[int, int, np.ndarray]] = []
         for s in ticked:
             p = s._player
             if p is not None:
@@ -965,18 +988,28 @@ class MediaEngine:
                 continue
             row = index[s]
             if p is not None:
-                out[row] = p.frames[p.pos]
+                prompts.append((row, s.pt, p.frames[p.pos]))
                 p.pos += 1
             senders.append((s, row))
-            enc_rows.setdefault(s.pt, []).append(row)
             if rtcp_due:
                 s._send_sr(n)
         if not senders:
             return
-        codes = np.empty((out.shape[0], FRAME), dtype=np.uint8)
-        for pt, rows in enc_rows.items():
-            codes[rows] = np.take(_ENCODE[pt], out[rows].view(np.uint16))   # take(): ~2x fancy indexing
-        buf = codes.tobytes()       # one copy; slicing bytes is cheaper than a row view's tobytes()
+        if fast:
+            for row, pt, pcm in prompts:
+                out[row] = np.take(_ENCODE[pt], pcm.view(np.uint16))
+            buf = out.tobytes()
+        else:
+            enc_rows: dict[int, list[int]] = {}
+            for s, row in senders:
+                enc_rows.setdefault(s.pt, []).append(row)
+            for row, _, pcm in prompts:
+                out[row] = pcm
+            codes = np.empty((out.shape[0], FRAME), dtype=np.uint8)
+            for pt, rows in enc_rows.items():
+                codes[rows] = np.take(_ENCODE[pt], out[rows].view(np.uint16))   # take(): ~2x fancy indexing
+            buf = codes.tobytes()
+        # One copy to bytes, then slices: cheaper than a row view's tobytes() per leg.
         for s, row in senders:
             try:
                 s._send_audio(n, buf[row * FRAME:(row + 1) * FRAME])

@@ -221,6 +221,10 @@ class Mixer:
         self._high = 0      # rows [0, _high) may be in use
         self._layout: RoomLayout | None = None     # rebuilt lazily after any room change
         self._g = np.zeros((capacity, frame), dtype=np.int16)       # frames gathered in layout order
+        self._codec_mixer: CodecRoomMixer | None = None            # mix_codes() buffers, made on first use
+        self._gc = np.zeros((capacity, frame), dtype=np.uint8)
+        self._gc_out = np.zeros((capacity, frame), dtype=np.uint8)
+        self._codes_out = np.zeros((capacity, frame), dtype=np.uint8)
         self._gacc = np.zeros((capacity, frame), dtype=np.int32)
         self._sums = np.zeros((capacity, 1, frame), dtype=np.int32)
 
@@ -229,7 +233,8 @@ class Mixer:
     def _grow(self) -> None:
         old = self._room.size
         new = old * 2
-        for name, fill in (("frames", 0), ("_out", 0), ("_acc", 0), ("_g", 0), ("_gacc", 0), ("_sums", 0)):
+        for name, fill in (("frames", 0), ("_out", 0), ("_acc", 0), ("_g", 0), ("_gacc", 0), ("_sums", 0),
+                           ("_gc", 0), ("_gc_out", 0), ("_codes_out", 0)):
             a = getattr(self, name)
             b = np.full((new,) + a.shape[1:], fill, dtype=a.dtype)
             b[:old] = a
@@ -346,6 +351,42 @@ class Mixer:
             self._over_arrays = (keys[:, 0], keys[:, 1], vals)
         return self._over_arrays
 
+    @property
+    def has_overrides(self) -> bool:
+        return bool(self._over)
+
+    def _current_layout(self) -> RoomLayout:
+        h = self._high
+        lay = self._layout
+        if lay is None or lay.n != h:
+            lay = self._layout = RoomLayout(self._room[:h])
+        return lay
+
+    def mix_codes(self, codes: np.ndarray, codec: str) -> np.ndarray:
+        """G.711 in, G.711 out: what each leg hears, for legs that all speak `codec` and no overrides.
+
+        codes (>= high rows, frame) uint8, one frame per row. Returns a view (high, frame) into a reused
+        buffer, equal to encode(mix(decode(codes))) row for row; rows of legs in no room are undefined.
+        This is the CodecRoomMixer kernel (no int16 round trip), so the general mix() is needed only
+        for supervisor overrides and rooms whose legs use different codecs.
+        """
+        if self._over:
+            raise ValueError("mix_codes() does not apply supervisor overrides; use mix()")
+        h = self._high
+        if codes.shape[0] < h:
+            raise ValueError(f"need at least {h} code rows, got {codes.shape[0]}")
+        lay = self._current_layout()
+        out = self._codes_out[:h]
+        m = lay.order.size
+        if m:
+            if self._codec_mixer is None:
+                self._codec_mixer = CodecRoomMixer(self.frame)
+            g = self._gc[:m]
+            np.take(codes, lay.order, axis=0, out=g, mode="clip")
+            res = self._codec_mixer.run(g, lay.groups, codec, self._gc_out[:m])
+            out[lay.order] = res
+        return out
+
     def mix(self, frames: np.ndarray | None = None) -> np.ndarray:
         """frames (>= high rows, 160) int16, default self.frames -> int16 (high, 160) mixes."""
         h = self._high
@@ -353,9 +394,7 @@ class Mixer:
         if f.shape[0] < h:
             raise ValueError(f"need at least {h} frame rows, got {f.shape[0]}")
         rooms = self._room[:h]
-        lay = self._layout
-        if lay is None or lay.n != h:
-            lay = self._layout = RoomLayout(rooms)
+        lay = self._current_layout()
         acc = self._acc[:h]
         m = lay.order.size
         if m:

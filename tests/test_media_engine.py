@@ -428,6 +428,46 @@ def test_recording_is_stereo_customer_left_agent_right(phones, tmp_path):
     assert active_frames(left.astype(np.int16)) >= 35 and active_frames(right.astype(np.int16)) >= 35
 
 
+@pytest.mark.parametrize("pt", [0, 8])
+def test_three_party_conference_in_one_codec_recorded(phones, tmp_path, pt):
+    """One codec, no supervisor override: the tick mixes G.711 codes directly (Mixer.mix_codes). Each
+    leg hears the other two and not itself; a recording of two of them keeps each one's own voice."""
+    F = {"customer": 440, "agent": 1000, "third": 1650}
+    ph = {k: phones(pt) for k in F}
+    path = tmp_path / "conf.wav"
+
+    async def scenario():
+        async with engine_running() as eng:
+            st = {}
+            for k in F:
+                st[k] = await eng.open_stream()
+                st[k].set_remote("127.0.0.1", ph[k].port, pt)
+                eng.join(st[k], "conf")
+            rec = eng.record(st["customer"], st["agent"], path)
+            for k, f in F.items():
+                ph[k].send_audio(frames(tone(f, 1.0, amplitude=0.3)), st[k].port)
+            await asyncio.sleep(0.3)
+            marks = {k: ph[k].mark() for k in F}
+            await asyncio.sleep(0.5)
+            heard = {k: ph[k].audio(marks[k]) for k in F}
+            await asyncio.sleep(0.4)
+            rec.close()
+            return heard, eng.stats
+
+    heard, stats = run(scenario)
+    assert stats["relayed_frames"] == 0
+    for listener, x in heard.items():
+        assert len(x) >= 20 * 160
+        p = {k: power(x, f) for k, f in F.items()}
+        others = [p[k] for k in F if k != listener]
+        assert min(others) > 0.3 * max(others), (listener, p)
+        assert p[listener] < 1e-3 * min(others), (listener, p)
+    x, rate = read_wav_raw(str(path))
+    left, right = x[:, 0], x[:, 1]
+    assert abs(dominant_frequency(left) - 440) < 10 and abs(dominant_frequency(right) - 1000) < 10
+    assert power(left, 1000) < 1e-3 * power(left, 440)
+
+
 # --- (6) supervisor modes ----------------------------------------------------------------------------
 
 def test_listen_whisper_barge(phones):
