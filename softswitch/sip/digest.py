@@ -18,10 +18,10 @@ HASHES = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}
 _SCHEME_RE = re.compile(r"[A-Za-z0-9_\-]+\Z")
 _QUOTED_PAIR = re.compile(r"\\(.)", re.S)
 _NC_RE = re.compile(r"[0-9a-fA-F]{8}\Z")
-# auth-param = token "=" ( token / quoted-string ), comma separated (RFC 7235 s. 2.1); one finditer pass,
-# each item must start where the previous one ended. quoted-string is an unrolled loop (same language as
-# "(?:[^"\\]|\\.)*"), so re scans runs of plain characters instead of an alternation per character.
-_PARAM_RE = re.compile(r'\s*([A-Za-z0-9_\-]+)\s*=\s*("[^"\\]*(?:\\.[^"\\]*)*"|[^\s,"]*)\s*(,|\Z)', re.S)
+# auth-param = token "=" ( token / quoted-string ), comma separated (RFC 7235 s. 2.1). One findall pass; the
+# items must tile the text (their lengths add up to it), as findall never overlaps them. quoted-string is an
+# unrolled loop (same language as "(?:[^"\\]|\\.)*"): re scans plain runs, not an alternation per character.
+_PARAM_RE = re.compile(r'(\s*([A-Za-z0-9_\-]+)\s*=\s*("[^"\\]*(?:\\.[^"\\]*)*"|[^\s,"]*)\s*(?:,|\Z))', re.S)
 
 
 class AuthParseError(ValueError):
@@ -44,11 +44,9 @@ def parse_authorization(value: str) -> tuple[str, dict[str, str]]:
         raise AuthParseError("no auth scheme")
     rest = rest.strip()
     params: dict[str, str] = {}
-    pos = 0
-    for m in _PARAM_RE.finditer(rest):
-        if m.start() != pos:
-            raise AuthParseError(f"bad auth parameter near {rest[pos:pos + 30]!r}")
-        name, raw, sep = m.groups()
+    covered = 0
+    for item, name, raw in _PARAM_RE.findall(rest):
+        covered += len(item)
         name = name.lower()
         if raw[:1] == '"':
             raw = raw[1:-1]
@@ -57,11 +55,8 @@ def parse_authorization(value: str) -> tuple[str, dict[str, str]]:
         if name in params:
             raise AuthParseError(f"repeated auth parameter {name}")
         params[name] = raw
-        pos = m.end()
-        if not sep:
-            break
-    if pos != len(rest):
-        raise AuthParseError(f"bad auth parameter near {rest[pos:pos + 30]!r}")
+    if covered != len(rest):
+        raise AuthParseError(f"bad auth parameters {rest[:30]!r}")
     return scheme.lower(), params
 
 

@@ -135,7 +135,7 @@ def parse_params(text: str, i: int = 0) -> list[tuple[str, str | None]]:
 
 
 def params_str(params: list[tuple[str, str | None]]) -> str:
-    return "".join(f";{k}" if v is None else f";{k}={v}" for k, v in params)
+    return "".join([f";{k}" if v is None else f";{k}={v}" for k, v in params])
 
 
 def get_param(params: list[tuple[str, str | None]], name: str) -> str | None:
@@ -185,7 +185,9 @@ def parse_name_addr(value: str) -> NameAddr:
     if not text:
         raise SipError(400, "empty address")
     display = None
-    if text[0] == '"':
+    if text[0] == "<":
+        lt = 0                        # the usual <URI>;params: no display name to read
+    elif text[0] == '"':
         display, i = read_quoted(text, 0)
         lt = text.find("<", i)
         if lt < 0 or text[i:lt].strip(_LWS):

@@ -192,12 +192,8 @@ class Message:
 
     def serialize(self) -> bytes:
         lines = [self.start_line()]
-        for n, v in self._headers:
-            if n != "Content-Length":
-                lines.append(f"{n}: {v}")
-        lines.append(f"Content-Length: {len(self.body)}")
-        lines.append("")
-        lines.append("")
+        lines += [f"{n}: {v}" for n, v in self._headers if n != "Content-Length"]
+        lines.append(f"Content-Length: {len(self.body)}\r\n\r\n")
         return "\r\n".join(lines).encode(ENCODING, ERRORS) + self.body
 
     __bytes__ = serialize

@@ -59,7 +59,9 @@ def parse_message(data: bytes, *, datagram: bool = True, max_headers: int = MAX_
     head = head_b.decode(ENCODING, ERRORS)
     if "\n " in head or "\n\t" in head:
         head = _FOLD_RE.sub(" ", head)
-    lines = head.split("\r\n") if head.count("\n") == head.count("\r\n") else _LINE_RE.split(head)
+    lines = head.split("\r\n")
+    if head.count("\n") != len(lines) - 1:    # some line ends in a bare LF
+        lines = _LINE_RE.split(head)
     start_error: SipError | None = None
     try:
         msg = _start_line(lines[0])

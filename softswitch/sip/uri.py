@@ -10,18 +10,27 @@ from dataclasses import dataclass, field
 
 from .errors import SipError
 
+
+def _escaped_run(chars: str, *, empty: bool) -> re.Pattern:
+    """`*( [chars] / escaped )` (or `1*` when not `empty`) as an unrolled loop: re scans runs of plain
+    characters instead of trying an alternation at every one (same language, half the time)."""
+    plain = f"[{chars}]*"
+    return re.compile(("" if empty else r"(?=[\s\S])") + plain + r"(?:%[0-9A-Fa-f]{2}" + plain + r")*\Z")
+
+
 # scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*\Z")
-# unreserved / escaped / user-unreserved ("&" / "=" / "+" / "$" / "," / ";" / "?" / "/")
-_USER = re.compile(r"(?:[A-Za-z0-9\-_.!~*'()&=+$,;?/]|%[0-9A-Fa-f]{2})+\Z")
+# user = 1*( unreserved / escaped / user-unreserved ); user-unreserved = "&" / "=" / "+" / "$" / "," / ";" / "?" / "/"
+_USER = _escaped_run(r"A-Za-z0-9\-_.!~*'()&=+$,;?/", empty=False)
 # password = *( unreserved / escaped / "&" / "=" / "+" / "$" / "," )
-_PASSWORD = re.compile(r"(?:[A-Za-z0-9\-_.!~*'()&=+$,]|%[0-9A-Fa-f]{2})*\Z")
+_PASSWORD = _escaped_run(r"A-Za-z0-9\-_.!~*'()&=+$,", empty=True)
 # hostname = *( domainlabel "." ) toplabel [ "." ]; IPv4 is a special case of it; "_" accepted as liberal.
 _HOSTNAME = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_\-.]*[A-Za-z0-9_.])?\Z")
 _IPV6REF = re.compile(r"\[[0-9A-Fa-f:.]+\]\Z")
 # paramchar = param-unreserved / unreserved / escaped; param-unreserved = "[" / "]" / "/" / ":" / "&" / "+" / "$"
-_PARAMCHARS = re.compile(r"(?:[A-Za-z0-9\-_.!~*'()\[\]/:&+$]|%[0-9A-Fa-f]{2})+\Z")
-_HEADERS = re.compile(r"(?:[A-Za-z0-9\-_.!~*'()\[\]/?:+$=&]|%[0-9A-Fa-f]{2})*\Z")
+_PARAMCHARS = _escaped_run(r"A-Za-z0-9\-_.!~*'()\[\]/:&+$", empty=False)
+# headers = header *( "&" header ); header = hname "=" hvalue; hnv-unreserved = "[" / "]" / "/" / "?" / ":" / "+" / "$"
+_HEADERS = _escaped_run(r"A-Za-z0-9\-_.!~*'()\[\]/?:+$=&", empty=True)
 _ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
 
 
@@ -167,7 +176,7 @@ def parse_uri(text: str) -> URI:
 
 def _parse_uri(text: str) -> URI:
     scheme, sep, rest = text.partition(":")
-    if not sep or not _SCHEME.match(scheme):
+    if not sep or (scheme != "sip" and not _SCHEME.match(scheme)):
         raise SipError(400, f"bad URI {text[:80]!r}")
     lscheme = scheme.lower()
     if lscheme not in ("sip", "sips"):
