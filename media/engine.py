@@ -89,7 +89,7 @@ _SILENCE = {0: 0xFF, 8: 0xD5}           # the code nearest to 0 (mu-law 0xFF is 
 _NTP_EPOCH = 2208988800
 _SEQ_SSRC = struct.Struct("!H4xI")      # RTP header: sequence number (bytes 2-3) and SSRC (8-11)
 _TS = struct.Struct("!I")
-_RTP_HDR = struct.Struct("!BBHII")     # version 2, no padding/extension/CSRC; marker|pt, seq, ts, SSRC
+_HDR = struct.Struct("!BBHII")     # version 2, no padding/extension/CSRC: b0, marker|pt, seq, ts, SSRC
 
 
 def _ntp_now() -> int:
@@ -291,6 +291,18 @@ class Stream:
     def _received(self, data: bytes, addr) -> None:
         if self.closed:
             return
+        if (len(data) > 12 and data[0] == 0x80 and data[1] & 0x7F == self.pt and self.kind == "audio"
+                and self.fwd is None and (self._latched or not self.latch) and self.remote is not None):
+            # The common packet, taken without parse_rtp: plain header, the stream's own codec, from
+            # where it is expected. Same steps as below. (A payload type of 0 or 8 is never RTCP.)
+            _, _, seq, ts, ssrc = _HDR.unpack_from(data)
+            if ssrc == self.remote_ssrc:
+                self._rx += 1
+                now = self.engine.clock()
+                self.tracker.update(seq, ts, now * 8000.0)
+                if self.room is not None or self._recordings:
+                    self.jb.put(seq, ts, data[12:], now)
+                return
         if is_rtcp(data):
             self.counters["rtcp_rx"] += 1
             to = self.peer if self.kind == "video" else self.fwd      # relays pass RTCP end to end
@@ -360,6 +372,8 @@ class Stream:
                 if self._relay is None:
                     self._install()
                 return
+        if self.room is None and not self._recordings:
+            return      # nobody hears this stream now (a caller at a prompt or on hold): nothing to play out
         self.jb.put(p.seq, p.timestamp, p.payload, now)
 
     def _maybe_latch(self, addr) -> None:
@@ -437,7 +451,7 @@ class Stream:
 
     def _send_audio(self, tick: int, payload: bytes) -> None:
         # The plain header of build_rtp, packed here: this runs for every mixed leg on every tick.
-        pkt = _RTP_HDR.pack(0x80, self.pt if self._sent_last_tick else self.pt | 0x80, self._seq,
+        pkt = _HDR.pack(0x80, self.pt if self._sent_last_tick else self.pt | 0x80, self._seq,
                             (self._ts_base + FRAME * tick) & 0xFFFFFFFF, self.ssrc) + payload
         self._seq = (self._seq + 1) & 0xFFFF
         self._sent_last_tick = True

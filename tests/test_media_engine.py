@@ -227,6 +227,35 @@ def test_play_prompt_then_music_on_hold(phones):
     assert pending.done() and pending.result() is False
 
 
+def test_caller_on_hold_is_counted_not_played_out_then_heard_once_joined(phones):
+    """Nobody hears a stream in no room (a caller at a prompt or on hold): its packets are counted
+    but skip the jitter buffer; joined to a room, it is heard at once."""
+    pc, pa = phones(0), phones(0)
+
+    async def scenario():
+        async with engine_running() as eng:
+            c = await eng.open_stream()
+            a = await eng.open_stream()
+            c.set_remote("127.0.0.1", pc.port, 0)
+            a.set_remote("127.0.0.1", pa.port, 0)
+            moh = eng.play(c, frames(tone(800, 0.1)), loop=True)
+            pc.send_audio(frames(tone(440, 1.2)), c.port)
+            await asyncio.sleep(0.5)
+            on_hold = dict(c.stats), c.jb.stats.played
+            eng.stop_play(c)
+            await moh
+            eng.join(c, "call"), eng.join(a, "call")
+            await asyncio.sleep(0.15)
+            m = pa.mark()
+            await asyncio.sleep(0.4)
+            return on_hold, pa.audio(m), dict(c.stats)
+
+    (held, played), heard, after = run(scenario)
+    assert held["rx_packets"] >= 20 and held["lost"] == 0 and played == 0
+    assert abs(dominant_frequency(heard) - 440) < 10 and active_frames(heard) >= 15
+    assert after["rx_packets"] > held["rx_packets"] and after["lost"] == 0
+
+
 def test_prompt_replaces_room_audio(phones):
     pa, pb = phones(0), phones(0)
 
