@@ -532,13 +532,27 @@ class Recording:
 
 
 class _Player:
-    __slots__ = ("frames", "pos", "loop", "future")
+    __slots__ = ("frames", "pos", "loop", "future", "_coded")
+
+    BLOCK = 50      # frames encoded at a time (1 s), as playback reaches them
 
     def __init__(self, frames: np.ndarray, loop: bool, future: asyncio.Future) -> None:
         self.frames = frames
         self.pos = 0
         self.loop = loop
         self.future = future
+        self._coded: dict[tuple[int, int], list[bytes]] = {}    # (pt, block) -> payloads
+
+    def payload(self, pt: int) -> bytes:
+        """The current frame as a G.711 payload. Encoded once per block and kept, so music on hold
+        that loops costs no encoding after its first round."""
+        b, i = divmod(self.pos, self.BLOCK)
+        block = self._coded.get((pt, b))
+        if block is None:
+            pcm = self.frames[b * self.BLOCK:(b + 1) * self.BLOCK]
+            codes = np.take(_ENCODE[pt], np.ascontiguousarray(pcm).view(np.uint16))
+            block = self._coded[(pt, b)] = [row.tobytes() for row in codes]
+        return block[i]
 
 
 class MediaEngine:
@@ -970,9 +984,10 @@ class MediaEngine:
             if not ticked:
                 return
             out = mixer.mix()
-        # 3. Prompts replace room audio; then (general path) encode per codec; send.
+        # 3. Prompts replace room audio (their frames encoded once, _Player.payload); room audio is
+        # encoded per codec (general path); then everything is sent.
         senders: list[tuple[Stream, int]] = []
-        prompts: list[tuple[int, int, np.ndarray]] = []
+        sends: list[tuple[Stream, bytes]] = []     # prompt frames, then room audio
         for s in ticked:
             p = s._player
             if p is not None:
@@ -1000,32 +1015,29 @@ class MediaEngine:
             if p is None and s.room is None:
                 s._sent_last_tick = False
                 continue
-            row = index[s]
-            if p is not None:
-                prompts.append((row, s.pt, p.frames[p.pos]))
-                p.pos += 1
-            senders.append((s, row))
             if rtcp_due:
                 s._send_sr(n)
-        if not senders:
-            return
-        if fast:
-            for row, pt, pcm in prompts:
-                out[row] = np.take(_ENCODE[pt], pcm.view(np.uint16))
-            buf = out.tobytes()
-        else:
-            enc_rows: dict[int, list[int]] = {}
+            if p is not None:
+                sends.append((s, p.payload(s.pt)))
+                p.pos += 1
+            else:
+                senders.append((s, index[s]))
+        if senders:
+            if fast:
+                buf = out.tobytes()
+            else:
+                enc_rows: dict[int, list[int]] = {}
+                for s, row in senders:
+                    enc_rows.setdefault(s.pt, []).append(row)
+                codes = np.empty((out.shape[0], FRAME), dtype=np.uint8)
+                for pt, rows in enc_rows.items():
+                    codes[rows] = np.take(_ENCODE[pt], out[rows].view(np.uint16))   # take(): ~2x fancy indexing
+                buf = codes.tobytes()
+            # One copy to bytes, then slices: cheaper than a row view's tobytes() per leg.
             for s, row in senders:
-                enc_rows.setdefault(s.pt, []).append(row)
-            for row, _, pcm in prompts:
-                out[row] = pcm
-            codes = np.empty((out.shape[0], FRAME), dtype=np.uint8)
-            for pt, rows in enc_rows.items():
-                codes[rows] = np.take(_ENCODE[pt], out[rows].view(np.uint16))   # take(): ~2x fancy indexing
-            buf = codes.tobytes()
-        # One copy to bytes, then slices: cheaper than a row view's tobytes() per leg.
-        for s, row in senders:
+                sends.append((s, buf[row * FRAME:(row + 1) * FRAME]))
+        for s, payload in sends:
             try:
-                s._send_audio(n, buf[row * FRAME:(row + 1) * FRAME])
+                s._send_audio(n, payload)
             except OSError:
                 s.counters["send_errors"] += 1

@@ -846,3 +846,18 @@ def test_recorded_relayed_call_still_records_both_sides(phones, tmp_path):
     assert len(left) >= 0.4 * 8000
     assert dominant_frequency(left) == pytest.approx(400, abs=20)
     assert dominant_frequency(right) == pytest.approx(1000, abs=20)
+
+
+@pytest.mark.parametrize("pt", [0, 8])
+def test_prompt_frames_encoded_once_per_block_match_g711(pt):
+    from media.engine import _Player
+    rng = np.random.default_rng(5)
+    pcm = rng.integers(-32768, 32768, (123, 160)).astype(np.int16)     # 2.46 s: three blocks, the last partial
+    p = _Player(pcm, True, None)
+    got = []
+    for pos in list(range(123)) + [0, 51, 122]:
+        p.pos = pos
+        got.append(p.payload(pt))
+    want = [g711.encode(f, CODEC[pt]) for f in pcm]
+    assert got[:123] == want and got[123:] == [want[0], want[51], want[122]]
+    assert sorted(p._coded) == [(pt, 0), (pt, 1), (pt, 2)]
