@@ -35,7 +35,8 @@ class Credentials:
         entry = self._overrides.get(user) or self._config.get(user)
         if entry is None:
             return None
-        return entry.get(algorithm.upper() if algorithm.upper() == "MD5" else algorithm)
+        upper = algorithm.upper()
+        return entry.get(upper if upper == "MD5" else algorithm)
 
     def known(self, user: str) -> bool:
         return user in self._config or user in self._overrides

@@ -55,9 +55,9 @@ class Registrar:
         if not isinstance(to_uri, SipURI):
             raise SipError(404, "address of record must be a sip: or sips: URI")
         result = self._authenticate(req, now)
-        if self.on_auth_failure is not None and isinstance(result, Response) and result.status == 403:
-            self.on_auth_failure(source[1])
         if isinstance(result, Response):
+            if self.on_auth_failure is not None and result.status == 403:
+                self.on_auth_failure(source[1])
             return result
         user = to_uri.user_unescaped or ""
         if result.username != user:
@@ -80,6 +80,7 @@ class Registrar:
         assert isinstance(contacts, list)
         bindings = {b.key: b for b in before}
         changed = False
+        call_id, cseq = req.call_id, req.cseq[0]
         for c in contacts:
             if not isinstance(c.uri, SipURI) and c.uri.scheme.lower() not in ("tel",):
                 raise SipError(400, "contact must be a SIP URI")
@@ -92,7 +93,7 @@ class Registrar:
             expires = min(expires, self.options.max_expires)
             key, instance, reg_id = _binding_key(c)
             old = bindings.get(key)
-            if old is not None and old.call_id == req.call_id and old.cseq >= req.cseq[0]:
+            if old is not None and old.call_id == call_id and old.cseq >= cseq:
                 raise SipError(400, "CSeq out of order for this Call-ID")
             if expires == 0:
                 if bindings.pop(key, None) is not None:
@@ -104,7 +105,7 @@ class Registrar:
                 expires = self.rng.randint(low, expires)
             bindings[key] = Binding(
                 aor=aor, user=user, contact=str(c.uri), key=key, expires_at=now + expires,
-                call_id=req.call_id, cseq=req.cseq[0], q=_q(c.param("q")), instance=instance, reg_id=reg_id,
+                call_id=call_id, cseq=cseq, q=_q(c.param("q")), instance=instance, reg_id=reg_id,
                 path=req.values("Path"), source=source, user_agent=req.get("User-Agent") or "",
                 node=self.options.node_id, registered_at=old.registered_at if old else now,
                 params=params_str([(k, v) for k, v in c.params if k.lower() not in ("expires", "q")]),

@@ -99,3 +99,16 @@ def test_other_realm_and_malformed():
 def test_any_authorization_text_gets_a_verdict(value):
     assert auth().verify("REGISTER", value, lookup, 1.0).kind in (
         "ok", "stale", "fail", "unknown_user", "replay", "malformed", "realm")
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(min_size=1, max_size=130), st.floats(min_value=0, max_value=4e9))
+def test_nonce_mac_is_hmac_sha256(secret, now):
+    import base64
+    import hashlib
+    import hmac
+
+    a = DigestAuth("r", secret)
+    stamp, mac = base64.b64decode(a.make_nonce(now) + "==").decode().split(":")
+    assert mac == hmac.new(secret, stamp.encode(), hashlib.sha256).hexdigest()[:24]
+    assert a.nonce_time(a.make_nonce(now)) == float(f"{now:.6f}")

@@ -262,7 +262,7 @@ def parse_via(value: str) -> Via:
 
 def parse_via_list(value: str) -> list[Via]:
     parts = split_commas(value)
-    if any(not p for p in parts):
+    if "" in parts:
         raise SipError(400, f"empty Via element in {value[:80]!r}")
     return [parse_via(p) for p in parts]
 
@@ -285,7 +285,7 @@ def parse_contacts(value: str) -> list[NameAddr] | str:
     if value.strip(_LWS) == "*":
         return "*"
     parts = split_commas(value)
-    if any(not p for p in parts):
+    if "" in parts:
         raise SipError(400, f"empty Contact element in {value[:80]!r}")
     return [parse_name_addr(p) for p in parts]
 

@@ -78,6 +78,14 @@ class Message:
         return out
 
     def has(self, name: str) -> bool:
+        if self._index is None:
+            # A message being built (a response before `Server` is added): one scan costs less than an index
+            # that the next change drops.
+            name = _NAME_CACHE.get(name) or canonical_name(name)
+            for h in self._headers:
+                if h[0] == name:
+                    return True
+            return False
         return bool(self._lines(name))
 
     def set(self, name: str, value: str) -> None:
