@@ -154,23 +154,25 @@ def normalise_host(host: str) -> str:
     return host.lower()
 
 
-_CACHE: dict[str, "SipURI"] = {}
+_CACHE: dict[str, tuple] = {}
 _CACHE_MAX = 16384
+_CACHE_TEXT_MAX = 256      # longer URIs are rare; caching them would let a peer fill memory
 
 
 def parse_uri(text: str) -> URI:
     """Parse any URI; SIP/SIPS strictly, other schemes kept opaque. Raises SipError(400) on bad syntax.
 
     A phone's URIs repeat (R-URI, To, Contact of a challenge and its answer, every re-registration), so good
-    SIP URIs are remembered and handed out as copies (URIs are mutable)."""
+    SIP URIs are remembered (as field tuples) and handed out as new objects (URIs are mutable)."""
     hit = _CACHE.get(text)
     if hit is not None:
-        return hit.copy()
+        scheme, user, password, host, port, params, headers = hit
+        return SipURI(scheme, user, password, host, port, list(params), headers)
     uri = _parse_uri(text)
-    if isinstance(uri, SipURI):
+    if isinstance(uri, SipURI) and len(text) <= _CACHE_TEXT_MAX:
         if len(_CACHE) >= _CACHE_MAX:
             _CACHE.clear()
-        _CACHE[text] = uri.copy()
+        _CACHE[text] = (uri.scheme, uri.user, uri.password, uri.host, uri.port, tuple(uri.params), uri.headers)
     return uri
 
 
