@@ -112,3 +112,14 @@ def test_nonce_mac_is_hmac_sha256(secret, now):
     stamp, mac = base64.b64decode(a.make_nonce(now) + "==").decode().split(":")
     assert mac == hmac.new(secret, stamp.encode(), hashlib.sha256).hexdigest()[:24]
     assert a.nonce_time(a.make_nonce(now)) == float(f"{now:.6f}")
+
+
+def test_non_ascii_nonce_or_response_gets_a_verdict():
+    import base64
+
+    a = auth()
+    forged = base64.b64encode("1.0.1:é".encode()).decode()
+    value = f'Digest username="70001", realm="{REALM}", nonce="{forged}", uri="sip:{REALM}", response="abc"'
+    assert a.verify("REGISTER", value, lookup, 1.0).kind in ("fail", "stale")
+    value = f'Digest username="70001", realm="{REALM}", nonce="abc", uri="sip:{REALM}", response="é"'
+    assert a.verify("REGISTER", value, lookup, 1.0).kind == "fail"

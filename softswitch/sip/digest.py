@@ -121,7 +121,7 @@ class DigestAuth:
         """The issue time of a nonce we made, or None for a forged/foreign one."""
         try:
             # what base64.b64decode(validate=True) does, without its wrapper; binascii.Error is a ValueError
-            raw = binascii.a2b_base64(nonce + "=" * (-len(nonce) % 4), strict_mode=True).decode()
+            raw = binascii.a2b_base64(nonce + "=" * (-len(nonce) % 4), strict_mode=True).decode("ascii")
             stamp, mac = raw.split(":")
             good = self._mac(stamp)
             if not hmac.compare_digest(mac, good):
@@ -169,7 +169,8 @@ class DigestAuth:
             # The same work as for a known user, so neither timing nor answer tells which users exist.
             ha1 = _h(base, f"{username}:{self.realm}:{self.secret.hex()}")
         expected = compute_response(algorithm, ha1, method, uri, nonce, nc, cnonce, qop)
-        match = hmac.compare_digest(expected, response.lower())
+        # compare_digest refuses non-ASCII text (TypeError): such a response cannot match anyway
+        match = response.isascii() and hmac.compare_digest(expected, response.lower())
         issued = self.nonce_time(nonce)
         if not known:
             return AuthResult("unknown_user", username, uri, algorithm)
