@@ -136,7 +136,14 @@ class Endpoint:
         reply_to = src if src.reliable else Target(src.proto, *response_address(msg), src.conn)
         quick = self.stateless.get(msg.method)
         if quick is not None:
-            resp = quick(msg)
+            try:
+                resp = quick(msg)
+            except SipError as err:     # bad input gets its answer, never an exception out of here
+                resp = error_answer(msg, err)
+            except Exception:
+                self.counters["handler_errors"] += 1
+                self.log.exception("stateless_handler_failed", method=msg.method, call_id=msg.call_id)
+                resp = None             # the transaction path answers (500 if the handler fails again)
             if resp is not None:
                 try:     # the generic checks (420, 483, 416 ...) still win over the stateless answer
                     resp = check_request(msg, supported=self.supported, allowed=self.allowed) or resp

@@ -249,3 +249,25 @@ def test_no_secrets_in_the_logs(tmp_path):
     assert '"event": "login"' in log and '"event": "login_failed"' in log
     for secret in ("Alice-Demo1!", "Wrong-Guess-7!", "Brand-New-77!", "Phone-70001!", token):
         assert secret not in log
+
+
+def test_a_failing_stateless_handler_still_answers(tmp_path):
+    """Whatever a stateless fast path raises, the request is answered and the node goes on."""
+    from softswitch.sip.errors import SipError
+
+    def refuses(req):
+        raise SipError(400, "bad contact")
+
+    def breaks(req):
+        raise RuntimeError("bug")
+
+    with cc_node(tmp_path) as (nt, port, http):
+        c = UdpClient(("127.0.0.1", port))
+        nt.call(lambda: nt.node.endpoint.stateless.__setitem__("OPTIONS", refuses))
+        c.send(options_request(port, call_id="s1", branch="z9hG4bK-s1"))
+        r = c.recv(2.0)
+        assert r.status == 400 and "bad contact" in r.get("Warning")
+        nt.call(lambda: nt.node.endpoint.stateless.__setitem__("OPTIONS", breaks))
+        c.send(options_request(port, call_id="s2", branch="z9hG4bK-s2"))
+        assert c.recv(2.0).status == 200      # the transaction path answered
+        assert nt.call(lambda: nt.node.endpoint.counters["handler_errors"]) == 1
