@@ -134,6 +134,30 @@ def phones():
         p.close()
 
 
+async def streams_for(eng: MediaEngine, *phones: Phone, room=None) -> list:
+    """One engine stream per phone, sending to it in its codec; all joined to `room` if given."""
+    out = []
+    for p in phones:
+        s = await eng.open_stream()
+        s.set_remote("127.0.0.1", p.port, p.pt)
+        if room is not None:
+            eng.join(s, room)
+        out.append(s)
+    return out
+
+
+def trace_ticks(eng: MediaEngine, stamp) -> list:
+    """Record stamp(n, now) as each of the engine's ticks starts."""
+    seen: list = []
+    real_tick = eng._tick
+
+    def traced(n, now):
+        seen.append(stamp(n, now))
+        real_tick(n, now)
+    eng._tick = traced
+    return seen
+
+
 def power(x: np.ndarray, f: float) -> float:
     return goertzel(x, f) / max(1, len(x)) ** 2
 
@@ -234,10 +258,7 @@ def test_caller_on_hold_is_counted_not_played_out_then_heard_once_joined(phones)
 
     async def scenario():
         async with engine_running() as eng:
-            c = await eng.open_stream()
-            a = await eng.open_stream()
-            c.set_remote("127.0.0.1", pc.port, 0)
-            a.set_remote("127.0.0.1", pa.port, 0)
+            c, a = await streams_for(eng, pc, pa)
             moh = eng.play(c, frames(tone(800, 0.1)), loop=True)
             pc.send_audio(frames(tone(440, 1.2)), c.port)
             await asyncio.sleep(0.5)
@@ -261,11 +282,7 @@ def test_prompt_replaces_room_audio(phones):
 
     async def scenario():
         async with engine_running() as eng:
-            a = await eng.open_stream()
-            b = await eng.open_stream()
-            a.set_remote("127.0.0.1", pa.port, 0)
-            b.set_remote("127.0.0.1", pb.port, 0)
-            eng.join(a, "r"), eng.join(b, "r")
+            a, b = await streams_for(eng, pa, pb, room="r")
             # 1050 Hz is off the 100 Hz line grid of the 700 Hz prompt's own G.711 distortion.
             pb.send_audio(frames(tone(1050, 0.6)), b.port)
             pa.send_audio(frames(tone(440, 0.6)), a.port)
@@ -293,13 +310,7 @@ def test_ticker_keeps_time_and_catches_up(loop_kind):
         async with engine_running() as eng:
             s = await eng.open_stream()          # some real work on every tick
             eng.join(s, "alone")
-            seen: list[tuple[int, float]] = []
-            real_tick = eng._tick
-
-            def traced(n, now):
-                seen.append((n, loop.time()))
-                real_tick(n, now)
-            eng._tick = traced
+            seen = trace_ticks(eng, lambda n, now: (n, loop.time()))
             await asyncio.sleep(1.0)
             first = dict(eng.stats)
             loop.call_soon(time.sleep, 0.1)      # a deliberately blocked loop
@@ -343,13 +354,7 @@ def test_ticks_stay_on_time_through_a_long_burst_of_packets(loop_kind, relayed):
                 s.set_remote("127.0.0.1", 9, pt=0, latch=False)     # discard port: nobody listens
                 eng.join(s, f"call-{i // 2}" if relayed else f"room-{i // 3}")
                 legs.append(s)
-            seen: list[tuple[float, float]] = []
-            real_tick = eng._tick
-
-            def traced(n, now):
-                seen.append((now, time.monotonic()))
-                real_tick(n, now)
-            eng._tick = traced
+            seen = trace_ticks(eng, lambda n, now: (now, time.monotonic()))
             tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             tx.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 22)
             ssrc = {s.port: random.getrandbits(32) for s in legs}
@@ -433,11 +438,7 @@ def test_recording_is_stereo_customer_left_agent_right(phones, tmp_path):
 
     async def scenario():
         async with engine_running() as eng:
-            c = await eng.open_stream()
-            a = await eng.open_stream()
-            c.set_remote("127.0.0.1", pc.port, 0)
-            a.set_remote("127.0.0.1", pa.port, 8)
-            eng.join(c, "call"), eng.join(a, "call")
+            c, a = await streams_for(eng, pc, pa, room="call")
             rec = eng.record(c, a, path)
             pc.send_audio(frames(tone(440, 0.8)), c.port)
             pa.send_audio(frames(tone(1000, 0.8)), a.port)
@@ -467,11 +468,7 @@ def test_three_party_conference_in_one_codec_recorded(phones, tmp_path, pt):
 
     async def scenario():
         async with engine_running() as eng:
-            st = {}
-            for k in F:
-                st[k] = await eng.open_stream()
-                st[k].set_remote("127.0.0.1", ph[k].port, pt)
-                eng.join(st[k], "conf")
+            st = dict(zip(F, await streams_for(eng, *ph.values(), room="conf")))
             rec = eng.record(st["customer"], st["agent"], path)
             for k, f in F.items():
                 ph[k].send_audio(frames(tone(f, 1.0, amplitude=0.3)), st[k].port)
@@ -703,11 +700,7 @@ def test_two_party_same_codec_relays_bytes_unchanged(phones, pts):
 
     async def scenario():
         async with engine_running() as eng:
-            a = await eng.open_stream()
-            b = await eng.open_stream()
-            a.set_remote("127.0.0.1", pa.port, pts[0])
-            b.set_remote("127.0.0.1", pb.port, pts[1])
-            eng.join(a, "call"), eng.join(b, "call")
+            a, b = await streams_for(eng, pa, pb, room="call")
             ta = _send_payloads(pa, sent_a, a.port)
             tb = _send_payloads(pb, sent_b, b.port)
             await asyncio.sleep(0.75)
@@ -740,10 +733,8 @@ def test_relay_stops_for_prompt_and_supervisor(phones):
 
     async def scenario():
         async with engine_running() as eng:
-            a, b, s = await eng.open_stream(), await eng.open_stream(), await eng.open_stream()
-            for st_, ph in ((a, pa), (b, pb), (s, ps)):
-                st_.set_remote("127.0.0.1", ph.port, 0)
-            eng.join(a, "call"), eng.join(b, "call")
+            a, b = await streams_for(eng, pa, pb, room="call")
+            s, = await streams_for(eng, ps)
             assert set(eng.routes()) == {a, b}
             fut = eng.play(a, frames(tone(700, 1.0)))
             assert eng.routes() == {}
@@ -826,10 +817,7 @@ def test_recorded_relayed_call_still_records_both_sides(phones, tmp_path):
 
     async def scenario():
         async with engine_running(record_flush=5) as eng:
-            c, a = await eng.open_stream(), await eng.open_stream()
-            c.set_remote("127.0.0.1", pc.port, 0)
-            a.set_remote("127.0.0.1", pa.port, 0)
-            eng.join(c, "call"), eng.join(a, "call")
+            c, a = await streams_for(eng, pc, pa, room="call")
             tc = pc.send_audio(frames(tone(400, 1.0)), c.port)
             ta = pa.send_audio(frames(tone(1000, 1.0)), a.port)
             await asyncio.sleep(0.3)
