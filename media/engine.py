@@ -29,8 +29,8 @@ Documented choices:
 * Symmetric RTP: the first valid RTP packet received after ``open_stream``/``set_remote`` latches the
   remote address to the packet's source (``latch=True``), so a NATed phone is reached where it really
   is. Before any remote is known the stream sends nothing. Packets are accepted from any source.
-* Lost/late frames are concealed with silence (zeros; in a room mixed as G.711 codes, the code nearest
-  to zero).
+* Lost/late frames are concealed with silence: zeros, or where a tick mixes G.711 codes directly (one
+  codec, no supervisor override) the code nearest to zero, which for A-law is +8 (also in recordings).
 * Two-party relay: in a room of exactly two audio streams with the same payload type, no prompt playing
   to either, no DTMF being sent on either and no supervisor override involving either, each RTP packet
   is forwarded to the other party the moment it arrives, unchanged, as a media relay does: nothing is
@@ -48,11 +48,12 @@ Documented choices:
 * RTCP: port+1 is bound; received RTCP (there or multiplexed on the RTP port) is counted and otherwise
   ignored; every ``rtcp_interval`` seconds an audio stream the ticker sends on emits a minimal SR to
   remote port+1. Relayed audio pairs and video streams pass RTCP to the partner's remote instead.
-* Ticker: tick n is due at ``t0 + n * ptime`` on the loop's clock (``loop.call_at``), so there is no
-  drift. A loop runs its timers only between iterations, and under a heavy packet load one iteration
-  can spend many milliseconds on I/O; so the packet paths also compare the clock with the next due
-  time (the relay on one packet in 8 of a stream) and run due ticks themselves. When ticks run late by
-  one tick or more, the missed ticks run back to back; each
+* Ticker: tick n is due at ``t0 + n * ptime`` on the engine's clock (``time.monotonic``, which is also
+  the loop's clock) and a ``loop.call_at`` timer, so there is no drift. A loop runs its timers only
+  between iterations, and under a heavy packet load one iteration can spend many milliseconds on I/O;
+  so the packet paths also compare the clock with the next due time (the relay on one packet in 8 of
+  a stream) and run due ticks themselves. When ticks run late by one tick or more, the missed ticks run
+  back to back, up to ``max_catchup + 1`` per call (then the loop gets its turn); each
   catch-up tick counts in ``stats["late_ticks"]``. A gap longer than ``max_catchup`` ticks (host
   suspended, debugger) is not replayed: the oldest missed ticks are dropped (counted in ``stats["skipped_ticks"]``),
   the schedule itself stays anchored at t0, so RTP timestamps keep following real time.
@@ -69,6 +70,7 @@ import random
 import socket
 import struct
 import time
+import weakref
 
 import numpy as np
 
@@ -300,7 +302,7 @@ class Stream:
                 self._rx += 1
                 now = self.engine.clock()
                 self.tracker.update(seq, ts, now * 8000.0)
-                if self.room is not None or self._recordings:
+                if self.room is not None or self._recordings or self.engine.mixer.has_overrides:
                     self.jb.put(seq, ts, data[12:], now)
                 return
         if is_rtcp(data):
@@ -372,9 +374,15 @@ class Stream:
                 if self._relay is None:
                     self._install()
                 return
-        if self.room is None and not self._recordings:
+        if self.room is None and not self._recordings and not self.engine.mixer.has_overrides:
             return      # nobody hears this stream now (a caller at a prompt or on hold): nothing to play out
         self.jb.put(p.seq, p.timestamp, p.payload, now)
+
+    def _unheard(self) -> None:
+        """Out of its room: unless recorded, nothing it sends is played out any more, and a playout
+        position left behind would count the whole pause as loss (or resync) once it is heard again."""
+        if self.kind == "audio" and not self._recordings:
+            self.jb.restart()
 
     def _maybe_latch(self, addr) -> None:
         if self.remote is None or (self.latch and not self._latched):
@@ -529,6 +537,8 @@ class Recording:
             for s in (self.customer, self.agent):
                 if self in s._recordings:
                     s._recordings.remove(self)
+                    if s.room is None:
+                        s._unheard()
 
 
 class _Player:
@@ -536,16 +546,18 @@ class _Player:
 
     BLOCK = 50      # frames encoded at a time (1 s), as playback reaches them
 
-    def __init__(self, frames: np.ndarray, loop: bool, future: asyncio.Future) -> None:
+    def __init__(self, frames: np.ndarray, loop: bool, future: asyncio.Future,
+                 coded: dict[tuple[int, int], list[bytes]] | None = None) -> None:
         self.frames = frames
         self.pos = 0
         self.loop = loop
         self.future = future
-        self._coded: dict[tuple[int, int], list[bytes]] = {}    # (pt, block) -> payloads
+        # (pt, block) -> payloads; shared by every player of the same frames (MediaEngine._coded_for)
+        self._coded = {} if coded is None else coded
 
     def payload(self, pt: int) -> bytes:
-        """The current frame as a G.711 payload. Encoded once per block and kept, so music on hold
-        that loops costs no encoding after its first round."""
+        """The current frame as a G.711 payload. Each block is encoded once for all the players of a
+        prompt, so a thousand callers on the same music on hold cost one encoding of it."""
         b, i = divmod(self.pos, self.BLOCK)
         block = self._coded.get((pt, b))
         if block is None:
@@ -583,8 +595,8 @@ class MediaEngine:
         self._over_seen = 0                             # mixer.over_version the routes were decided on
         self._next_port = lo + 2 * random.randrange((hi - lo) // 2) if hi - lo >= 4 else lo
         self._handle: asyncio.TimerHandle | None = None
-        # The schedule's clock: time.monotonic() when it is the loop's clock (asyncio's and uvloop's are),
-        # since loop.time() stands still while one loop iteration handles its I/O (module doc, Ticker).
+        # The schedule's clock: time.monotonic() when it is the loop's clock (asyncio's and uvloop's are):
+        # finer than uvloop's whole milliseconds for arrival times, and cheaper to read per packet.
         self.clock = time.monotonic if abs(self.loop.time() - time.monotonic()) < 0.01 else self.loop.time
         self.t0: float | None = None
         self.tick_no = 0                 # index of the next tick to run
@@ -592,6 +604,7 @@ class MediaEngine:
         self.running = False
         self._stats = dict(ticks=0, late_ticks=0, skipped_ticks=0, max_lateness_ms=0.0, max_tick_ms=0.0)
         self._relayed_closed = 0        # packets relayed by streams that are gone
+        self._prompt_codes: dict[int, tuple[weakref.ref, dict]] = {}   # id(frames) -> (ref, encoded blocks)
 
     @property
     def stats(self) -> dict:
@@ -622,7 +635,7 @@ class MediaEngine:
             r.close()
 
     def due(self, n: int) -> float:
-        """Loop time at which tick n is due."""
+        """Clock time (self.clock) at which tick n is due."""
         return self.t0 + n * self.ptime
 
     # --- streams -------------------------------------------------------------------------------------
@@ -753,9 +766,21 @@ class MediaEngine:
         if len(f) == 0:
             fut.set_result(True)
             return fut
-        stream._player = _Player(f, loop, fut)
+        stream._player = _Player(f, loop, fut, self._coded_for(f))
         self._reroute(stream)
         return fut
+
+    def _coded_for(self, frames: np.ndarray) -> dict:
+        """The encoded-frame cache of a prompt array, kept as long as the array lives (prompts and music
+        on hold are loaded once and played to many callers; a one-off sentence goes with its player)."""
+        key = id(frames)
+        hit = self._prompt_codes.get(key)
+        if hit is not None and hit[0]() is frames:
+            return hit[1]
+        coded: dict = {}
+        ref = weakref.ref(frames, lambda _, key=key, codes=self._prompt_codes: codes.pop(key, None))
+        self._prompt_codes[key] = (ref, coded)
+        return coded
 
     def stop_play(self, stream: Stream) -> None:
         self._stop_player(stream, False)
@@ -785,6 +810,8 @@ class MediaEngine:
         if room_id is not None:
             self._rooms.setdefault(room_id, []).append(s)
             self._dirty_rooms.add(room_id)
+        else:
+            s._unheard()
 
     def _reroute(self, s: Stream) -> None:
         """Something about s changed: drop its relay route now; the tick decides its room afresh."""
@@ -875,8 +902,12 @@ class MediaEngine:
         if not self.running:
             return
         now = self.clock()
-        if now < self.next_due - 0.001:     # a timer a little early on a coarser loop clock
-            self._schedule()
+        if now < self.next_due - 0.001:
+            # A timer a little early (uvloop rounds delays to whole ms): wait again, at least 1 ms, so
+            # that a delay rounded down to zero cannot spin.
+            if self._handle is not None:
+                self._handle.cancel()
+            self._handle = self.loop.call_at(max(self.next_due, self.loop.time() + 0.001), self._on_timer)
             return
         self.next_due = float("inf")        # no re-entry from a packet path while the ticks run
         st = self._stats
@@ -912,10 +943,15 @@ class MediaEngine:
             self._schedule()
 
     def _schedule(self) -> None:
-        self.next_due = self.due(self.tick_no)
+        due = self.due(self.tick_no)
+        now = self.clock()
+        # Still behind after a whole catch-up budget: only the timer (once per loop iteration) goes on
+        # catching up. The packet paths wait a tick; otherwise every datagram would start another budget
+        # and an overloaded engine would starve the loop (SIP included) after all.
+        self.next_due = due if due > now else now + self.ptime
         if self._handle is not None:
             self._handle.cancel()
-        self._handle = self.loop.call_at(self.next_due, self._on_timer)
+        self._handle = self.loop.call_at(due, self._on_timer)
 
     def _tick(self, n: int, now: float) -> None:
         self._update_routes()
@@ -937,10 +973,11 @@ class MediaEngine:
         groups: dict[int, tuple[list[int], list[bytes]]] = {}
         odd: list[tuple[int, int, bytes]] = []
         pts: set[int] = set()
-        index = mixer._index        # leg -> row; read directly, this loop runs for every leg on every tick
+        index = mixer.rows          # leg -> row (a dict: this loop runs for every leg on every tick)
         for s in decode:
             row = index[s]
-            pts.add(s.pt)
+            if s.room is not None or s._recordings:     # heard: its codec takes part in the mix
+                pts.add(s.pt)
             f = s.jb.get(now)
             payload = f.payload if f is not None else None
             if payload is None:
@@ -957,8 +994,8 @@ class MediaEngine:
         # 2. Mixing. The common case, one codec and no supervisor override, stays in G.711: the codes go
         # straight through the CodecRoomMixer kernel (a lost frame is the codec's silence code). Anything
         # else is decoded to int16 for the general mixer, which applies the overrides.
-        fast = len(pts) == 1 and not odd and not mixer.has_overrides
-        if fast:
+        g711_mix = len(pts) == 1 and not odd and not mixer.has_overrides
+        if g711_mix:
             pt0 = next(iter(pts))
             codes = np.empty((mixer.frames.shape[0], FRAME), dtype=np.uint8)
             for rows, payloads in groups.values():
@@ -986,8 +1023,8 @@ class MediaEngine:
             out = mixer.mix()
         # 3. Prompts replace room audio (their frames encoded once, _Player.payload); room audio is
         # encoded per codec (general path); then everything is sent.
-        senders: list[tuple[Stream, int]] = []
-        sends: list[tuple[Stream, bytes]] = []     # prompt frames, then room audio
+        mixed_rows: list[tuple[Stream, int]] = []
+        outgoing: list[tuple[Stream, bytes]] = []      # prompt frames, then room audio
         for s in ticked:
             p = s._player
             if p is not None:
@@ -1018,25 +1055,25 @@ class MediaEngine:
             if rtcp_due:
                 s._send_sr(n)
             if p is not None:
-                sends.append((s, p.payload(s.pt)))
+                outgoing.append((s, p.payload(s.pt)))
                 p.pos += 1
             else:
-                senders.append((s, index[s]))
-        if senders:
-            if fast:
+                mixed_rows.append((s, index[s]))
+        if mixed_rows:
+            if g711_mix:
                 buf = out.tobytes()
             else:
                 enc_rows: dict[int, list[int]] = {}
-                for s, row in senders:
+                for s, row in mixed_rows:
                     enc_rows.setdefault(s.pt, []).append(row)
                 codes = np.empty((out.shape[0], FRAME), dtype=np.uint8)
                 for pt, rows in enc_rows.items():
                     codes[rows] = np.take(_ENCODE[pt], out[rows].view(np.uint16))   # take(): ~2x fancy indexing
                 buf = codes.tobytes()
             # One copy to bytes, then slices: cheaper than a row view's tobytes() per leg.
-            for s, row in senders:
-                sends.append((s, buf[row * FRAME:(row + 1) * FRAME]))
-        for s, payload in sends:
+            for s, row in mixed_rows:
+                outgoing.append((s, buf[row * FRAME:(row + 1) * FRAME]))
+        for s, payload in outgoing:
             try:
                 s._send_audio(n, payload)
             except OSError:

@@ -37,6 +37,8 @@ class JitterStats:
 
 @dataclass
 class JitterBuffer:
+    """min_delay and max_delay are read at construction (as min_frames/max_frames); set them there."""
+
     frame_time: float = 0.020
     clock_rate: int = 8000
     min_delay: float = 0.040
@@ -54,6 +56,10 @@ class JitterBuffer:
         self.jitter = 0.0           # seconds
         self._buf: dict[int, tuple[int, bytes]] = {}
         self._played: set[int] = set()
+        self._reset()
+
+    def restart(self) -> None:
+        """Forget what is queued and where playout stands (the statistics and jitter estimate stay)."""
         self._reset()
 
     def _reset(self) -> None:

@@ -221,7 +221,7 @@ class Mixer:
         self._high = 0      # rows [0, _high) may be in use
         self._layout: RoomLayout | None = None     # rebuilt lazily after any room change
         self._g = np.zeros((capacity, frame), dtype=np.int16)       # frames gathered in layout order
-        self._codec_mixer: CodecRoomMixer | None = None            # mix_codes() buffers, made on first use
+        self._codec_mixer: CodecRoomMixer | None = None            # mix_codes() kernel, made on first use
         self._gc = np.zeros((capacity, frame), dtype=np.uint8)
         self._gc_out = np.zeros((capacity, frame), dtype=np.uint8)
         self._codes_out = np.zeros((capacity, frame), dtype=np.uint8)
@@ -354,6 +354,11 @@ class Mixer:
     @property
     def has_overrides(self) -> bool:
         return bool(self._over)
+
+    @property
+    def rows(self) -> dict:
+        """leg id -> row index (read only), for callers that look up every leg on every tick."""
+        return self._index
 
     def _current_layout(self) -> RoomLayout:
         h = self._high

@@ -199,7 +199,7 @@ def test_codec_room_mixer_matches_decode_mix_encode(rooms, codec, seed, chunk):
 @settings(max_examples=60)
 def test_mixer_mix_codes_equals_decode_mix_encode(rooms, codec, seed, removed):
     """The engine's G.711-in/G.711-out path gives what the general int16 path gives, for every leg in
-    a room, as legs come and go (rows are reused, the layout rebuilt)."""
+    a room, before and after legs come and go (rows are reused, the layout rebuilt)."""
     from media import g711
     rng = np.random.default_rng(seed)
     m = Mixer(capacity=4)
@@ -221,6 +221,18 @@ def test_mixer_mix_codes_equals_decode_mix_encode(rooms, codec, seed, removed):
     got = m.mix_codes(codes, codec)
     in_room = [r for leg, r in zip(present, rows) if m._room[r] >= 0]
     assert got[in_room].tolist() == want[in_room].tolist()
+    # Legs come and go after a mix: rows are reused and the layout is rebuilt.
+    m.remove_leg(present[0])
+    m.add_leg("late", rooms[0] if rooms[0] >= 0 else None)
+    if len(present) > 1:
+        m.set_room(present[-1], 7)
+    rows2 = [m.index(leg) for leg in [*present[1:], "late"]]
+    h2 = m._high
+    m.frames[:h2] = g711.decode(codes[:h2].reshape(-1), codec).reshape(h2, FRAME)
+    want2 = np.frombuffer(g711.encode(m.mix(), codec), np.uint8).reshape(-1, FRAME)
+    got2 = m.mix_codes(codes, codec)
+    in_room2 = [r for r in rows2 if m._room[r] >= 0]
+    assert got2[in_room2].tolist() == want2[in_room2].tolist()
 
 
 def test_mix_codes_refuses_overrides():
