@@ -176,9 +176,9 @@ def server_main(conn, mode: str, party: int, sink_ports: list[int], warmup: floa
 class _TickObserver:
     """Per-tick lateness: time.monotonic() when the tick starts minus its due time on the loop clock.
 
-    uvloop's loop.time() (like asyncio's) is CLOCK_MONOTONIC, only truncated to whole milliseconds and
-    cached per loop iteration, so the schedule's due times t0 + n * ptime compare directly with
-    time.monotonic(); main() checks that the two clocks agree before trusting this.
+    The engine's schedule is on time.monotonic(), and so is the bare relay's: uvloop's loop.time() (like
+    asyncio's) is CLOCK_MONOTONIC, only in whole milliseconds, so its due times t0 + n * ptime compare
+    directly with time.monotonic(); check_clock() makes sure the two clocks agree before trusting this.
     """
 
     def __init__(self) -> None:
@@ -327,11 +327,25 @@ def run_one(mode: str, calls: int, warmup: float, seconds: float, party: int = 2
     return srv, ld
 
 
-def median_run(runs: list[tuple[dict, dict]]) -> tuple[dict, dict]:
+def medians(runs: list[dict]) -> dict:
     """Figure by figure, the median over repeated runs (a shared machine is noisy)."""
-    if len(runs) == 1:
-        return runs[0]
-    return tuple({k: statistics.median(r[i][k] for r in runs) for k in runs[0][i]} for i in (0, 1))
+    return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+
+
+def relay_figures(eng: dict, eld: dict, bare: dict, bld: dict) -> dict:
+    """The figures of one engine run and one bare run at the same load."""
+    f = dict(offered=eld["tx"] / eld["wall"], e_pps=eld["rx"] / eld["wall"], b_pps=bld["rx"] / bld["wall"],
+             e_cpu=100 * eng["cpu"] / eng["wall"], b_cpu=100 * bare["cpu"] / bare["wall"],
+             # CPU per packet handled: the engine receives one and sends one per leg per tick, bare the same
+             e_us=1e6 * eng["cpu"] / max(1, eld["rx"]), b_us=1e6 * bare["cpu"] / max(1, bld["rx"]),
+             e_in=eng["rx"] / eng["wall"], b_in=bare["rx"] / bare["wall"], b_tx=bld["tx"] / bld["wall"])
+    f.update({f"e_{k}": eng[k] for k in ("lat_p50", "lat_p99", "lat_max", "late_ticks", "skipped", "ticks",
+                                          "max_lateness_ms", "max_tick_ms")})
+    f.update(b_lat_p50=bare["lat_p50"], b_lat_p99=bare["lat_p99"])
+    f["ratio"] = f["e_pps"] / f["b_pps"] if f["b_pps"] else float("nan")
+    # packets per CPU-second, engine / bare: the capacity ratio once the engine's core is the limit
+    f["cpu_ratio"] = f["b_us"] / f["e_us"] if f["e_us"] else float("nan")
+    return f
 
 
 def mixed(rooms_list: list[int], a) -> None:
@@ -344,14 +358,18 @@ def mixed(rooms_list: list[int], a) -> None:
     print(hdr)
     print("-" * len(hdr))
     for rooms in rooms_list:
-        runs = [run_one("engine", rooms, a.warmup, a.seconds, a.party) for _ in range(max(1, a.repeat))]
-        eng, eld = median_run(runs)
         legs = a.party * rooms
-        in_pps, out_pps = eng["rx"] / eng["wall"], eld["rx"] / eld["wall"]
-        cpu = 100 * eng["cpu"] / eng["wall"]
-        print(f"{rooms:>5} {legs:>5} {eld['tx'] / eld['wall']:>11.0f} | {in_pps:>8.0f} {out_pps:>8.0f} {cpu:>6.1f} "
-              f"{1e6 * eng['cpu'] / eng['wall'] / legs:>8.1f} | {eng['lat_p50']:>12.2f} {eng['lat_p99']:>6.2f} "
-              f"{eng['lat_max']:>6.1f} {eng['late_ticks']:>4}/{eng['skipped']:<4} {eng['max_tick_ms']:>8.1f}")
+
+        def figures(eng: dict, eld: dict) -> dict:
+            return dict(offered=eld["tx"] / eld["wall"], pps_in=eng["rx"] / eng["wall"],
+                        pps_out=eld["rx"] / eld["wall"], cpu=100 * eng["cpu"] / eng["wall"],
+                        us_leg=1e6 * eng["cpu"] / eng["wall"] / legs, **{k: eng[k] for k in (
+                            "lat_p50", "lat_p99", "lat_max", "late_ticks", "skipped", "max_tick_ms")})
+        f = medians([figures(*run_one("engine", rooms, a.warmup, a.seconds, a.party))
+                     for _ in range(max(1, a.repeat))])
+        print(f"{rooms:>5} {legs:>5} {f['offered']:>11.0f} | {f['pps_in']:>8.0f} {f['pps_out']:>8.0f} "
+              f"{f['cpu']:>6.1f} {f['us_leg']:>8.1f} | {f['lat_p50']:>12.2f} {f['lat_p99']:>6.2f} "
+              f"{f['lat_max']:>6.1f} {f['late_ticks']:>4g}/{f['skipped']:<4g} {f['max_tick_ms']:>8.1f}")
     print()
     print("(us/leg-s = server CPU microseconds per leg per second: receiving 50 packets, and mixing, encoding and "
           "sending 50 frames; lateness and max tick (the longest tick's own run time) in ms)")
@@ -367,6 +385,8 @@ def main() -> None:
     ap.add_argument("--party", type=int, default=2,
                     help="legs per room; above 2 the engine mixes every room (no bare relay to compare with)")
     a = ap.parse_args()
+    if a.party < 2:
+        ap.error("--party: a room has at least 2 legs")
     calls_list = [int(x) for x in a.calls.split(",")]
     if a.party > 2:
         mixed(calls_list, a)
@@ -384,30 +404,17 @@ def main() -> None:
     print("-" * len(hdr))
     rows = []
     for calls in calls_list:
-        runs = [(run_one("engine", calls, a.warmup, a.seconds), run_one("bare", calls, a.warmup, a.seconds))
-                for _ in range(max(1, a.repeat))]
-        (eng, eld), (bare, bld) = median_run([r[0] for r in runs]), median_run([r[1] for r in runs])
-        e_pps = eld["rx"] / eld["wall"]
-        b_pps = bld["rx"] / bld["wall"]
-        offered = eld["tx"] / eld["wall"]
-        e_cpu = 100 * eng["cpu"] / eng["wall"]
-        b_cpu = 100 * bare["cpu"] / bare["wall"]
-        # CPU per packet handled: engine receives one and sends one per leg per tick, bare the same per packet
-        e_us = 1e6 * eng["cpu"] / max(1, eld["rx"])
-        b_us = 1e6 * bare["cpu"] / max(1, bld["rx"])
-        ratio = e_pps / b_pps if b_pps else float("nan")
-        # packets per CPU-second, engine / bare: the capacity ratio once the engine's core is the limit
-        cpu_ratio = b_us / e_us if e_us else float("nan")
-        rows.append((calls, ratio, cpu_ratio, eng["lat_p99"]))
-        print(f"{calls:>5} {offered:>11.0f} | {e_pps:>10.0f} {e_cpu:>6.1f} {e_us:>7.1f} {eng['lat_p50']:>8.2f} "
-              f"{eng['lat_p99']:>6.2f} {eng['lat_max']:>6.1f} {eng['late_ticks']:>4}/{eng['skipped']:<4} | "
-              f"{b_pps:>9.0f} {b_cpu:>6.1f} {b_us:>7.1f} {bare['lat_p50']:>6.2f} {bare['lat_p99']:>6.2f} | "
-              f"{ratio:>6.2f} {cpu_ratio:>7.2f}")
-        in_pps = eng["rx"] / eng["wall"]
-        print(f"{'':>5} engine: accepted {in_pps:.0f} RTP pps in, {eng['ticks']} ticks observed, "
-              f"stats max_lateness_ms {eng['max_lateness_ms']:.1f}, max_tick_ms {eng['max_tick_ms']:.1f}; "
-              f"bare: {bare['rx'] / bare['wall']:.0f} pps in; load process sent {offered:.0f} / "
-              f"{bld['tx'] / bld['wall']:.0f} pps")
+        f = medians([relay_figures(*run_one("engine", calls, a.warmup, a.seconds),
+                                   *run_one("bare", calls, a.warmup, a.seconds)) for _ in range(max(1, a.repeat))])
+        rows.append((calls, f["ratio"], f["cpu_ratio"], f["e_lat_p99"]))
+        print(f"{calls:>5} {f['offered']:>11.0f} | {f['e_pps']:>10.0f} {f['e_cpu']:>6.1f} {f['e_us']:>7.1f} "
+              f"{f['e_lat_p50']:>8.2f} {f['e_lat_p99']:>6.2f} {f['e_lat_max']:>6.1f} "
+              f"{f['e_late_ticks']:>4g}/{f['e_skipped']:<4g} | {f['b_pps']:>9.0f} {f['b_cpu']:>6.1f} "
+              f"{f['b_us']:>7.1f} {f['b_lat_p50']:>6.2f} {f['b_lat_p99']:>6.2f} | {f['ratio']:>6.2f} "
+              f"{f['cpu_ratio']:>7.2f}")
+        print(f"{'':>5} engine: accepted {f['e_in']:.0f} RTP pps in, {f['e_ticks']:g} ticks observed, "
+              f"stats max_lateness_ms {f['e_max_lateness_ms']:.1f}, max_tick_ms {f['e_max_tick_ms']:.1f}; "
+              f"bare: {f['b_in']:.0f} pps in; load process sent {f['offered']:.0f} / {f['b_tx']:.0f} pps")
     print()
     print("(ratio = engine packets/s out / bare relay packets/s out at the same offered load; per-CPU = packets "
           "per CPU-second of the server process, engine / bare, i.e. the rate ratio once one core is the limit;")
