@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/rtp_relay_bench.py [--calls 100,300,600] [--seconds 5] [--warmup 1] [--repeat 1]
     .venv/bin/python benchmarks/rtp_relay_bench.py --party 3 --calls 100,300,500    (mixed rooms, engine only)
+    .venv/bin/python benchmarks/rtp_relay_bench.py --party 1 --calls 1000,2000      (callers on music on hold)
 
 Per N calls (2N audio legs, each pair joined in its own room):
 
@@ -22,7 +23,9 @@ Per N calls (2N audio legs, each pair joined in its own room):
 
 With --party K > 2, --calls counts rooms of K legs each and only the engine runs (a relay has nothing to
 compare with): every leg's packets go through its jitter buffer, and every tick decodes, mixes, encodes
-and sends a frame to every leg. Reported: packets in and out, CPU per leg and tick lateness.
+and sends a frame to every leg. With --party 1 every leg is a caller waiting in a queue: in no room, on
+one shared 10 s music-on-hold loop, still sending (counted, not played out). Reported: packets in and
+out, CPU per leg and tick lateness.
 """
 
 from __future__ import annotations
@@ -215,10 +218,15 @@ async def _engine(conn, party: int, sink_ports: list[int], warmup: float, second
     loop = asyncio.get_running_loop()
     engine = MediaEngine(loop, address=HOST, port_range=(40000, 59999))
     streams = []
+    rng = np.random.default_rng(3)
+    moh = (rng.standard_normal((500, 160)) * 2000).astype(np.int16)      # 10 s, loaded once like a prompt
     for i in range(len(sink_ports)):
         s = await engine.open_stream()
         s.set_remote(HOST, sink_ports[i], pt=0, latch=False)
-        engine.join(s, f"room-{i // party}")
+        if party == 1:
+            engine.play(s, moh, loop=True)
+        else:
+            engine.join(s, f"room-{i // party}")
         streams.append(s)
     obs = _TickObserver()
     orig_tick = engine._tick            # instance attribute shadows the method; engine.py is not edited
@@ -349,7 +357,7 @@ def relay_figures(eng: dict, eld: dict, bare: dict, bld: dict) -> dict:
 
 
 def mixed(rooms_list: list[int], a) -> None:
-    """Engine only: every room of `party` legs decoded, mixed, encoded and sent on each tick."""
+    """Engine only: rooms of `party` legs mixed on each tick, or (party 1) callers on music on hold."""
     print(f"rtp_relay_bench --party {a.party}: uvloop {uvloop.__version__}, python {sys.version.split()[0]}, "
           f"{os.cpu_count()} CPUs; {a.seconds:g} s measured after {a.warmup:g} s warm-up per run; 50 pps per leg"
           + (f"; medians of {a.repeat} runs each" if a.repeat > 1 else ""))
@@ -371,8 +379,8 @@ def mixed(rooms_list: list[int], a) -> None:
               f"{f['cpu']:>6.1f} {f['us_leg']:>8.1f} | {f['lat_p50']:>12.2f} {f['lat_p99']:>6.2f} "
               f"{f['lat_max']:>6.1f} {f['late_ticks']:>4g}/{f['skipped']:<4g} {f['max_tick_ms']:>8.1f}")
     print()
-    print("(us/leg-s = server CPU microseconds per leg per second: receiving 50 packets, and mixing, encoding and "
-          "sending 50 frames; lateness and max tick (the longest tick's own run time) in ms)")
+    print("(us/leg-s = server CPU microseconds per leg per second: receiving 50 packets and sending 50 frames of "
+          "room audio or music on hold; lateness and max tick (the longest tick's own run time) in ms)")
 
 
 def main() -> None:
@@ -383,12 +391,13 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1,
                     help="engine and bare runs per load, alternating; each figure is the median over the runs")
     ap.add_argument("--party", type=int, default=2,
-                    help="legs per room; above 2 the engine mixes every room (no bare relay to compare with)")
+                    help="legs per room; above 2 the engine mixes every room, 1 puts every leg on music on "
+                         "hold (neither has a bare relay to compare with)")
     a = ap.parse_args()
-    if a.party < 2:
-        ap.error("--party: a room has at least 2 legs")
+    if a.party < 1:
+        ap.error("--party: 1 (callers on hold), 2 (calls) or more (conference rooms)")
     calls_list = [int(x) for x in a.calls.split(",")]
-    if a.party > 2:
+    if a.party != 2:
         mixed(calls_list, a)
         return
     print(f"rtp_relay_bench: uvloop {uvloop.__version__}, python {sys.version.split()[0]}, {os.cpu_count()} CPUs; "
