@@ -21,8 +21,11 @@ def test_sipp_customers_reach_sipp_agents(tmp_path):
         try:
             assert register_agents(port, [(u, PASSWORDS[u]) for u in ("70001", "70002")], "cc.test", uas_port) == 2
             assert sign_in_all(http, "acme_sam", ACCOUNTS["acme_sam"], ["1001", "1002"]) == 2
+            # Customers stay 300 ms: the node runs in this test process's thread, where a full garbage
+            # collection of the suite's heap can hold it ~100 ms, and a customer gone before being queued
+            # is counted nowhere (the one failure seen, with 100 ms).
             res = run_sipp("customer_call.xml", port, calls=60, rate=20, workdir=str(tmp_path),
-                           extra=["-s", "4001", "-d", "100", "-l", "2"], timeout=60)
+                           extra=["-s", "4001", "-d", "300", "-l", "2"], timeout=60)
             assert (res.successful, res.failed) == (60, 0), res.stderr[-400:]
             api = Api(http)
             api.login("acme_sam")
