@@ -391,6 +391,32 @@ def test_packet_paths_run_due_ticks_within_the_catch_up_budget():
     assert garbage == 6
 
 
+def test_early_timer_waits_and_a_stopped_engine_ticks_no_more():
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        eng = MediaEngine(loop)
+        s = await eng.open_stream()
+        clock = [500.0]
+        eng.clock = lambda: clock[0]
+        await eng.start()
+        eng.run_due()                                   # tick 0
+        clock[0] += 0.0185                              # tick 1 is due in 1.5 ms: a timer this early waits
+        eng.run_due()
+        early = eng.stats["ticks"], eng._handle.when() - loop.time()
+        clock[0] += 0.002
+        eng.run_due()
+        on_time = eng.stats["ticks"]
+        await eng.stop()
+        clock[0] += 1.0
+        s.transport.get_protocol().datagram_received(b"\x00", ("127.0.0.1", 9))     # on a closed stream
+        return early, on_time, eng.stats["ticks"], eng.next_due, eng._handle
+
+    (early_ticks, wait), on_time, after_stop, next_due, handle = run(scenario)
+    assert early_ticks == 1 and wait >= 0.0009
+    assert on_time == 2
+    assert after_stop == 2 and next_due == float("inf") and handle is None
+
+
 @pytest.mark.parametrize("relayed", [True, False], ids=["relay", "mixed"])
 def test_ticks_stay_on_time_through_a_long_burst_of_packets(relayed):
     """uvloop (the node's loop) runs timers only between iterations, and one iteration reading a burst
