@@ -86,19 +86,57 @@ class Api:
 
 
 @contextmanager
-def cc_node(tmp_path, **kw):
-    sip_port, http_port = free_port(), free_port()
-    # each node its own RTP range, so nodes of parallel or back-to-back tests never contend for ports
-    rtp_lo = 30000 + 1000 * (sip_port % 30)
-    text = config_text(sip_port, http_port, str(tmp_path / "cc.db"), rtp_lo, **kw)
+def _node_thread(tmp_path, text: str):
+    """A node running `text` (written to tmp_path/cc.yaml) in its own thread."""
     (tmp_path / "cc.yaml").write_text(text)
     cfg = parse_config(text, str(tmp_path / "cc.yaml"))
     nt = NodeThread(lambda loop: Node(options_from_config(cfg), cfg, loop, credentials_from_config(cfg)))
     nt.start()
     try:
-        yield nt, sip_port, http_port
+        yield nt
     finally:
         nt.stop()
+
+
+def _rtp_lo(sip_port: int) -> int:
+    # each node its own RTP range, so nodes of parallel or back-to-back tests never contend for ports
+    return 30000 + 1000 * (sip_port % 30)
+
+
+@contextmanager
+def cc_node(tmp_path, **kw):
+    sip_port, http_port = free_port(), free_port()
+    text = config_text(sip_port, http_port, str(tmp_path / "cc.db"), _rtp_lo(sip_port), **kw)
+    with _node_thread(tmp_path, text) as nt:
+        yield nt, sip_port, http_port
+
+
+@contextmanager
+def ws_node(tmp_path, edits: tuple[tuple[str, str], ...] = ()):
+    """cc_node's node with a SIP WebSocket listener (ws:127.0.0.1:PORT) beside udp and tcp; `edits` are further
+    (old, new) replacements in the config text, each of which must match exactly once."""
+    sip_port, http_port, ws_port = free_port(), free_port(), free_port()
+    text = config_text(sip_port, http_port, str(tmp_path / "cc.db"), _rtp_lo(sip_port))
+    listen = f"listen: [udp:127.0.0.1:{sip_port}, tcp:127.0.0.1:{sip_port}]"
+    for old, new in ((listen, listen[:-1] + f", ws:127.0.0.1:{ws_port}]"), *edits):
+        assert text.count(old) == 1, f"tests.cc.config_text changed: {old!r}"
+        text = text.replace(old, new)
+    with _node_thread(tmp_path, text) as nt:
+        yield nt, sip_port, http_port, ws_port
+
+
+def browser_expect(timeout_ms: int):
+    """Playwright's expect with `timeout_ms`, once Chromium is known to be there: a missing browser fails the
+    test (make test installs it), it never skips it."""
+    import pytest
+    from tools.browser import BrowserMissing, check
+    try:
+        check()
+    except BrowserMissing as exc:
+        pytest.fail(str(exc), pytrace=False)
+    from playwright.sync_api import expect
+    expect.set_options(timeout=timeout_ms)
+    return expect
 
 
 def wait_for(pred, timeout=5.0, phones=None):

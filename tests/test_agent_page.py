@@ -12,40 +12,15 @@ import shutil
 import time
 import urllib.error
 import urllib.request
-from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
 
-from softswitch.node import Node, credentials_from_config, options_from_config
-from softswitch.settings import parse_config
-from tests.cc import ACCOUNTS, PASSWORDS, Api, config_text
-from tests.conftest import NodeThread, free_port
+from tests.cc import ACCOUNTS, PASSWORDS, Api, browser_expect, ws_node
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 TIMEOUT_MS = 10_000
 MEDIA_FLAGS = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
                "--autoplay-policy=no-user-gesture-required"]
-
-
-@contextmanager
-def ws_node(tmp_path):
-    """cc_node's node, with a SIP WebSocket listener (ws:127.0.0.1:PORT) beside udp and tcp."""
-    sip_port, http_port, ws_port = free_port(), free_port(), free_port()
-    rtp_lo = 30000 + 1000 * (sip_port % 30)
-    text = config_text(sip_port, http_port, str(tmp_path / "cc.db"), rtp_lo)
-    listen = f"listen: [udp:127.0.0.1:{sip_port}, tcp:127.0.0.1:{sip_port}]"
-    assert listen in text, "tests.cc.config_text changed its listen list"
-    text = text.replace(listen, f"listen: [udp:127.0.0.1:{sip_port}, tcp:127.0.0.1:{sip_port}, "
-                                f"ws:127.0.0.1:{ws_port}]")
-    (tmp_path / "cc.yaml").write_text(text)
-    cfg = parse_config(text, str(tmp_path / "cc.yaml"))
-    nt = NodeThread(lambda loop: Node(options_from_config(cfg), cfg, loop, credentials_from_config(cfg)))
-    nt.start()
-    try:
-        yield nt, sip_port, http_port, ws_port
-    finally:
-        nt.stop()
 
 
 def _get(url: str, token: str | None = None):
@@ -103,13 +78,8 @@ def _loudest_rms(path: str) -> float:
 
 def _flow(tmp_path, hold: bool):
     HOLD = hold
-    from tools.browser import BrowserMissing, check, headless_chromium
-    try:
-        check()
-    except BrowserMissing as exc:
-        pytest.fail(str(exc), pytrace=False)
-    from playwright.sync_api import expect
-    expect.set_options(timeout=TIMEOUT_MS)
+    from tools.browser import headless_chromium
+    expect = browser_expect(TIMEOUT_MS)
     from tools.softphone import Softphones
     phones = Softphones.get()
 
@@ -264,13 +234,8 @@ def _flow(tmp_path, hold: bool):
 def test_browser_agent_calls_out_with_media_through_the_switch(tmp_path):
     """The dial box: the browser's WebRTC offer is answered by the switch, the called SIP phone gets a plain RTP
     session, and the two hear each other through the media engine."""
-    from tools.browser import BrowserMissing, check, headless_chromium
-    try:
-        check()
-    except BrowserMissing as exc:
-        pytest.fail(str(exc), pytrace=False)
-    from playwright.sync_api import expect
-    expect.set_options(timeout=TIMEOUT_MS)
+    from tools.browser import headless_chromium
+    expect = browser_expect(TIMEOUT_MS)
     from tools.softphone import Softphones
     phones = Softphones.get()
     with ws_node(tmp_path) as (nt, sip_port, http_port, ws_port):

@@ -14,12 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlencode
 
-import pytest
 
-from softswitch.node import Node, credentials_from_config, options_from_config
-from softswitch.settings import parse_config
-from tests.cc import ACCOUNTS, PASSWORDS, Api, config_text
-from tests.conftest import NodeThread, free_port
+from tests.cc import ACCOUNTS, PASSWORDS, Api, browser_expect, ws_node
 from tests.test_agent_page import MEDIA_FLAGS, TIMEOUT_MS, _until
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -35,51 +31,21 @@ TRACK_PCS = """(() => {
   Object.setPrototypeOf(window.RTCPeerConnection, Orig);
 })();"""
 
-AGENT_STATS = """async () => {
-  const out = { videoFramesDecoded: 0, videoBytesReceived: 0, audioBytesReceived: 0, videoBytesSent: 0, pcs: 0 };
-  for (const pc of (window.__pcs || [])) {
-    if (pc.connectionState === "closed") continue;
-    out.pcs += 1;
-    (await pc.getStats()).forEach((r) => {
-      const kind = r.kind || r.mediaType;
-      if (r.type === "inbound-rtp" && kind === "video") {
-        out.videoFramesDecoded += r.framesDecoded || 0; out.videoBytesReceived += r.bytesReceived || 0;
-      }
-      if (r.type === "inbound-rtp" && kind === "audio") out.audioBytesReceived += r.bytesReceived || 0;
-      if (r.type === "outbound-rtp" && kind === "video") out.videoBytesSent += r.bytesSent || 0;
-    });
-  }
-  return out;
-}"""
+RTC_STATS = Path(__file__).resolve().parent / "data" / "rtc_stats.js"     # the customer page loads it too
+AGENT_STATS = "window.rtcStats(window.__pcs || [])"
 
 
 @contextmanager
 def video_node(tmp_path):
-    """cc_node's node plus a ws: SIP listener, a video queue (video_support, agent 1003) and route 4005 -> it."""
-    sip_port, http_port, ws_port = free_port(), free_port(), free_port()
-    rtp_lo = 30000 + 1000 * (sip_port % 30)
-    text = config_text(sip_port, http_port, str(tmp_path / "cc.db"), rtp_lo)
-
-    def sub(old: str, new: str) -> None:
-        nonlocal text
-        assert text.count(old) == 1, f"tests.cc.config_text changed: {old!r}"
-        text = text.replace(old, new)
-
-    sub(f"listen: [udp:127.0.0.1:{sip_port}, tcp:127.0.0.1:{sip_port}]",
-        f"listen: [udp:127.0.0.1:{sip_port}, tcp:127.0.0.1:{sip_port}, ws:127.0.0.1:{ws_port}]")
-    sub("queues: [sales]}", "queues: [sales, video_support]}")
-    sub("called_routes:\n",
-        "  - {name: video_support, type: video, ring_timeout: 10s, wrap_up: 0s, max_wait: 30s}\ncalled_routes:\n")
-    sub('  - {called: "4002", queue: sales}\n',
-        '  - {called: "4002", queue: sales}\n  - {called: "4005", queue: video_support, media: video}\n')
-    (tmp_path / "cc.yaml").write_text(text)
-    cfg = parse_config(text, str(tmp_path / "cc.yaml"))
-    nt = NodeThread(lambda loop: Node(options_from_config(cfg), cfg, loop, credentials_from_config(cfg)))
-    nt.start()
-    try:
-        yield nt, sip_port, http_port, ws_port
-    finally:
-        nt.stop()
+    """ws_node plus a video queue (video_support, agent 1003) and route 4005 -> it."""
+    with ws_node(tmp_path, (
+            ("queues: [sales]}", "queues: [sales, video_support]}"),
+            ("called_routes:\n",
+             "  - {name: video_support, type: video, ring_timeout: 10s, wrap_up: 0s, max_wait: 30s}\ncalled_routes:\n"),
+            ('  - {called: "4002", queue: sales}\n',
+             '  - {called: "4002", queue: sales}\n  - {called: "4005", queue: video_support, media: video}\n'),
+    )) as node:
+        yield node
 
 
 @contextmanager
@@ -109,13 +75,8 @@ def _shot(page, name: str) -> Path:
 
 
 def test_browser_customer_video_call_to_browser_agent(tmp_path):
-    from tools.browser import BrowserMissing, check, headless_chromium
-    try:
-        check()
-    except BrowserMissing as exc:
-        pytest.fail(str(exc), pytrace=False)
-    from playwright.sync_api import expect
-    expect.set_options(timeout=TIMEOUT_MS)
+    from tools.browser import headless_chromium
+    expect = browser_expect(TIMEOUT_MS)
 
     with video_node(tmp_path) as (nt, sip_port, http_port, ws_port):
         base = f"http://127.0.0.1:{http_port}"
@@ -129,6 +90,7 @@ def test_browser_customer_video_call_to_browser_agent(tmp_path):
             # --- the agent: sign in, register 70003, video on, ACD idle
             actx = browser.new_context(viewport={"width": 1280, "height": 900})
             actx.add_init_script(TRACK_PCS)
+            actx.add_init_script(path=RTC_STATS)
             agent = actx.new_page()
             agent.set_default_timeout(TIMEOUT_MS)
             agent.on("pageerror", lambda exc: problems.append(f"agent pageerror: {exc}"))

@@ -8,9 +8,8 @@ import shutil
 import urllib.request
 from pathlib import Path
 
-import pytest
 
-from tests.cc import ACCOUNTS, PASSWORDS, Api, cc_node
+from tests.cc import ACCOUNTS, PASSWORDS, Api, browser_expect, cc_node
 from tests.conftest import free_port
 from tests.sipclient import UdpClient
 
@@ -59,13 +58,8 @@ def _final(client: UdpClient, method: str):
 
 def test_wallboard_live_in_headless_chromium(tmp_path):
     from tools.agents_load import register_agents
-    from tools.browser import BrowserMissing, check, headless_chromium
-    try:
-        check()
-    except BrowserMissing as exc:
-        pytest.fail(str(exc), pytrace=False)
-    from playwright.sync_api import expect
-    expect.set_options(timeout=TIMEOUT_MS)
+    from tools.browser import headless_chromium
+    expect = browser_expect(TIMEOUT_MS)
 
     with cc_node(tmp_path) as (nt, sip_port, http_port):
         base = f"http://127.0.0.1:{http_port}"
