@@ -106,10 +106,7 @@ def _response(cc, call, tx, req: Request, event: str, resp: Response | None) -> 
         if not b.accept_2xx(resp):
             return
         if a.stream is not None and b.stream is not None:
-            cc.media.point(b, resp.body)
-            engine = cc.media.engine
-            engine.join(a.stream, call.id)
-            engine.join(b.stream, call.id)
+            cc.media.agent_answered(call, b, resp.body)     # the called side as an agent leg: one room
             a.answer(req, getattr(call, "answer_sdp", b""))
         else:
             a.answer(req, resp.body)
