@@ -164,8 +164,7 @@ class Pool:
             self._down(exc)
             return
         if h and h.get("state") not in ("ringing", "talking", "wrap_up"):
-            self.apply({"node": h.get("node", ""), "agent": agent_id, "new": h.get("state"),
-                        "reason": h.get("reason", "")})
+            self._apply_stored(agent_id, h)
 
     async def load_states(self) -> int:
         """A node joining the pool takes the agents' current states from Redis."""
@@ -175,10 +174,13 @@ class Pool:
         for agent_id in list(self.center.acd.agents):
             h = await self.redis.hgetall(self._k("agent", agent_id))
             if h:
-                self.apply({"node": h.get("node", ""), "agent": agent_id, "new": h.get("state"),
-                            "reason": h.get("reason", "")})
+                self._apply_stored(agent_id, h)
                 n += 1
         return n
+
+    def _apply_stored(self, agent_id: str, h: dict) -> None:
+        """Apply an agent's last state as _publish stored it, like an event from its node."""
+        self.apply({"node": h.get("node", ""), "agent": agent_id, "new": h.get("state"), "reason": h.get("reason", "")})
 
     async def stop(self) -> None:
         for t in self._tasks:
