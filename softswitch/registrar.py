@@ -31,7 +31,7 @@ class RegistrarOptions:
     max_contacts: int = 5
     randomize_expires: bool = False
     node_id: str = ""
-    algorithms: tuple[str, ...] = ("MD5", "SHA-256")
+    algorithms: tuple[str, ...] = ("MD5",)
 
 
 class Registrar:

@@ -29,7 +29,7 @@ class RegistrarSettings:
     max_contacts: int = 5
     randomize_expires: bool = False
     nonce_ttl: float = 300.0
-    digest: tuple[str, ...] = ("MD5", "SHA-256")
+    digest: tuple[str, ...] = ("MD5",)   # what Asterisk and Kamailio send: baresip, JsSIP and many desk phones know no SHA-256
 
 
 @dataclass(frozen=True)
