@@ -6,6 +6,8 @@ import argparse
 import getpass
 import os
 import sys
+from datetime import datetime
+from importlib import metadata
 from pathlib import Path
 
 DEFAULT_CONFIG = "config/example.yaml"
@@ -20,6 +22,7 @@ def default_config() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="softswitch", description="Contact-center softswitch: SIP registrar, B2BUA, ACD")
+    p.add_argument("--version", action="version", version=f"softswitch {version()}")
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("serve", help="run a node")
     s.add_argument("--config", default=None, help=f"YAML config (default {DEFAULT_CONFIG})")
@@ -46,11 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     rec = sub.add_parser("records", help="export call detail records or the queue log")
     rsub = rec.add_subparsers(dest="action", required=True)
     ex = rsub.add_parser("export", help="write records as CSV or JSON to standard output")
-    ex.add_argument("file", help="the node's config (its storage.cdr database is read)")
+    ex.add_argument("file", metavar="CONFIG", help="the node's config (its storage.cdr database is read)")
     ex.add_argument("--kind", choices=("cdr", "queue_log"), default="cdr")
     ex.add_argument("--format", choices=("csv", "json"), default="csv")
-    ex.add_argument("--since", type=float, default=None, help="UNIX time")
-    ex.add_argument("--until", type=float, default=None, help="UNIX time")
+    when = "a date (2026-12-01), an ISO time (2026-12-01T09:30, local unless it has an offset) or UNIX seconds"
+    ex.add_argument("--since", type=moment, default=None, help=f"first moment exported: {when}")
+    ex.add_argument("--until", type=moment, default=None, help=f"end of the export (excluded): {when}")
     args = p.parse_args(argv)
     if args.command == "records":
         return records_export(args)
@@ -60,6 +64,25 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "config":
         return config_check(args.file) if args.action == "check" else config_route(args)
     return passwd(args)
+
+
+def version() -> str:
+    try:
+        return metadata.version("softswitch")
+    except metadata.PackageNotFoundError:     # run from a source tree that was never installed
+        return "unknown"
+
+
+def moment(text: str) -> float:
+    """UNIX seconds, or an ISO 8601 date / date-time; without an offset it is the machine's local time."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date, ISO time or UNIX seconds: {text!r}") from None
 
 
 def _load(path: str):
