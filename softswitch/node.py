@@ -144,8 +144,7 @@ class Node:
         from media.engine import MediaEngine
         from .call_media import CallMedia
         self.media_engine = MediaEngine(self.loop, config.server.media.address, config.server.media.rtp_ports)
-        db = sqlite_path(config.server.storage.cdr)
-        recordings = Path(db).resolve().parent / "recordings" if db else None
+        recordings = recordings_dir(config.server.storage.cdr)
         self.calls.media = CallMedia(self.media_engine, base, recordings, log.get("media"))
         self.calls.ivr_runner.player = lambda call, path: self.calls.media.play(call.customer.stream, str(path))
 
@@ -343,6 +342,22 @@ def sqlite_path(url: str) -> str | None:
     return path
 
 
+def storage_paths(cfg) -> list[tuple[str, str]]:
+    """Where this node writes, as absolute paths (a relative sqlite:/// path is relative to the working
+    directory, which an operator starting the node from elsewhere would not guess)."""
+    from .records import redact_url
+    db = sqlite_path(cfg.server.storage.cdr)
+    where = str(Path(db).resolve()) if db else redact_url(cfg.server.storage.cdr)
+    recordings = recordings_dir(cfg.server.storage.cdr)
+    return ([("recordings", str(recordings))] if recordings else []) + [("records", where)]
+
+
+def recordings_dir(cdr_url: str) -> Path | None:
+    """Recordings go beside the SQLite records file (none are kept with PostgreSQL records)."""
+    db = sqlite_path(cdr_url)
+    return Path(db).resolve().parent / "recordings" if db else None
+
+
 def tune_gc() -> None:
     """Long-lived objects (config, tables) leave the young generations; collections get rarer. A node makes
     many short-lived objects per message, and default thresholds spend a tenth of the CPU in the collector."""
@@ -367,12 +382,18 @@ def run(config_path: str) -> int:
     try:
         loop.run_until_complete(node.start())
     except OSError as exc:
-        print(f"cannot listen: {exc}", file=sys.stderr)
+        # start() binds the SIP listeners in order, then HTTP: the first one not bound is the one that failed
+        listen = node.options.listen
+        where = (f"{listen[len(node.bound)].proto}:{listen[len(node.bound)].host}:{listen[len(node.bound)].port}"
+                 if len(node.bound) < len(listen) else "http:%s:%s" % tuple(cfg.server.http_listen or ("?", "?")))
+        print(f"cannot listen on {where}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     for b in node.bound:
         print(f"listening sip {b}", flush=True)
     if node.api is not None:
         print(f"listening http http://{cfg.server.http_listen[0]}:{node.http_port}", flush=True)
+    for what, where in storage_paths(cfg):
+        print(f"{what} {where}", flush=True)
     node.log.info("serving", config=config_path, node_id=cfg.server.node_id, realm=cfg.server.sip.realm,
                   agents=len(cfg.agents), queues=len(cfg.queues), routes=len(cfg.routes))
     stop, interrupt = asyncio.Event(), asyncio.Event()

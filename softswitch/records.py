@@ -24,6 +24,7 @@ import csv
 import json
 import os
 import queue
+import re
 import sqlite3
 import threading
 import time
@@ -61,6 +62,11 @@ PG_SCHEMES = ("postgresql://", "postgres://")
 
 class RecordStoreClosed(RuntimeError):
     pass
+
+
+def redact_url(url: str) -> str:
+    """A database URL fit for logs and the console: the password replaced by ***."""
+    return re.sub(r"^(\w+://[^:/@]*):[^@/]*@", r"\1:***@", url)
 
 
 def db_path(url: str | os.PathLike) -> str:

@@ -11,13 +11,12 @@ A connection that broke (server restart, network) is opened again for the next b
 
 from __future__ import annotations
 
-import re
 from contextlib import contextmanager
 from typing import Iterator
 
 import psycopg
 
-from .records import Backend
+from .records import Backend, redact_url
 
 # Errors that belong to one row: constraint violations, values the column refuses, values psycopg cannot
 # send. Anything else (connection lost, server shutting down, disk full) fails the whole batch.
@@ -37,7 +36,7 @@ class PostgresBackend(Backend):
 
     def __init__(self, url: str, connect_timeout: int = 10) -> None:
         self.url, self.connect_timeout = url, connect_timeout
-        self.where = re.sub(r"^(\w+://[^:/@]*):[^@/]*@", r"\1:***@", url)  # never log the password
+        self.where = redact_url(url)  # never log the password
         self._db = self._reader = None
 
     def _connect(self) -> psycopg.Connection:

@@ -40,7 +40,7 @@ class Served:
             if not line:
                 break
             self.lines.append(line.strip())
-            if line.startswith("listening sip tcp"):
+            if line.startswith("records "):     # the last line the node prints when it has started
                 return
         self.proc.kill()
         raise RuntimeError(f"node did not start: {self.lines} {self.proc.stderr.read()}")

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import ast
+import json
 import signal
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -22,6 +25,8 @@ def test_serve_answers_and_stops_cleanly(tmp_path, sig):
     node = Served(config)
     try:
         assert f"listening sip udp:127.0.0.1:{port}" in node.lines
+        assert f"records {tmp_path / 'cdr.db'}" in node.lines          # absolute, wherever it was started
+        assert f"recordings {tmp_path / 'recordings'}" in node.lines
         client = UdpClient(("127.0.0.1", port))
         client.send(options_request(port))
         resp = client.recv(5)
@@ -40,6 +45,20 @@ def test_serve_refuses_bad_config(tmp_path):
                          capture_output=True, text=True, timeout=30)
     assert res.returncode == 2
     assert f"{bad}:2: server.sip.colour: unknown key" in res.stderr
+
+
+def test_serve_names_the_address_it_cannot_listen_on(tmp_path):
+    import socket
+    config, port = example_on_free_ports(tmp_path)
+    taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    taken.bind(("127.0.0.1", port))     # another program holds the SIP UDP port
+    try:
+        res = subprocess.run([sys.executable, "-m", "softswitch.cli", "serve", "--config", str(config)],
+                             capture_output=True, text=True, timeout=60)
+    finally:
+        taken.close()
+    assert res.returncode == 1
+    assert f"cannot listen on udp:127.0.0.1:{port}: Address already in use" in res.stderr
 
 
 PURE = ["softswitch/sip", "acd", "media"]
@@ -91,6 +110,11 @@ def test_sigterm_drains_calls_then_exits(tmp_path):
         client.send(invite(port, client, "drain-2"))
         refused = answered(client)
         assert refused.status == 503 and refused.get("Retry-After")
+        try:        # a load balancer asking /health is told to send calls elsewhere
+            urllib.request.urlopen(f"{base}/health", timeout=10)
+            raise AssertionError("/health answered 200 while draining")
+        except urllib.error.HTTPError as err:
+            assert err.code == 503 and json.loads(err.read())["status"] == "draining"
         client.send((f"BYE sip:4001@127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{client.addr[1]};"
                      f"branch=z9hG4bK-drain-bye;rport\r\nMax-Forwards: 70\r\nFrom: <sip:cust@x.test>;tag=ct\r\n"
                      f"To: <sip:4001@cc.test>;tag={ok.to.tag}\r\nCall-ID: drain-1\r\nCSeq: 2 BYE\r\n"
@@ -104,7 +128,6 @@ def test_sigterm_drains_calls_then_exits(tmp_path):
     assert [c["call_id"] for c in store.cdrs()] == ["drain-1"]
     store.close()
     # structured logs: JSON lines, and every line about a call or an agent names it
-    import json
     lines = [json.loads(x) for x in node.proc.stderr.read().splitlines() if x.startswith("{")]
     call_lines = [x for x in lines if x["event"].startswith(("call_", "acd_enqueue", "acd_abandon", "cdr"))]
     agent_lines = [x for x in lines if x["event"] == "acd_state"]

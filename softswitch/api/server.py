@@ -244,10 +244,13 @@ async def metrics(request: web.Request) -> web.Response:
 
 async def health(request: web.Request) -> web.Response:
     node = request.app[NODE]
-    return _json({"status": "ok", "node_id": node.options.registrar.node_id, "time": time.time(),
+    # A draining node takes no new calls: 503 tells a load balancer to send them elsewhere.
+    draining = node.calls.draining
+    return _json({"status": "draining" if draining else "ok", "node_id": node.options.registrar.node_id, "time": time.time(),
                   "calls": len(node.calls.calls), "bindings": await node.location.count(),
                   "loop_lag_ms": round(1000 * node.calls.loop_lag, 1),
-                  "sip_busy": round(node.calls.busy, 3), "resend_ratio": round(node.calls.resend_ratio, 3), "call_stats": dict(node.calls.stats)})
+                  "sip_busy": round(node.calls.busy, 3), "resend_ratio": round(node.calls.resend_ratio, 3), "call_stats": dict(node.calls.stats)},
+                 status=503 if draining else 200)
 
 
 def make_app(node) -> web.Application:

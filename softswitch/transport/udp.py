@@ -37,8 +37,8 @@ class UdpTransport(asyncio.DatagramProtocol):
 
 async def listen_udp(loop, endpoint, host: str, port: int) -> UdpTransport:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # No SO_REUSEADDR: on Linux it lets a second node bind the same UDP port and silently take its traffic.
     sock = socket.socket(family, socket.SOCK_DGRAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     # Bursts of registrations and retransmissions need room in the kernel queue.
     for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
         try:
