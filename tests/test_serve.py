@@ -219,3 +219,21 @@ def test_sighup_reload_applies_new_routes_without_dropping_calls(tmp_path):
     assert "reload_rejected" in err and "max_calls" in err
     assert '"event": "reloaded"' in err
     assert code == 0
+
+
+def test_the_example_admin_reloads_through_the_api(tmp_path):
+    from tools.agents_load import api
+    config, _ = example_on_free_ports(tmp_path)
+    http = int(config.read_text().split("http: {listen: 127.0.0.1:")[1].split("}")[0])
+    base = f"http://127.0.0.1:{http}"
+    node = Served(config)
+    try:
+        agent = api(base, "POST", "/api/login", {"account": "acme_alice", "password": "Alice-Demo1!"})["token"]
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            api(base, "POST", "/api/admin/reload", {}, agent)
+        assert refused.value.code == 403
+        # the account and password the example's comments give
+        admin = api(base, "POST", "/api/login", {"account": "acme_dana", "password": "Dana-Admin5!"})["token"]
+        assert api(base, "POST", "/api/admin/reload", {}, admin)["ok"] is True
+    finally:
+        assert node.stop() == 0
