@@ -18,6 +18,7 @@ Both are driven by commands on their standard input (baresip's `stdio` module, l
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import wave
 from pathlib import Path
@@ -62,6 +63,8 @@ class Phone:
 
     def __init__(self, argv: list[str], log: Path, quit_command: str, hangup_command: str,
                  env: dict | None = None) -> None:
+        if shutil.which(argv[0]) is None:     # a missing phone fails the test (make test installs it), never skips
+            pytest.fail(f"{argv[0]} is not installed: tools/install-sysdeps.sh installs it", pytrace=False)
         self.log = log
         self.quit_command = quit_command
         self.hangup_command = hangup_command
@@ -189,7 +192,6 @@ def http_port(config: Path) -> int:
 def phone_takes_a_queued_call(phones, tmp_path, start, account: str, user: str, phone_hz: int,
                               answered_line: str, recording) -> None:
     """The whole agent's day in small: register, sign in, take a queued call by itself, talk, hang up, quit."""
-    import pjsua2
     config, sip_port = example_on_free_ports(tmp_path)
     node = Served(config)
     phone = None
@@ -212,7 +214,9 @@ def phone_takes_a_queued_call(phones, tmp_path, start, account: str, user: str, 
         assert wait_for(lambda: api.state()["state"] == "talking", 20, phones), phone.tail()
         assert phone.said(answered_line, 5, phones), phone.tail()
         assert call.state == "CONFIRMED"
-        heard = lambda: next(iter(recording(rec_at)), None)       # noqa: E731
+
+        def heard() -> Path | None:
+            return next(iter(recording(rec_at)), None)
         assert wait_for(lambda: heard() is not None and heard().stat().st_size >= 44 + 2 * 8000 * TALK, 10,
                         phones), phone.tail()
 
