@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system programs the test suite uses as real peers (SIPp, a PostgreSQL server for the
-# records tests: tools/pgserver.py, a Redis server for the location store tests: tools/redisserver.py) and
-# the headless browser of the wallboard test (Chromium), when missing and root.
+# records tests: tools/pgserver.py, a Redis server for the location store tests: tools/redisserver.py), the
+# headless browser of the wallboard test (Chromium) and two desktop softphones that register and take queued
+# calls in tests/test_real_phones.py (baresip, linphonec), when missing and root.
 set -euo pipefail
 need=()
 command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
@@ -9,6 +10,9 @@ command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
 # Debian keeps initdb/pg_ctl off PATH, in /usr/lib/postgresql/N/bin
 command -v initdb >/dev/null 2>&1 || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || need+=(redis-server)
+# baresip-core: the program and its modules (aufile, ausine, g711) without the GTK/X11/FFmpeg front-ends
+command -v baresip >/dev/null 2>&1 || need+=(baresip-core)
+command -v linphonec >/dev/null 2>&1 || need+=(linphone-cli)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" != 0 ]; then
     echo "missing: ${need[*]} (run as root, or install them with your package manager)" >&2
