@@ -165,7 +165,7 @@ def test_sighup_reload_applies_new_routes_without_dropping_calls(tmp_path):
                     return m
             raise AssertionError(f"no final response for {call_id}")
         client.send(invite(port, client, "rl-2").replace(b"4001", b"4005"))
-        assert final("rl-2").status == 404
+        assert final("rl-2").status == 407       # not a called route: only an authenticated agent goes on
         # a good file with a new called number for the same queue applies at once
         config.write_text(good.replace('  - {called: "4001", queue: support_voice}',
                                        '  - {called: "4001", queue: support_voice}\n'
