@@ -125,7 +125,7 @@ def answer_events(offered: str | None) -> str | None:
     """The telephone-event fmtp of our answer: the events the offer lists that we support (RFC 4733 s. 2.4.1;
     an offer without fmtp means 0-15), as ranges; None when none is left (then no telephone-event)."""
     wanted: set[int] = set()
-    for item in (offered if offered is not None else "0-15").split(",")[:64]:
+    for item in (offered if offered is not None else "0-15").split(",", 64)[:64]:
         lo, _, hi = item.strip().partition("-")
         if lo.isdigit() and len(lo) <= 3 and (not hi or (hi.isdigit() and len(hi) <= 3)):
             wanted.update(range(int(lo), min(int(hi or lo), EVENTS[-1]) + 1))

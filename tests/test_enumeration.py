@@ -191,3 +191,31 @@ def test_register_whose_to_is_not_a_sip_address_of_record_is_a_bad_request(node)
     raw, cid = p.request("REGISTER", f"sip:{REALM}", KNOWN, KNOWN)
     raw = raw.replace(f"To: <sip:{KNOWN}@{REALM}>".encode(), f"To: <tel:{KNOWN}>".encode())
     assert p.final(raw, cid).status == 400
+
+
+def test_an_agents_own_digest_list_is_offered_for_its_number_alone(tmp_path):
+    """The documented trade-off of a per-agent list: that number's challenge differs (SHA-256 first), every
+    other number, an agent's or nobody's, gets the tenant's MD5; the phone registers with SHA-256."""
+    from tests.cc import PASSWORDS, _node_thread, _rtp_lo, config_text
+    from tests.conftest import free_port
+    sip_port, http_port = free_port(), free_port()
+    text = config_text(sip_port, http_port, str(tmp_path / "cc.db"), _rtp_lo(sip_port))
+    old = f'softphone: "70001", softphone_password: "{PASSWORDS["70001"]}", queues: [support]'
+    assert text.count(old) == 1
+    with _node_thread(tmp_path, text.replace(old, old + ", digest: [SHA-256, MD5]")) as nt:
+        p = Probe(sip_port)
+        algs = {}
+        for case in ("register", "invite_from_number"):
+            for number in ("70001", "70002", UNKNOWN):
+                resp, _ = ask(p, case, number)
+                algs[case, number] = re.findall(r"algorithm=([\w-]+)", " ".join(
+                    v for n, v in resp.headers if n.lower().endswith("authenticate")))
+        for case in ("register", "invite_from_number"):
+            assert algs[case, "70001"] == ["SHA-256", "MD5"]
+            assert algs[case, "70002"] == algs[case, UNKNOWN] == ["MD5"]
+        first, (method, ruri, frm, to, body, more) = ask(p, "register", "70001")
+        sha = next(v for v in first.get_all("WWW-Authenticate") if "SHA-256" in v)
+        value = make_authorization(sha, "REGISTER", ruri, "70001", PASSWORDS["70001"])
+        raw, cid = p.request("REGISTER", ruri, "70001", "70001", f"Authorization: {value}\r\n",
+                             call_id=first.call_id, cseq=2)
+        assert p.final(raw, cid).status == 200

@@ -46,6 +46,9 @@ def test_example_config_loads_and_is_complete():
     # the documented demo secrets match the hashes in the file
     assert cfg.agent("1001").ha1 == ha1_pair("70001", "cc.example.com", "Phone-70001!")
     assert check_password("Alice-Demo1!", cfg.employee("acme_alice").password_hash)
+    sec = cfg.server.sip.security          # as its comments say
+    assert (sec.account_failures, sec.account_window, sec.account_lock_time) == (10, 600.0, 300.0)
+    assert cfg.server.sip.registrar.digest == ("MD5",) and all(a.digest == () for a in cfg.agents)
 
 
 def test_minimal_config_defaults():
