@@ -9,6 +9,7 @@ import urllib.request
 
 import pytest
 
+from tests.conftest import free_port
 from tests.scanners import sipvicious
 from tests.serve import Served, example_on_free_ports
 from tests.sipclient import UdpClient
@@ -33,7 +34,9 @@ def demo(tmp_path_factory):
 
 
 def svwar(port: int, method: str, numbers: str, ua: str) -> str:
-    res = sipvicious("svwar", ["-e", numbers, "-m", method, "--force", "-p", str(port), "127.0.0.1"], ua, 60)
+    # -P: a free local port, or svwar warns that 5060 is taken (a line that differs between runs)
+    res = sipvicious("svwar", ["-e", numbers, "-m", method, "--force", "-P", str(free_port()), "-p", str(port),
+                               "127.0.0.1"], ua, 60)
     return res.stdout
 
 
@@ -91,8 +94,8 @@ def words(n: int, password_at: int | None) -> list[str]:
 
 def svcrack(port: int, user: str, wordlist: list[str], path, bind: str = "127.0.0.1") -> str:
     path.write_text("\n".join(wordlist) + "\n")
-    return sipvicious("svcrack", ["-u", user, "-d", str(path), "-b", bind, "-p", str(port), "127.0.0.1"],
-                      PHONE_UA, 90).stdout
+    return sipvicious("svcrack", ["-u", user, "-d", str(path), "-b", bind, "-P", str(free_port()), "-p", str(port),
+                                  "127.0.0.1"], PHONE_UA, 90).stdout
 
 
 def register_once(port: int, user: str, password: str, bind: str) -> int | None:
