@@ -22,7 +22,7 @@ class LockoutOptions:
     failures: int = 10            # failed attempts within `window` that lock the account (0: never lock)
     window: float = 600.0
     lock_time: float = 300.0
-    max_accounts: int = 50_000    # usernames tracked at once (about 150 bytes each at the default `failures`)
+    max_accounts: int = 50_000    # usernames tracked at once, and locks (full at the defaults: about 35 MB)
 
 
 class AccountLockout:
