@@ -219,3 +219,8 @@ def test_an_agents_own_digest_list_is_offered_for_its_number_alone(tmp_path):
         raw, cid = p.request("REGISTER", ruri, "70001", "70001", f"Authorization: {value}\r\n",
                              call_id=first.call_id, cseq=2)
         assert p.final(raw, cid).status == 200
+        # a reload that drops the agent's list: its number is challenged like any other again
+        (tmp_path / "cc.yaml").write_text(text)
+        assert nt.call(lambda: nt.node.reload(str(tmp_path / "cc.yaml")))["ok"]
+        resp, _ = ask(p, "register", "70001")
+        assert re.findall(r"algorithm=([\w-]+)", resp.get("WWW-Authenticate")) == ["MD5"]
