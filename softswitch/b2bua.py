@@ -196,6 +196,8 @@ class CallControl:
         decision = self.router.decide(number, ext, media, caller_agent, signed_in)
         if decision.kind in ("reject", "auth") or (decision.kind in ("queue", "ivr") and self.center is None):
             status, reason = decision.status or 480, decision.reason or "No agents"
+            if decision.kind == "auth":          # no authenticator to challenge with: refused outright
+                status, reason = 403, "Forbidden"
             self.stats["rejected"] += 1
             self.log.info("call_rejected", call_id=req.call_id, number=number, status=status, reason=reason)
             ep.respond(tx, make_response(req, status, reason, to_tag=new_tag()))
