@@ -16,7 +16,7 @@ from .aio import drive
 from .legs import Leg, new_tag
 from .log import get as get_logger
 from .routing import Router
-from .sdp import ANSWER_DIRECTION, build_sdp, negotiate_audio, parse_sdp
+from .sdp import ANSWER_DIRECTION, answer_events, build_sdp, negotiate_audio, parse_sdp
 from .sip.errors import SipError
 from .sip.headers import parse_params
 from .sip.message import Request, Response, make_response
@@ -55,16 +55,14 @@ class CallControl:
     ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, REGISTER"
 
     def __init__(self, endpoint, router: Router, *, domain: str = "localhost", media_address: str = "127.0.0.1",
-                 rtp_ports: tuple[int, int] = (20000, 29999), session_expires: int = 1800, auth=None,
-                 lookup_ha1=None) -> None:
+                 rtp_ports: tuple[int, int] = (20000, 29999), session_expires: int = 1800, authn=None) -> None:
         self.endpoint = endpoint
         self.loop = endpoint.loop
         self.router = router
         self.domain = domain
         self.media_address = media_address
         self.session_expires = int(session_expires)
-        self.auth = auth
-        self.lookup_ha1 = lookup_ha1
+        self.authn = authn                      # authn.Authenticator: agents' calls out of the called routes
         self.log = get_logger("calls")
         self.center = None                      # ContactCenter when queues are configured
         self.media = None                       # CallMedia when the node runs a media engine
@@ -84,7 +82,6 @@ class CallControl:
                       "announcements": 0}
         self.max_calls = 0                      # 0: no limit; else 503 past it
         self.draining = False                   # stopping: new calls get 503, calls in progress finish
-        self.on_auth_failure = None             # the guard counts failed INVITE authentications per source
         self.outbound_per_minute = 0            # per agent (toll-fraud guard); 0: no cap
         self._outbound_times: dict[str, list[float]] = {}
         self.loop_lag = 0.0                     # smoothed event-loop lateness, seconds (set by the node)
@@ -167,10 +164,14 @@ class CallControl:
             self._reinvite(tx, req)
             return
         ep = self.endpoint
+        uri = req.uri
+        number = uri.user_unescaped if isinstance(uri, SipURI) else None
+        ext = uri.param("ext") if isinstance(uri, SipURI) else None
         caller_agent = None
-        from_user = req.from_.uri.user_unescaped if isinstance(req.from_.uri, SipURI) else None
-        if from_user and from_user in self.router.softphones and self.auth is not None:
-            caller_agent = self._authenticate_agent(tx, req, from_user)   # before any state is kept
+        if self.authn is not None and not self.router.has_route(number, ext):
+            # Only an agent calls numbers outside the called routes: challenged before any state is kept,
+            # whatever the number or the From, so no answer tells an agent's number from any other.
+            caller_agent = self._authenticate_agent(tx, req)
             if caller_agent is None:
                 return
         ep.respond(tx, make_response(req, 100))
@@ -187,17 +188,16 @@ class CallControl:
             if ctype != "application/sdp":
                 raise SipError(415, "only application/sdp bodies", headers=(("Accept", "application/sdp"),))
             offer = parse_sdp(req.body)
-        uri = req.uri
-        number = uri.user_unescaped if isinstance(uri, SipURI) else None
         media = "video" if offer is not None and offer.has_video else "voice"
         signed_in = False
         if caller_agent and self.center is not None:
             a = self.center.acd.agents.get(caller_agent)
             signed_in = bool(a and a.registered and a.state != "offline")
-        decision = self.router.decide(number, uri.param("ext") if isinstance(uri, SipURI) else None, media,
-                                      caller_agent, signed_in)
-        if decision.kind == "reject" or (decision.kind in ("queue", "ivr") and self.center is None):
+        decision = self.router.decide(number, ext, media, caller_agent, signed_in)
+        if decision.kind in ("reject", "auth") or (decision.kind in ("queue", "ivr") and self.center is None):
             status, reason = decision.status or 480, decision.reason or "No agents"
+            if decision.kind == "auth":          # no authenticator to challenge with: refused outright
+                status, reason = 403, "Forbidden"
             self.stats["rejected"] += 1
             self.log.info("call_rejected", call_id=req.call_id, number=number, status=status, reason=reason)
             ep.respond(tx, make_response(req, status, reason, to_tag=new_tag()))
@@ -319,26 +319,30 @@ class CallControl:
         self._outbound_times[agent_id] = times
         return True
 
-    def _authenticate_agent(self, tx, req: Request, user: str) -> str | None:
-        """An INVITE claiming to come from an agent's softphone must prove it (407 challenge)."""
+    def _authenticate_agent(self, tx, req: Request) -> str | None:
+        """The agent whose softphone sent this INVITE, proven by digest (407 challenge); None once answered.
+        A failure of any kind (unknown user, wrong password, locked account, credentials of another number
+        than the From's) gets the same 403."""
+        from_user = req.from_.uri.user_unescaped if isinstance(req.from_.uri, SipURI) else None
         values = req.get_all("Proxy-Authorization")
         now = time.time()
+
+        def challenge(stale: bool = False) -> Response:
+            return make_response(req, 407, to_tag=new_tag(), headers=[
+                ("Proxy-Authenticate", v) for v in self.authn.challenge(from_user, now, stale=stale)])
         if not values:
             # stateless: an INVITE flood gets challenges, not transactions
-            self.endpoint.respond_stateless(tx, make_response(req, 407, to_tag=new_tag(), headers=[
-                ("Proxy-Authenticate", v) for v in self.auth.challenge(now)]))
+            self.endpoint.respond_stateless(tx, challenge())
             return None
-        result = self.auth.verify(req.method, values[0], self.lookup_ha1, now)
-        if result.kind in ("stale", "replay", "realm"):
-            self.endpoint.respond(tx, make_response(req, 407, to_tag=new_tag(), headers=[
-                ("Proxy-Authenticate", v) for v in self.auth.challenge(now, stale=result.kind == "stale")]))
+        verdict = self.authn.check(req.method, values[0], now, tx.context.host)
+        if verdict.kind in ("stale", "replay", "challenge"):
+            self.endpoint.respond(tx, challenge(stale=verdict.kind == "stale"))
             return None
-        if result.kind != "ok" or result.username != user:
-            if self.on_auth_failure is not None:
-                self.on_auth_failure(tx.context.host)
+        agent = self.router.softphones.get(verdict.username or "") if verdict.kind == "ok" else None
+        if agent is None or verdict.username != from_user:
             self.endpoint.respond(tx, make_response(req, 403, to_tag=new_tag()))
             return None
-        return self.router.softphones[user]
+        return agent
 
     def _session_timer_headers(self, req: Request) -> tuple[list[tuple[str, str]], int, bool] | None:
         """RFC 4028 as UAS: (headers for the 2xx, interval, whether we refresh); None when 422 is due."""
@@ -393,10 +397,11 @@ class CallControl:
                 self.endpoint.respond(tx, make_response(req, 488, "No common audio codec", to_tag=new_tag()))
                 return None
             pt, event = picked
+            events = answer_events(audio.fmtp.get(str(event))) if event is not None else None
             video = [m for m in offer.media if m.kind == "video" and m.port]
             sdp = build_sdp(self.media_address, int(time.time()), 1,
-                            [(self.media_port(), event, ANSWER_DIRECTION[audio.direction], pt)],
-                            video, [self.media_port() for _ in video])
+                            [(self.media_port(), event if events else None, ANSWER_DIRECTION[audio.direction], pt)],
+                            video, [self.media_port() for _ in video], events=events or "")
         leg = Leg(self, "uas", None, tx.context)
         leg.invite_tx = tx
         call = self._customer_call(leg, req, number, offer)

@@ -10,7 +10,7 @@ import numpy as np
 
 from media.wav import WavError, read_frames, tone
 
-from .sdp import ANSWER_DIRECTION, Session, build_sdp, negotiate_audio, parse_sdp
+from .sdp import ANSWER_DIRECTION, Session, answer_events, build_sdp, negotiate_audio, parse_sdp
 from .sip.errors import SipError
 
 
@@ -86,6 +86,8 @@ class CallMedia:
         if picked is None:
             raise SipError(488, "No common audio codec")
         pt, event = picked
+        events = answer_events(audio.fmtp.get(str(event))) if event is not None else None
+        event = event if events else None        # nothing in common: no telephone-event in the answer
         leg.stream = await self.engine.open_stream()
         host, port = offer.endpoint("audio")
         leg.stream.set_remote(host, port, pt, event)
@@ -97,7 +99,7 @@ class CallMedia:
             leg.video.set_remote(vhost, vport)
         return build_sdp(self.engine.address, int(time.time()), 1,
                          [(leg.stream.port, event, ANSWER_DIRECTION[audio.direction], pt)],
-                         video_in[:1], [leg.video.port] if leg.video else [])
+                         video_in[:1], [leg.video.port] if leg.video else [], events=events or "")
 
     async def _answer_browser(self, leg, offer: Session) -> bytes:
         """A browser customer (SIP over WebSocket, ICE/DTLS-SRTP): a WebRtcLeg answers its offer. Audio goes

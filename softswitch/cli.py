@@ -116,6 +116,11 @@ def config_route(args) -> int:
     d = router.decide(args.number, args.ext, args.media, caller_agent=args.from_agent,
                       caller_signed_in=args.from_agent is not None)
     ext = f" (extension {d.ext})" if d.ext else ""
+    if d.kind == "auth":
+        print(f"{args.number}: challenged {d.status} {d.reason}: not a called route, so only an agent's "
+              f"authenticated call goes further; any other caller gets 403 (the same for every such number, "
+              f"an agent's softphone or not)")
+        return 3
     if d.kind == "reject":
         print(f"{args.number}: rejected {d.status} {d.reason}")
         return 3

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from . import log
 from .aio import drive
+from .authn import Authenticator
 from .credentials import Credentials
 from .endpoint import Endpoint
 from .location import MemoryLocationStore
@@ -81,7 +82,11 @@ class Node:
             self.location = SqliteLocationStore(db_file)      # registrations survive a restart
         else:
             self.location = MemoryLocationStore()
-        self.registrar = Registrar(self.location, self.auth, self.credentials.ha1, options.registrar)
+        self.authn = Authenticator(self.auth, self.credentials.ha1)
+        if config is not None:
+            self.authn.per_user = agent_algorithms(config)
+        self.registrar = Registrar(self.location, self.auth, self.credentials.ha1, options.registrar,
+                                   authn=self.authn)
         self.endpoint.handlers["REGISTER"] = self._on_register
         self.endpoint.stateless["REGISTER"] = lambda req: self.registrar.challenge_if_needed(req, time.time())
         self.router = Router(config.routes if config else [],
@@ -91,7 +96,7 @@ class Node:
                                  media_address=media.address if media else "127.0.0.1",
                                  rtp_ports=media.rtp_ports if media else (20000, 29999),
                                  session_expires=int(config.server.sip.session_expires) if config else 1800,
-                                 auth=self.auth, lookup_ha1=self.credentials.ha1)
+                                 authn=self.authn)
         self.calls.max_calls = config.server.sip.max_calls if config else 0
         self.guard = None
         if config is not None:
@@ -136,8 +141,10 @@ class Node:
         ep.source_filter = lambda src: guard.admit(src.host, loop.time())
         ep.filters.append(lambda msg, src: guard.allow(src.host, msg.get("User-Agent"), loop.time()))
         ep.limits, ep.max_message_size, ep.max_vias = True, sec.max_message_size, sec.max_vias
-        self.registrar.on_auth_failure = lambda host: guard.auth_failed(host, loop.time())
-        self.calls.on_auth_failure = self.registrar.on_auth_failure
+        self.authn.on_source_failure = lambda host: guard.auth_failed(host, loop.time())
+        from .lockout import AccountLockout, LockoutOptions
+        self.authn.lockout = AccountLockout(LockoutOptions(sec.account_failures, sec.account_window,
+                                                           sec.account_lock_time), log.get("guard"))
         self.calls.outbound_per_minute = sec.outbound_calls_per_minute
 
     def _media(self, config, base: Path) -> None:
@@ -325,6 +332,11 @@ def options_from_config(cfg) -> NodeOptions:
                                                   max_contacts=reg.max_contacts,
                                                   randomize_expires=reg.randomize_expires,
                                                   node_id=cfg.server.node_id, algorithms=reg.digest))
+
+
+def agent_algorithms(cfg) -> dict[str, tuple[str, ...]]:
+    """Softphone number -> its own digest algorithms, for the agents that have a list of their own."""
+    return {a.softphone: a.digest for a in cfg.agents if a.digest}
 
 
 def credentials_from_config(cfg) -> Credentials:

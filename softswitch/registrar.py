@@ -12,8 +12,9 @@ import random
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
+from .authn import Authenticator, Verdict
 from .location import Binding, LocationStore
-from .sip.digest import AuthResult, DigestAuth
+from .sip.digest import DigestAuth
 from .sip.errors import SipError
 from .sip.headers import NameAddr, params_str
 from .sip.message import Request, Response, make_response
@@ -37,27 +38,33 @@ class RegistrarOptions:
 class Registrar:
     def __init__(self, store: LocationStore, auth: DigestAuth, lookup_ha1: Callable[[str, str], str | None],
                  options: RegistrarOptions, rng: random.Random | None = None,
-                 known_user: Callable[[str], bool] | None = None) -> None:
+                 known_user: Callable[[str], bool] | None = None, authn: Authenticator | None = None) -> None:
         self.store = store
         self.auth = auth
-        self.lookup_ha1 = lookup_ha1
+        self.authn = authn or Authenticator(auth, lookup_ha1)
         self.options = options
         self.rng = rng or random.Random()
         self.known_user = known_user
         self.listeners: list[BindingListener] = []
-        self.on_auth_failure: Callable[[str], None] | None = None     # source address of a failed attempt
         self.stats = {"registered": 0, "unregistered": 0, "challenged": 0, "auth_failed": 0, "stale": 0,
                       "replays": 0, "expired": 0, "rejected": 0}
+
+    @property
+    def lookup_ha1(self) -> Callable[[str, str], str | None]:
+        return self.authn.lookup_ha1
+
+    @lookup_ha1.setter
+    def lookup_ha1(self, fn: Callable[[str, str], str | None]) -> None:
+        self.authn.lookup_ha1 = fn
 
     # --- the request --------------------------------------------------------------------------------------
     async def register(self, req: Request, source: tuple[str, str, int], now: float) -> Response:
         to_uri = req.to.uri
         if not isinstance(to_uri, SipURI):
-            raise SipError(404, "address of record must be a sip: or sips: URI")
-        result = self._authenticate(req, now)
+            # RFC 3261 s. 10.3 step 3: the To header field must be a valid address-of-record (RFC 4475 s. 3.1.2.17)
+            raise SipError(400, "address of record must be a sip: or sips: URI")
+        result = self._authenticate(req, now, source[1])
         if isinstance(result, Response):
-            if self.on_auth_failure is not None and result.status == 403:
-                self.on_auth_failure(source[1])
             return result
         user = to_uri.user_unescaped or ""
         if result.username != user:
@@ -134,12 +141,12 @@ class Registrar:
         self.stats["challenged"] += 1
         return self._challenge(req, now)
 
-    def _authenticate(self, req: Request, now: float) -> AuthResult | Response:
+    def _authenticate(self, req: Request, now: float, source_host: str = "") -> Verdict | Response:
         values = [v for v in req.get_all("Authorization") if v.lstrip().lower().startswith("digest")]
         if not values:
             self.stats["challenged"] += 1
             return self._challenge(req, now)
-        result = self.auth.verify(req.method, values[0], self.lookup_ha1, now)
+        result = self.authn.check(req.method, values[0], now, source_host)
         kind = result.kind
         if kind == "ok":
             if not _same_uri(result.uri, req):
@@ -151,17 +158,18 @@ class Registrar:
         if kind == "replay":
             self.stats["replays"] += 1
             return self._challenge(req, now)
+        if kind == "challenge":
+            return self._challenge(req, now)
         if kind == "malformed":
             raise SipError(400, "malformed Authorization")
-        if kind == "realm":
-            return self._challenge(req, now)
-        # wrong password and unknown user look the same from outside (no account enumeration)
+        # wrong password, unknown user and locked account look the same from outside (no account enumeration)
         self.stats["auth_failed"] += 1
         return make_response(req, 403, to_tag=_tag(req))
 
     def _challenge(self, req: Request, now: float, stale: bool = False) -> Response:
-        return make_response(req, 401, to_tag=_tag(req),
-                             headers=[("WWW-Authenticate", v) for v in self.auth.challenge(now, stale=stale)])
+        user = req.to.uri.user_unescaped if isinstance(req.to.uri, SipURI) else None
+        return make_response(req, 401, to_tag=_tag(req), headers=[
+            ("WWW-Authenticate", v) for v in self.authn.challenge(user, now, stale=stale)])
 
     def _ok(self, req: Request, bindings: Iterable[Binding], now: float) -> Response:
         headers = []

@@ -26,6 +26,9 @@ def apply_config(node, new) -> dict:
         if key(old) != key(new):
             changes["needs_restart"].append(label)
     node.credentials.update_config({a.softphone: dict(a.ha1) for a in new.agents})
+    if getattr(node, "authn", None) is not None:
+        from .node import agent_algorithms
+        node.authn.per_user = agent_algorithms(new)
     node.router = node.calls.router = Router(new.routes, {a.softphone: a.id for a in new.agents})
     if {(r.called, r.ext, r.media, r.kind, r.target) for r in old.routes} != \
             {(r.called, r.ext, r.media, r.kind, r.target) for r in new.routes}:

@@ -1,8 +1,10 @@
 """Called routes and call policy: where an INVITE goes, or why it is refused (pure).
 
 A called number (access code), optionally followed by an extension code, reaches a skill queue or an IVR
-flow; a route may be specific to voice or video calls. A call from outside straight to an agent's softphone
-number is refused (the phone never rings); an agent may call out only while registered and signed in.
+flow; a route may be specific to voice or video calls. Any other number is reached only by an agent's
+authenticated call, and only while the agent is registered and signed in: a call from outside straight to an
+agent's softphone number gets the same answer as one to a number that does not exist (a challenge, then 403
+for any credentials), so the phone never rings and no answer tells the numbers apart.
 """
 
 from __future__ import annotations
@@ -48,6 +50,10 @@ class Router:
                     return r, rext
         return self._get(number, None, media), ext
 
+    def has_route(self, number: str | None, ext: str | None = None) -> bool:
+        """A called route exists for this number, for some kind of media: customers reach it unauthenticated."""
+        return bool(number) and any(self.lookup(number, ext, m)[0] is not None for m in ("voice", "video"))
+
     def decide(self, number: str | None, ext: str | None = None, media: str = "voice",
                caller_agent: str | None = None, caller_signed_in: bool = False) -> Decision:
         """`caller_agent` is the agent whose registered softphone sent the INVITE (authenticated), if any."""
@@ -60,8 +66,9 @@ class Router:
             if route is not None:
                 return Decision(route.kind, route.target, ext=ext)
             return Decision("outbound", number)
-        if number in self.softphones:
-            return Decision("reject", status=403, reason="Direct calls to agents are not allowed")
+        if route is None and not self.has_route(number, ext):
+            # an agent's number or none at all, alike: only an authenticated agent may go further
+            return Decision("auth", status=407, reason="Proxy Authentication Required")
         if route is None:
-            return Decision("reject", status=404, reason="No route")
+            return Decision("reject", status=404, reason="No route")      # a route for the other media only
         return Decision(route.kind, route.target, ext=ext)

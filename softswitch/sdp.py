@@ -118,10 +118,31 @@ def negotiate_audio(offer: Media, preferred: tuple[str, ...] = ("PCMU", "PCMA"))
 ANSWER_DIRECTION = {"sendrecv": "sendrecv", "sendonly": "recvonly", "recvonly": "sendonly", "inactive": "inactive"}
 
 
+EVENTS = range(0, 17)          # RFC 4733 events we send and receive: DTMF 0-9, *, #, A-D (0-15) and flash (16)
+
+
+def answer_events(offered: str | None) -> str | None:
+    """The telephone-event fmtp of our answer: the events the offer lists that we support (RFC 4733 s. 2.4.1;
+    an offer without fmtp means 0-15), as ranges; None when none is left (then no telephone-event)."""
+    wanted: set[int] = set()
+    for item in (offered if offered is not None else "0-15").split(",", 64)[:64]:
+        lo, _, hi = item.strip().partition("-")
+        if lo.isdigit() and len(lo) <= 3 and (not hi or (hi.isdigit() and len(hi) <= 3)):
+            wanted.update(range(int(lo), min(int(hi or lo), EVENTS[-1]) + 1))
+    runs: list[list[int]] = []
+    for e in sorted(wanted):
+        if runs and runs[-1][1] == e - 1:
+            runs[-1][1] = e
+        else:
+            runs.append([e, e])
+    return ",".join(f"{a}-{b}" if a != b else str(a) for a, b in runs) or None
+
+
 def build_sdp(address: str, session_id: int, version: int, audio: list[tuple[int, int | None, str, int]],
-              video: list[Media] | None = None, video_ports: list[int] | None = None) -> bytes:
+              video: list[Media] | None = None, video_ports: list[int] | None = None,
+              events: str = "0-16") -> bytes:
     """audio: [(port, event_pt, direction, pt)]; a port 0 rejects the stream. Video m-lines are echoed with
-    our port (relayed, never mixed)."""
+    our port (relayed, never mixed). `events`: the telephone-event fmtp (an answer: `answer_events`)."""
     ip = "IP6" if ":" in address else "IP4"
     lines = ["v=0", f"o=softswitch {session_id} {version} IN {ip} {address}", "s=softswitch",
              f"c=IN {ip} {address}", "t=0 0"]
@@ -130,7 +151,7 @@ def build_sdp(address: str, session_id: int, version: int, audio: list[tuple[int
         lines.append(f"m=audio {port} RTP/AVP {' '.join(fmts)}")
         lines.append(f"a=rtpmap:{pt} {AUDIO_CODECS.get(pt, 'PCMU/8000')}")
         if event is not None:
-            lines += [f"a=rtpmap:{event} telephone-event/8000", f"a=fmtp:{event} 0-16"]
+            lines += [f"a=rtpmap:{event} telephone-event/8000", f"a=fmtp:{event} {events}"]
         lines += ["a=ptime:20", f"a={direction}"]
     for m, port in zip(video or [], video_ports or []):
         lines.append(f"m=video {port} {m.proto} {' '.join(m.formats)}")

@@ -37,12 +37,19 @@ def lookup(user, alg):
 
 
 def auth() -> DigestAuth:
-    return DigestAuth(REALM, b"k" * 32, nonce_ttl=60)
+    return DigestAuth(REALM, b"k" * 32, nonce_ttl=60, algorithms=("MD5", "SHA-256"))
 
 
 def answer(a: DigestAuth, now: float, alg: str = "MD5", user="70001", pw="Right-Pass1!", nc=1, uri="sip:cc.test"):
     ch = next(c for c in a.challenge(now) if f"algorithm={alg}" in c)
     return make_authorization(ch, "REGISTER", uri, user, pw, nc=nc)
+
+
+def test_default_challenge_is_md5_only_and_a_list_can_be_given_per_challenge():
+    plain = DigestAuth(REALM, b"k" * 32)
+    assert [re.search(r"algorithm=([\w-]+)", v).group(1) for v in plain.challenge(1.0)] == ["MD5"]
+    values = plain.challenge(1.0, algorithms=("SHA-256", "MD5"))
+    assert [re.search(r"algorithm=([\w-]+)", v).group(1) for v in values] == ["SHA-256", "MD5"]
 
 
 def test_challenge_offers_both_algorithms_with_qop_and_one_nonce():

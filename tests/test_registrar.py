@@ -66,14 +66,47 @@ def contact_expiries(resp: Response) -> dict[str, int]:
     return {str(c.uri): int(c.param("expires")) for c in resp.contacts}
 
 
+def algorithms(resp: Response) -> list[str]:
+    return [v.split("algorithm=")[1].split(",")[0] for v in resp.get_all("WWW-Authenticate")]
+
+
 def test_challenge_then_register_with_md5_and_sha256():
     h = Harness()
+    assert algorithms(h.send(register_bytes("70001", ["<sip:a@1.2.3.4>"], call_id="d"))) == ["MD5"]  # the default
+    h.reg.authn.per_user["70001"] = ("SHA-256", "MD5")          # an agent's own list
     for alg in ("MD5", "SHA-256"):
         resp = h.register("70001", ["<sip:70001@127.0.0.1:5999>"], algorithm=alg, expires=600)
         assert resp.status == 200
         assert contact_expiries(resp) == {"sip:70001@127.0.0.1:5999": 600}
         assert resp.get("Date")
-    assert h.reg.stats["challenged"] == 2
+    assert h.reg.stats["challenged"] == 3
+
+
+def test_an_agents_own_algorithms_are_offered_and_enforced_for_it_alone():
+    h = Harness()
+    h.reg.authn.per_user["70001"] = ("SHA-256",)
+    assert algorithms(h.send(register_bytes("70001", ["<sip:a@1.2.3.4>"], call_id="a"))) == ["SHA-256"]
+    # another agent and a number nobody has get the tenant's list
+    assert algorithms(h.send(register_bytes("70002", ["<sip:a@1.2.3.4>"], call_id="b"))) == ["MD5"]
+    assert algorithms(h.send(register_bytes("79999", ["<sip:a@1.2.3.4>"], call_id="c"))) == ["MD5"]
+    assert h.register("70001", ["<sip:a@1.2.3.4>"], algorithm="SHA-256").status == 200
+    # MD5 credentials with the right password, for an account that allows SHA-256 only: the failure 403
+    h.cseq += 1
+    md5 = ('Digest realm="cc.test", nonce="x", opaque="y", algorithm=MD5, qop="auth"')
+    first = h.send(register_bytes("70001", ["<sip:a@1.2.3.4>"], cseq=h.cseq))
+    nonce = first.get("WWW-Authenticate").split('nonce="')[1].split('"')[0]
+    value = make_authorization(md5.replace('nonce="x"', f'nonce="{nonce}"').replace(
+        'opaque="y"', f'opaque="{h.reg.auth.opaque}"'), "REGISTER", f"sip:{REALM}", "70001", PASSWORDS["70001"])
+    resp = h.send(register_bytes("70001", ["<sip:a@1.2.3.4>"], cseq=h.cseq + 1, auth=value))
+    assert (resp.status, resp.reason) == (403, "Forbidden")
+
+
+def test_register_to_a_non_sip_address_of_record_is_a_bad_request():
+    h = Harness()
+    raw = register_bytes("70001", ["<sip:a@1.2.3.4>"]).replace(b"To: <sip:70001@cc.test>", b"To: <tel:70001>")
+    with pytest.raises(SipError) as err:
+        h.send(raw)
+    assert err.value.status == 400
 
 
 def test_unknown_user_and_wrong_password_look_the_same():

@@ -46,6 +46,9 @@ def test_example_config_loads_and_is_complete():
     # the documented demo secrets match the hashes in the file
     assert cfg.agent("1001").ha1 == ha1_pair("70001", "cc.example.com", "Phone-70001!")
     assert check_password("Alice-Demo1!", cfg.employee("acme_alice").password_hash)
+    sec = cfg.server.sip.security          # as its comments say
+    assert (sec.account_failures, sec.account_window, sec.account_lock_time) == (10, 600.0, 300.0)
+    assert cfg.server.sip.registrar.digest == ("MD5",) and all(a.digest == () for a in cfg.agents)
 
 
 def test_minimal_config_defaults():
@@ -153,10 +156,12 @@ def test_cli_route_dry_run():
     assert "skill queue support_voice" in res.stdout
     res = run_cli("config", "route", str(EXAMPLE), "4000")
     assert "IVR flow main_menu" in res.stdout
-    res = run_cli("config", "route", str(EXAMPLE), "70001")
-    assert res.returncode == 3 and "403" in res.stdout
+    # an agent's number and a number nobody has get the same answer: a challenge only an agent passes
+    agent_number = run_cli("config", "route", str(EXAMPLE), "70001")
+    assert agent_number.returncode == 3 and "407" in agent_number.stdout
     res = run_cli("config", "route", str(EXAMPLE), "9999")
-    assert res.returncode == 3 and "404" in res.stdout
+    assert res.returncode == 3 and "407" in res.stdout
+    assert agent_number.stdout.replace("70001", "N") == res.stdout.replace("9999", "N")
     res = run_cli("config", "route", str(EXAMPLE), "5551234", "--from-agent", "1001")
     assert res.returncode == 0 and "outbound" in res.stdout
 
@@ -178,3 +183,25 @@ def test_agent_queue_penalties():
     assert cfg.agent("1001").queues == ("q1",) and cfg.agent("1001").penalties == {"q1": 3}
     probs = problems(BASE.replace("queues: [q1]", "queues: [{queue: q1, penalty: -1}]"))
     assert probs[0][2] == "agents[0].queues[0].penalty" and "at least 0" in probs[0][3]
+
+
+def test_account_lockout_settings_and_defaults():
+    sec = parse_config(BASE, "cc.yaml").server.sip.security
+    assert (sec.account_failures, sec.account_window, sec.account_lock_time) == (10, 600.0, 300.0)
+    text = BASE.replace("domain: cc.test}", "domain: cc.test, security: {account_failures: 5, account_window: 1h, "
+                        "account_lock_time: 2m}}")
+    sec = parse_config(text, "cc.yaml").server.sip.security
+    assert (sec.account_failures, sec.account_window, sec.account_lock_time) == (5, 3600.0, 120.0)
+    probs = problems(BASE.replace("domain: cc.test}", "domain: cc.test, security: {account_lock_time: forever}}"))
+    assert probs[0][1:3] == (2, "server.sip.security.account_lock_time")
+
+
+def test_digest_algorithms_per_tenant_and_per_agent():
+    cfg = parse_config(BASE, "cc.yaml")
+    assert cfg.server.sip.registrar.digest == ("MD5",) and cfg.agent("1001").digest == ()
+    cfg = parse_config(BASE.replace('queues: [q1]}', 'queues: [q1], digest: [SHA-256, MD5]}'), "cc.yaml")
+    assert cfg.agent("1001").digest == ("SHA-256", "MD5")
+    probs = problems(BASE.replace('queues: [q1]}', 'queues: [q1], digest: [SHA-512]}'))
+    assert probs[0][1:3] == (6, "agents[0].digest[0]") and "MD5, SHA-256" in probs[0][3]
+    probs = problems(BASE.replace('queues: [q1]}', 'queues: [q1], digest: [MD5, MD5]}'))
+    assert probs[0][1:3] == (6, "agents[0].digest") and "twice" in probs[0][3]

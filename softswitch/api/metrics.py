@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
@@ -48,6 +50,15 @@ class NodeCollector:
                 g.add_metric([kind], n)
             yield g
             yield GaugeMetricFamily("softswitch_guard_bans_active", "Sources banned now", value=len(node.guard.bans))
+        lockout = getattr(getattr(node, "authn", None), "lockout", None)
+        if lockout is not None:
+            acc = CounterMetricFamily("softswitch_account_lockout", "Failed digest attempts per account, "
+                                      "lockouts, and attempts refused while locked", labels=["kind"])
+            for kind, n in sorted(lockout.stats.items()):
+                acc.add_metric([kind], n)
+            yield acc
+            yield GaugeMetricFamily("softswitch_accounts_locked", "Accounts (usernames) locked now",
+                                    value=lockout.active(time.time()))
         if getattr(node, "pool", None) is not None:
             yield GaugeMetricFamily("softswitch_pool_redis_up", "Redis reachable (pool mode)", value=int(node.pool.up))
             p = CounterMetricFamily("softswitch_pool", "Pool reservations and state sharing", labels=["kind"])

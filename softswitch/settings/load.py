@@ -113,7 +113,9 @@ def _server(r: Reader, loc: Located) -> ServerSettings | None:
         "window": (R.duration(1, 86400), 60.0), "ban_time": (R.duration(0, 604800), 600.0),
         "scanners": (R.list_of(R.nonempty), None), "exempt": (R.list_of(R.host), list),
         "max_message_size": (R.integer(1024, 65535), 16384), "max_vias": (R.integer(2, 100), 20),
-        "outbound_calls_per_minute": (R.integer(1, 100000), 20)})
+        "outbound_calls_per_minute": (R.integer(1, 100000), 20),
+        "account_failures": (R.integer(0, 1000), 10), "account_window": (R.duration(1, 86400), 600.0),
+        "account_lock_time": (R.duration(1, 86400), 300.0)})
     http = r.mapping(s["http"], "server.http", {"listen": (R.host_port, None)})
     media = r.mapping(s["media"], "server.media", {"address": (R.host, "127.0.0.1"),
                                                    "rtp_ports": (_ports, (20000, 29999)), "anchor": (R.boolean, True)})
@@ -206,7 +208,8 @@ def _agents(r: Reader, loc, policy, realm: str) -> list[Agent]:
         a = r.mapping(item, path, {
             "id": (R.number_string, MISSING), "account": (_name, MISSING), "softphone": (R.number_string, MISSING),
             "softphone_password_hash": (R.nonempty, None), "softphone_password": (R.text, None),
-            "queues": (R.list_of(_agent_queue), list), "auto_answer_after": (R.duration(0, 60), 2.0)})
+            "queues": (R.list_of(_agent_queue), list), "auto_answer_after": (R.duration(0, 60), 2.0),
+            "digest": (_digest_algorithms, ())})
         if a["id"] is None or a["softphone"] is None:
             continue
         ha1 = None
@@ -227,7 +230,7 @@ def _agents(r: Reader, loc, policy, realm: str) -> list[Agent]:
             r.error(item.line, f"{path}.softphone_password_hash", "required key is missing")
         queues = [q for q in (a["queues"] or ()) if q is not None]
         out.append(Agent(a["id"], a["account"] or "", a["softphone"], ha1 or {}, tuple(n for n, _ in queues),
-                         a["auto_answer_after"], {n: p for n, p in queues}))
+                         a["auto_answer_after"], {n: p for n, p in queues}, tuple(a["digest"] or ())))
     return out
 
 

@@ -45,6 +45,9 @@ class SecuritySettings:
     max_message_size: int = 16384        # larger requests get 513
     max_vias: int = 20                   # deeper Via stacks get 483
     outbound_calls_per_minute: int = 20  # per agent account (toll-fraud guard)
+    account_failures: int = 10           # failed digest attempts on one username (from any sources) ...
+    account_window: float = 600.0        # ... within this time lock it ...
+    account_lock_time: float = 300.0     # ... for this long (every attempt gets 403, the right password too)
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,7 @@ class Agent:
     queues: tuple[str, ...] = ()
     auto_answer_after: float = 2.0
     penalties: dict = field(default_factory=dict, hash=False, compare=True)   # queue -> penalty
+    digest: tuple[str, ...] = ()         # the softphone's own challenge algorithms (empty: the tenant's)
 
 
 @dataclass(frozen=True)

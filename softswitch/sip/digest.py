@@ -82,10 +82,10 @@ def compute_response(algorithm: str, ha1: str, method: str, uri: str, nonce: str
 
 class DigestAuth:
     def __init__(self, realm: str, secret: bytes, nonce_ttl: float = 300.0,
-                 algorithms: tuple[str, ...] = ("MD5", "SHA-256"), max_tracked_nonces: int = 500_000) -> None:
-        # Both are offered together. MD5 comes first by default because many deployed phones (and SIPp)
-        # answer only the first challenge and know no SHA-256; put SHA-256 first where all phones follow
-        # RFC 8760 and pick the first algorithm they support.
+                 algorithms: tuple[str, ...] = ("MD5",), max_tracked_nonces: int = 500_000) -> None:
+        # MD5 alone by default, as Asterisk and Kamailio send: some phones (baresip 1.0, JsSIP) give up on a
+        # 401 that also offers SHA-256. Where the phones follow RFC 8760 list SHA-256 first: they pick the
+        # first algorithm they support; phones that answer only the first challenge need MD5 first.
         self.realm = realm
         self.secret = secret
         self.nonce_ttl = nonce_ttl
@@ -130,12 +130,13 @@ class DigestAuth:
         except (ValueError, UnicodeDecodeError):
             return None
 
-    def challenge(self, now: float, stale: bool = False) -> list[str]:
-        """WWW-Authenticate values in the configured order of preference (RFC 8760 s. 2.4), one shared nonce."""
+    def challenge(self, now: float, stale: bool = False, algorithms: tuple[str, ...] | None = None) -> list[str]:
+        """WWW-Authenticate values in order of preference (RFC 8760 s. 2.4), one shared nonce; `algorithms`
+        overrides the configured list (an account with its own)."""
         nonce = self.make_nonce(now)
         tail = ", stale=true" if stale else ""
         return [f'Digest realm="{self.realm}", nonce="{nonce}", opaque="{self.opaque}", algorithm={alg}, '
-                f'qop="auth"{tail}' for alg in self.algorithms]
+                f'qop="auth"{tail}' for alg in (algorithms or self.algorithms)]
 
     # --- verification ------------------------------------------------------------------------------------
     def verify(self, method: str, value: str, lookup_ha1: Callable[[str, str], str | None],
