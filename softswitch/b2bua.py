@@ -18,7 +18,7 @@ from .log import get as get_logger
 from .routing import Router
 from .sdp import ANSWER_DIRECTION, build_sdp, negotiate_audio, parse_sdp
 from .sip.errors import SipError
-from .sip.headers import parse_params
+from .sip.headers import parse_delta_params
 from .sip.message import Request, Response, make_response
 from .sip.transaction import Transaction
 from .sip.uri import SipURI
@@ -347,10 +347,10 @@ class CallControl:
         interval = self.session_expires
         asked = None
         if se_value:
-            head, _, rest = se_value.partition(";")
-            if head.strip().isdigit():
-                asked = int(head.strip())
-                params = dict((k.lower(), (v or "").lower()) for k, v in parse_params(";" + rest)) if rest else {}
+            head = se_value.partition(";")[0].strip(" \t")
+            if head.isascii() and head.isdigit():     # a value that is no number counts as absent
+                asked, plist = parse_delta_params(se_value, "Session-Expires")   # bad parameters: 400
+                params = {k.lower(): (v or "").lower() for k, v in plist}
                 if asked < MIN_SE:
                     return None
                 interval = min(asked, self.session_expires)
@@ -843,9 +843,10 @@ class CallControl:
 
 
 def _se_interval(resp: Response, default: int) -> int:
-    se = resp.get("Session-Expires")
-    head = se.split(";")[0].strip() if se else ""
-    return int(head) if head.isdigit() else default
+    try:
+        return parse_delta_params(resp.get("Session-Expires") or "", "Session-Expires")[0]
+    except SipError:
+        return default
 
 
 def _we_refresh_uac(resp: Response) -> bool:
