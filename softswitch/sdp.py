@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 
 from .sip.errors import SipError
@@ -79,8 +80,12 @@ def parse_sdp(body: bytes) -> Session:
             if len(parts) != 3:
                 raise SipError(400, f"bad SDP connection {value[:40]!r}")
             addr = parts[2].split("/")[0]
-            if not addr:
-                raise SipError(400, f"bad SDP connection {value[:40]!r}")
+            # connection-field = "c=" nettype SP addrtype SP connection-address. The media engine sends to an
+            # IP address (it never resolves names per packet): anything else is refused before a stream opens.
+            try:
+                ipaddress.ip_address(addr)
+            except ValueError:
+                raise SipError(488, f"SDP connection address is not an IP address: {addr[:40]!r}") from None
             if cur is None:
                 address = addr
             else:
