@@ -166,6 +166,11 @@ class CallControl:
         if req.to.tag:
             self._reinvite(tx, req)
             return
+        # Headers the call task reads later, once it holds a media stream: a malformed one is refused here with
+        # its 400 (the parse is cached), not by a task that fails silently and leaves the stream open.
+        if req.has("Contact"):
+            req.contacts
+        self._session_timer_headers(req)
         ep = self.endpoint
         caller_agent = None
         from_user = req.from_.uri.user_unescaped if isinstance(req.from_.uri, SipURI) else None
