@@ -87,11 +87,11 @@ def run_text(run: str, breaker: str, length: int) -> str:
 
 
 def message(slot: str, text: str, *, call_id: str = "adv-1@10.0.0.9", branch: str = "z9hG4bK-adv1",
-            host: str = "cc.example.com") -> bytes:
-    """An INVITE with SDP whose `slot` holds `text` (put into the slot's template)."""
+            number: str = "4001") -> bytes:
+    """An INVITE with SDP to `number` whose `slot` holds `text` (put into the slot's template)."""
     where, template = SLOTS[slot]
-    value = template.replace("{}", text)
-    start = f"INVITE sip:4001@{host} SIP/2.0"
+    value = template.replace("{}", text).replace("sip:4001@", f"sip:{number}@")
+    start = f"INVITE sip:{number}@cc.example.com SIP/2.0"
     headers = [[n, v.replace("adv-1@10.0.0.9", call_id).replace("z9hG4bK-adv1", branch)] for n, v in HEADERS]
     sdp = list(SDP_LINES)
     extra = []
@@ -128,7 +128,7 @@ def shapes(lengths=(30, 300), breakers=BREAKERS, slots=None, runs=None) -> Itera
                     yield slot, run, breaker, length
 
 
-def random_probes(n: int, seed: int, max_length: int = 60000) -> Iterator[tuple[str, bytes]]:
+def random_probes(n: int, seed: int, max_length: int = 60000, number: str = "4001") -> Iterator[tuple[str, bytes]]:
     """n distinct-ish probes: random slot, run and breaker at a length drawn from 30 ... max_length (log-scale)."""
     rng = random.Random(seed)
     slots, runs = list(SLOTS), list(RUNS)
@@ -137,4 +137,4 @@ def random_probes(n: int, seed: int, max_length: int = 60000) -> Iterator[tuple[
         length = int(30 * (max_length / 30) ** rng.random())
         label = f"{slot}/{run}/{breaker!r}/{length}"
         yield label, message(slot, run_text(run, breaker, length), call_id=f"probe-{seed}-{i}",
-                             branch=f"z9hG4bK-p{seed}x{i}")
+                             branch=f"z9hG4bK-p{seed}x{i}", number=number)
