@@ -99,6 +99,8 @@ def message(slot: str, text: str, *, call_id: str = "adv-1@10.0.0.9", branch: st
         start = value
     elif where == "header-name":
         extra.append(value)
+    elif where == "Content-Length":
+        pass                                 # replaces the computed one below
     elif where == "sdp":
         key = value.split(":", 1)[0] if value.startswith(("a=rtpmap", "a=fmtp")) else value[:1]
         idx = SDP_REPLACES.get(key)
