@@ -26,12 +26,17 @@ _AUTH = ('Digest username="70001", realm="cc.example.com", nonce="{n}", uri="sip
 NAME_ADDR_FORMS = ["{} <sip:a@b>", '"{}" <sip:a@b>', "<sip:{}@b>", "<sip:a:{}@b>", "<sip:a@{}>", "<sip:a@b;{}>",
                    "<sip:a@b?{}>", "<sip:a@b>;{}", "sip:{}", "<{}>", "{}"]
 NAME_ADDR_HEADERS = ["From", "To", "Contact", "Route", "Record-Route", "Refer-To", "P-Asserted-Identity"]
+# From and Contact get every form; the others share parse_name_addr, so the forms that reach a different part
+# of it (display names, URI and header parameters, the bare value) are enough there.
+FULL_FORMS = ("From", "Contact")
+SOME_FORMS = (0, 1, 5, 7, 10)
 
 # slot -> (where, template). where: a header name, "request-line", "header-name" or "sdp".
 SLOTS: dict[str, tuple[str, str]] = {}
 for _h in NAME_ADDR_HEADERS:
     for _i, _form in enumerate(NAME_ADDR_FORMS):
-        SLOTS[f"{_h}:{_i}"] = (_h, _form)
+        if _h in FULL_FORMS or _i in SOME_FORMS:
+            SLOTS[f"{_h}:{_i}"] = (_h, _form)
 SLOTS.update({
     "Via:host": ("Via", "SIP/2.0/UDP {}"), "Via:transport": ("Via", "SIP/2.0/{} h"),
     "Via:port": ("Via", "SIP/2.0/UDP h:{}"), "Via:params": ("Via", "SIP/2.0/UDP h;{}"),
