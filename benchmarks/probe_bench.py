@@ -12,7 +12,6 @@ an answer took over 0.5 s, none came, or the node died.
 from __future__ import annotations
 
 import argparse
-import os
 import socket
 import sys
 import tempfile

@@ -1,8 +1,8 @@
 """Hostile SIP messages: long runs of one character class ended by a byte that breaks it, in every header
 value, URI part and SDP line the node parses. Used by the adversarial-input tests and the probe benchmarks.
 
-A shape is (slot, run, breaker, length): `slot` names where the text goes and holds a template whose `{}` is
-replaced by `run` repeated to `length` characters, then `breaker`.
+A shape is (slot, run, breaker, length): `slot` names where the text goes (a template whose `{}` is replaced),
+and the text is `run` repeated to `length` characters, then `breaker`.
 """
 
 from __future__ import annotations
@@ -125,14 +125,6 @@ def message(slot: str, text: str, *, call_id: str = "adv-1@10.0.0.9", branch: st
     if where == "Content-Length":
         lines[-3] = f"Content-Length: {value}"
     return "\r\n".join(lines).encode("utf-8", "surrogateescape") + body
-
-
-def shapes(lengths=(30, 300), breakers=BREAKERS, slots=None, runs=None) -> Iterator[tuple[str, str, str, int]]:
-    for slot in slots or SLOTS:
-        for run in runs or RUNS:
-            for breaker in breakers:
-                for length in lengths:
-                    yield slot, run, breaker, length
 
 
 def random_probes(n: int, seed: int, max_length: int = 60000, number: str = "4001") -> Iterator[tuple[str, bytes]]:

@@ -25,7 +25,7 @@ from softswitch.sip.digest import DigestAuth, parse_authorization, AuthParseErro
 from softswitch.sip.errors import SipError
 from softswitch.sip.framing import Keepalive, StreamFramer
 from softswitch.sip.headers import (TOKEN, parse_delta_params, parse_name_addr, parse_params)
-from softswitch.sip.message import Request, make_response
+from softswitch.sip.message import make_response
 from softswitch.sip.parser import parse_message
 from softswitch.sip.uas import check_request, error_response, response_address, stamp_via
 from softswitch.sip.uri import SipURI
