@@ -117,7 +117,7 @@ class Stream:
         try:
             view = memoryview(data)
             deadline = time.monotonic() + 2.0
-            while view and time.monotonic() < deadline:
+            while view and self.sock is not None and time.monotonic() < deadline:
                 try:
                     view = view[self.sock.send(view):]
                 except BlockingIOError:
