@@ -1,4 +1,5 @@
-"""Helpers for benchmarks: start a node process, run SIPp, read its statistics."""
+"""Helpers for benchmarks: start a node process (node_runner or `softswitch serve` on the example config), run
+SIPp, read its statistics, and watch a node's answer time, CPU and memory."""
 
 from __future__ import annotations
 
@@ -14,9 +15,123 @@ PY = sys.executable
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port of 127.0.0.1 free for both UDP and TCP (a node listens on both)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u, socket.socket(socket.AF_INET) as t:
+            u.bind(("127.0.0.1", 0))
+            port = u.getsockname()[1]
+            try:
+                t.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port")
+
+
+# --- `softswitch serve` on the shipped example config ------------------------------------------------------
+EXAMPLE = os.path.join(ROOT, "config", "example.yaml")
+
+
+def example_config(workdir: str, exempt: tuple[str, ...] = ("127.0.0.1",)) -> tuple[str, int]:
+    """The shipped example moved to free ports and a private database, with `exempt` left out of the
+    per-source limiter (as an operator does for an SBC). Returns (config path, SIP port)."""
+    port = free_port()
+    with open(EXAMPLE) as f:
+        text = f.read()
+    text = text.replace("udp:127.0.0.1:5060, tcp:127.0.0.1:5060", f"udp:127.0.0.1:{port}, tcp:127.0.0.1:{port}")
+    text = text.replace("127.0.0.1:8080", f"127.0.0.1:{free_port()}")
+    text = text.replace("ws:127.0.0.1:5066", f"ws:127.0.0.1:{free_port()}")
+    text = text.replace("sqlite:///var/softswitch/cdr.db", f"sqlite:///{workdir}/cdr.db")
+    text = text.replace("prompts/", f"{os.path.dirname(EXAMPLE)}/prompts/")
+    if exempt:
+        text = text.replace("    security: {", f"    security: {{exempt: [{', '.join(exempt)}], ", 1)
+    path = os.path.join(workdir, "node.yaml")
+    with open(path, "w") as f:
+        f.write(text)
+    return path, port
+
+
+def serve(config: str, workdir: str, timeout: float = 30.0) -> subprocess.Popen:
+    """Start `softswitch serve --config`; its output goes to workdir/node.log (a pipe nobody reads would
+    block the node once full). Returns once it listens on TCP (after UDP)."""
+    log_path = os.path.join(workdir, "node.log")
+    out = open(log_path, "w")
+    proc = subprocess.Popen([PY, "-m", "softswitch.cli", "serve", "--config", config], stdout=out,
+                            stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    out.close()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open(log_path) as f:
+            if "listening sip tcp" in f.read():
+                return proc
+        if proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    proc.kill()
+    with open(log_path) as f:
+        raise RuntimeError(f"node did not start: {f.read()[-2000:]}")
+
+
+def internal_errors(workdir: str) -> int:
+    """Lines of the node's log where one of its own handlers failed (a bug, whatever the input was)."""
+    with open(os.path.join(workdir, "node.log"), errors="replace") as f:
+        return sum(1 for line in f if "Traceback" in line or "_failed" in line and "handler" in line)
+
+
+def rss_kb(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def options(port: int, i: int) -> bytes:
+    return (f"OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:1;branch=z9hG4bK-alive{i};rport\r\n"
+            f"From: <sip:alive@127.0.0.1>;tag=alive\r\nTo: <sip:127.0.0.1>\r\nCall-ID: alive-{i}\r\n"
+            "CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n").encode()
+
+
+class Pinger:
+    """OPTIONS on a socket of its own: how long the node takes to answer, behind whatever it is busy with."""
+
+    def __init__(self, port: int, timeout: float = 5.0) -> None:
+        self.port, self.timeout, self.n = port, timeout, 0
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.times: list[float] = []
+
+    def ping(self) -> float | None:
+        """Seconds until the answer to a fresh OPTIONS, None if none came within the timeout."""
+        self.n += 1
+        want = f"alive-{self.n}".encode()
+        t0 = time.perf_counter()
+        self.sock.sendto(options(self.port, self.n), ("127.0.0.1", self.port))
+        while True:
+            left = self.timeout - (time.perf_counter() - t0)
+            if left <= 0:
+                return None
+            self.sock.settimeout(left)
+            try:
+                data, _ = self.sock.recvfrom(65535)
+            except socket.timeout:
+                return None
+            if b"\r\nCall-ID: " + want + b"\r\n" in data:
+                rtt = time.perf_counter() - t0
+                self.times.append(rtt)
+                return rtt
+
+    def summary(self) -> str:
+        t = sorted(self.times) or [0.0]
+        pick = lambda q: t[min(len(t) - 1, int(len(t) * q))] * 1000
+        return f"OPTIONS answer p50 {pick(0.5):.1f} ms p99 {pick(0.99):.1f} ms max {t[-1] * 1000:.1f} ms ({len(self.times)} pings)"
 
 
 def start_node(users: int, port: int, profile: str | None = None) -> subprocess.Popen:

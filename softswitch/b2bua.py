@@ -18,7 +18,7 @@ from .log import get as get_logger
 from .routing import Router
 from .sdp import ANSWER_DIRECTION, answer_events, build_sdp, negotiate_audio, parse_sdp
 from .sip.errors import SipError
-from .sip.headers import parse_params
+from .sip.headers import parse_delta_params
 from .sip.message import Request, Response, make_response
 from .sip.transaction import Transaction
 from .sip.uri import SipURI
@@ -163,6 +163,11 @@ class CallControl:
         if req.to.tag:
             self._reinvite(tx, req)
             return
+        # Headers the call task reads later, once it holds a media stream: a malformed one is refused here with
+        # its 400 (the parse is cached), not by a task that fails silently and leaves the stream open.
+        if req.has("Contact"):
+            req.contacts
+        self._session_timer_headers(req)
         ep = self.endpoint
         uri = req.uri
         number = uri.user_unescaped if isinstance(uri, SipURI) else None
@@ -351,10 +356,10 @@ class CallControl:
         interval = self.session_expires
         asked = None
         if se_value:
-            head, _, rest = se_value.partition(";")
-            if head.strip().isdigit():
-                asked = int(head.strip())
-                params = dict((k.lower(), (v or "").lower()) for k, v in parse_params(";" + rest)) if rest else {}
+            head = se_value.partition(";")[0].strip(" \t")
+            if head.isascii() and head.isdigit():     # a value that is no number counts as absent
+                asked, plist = parse_delta_params(se_value, "Session-Expires")   # bad parameters: 400
+                params = {k.lower(): (v or "").lower() for k, v in plist}
                 if asked < MIN_SE:
                     return None
                 interval = min(asked, self.session_expires)
@@ -848,9 +853,10 @@ class CallControl:
 
 
 def _se_interval(resp: Response, default: int) -> int:
-    se = resp.get("Session-Expires")
-    head = se.split(";")[0].strip() if se else ""
-    return int(head) if head.isdigit() else default
+    try:
+        return parse_delta_params(resp.get("Session-Expires") or "", "Session-Expires")[0]
+    except SipError:
+        return default
 
 
 def _we_refresh_uac(resp: Response) -> bool:

@@ -221,7 +221,7 @@ def _int_or_none(text: str | None) -> int | None:
         return None
     t = text.strip()
     # RFC 3261 s. 20.19: a malformed value is treated as the default, as if absent.
-    if not t.isdigit() or len(t) > 10:
+    if not t.isascii() or not t.isdigit() or len(t) > 10:
         return None
     return min(int(t), 2**31 - 1)
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 
 from .sip.errors import SipError
 
 AUDIO_CODECS = {0: "PCMU/8000", 8: "PCMA/8000"}
+# Far above what any offer carries (a browser's with many candidates has a few hundred lines; RTP has 128
+# payload types): past them a body is refused before the per-line and per-format work starts.
+MAX_LINES = 4096
+MAX_FORMATS = 256
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 
 
@@ -55,7 +60,10 @@ def parse_sdp(body: bytes) -> Session:
         raise SipError(400, "SDP is not UTF-8") from None
     origin, address, name = "", None, "-"
     media: list[Media] = []
-    for raw in text.replace("\r\n", "\n").split("\n"):
+    lines = text.replace("\r\n", "\n").split("\n")
+    if len(lines) > MAX_LINES:
+        raise SipError(400, f"SDP of more than {MAX_LINES} lines")
+    for raw in lines:
         line = raw.strip()
         if not line:
             continue
@@ -72,15 +80,26 @@ def parse_sdp(body: bytes) -> Session:
             if len(parts) != 3:
                 raise SipError(400, f"bad SDP connection {value[:40]!r}")
             addr = parts[2].split("/")[0]
+            # connection-field = "c=" nettype SP addrtype SP connection-address. The media engine sends to an
+            # IP address (it never resolves names per packet): anything else is refused before a stream opens.
+            try:
+                ipaddress.ip_address(addr)
+            except ValueError:
+                raise SipError(488, f"SDP connection address is not an IP address: {addr[:40]!r}") from None
             if cur is None:
                 address = addr
             else:
                 cur.address = addr
         elif kind == "m":
+            # media-field = %x6d "=" media SP port ["/" integer] SP proto 1*(SP fmt); port = 1*DIGIT (RFC 4566
+            # s. 9). ASCII digits only: str.isdigit also takes '²', which int() refuses. A numeric fmt (an RTP
+            # payload type, or an SCTP port) has at most 5 digits, so every later int(fmt) is safe and cheap.
             parts = value.split()
-            if len(parts) < 4 or not parts[1].split("/")[0].isdigit():
+            port = parts[1].split("/")[0] if 4 <= len(parts) <= MAX_FORMATS + 3 else ""
+            if (not port.isascii() or not port.isdigit() or len(port) > 5 or int(port) > 65535
+                    or any(f.isdigit() and (not f.isascii() or len(f) > 5) for f in parts[3:])):
                 raise SipError(400, f"bad SDP media line {value[:40]!r}")
-            media.append(Media(parts[0], int(parts[1].split("/")[0]), parts[2], parts[3:]))
+            media.append(Media(parts[0], int(port), parts[2], parts[3:]))
         elif kind == "a" and cur is not None:
             name_, _, rest = value.partition(":")
             if name_ in DIRECTIONS:
@@ -95,6 +114,10 @@ def parse_sdp(body: bytes) -> Session:
                 cur.other.append(value)
     if not media:
         raise SipError(488, "SDP without media")
+    # "A session description MUST contain either at least one c= field in each media description or a
+    # single c= field at the session level" (RFC 4566 s. 5.7): a stream in use needs somewhere to go.
+    if address is None and any(m.port and m.address is None for m in media):
+        raise SipError(400, "SDP media without a connection address")
     return Session(origin, address, media, name)
 
 

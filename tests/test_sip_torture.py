@@ -171,3 +171,48 @@ def _escnull(node, authorize):
     assert ok.status == 200, ok.serialize()[:300]
     contacts = ok.contacts
     assert sorted(str(x.uri) for x in contacts) == ["sip:%00%00@host5.example.com", "sip:%00@host5.example.com"]
+
+
+# RFC 4475 cases outside the shared corpus: whitespace where the grammar has none (s. 3.1.2.8 lwsruri,
+# 3.1.2.9 lwsstart, 3.1.2.10 trws, 3.1.2.14 badaspec, and LWS inside the <> of a name-addr). Each gets a 400.
+_WS_BASE = ("Via: SIP/2.0/{t} 192.0.2.1:5070;branch=z9hG4bK-ws{n}\r\nMax-Forwards: 70\r\n"
+            "From: <sip:caller@example.net>;tag=ws{n}\r\nTo: {to}\r\nCall-ID: ws-{n}@192.0.2.1\r\n"
+            "CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n")
+WHITESPACE_CASES = {
+    "lwsruri": ("OPTIONS sip:user@example.com; lr SIP/2.0", "<sip:user@example.com>"),
+    "lwsstart": ("OPTIONS  sip:user@example.com  SIP/2.0", "<sip:user@example.com>"),
+    "trws": ("OPTIONS sip:user@example.com SIP/2.0  ", "<sip:user@example.com>"),
+    "htab": ("OPTIONS sip:user@example.com\tSIP/2.0", "<sip:user@example.com>"),
+    "badaspec": ("OPTIONS sip:user@example.com SIP/2.0", '"Mr. J. User " <sip:j.user @ example.com>'),
+    "lws-after-laquot": ("OPTIONS sip:user@example.com SIP/2.0", "< sip:user@example.com>"),
+    "lws-before-raquot": ("OPTIONS sip:user@example.com SIP/2.0", '"J" <sip:user@example.com >'),
+}
+
+
+@pytest.mark.parametrize("case", sorted(WHITESPACE_CASES))
+def test_whitespace_where_the_grammar_has_none_gets_400(node, case):
+    start, to = WHITESPACE_CASES[case]
+    n = f"{case}-{node.mode}"
+    transport = "UDP" if node.mode == "udp" else "TCP"
+    data = (start + "\r\n" + _WS_BASE.format(t=transport, n=n, to=to)).encode()
+    # Read raw: the answer copies the bad To, so our own parser would refuse it too.
+    if node.mode == "udp":
+        c = UdpClient(("127.0.0.1", node.port))
+        c.send(data)
+        answer = c.recv_raw(2.0) or b""
+    else:
+        c = TcpClient(("127.0.0.1", node.port))
+        c.send(data, chunk={"tcp1": 1, "tcp7": 7, "tcp": None}[node.mode])
+        answer = b""
+        c.sock.settimeout(3.0)
+        while b"\r\n\r\n" not in answer:
+            try:
+                piece = c.sock.recv(65535)
+            except (TimeoutError, OSError):
+                break
+            if not piece:
+                break
+            answer += piece
+    c.close()
+    assert answer.startswith(b"SIP/2.0 400 "), (case, answer[:80])
+    assert f"\r\nCall-ID: ws-{n}@192.0.2.1\r\n".encode() in answer

@@ -68,7 +68,7 @@ def _listen(r, loc, path) -> ListenSpec:
 
 def _ports(r, loc, path) -> tuple[int, int]:
     v = R.text(r, loc, path)
-    m = re.fullmatch(r"(\d+)-(\d+)", v)
+    m = re.fullmatch(r"([0-9]{1,5})-([0-9]{1,5})", v)     # ASCII digits, few: int() stays cheap and total
     if not m or not (1024 <= int(m.group(1)) < int(m.group(2)) <= 65535):
         raise Bad(f"expected LOW-HIGH with 1024 <= LOW < HIGH <= 65535, got {v!r}")
     lo, hi = int(m.group(1)), int(m.group(2))

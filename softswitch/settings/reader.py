@@ -122,7 +122,9 @@ def boolean(r, loc, path) -> bool:
     return v
 
 
-_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*")
+# number [unit], spaces allowed around both. The space after the number and the one after the unit are in one
+# optional group: as two `\s*` around an optional unit, they backtracked quadratically on a run of spaces.
+_DURATION = re.compile(r"\s*([0-9]{1,12}(?:\.[0-9]{1,12})?)\s*(?:(ms|s|m|h)\s*)?")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
@@ -185,7 +187,7 @@ def host(r, loc, path) -> str:
 
 def host_port(r, loc, path) -> tuple[str, int]:
     v = nonempty(r, loc, path)
-    m = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:(\d+)|([^:\[\]]+):(\d+)", v)
+    m = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:([0-9]{1,5})|([^:\[\]]+):([0-9]{1,5})", v)
     if not m:
         raise Bad(f"expected HOST:PORT (IPv6 as [ADDR]:PORT), got {v!r}")
     h, p = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))

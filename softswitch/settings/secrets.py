@@ -70,7 +70,7 @@ def valid_password_hash(encoded: str) -> str | None:
     parts = encoded.split("$")
     if len(parts) != 4 or parts[0] != "pbkdf2_sha256":
         return "expected pbkdf2_sha256$<iterations>$<salt>$<hash> (make one with `softswitch passwd`)"
-    if not parts[1].isdigit() or int(parts[1]) < 10_000:
+    if not parts[1].isascii() or not parts[1].isdigit() or len(parts[1]) > 9 or int(parts[1]) < 10_000:
         return "iteration count must be a number of at least 10000"
     return None
 

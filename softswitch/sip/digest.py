@@ -16,12 +16,13 @@ from typing import Callable
 
 HASHES = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}
 _SCHEME_RE = re.compile(r"[A-Za-z0-9_\-]+\Z")
-_QUOTED_PAIR = re.compile(r"\\(.)", re.S)
+_QUOTED_PAIR = re.compile(r"\\(.)", re.S)     # split() keeps the escaped character: "".join unescapes in C
 _NC_RE = re.compile(r"[0-9a-fA-F]{8}\Z")
-# auth-param = token "=" ( token / quoted-string ), comma separated (RFC 7235 s. 2.1). One findall pass; the
-# items must tile the text (their lengths add up to it), as findall never overlaps them. quoted-string is an
-# unrolled loop (same language as "(?:[^"\\]|\\.)*"): re scans plain runs, not an alternation per character.
-_PARAM_RE = re.compile(r'(\s*([A-Za-z0-9_\-]+)\s*=\s*("[^"\\]*(?:\\.[^"\\]*)*"|[^\s,"]*)\s*(?:,|\Z))', re.S)
+# auth-param = token "=" ( token / quoted-string ), comma separated (RFC 7235 s. 2.1). One item with its comma;
+# the items are matched at successive positions, anchored, and the first failure ends the parse (a search for
+# the next item would retry from every position: quadratic on text that is not a list of items). quoted-string
+# is an unrolled loop (same language as "(?:[^"\\]|\\.)*"): re scans plain runs, not an alternation per character.
+_PARAM_RE = re.compile(r'\s*([A-Za-z0-9_\-]+)\s*=\s*("[^"\\]*(?:\\.[^"\\]*)*"|[^\s,"]*)\s*(?:,|\Z)', re.S)
 
 
 class AuthParseError(ValueError):
@@ -44,19 +45,20 @@ def parse_authorization(value: str) -> tuple[str, dict[str, str]]:
         raise AuthParseError("no auth scheme")
     rest = rest.strip()
     params: dict[str, str] = {}
-    covered = 0
-    for item, name, raw in _PARAM_RE.findall(rest):
-        covered += len(item)
-        name = name.lower()
+    pos, end, match = 0, len(rest), _PARAM_RE.match
+    while pos < end:
+        m = match(rest, pos)
+        if m is None:
+            raise AuthParseError(f"bad auth parameters {rest[:30]!r}")
+        pos = m.end()
+        name, raw = m.group(1).lower(), m.group(2)
         if raw[:1] == '"':
             raw = raw[1:-1]
             if "\\" in raw:
-                raw = _QUOTED_PAIR.sub(r"\1", raw)
+                raw = "".join(_QUOTED_PAIR.split(raw))
         if name in params:
             raise AuthParseError(f"repeated auth parameter {name}")
         params[name] = raw
-    if covered != len(rest):
-        raise AuthParseError(f"bad auth parameters {rest[:30]!r}")
     return scheme.lower(), params
 
 

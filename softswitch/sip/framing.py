@@ -24,11 +24,15 @@ KEEPALIVE = Keepalive()
 
 
 class StreamFramer:
+    """Each byte is looked at a bounded number of times however the stream is split: the header end is searched
+    from where the last search stopped, and once found, it and the Content-Length are kept until the body is in."""
+
     def __init__(self, max_message: int = 65535) -> None:
         self.max_message = max_message
         self.buf = bytearray()
         self.closed = False
         self._scan_from = 0
+        self._want: tuple[int, int] | None = None    # (header block end, Content-Length) while the body comes
 
     @property
     def pending(self) -> int:
@@ -43,25 +47,42 @@ class StreamFramer:
         out: list[Request | Response | SipError | Keepalive] = []
         buf = self.buf
         while buf:
-            # Keepalives and stray line ends between messages.
+            if self._want is not None:
+                head_end, length = self._want
+                if len(buf) < head_end + length:
+                    break                 # still waiting for the body
+                self._want = None
+                if not self._take(out, head_end, length):
+                    return out
+                continue
+            # Keepalives and stray line ends between messages (RFC 5626 s. 3.5.1: CRLFCRLF ping).
             if buf[0] in (13, 10):
-                n = 0
-                while n < len(buf) and buf[n] in (13, 10):
-                    n += 1
                 if buf[:4] == b"\r\n\r\n":
                     out.append(KEEPALIVE)
-                    n = 4
-                elif n == len(buf):
-                    break  # might become a keepalive with more bytes
-                del buf[:n]
-                self._scan_from = 0
-                continue
+                    del buf[:4]
+                    continue
+                n = len(buf) - len(buf.lstrip(b"\r\n"))
+                if n < len(buf):
+                    del buf[:n]           # stray line ends before a message
+                    continue
+                # Only line ends so far: a ping may still be forming. Keep from the first CRLFCRLF, or else the
+                # longest tail that could begin one, so a peer sending nothing but line ends holds 3 bytes.
+                ping = buf.find(b"\r\n\r\n")
+                if ping > 0:
+                    del buf[:ping]
+                    continue
+                for keep in (3, 2, 1, 0):
+                    if buf.endswith(b"\r\n\r"[:keep]):
+                        break
+                del buf[:len(buf) - keep]
+                break
             end = buf.find(b"\r\n\r\n", max(0, self._scan_from - 3))
             if end < 0:
                 if len(buf) > self.max_message:
                     return self._fatal(out, SipError(513, "header block too large", fatal_stream=True))
                 self._scan_from = len(buf)
                 break
+            self._scan_from = 0
             head_end = end + 4
             m = None
             for m in _CL_RE.finditer(buf, 0, end + 2):
@@ -78,18 +99,24 @@ class StreamFramer:
             if head_end + length > self.max_message:
                 return self._fatal(out, SipError(513, "message too large", fatal_stream=True))
             if len(buf) < head_end + length:
-                self._scan_from = 0  # wait for the body; the header end is found again cheaply
+                self._want = (head_end, length)   # found once; the body's bytes are only counted
                 break
-            raw = bytes(buf[:head_end + length])
-            del buf[:head_end + length]
-            self._scan_from = 0
-            try:
-                out.append(parse_message(raw, datagram=False))
-            except SipError as err:
-                if err.fatal_stream:
-                    return self._fatal(out, err)
-                out.append(err)
+            if not self._take(out, head_end, length):
+                return out
         return out
+
+    def _take(self, out: list, head_end: int, length: int) -> bool:
+        """Parse the message at the front of the buffer; False when the stream is lost."""
+        raw = bytes(self.buf[:head_end + length])
+        del self.buf[:head_end + length]
+        try:
+            out.append(parse_message(raw, datagram=False))
+        except SipError as err:
+            if err.fatal_stream:
+                self._fatal(out, err)
+                return False
+            out.append(err)
+        return True
 
     def _fatal(self, out: list, err: SipError) -> list:
         err.fatal_stream = True

@@ -58,51 +58,52 @@ def is_token(text: str) -> bool:
     return bool(_TOKEN_RE.match(text))
 
 
+# What a comma inside does not split: a quoted string (qdtext runs and quoted-pairs, then the closing quote; an
+# unterminated one, or one ending in a lone backslash, runs to the end) and <...> (quotes inside count too; an
+# unclosed one runs to the end). An element is any run of those and of plain text without a comma; possessive,
+# so it stops only at a comma or the end and every match starts where the last one ended: findall never
+# searches, and the whole split is one pass in re.
+_QUOTED = r'"[^"\\]*+(?:\\[\s\S][^"\\]*+)*+(?:\\\Z)?"?'
+_ELEMENT = re.compile(r'((?:[^,"<]++|' + _QUOTED + r'|<(?:[^">]++|' + _QUOTED + r')*+>?)*+)(?:,|\Z)')
+
+
+# No header the node reads has anywhere near this many list elements (Via is refused past server.sip.security
+# max_vias, 100 at most); past it the value is refused before a list is built, so every caller's loop is short.
+MAX_ELEMENTS = 1000
+
+
 def split_commas(value: str) -> list[str]:
     """Split a comma list, ignoring commas inside quoted strings and <...>. Elements are stripped."""
     if "," not in value:
         return [value.strip()]
-    out, start, i, n = [], 0, 0, len(value)
-    quoted = angle = False
-    while i < n:
-        c = value[i]
-        if quoted:
-            if c == "\\":
-                i += 1
-            elif c == '"':
-                quoted = False
-        elif c == '"':
-            quoted = True
-        elif c == "<":
-            angle = True
-        elif c == ">":
-            angle = False
-        elif c == "," and not angle:
-            out.append(value[start:i].strip())
-            start = i + 1
-        i += 1
-    out.append(value[start:].strip())
-    return out
+    plain = '"' not in value and "<" not in value
+    if value.count(",") >= MAX_ELEMENTS:
+        # Maybe too many: count the real ones (commas may be quoted) without building them.
+        if plain or sum(1 for _ in zip(range(MAX_ELEMENTS + 2), _ELEMENT.finditer(value))) > MAX_ELEMENTS + 1:
+            raise SipError(400, f"more than {MAX_ELEMENTS} list elements in {value[:40]!r}")
+    if plain:
+        return list(map(str.strip, value.split(",")))
+    items = _ELEMENT.findall(value)
+    # findall also makes an empty match at the end after an element that the end (not a comma) closed; then
+    # the elements and their commas add up to one more than the text.
+    if sum(map(len, items)) + len(items) - 2 == len(value):
+        items.pop()
+    return list(map(str.strip, items))
+
+
+# quoted-string = SWS DQUOTE *(qdtext / quoted-pair ) DQUOTE; quoted-pair = "\\" (%x00-09 / %x0B-0C / %x0E-7F)
+# (any character is taken after the backslash, as before). The content: plain runs and pairs, possessive.
+_QDTEXT = re.compile(r'[^"\\]*+(?:\\[\s\S][^"\\]*+)*+')
+_PAIR = re.compile(r"\\([\s\S])")       # split() keeps the escaped character: "".join unescapes in C
 
 
 def read_quoted(text: str, i: int) -> tuple[str, int]:
     """text[i] is '"'; returns (unescaped content, index after the closing quote)."""
-    out = []
-    i += 1
-    n = len(text)
-    while i < n:
-        c = text[i]
-        if c == "\\":
-            if i + 1 >= n:
-                break
-            out.append(text[i + 1])
-            i += 2
-            continue
-        if c == '"':
-            return "".join(out), i + 1
-        out.append(c)
-        i += 1
-    raise SipError(400, "unbalanced quotes")
+    end = _QDTEXT.match(text, i + 1).end()
+    if end >= len(text) or text[end] != '"':
+        raise SipError(400, "unbalanced quotes")       # unterminated, or a lone backslash at the end
+    body = text[i + 1:end]
+    return ("".join(_PAIR.split(body)) if "\\" in body else body), end + 1
 
 
 def quote(text: str) -> str:
@@ -113,25 +114,27 @@ _PARAM_VALUE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~:\[\]]+")
 
 
 # One generic-param with its leading SEMI: token [ EQUAL ( token / host / quoted-string ) ]
-_PARAM_ITEM = re.compile(r'[ \t]*;[ \t]*(' + TOKEN + r')(?:[ \t]*=[ \t]*("(?:[^"\\]|\\.)*"|[A-Za-z0-9\-.!%*_+`\'~:\[\]]+))?')
+# quoted-string = SWS DQUOTE *(qdtext / quoted-pair ) DQUOTE, as an unrolled loop (plain runs, then one
+# quoted-pair and a plain run again): the same language as (?:[^"\\]|\\.)*, with no alternation per character.
+_PARAM_ITEM = re.compile(r'[ \t]*;[ \t]*(' + TOKEN + r')(?:[ \t]*=[ \t]*("[^"\\]*(?:\\.[^"\\]*)*"|[A-Za-z0-9\-.!%*_+`\'~:\[\]]+))?')
+# The longest run of whole items from a position. Atomic, so each item is the match re gives at its start
+# (what a loop of `match` calls would take) and a failure never backtracks into the items before it.
+_PARAM_RUN = re.compile(r"(?>" + _PARAM_ITEM.pattern + r")*")
 
 
 def parse_params(text: str, i: int = 0) -> list[tuple[str, str | None]]:
     """*( SEMI generic-param ): generic-param = token [ EQUAL gen-value ]; gen-value = token / host / quoted."""
-    params: list[tuple[str, str | None]] = []
-    n = len(text)
-    match = _PARAM_ITEM.match
-    while i < n:
-        m = match(text, i)
-        if m is None:
-            if text[i:].strip(_LWS):
-                if '"' in text[i:] and text[i:].count('"') % 2:
-                    raise SipError(400, "unbalanced quotes")
-                raise SipError(400, f"bad parameters {text[:80]!r}")
-            break
-        params.append((m.group(1), m.group(2)))
-        i = m.end()
-    return params
+    end = _PARAM_RUN.match(text, i).end()
+    if end < len(text) and text[end:].strip(_LWS):
+        rest = text[end:]
+        if '"' in rest and rest.count('"') % 2:
+            raise SipError(400, "unbalanced quotes")
+        raise SipError(400, f"bad parameters {text[:80]!r}")
+    if end == i:
+        return []
+    # findall over exactly that run finds the same items (each starts where the previous ended); a value is
+    # never empty when present, so "" means absent.
+    return [(k, v or None) for k, v in _PARAM_ITEM.findall(text, i, end)]
 
 
 def params_str(params: list[tuple[str, str | None]]) -> str:
@@ -177,7 +180,10 @@ class NameAddr:
         return f"{disp}<{self.uri}>{params_str(self.params)}"
 
 
-_DISPLAY_TOKENS = re.compile(r"[ \t]*(?:" + TOKEN + r"[ \t]*)*\Z")
+# display-name = *(token LWS) / quoted-string. Unquoted, that is any run of token characters and LWS: one
+# character class says so, where the literal `(?:token LWS)*` nests two quantifiers over the same characters and
+# backtracks exponentially on a run that ends in a bad byte.
+_DISPLAY_TOKENS = re.compile(r"[A-Za-z0-9\-.!%*_+`'~ \t]*\Z")
 
 
 def parse_name_addr(value: str) -> NameAddr:
@@ -203,7 +209,9 @@ def parse_name_addr(value: str) -> NameAddr:
         gt = text.find(">", lt)
         if gt < 0:
             raise SipError(400, f"unterminated <URI> in {value[:80]!r}")
-        uri = parse_uri(text[lt + 1:gt].strip(_LWS))
+        # name-addr = [ display-name ] LAQUOT addr-spec RAQUOT; LAQUOT = SWS "<", RAQUOT = ">" SWS: no
+        # whitespace inside the brackets (RFC 4475 s. 3.1.2.14 wants a 400 for it).
+        uri = parse_uri(text[lt + 1:gt])
         params = parse_params(text, gt + 1)
     else:
         # addr-spec form: the URI ends at the first ';' (a URI with ';' must be in <> by RFC 3261 s. 20).
@@ -307,6 +315,15 @@ def parse_uint(value: str, what: str, limit: int = 0xFFFFFFFF) -> int:
     if not v.isdigit() or not v.isascii() or len(v) > 10 or int(v) > limit:
         raise SipError(400, f"bad {what} {value[:40]!r}")
     return int(v)
+
+
+def parse_delta_params(value: str, what: str) -> tuple[int, list[tuple[str, str | None]]]:
+    """delta-seconds *( SEMI generic-param ), as in Session-Expires and Min-SE (RFC 4028 s. 4):
+    Session-Expires = ( "Session-Expires" / "x" ) HCOLON delta-seconds *( SEMI se-params )
+    Min-SE = "Min-SE" HCOLON delta-seconds *( SEMI generic-param ); delta-seconds = 1*DIGIT"""
+    semi = value.find(";")
+    head = value if semi < 0 else value[:semi]
+    return parse_uint(head, what), (parse_params(value, semi) if semi >= 0 else [])
 
 
 def sip_uri_of(addr: NameAddr) -> SipURI:

@@ -6,7 +6,7 @@ Names are stored in their full canonical spelling (compact forms are expanded on
 
 from __future__ import annotations
 
-from .errors import reason_phrase
+from .errors import SipError, reason_phrase
 from .headers import (_NAME_CACHE, NameAddr, Via, canonical_name, parse_cseq, parse_contacts, parse_name_addr, parse_via_list,
                       split_commas)
 from .uri import URI
@@ -180,20 +180,28 @@ class Message:
     @property
     def contacts(self) -> list[NameAddr] | str:
         v = self._cache.get("Contact")
+        if isinstance(v, SipError):
+            raise v                       # refused once: every later reader gets the same answer at no cost
         if v is None:
-            lines = self.get_all("Contact")
-            if len(lines) == 1:
-                v = parse_contacts(lines[0])
-            else:
-                v = []
-                for line in lines:
-                    c = parse_contacts(line)
-                    if c == "*":
-                        from .errors import SipError
-                        raise SipError(400, "Contact: * combined with other contacts")
-                    v.extend(c)
+            try:
+                v = self._contacts()
+            except SipError as err:
+                self._cache["Contact"] = err
+                raise
             self._cache["Contact"] = v
         return v  # type: ignore[return-value]
+
+    def _contacts(self) -> list[NameAddr] | str:
+        lines = self.get_all("Contact")
+        if len(lines) == 1:
+            return parse_contacts(lines[0])
+        out: list[NameAddr] = []
+        for line in lines:
+            c = parse_contacts(line)
+            if c == "*":
+                raise SipError(400, "Contact: * combined with other contacts")
+            out.extend(c)
+        return out
 
     def start_line(self) -> str:
         raise NotImplementedError

@@ -129,9 +129,15 @@ def _start_line(line: str) -> Message:
         if len(code) != 3 or not code.isdigit() or not code.isascii() or not 100 <= int(code) <= 699:
             raise SipError(400, f"bad status code {code[:10]!r}")
         return Response(int(code), parts[2])
+    # Request-Line = Method SP Request-URI SP SIP-Version CRLF: exactly two single spaces. Whitespace inside
+    # the URI, doubled or trailing spaces (RFC 4475 s. 3.1.2.8-10) are a 400, answered like any other bad
+    # request once its headers are read.
     parts = line.split(" ")
     if len(parts) != 3:
-        raise SipError(400, f"bad request line {line[:60]!r}")
+        err = SipError(400, f"bad request line {line[:60]!r}")
+        if _METHOD_RE.match(parts[0]) and "SIP/" in line:
+            err.partial = Request(parts[0], AbsoluteURI("invalid", ""), [], b"", "")  # type: ignore[attr-defined]
+        raise err
     method, uri_text, version = parts
     if method not in _METHODS_SEEN:
         if not _METHOD_RE.match(method):

@@ -46,7 +46,7 @@ def response_address(req: Request, default_port: int = 5060) -> tuple[str, int]:
     if maddr:
         host = maddr
     rport = via.param("rport")
-    if rport and rport.isdigit():
+    if rport and rport.isascii() and rport.isdigit() and len(rport) <= 5 and 0 < int(rport) <= 65535:
         return _bare(host), int(rport)
     return _bare(host), via.port or default_port
 
@@ -117,4 +117,4 @@ def error_response(err: SipError) -> Response | None:
 
 
 def _warn_text(detail: str) -> str:
-    return "".join(c if 0x20 <= ord(c) < 0x7F and c not in '"\\' else "?" for c in detail)[:120]
+    return "".join(c if 0x20 <= ord(c) < 0x7F and c not in '"\\' else "?" for c in detail[:120])

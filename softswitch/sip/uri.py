@@ -232,13 +232,14 @@ def _parse_sip(scheme: str, rest: str, text: str) -> SipURI:
             raise SipError(400, f"bad host in {text[:80]!r}")
     port = None
     if portpart is not None:
-        if not portpart.isdigit() or len(portpart) > 5 or int(portpart) > 65535:
+        # port = 1*DIGIT: ASCII only (str.isdigit also takes '²', which int() refuses)
+        if not portpart.isascii() or not portpart.isdigit() or len(portpart) > 5 or int(portpart) > 65535:
             raise SipError(400, f"bad port in {text[:80]!r}")
         port = int(portpart)
     params: list[tuple[str, str | None]] = []
     for raw in rawparams:
         name, eq, value = raw.partition("=")
         if not name or not _PARAMCHARS.match(name) or (eq and not _PARAMCHARS.match(value)):
-            raise SipError(400, f"bad URI parameter {raw!r} in {text[:80]!r}")
+            raise SipError(400, f"bad URI parameter {raw[:40]!r} in {text[:80]!r}")
         params.append((name, value if eq else None))
     return SipURI(scheme, user, password, host, port, params, headers)
