@@ -150,8 +150,9 @@ def summary(result: dict) -> str:
     else:
         counts = (f"{result['successful']}/{result['calls']} successful, {o['failed']} failed, "
                   f"{o['refused_503']} refused 503")
+    # SIPp times in whole milliseconds: 0 means under a millisecond
     head = f"{lat.get('measure', 'response time')} p50/p90/p99 " + "/".join(
-        "-" if lat[q] is None else f"{lat[q]:.1f}" for q in ("p50", "p90", "p99")) + " ms"
+        "-" if lat[q] is None else "<1" if lat[q] < 1 else f"{lat[q]:.1f}" for q in ("p50", "p90", "p99")) + " ms"
     lines = [f"{result['scenario']}: {result['verdict']} ({counts}); achieved {result['achieved_rate']:.1f}/s, "
              f"{head}, {result['retransmissions']} retransmissions"]
     lines += [f"  - {w}" for w in result["why"]]

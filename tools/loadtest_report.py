@@ -86,6 +86,11 @@ def outcome_text(r: dict) -> str:
             f"{o['failed']} failed")
 
 
+def _ms(v) -> str:
+    """SIPp's whole milliseconds: 0 is under one."""
+    return "–" if v is None else "<1" if v < 1 else f"{v:.1f}"
+
+
 def markdown(r: dict) -> str:
     target = r["target"] if isinstance(r["target"], str) else " and ".join(r["target"])
     sched = ", ".join(f"{s['rate']:g}/s from {s['from_s']:g} s" for s in r["schedule"])
@@ -124,8 +129,8 @@ def markdown(r: dict) -> str:
               "| measure | count | p50 | p90 | p99 | max | mean |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for rtd, s in lat.get("by_rtd", {}).items():
         mark = " (headline)" if str(lat.get("rtd")) == rtd else ""
-        lines.append(f"| {s.get('measure', 'rtd ' + rtd)}{mark} | {s['count']} | {_fmt(s['p50'], 2)} | "
-                     f"{_fmt(s['p90'], 2)} | {_fmt(s['p99'], 2)} | {_fmt(s['max'], 2)} | {_fmt(s['mean'], 2)} |")
+        lines.append(f"| {s.get('measure', 'rtd ' + rtd)}{mark} | {s['count']} | {_ms(s['p50'])} | "
+                     f"{_ms(s['p90'])} | {_ms(s['p99'])} | {_ms(s['max'])} | {_fmt(s['mean'], 2)} |")
     if not lat.get("by_rtd"):
         lines.append("| – | 0 | – | – | – | – | – |")
     if r["scenario"] == "calls":
@@ -274,13 +279,13 @@ def plot_latency(r: dict, rtt: list[tuple[float, float, int]], path: str) -> Non
                     lw=1.2, label="p90 per second")
         for q, style in (("p50", ":"), ("p90", "--"), ("p99", "-.")):
             if lat.get(q) is not None:
-                ax.axhline(lat[q], linestyle=style, color="tab:red", lw=1, label=f"{q} {lat[q]:.2f} ms")
+                ax.axhline(lat[q], linestyle=style, color="tab:red", lw=1, label=f"{q} {_ms(lat[q])} ms")
     if not rtt:
         ax.text(0.5, 0.5, "no response-time samples", ha="center", va="center", transform=ax.transAxes)
     ax.set_xlabel("seconds since start")
     ax.set_ylabel("ms")
-    ax.set_title(f"{lat.get('measure', 'response time')}: p50 {_fmt(lat.get('p50'), 2)}, p90 "
-                 f"{_fmt(lat.get('p90'), 2)}, p99 {_fmt(lat.get('p99'), 2)} ms (SIPp)", fontsize=9)
+    ax.set_title(f"{lat.get('measure', 'response time')}: p50 {_ms(lat.get('p50'))}, p90 {_ms(lat.get('p90'))}, "
+                 f"p99 {_ms(lat.get('p99'))} ms (SIPp, whole milliseconds)", fontsize=9)
     ax.grid(True, alpha=0.3)
     top = max(1.0, max((x[1] for x in rtt), default=1.0) * 1.15)
     ax.set_ylim(bottom=-0.03 * top, top=top)

@@ -112,10 +112,12 @@ class LoadTest:
         if len(usable) < self.cfg.agents:
             raise SetupError(f"--agents {self.cfg.agents}: the node has {len(usable)} agent(s) in skill queues "
                              f"({', '.join(str(a['id']) for a in usable) or 'none'}); ask for fewer")
-        busy = [a["id"] for a in usable[:self.cfg.agents] if a.get("state") not in (None, "offline")]
+        # a signed-in agent or a real phone of theirs would share the test's calls, and the test signs them out
+        busy = [str(a["id"]) for a in usable[:self.cfg.agents]
+                if a.get("state") not in (None, "offline") or a.get("registered")]
         if busy:
-            raise SetupError(f"agents {', '.join(busy)} are signed in already: the load test would take their "
-                             "calls and sign them out; sign them out first or pick others with --agent")
+            raise SetupError(f"agents {', '.join(busy)} are signed in or have a phone registered: sign them out "
+                             "and quit their phones first, or name others with --agent")
         return [(str(a["id"]), str(a["softphone"]), self.cfg.agent_password_format.format(user=a["softphone"]))
                 for a in usable[:self.cfg.agents]]
 
