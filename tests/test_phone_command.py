@@ -4,6 +4,7 @@ registers and auto-answers, a customer's phone that calls 4001, tones both ways,
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.cc import Api, wait_for
+from tests.conftest import free_port
 from tests.serve import Served, example_on_free_ports
 from tests.test_audio import segment
 
@@ -201,7 +203,44 @@ def test_exit_statuses_say_what_went_wrong(node, tmp_path):
 
 def test_unanswered_call_times_out(tmp_path):
     # a port nobody answers on: the INVITE goes unanswered, the phone gives up after --timeout
-    from tests.conftest import free_port
     phone = PhoneProcess("call", "4001", "--server", f"127.0.0.1:{free_port()}", "--timeout", "2", cwd=tmp_path)
     assert phone.wait(30) == 6, phone.tail()
     assert phone.events("timeout")[0]["after"] == "2s"
+
+
+BUSY_UAS = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="a phone that is busy">
+  <recv request="INVITE"/>
+  <send>
+    <![CDATA[
+
+      SIP/2.0 486 Busy Here
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]busy[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv request="ACK"/>
+</scenario>
+"""
+
+
+@pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp is not installed")
+def test_busy_callee_gives_the_busy_status(tmp_path):
+    # SIPp as the callee, answering 486 Busy Here: the switch itself never says busy to a customer
+    port = free_port()
+    (tmp_path / "busy.xml").write_text(BUSY_UAS)
+    uas = subprocess.Popen(["sipp", "-sf", str(tmp_path / "busy.xml"), "-i", "127.0.0.1", "-p", str(port), "-m", "1",
+                            "-nostdin", "-nd"], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    try:
+        phone = PhoneProcess("call", "4001", "--server", f"127.0.0.1:{port}", "--timeout", "10", cwd=tmp_path)
+        assert phone.wait(30) == 5, phone.tail()
+        assert phone.events("busy")[0]["code"] == "486"
+    finally:
+        uas.kill()
+        uas.wait()
