@@ -125,6 +125,11 @@ def test_calls_pass_only_when_agents_answer_and_the_report_says_what_the_queue_s
     assert_no_secrets(out)
     assert bindings(api) == 0 and set(states(api).values()) == {"offline"}
 
+    # more agents than the tenant has: said before anything is registered
+    res = run_tool(*common, "--rate", "1", "--duration", "1", "--agents", "20", "--out", str(tmp_path / "many"))
+    assert res.returncode == 2 and "the node has 3 agent(s) in skill queues" in res.stderr, res.stderr
+    assert bindings(api) == 0 and set(states(api).values()) == {"offline"}
+
     # a registration storm on demo softphones: the users' CSV with their passwords is not left in the report
     out = tmp_path / "register"
     res = run_tool("register", "--target", f"127.0.0.1:{sip_port}", "--rate", "4", "--duration", "1",

@@ -107,10 +107,11 @@ def markdown(r: dict) -> str:
     for e in r.get("events", []):
         lines.append(f"- {e}")
     lines += ["", "## Throughput", "", "| metric | value |", "| --- | --- |",
-              f"| calls attempted | {r['calls']} |", f"| successful | {r['successful']} |",
+              f"| calls attempted | {r['calls']} |", f"| completed in SIPp{' (the customer side; answered by agents: above)' if r['scenario'] == 'calls' else ''} "
+              f"| {r['successful']} |",
               f"| failed | {r['failed']} |",
               f"| achieved rate (attempts/s while loading) | {_fmt(r['achieved_rate'], 2)} |",
-              f"| successful/s while loading | {_fmt(r['successful_rate'], 2)} |",
+              f"| completed/s while loading | {_fmt(r['successful_rate'], 2)} |",
               f"| peak rate (1 s window) | {_fmt(r['peak_rate'], 2)} |",
               f"| loading time / whole run | {_fmt(r['load_s'], 2)} s / {_fmt(r['elapsed_s'], 2)} s |",
               f"| retransmissions | {r['retransmissions']} ({_fmt(r['retransmission_pct'], 2)} % of calls) |",
