@@ -187,11 +187,12 @@ def test_exit_statuses_say_what_went_wrong(node, tmp_path):
     sup = logged_in(http, "acme_sam")
     os.environ["SOFTSWITCH_PHONE_PASSWORD"] = DEMO["70002"]       # the password from the environment
     try:
-        phone = PhoneProcess("register", "70002", "--server", server, cwd=tmp_path)
+        phone = PhoneProcess("register", "70002", "--server", server, "--transport", "tcp", cwd=tmp_path)
     finally:
         del os.environ["SOFTSWITCH_PHONE_PASSWORD"]
     try:
         assert phone.said("registered", 10), phone.tail()
+        assert phone.events("registering")[0]["server"] == f"tcp:{server}"
         assert wait_for(lambda: sup.state("1002")["registered"], 5)
         phone.proc.send_signal(signal.SIGTERM)                       # stopped by a signal: unregisters, exits 0
         assert phone.wait(15) == 0, phone.tail()
