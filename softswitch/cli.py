@@ -1,4 +1,4 @@
-"""The command line: serve, config check, config route, passwd (see SPEC "Command line")."""
+"""The command line: serve, config check, config route, passwd, records, phone (see SPEC "Command line")."""
 
 from __future__ import annotations
 
@@ -55,7 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     when = "a date (2026-12-01), an ISO time (2026-12-01T09:30, local unless it has an offset) or UNIX seconds"
     ex.add_argument("--since", type=moment, default=None, help=f"first moment exported: {when}")
     ex.add_argument("--until", type=moment, default=None, help=f"end of the export (excluded): {when}")
+    from .phone import add_arguments as phone_arguments
+    phone_arguments(sub.add_parser("phone", help="a SIP softphone: register and answer, or call a number"))
     args = p.parse_args(argv)
+    if args.command == "phone":
+        from .phone import run as phone
+        return phone(args)
     if args.command == "records":
         return records_export(args)
     if args.command == "serve":
