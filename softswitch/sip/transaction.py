@@ -238,9 +238,10 @@ class TransactionLayer:
                                                 else "tu_final")
         tx.last = resp.serialize()
         self._event(tx, event, now)
-        if event == "tu_final" and tx.kind == "non_invite_server":
-            # Completed: only the answer's bytes are needed from now on (Timer J keeps the transaction
-            # 32 s); dropping the parsed request keeps a registration storm's heap small for the collector.
+        if event == "tu_final":
+            # Completed: only the answer's bytes are needed from now on (Timers J and H keep the transaction
+            # 32 s); dropping the parsed request keeps the heap of a registration storm, or of a flood of
+            # refused INVITEs, small for the collector.
             tx.request = None
 
     # --- client side ----------------------------------------------------------------------------------------
