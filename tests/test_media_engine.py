@@ -50,12 +50,94 @@ async def engine_running(**kw):
         await eng.stop()
 
 
+class Clock:
+    """The engine's clock, moved by the test. A tick runs only when the test steps to it, and the phones'
+    datagrams are handed to the streams' protocols between ticks (as if they had arrived then), so what a
+    test counts does not depend on how fast the host is or what else it runs. What the engine sends still
+    leaves through its real sockets; settle() waits until the phones have it."""
+
+    def __init__(self, eng: MediaEngine) -> None:
+        self.eng = eng
+        self.t = eng.loop.time() + 1e6      # far ahead of the loop's clock: the engine's own timer never fires
+        self.sources: list = []             # [phone, stream, iterator of datagrams]: one datagram per tick
+        self.pairs: list = []               # (phone, stream) whose output settle() waits for
+        eng.clock = lambda: self.t
+
+    def watch(self, phone: "Phone", stream) -> None:
+        if (phone, stream) not in self.pairs:
+            self.pairs.append((phone, stream))
+
+    def deliver(self, phone: "Phone", stream, data: bytes, rtcp: bool = False) -> None:
+        transport = stream.rtcp_transport if rtcp else stream.transport
+        transport.get_protocol().datagram_received(data, ("127.0.0.1", phone.port))
+
+    def feed(self, phone: "Phone", stream, datagrams) -> None:
+        self.watch(phone, stream)
+        self.sources.append([phone, stream, iter(datagrams)])
+
+    def audio(self, phone: "Phone", stream, pcm_frames) -> None:
+        """Phone.send_audio on this clock: frame k arrives between ticks k and k + 1 from now."""
+        def packets():
+            for k, f in enumerate(pcm_frames):
+                pkt = phone.rtp(g711.encode(f, CODEC[phone.pt]), marker=k == 0)
+                phone.ts = (phone.ts + 160) & 0xFFFFFFFF
+                yield pkt
+        self.feed(phone, stream, packets())
+
+    async def step(self, ticks: int = 1) -> None:
+        for _ in range(ticks):
+            self.t += self.eng.ptime / 2
+            for src in list(self.sources):
+                phone, stream, it = src
+                data = next(it, None)
+                if data is None:
+                    self.sources.remove(src)
+                elif not stream.closed:
+                    self.deliver(phone, stream, data)
+            self.t += self.eng.ptime / 2
+            self.eng.run_due()
+            await asyncio.sleep(0)          # futures resolved by the tick run their callbacks
+
+    async def seconds(self, s: float) -> None:
+        await self.step(round(s / self.eng.ptime))
+
+    async def until(self, fut, limit: int = 1000) -> None:
+        for _ in range(limit):
+            if fut.done():
+                return
+            await self.step()
+        raise AssertionError(f"not done after {limit} ticks")
+
+    async def settle(self) -> None:
+        """Wait (on the wall clock, only as a bound on a hang) until every watched phone has received
+        everything its stream sent it."""
+        deadline = time.monotonic() + 20
+        for phone, stream in self.pairs:
+            want = stream.stats["tx_packets"]
+            while phone.mark() < want:
+                assert time.monotonic() < deadline, (phone.mark(), want)
+                await asyncio.sleep(0.005)
+
+
+@contextlib.asynccontextmanager
+async def clocked_engine(**kw):
+    eng = MediaEngine(asyncio.get_running_loop(), **kw)
+    clk = Clock(eng)
+    await eng.start()
+    eng.run_due()                           # tick 0, due now
+    try:
+        yield eng, clk
+    finally:
+        await eng.stop()
+
+
 class Phone:
     """A UDP endpoint on 127.0.0.1 with a receiver thread; sends G.711 frames or raw datagrams."""
 
     def __init__(self, pt: int = 0) -> None:
         self.pt = pt
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)    # a stalled receiver loses nothing
         self.sock.bind(("127.0.0.1", 0))
         self.sock.settimeout(0.02)
         self.port = self.sock.getsockname()[1]
@@ -179,7 +261,7 @@ def test_two_party_room_each_hears_the_other(phones, loop_kind):
     pa, pb = phones(0), phones(8)          # PCMU on one leg, PCMA on the other: the engine transcodes
 
     async def scenario():
-        async with engine_running() as eng:
+        async with clocked_engine() as (eng, clk):
             a = await eng.open_stream()
             b = await eng.open_stream()
             assert a.port % 2 == 0 and b.port % 2 == 0 and a.port != b.port
@@ -187,10 +269,10 @@ def test_two_party_room_each_hears_the_other(phones, loop_kind):
             b.set_remote("127.0.0.1", pb.port, 8)
             eng.join(a, "call")
             eng.join(b, "call")
-            ta = pa.send_audio(frames(tone(440, 1.0)), a.port)
-            tb = pb.send_audio(frames(tone(1000, 1.0)), b.port)
-            await asyncio.sleep(1.25)
-            ta.join(1), tb.join(1)
+            clk.audio(pa, a, frames(tone(440, 1.0)))
+            clk.audio(pb, b, frames(tone(1000, 1.0)))
+            await clk.seconds(1.25)
+            await clk.settle()
             return dict(a.stats), dict(b.stats)
 
     sa, sb = run(scenario, loop_kind)
@@ -218,23 +300,28 @@ def test_play_prompt_then_music_on_hold(phones):
     p = phones(0)
 
     async def scenario():
-        loop = asyncio.get_running_loop()
-        async with engine_running() as eng:
+        async with clocked_engine() as (eng, clk):
             s = await eng.open_stream()
             s.set_remote("127.0.0.1", p.port, 0)
-            started = loop.time()
-            result = await eng.play(s, frames(tone(600, 0.5)))
-            elapsed = loop.time() - started
-            await asyncio.sleep(0.1)
+            clk.watch(p, s)
+            started = clk.t
+            prompt = eng.play(s, frames(tone(600, 0.5)))
+            await clk.until(prompt)
+            result = prompt.result()
+            elapsed = clk.t - started
+            await clk.seconds(0.1)
+            await clk.settle()
             after_prompt = p.mark()
-            await asyncio.sleep(0.1)
+            await clk.seconds(0.1)
+            await clk.settle()
             silent_after = p.mark() - after_prompt       # not in a room, not playing: sends nothing
             # Music on hold: a 0.1 s loop keeps playing until stopped.
             moh_start = p.mark()
             fut = eng.play(s, frames(tone(800, 0.1)), loop=True)
-            await asyncio.sleep(0.4)
+            await clk.seconds(0.4)
             eng.stop_play(s)
             moh_result = await fut
+            await clk.settle()
             moh = p.mark() - moh_start
             # A prompt still playing when the engine stops resolves False.
             pending = eng.play(s, frames(tone(800, 5.0)))
@@ -242,13 +329,13 @@ def test_play_prompt_then_music_on_hold(phones):
 
     result, elapsed, after_prompt, silent_after, moh_start, moh, moh_result, pending = run(scenario)
     assert result is True
-    assert 0.45 <= elapsed <= 0.65, elapsed
+    assert 0.49 <= elapsed <= 0.53, elapsed         # 25 frames: done on the tick after the last one
     prompt = p.audio(0)[: after_prompt * 160]
     assert after_prompt == 25
     assert abs(dominant_frequency(prompt) - 600) < 10
     assert silent_after == 0
     assert moh_result is False
-    assert 15 <= moh <= 25, "the 5-frame loop repeated for the whole 0.4 s"
+    assert 19 <= moh <= 21, "the 5-frame loop repeated for the whole 0.4 s"
     assert abs(dominant_frequency(p.audio(moh_start)) - 800) < 10
     assert pending.done() and pending.result() is False
 
@@ -260,21 +347,24 @@ def test_caller_on_hold_is_counted_not_played_out_then_heard_again(phones):
     pc, pa, pb = phones(0), phones(0), phones(0)
 
     async def scenario():
-        async with engine_running() as eng:
+        async with clocked_engine() as (eng, clk):
             c, a, b = await streams_for(eng, pc, pa, pb, room="conf")
-            pc.send_audio(frames(tone(440, 2.0)), c.port)
-            await asyncio.sleep(0.4)
+            clk.watch(pa, a)
+            clk.audio(pc, c, frames(tone(440, 2.0)))
+            await clk.seconds(0.4)
             in_room = c.jb.stats.played
             eng.leave(c)
             moh = eng.play(c, frames(tone(800, 0.1)), loop=True)
-            await asyncio.sleep(0.6)
+            await clk.seconds(0.6)
             on_hold = dict(c.stats), c.jb.stats.played
             eng.stop_play(c)
             await moh
             eng.join(c, "conf")
-            await asyncio.sleep(0.15)
+            await clk.seconds(0.15)
+            await clk.settle()
             m = pa.mark()
-            await asyncio.sleep(0.4)
+            await clk.seconds(0.4)
+            await clk.settle()
             return in_room, on_hold, pa.audio(m), dict(c.stats), c.jb.stats
 
     in_room, (held, played_by_then), heard, after, js = run(scenario)
@@ -289,15 +379,20 @@ def test_prompt_replaces_room_audio(phones):
     pa, pb = phones(0), phones(0)
 
     async def scenario():
-        async with engine_running() as eng:
+        async with clocked_engine() as (eng, clk):
             a, b = await streams_for(eng, pa, pb, room="r")
             # 1050 Hz is off the 100 Hz line grid of the 700 Hz prompt's own G.711 distortion.
-            pb.send_audio(frames(tone(1050, 0.6)), b.port)
-            pa.send_audio(frames(tone(440, 0.6)), a.port)
-            await asyncio.sleep(0.1)
+            clk.audio(pb, b, frames(tone(1050, 0.6)))
+            clk.audio(pa, a, frames(tone(440, 0.6)))
+            await clk.seconds(0.1)
+            await clk.settle()
             m = pa.mark()
-            await eng.play(a, frames(tone(700, 0.3)))
-            return m, pa.mark()
+            await clk.until(eng.play(a, frames(tone(700, 0.3))))
+            await clk.settle()
+            end = pa.mark()
+            await clk.seconds(0.4)              # the rest of the tones
+            await clk.settle()
+            return m, end
 
     m, end = run(scenario)
     assert 15 <= end - m <= 17
@@ -329,20 +424,55 @@ def test_ticker_keeps_time_and_catches_up(loop_kind):
     t0, end, first, st, seen = run(scenario, loop_kind)
     ptime = 0.02
     elapsed = end - t0
-    assert 97 <= st["ticks"] <= 103 + round((elapsed - 2.0) / ptime)
-    # No drift: the number of ticks run is exactly what the clock says is due.
-    assert abs(st["ticks"] - (int(elapsed / ptime) + 1)) <= 1
-    assert [n for n, _ in seen] == list(range(seen[0][0], seen[0][0] + len(seen)))
+    # Only what a slow or busy host cannot change is checked here (how late ticks run on this host is
+    # for benchmarks/; the catch-up itself is checked on a clock moved by hand, below).
+    # No drift: every tick the clock says is due ran or was counted as skipped (a stall of over 1 s).
+    assert abs(st["ticks"] + st["skipped_ticks"] - (int(elapsed / ptime) + 1)) <= 1
+    assert st["ticks"] >= 50
+    if st["skipped_ticks"] == 0:
+        assert [n for n, _ in seen] == list(range(seen[0][0], seen[0][0] + len(seen)))
     for n, at in seen:
         assert at >= t0 + n * ptime - 0.002, "never early"
-    # Before the block ticks are on time; the block is caught up back-to-back and counted.
-    assert first["late_ticks"] <= 2
+    # The block (at least 100 ms) is caught up back-to-back and counted.
     assert st["late_ticks"] - first["late_ticks"] >= 4
     assert st["max_lateness_ms"] >= 80
-    assert st["skipped_ticks"] == 0
-    # After the catch-up the schedule is back on time.
-    tail = seen[-10:]
-    assert all(at - (t0 + n * ptime) < 0.015 for n, at in tail)
+
+
+def test_a_blocked_loop_is_caught_up_back_to_back_then_ticks_are_on_time_again():
+    """On a clock moved by hand: ticks run on time are not late; after a 100 ms block the four ticks
+    missed run back to back behind the first one and count as late; then the schedule is on time
+    again; a stall longer than max_catchup ticks drops the oldest and stays anchored at t0."""
+    async def scenario():
+        eng = MediaEngine(asyncio.get_running_loop(), max_catchup=10)
+        s = await eng.open_stream()
+        eng.join(s, "alone")                            # some real work on every tick
+        clk = Clock(eng)
+        seen = trace_ticks(eng, lambda n, due: (n, due, clk.t))
+        await eng.start()
+        eng.run_due()
+        await clk.step(20)
+        on_time = dict(eng.stats)
+        clk.t += 0.101                                  # the loop blocked for 100 ms (and a bit)
+        eng.run_due()
+        blocked = dict(eng.stats), len(seen)
+        await clk.step(10)
+        after = dict(eng.stats), len(seen)
+        clk.t += 1.0                                    # 50 ticks: more than max_catchup
+        eng.run_due()
+        stalled = dict(eng.stats), eng.tick_no, eng.t0, clk.t
+        await eng.stop()
+        return seen, on_time, blocked, after, stalled
+
+    seen, on_time, (blocked, n_blocked), (after, n_after), (stalled, tick_no, t0, t) = run(scenario)
+    assert on_time["ticks"] == 21 and on_time["late_ticks"] == 0 and on_time["max_lateness_ms"] < 0.001
+    assert [n for n, _, _ in seen[:n_after]] == list(range(n_after))
+    assert blocked["ticks"] == 26 and blocked["late_ticks"] == 4                  # 5 due: 1 + 4 back to back
+    assert blocked["max_lateness_ms"] == pytest.approx(81, abs=0.01)
+    assert len({at for _, _, at in seen[21:n_blocked]}) == 1                      # all at once
+    assert after["ticks"] == 36 and after["late_ticks"] == 4
+    assert all(at - due < 0.011 for _, due, at in seen[n_blocked:n_after]), "on time again"
+    assert stalled["skipped_ticks"] == 50 - 1 - 10 and stalled["late_ticks"] == 4 + 10
+    assert tick_no == int((t - t0) / 0.02 + 1e-6) + 1, "the schedule stays anchored at t0"
 
 
 def test_packet_paths_run_due_ticks_within_the_catch_up_budget():
