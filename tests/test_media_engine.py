@@ -1,8 +1,9 @@
 """MediaEngine over real UDP sockets on 127.0.0.1: rooms, prompts, ticker, DTMF, recording, modes, video.
 
-The "phones" are plain blocking Python sockets driven by their own threads (a sender paced on an
-absolute 20 ms schedule, a receiver collecting every datagram), so they keep real time even when a test
-deliberately blocks the engine's event loop.
+The "phones" are plain blocking Python sockets with a receiver thread collecting every datagram. Most
+tests run the engine on a clock they move themselves (Clock): the phones' packets are handed to the
+streams between ticks, so what is counted does not depend on the host's speed or load. The tests of the
+real timer and of real packet I/O assert only what a slow host cannot change.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import asyncio
 import contextlib
 import gc
 import random
-import resource
 import socket
 import threading
 import time
@@ -76,7 +76,7 @@ class Clock:
         self.sources.append([phone, stream, iter(datagrams)])
 
     def audio(self, phone: "Phone", stream, pcm_frames) -> None:
-        """Phone.send_audio on this clock: frame k arrives between ticks k and k + 1 from now."""
+        """A phone talking: frame k arrives between ticks k and k + 1 from now."""
         def packets():
             for k, f in enumerate(pcm_frames):
                 pkt = phone.rtp(g711.encode(f, CODEC[phone.pt]), marker=k == 0)
@@ -117,6 +117,14 @@ class Clock:
             while phone.mark() < want:
                 assert time.monotonic() < deadline, (phone.mark(), want)
                 await asyncio.sleep(0.005)
+
+
+async def until(pred, what: str = "") -> None:
+    """Wait for a condition; the wall-clock deadline only bounds a hang."""
+    deadline = time.monotonic() + 20
+    while not pred():
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.005)
 
 
 @contextlib.asynccontextmanager
@@ -167,23 +175,6 @@ class Phone:
                         payload, marker=marker)
         self.seq = (self.seq + 1) & 0xFFFF
         return pkt
-
-    def send_audio(self, pcm_frames: np.ndarray, port: int, ptime: float = 0.02) -> threading.Thread:
-        """Send frames in a thread on an absolute 20 ms schedule; returns the (started) thread."""
-        def body():
-            start = time.monotonic()
-            for k, f in enumerate(pcm_frames):
-                delay = start + k * ptime - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-                if self._stop.is_set():
-                    return
-                self.sendto(self.rtp(g711.encode(f, CODEC[self.pt]), marker=k == 0), port)
-                self.ts = (self.ts + 160) & 0xFFFFFFFF
-        t = threading.Thread(target=body, daemon=True)
-        t.start()
-        self._threads.append(t)
-        return t
 
     def mark(self) -> int:
         return len(self.raw)
@@ -618,23 +609,25 @@ def test_dtmf_in_and_out(phones):
     p = phones(0)
 
     async def scenario():
-        async with engine_running() as eng:
+        async with clocked_engine() as (eng, clk):
             s = await eng.open_stream()
             s.set_remote("127.0.0.1", p.port, 0, event_pt=101)
+            clk.watch(p, s)
             digits: list[str] = []
             s.on_dtmf = digits.append
             ts = 5000
             for digit in "5#":
                 pkts = tone_packets(digit, ts, 800)
                 for k in pkts:
-                    p.sendto(p.rtp(k.payload, pt=101, marker=k.marker, ts=k.timestamp), s.port)
-                    await asyncio.sleep(0.005)
+                    clk.deliver(p, s, p.rtp(k.payload, pt=101, marker=k.marker, ts=k.timestamp))
+                    await clk.step()
                 # A late retransmission of the end packet is still the same event.
-                p.sendto(p.rtp(pkts[-1].payload, pt=101, ts=pkts[-1].timestamp), s.port)
+                clk.deliver(p, s, p.rtp(pkts[-1].payload, pt=101, ts=pkts[-1].timestamp))
                 ts += 1600
-            await asyncio.sleep(0.1)
+            await clk.seconds(0.1)
             s.send_dtmf("7")
-            await asyncio.sleep(0.3)
+            await clk.seconds(0.3)
+            await clk.settle()
             return digits, dict(s.stats)
 
     digits, st = run(scenario)
@@ -655,12 +648,12 @@ def test_recording_is_stereo_customer_left_agent_right(phones, tmp_path):
     path = tmp_path / "call.wav"
 
     async def scenario():
-        async with engine_running() as eng:
+        async with clocked_engine() as (eng, clk):
             c, a = await streams_for(eng, pc, pa, room="call")
             rec = eng.record(c, a, path)
-            pc.send_audio(frames(tone(440, 0.8)), c.port)
-            pa.send_audio(frames(tone(1000, 0.8)), a.port)
-            await asyncio.sleep(1.0)
+            clk.audio(pc, c, frames(tone(440, 0.8)))
+            clk.audio(pa, a, frames(tone(1000, 0.8)))
+            await clk.seconds(1.0)
             rec.close()
             return rec.samples
 
@@ -689,7 +682,7 @@ def test_conference_recorded_in_one_codec_or_mixed(phones, tmp_path, pts):
     used = {"mix_codes": 0, "mix": 0}
 
     async def scenario():
-        async with engine_running() as eng:
+        async with clocked_engine() as (eng, clk):
             for name in used:
                 real = getattr(eng.mixer, name)
 
@@ -697,16 +690,19 @@ def test_conference_recorded_in_one_codec_or_mixed(phones, tmp_path, pts):
                     used[name] += 1
                     return real(*a)
                 setattr(eng.mixer, name, spy)
-            *talkers, _ = await streams_for(eng, *ph.values(), quiet, room="conf")
+            *talkers, last = await streams_for(eng, *ph.values(), quiet, room="conf")
             st = dict(zip(F, talkers))
+            clk.watch(quiet, last)
             rec = eng.record(st["customer"], st["agent"], path)
             for k, f in F.items():
-                ph[k].send_audio(frames(tone(f, 1.0, amplitude=0.3)), st[k].port)
-            await asyncio.sleep(0.3)
+                clk.audio(ph[k], st[k], frames(tone(f, 1.0, amplitude=0.3)))
+            await clk.seconds(0.3)
+            await clk.settle()
             marks = {k: p.mark() for k, p in (*ph.items(), ("quiet", quiet))}
-            await asyncio.sleep(0.5)
+            await clk.seconds(0.5)
+            await clk.settle()
             heard = {k: p.audio(marks[k]) for k, p in (*ph.items(), ("quiet", quiet))}
-            await asyncio.sleep(0.4)
+            await clk.seconds(0.4)
             rec.close()
             return heard, eng.stats
 
@@ -734,20 +730,22 @@ def test_listen_whisper_barge(phones):
     ph = {k: phones(0) for k in F}
 
     async def scenario():
-        async with engine_running() as eng:
+        async with clocked_engine() as (eng, clk):
             st = {}
             for k in F:
                 st[k] = await eng.open_stream()
                 st[k].set_remote("127.0.0.1", ph[k].port, 0)
             eng.join(st["customer"], "call"), eng.join(st["agent"], "call")
             for k, f in F.items():
-                ph[k].send_audio(frames(tone(f, 1.7, amplitude=0.3)), st[k].port)
+                clk.audio(ph[k], st[k], frames(tone(f, 1.7, amplitude=0.3)))
             heard = {}
             for mode in ("listen", "whisper", "barge"):
                 eng.mode(st["supervisor"], st["agent"], st["customer"], mode)
-                await asyncio.sleep(0.15)           # let what was in flight drain
+                await clk.seconds(0.15)             # let what was in flight drain
+                await clk.settle()
                 marks = {k: ph[k].mark() for k in F}
-                await asyncio.sleep(0.3)
+                await clk.seconds(0.3)
+                await clk.settle()
                 heard[mode] = {k: ph[k].audio(marks[k]) for k in F}
             return heard
 
@@ -792,10 +790,11 @@ def test_video_relay_forwards_unchanged(phones):
                 pa.sendto(d, va.port)
             pa.sendto(b"\x00garbage", va.port)             # not RTP: counted, not forwarded
             pa.sendto(rtcp, va.port)                       # rtcp-mux: relayed too
-            await asyncio.sleep(0.1)
+            await until(lambda: pb.mark() >= len(a_to_b) + 1 and va.stats["garbage"] == 1)
             for d in b_to_a:
                 pb.sendto(d, vb.port)
-            await asyncio.sleep(0.1)
+            await until(lambda: pa.mark() >= len(b_to_a))
+            await asyncio.sleep(0.05)                      # nothing more comes (checked below)
             return dict(va.stats), dict(vb.stats)
 
     sa, sb = run(scenario)
@@ -822,21 +821,25 @@ def test_garbage_is_counted_and_ignored(phones):
                build_rtp(8, 8, 8, 8, bytes(160))]                       # PCMA on a PCMU stream
 
     async def scenario():
-        async with engine_running() as eng:
+        async with clocked_engine() as (eng, clk):
             a = await eng.open_stream()
             b = await eng.open_stream()
             a.set_remote("127.0.0.1", pa.port, 0, event_pt=101)
             b.set_remote("127.0.0.1", pb.port, 0)
             eng.join(a, "r"), eng.join(b, "r")
+            clk.watch(pb, b)
             for d in junk + ignored:
-                pa.sendto(d, a.port)
-                pa.sendto(d, a.port + 1)                               # and on its RTCP port
-            await asyncio.sleep(0.05)
+                clk.deliver(pa, a, d)
+                clk.deliver(pa, a, d, rtcp=True)                       # and on its RTCP port
+            await clk.seconds(0.04)
             # Odd packetizations are still played (10 ms and 30 ms payloads, cut or padded to 20 ms).
-            pa.sendto(pa.rtp(g711.encode(tone(1000, 0.01), "PCMU")), a.port)
-            pa.sendto(pa.rtp(g711.encode(tone(1000, 0.03), "PCMU")), a.port)
-            pa.send_audio(frames(tone(440, 0.5)), a.port)
-            await asyncio.sleep(0.7)
+            clk.deliver(pa, a, pa.rtp(g711.encode(tone(1000, 0.01), "PCMU")))
+            await clk.step()
+            clk.deliver(pa, a, pa.rtp(g711.encode(tone(1000, 0.03), "PCMU")))
+            await clk.step()
+            clk.audio(pa, a, frames(tone(440, 0.5)))
+            await clk.seconds(0.7)
+            await clk.settle()
             return dict(a.stats), eng.stats["ticks"]
 
     st, ticks = run(scenario)
@@ -844,7 +847,7 @@ def test_garbage_is_counted_and_ignored(phones):
     assert st["ignored"] == len(ignored)
     assert st["errors"] == 0 and st["dtmf_events"] == 0
     assert st["rx_packets"] == 27
-    assert ticks >= 35
+    assert ticks == 1 + 2 + 2 + 35
     assert abs(dominant_frequency(pb.audio()) - 440) < 10, "the stream still works"
 
 
@@ -911,19 +914,11 @@ def _payload_frames(seed: int, count: int) -> list[bytes]:
     return [rng.integers(0, 256, 160, dtype=np.uint8).tobytes() for _ in range(count)]
 
 
-def _send_payloads(phone: "Phone", payloads: list[bytes], port: int) -> threading.Thread:
-    def body():
-        start = time.monotonic()
-        for k, pay in enumerate(payloads):
-            delay = start + k * 0.02 - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            phone.sendto(phone.rtp(pay, marker=k == 0), port)
-            phone.ts = (phone.ts + 160) & 0xFFFFFFFF
-    t = threading.Thread(target=body, daemon=True)
-    t.start()
-    phone._threads.append(t)
-    return t
+def _payload_packets(phone: "Phone", payloads: list[bytes]):
+    """RTP packets of the given payloads, one frame apart (for Clock.feed)."""
+    for k, pay in enumerate(payloads):
+        yield phone.rtp(pay, marker=k == 0)
+        phone.ts = (phone.ts + 160) & 0xFFFFFFFF
 
 
 @pytest.mark.parametrize("pts", [(0, 0), (8, 8), (0, 8)])
@@ -932,12 +927,12 @@ def test_two_party_same_codec_relays_bytes_unchanged(phones, pts):
     sent_a, sent_b = _payload_frames(1, 25), _payload_frames(2, 25)
 
     async def scenario():
-        async with engine_running() as eng:
+        async with clocked_engine() as (eng, clk):
             a, b = await streams_for(eng, pa, pb, room="call")
-            ta = _send_payloads(pa, sent_a, a.port)
-            tb = _send_payloads(pb, sent_b, b.port)
-            await asyncio.sleep(0.75)
-            ta.join(1), tb.join(1)
+            clk.feed(pa, a, _payload_packets(pa, sent_a))
+            clk.feed(pb, b, _payload_packets(pb, sent_b))
+            await clk.seconds(0.75)
+            await clk.settle()
             return eng.stats["relayed_frames"]
 
     relayed = run(scenario)
@@ -994,38 +989,42 @@ def test_relay_is_transparent_counts_loss_and_passes_rtcp_and_dtmf(phones):
     skip = {40, 41, 42, 77, 180}            # never sent: 5 lost packets
 
     async def scenario():
-        async with engine_running() as eng:
+        async with clocked_engine() as (eng, clk):
             a, b = await eng.open_stream(), await eng.open_stream()
             a.set_remote("127.0.0.1", pa.port, 0, event_pt=101)
             b.set_remote("127.0.0.1", pb.port, 0, event_pt=96)
+            clk.watch(pb, b)
             digits: list[str] = []
             a.on_dtmf = digits.append
             eng.join(a, "call"), eng.join(b, "call")
-            await asyncio.sleep(0.05)                   # routes are made at the next tick
+            await clk.step()                            # routes are made at the next tick
             pa.seq = 0xFFFF - 100                       # the relay crosses the 16-bit wrap
             sent: list[bytes] = []
-            t0 = time.monotonic()
-            for k, pay in enumerate(payloads):
+            for k, pay in enumerate(payloads):          # ten times faster than real time
                 pkt = pa.rtp(pay, marker=k == 0)
                 pa.ts = (pa.ts + 160) & 0xFFFFFFFF
                 if k not in skip:
-                    pa.sendto(pkt, a.port)
+                    clk.deliver(pa, a, pkt)
                     sent.append(pkt)
-                if k % 20 == 0:
-                    await asyncio.sleep(max(0.0, t0 + (k + 20) * 0.002 - time.monotonic()))
-            await asyncio.sleep(0.1)
+                if k % 10 == 9:
+                    await clk.step()
+            await clk.seconds(0.1)
             st_mid = a.stats
             routes = eng.routes()
             sr = build_rtcp(SenderReport(pa.ssrc, 1 << 32, pa.ts, 295, 295 * 160, []))
-            pa.sendto(sr, a.port + 1)                   # RTCP on its own port
-            pa.sendto(sr, a.port)                       # and multiplexed
+            clk.deliver(pa, a, sr, rtcp=True)           # RTCP on its own port
+            clk.deliver(pa, a, sr)                      # and multiplexed
             for ev in tone_packets("9", pa.ts, 800):
-                pa.sendto(pa.rtp(ev.payload, pt=101, marker=ev.marker, ts=ev.timestamp), a.port)
-            await asyncio.sleep(0.2)
+                clk.deliver(pa, a, pa.rtp(ev.payload, pt=101, marker=ev.marker, ts=ev.timestamp))
+                await clk.step()
+            await clk.seconds(0.2)
+            await clk.settle()
+            await until(lambda: any(d == sr for _, d in pb.raw), "the multiplexed RTCP is relayed")
             mark = pb.mark()
             fut = eng.play(b, frames(tone(500, 0.2)))   # the relay ends: b gets a prompt from the engine
-            await fut
-            await asyncio.sleep(0.1)
+            await clk.until(fut)
+            await clk.seconds(0.1)
+            await clk.settle()
             return sent, st_mid, routes, digits, mark, eng.stats, b.ssrc, sr
 
     sent, st, routes, digits, mark, est, b_ssrc, sr = run(scenario)
@@ -1049,15 +1048,15 @@ def test_recorded_relayed_call_still_records_both_sides(phones, tmp_path):
     path = tmp_path / "relay.wav"
 
     async def scenario():
-        async with engine_running(record_flush=5) as eng:
+        async with clocked_engine(record_flush=5) as (eng, clk):
             c, a = await streams_for(eng, pc, pa, room="call")
-            tc = pc.send_audio(frames(tone(400, 1.0)), c.port)
-            ta = pa.send_audio(frames(tone(1000, 1.0)), a.port)
-            await asyncio.sleep(0.3)
+            clk.audio(pc, c, frames(tone(400, 1.0)))
+            clk.audio(pa, a, frames(tone(1000, 1.0)))
+            await clk.seconds(0.3)
             rec = eng.record(c, a, path)                # recording starts mid-relay
-            await asyncio.sleep(0.6)
+            await clk.seconds(0.6)
             rec.close()
-            tc.join(2), ta.join(2)
+            await clk.seconds(0.1)
             return eng.stats["relayed_frames"], eng.routes()
 
     relayed, routes = run(scenario)
