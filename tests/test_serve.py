@@ -30,7 +30,7 @@ def test_serve_answers_and_stops_cleanly(tmp_path, sig):
     finally:
         code = node.stop(sig)
     assert code == 0
-    assert "stopped" in node.proc.stderr.read()
+    assert "stopped" in node.stderr()
 
 
 def test_serve_refuses_bad_config(tmp_path):
@@ -65,7 +65,6 @@ def test_pure_packages_import_no_io():
 
 
 def test_sigterm_drains_calls_then_exits(tmp_path):
-    import time as _time
     from softswitch.records import RecordStore
     from tests.test_dialogs import ack, answered, invite
     from tools.agents_load import api, register_agents
@@ -86,7 +85,7 @@ def test_sigterm_drains_calls_then_exits(tmp_path):
         assert ok.status == 200
         client.send(ack(port, client, "drain-1", ok.to.tag))
         node.proc.send_signal(signal.SIGTERM)
-        _time.sleep(0.5)
+        node.wait_log('"event": "draining"')
         assert node.proc.poll() is None                       # still serving the call in progress
         client.send(invite(port, client, "drain-2"))
         refused = answered(client)
@@ -105,7 +104,7 @@ def test_sigterm_drains_calls_then_exits(tmp_path):
     store.close()
     # structured logs: JSON lines, and every line about a call or an agent names it
     import json
-    lines = [json.loads(x) for x in node.proc.stderr.read().splitlines() if x.startswith("{")]
+    lines = [json.loads(x) for x in node.stderr().splitlines() if x.startswith("{")]
     call_lines = [x for x in lines if x["event"].startswith(("call_", "acd_enqueue", "acd_abandon", "cdr"))]
     agent_lines = [x for x in lines if x["event"] == "acd_state"]
     assert call_lines and all(x.get("call_id") for x in call_lines)
@@ -157,7 +156,7 @@ def test_sighup_reload_applies_new_routes_without_dropping_calls(tmp_path):
         good = config.read_text()
         config.write_text(good.replace("max_calls: 100", "max_calls: lots"))
         node.proc.send_signal(signal.SIGHUP)
-        _time.sleep(1.0)
+        seen = node.wait_log('"reload_rejected"')
         def final(call_id):
             for _ in range(20):
                 m = client.recv(3)
@@ -171,10 +170,10 @@ def test_sighup_reload_applies_new_routes_without_dropping_calls(tmp_path):
                                        '  - {called: "4001", queue: support_voice}\n'
                                        '  - {called: "4005", queue: support_voice}'))
         node.proc.send_signal(signal.SIGHUP)
-        _time.sleep(1.0)
+        node.wait_log('"event": "reloaded"', after=seen)
         client.send(invite(port, client, "rl-3").replace(b"4001", b"4005"))
         assert final("rl-3").status == 200
-        deadline = _time.monotonic() + 8                          # after the welcome prompt they queue
+        deadline = _time.monotonic() + 30                         # after the welcome prompt they queue
         while api(base, "GET", "/api/queues/support_voice", None, token)["waiting"] < 2 and \
                 _time.monotonic() < deadline:
             _time.sleep(0.2)
@@ -183,16 +182,26 @@ def test_sighup_reload_applies_new_routes_without_dropping_calls(tmp_path):
                      f"branch=z9hG4bK-rl-bye;rport\r\nMax-Forwards: 70\r\nFrom: <sip:cust@x.test>;tag=ct\r\n"
                      f"To: <sip:4001@cc.test>;tag={ok.to.tag}\r\nCall-ID: rl-1\r\nCSeq: 2 BYE\r\n"
                      "Content-Length: 0\r\n\r\n").encode())
-        bye_ok = [m for m in client.recv_all(1.0) if getattr(m, "status", 0) and m.cseq[1] == "BYE"]
+        bye_ok = [m for m in client.recv_until(lambda got: any(getattr(m, "status", 0) and m.cseq[1] == "BYE"
+                                                              for m in got))
+                  if getattr(m, "status", 0) and m.cseq[1] == "BYE"]
         assert bye_ok and bye_ok[0].status == 200
         client.close()
     finally:
         node.proc.send_signal(signal.SIGINT)          # drain: the queued call would keep it up to 30 s...
-        import time as _t
-        _t.sleep(0.5)
-        node.proc.send_signal(signal.SIGINT)          # ...a second signal cuts the drain short
-        code = node.proc.wait(20)
-    err = node.proc.stderr.read()
+        node.wait_log('"event": "draining"')
+        # ...a second signal cuts the drain short. Sent again until the node exits: one that lands before
+        # the drain has started running on the loop is not seen (found when it was sent at once).
+        for _ in range(20):
+            node.proc.send_signal(signal.SIGINT)
+            try:
+                code = node.proc.wait(1)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+        else:
+            code = node.proc.wait(5)
+    err = node.stderr()
     assert "reload_rejected" in err and "max_calls" in err
     assert '"event": "reloaded"' in err
     assert code == 0
