@@ -8,8 +8,14 @@ import threading
 from contextlib import contextmanager
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from softswitch.node import Listen, Node, NodeOptions, new_loop
+
+# Hypothesis's per-example deadline (200 ms) and its too-slow health check time examples on the wall
+# clock: on a busy host they fail good code. Examples are checked for what they compute, not how fast.
+settings.register_profile("suite", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("suite")
 
 
 def free_port(kind: int = socket.SOCK_DGRAM) -> int:
