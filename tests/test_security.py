@@ -69,10 +69,10 @@ def test_size_and_via_limits(tmp_path):
 def test_password_guessing_bans_the_source_only(tmp_path):
     with cc_node(tmp_path, security=", security: {auth_failures: 5, ban_time: 60s}") as (nt, port, http):
         guesser, phone = udp_from("127.0.0.3"), udp_from("127.0.0.1")
-        statuses = [register(port, guesser, "70001", f"Guess-{i}!", i) for i in range(5)]
+        statuses = [register(port, guesser, "70001", f"Guess-{i}!", i, timeout=10) for i in range(5)]
         assert statuses == [403] * 5                       # unknown-or-wrong: the same 403 every time
         assert register(port, guesser, "70001", PASSWORDS["70001"], 99) is None   # banned: silence
-        assert register(port, phone, "70001", PASSWORDS["70001"], 100) == 200     # others are served
+        assert register(port, phone, "70001", PASSWORDS["70001"], 100, timeout=10) == 200     # others are served
         assert nt.call(lambda: nt.node.guard.stats["bans"]) == 1
         text = __import__("urllib.request").request.urlopen(f"http://127.0.0.1:{http}/metrics").read().decode()
         assert "softswitch_guard_bans_active 1.0" in text
