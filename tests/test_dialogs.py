@@ -112,3 +112,33 @@ def test_requests_for_unknown_dialogs_get_481(tmp_path):
         client.send(invite(port, client, "nodlg", cseq=2, to_tag="nope"))
         assert answered(client).status == 481
         client.close()
+
+
+def test_reconciler_leaves_an_offer_still_being_set_up_alone(tmp_path):
+    """Setting up an anchored offer awaits (a media stream; ICE for a WebRTC phone: long on a busy host):
+    meanwhile the agent is ringing with no leg yet, which the reconciler must not take for a stuck call."""
+    import asyncio
+    with cc_node(tmp_path) as (nt, port, http):
+        api = agent_on_break(port, http)
+        media = nt.node.calls.media
+        release = nt.call(asyncio.Event)
+        real = media.offer_agent
+
+        async def slow_offer(leg, offer):
+            await release.wait()
+            return await real(leg, offer)
+        media.offer_agent = slow_offer
+        client = UdpClient(("127.0.0.1", port))
+        try:
+            client.send(invite(port, client, "prep-1"))
+            assert answered(client).status == 200            # queued
+            api.call("POST", "/api/agents/me/state", {"state": "idle"}, expect=200)
+            assert wait_for(lambda: api.state()["state"] == "ringing", 10)
+            assert nt.call(nt.node.center.reconcile) == 0
+            assert api.state()["state"] == "ringing"
+            nt.call(release.set)
+            assert wait_for(lambda: nt.call(lambda: "1001" in nt.node.calls.live_agent_calls()
+                                            and not nt.node.calls.preparing), 10)
+        finally:
+            media.offer_agent = real
+            client.close()
