@@ -29,6 +29,22 @@ def example_on_free_ports(tmp_path: Path) -> tuple[Path, int]:
     return path, port
 
 
+def wait_admitting(http_port: int, timeout: float = 30) -> None:
+    """Wait until a served node would admit a new call: its load admission (loop lag, SIP busy share,
+    re-sends; as in softswitch.b2bua) answers 503 for a while after a burst of work such as a reload on a busy
+    host. The timeout bounds a hang."""
+    import json
+    import urllib.request
+    deadline = time.monotonic() + timeout
+    while True:
+        with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/health", timeout=10) as r:
+            h = json.loads(r.read())
+        if h["loop_lag_ms"] < 50 and h["sip_busy"] < 0.5 and h["resend_ratio"] < 0.05:
+            return
+        assert time.monotonic() < deadline, f"the node stays loaded: {h}"
+        time.sleep(0.1)
+
+
 class Served:
     def __init__(self, config: Path) -> None:
         self.proc = subprocess.Popen([sys.executable, "-m", "softswitch.cli", "serve", "--config", str(config)],

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.serve import Served, example_on_free_ports
+from tests.serve import Served, example_on_free_ports, wait_admitting
 from tests.sipclient import UdpClient, options_request
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,6 +80,7 @@ def test_sigterm_drains_calls_then_exits(tmp_path):
         api(base, "POST", "/api/agents/me/sign-in", {}, token)
         api(base, "POST", "/api/agents/me/state", {"state": "rest", "reason": "break"}, token)
         client = UdpClient(("127.0.0.1", port))
+        wait_admitting(http)
         client.send(invite(port, client, "drain-1"))
         ok = answered(client)
         assert ok.status == 200
@@ -148,6 +149,7 @@ def test_sighup_reload_applies_new_routes_without_dropping_calls(tmp_path):
         api(base, "POST", "/api/agents/me/sign-in", {}, token)
         api(base, "POST", "/api/agents/me/state", {"state": "rest", "reason": "break"}, token)
         client = UdpClient(("127.0.0.1", port))
+        wait_admitting(http)
         client.send(invite(port, client, "rl-1"))
         ok = answered(client)
         assert ok.status == 200
@@ -157,6 +159,7 @@ def test_sighup_reload_applies_new_routes_without_dropping_calls(tmp_path):
         config.write_text(good.replace("max_calls: 100", "max_calls: lots"))
         node.proc.send_signal(signal.SIGHUP)
         seen = node.wait_log('"reload_rejected"')
+        wait_admitting(http)
         def final(call_id):
             for _ in range(20):
                 m = client.recv(3)
@@ -171,6 +174,7 @@ def test_sighup_reload_applies_new_routes_without_dropping_calls(tmp_path):
                                        '  - {called: "4005", queue: support_voice}'))
         node.proc.send_signal(signal.SIGHUP)
         node.wait_log('"event": "reloaded"', after=seen)
+        wait_admitting(http)
         client.send(invite(port, client, "rl-3").replace(b"4001", b"4005"))
         assert final("rl-3").status == 200
         deadline = _time.monotonic() + 30                         # after the welcome prompt they queue
