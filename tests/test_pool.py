@@ -94,7 +94,7 @@ def test_a_node_killed_mid_call_frees_the_agent_for_the_survivor(phones, redis_u
     import signal
     from tests.cc import config_text
     from tests.conftest import free_port
-    from tests.serve import Served
+    from tests.serve import Served, wait_admitting
     nodes, ports = [], []
     for name in ("k1", "k2"):
         d = tmp_path / name
@@ -114,6 +114,7 @@ def test_a_node_killed_mid_call_frees_the_agent_for_the_survivor(phones, redis_u
         api_b.login("acme_bob")
         api_a.call("POST", "/api/agents/me/sign-in", expect=200)
         assert wait_for(lambda: api_b.state()["state"] == "idle", 3, phones)
+        wait_admitting(ha)                                        # served nodes shed calls while the host is busy
         rec = cust.call(f"sip:4001@127.0.0.1:{pa}")
         assert phones.wait(lambda: any(r.state == "CONFIRMED" for a in agents for r in a.calls), 8)
         assert wait_for(lambda: api_b.state()["elsewhere"] is True, 3, phones)
@@ -132,6 +133,7 @@ def test_a_node_killed_mid_call_frees_the_agent_for_the_survivor(phones, redis_u
                                auto_answer=False)
         try:
             before = sum(len(a.calls) for a in agents)
+            wait_admitting(hb)
             r2 = cust2.call(f"sip:4001@127.0.0.1:{pb}")
             assert phones.wait(lambda: sum(len(a.calls) for a in agents) > before, 8)
             new = [r for a in agents for r in a.calls][-1]
