@@ -75,6 +75,7 @@ class CallControl:
         self.calls: dict[str, Call] = {}
         self.dialogs: dict[tuple[str, str], Leg] = {}
         self.pending: dict[str, Leg] = {}       # our INVITEs by Call-ID until they have a dialog
+        self.preparing: set[tuple[str, str]] = set()   # (call, agent) offers still being set up (media, pool)
         self.outbound_by_tx: dict[int, Leg] = {}   # agents' unanswered outbound INVITEs -> the far leg
         self._port_lo, self._port_hi = rtp_ports
         self._next_port = rtp_ports[0]
@@ -156,6 +157,8 @@ class CallControl:
                     out.setdefault(agent_id, set()).add(call.id)
             if call.outbound_to is not None and call.customer.agent_id:
                 out.setdefault(call.customer.agent_id, set()).add(call.id)
+        for call_id, agent_id in self.preparing:    # a WebRTC offer can take a while before it has a leg
+            out.setdefault(agent_id, set()).add(call_id)
         return out
 
     # --- incoming INVITE -----------------------------------------------------------------------------------
@@ -445,12 +448,22 @@ class CallControl:
 
     def _offer(self, o: Offer) -> None:
         if self.pool is not None:
-            drive(self._offer_pooled(o), self._done_for(o.call_id))
+            drive(self._preparing_offer(o, self._offer_pooled(o)), self._done_for(o.call_id))
             return
         if self.media is not None:
-            drive(self._offer_anchored(o), self._done_for(o.call_id))
+            drive(self._preparing_offer(o, self._offer_anchored(o)), self._done_for(o.call_id))
             return
         self._offer_now(o, None)
+
+    async def _preparing_offer(self, o: Offer, setup) -> None:
+        """Run an offer's set-up, counted in live_agent_calls meanwhile (the reconciler must not take a
+        ringing agent whose leg is not made yet for a stuck call)."""
+        key = (o.call_id, o.agent_id)
+        self.preparing.add(key)
+        try:
+            await setup
+        finally:
+            self.preparing.discard(key)
 
     async def _offer_pooled(self, o: Offer) -> None:
         """Pool mode: the agent's reservation first, so no other node can offer them a call meanwhile."""

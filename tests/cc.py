@@ -10,7 +10,7 @@ from contextlib import contextmanager
 
 from softswitch.node import Node, credentials_from_config, options_from_config
 from softswitch.settings import parse_config
-from tests.conftest import NodeThread, free_port
+from tests.conftest import NodeThread, free_port, start_with_free_ports
 
 PASSWORDS = {"70001": "Phone-Pass-1!", "70002": "Phone-Pass-2!", "70003": "Phone-Pass-3!", "70004": "Phone-Pass-4!"}
 ACCOUNTS = {"acme_alice": "Alice-Pass-1!", "acme_bob": "Bob-Pass-2!", "acme_carol": "Carol-Pass-3!",
@@ -86,14 +86,17 @@ class Api:
 
 
 @contextmanager
-def _node_thread(tmp_path, text: str):
-    """A node running `text` (written to tmp_path/cc.yaml) in its own thread."""
-    (tmp_path / "cc.yaml").write_text(text)
-    cfg = parse_config(text, str(tmp_path / "cc.yaml"))
-    nt = NodeThread(lambda loop: Node(options_from_config(cfg), cfg, loop, credentials_from_config(cfg)))
-    nt.start()
+def _node_thread(tmp_path, make_text):
+    """A node running make_text()'s config (written to tmp_path/cc.yaml) in its own thread. make_text() ->
+    (text, ports) picks free ports; it is called again while a port turns out taken."""
+    def build():
+        text, ports = make_text()
+        (tmp_path / "cc.yaml").write_text(text)
+        cfg = parse_config(text, str(tmp_path / "cc.yaml"))
+        return NodeThread(lambda loop: Node(options_from_config(cfg), cfg, loop, credentials_from_config(cfg))), ports
+    nt, ports = start_with_free_ports(build)
     try:
-        yield nt
+        yield nt, ports
     finally:
         nt.stop()
 
@@ -105,9 +108,11 @@ def _rtp_lo(sip_port: int) -> int:
 
 @contextmanager
 def cc_node(tmp_path, **kw):
-    sip_port, http_port = free_port(), free_port()
-    text = config_text(sip_port, http_port, str(tmp_path / "cc.db"), _rtp_lo(sip_port), **kw)
-    with _node_thread(tmp_path, text) as nt:
+    def make_text():
+        sip_port, http_port = free_port(), free_port()
+        return config_text(sip_port, http_port, str(tmp_path / "cc.db"), _rtp_lo(sip_port), **kw), \
+            (sip_port, http_port)
+    with _node_thread(tmp_path, make_text) as (nt, (sip_port, http_port)):
         yield nt, sip_port, http_port
 
 
@@ -115,13 +120,15 @@ def cc_node(tmp_path, **kw):
 def ws_node(tmp_path, edits: tuple[tuple[str, str], ...] = ()):
     """cc_node's node with a SIP WebSocket listener (ws:127.0.0.1:PORT) beside udp and tcp; `edits` are further
     (old, new) replacements in the config text, each of which must match exactly once."""
-    sip_port, http_port, ws_port = free_port(), free_port(), free_port()
-    text = config_text(sip_port, http_port, str(tmp_path / "cc.db"), _rtp_lo(sip_port))
-    listen = f"listen: [udp:127.0.0.1:{sip_port}, tcp:127.0.0.1:{sip_port}]"
-    for old, new in ((listen, listen[:-1] + f", ws:127.0.0.1:{ws_port}]"), *edits):
-        assert text.count(old) == 1, f"tests.cc.config_text changed: {old!r}"
-        text = text.replace(old, new)
-    with _node_thread(tmp_path, text) as nt:
+    def make_text():
+        sip_port, http_port, ws_port = free_port(), free_port(), free_port()
+        text = config_text(sip_port, http_port, str(tmp_path / "cc.db"), _rtp_lo(sip_port))
+        listen = f"listen: [udp:127.0.0.1:{sip_port}, tcp:127.0.0.1:{sip_port}]"
+        for old, new in ((listen, listen[:-1] + f", ws:127.0.0.1:{ws_port}]"), *edits):
+            assert text.count(old) == 1, f"tests.cc.config_text changed: {old!r}"
+            text = text.replace(old, new)
+        return text, (sip_port, http_port, ws_port)
+    with _node_thread(tmp_path, make_text) as (nt, (sip_port, http_port, ws_port)):
         yield nt, sip_port, http_port, ws_port
 
 

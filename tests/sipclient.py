@@ -37,6 +37,18 @@ class UdpClient:
             out.append(m)
         return out
 
+    def recv_until(self, done, timeout: float = 20.0) -> list:
+        """Messages until done(messages so far) holds, or `timeout` in all has passed (that bounds a hang:
+        how long the peer takes is not what a test checks)."""
+        out: list = []
+        deadline = time.monotonic() + timeout
+        while not done(out) and (left := deadline - time.monotonic()) > 0:
+            m = self.recv(left)
+            if m is None:
+                break
+            out.append(m)
+        return out
+
     def close(self) -> None:
         self.sock.close()
 

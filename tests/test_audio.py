@@ -88,11 +88,13 @@ def test_queued_caller_hears_entry_announcement_then_position_and_wait(phones, t
             api.call("POST", "/api/agents/me/state", {"state": "busy", "reason": "notes"}, expect=200)
             rec = cust.call(f"sip:4001@127.0.0.1:{port}")
             assert phones.wait(lambda: connected(rec), 5)
-            # the offer waits for the entry announcement: nothing is queued while it plays
-            phones.pump(0.8)
-            assert api.call("GET", "/api/queues/support")[1]["entered"] == 0
-            assert wait_for(lambda: api.call("GET", "/api/queues/support")[1]["waiting"] == 1, 4, phones)
-            assert wait_for(lambda: nt.call(lambda: nt.node.calls.stats["announcements"]) == 1, 7, phones)
+            assert wait_for(lambda: api.call("GET", "/api/queues/support")[1]["waiting"] == 1, 30, phones)
+            # the offer waits for the entry announcement (2.74 s): nothing is queued while it plays (read on the
+            # node's own clock: a busy host can only make the wait longer)
+            (started,) = nt.call(lambda: [c.started for c in nt.node.calls.calls.values()])
+            (enqueued,) = nt.call(lambda: [e.at for e in nt.node.center.events if e.kind == "enqueue"])
+            assert enqueued - started >= 2.7, enqueued - started
+            assert wait_for(lambda: nt.call(lambda: nt.node.calls.stats["announcements"]) == 1, 30, phones)
             phones.pump(1.0)
             rec.call.hangup(pjsua2.CallOpParam(True))
             assert phones.wait(lambda: ended(rec), 5)

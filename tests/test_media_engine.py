@@ -1,8 +1,9 @@
 """MediaEngine over real UDP sockets on 127.0.0.1: rooms, prompts, ticker, DTMF, recording, modes, video.
 
-The "phones" are plain blocking Python sockets driven by their own threads (a sender paced on an
-absolute 20 ms schedule, a receiver collecting every datagram), so they keep real time even when a test
-deliberately blocks the engine's event loop.
+The "phones" are plain blocking Python sockets with a receiver thread collecting every datagram. Most
+tests run the engine on a clock they move themselves (Clock): the phones' packets are handed to the
+streams between ticks, so what is counted does not depend on the host's speed or load. The tests of the
+real timer and of real packet I/O assert only what a slow host cannot change.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import asyncio
 import contextlib
 import gc
 import random
-import resource
 import socket
 import threading
 import time
@@ -50,12 +50,102 @@ async def engine_running(**kw):
         await eng.stop()
 
 
+class Clock:
+    """The engine's clock, moved by the test. A tick runs only when the test steps to it, and the phones'
+    datagrams are handed to the streams' protocols between ticks (as if they had arrived then), so what a
+    test counts does not depend on how fast the host is or what else it runs. What the engine sends still
+    leaves through its real sockets; settle() waits until the phones have it."""
+
+    def __init__(self, eng: MediaEngine) -> None:
+        self.eng = eng
+        self.t = eng.loop.time() + 1e6      # far ahead of the loop's clock: the engine's own timer never fires
+        self.sources: list = []             # [phone, stream, iterator of datagrams]: one datagram per tick
+        self.pairs: list = []               # (phone, stream) whose output settle() waits for
+        eng.clock = lambda: self.t
+
+    def watch(self, phone: "Phone", stream) -> None:
+        if (phone, stream) not in self.pairs:
+            self.pairs.append((phone, stream))
+
+    def deliver(self, phone: "Phone", stream, data: bytes, rtcp: bool = False) -> None:
+        transport = stream.rtcp_transport if rtcp else stream.transport
+        transport.get_protocol().datagram_received(data, ("127.0.0.1", phone.port))
+
+    def feed(self, phone: "Phone", stream, datagrams) -> None:
+        self.watch(phone, stream)
+        self.sources.append([phone, stream, iter(datagrams)])
+
+    def audio(self, phone: "Phone", stream, pcm_frames) -> None:
+        """A phone talking: frame k arrives between ticks k and k + 1 from now."""
+        def packets():
+            for k, f in enumerate(pcm_frames):
+                pkt = phone.rtp(g711.encode(f, CODEC[phone.pt]), marker=k == 0)
+                phone.ts = (phone.ts + 160) & 0xFFFFFFFF
+                yield pkt
+        self.feed(phone, stream, packets())
+
+    async def step(self, ticks: int = 1) -> None:
+        for _ in range(ticks):
+            self.t += self.eng.ptime / 2
+            for src in list(self.sources):
+                phone, stream, it = src
+                data = next(it, None)
+                if data is None:
+                    self.sources.remove(src)
+                elif not stream.closed:
+                    self.deliver(phone, stream, data)
+            self.t += self.eng.ptime / 2
+            self.eng.run_due()
+            await asyncio.sleep(0)          # futures resolved by the tick run their callbacks
+
+    async def seconds(self, s: float) -> None:
+        await self.step(round(s / self.eng.ptime))
+
+    async def until(self, fut, limit: int = 1000) -> None:
+        for _ in range(limit):
+            if fut.done():
+                return
+            await self.step()
+        raise AssertionError(f"not done after {limit} ticks")
+
+    async def settle(self) -> None:
+        """Wait (on the wall clock, only as a bound on a hang) until every watched phone has received
+        everything its stream sent it."""
+        deadline = time.monotonic() + 20
+        for phone, stream in self.pairs:
+            want = stream.stats["tx_packets"]
+            while phone.mark() < want:
+                assert time.monotonic() < deadline, (phone.mark(), want)
+                await asyncio.sleep(0.005)
+
+
+async def until(pred, what: str = "") -> None:
+    """Wait for a condition; the wall-clock deadline only bounds a hang."""
+    deadline = time.monotonic() + 20
+    while not pred():
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.005)
+
+
+@contextlib.asynccontextmanager
+async def clocked_engine(**kw):
+    eng = MediaEngine(asyncio.get_running_loop(), **kw)
+    clk = Clock(eng)
+    await eng.start()
+    eng.run_due()                           # tick 0, due now
+    try:
+        yield eng, clk
+    finally:
+        await eng.stop()
+
+
 class Phone:
     """A UDP endpoint on 127.0.0.1 with a receiver thread; sends G.711 frames or raw datagrams."""
 
     def __init__(self, pt: int = 0) -> None:
         self.pt = pt
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)    # a stalled receiver loses nothing
         self.sock.bind(("127.0.0.1", 0))
         self.sock.settimeout(0.02)
         self.port = self.sock.getsockname()[1]
@@ -85,23 +175,6 @@ class Phone:
                         payload, marker=marker)
         self.seq = (self.seq + 1) & 0xFFFF
         return pkt
-
-    def send_audio(self, pcm_frames: np.ndarray, port: int, ptime: float = 0.02) -> threading.Thread:
-        """Send frames in a thread on an absolute 20 ms schedule; returns the (started) thread."""
-        def body():
-            start = time.monotonic()
-            for k, f in enumerate(pcm_frames):
-                delay = start + k * ptime - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-                if self._stop.is_set():
-                    return
-                self.sendto(self.rtp(g711.encode(f, CODEC[self.pt]), marker=k == 0), port)
-                self.ts = (self.ts + 160) & 0xFFFFFFFF
-        t = threading.Thread(target=body, daemon=True)
-        t.start()
-        self._threads.append(t)
-        return t
 
     def mark(self) -> int:
         return len(self.raw)
@@ -179,7 +252,7 @@ def test_two_party_room_each_hears_the_other(phones, loop_kind):
     pa, pb = phones(0), phones(8)          # PCMU on one leg, PCMA on the other: the engine transcodes
 
     async def scenario():
-        async with engine_running() as eng:
+        async with clocked_engine() as (eng, clk):
             a = await eng.open_stream()
             b = await eng.open_stream()
             assert a.port % 2 == 0 and b.port % 2 == 0 and a.port != b.port
@@ -187,10 +260,10 @@ def test_two_party_room_each_hears_the_other(phones, loop_kind):
             b.set_remote("127.0.0.1", pb.port, 8)
             eng.join(a, "call")
             eng.join(b, "call")
-            ta = pa.send_audio(frames(tone(440, 1.0)), a.port)
-            tb = pb.send_audio(frames(tone(1000, 1.0)), b.port)
-            await asyncio.sleep(1.25)
-            ta.join(1), tb.join(1)
+            clk.audio(pa, a, frames(tone(440, 1.0)))
+            clk.audio(pb, b, frames(tone(1000, 1.0)))
+            await clk.seconds(1.25)
+            await clk.settle()
             return dict(a.stats), dict(b.stats)
 
     sa, sb = run(scenario, loop_kind)
@@ -218,23 +291,28 @@ def test_play_prompt_then_music_on_hold(phones):
     p = phones(0)
 
     async def scenario():
-        loop = asyncio.get_running_loop()
-        async with engine_running() as eng:
+        async with clocked_engine() as (eng, clk):
             s = await eng.open_stream()
             s.set_remote("127.0.0.1", p.port, 0)
-            started = loop.time()
-            result = await eng.play(s, frames(tone(600, 0.5)))
-            elapsed = loop.time() - started
-            await asyncio.sleep(0.1)
+            clk.watch(p, s)
+            started = clk.t
+            prompt = eng.play(s, frames(tone(600, 0.5)))
+            await clk.until(prompt)
+            result = prompt.result()
+            elapsed = clk.t - started
+            await clk.seconds(0.1)
+            await clk.settle()
             after_prompt = p.mark()
-            await asyncio.sleep(0.1)
+            await clk.seconds(0.1)
+            await clk.settle()
             silent_after = p.mark() - after_prompt       # not in a room, not playing: sends nothing
             # Music on hold: a 0.1 s loop keeps playing until stopped.
             moh_start = p.mark()
             fut = eng.play(s, frames(tone(800, 0.1)), loop=True)
-            await asyncio.sleep(0.4)
+            await clk.seconds(0.4)
             eng.stop_play(s)
             moh_result = await fut
+            await clk.settle()
             moh = p.mark() - moh_start
             # A prompt still playing when the engine stops resolves False.
             pending = eng.play(s, frames(tone(800, 5.0)))
@@ -242,13 +320,13 @@ def test_play_prompt_then_music_on_hold(phones):
 
     result, elapsed, after_prompt, silent_after, moh_start, moh, moh_result, pending = run(scenario)
     assert result is True
-    assert 0.45 <= elapsed <= 0.65, elapsed
+    assert 0.49 <= elapsed <= 0.53, elapsed         # 25 frames: done on the tick after the last one
     prompt = p.audio(0)[: after_prompt * 160]
     assert after_prompt == 25
     assert abs(dominant_frequency(prompt) - 600) < 10
     assert silent_after == 0
     assert moh_result is False
-    assert 15 <= moh <= 25, "the 5-frame loop repeated for the whole 0.4 s"
+    assert 19 <= moh <= 21, "the 5-frame loop repeated for the whole 0.4 s"
     assert abs(dominant_frequency(p.audio(moh_start)) - 800) < 10
     assert pending.done() and pending.result() is False
 
@@ -260,21 +338,24 @@ def test_caller_on_hold_is_counted_not_played_out_then_heard_again(phones):
     pc, pa, pb = phones(0), phones(0), phones(0)
 
     async def scenario():
-        async with engine_running() as eng:
+        async with clocked_engine() as (eng, clk):
             c, a, b = await streams_for(eng, pc, pa, pb, room="conf")
-            pc.send_audio(frames(tone(440, 2.0)), c.port)
-            await asyncio.sleep(0.4)
+            clk.watch(pa, a)
+            clk.audio(pc, c, frames(tone(440, 2.0)))
+            await clk.seconds(0.4)
             in_room = c.jb.stats.played
             eng.leave(c)
             moh = eng.play(c, frames(tone(800, 0.1)), loop=True)
-            await asyncio.sleep(0.6)
+            await clk.seconds(0.6)
             on_hold = dict(c.stats), c.jb.stats.played
             eng.stop_play(c)
             await moh
             eng.join(c, "conf")
-            await asyncio.sleep(0.15)
+            await clk.seconds(0.15)
+            await clk.settle()
             m = pa.mark()
-            await asyncio.sleep(0.4)
+            await clk.seconds(0.4)
+            await clk.settle()
             return in_room, on_hold, pa.audio(m), dict(c.stats), c.jb.stats
 
     in_room, (held, played_by_then), heard, after, js = run(scenario)
@@ -289,15 +370,20 @@ def test_prompt_replaces_room_audio(phones):
     pa, pb = phones(0), phones(0)
 
     async def scenario():
-        async with engine_running() as eng:
+        async with clocked_engine() as (eng, clk):
             a, b = await streams_for(eng, pa, pb, room="r")
             # 1050 Hz is off the 100 Hz line grid of the 700 Hz prompt's own G.711 distortion.
-            pb.send_audio(frames(tone(1050, 0.6)), b.port)
-            pa.send_audio(frames(tone(440, 0.6)), a.port)
-            await asyncio.sleep(0.1)
+            clk.audio(pb, b, frames(tone(1050, 0.6)))
+            clk.audio(pa, a, frames(tone(440, 0.6)))
+            await clk.seconds(0.1)
+            await clk.settle()
             m = pa.mark()
-            await eng.play(a, frames(tone(700, 0.3)))
-            return m, pa.mark()
+            await clk.until(eng.play(a, frames(tone(700, 0.3))))
+            await clk.settle()
+            end = pa.mark()
+            await clk.seconds(0.4)              # the rest of the tones
+            await clk.settle()
+            return m, end
 
     m, end = run(scenario)
     assert 15 <= end - m <= 17
@@ -329,20 +415,55 @@ def test_ticker_keeps_time_and_catches_up(loop_kind):
     t0, end, first, st, seen = run(scenario, loop_kind)
     ptime = 0.02
     elapsed = end - t0
-    assert 97 <= st["ticks"] <= 103 + round((elapsed - 2.0) / ptime)
-    # No drift: the number of ticks run is exactly what the clock says is due.
-    assert abs(st["ticks"] - (int(elapsed / ptime) + 1)) <= 1
-    assert [n for n, _ in seen] == list(range(seen[0][0], seen[0][0] + len(seen)))
+    # Only what a slow or busy host cannot change is checked here (how late ticks run on this host is
+    # for benchmarks/; the catch-up itself is checked on a clock moved by hand, below).
+    # No drift: every tick the clock says is due ran or was counted as skipped (a stall of over 1 s).
+    assert abs(st["ticks"] + st["skipped_ticks"] - (int(elapsed / ptime) + 1)) <= 1
+    assert st["ticks"] >= 50
+    if st["skipped_ticks"] == 0:
+        assert [n for n, _ in seen] == list(range(seen[0][0], seen[0][0] + len(seen)))
     for n, at in seen:
         assert at >= t0 + n * ptime - 0.002, "never early"
-    # Before the block ticks are on time; the block is caught up back-to-back and counted.
-    assert first["late_ticks"] <= 2
+    # The block (at least 100 ms) is caught up back-to-back and counted.
     assert st["late_ticks"] - first["late_ticks"] >= 4
     assert st["max_lateness_ms"] >= 80
-    assert st["skipped_ticks"] == 0
-    # After the catch-up the schedule is back on time.
-    tail = seen[-10:]
-    assert all(at - (t0 + n * ptime) < 0.015 for n, at in tail)
+
+
+def test_a_blocked_loop_is_caught_up_back_to_back_then_ticks_are_on_time_again():
+    """On a clock moved by hand: ticks run on time are not late; after a 100 ms block the four ticks
+    missed run back to back behind the first one and count as late; then the schedule is on time
+    again; a stall longer than max_catchup ticks drops the oldest and stays anchored at t0."""
+    async def scenario():
+        eng = MediaEngine(asyncio.get_running_loop(), max_catchup=10)
+        s = await eng.open_stream()
+        eng.join(s, "alone")                            # some real work on every tick
+        clk = Clock(eng)
+        seen = trace_ticks(eng, lambda n, due: (n, due, clk.t))
+        await eng.start()
+        eng.run_due()
+        await clk.step(20)
+        on_time = dict(eng.stats)
+        clk.t += 0.101                                  # the loop blocked for 100 ms (and a bit)
+        eng.run_due()
+        blocked = dict(eng.stats), len(seen)
+        await clk.step(10)
+        after = dict(eng.stats), len(seen)
+        clk.t += 1.0                                    # 50 ticks: more than max_catchup
+        eng.run_due()
+        stalled = dict(eng.stats), eng.tick_no, eng.t0, clk.t
+        await eng.stop()
+        return seen, on_time, blocked, after, stalled
+
+    seen, on_time, (blocked, n_blocked), (after, n_after), (stalled, tick_no, t0, t) = run(scenario)
+    assert on_time["ticks"] == 21 and on_time["late_ticks"] == 0 and on_time["max_lateness_ms"] < 0.001
+    assert [n for n, _, _ in seen[:n_after]] == list(range(n_after))
+    assert blocked["ticks"] == 26 and blocked["late_ticks"] == 4                  # 5 due: 1 + 4 back to back
+    assert blocked["max_lateness_ms"] == pytest.approx(81, abs=0.01)
+    assert len({at for _, _, at in seen[21:n_blocked]}) == 1                      # all at once
+    assert after["ticks"] == 36 and after["late_ticks"] == 4
+    assert all(at - due < 0.011 for _, due, at in seen[n_blocked:n_after]), "on time again"
+    assert stalled["skipped_ticks"] == 50 - 1 - 10 and stalled["late_ticks"] == 4 + 10
+    assert tick_no == int((t - t0) / 0.02 + 1e-6) + 1, "the schedule stays anchored at t0"
 
 
 def test_packet_paths_run_due_ticks_within_the_catch_up_budget():
@@ -419,68 +540,67 @@ def test_early_timer_waits_and_a_stopped_engine_ticks_no_more():
 
 
 @pytest.mark.parametrize("relayed", [True, False], ids=["relay", "mixed"])
-def test_ticks_stay_on_time_through_a_long_burst_of_packets(relayed):
+def test_ticks_run_from_the_packet_paths_through_a_long_burst_of_packets(relayed):
     """uvloop (the node's loop) runs timers only between iterations, and one iteration reading a burst
     of thousands of queued packets (up to 32 per socket, for every ready socket) takes far longer than a
-    tick, so the packet paths run the due ticks themselves. (asyncio's loop reads one datagram per socket
-    per iteration, which bounds its iterations.)"""
-    calls, per_leg = 300, 60
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < 4 * calls + 100:          # two sockets per leg
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8192), hard))
+    tick, so the packet paths run the due ticks themselves. Here the burst is handed to the streams'
+    protocols one datagram after the other with no loop iteration in between (so the timer can never
+    run) on a clock the test moves by hand: each datagram costs 50 us of clock. Every tick that falls due
+    during the burst must run from a datagram soon after, on time: a mixed stream checks the clock on
+    every datagram, a relayed one on one packet in 8 of its stream. (How late ticks run on a real host
+    is measured by benchmarks/tick_burst_bench.py.)"""
+    calls, per_leg, cost = 105, 60, 50e-6          # 210 legs: 105 relayed pairs, or 70 mixed rooms of 3
+    rnd = random.Random(15)
 
     async def scenario():
-        loop = asyncio.get_running_loop()
-        async with engine_running(port_range=(42000, 48000)) as eng:
-            legs = []
-            for i in range(2 * calls):
-                s = await eng.open_stream()
-                s.set_remote("127.0.0.1", 9, pt=0, latch=False)     # discard port: nobody listens
-                eng.join(s, f"call-{i // 2}" if relayed else f"room-{i // 3}")
-                legs.append(s)
-            seen = trace_ticks(eng, lambda n, now: (now, time.monotonic()))
-            tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            tx.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 22)
-            ssrc = {s.port: random.getrandbits(32) for s in legs}
-            seq0 = {s.port: random.getrandbits(16) for s in legs}
+        eng = MediaEngine(asyncio.get_running_loop(), port_range=(42000, 48000))
+        legs = []
+        for i in range(2 * calls):
+            s = await eng.open_stream()
+            s.set_remote("127.0.0.1", 9, pt=0, latch=False)     # discard port: nobody listens
+            eng.join(s, f"call-{i // 2}" if relayed else f"room-{i // 3}")
+            legs.append(s)
+        clock = [1000.0]
+        eng.clock = lambda: clock[0]
+        seen = trace_ticks(eng, lambda n, due: (due, clock[0]))
+        await eng.start()                               # tick 0 due now; from here on nothing awaits
+        ssrc = {s.port: rnd.getrandbits(32) for s in legs}
+        seq0 = {s.port: rnd.getrandbits(16) for s in legs}
 
-            def send(s, k):
-                seq = (seq0[s.port] + k) & 0xFFFF
-                tx.sendto(build_rtp(0, seq, 160 * k, ssrc[s.port], b"\xff" * 160), ("127.0.0.1", s.port))
-            for k in range(3):              # a few packets first, so relay routes are in place
-                for s in legs:
-                    send(s, k)
-                await asyncio.sleep(0.05)
-            # The burst is sent with the loop blocked, so the next iteration finds every socket full.
-            for k in range(3, 3 + per_leg):
-                for s in legs:
-                    send(s, k)
-            sent = time.monotonic()
-            begin = loop.time()
-            await asyncio.sleep(0)
-            while sum(s.stats["rx_packets"] for s in legs) < len(legs) * (3 + per_leg) * 0.95:
-                await asyncio.sleep(0.01)
-                assert loop.time() - begin < 10
-            busy = time.monotonic() - sent
-            await asyncio.sleep(0.1)
-            tx.close()
-            return seen, sent, busy
+        def deliver(s, k):
+            clock[0] += cost
+            seq = (seq0[s.port] + k) & 0xFFFF
+            data = build_rtp(0, seq, 160 * k, ssrc[s.port], b"\xff" * 160)
+            s.transport.get_protocol().datagram_received(data, ("127.0.0.1", 9))
+        for k in range(3):                              # a few packets first, so relay routes are in place
+            for s in legs:
+                deliver(s, k)
+        relayed_before = eng.stats["relayed_frames"]
+        begin = clock[0]
+        for k in range(3, 3 + per_leg):
+            for s in legs:
+                deliver(s, k)
+        end = clock[0]
+        out = (eng.t0, begin, end, seen, dict(eng.stats), relayed_before,
+               sum(s.stats["rx_packets"] for s in legs), len(legs))
+        await eng.stop()
+        return out
 
-    # The suite's heap is large by now: a full garbage collection during the burst (40-160 ms measured)
-    # would show up as late ticks that this test is not about.
-    gc.disable()
-    try:
-        seen, sent, busy = run(scenario, "uvloop", timeout=60)
-    finally:
-        gc.enable()
-    assert busy > 0.1, f"the burst took only {busy * 1000:.0f} ms: too short to show anything"
-    # Ticks due while the burst was read ran on time (a timer alone would wait for the whole burst).
-    # The first 40 ms are left out: sending the burst blocked the loop, and its ticks are caught up then.
-    during = [at - due for due, at in seen if sent + 0.04 < due < sent + busy]
-    assert len(during) >= 3
-    # Without the packet-path check they queue up behind the burst (10-120 ms, median ~30 ms).
-    late = [round(1000 * x, 1) for x in during]
-    assert sorted(during)[len(during) // 2] < 0.005 and max(during) < 0.04, late
+    t0, begin, end, seen, st, relayed_before, rx, n_legs = run(scenario)
+    assert rx == n_legs * (3 + per_leg)
+    if relayed:
+        assert st["relayed_frames"] - relayed_before == n_legs * per_leg, "the burst took the relay path"
+    else:
+        assert st["relayed_frames"] == 0
+    # Every tick due by the end of the burst ran, in order, each one once, none of them caught up late.
+    assert [round((due - t0) / 0.02) for due, _ in seen] == list(range(int((end - t0) / 0.02 + 1e-9) + 1))
+    assert st["late_ticks"] == 0 and st["skipped_ticks"] == 0
+    during = [at - due for due, at in seen if begin <= due]
+    assert len(during) >= 0.9 * (end - begin) / 0.02        # the burst spans 31.5 ticks of clock
+    # Late by at most the datagrams handled between two clock checks (a timer alone would have waited for
+    # the whole burst: over 0.7 s of clock).
+    bound = 60 * cost if relayed else 1.5 * cost
+    assert max(during) <= bound, [round(1e6 * x) for x in during]
 
 
 # --- (4) RFC 4733 --------------------------------------------------------------------------------
@@ -489,23 +609,25 @@ def test_dtmf_in_and_out(phones):
     p = phones(0)
 
     async def scenario():
-        async with engine_running() as eng:
+        async with clocked_engine() as (eng, clk):
             s = await eng.open_stream()
             s.set_remote("127.0.0.1", p.port, 0, event_pt=101)
+            clk.watch(p, s)
             digits: list[str] = []
             s.on_dtmf = digits.append
             ts = 5000
             for digit in "5#":
                 pkts = tone_packets(digit, ts, 800)
                 for k in pkts:
-                    p.sendto(p.rtp(k.payload, pt=101, marker=k.marker, ts=k.timestamp), s.port)
-                    await asyncio.sleep(0.005)
+                    clk.deliver(p, s, p.rtp(k.payload, pt=101, marker=k.marker, ts=k.timestamp))
+                    await clk.step()
                 # A late retransmission of the end packet is still the same event.
-                p.sendto(p.rtp(pkts[-1].payload, pt=101, ts=pkts[-1].timestamp), s.port)
+                clk.deliver(p, s, p.rtp(pkts[-1].payload, pt=101, ts=pkts[-1].timestamp))
                 ts += 1600
-            await asyncio.sleep(0.1)
+            await clk.seconds(0.1)
             s.send_dtmf("7")
-            await asyncio.sleep(0.3)
+            await clk.seconds(0.3)
+            await clk.settle()
             return digits, dict(s.stats)
 
     digits, st = run(scenario)
@@ -526,12 +648,12 @@ def test_recording_is_stereo_customer_left_agent_right(phones, tmp_path):
     path = tmp_path / "call.wav"
 
     async def scenario():
-        async with engine_running() as eng:
+        async with clocked_engine() as (eng, clk):
             c, a = await streams_for(eng, pc, pa, room="call")
             rec = eng.record(c, a, path)
-            pc.send_audio(frames(tone(440, 0.8)), c.port)
-            pa.send_audio(frames(tone(1000, 0.8)), a.port)
-            await asyncio.sleep(1.0)
+            clk.audio(pc, c, frames(tone(440, 0.8)))
+            clk.audio(pa, a, frames(tone(1000, 0.8)))
+            await clk.seconds(1.0)
             rec.close()
             return rec.samples
 
@@ -560,7 +682,7 @@ def test_conference_recorded_in_one_codec_or_mixed(phones, tmp_path, pts):
     used = {"mix_codes": 0, "mix": 0}
 
     async def scenario():
-        async with engine_running() as eng:
+        async with clocked_engine() as (eng, clk):
             for name in used:
                 real = getattr(eng.mixer, name)
 
@@ -568,16 +690,19 @@ def test_conference_recorded_in_one_codec_or_mixed(phones, tmp_path, pts):
                     used[name] += 1
                     return real(*a)
                 setattr(eng.mixer, name, spy)
-            *talkers, _ = await streams_for(eng, *ph.values(), quiet, room="conf")
+            *talkers, last = await streams_for(eng, *ph.values(), quiet, room="conf")
             st = dict(zip(F, talkers))
+            clk.watch(quiet, last)
             rec = eng.record(st["customer"], st["agent"], path)
             for k, f in F.items():
-                ph[k].send_audio(frames(tone(f, 1.0, amplitude=0.3)), st[k].port)
-            await asyncio.sleep(0.3)
+                clk.audio(ph[k], st[k], frames(tone(f, 1.0, amplitude=0.3)))
+            await clk.seconds(0.3)
+            await clk.settle()
             marks = {k: p.mark() for k, p in (*ph.items(), ("quiet", quiet))}
-            await asyncio.sleep(0.5)
+            await clk.seconds(0.5)
+            await clk.settle()
             heard = {k: p.audio(marks[k]) for k, p in (*ph.items(), ("quiet", quiet))}
-            await asyncio.sleep(0.4)
+            await clk.seconds(0.4)
             rec.close()
             return heard, eng.stats
 
@@ -605,20 +730,22 @@ def test_listen_whisper_barge(phones):
     ph = {k: phones(0) for k in F}
 
     async def scenario():
-        async with engine_running() as eng:
+        async with clocked_engine() as (eng, clk):
             st = {}
             for k in F:
                 st[k] = await eng.open_stream()
                 st[k].set_remote("127.0.0.1", ph[k].port, 0)
             eng.join(st["customer"], "call"), eng.join(st["agent"], "call")
             for k, f in F.items():
-                ph[k].send_audio(frames(tone(f, 1.7, amplitude=0.3)), st[k].port)
+                clk.audio(ph[k], st[k], frames(tone(f, 1.7, amplitude=0.3)))
             heard = {}
             for mode in ("listen", "whisper", "barge"):
                 eng.mode(st["supervisor"], st["agent"], st["customer"], mode)
-                await asyncio.sleep(0.15)           # let what was in flight drain
+                await clk.seconds(0.15)             # let what was in flight drain
+                await clk.settle()
                 marks = {k: ph[k].mark() for k in F}
-                await asyncio.sleep(0.3)
+                await clk.seconds(0.3)
+                await clk.settle()
                 heard[mode] = {k: ph[k].audio(marks[k]) for k in F}
             return heard
 
@@ -663,10 +790,11 @@ def test_video_relay_forwards_unchanged(phones):
                 pa.sendto(d, va.port)
             pa.sendto(b"\x00garbage", va.port)             # not RTP: counted, not forwarded
             pa.sendto(rtcp, va.port)                       # rtcp-mux: relayed too
-            await asyncio.sleep(0.1)
+            await until(lambda: pb.mark() >= len(a_to_b) + 1 and va.stats["garbage"] == 1)
             for d in b_to_a:
                 pb.sendto(d, vb.port)
-            await asyncio.sleep(0.1)
+            await until(lambda: pa.mark() >= len(b_to_a))
+            await asyncio.sleep(0.05)                      # nothing more comes (checked below)
             return dict(va.stats), dict(vb.stats)
 
     sa, sb = run(scenario)
@@ -693,21 +821,25 @@ def test_garbage_is_counted_and_ignored(phones):
                build_rtp(8, 8, 8, 8, bytes(160))]                       # PCMA on a PCMU stream
 
     async def scenario():
-        async with engine_running() as eng:
+        async with clocked_engine() as (eng, clk):
             a = await eng.open_stream()
             b = await eng.open_stream()
             a.set_remote("127.0.0.1", pa.port, 0, event_pt=101)
             b.set_remote("127.0.0.1", pb.port, 0)
             eng.join(a, "r"), eng.join(b, "r")
+            clk.watch(pb, b)
             for d in junk + ignored:
-                pa.sendto(d, a.port)
-                pa.sendto(d, a.port + 1)                               # and on its RTCP port
-            await asyncio.sleep(0.05)
+                clk.deliver(pa, a, d)
+                clk.deliver(pa, a, d, rtcp=True)                       # and on its RTCP port
+            await clk.seconds(0.04)
             # Odd packetizations are still played (10 ms and 30 ms payloads, cut or padded to 20 ms).
-            pa.sendto(pa.rtp(g711.encode(tone(1000, 0.01), "PCMU")), a.port)
-            pa.sendto(pa.rtp(g711.encode(tone(1000, 0.03), "PCMU")), a.port)
-            pa.send_audio(frames(tone(440, 0.5)), a.port)
-            await asyncio.sleep(0.7)
+            clk.deliver(pa, a, pa.rtp(g711.encode(tone(1000, 0.01), "PCMU")))
+            await clk.step()
+            clk.deliver(pa, a, pa.rtp(g711.encode(tone(1000, 0.03), "PCMU")))
+            await clk.step()
+            clk.audio(pa, a, frames(tone(440, 0.5)))
+            await clk.seconds(0.7)
+            await clk.settle()
             return dict(a.stats), eng.stats["ticks"]
 
     st, ticks = run(scenario)
@@ -715,7 +847,7 @@ def test_garbage_is_counted_and_ignored(phones):
     assert st["ignored"] == len(ignored)
     assert st["errors"] == 0 and st["dtmf_events"] == 0
     assert st["rx_packets"] == 27
-    assert ticks >= 35
+    assert ticks == 1 + 2 + 2 + 35
     assert abs(dominant_frequency(pb.audio()) - 440) < 10, "the stream still works"
 
 
@@ -782,19 +914,11 @@ def _payload_frames(seed: int, count: int) -> list[bytes]:
     return [rng.integers(0, 256, 160, dtype=np.uint8).tobytes() for _ in range(count)]
 
 
-def _send_payloads(phone: "Phone", payloads: list[bytes], port: int) -> threading.Thread:
-    def body():
-        start = time.monotonic()
-        for k, pay in enumerate(payloads):
-            delay = start + k * 0.02 - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            phone.sendto(phone.rtp(pay, marker=k == 0), port)
-            phone.ts = (phone.ts + 160) & 0xFFFFFFFF
-    t = threading.Thread(target=body, daemon=True)
-    t.start()
-    phone._threads.append(t)
-    return t
+def _payload_packets(phone: "Phone", payloads: list[bytes]):
+    """RTP packets of the given payloads, one frame apart (for Clock.feed)."""
+    for k, pay in enumerate(payloads):
+        yield phone.rtp(pay, marker=k == 0)
+        phone.ts = (phone.ts + 160) & 0xFFFFFFFF
 
 
 @pytest.mark.parametrize("pts", [(0, 0), (8, 8), (0, 8)])
@@ -803,12 +927,12 @@ def test_two_party_same_codec_relays_bytes_unchanged(phones, pts):
     sent_a, sent_b = _payload_frames(1, 25), _payload_frames(2, 25)
 
     async def scenario():
-        async with engine_running() as eng:
+        async with clocked_engine() as (eng, clk):
             a, b = await streams_for(eng, pa, pb, room="call")
-            ta = _send_payloads(pa, sent_a, a.port)
-            tb = _send_payloads(pb, sent_b, b.port)
-            await asyncio.sleep(0.75)
-            ta.join(1), tb.join(1)
+            clk.feed(pa, a, _payload_packets(pa, sent_a))
+            clk.feed(pb, b, _payload_packets(pb, sent_b))
+            await clk.seconds(0.75)
+            await clk.settle()
             return eng.stats["relayed_frames"]
 
     relayed = run(scenario)
@@ -865,38 +989,42 @@ def test_relay_is_transparent_counts_loss_and_passes_rtcp_and_dtmf(phones):
     skip = {40, 41, 42, 77, 180}            # never sent: 5 lost packets
 
     async def scenario():
-        async with engine_running() as eng:
+        async with clocked_engine() as (eng, clk):
             a, b = await eng.open_stream(), await eng.open_stream()
             a.set_remote("127.0.0.1", pa.port, 0, event_pt=101)
             b.set_remote("127.0.0.1", pb.port, 0, event_pt=96)
+            clk.watch(pb, b)
             digits: list[str] = []
             a.on_dtmf = digits.append
             eng.join(a, "call"), eng.join(b, "call")
-            await asyncio.sleep(0.05)                   # routes are made at the next tick
+            await clk.step()                            # routes are made at the next tick
             pa.seq = 0xFFFF - 100                       # the relay crosses the 16-bit wrap
             sent: list[bytes] = []
-            t0 = time.monotonic()
-            for k, pay in enumerate(payloads):
+            for k, pay in enumerate(payloads):          # ten times faster than real time
                 pkt = pa.rtp(pay, marker=k == 0)
                 pa.ts = (pa.ts + 160) & 0xFFFFFFFF
                 if k not in skip:
-                    pa.sendto(pkt, a.port)
+                    clk.deliver(pa, a, pkt)
                     sent.append(pkt)
-                if k % 20 == 0:
-                    await asyncio.sleep(max(0.0, t0 + (k + 20) * 0.002 - time.monotonic()))
-            await asyncio.sleep(0.1)
+                if k % 10 == 9:
+                    await clk.step()
+            await clk.seconds(0.1)
             st_mid = a.stats
             routes = eng.routes()
             sr = build_rtcp(SenderReport(pa.ssrc, 1 << 32, pa.ts, 295, 295 * 160, []))
-            pa.sendto(sr, a.port + 1)                   # RTCP on its own port
-            pa.sendto(sr, a.port)                       # and multiplexed
+            clk.deliver(pa, a, sr, rtcp=True)           # RTCP on its own port
+            clk.deliver(pa, a, sr)                      # and multiplexed
             for ev in tone_packets("9", pa.ts, 800):
-                pa.sendto(pa.rtp(ev.payload, pt=101, marker=ev.marker, ts=ev.timestamp), a.port)
-            await asyncio.sleep(0.2)
+                clk.deliver(pa, a, pa.rtp(ev.payload, pt=101, marker=ev.marker, ts=ev.timestamp))
+                await clk.step()
+            await clk.seconds(0.2)
+            await clk.settle()
+            await until(lambda: any(d == sr for _, d in pb.raw), "the multiplexed RTCP is relayed")
             mark = pb.mark()
             fut = eng.play(b, frames(tone(500, 0.2)))   # the relay ends: b gets a prompt from the engine
-            await fut
-            await asyncio.sleep(0.1)
+            await clk.until(fut)
+            await clk.seconds(0.1)
+            await clk.settle()
             return sent, st_mid, routes, digits, mark, eng.stats, b.ssrc, sr
 
     sent, st, routes, digits, mark, est, b_ssrc, sr = run(scenario)
@@ -920,15 +1048,15 @@ def test_recorded_relayed_call_still_records_both_sides(phones, tmp_path):
     path = tmp_path / "relay.wav"
 
     async def scenario():
-        async with engine_running(record_flush=5) as eng:
+        async with clocked_engine(record_flush=5) as (eng, clk):
             c, a = await streams_for(eng, pc, pa, room="call")
-            tc = pc.send_audio(frames(tone(400, 1.0)), c.port)
-            ta = pa.send_audio(frames(tone(1000, 1.0)), a.port)
-            await asyncio.sleep(0.3)
+            clk.audio(pc, c, frames(tone(400, 1.0)))
+            clk.audio(pa, a, frames(tone(1000, 1.0)))
+            await clk.seconds(0.3)
             rec = eng.record(c, a, path)                # recording starts mid-relay
-            await asyncio.sleep(0.6)
+            await clk.seconds(0.6)
             rec.close()
-            tc.join(2), ta.join(2)
+            await clk.seconds(0.1)
             return eng.stats["relayed_frames"], eng.routes()
 
     relayed, routes = run(scenario)

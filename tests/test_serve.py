@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.serve import Served, example_on_free_ports
+from tests.serve import Served, example_on_free_ports, wait_admitting
 from tests.sipclient import UdpClient, options_request
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,7 +35,7 @@ def test_serve_answers_and_stops_cleanly(tmp_path, sig):
     finally:
         code = node.stop(sig)
     assert code == 0
-    assert "stopped" in node.proc.stderr.read()
+    assert "stopped" in node.stderr()
 
 
 def test_serve_refuses_bad_config(tmp_path):
@@ -85,7 +85,6 @@ def test_pure_packages_import_no_io():
 
 
 def test_sigterm_drains_calls_then_exits(tmp_path):
-    import time as _time
     from softswitch.records import RecordStore
     from tests.test_dialogs import ack, answered, invite
     from tools.agents_load import api, register_agents
@@ -101,12 +100,13 @@ def test_sigterm_drains_calls_then_exits(tmp_path):
         api(base, "POST", "/api/agents/me/sign-in", {}, token)
         api(base, "POST", "/api/agents/me/state", {"state": "rest", "reason": "break"}, token)
         client = UdpClient(("127.0.0.1", port))
+        wait_admitting(http)
         client.send(invite(port, client, "drain-1"))
         ok = answered(client)
         assert ok.status == 200
         client.send(ack(port, client, "drain-1", ok.to.tag))
         node.proc.send_signal(signal.SIGTERM)
-        _time.sleep(0.5)
+        node.wait_log('"event": "draining"')
         assert node.proc.poll() is None                       # still serving the call in progress
         client.send(invite(port, client, "drain-2"))
         refused = answered(client)
@@ -129,7 +129,7 @@ def test_sigterm_drains_calls_then_exits(tmp_path):
     assert [c["call_id"] for c in store.cdrs()] == ["drain-1"]
     store.close()
     # structured logs: JSON lines, and every line about a call or an agent names it
-    lines = [json.loads(x) for x in node.proc.stderr.read().splitlines() if x.startswith("{")]
+    lines = [json.loads(x) for x in node.stderr().splitlines() if x.startswith("{")]
     call_lines = [x for x in lines if x["event"].startswith(("call_", "acd_enqueue", "acd_abandon", "cdr"))]
     agent_lines = [x for x in lines if x["event"] == "acd_state"]
     assert call_lines and all(x.get("call_id") for x in call_lines)
@@ -173,6 +173,7 @@ def test_sighup_reload_applies_new_routes_without_dropping_calls(tmp_path):
         api(base, "POST", "/api/agents/me/sign-in", {}, token)
         api(base, "POST", "/api/agents/me/state", {"state": "rest", "reason": "break"}, token)
         client = UdpClient(("127.0.0.1", port))
+        wait_admitting(http)
         client.send(invite(port, client, "rl-1"))
         ok = answered(client)
         assert ok.status == 200
@@ -181,7 +182,8 @@ def test_sighup_reload_applies_new_routes_without_dropping_calls(tmp_path):
         good = config.read_text()
         config.write_text(good.replace("max_calls: 100", "max_calls: lots"))
         node.proc.send_signal(signal.SIGHUP)
-        _time.sleep(1.0)
+        seen = node.wait_log('"reload_rejected"')
+        wait_admitting(http)
         def final(call_id):
             for _ in range(20):
                 m = client.recv(3)
@@ -195,10 +197,11 @@ def test_sighup_reload_applies_new_routes_without_dropping_calls(tmp_path):
                                        '  - {called: "4001", queue: support_voice}\n'
                                        '  - {called: "4005", queue: support_voice}'))
         node.proc.send_signal(signal.SIGHUP)
-        _time.sleep(1.0)
+        node.wait_log('"event": "reloaded"', after=seen)
+        wait_admitting(http)
         client.send(invite(port, client, "rl-3").replace(b"4001", b"4005"))
         assert final("rl-3").status == 200
-        deadline = _time.monotonic() + 8                          # after the welcome prompt they queue
+        deadline = _time.monotonic() + 30                         # after the welcome prompt they queue
         while api(base, "GET", "/api/queues/support_voice", None, token)["waiting"] < 2 and \
                 _time.monotonic() < deadline:
             _time.sleep(0.2)
@@ -207,16 +210,26 @@ def test_sighup_reload_applies_new_routes_without_dropping_calls(tmp_path):
                      f"branch=z9hG4bK-rl-bye;rport\r\nMax-Forwards: 70\r\nFrom: <sip:cust@x.test>;tag=ct\r\n"
                      f"To: <sip:4001@cc.test>;tag={ok.to.tag}\r\nCall-ID: rl-1\r\nCSeq: 2 BYE\r\n"
                      "Content-Length: 0\r\n\r\n").encode())
-        bye_ok = [m for m in client.recv_all(1.0) if getattr(m, "status", 0) and m.cseq[1] == "BYE"]
+        bye_ok = [m for m in client.recv_until(lambda got: any(getattr(m, "status", 0) and m.cseq[1] == "BYE"
+                                                              for m in got))
+                  if getattr(m, "status", 0) and m.cseq[1] == "BYE"]
         assert bye_ok and bye_ok[0].status == 200
         client.close()
     finally:
         node.proc.send_signal(signal.SIGINT)          # drain: the queued call would keep it up to 30 s...
-        import time as _t
-        _t.sleep(0.5)
-        node.proc.send_signal(signal.SIGINT)          # ...a second signal cuts the drain short
-        code = node.proc.wait(20)
-    err = node.proc.stderr.read()
+        node.wait_log('"event": "draining"')
+        # ...a second signal cuts the drain short. Sent again until the node exits: one that lands before
+        # the drain has started running on the loop is not seen (found when it was sent at once).
+        for _ in range(20):
+            node.proc.send_signal(signal.SIGINT)
+            try:
+                code = node.proc.wait(1)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+        else:
+            code = node.proc.wait(5)
+    err = node.stderr()
     assert "reload_rejected" in err and "max_calls" in err
     assert '"event": "reloaded"' in err
     assert code == 0

@@ -147,7 +147,7 @@ def test_svcrack_from_one_address_never_finds_the_password(tmp_path):
         assert re.search(r"70002\s*\|\s*Phone-70002!", control), control
     finally:
         node.stop()
-    assert '"event": "account_locked"' in node.proc.stderr.read()
+    assert '"event": "account_locked"' in node.stderr()
 
 
 def test_svcrack_from_several_addresses_never_finds_the_password(demo, tmp_path):

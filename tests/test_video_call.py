@@ -7,7 +7,6 @@ Screenshots go to artifacts/video-*.png at the repo root."""
 from __future__ import annotations
 
 import threading
-import time
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from contextlib import contextmanager
@@ -137,13 +136,17 @@ def test_browser_customer_video_call_to_browser_agent(tmp_path):
                 ok = all(s["videoFramesDecoded"] > 0 and s["audioBytesReceived"] > 0 for s in (a, c))
                 return (a, c) if ok else None
 
-            got = _until(both_ok, 12, step=0.25)
-            time.sleep(1.0)         # a few more frames on screen for the screenshots
-            a_stats, c_stats = agent.evaluate(AGENT_STATS), customer.evaluate("window.customer.stats()")
+            got = _until(both_ok, 30, step=0.25)
+
+            def more_frames():      # still flowing later (not just a key frame); and more on screen for the shots
+                a, c = agent.evaluate(AGENT_STATS), customer.evaluate("window.customer.stats()")
+                return (a, c) if got and a["videoFramesDecoded"] > got[0]["videoFramesDecoded"] + 10 and \
+                    c["videoFramesDecoded"] > got[1]["videoFramesDecoded"] + 10 else None
+            later = _until(more_frames, 30, step=0.25)
+            a_stats, c_stats = later or (agent.evaluate(AGENT_STATS), customer.evaluate("window.customer.stats()"))
             shots = [_shot(agent, "agent"), _shot(customer, "customer")]
             print("agent stats", a_stats, "\ncustomer stats", c_stats, "\nscreenshots", *shots)
             assert got, f"video/audio not flowing both ways: agent {a_stats}, customer {c_stats}; {problems}"
-            # still flowing a second later (not just a key frame)
             assert a_stats["videoFramesDecoded"] > got[0]["videoFramesDecoded"], (got, a_stats)
             assert c_stats["videoFramesDecoded"] > got[1]["videoFramesDecoded"], (got, c_stats)
             assert a_stats["audioBytesReceived"] > 0 and c_stats["audioBytesReceived"] > 0

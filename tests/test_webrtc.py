@@ -129,6 +129,14 @@ class Phone(asyncio.DatagramProtocol):
         return g711.ulaw_decode(b"".join(self.received))
 
 
+async def until(pred, timeout: float = 30.0) -> None:
+    """Wait for a condition; the timeout only bounds a hang."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not pred():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
 def candidate_addresses(sdp: str) -> set[str]:
     return {m.group(1) for m in re.finditer(r"a=candidate:\S+ \d+ udp \d+ (\S+) \d+ typ host", sdp)}
 
@@ -179,12 +187,13 @@ async def _call(direction: str, codec: str | None) -> None:
         engine.join(other, "room")
         sender = loop.create_task(phone.send_tone(("127.0.0.1", other.port)))
 
-        for _ in range(100):
-            if leg.state == "connected" and browser.pc.connectionState == "connected":
-                break
-            await asyncio.sleep(0.05)
-        assert leg.state == "connected"
-        await asyncio.sleep(2.2)
+        await until(lambda: leg.state == "connected" and browser.pc.connectionState == "connected")
+        # Two seconds of audio heard each way (the tone is checked in the last one), and more than 50 frames
+        # through every hop, however long that takes on a busy host (the phone sends for 10 s, the browser
+        # as long as it lives).
+        await until(lambda: sum(len(x) for x in browser.heard) >= 16000 and len(phone.received) >= 100
+                    and min(leg.stats[k] for k in ("frames_from_browser", "rtp_to_engine", "frames_to_browser",
+                                                   "rtp_from_engine")) > 50)
         sender.cancel()
 
         assert_tone(browser.samples(), 1000.0)     # phone -> engine -> leg -> browser
@@ -234,11 +243,7 @@ def test_video_offer_is_rejected_and_close_releases():
             assert leg.rejected_mids == ["1"]
             assert re.search(r"^a=group:BUNDLE 0\r?$", answer, re.M)
             await browser.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
-            for _ in range(100):
-                if leg.state == "connected":
-                    break
-                await asyncio.sleep(0.05)
-            assert leg.state == "connected"
+            await until(lambda: leg.state == "connected")
             with pytest.raises(RuntimeError):
                 await leg.offer()                   # one negotiation per leg
         finally:

@@ -340,7 +340,7 @@
       const { info, delay } = answerAfter(req);
       const queue = req.getHeader("X-CC-Queue") || "";
       S.offerVideo = /\r?\nm=video /.test(req.body || "");
-      pub.lastInvite = { from: caller, callInfo: info, answerAfter: delay, queue, video: S.offerVideo };
+      pub.lastInvite = { from: caller, callInfo: info, answerAfter: delay, queue, video: S.offerVideo, at: Date.now() };
       $("call-queue").textContent = queue ? `queue ${queue}` : "";
       setCall("incoming", "incoming call");
       log(`incoming call from ${caller}${queue ? " (" + queue + ")" : ""}${info ? "; Call-Info " + info : ""}`);
@@ -363,7 +363,7 @@
     S.autoTimer = setTimeout(() => {
       clearAuto();
       if (S.session === session && !session.isEstablished() && !session.isEnded()) {
-        pub.autoAnswered = true;
+        pub.autoAnswered = Date.now();     // when, in ms (truthy): tests read the delay from the page
         log("auto-answer");
         answer(session);
       }
