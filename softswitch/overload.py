@@ -6,10 +6,11 @@ already retransmitted or given up, and each retransmission adds to the queue: go
 reads the kernel's receive time of every datagram; one that waited longer than `queue_delay` goes through
 `OverloadPolicy.shed`, which sorts it without the SIP parser:
 
-  - responses, and requests that continue work already started (ACK, BYE, CANCEL, in-dialog requests, a
-    REGISTER or INVITE carrying credentials, i.e. the second half of a challenge): admitted, since completing
-    started work is what goodput is made of; dropped only once their client has given up (64*T1, RFC 3261
-    Timer F);
+  - responses: admitted;
+  - requests that continue work already started (ACK, BYE, CANCEL, in-dialog requests, a REGISTER or INVITE
+    carrying credentials, i.e. the second half of a challenge): admitted, since completing started work is
+    what goodput is made of, up to `drop_after`: older ones are dropped, their retransmissions are queued
+    behind them (and if such requests alone outrun the node, the queue still stays bounded);
   - a REGISTER without credentials (new work whose normal answer is itself stateless): 503 with Retry-After,
     built from the raw header lines, so it costs a few microseconds instead of a parse and a challenge;
     past `drop_after` it is dropped (the client retransmits or gives up; even a 503 costs too much then);
@@ -40,7 +41,7 @@ class OverloadOptions:
     sustain: float = 0.5           # ... for this long without a break before anything is shed (a short stall
                                    # of the machine drains by itself; retransmissions cover it)
     drop_after: float = 2.0        # new work older than this is dropped without an answer
-    give_up: float = 64 * T1       # any request older than this: its client transaction has timed out
+    give_up: float = 64 * T1       # any request older than this, shedding or not: its client has given up
     retry_after: int = 5           # seconds; each 503 says between this and twice this, to spread the retries
 
 
@@ -136,12 +137,10 @@ class OverloadPolicy:
         """The policy table. `age`: seconds the datagram waited in the receive queue."""
         if kind == "response":
             return ADMIT
-        if age > self.o.give_up:
+        if age > self.o.drop_after:
             return DROP
         if kind == "continuing" or age <= self.o.queue_delay:
             return ADMIT
-        if age > self.o.drop_after:
-            return DROP
         return REJECT if method == b"REGISTER" else ADMIT
 
     def on_time(self) -> None:

@@ -109,8 +109,8 @@ def test_policy_table():
     table = {
         # kind, method, age -> verdict
         ("response", b"", 0.0): ADMIT, ("response", b"", 100.0): ADMIT,
-        ("continuing", b"REGISTER", 0.1): ADMIT, ("continuing", b"REGISTER", 5.0): ADMIT,
-        ("continuing", b"BYE", 31.0): ADMIT, ("continuing", b"BYE", 33.0): DROP,
+        ("continuing", b"REGISTER", 0.1): ADMIT, ("continuing", b"REGISTER", 2.0): ADMIT,
+        ("continuing", b"REGISTER", 2.01): DROP, ("continuing", b"BYE", 33.0): DROP,
         ("new", b"REGISTER", 0.2): ADMIT, ("new", b"REGISTER", 0.21): REJECT, ("new", b"REGISTER", 2.0): REJECT,
         ("new", b"REGISTER", 2.01): DROP, ("new", b"INVITE", 0.5): ADMIT, ("new", b"INVITE", 2.5): DROP,
         ("new", b"OPTIONS", 1.0): ADMIT, ("new", b"OPTIONS", 40.0): DROP,
@@ -124,7 +124,7 @@ def test_shed_answers_drops_and_asks_the_guard_first():
     verdict, reply = p.shed(register(), 0.5, 10.0)
     assert verdict == REJECT and parse_message(reply).status == 503
     assert p.shed(register(), 2.5, 10.0) == (DROP, None)
-    assert p.shed(register(auth="Authorization: Digest x\r\n"), 2.5, 10.0) == (ADMIT, None)
+    assert p.shed(register(auth="Authorization: Digest x\r\n"), 1.5, 10.0) == (ADMIT, None)
     assert p.shed(register(auth="Authorization: Digest x\r\n"), 40.0, 10.0) == (DROP, None)
     assert p.shed(b"\x00garbage", 0.5, 10.0) == (DROP, None)
     asked = []
