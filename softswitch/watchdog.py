@@ -23,12 +23,15 @@ PREVIEW = 64           # bytes of the input shown in the log line
 
 
 class Histogram:
-    __slots__ = ("counts", "total", "count")
+    __slots__ = ("counts", "total")
 
     def __init__(self) -> None:
         self.counts = [0] * (len(BOUNDS) + 1)     # the last one is +Inf
         self.total = 0.0
-        self.count = 0
+
+    @property
+    def count(self) -> int:
+        return sum(self.counts)
 
     def cumulative(self) -> list[tuple[str, int]]:
         """Prometheus buckets: (le, observations <= le)."""
@@ -64,7 +67,6 @@ class Watchdog:
         h = self.hist[kind]
         h.counts[bisect_left(BOUNDS, seconds)] += 1
         h.total += seconds
-        h.count += 1
         return seconds > self.threshold
 
     def stall(self, kind: str, seconds: float, source: str, what: str, data: bytes | str = b"") -> Stall:
