@@ -68,7 +68,8 @@ def sipp(port: int, rate: float, calls: int, users: str, workdir: str, name: str
     cmd = ["sipp", f"127.0.0.1:{port}", "-sf", SCENARIO, "-inf", users, "-m", str(calls), "-r", str(int(rate)),
            "-i", "127.0.0.1", "-p", "0", "-nostdin", "-trace_stat", "-stf", stat, "-fd", "1",
            "-l", str(max(1000, int(rate * 40))), "-timeout", "60s", "-max_recv_loops", "10000",
-           "-max_sched_loops", "10000", "-default_behaviors", "abortunexp", "-trace_err", "-error_file", os.path.join(workdir, f"{name}-errors.log")]
+           "-max_sched_loops", "10000", "-default_behaviors", "abortunexp",     # no BYE after a refused REGISTER
+           "-trace_err", "-error_file", os.path.join(workdir, f"{name}-errors.log")]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=workdir), stat
 
 

@@ -237,3 +237,23 @@ def test_fresh_datagrams_never_reach_the_policy():
         assert nt.call(lambda: sum(nt.node.overload.stats.values())) == 0
         assert nt.call(lambda: nt.node.endpoint.udp[0].stamped) is True
         c.close()
+
+
+def test_the_config_sets_overload_control_and_the_stall_threshold_and_names_a_bad_key(tmp_path):
+    import pytest
+
+    from softswitch.node import options_from_config
+    from softswitch.settings import ConfigError, parse_config
+    from tests.cc import config_text
+    text = config_text(5060, 8080, str(tmp_path / "cc.db"), 30000,
+                       security=", overload: {queue_delay: 50ms, sustain: 0s, drop_after: 1s, retry_after: 9}")
+    text = text.replace("  http: {", "  watchdog: {stall_threshold: 250ms}\n  http: {", 1)
+    cfg = parse_config(text, "cc.yaml")
+    assert cfg.server.stall_threshold == 0.25
+    assert options_from_config(cfg).overload == OverloadOptions(0.05, 0.0, 1.0, retry_after=9)
+    defaults = parse_config(config_text(5060, 8080, str(tmp_path / "cc.db"), 30000), "cc.yaml")
+    assert options_from_config(defaults).overload == OverloadOptions() and defaults.server.stall_threshold == 0.1
+    with pytest.raises(ConfigError) as err:
+        parse_config(config_text(5060, 8080, str(tmp_path / "cc.db"), 30000,
+                                 security=", overload: {queue_delay: soon}"), "cc.yaml")
+    assert "server.sip.overload.queue_delay" in str(err.value)
