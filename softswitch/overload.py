@@ -14,6 +14,8 @@ reads the kernel's receive time of every datagram; one that waited longer than `
   - a REGISTER without credentials (new work whose normal answer is itself stateless): 503 with Retry-After,
     built from the raw header lines, so it costs a few microseconds instead of a parse and a challenge;
     past `drop_after` it is dropped (the client retransmits or gives up; even a 503 costs too much then);
+    a retransmission of a REGISTER the node served on time while shedding is dropped instead (the client has
+    its 401, or gets the answer to the copy already served; RFC 3261 s. 17.2.2 absorbs such copies too);
   - any other new request (an INVITE above all): admitted up to `drop_after`, so the transaction layer
     absorbs its retransmissions and call admission answers 503 + Retry-After statefully (a stateless answer
     to the retransmission of an INVITE already proceeding would end that call half set up); dropped after.
@@ -33,6 +35,7 @@ _KEEP = {b"via": b"Via", b"v": b"Via", b"from": b"From", b"f": b"From", b"to": b
          b"call-id": b"Call-ID", b"i": b"Call-ID", b"cseq": b"CSeq"}
 _AUTH = frozenset({b"authorization", b"proxy-authorization"})
 _ONCE = (b"From", b"To", b"Call-ID", b"CSeq")
+MAX_SERVED = 50000
 
 
 @dataclass
@@ -99,6 +102,21 @@ def peek(data: bytes) -> Peek | None:
     return Peek(kind, method, tuple((c, v) for c, v in kept), user_agent)
 
 
+def top_branch(p: Peek) -> bytes:
+    """The branch parameter of the topmost Via (b"" when there is none)."""
+    for canon, value in p.headers:
+        if canon == b"Via":
+            top = value.split(b",", 1)[0].lower()
+            i = top.find(b"branch=")
+            if i < 0:
+                return b""
+            rest = top[i + 7:]
+            for stop in (b";", b" ", b"\t"):
+                rest = rest.split(stop, 1)[0]
+            return rest
+    return b""
+
+
 def service_unavailable(p: Peek, tag: str, retry_after: int, server: str = "") -> bytes | None:
     """A stateless 503 (RFC 3261 s. 8.2.6) echoing the request's Via, From, To, Call-ID and CSeq; None when
     they are not all there exactly once (the parser would have answered 400, and under overload nobody does)."""
@@ -127,11 +145,15 @@ class OverloadPolicy:
         self.queue_delay = self.o.queue_delay      # the shells compare against this before calling `shed`
         self.tag = tag
         self.server = server
-        self.stats = {"admitted_late": 0, "rejected": 0, "dropped": 0, "dropped_given_up": 0}
+        self.stats = {"admitted_late": 0, "rejected": 0, "dropped": 0, "dropped_given_up": 0,
+                      "dropped_retransmission": 0}
         self.worst = 0.0                           # oldest datagram seen while shedding, since `take_worst`
         self.shedding = False
         self.above_since: float | None = None      # start of a run of late datagrams, before shedding starts
         self.last_late = float("-inf")
+        # top-Via branches of new REGISTERs served while shedding: their retransmissions are dropped, not
+        # answered 503 (a 503 after the 401 would end a registration the node is already serving)
+        self.served: dict[bytes, None] = {}
 
     def decide(self, kind: str, method: bytes, age: float) -> str:
         """The policy table. `age`: seconds the datagram waited in the receive queue."""
@@ -147,6 +169,22 @@ class OverloadPolicy:
         """A datagram that did not wait past `queue_delay`: a run of late ones is broken (the shells call this
         only while `above_since` is set, i.e. one attribute test per datagram)."""
         self.above_since = None
+
+    def served_on_time(self, data: bytes, now: float) -> None:
+        """While shedding, the shells pass every datagram that was on time: a new REGISTER among them is about
+        to be challenged, so its branch is remembered."""
+        if now - self.last_late > self.o.sustain:
+            self.shedding = False           # the episode is over: nothing more to remember
+            self.served.clear()
+            return
+        p = peek(data)
+        if p is not None and p.kind == "new" and p.method == b"REGISTER":
+            branch = top_branch(p)
+            if branch:
+                served = self.served
+                served[branch] = None
+                if len(served) > MAX_SERVED:
+                    del served[next(iter(served))]
 
     def late(self, now: float) -> bool:
         """A datagram waited past `queue_delay` at `now`: True once they have done so without a break for
@@ -175,6 +213,9 @@ class OverloadPolicy:
             self.stats["dropped"] += 1
             return DROP, None
         verdict = self.decide(p.kind, p.method, age)
+        if verdict == REJECT and self.served and top_branch(p) in self.served:
+            self.stats["dropped_retransmission"] += 1
+            return DROP, None
         if verdict == ADMIT:
             self.stats["admitted_late"] += 1
             return ADMIT, None

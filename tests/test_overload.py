@@ -130,8 +130,23 @@ def test_shed_answers_drops_and_asks_the_guard_first():
     asked = []
     assert p.shed(register(), 0.5, 10.0, lambda ua: asked.append(ua) or False) == (DROP, None)
     assert asked == ["TestPhone"]
-    assert p.stats == {"admitted_late": 1, "rejected": 1, "dropped": 3, "dropped_given_up": 1}
+    assert p.stats == {"admitted_late": 1, "rejected": 1, "dropped": 3, "dropped_given_up": 1,
+                       "dropped_retransmission": 0}
     assert p.take_worst() == 40.0 and p.take_worst() == 0.0
+
+
+def test_while_shedding_a_retransmission_of_a_registration_served_on_time_is_dropped_not_refused():
+    p = OverloadPolicy(OverloadOptions(queue_delay=0.2, sustain=0.5))
+    assert p.shed(register(n=1), 0.3, 50.0)[0] == ADMIT
+    assert p.shed(register(n=1), 0.3, 50.5)[0] == REJECT          # shedding from now on
+    p.served_on_time(register(n=2), 50.6)                          # on time: served, its branch remembered
+    p.served_on_time(invite(n=3), 50.6)                            # only REGISTERs are remembered
+    assert list(p.served) == [b"z9hg4bk-r2"]
+    assert p.shed(register(n=2), 0.6, 50.7) == (DROP, None)        # its retransmission, late
+    assert p.shed(register(n=4), 0.6, 50.7)[0] == REJECT
+    assert p.stats["dropped_retransmission"] == 1 and p.stats["rejected"] == 2
+    p.served_on_time(register(n=5), 51.3)                          # nothing late for > sustain: episode over
+    assert not p.shedding and p.served == {}
 
 
 def test_shedding_starts_only_after_a_sustained_run_of_late_datagrams_and_ends_after_a_quiet_spell():

@@ -70,6 +70,8 @@ class UdpTransport:
                         continue
                 elif policy.above_since is not None:
                     policy.on_time()
+                elif policy.shedding:
+                    policy.served_on_time(data, now)
             if wd is None:
                 ep.on_datagram(data, Target("udp", addr[0], addr[1], self))
                 continue
