@@ -7,11 +7,14 @@ around every datagram, chunk and WebSocket message, beside the cost of parsing o
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import time
 import timeit
 
-from softswitch.sip.parser import parse_message
-from softswitch.watchdog import Watchdog
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))   # this tree's softswitch
+from softswitch.sip.parser import parse_message  # noqa: E402
+from softswitch.watchdog import Watchdog  # noqa: E402
 
 REGISTER = (b"REGISTER sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:6000;branch=z9hG4bK-1-1;rport\r\n"
             b"From: <sip:100001@bench.test>;tag=1234SIPpTag001\r\nTo: <sip:100001@bench.test>\r\n"
