@@ -33,6 +33,7 @@ sys.path.insert(0, HERE)
 from tenant import write_tenant, write_users_csv  # noqa: E402
 
 SCENARIO = os.path.join(ROOT, "tools", "sipp", "register_auth.xml")
+TRACE_ERRORS = False      # --errors: SIPp logs every failed call (costly for SIPp, which shares the CPU)
 
 
 def serve(code: str, config: str, log_path: str) -> subprocess.Popen:
@@ -69,7 +70,7 @@ def sipp(port: int, rate: float, calls: int, users: str, workdir: str, name: str
            "-i", "127.0.0.1", "-p", "0", "-nostdin", "-trace_stat", "-stf", stat, "-fd", "1",
            "-l", str(max(1000, int(rate * 40))), "-timeout", "60s", "-max_recv_loops", "10000",
            "-max_sched_loops", "10000", "-default_behaviors", "abortunexp",     # no BYE after a refused REGISTER
-           "-trace_err", "-error_file", os.path.join(workdir, f"{name}-errors.log")]
+           *(["-trace_err", "-error_file", os.path.join(workdir, f"{name}-errors.log")] if TRACE_ERRORS else [])]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=workdir), stat
 
 
@@ -164,8 +165,11 @@ def main() -> None:
     ap.add_argument("--factor", type=float, default=2.0)
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--after", type=int, default=6)
+    ap.add_argument("--errors", action="store_true", help="keep SIPp's log of failed calls (RUN-errors.log)")
     ap.add_argument("--quick", action="store_true", help="smoke run: 200 agents, capacity 200/s, 2 s storm")
     args = ap.parse_args()
+    global TRACE_ERRORS
+    TRACE_ERRORS = args.errors
     if shutil.which("sipp") is None:
         sys.exit("sipp is not installed")
     if args.quick:
