@@ -91,6 +91,8 @@ class CallControl:
         self.max_busy = 0.95
         self.resend_ratio = 0.0                 # re-sent messages per new transaction (set by the node)
         self.max_resend_ratio = 0.1
+        self.backlog = 0.0                      # smoothed age of queued datagrams, seconds (set by the node)
+        self.max_backlog = 0.1
         for m, h in (("INVITE", self.on_invite), ("BYE", self.on_bye), ("CANCEL", self.on_cancel),
                      ("UPDATE", self.on_update), ("INFO", self.on_info)):
             endpoint.handlers[m] = h
@@ -136,7 +138,8 @@ class CallControl:
 
     def overloaded(self) -> bool:
         return (bool(self.max_calls and len(self.calls) >= self.max_calls) or self.loop_lag > self.max_loop_lag
-                or self.busy > self.max_busy or self.resend_ratio > self.max_resend_ratio)
+                or self.busy > self.max_busy or self.resend_ratio > self.max_resend_ratio
+                or self.backlog > self.max_backlog)
 
     def register_leg(self, leg: Leg) -> None:
         self.dialogs[leg.key] = leg

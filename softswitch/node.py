@@ -17,6 +17,7 @@ from .credentials import Credentials
 from .endpoint import Endpoint
 from .location import MemoryLocationStore
 from .options import make_options_handler
+from .overload import OverloadOptions
 from .b2bua import CallControl
 from .contact_center import ContactCenter
 from .ivr import IvrRunner
@@ -52,6 +53,7 @@ class NodeOptions:
     user_agent: str = "softswitch"
     registrar: RegistrarOptions = field(default_factory=RegistrarOptions)
     nonce_ttl: float = 300.0
+    overload: OverloadOptions | None = None      # None: no overload control (the config turns it on)
 
 
 class Node:
@@ -64,6 +66,13 @@ class Node:
         self.endpoint = Endpoint(self.loop, force_rport=options.force_rport,
                                  partial_timeout=options.partial_timeout, user_agent=options.user_agent)
         self.endpoint.handlers["OPTIONS"] = make_options_handler(self.endpoint)
+        from .overload import OverloadPolicy
+        from .watchdog import Watchdog
+        self.watchdog = Watchdog(config.server.stall_threshold if config is not None else 0.1, time.perf_counter,
+                                 log.get("watchdog"))
+        self.endpoint.watchdog = self.watchdog
+        self.overload = None if options.overload is None else OverloadPolicy(
+            options.overload, tag=os.urandom(4).hex(), server=options.user_agent)
         realm = options.registrar.realm
         self.credentials = credentials or Credentials(realm, {})
         self.auth = DigestAuth(realm, os.urandom(32), nonce_ttl=options.nonce_ttl,
@@ -160,6 +169,10 @@ class Node:
         for spec in self.options.listen:
             if spec.proto == "udp":
                 u = await listen_udp(self.loop, ep, spec.host, spec.port)
+                u.watchdog, u.overload = self.watchdog, self.overload
+                if self.guard is not None:
+                    guard, loop = self.guard, self.loop
+                    u.allowed = lambda host, ua: guard.allow(host, ua, loop.time())
                 ep.udp.append(u)
                 self.bound.append(Listen("udp", spec.host, u.local[1]))
             elif spec.proto == "tcp":
@@ -238,7 +251,7 @@ class Node:
         """Overload signals for call admission, smoothed: how late the loop runs callbacks, the share of time
         spent handling SIP, and how many messages are being re-sent (peers or we retransmit when the node falls
         behind). Past their limits new calls get 503 + Retry-After instead of every call slowing down."""
-        lag = busy = resend = 0.0
+        lag = busy = resend = backlog = 0.0
         ep, stats = self.endpoint, self.endpoint.layer.stats
         last_busy, last_resent, last_created = ep.busy, stats["resent"], stats["server_created"] + stats["client_created"]
         while True:
@@ -252,6 +265,9 @@ class Node:
             resend = resend * 0.95 + min(1.0, ratio) * 0.05
             last_busy, last_resent, last_created = ep.busy, stats["resent"], created
             self.calls.loop_lag, self.calls.busy, self.calls.resend_ratio = lag, busy, resend
+            if self.overload is not None:     # how long datagrams wait in the receive queue, ~0.25 s memory
+                backlog = backlog * 0.8 + self.overload.take_worst() * 0.2
+                self.calls.backlog = backlog
 
     def reload(self, path: str | None = None) -> dict:
         """Re-read the config; a file that fails validation changes nothing and says why."""
@@ -326,7 +342,10 @@ def options_from_config(cfg) -> NodeOptions:
     sip = cfg.server.sip
     reg = sip.registrar
     listen = [Listen(x.transport, x.host, x.port) for x in sip.listen]
+    ovl = sip.overload
+    overload = OverloadOptions(ovl.queue_delay, ovl.sustain, ovl.drop_after, retry_after=ovl.retry_after)
     return NodeOptions(listen=listen, domain=sip.domain, user_agent=sip.user_agent, nonce_ttl=reg.nonce_ttl,
+                       overload=overload if ovl.enabled else None,
                        registrar=RegistrarOptions(realm=sip.realm, min_expires=reg.min_expires,
                                                   max_expires=reg.max_expires, default_expires=reg.default_expires,
                                                   max_contacts=reg.max_contacts,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -44,6 +44,27 @@ class NodeCollector:
                                 value=node.calls.busy)
         yield GaugeMetricFamily("softswitch_loop_lag_seconds", "Event loop lateness (smoothed)",
                                 value=node.calls.loop_lag)
+        wd = getattr(node, "watchdog", None)
+        if wd is not None:
+            stalls = CounterMetricFamily("softswitch_loop_stalls", "Inputs that held the event loop past the "
+                                         "stall threshold", labels=["kind"])
+            hist = HistogramMetricFamily("softswitch_handler_seconds", "Time one input held the event loop "
+                                         "(datagram, stream chunk, WebSocket message, HTTP request)", labels=["kind"])
+            for kind, h in wd.hist.items():
+                stalls.add_metric([kind], wd.stalls[kind])
+                if h.count:
+                    hist.add_metric([kind], h.cumulative(), h.total)
+            yield stalls
+            yield hist
+        ovl = getattr(node, "overload", None)
+        if ovl is not None:
+            o = CounterMetricFamily("softswitch_overload", "Datagrams sorted before parsing because they waited "
+                                    "in the receive queue past the bound", labels=["kind"])
+            for kind, n in sorted(ovl.stats.items()):
+                o.add_metric([kind], n)
+            yield o
+            yield GaugeMetricFamily("softswitch_receive_queue_age_seconds", "Age of queued datagrams (smoothed)",
+                                    value=node.calls.backlog)
         if node.guard is not None:
             g = CounterMetricFamily("softswitch_guard", "Requests dropped and sources banned", labels=["kind"])
             for kind, n in sorted(node.guard.stats.items()):

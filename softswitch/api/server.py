@@ -32,6 +32,54 @@ def _error(status: int, message: str) -> web.Response:
 
 
 @web.middleware
+async def watch_middleware(request: web.Request, handler):
+    """Time every step of the handler, i.e. each stretch it runs between two awaits: that is how long it holds
+    the loop. A step over the watchdog's threshold is a stall; the histogram gets the request's sum."""
+    wd = getattr(request.app[NODE], "watchdog", None)
+    coro = handler(request)
+    if wd is None or not hasattr(coro, "send"):
+        return await coro
+    return await _Timed(coro, wd, request, handler)
+
+
+class _Timed:
+    """Awaitable that drives a coroutine one step at a time, as a Task would, reading the clock around each."""
+    __slots__ = ("coro", "wd", "request", "handler")
+
+    def __init__(self, coro, wd, request, handler) -> None:
+        self.coro, self.wd, self.request, self.handler = coro, wd, request, handler
+
+    def __await__(self):
+        coro, wd = self.coro, self.wd
+        clock, held = wd.clock, 0.0
+        value, exc = None, None
+        try:
+            while True:
+                t0 = clock()
+                try:
+                    future = coro.send(value) if exc is None else coro.throw(exc)
+                except StopIteration as done:
+                    return done.value
+                finally:
+                    dt = clock() - t0
+                    held += dt
+                    if dt > wd.threshold:
+                        self._stall(dt)
+                try:
+                    value, exc = (yield future), None
+                except BaseException as e:      # cancellation (and anything thrown in) goes to the handler
+                    value, exc = None, e
+        finally:
+            wd.observe("http", held)
+
+    def _stall(self, dt: float) -> None:
+        r = self.request
+        route = getattr(r.match_info, "handler", None) or self.handler
+        name = getattr(route, "__name__", None) or type(route).__name__
+        self.wd.stall("http", dt, str(r.remote), f"http {r.method} handler {name}", f"{r.method} {r.path_qs}")
+
+
+@web.middleware
 async def auth_middleware(request: web.Request, handler):
     if request.path in ("/health", "/metrics", "/api/login") or not request.path.startswith("/api/"):
         return await handler(request)
@@ -254,7 +302,7 @@ async def health(request: web.Request) -> web.Response:
 
 
 def make_app(node) -> web.Application:
-    app = web.Application(middlewares=[auth_middleware])
+    app = web.Application(middlewares=[watch_middleware, auth_middleware])
     app[NODE] = node
     app[SESSION] = Sessions()
     app.router.add_post("/api/login", login)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from . import reader as R
 from .model import (QUEUE_TYPES, STRATEGIES, Agent, SecuritySettings, CalledRoute, Config, Employee, IvrStep, ListenSpec,
-                    MediaSettings, Overflow, RegistrarSettings, ServerSettings, SipSettings, SkillQueue,
+                    MediaSettings, Overflow, OverloadSettings, RegistrarSettings, ServerSettings, SipSettings, SkillQueue,
                     StorageSettings)
 from .reader import MISSING, Bad, Reader
 from .secrets import RULES, PasswordPolicy, hash_password, parse_softphone_hash, valid_password_hash
@@ -85,14 +85,15 @@ def _digest_algorithms(r, loc, path) -> tuple[str, ...]:
 def _server(r: Reader, loc: Located) -> ServerSettings | None:
     s = r.mapping(loc, "server", {
         "node_id": (R.nonempty, lambda: socket.gethostname()), "sip": (lambda r, l, p: l, MISSING),
-        "drain_timeout": (R.duration(0, 86400), 30.0),
+        "drain_timeout": (R.duration(0, 86400), 30.0), "watchdog": (lambda r, l, p: l, None),
         "http": (lambda r, l, p: l, None), "media": (lambda r, l, p: l, None),
         "storage": (lambda r, l, p: l, None)})
     sip = r.mapping(s["sip"], "server.sip", {
         "listen": (R.list_of(_listen, 1), MISSING), "domain": (R.host, MISSING), "realm": (R.nonempty, None),
         "user_agent": (R.nonempty, "softswitch"), "registrar": (lambda r, l, p: l, None),
         "session_expires": (R.duration(90, 86400), 1800.0), "max_calls": (R.integer(0, 1000000), 5000),
-        "security": (lambda r, l, p: l, None), "tls": (lambda r, l, p: l, None)})
+        "security": (lambda r, l, p: l, None), "tls": (lambda r, l, p: l, None),
+        "overload": (lambda r, l, p: l, None)})
     tls = r.mapping(sip["tls"], "server.sip.tls", {"certificate": (_readable_file, MISSING),
                                                    "key": (_readable_file, MISSING)}) if sip["tls"] else None
     if any(spec.transport in ("tls", "wss") for spec in (sip["listen"] or ())) and not tls:
@@ -116,6 +117,10 @@ def _server(r: Reader, loc: Located) -> ServerSettings | None:
         "outbound_calls_per_minute": (R.integer(1, 100000), 20),
         "account_failures": (R.integer(0, 1000), 10), "account_window": (R.duration(1, 86400), 600.0),
         "account_lock_time": (R.duration(1, 86400), 300.0)})
+    ovl = r.mapping(sip["overload"], "server.sip.overload", {
+        "enabled": (R.boolean, True), "queue_delay": (R.duration(0.01, 60), 0.2), "sustain": (R.duration(0, 60), 0.5),
+        "drop_after": (R.duration(0.01, 600), 2.0), "retry_after": (R.integer(1, 3600), 5)})
+    wd = r.mapping(s["watchdog"], "server.watchdog", {"stall_threshold": (R.duration(0.001, 60), 0.1)})
     http = r.mapping(s["http"], "server.http", {"listen": (R.host_port, None)})
     media = r.mapping(s["media"], "server.media", {"address": (R.host, "127.0.0.1"),
                                                    "rtp_ports": (_ports, (20000, 29999)), "anchor": (R.boolean, True)})
@@ -133,8 +138,10 @@ def _server(r: Reader, loc: Located) -> ServerSettings | None:
         sip=SipSettings(tuple(sip["listen"]), sip["domain"] or "", sip["realm"] or sip["domain"] or "",
                         sip["user_agent"], RegistrarSettings(**reg), sip["session_expires"],
                         sip["max_calls"], (tls["certificate"], tls["key"]) if tls else None, SecuritySettings(**{k: (tuple(v) if isinstance(v, list) else v)
-                                                              for k, v in sec.items() if v is not None})),
-        http_listen=http["listen"], media=MediaSettings(**media), storage=StorageSettings(**storage))
+                                                              for k, v in sec.items() if v is not None}),
+                        OverloadSettings(**ovl)),
+        http_listen=http["listen"], media=MediaSettings(**media), storage=StorageSettings(**storage),
+        stall_threshold=wd["stall_threshold"])
 
 
 def _storage_url(r, loc, path) -> str:

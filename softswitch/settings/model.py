@@ -51,6 +51,15 @@ class SecuritySettings:
 
 
 @dataclass(frozen=True)
+class OverloadSettings:
+    enabled: bool = True
+    queue_delay: float = 0.2             # datagrams queued longer than this ...
+    sustain: float = 0.5                 # ... for this long without a break are sorted before parsing ...
+    drop_after: float = 2.0              # ... new work queued longer than this is dropped, not answered 503
+    retry_after: int = 5                 # seconds in the 503's Retry-After (spread up to twice this)
+
+
+@dataclass(frozen=True)
 class SipSettings:
     listen: tuple[ListenSpec, ...]
     domain: str
@@ -61,6 +70,7 @@ class SipSettings:
     max_calls: int = 5000        # calls in progress past which new INVITEs get 503 + Retry-After (0: no cap)
     tls: tuple[str, str] | None = None   # (certificate, key) files for tls: listeners (and wss: later)
     security: SecuritySettings = SecuritySettings()
+    overload: OverloadSettings = OverloadSettings()
 
 
 @dataclass(frozen=True)
@@ -85,6 +95,7 @@ class ServerSettings:
     media: MediaSettings
     storage: StorageSettings
     drain_timeout: float = 30.0      # on SIGTERM, how long calls in progress may go on before they are ended
+    stall_threshold: float = 0.1     # an input (datagram, chunk, HTTP request step) holding the loop longer is logged
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import asyncio
 import socket
 
 from ..sip.framing import StreamFramer
+from ..watchdog import describe
 from .base import Target
 
 
@@ -38,6 +39,20 @@ class StreamConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._draining:
             return                        # after a fatal framing error: read and drop until we close
+        wd = self.endpoint.watchdog
+        if wd is None:
+            self._received(data)
+            return
+        t0 = wd.clock()
+        try:
+            self._received(data)
+        finally:
+            dt = wd.clock() - t0
+            if wd.observe(self.proto, dt):
+                wd.stall(self.proto, dt, f"{self.peer[0]}:{self.peer[1]}",
+                         f"{self.proto} chunk of {len(data)} bytes, " + describe(data), data)
+
+    def _received(self, data: bytes) -> None:
         now = self.endpoint.now()
         self.last_activity = now
         items = self.framer.feed(data)

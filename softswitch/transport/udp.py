@@ -1,50 +1,159 @@
-"""UDP listener: one datagram is one message (RFC 3261 s. 18.3)."""
+"""UDP listener: one datagram is one message (RFC 3261 s. 18.3).
+
+The socket is read directly (recvmsg on a non-blocking socket, from the loop's reader callback) rather than
+through a DatagramTransport, because the kernel's receive timestamp (SO_TIMESTAMPNS) comes as ancillary data
+that neither asyncio nor uvloop hands to a protocol. The timestamp tells how long a datagram waited in the
+receive queue; past the overload policy's bound it is sorted before parsing (softswitch/overload.py). Each
+handled datagram is timed for the stall watchdog (softswitch/watchdog.py).
+"""
 
 from __future__ import annotations
 
-import asyncio
 import socket
+import struct
+import sys
+import time
+from collections import deque
 
+from ..watchdog import describe
 from .base import Target
 
+# Linux value; Python only names it from 3.14 on. Elsewhere ages read as 0 and overload control stays off.
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35 if sys.platform.startswith("linux") else None)
+_ANC = socket.CMSG_SPACE(16) if hasattr(socket, "CMSG_SPACE") else 0
+_TS = struct.Struct("@qq").unpack_from
+BATCH = 64              # datagrams per wake-up: timers and other sockets get their turn in between
+MAX_PENDING = 10000     # datagrams waiting for a full send buffer before new ones are dropped
 
-class UdpTransport(asyncio.DatagramProtocol):
+
+class UdpTransport:
     proto = "udp"
 
-    def __init__(self, endpoint) -> None:
+    def __init__(self, endpoint, sock: socket.socket, loop) -> None:
         self.endpoint = endpoint
-        self.transport: asyncio.DatagramTransport | None = None
-        self.local: tuple[str, int] = ("", 0)
+        self.sock = sock
+        self.loop = loop
+        self.local: tuple[str, int] = sock.getsockname()[:2]
+        self.watchdog = None            # softswitch.watchdog.Watchdog, set by the node
+        self.overload = None            # softswitch.overload.OverloadPolicy, set by the node
+        self.allowed = None             # fn(host, user_agent) -> bool: the guard, before an overload 503
+        self.stamped = False
+        self.wall = time.time           # the kernel stamps datagrams with this clock (tests move it)
+        self._pending: deque = deque()
+        self._writing = False
+        self._closed = False
+        if SO_TIMESTAMPNS is not None and _ANC:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+                self.stamped = True
+            except OSError:
+                pass
+        loop.add_reader(sock.fileno(), self._on_readable)
 
-    def connection_made(self, transport) -> None:
-        self.transport = transport
-        self.local = transport.get_extra_info("sockname")[:2]
+    def _on_readable(self) -> None:
+        recvmsg, ep, wall = self.sock.recvmsg, self.endpoint, self.wall
+        wd, policy = self.watchdog, self.overload
+        for _ in range(BATCH):
+            try:
+                data, anc, _flags, addr = recvmsg(65536, _ANC)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:      # e.g. an ICMP error reported on the socket: the next read goes on
+                ep.log.debug("udp_error", error=str(exc))
+                continue
+            if policy is not None and anc:
+                sec, ns = _TS(anc[0][2])
+                now = wall()
+                age = now - (sec + ns * 1e-9)
+                if age > policy.queue_delay:
+                    if not self._admit_late(data, addr, age, now):
+                        continue
+                elif policy.above_since is not None:
+                    policy.on_time()
+                elif policy.shedding:
+                    policy.served_on_time(data, now)
+            if wd is None:
+                ep.on_datagram(data, Target("udp", addr[0], addr[1], self))
+                continue
+            clock = wd.clock
+            t0 = clock()
+            ep.on_datagram(data, Target("udp", addr[0], addr[1], self))
+            dt = clock() - t0
+            if wd.observe("udp", dt):
+                wd.stall("udp", dt, f"{addr[0]}:{addr[1]}", "udp " + describe(data), data)
 
-    def datagram_received(self, data: bytes, addr) -> None:
-        self.endpoint.on_datagram(data, Target("udp", addr[0], addr[1], self))
-
-    def error_received(self, exc: Exception) -> None:
-        self.endpoint.log.debug("udp_error", error=str(exc))
+    def _admit_late(self, data: bytes, addr, age: float, now: float) -> bool:
+        """A datagram that waited past the bound: the overload policy decides (True: handle it as usual)."""
+        ep = self.endpoint
+        target = Target("udp", addr[0], addr[1], self)
+        if ep.source_filter is not None and not ep.source_filter(target):
+            return False                # banned: not even looked at
+        allowed = self.allowed
+        verdict, reply = self.overload.shed(data, age, now, None if allowed is None else
+                                            (lambda ua: allowed(addr[0], ua)))
+        if reply is not None:
+            self.send(reply, target)
+        return verdict == "admit"
 
     def send(self, data: bytes, target: Target) -> None:
-        if self.transport is not None:
-            self.transport.sendto(data, (target.host, target.port))
+        if self._closed:
+            return
+        if self._pending:
+            self._queue(data, (target.host, target.port))
+            return
+        try:
+            self.sock.sendto(data, (target.host, target.port))
+        except (BlockingIOError, InterruptedError):
+            self._queue(data, (target.host, target.port))
+        except OSError as exc:
+            self.endpoint.log.debug("udp_send_error", error=str(exc), host=target.host, port=target.port)
+
+    def _queue(self, data: bytes, addr) -> None:
+        if len(self._pending) >= MAX_PENDING:
+            return                      # UDP may lose datagrams; retransmissions cover it
+        self._pending.append((data, addr))
+        if not self._writing:
+            self._writing = True
+            self.loop.add_writer(self.sock.fileno(), self._on_writable)
+
+    def _on_writable(self) -> None:
+        while self._pending:
+            data, addr = self._pending[0]
+            try:
+                self.sock.sendto(data, addr)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                self.endpoint.log.debug("udp_send_error", error=str(exc), host=addr[0], port=addr[1])
+            self._pending.popleft()
+        self._writing = False
+        self.loop.remove_writer(self.sock.fileno())
 
     def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
+        if self._closed:
+            return
+        self._closed = True
+        self.loop.remove_reader(self.sock.fileno())
+        if self._writing:
+            self.loop.remove_writer(self.sock.fileno())
+        self._pending.clear()
+        self.sock.close()
 
 
 async def listen_udp(loop, endpoint, host: str, port: int) -> UdpTransport:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # No SO_REUSEADDR: on Linux it lets a second node bind the same UDP port and silently take its traffic.
     sock = socket.socket(family, socket.SOCK_DGRAM)
-    # Bursts of registrations and retransmissions need room in the kernel queue.
-    for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, opt, 4 * 1024 * 1024)
-        except OSError:
-            pass
-    sock.bind((host, port))
-    _, proto = await loop.create_datagram_endpoint(lambda: UdpTransport(endpoint), sock=sock)
-    return proto
+    try:
+        # Bursts of registrations and retransmissions need room in the kernel queue.
+        for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, opt, 4 * 1024 * 1024)
+            except OSError:
+                pass
+        sock.bind((host, port))
+        sock.setblocking(False)
+        return UdpTransport(endpoint, sock, loop)
+    except BaseException:
+        sock.close()
+        raise

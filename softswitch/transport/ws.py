@@ -31,6 +31,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from .. import log
 from ..sip.errors import SipError
 from ..sip.parser import parse_message
+from ..watchdog import describe
 from .base import Target
 
 SUBPROTOCOL = "sip"
@@ -248,10 +249,17 @@ class WsServer:
                 msg = await ws.receive()
                 if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
                     data = msg.data if isinstance(msg.data, bytes) else msg.data.encode("utf-8", "surrogateescape")
+                    wd = ep.watchdog
+                    t0 = wd.clock() if wd is not None else 0.0
                     try:
                         conn.on_message(data)
                     except Exception:
                         self.log.exception("ws_message_failed", peer=f"{peer[0]}:{peer[1]}")
+                    if wd is not None:
+                        dt = wd.clock() - t0
+                        if wd.observe(self.proto, dt):
+                            wd.stall(self.proto, dt, f"{peer[0]}:{peer[1]}",
+                                     f"{self.proto} message " + describe(data), data)
                 elif msg.type == WSMsgType.ERROR:
                     # aiohttp already closed the socket (1009 for a message over max_message)
                     self.log.info("ws_error", peer=f"{peer[0]}:{peer[1]}", error=str(msg.data),

@@ -1,0 +1,233 @@
+"""Overload control for datagrams: decide, before parsing, what to do with a message that waited in the
+receive queue.
+
+Past capacity a registrar that answers everything in arrival order answers only requests whose clients have
+already retransmitted or given up, and each retransmission adds to the queue: goodput collapses. The UDP shell
+reads the kernel's receive time of every datagram; one that waited longer than `queue_delay` goes through
+`OverloadPolicy.shed`, which sorts it without the SIP parser:
+
+  - responses: admitted;
+  - requests that continue work already started (ACK, BYE, CANCEL, in-dialog requests, a REGISTER or INVITE
+    carrying credentials, i.e. the second half of a challenge): admitted, since completing started work is
+    what goodput is made of, up to `drop_after`: older ones are dropped, their retransmissions are queued
+    behind them (and if such requests alone outrun the node, the queue still stays bounded);
+  - a REGISTER without credentials (new work whose normal answer is itself stateless): 503 with Retry-After,
+    built from the raw header lines, so it costs a few microseconds instead of a parse and a challenge;
+    past `drop_after` it is dropped (the client retransmits or gives up; even a 503 costs too much then);
+    a retransmission of a REGISTER the node served on time while shedding is dropped instead (the client has
+    its 401, or gets the answer to the copy already served; RFC 3261 s. 17.2.2 absorbs such copies too);
+  - any other new request (an INVITE above all): admitted up to `drop_after`, so the transaction layer
+    absorbs its retransmissions and call admission answers 503 + Retry-After statefully (a stateless answer
+    to the retransmission of an INVITE already proceeding would end that call half set up); dropped after.
+
+A datagram that claims credentials only to skip the queue is still parsed, authenticated and rate-limited per
+source by the guard. Pure: bytes and ages in, a verdict (and the bytes of a 503) out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ADMIT, REJECT, DROP = "admit", "reject", "drop"
+T1 = 0.5
+CONTINUING = frozenset({b"ACK", b"BYE", b"CANCEL", b"PRACK", b"UPDATE", b"INFO", b"REFER", b"NOTIFY"})
+_KEEP = {b"via": b"Via", b"v": b"Via", b"from": b"From", b"f": b"From", b"to": b"To", b"t": b"To",
+         b"call-id": b"Call-ID", b"i": b"Call-ID", b"cseq": b"CSeq"}
+_AUTH = frozenset({b"authorization", b"proxy-authorization"})
+_ONCE = (b"From", b"To", b"Call-ID", b"CSeq")
+MAX_SERVED = 50000
+
+
+@dataclass
+class OverloadOptions:
+    queue_delay: float = 0.2       # a datagram older than this was queued behind more than the node can serve
+    sustain: float = 0.5           # ... for this long without a break before anything is shed (a short stall
+                                   # of the machine drains by itself; retransmissions cover it)
+    drop_after: float = 2.0        # new work older than this is dropped without an answer
+    give_up: float = 64 * T1       # any request older than this, shedding or not: its client has given up
+    retry_after: int = 5           # seconds; each 503 says between this and twice this, to spread the retries
+
+
+@dataclass
+class Peek:
+    kind: str                      # "response", "continuing", "new"
+    method: bytes = b""
+    headers: tuple[tuple[bytes, bytes], ...] = ()   # (canonical name, value) of Via/From/To/Call-ID/CSeq
+    user_agent: str = ""
+
+
+def peek(data: bytes) -> Peek | None:
+    """Classify a datagram from its raw header lines (None: not SIP enough to answer). Linear in the input:
+    one split, and per line one partition and a dictionary lookup."""
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        end = data.find(b"\n\n")
+    lines = (data if end < 0 else data[:end]).split(b"\n")
+    first = lines[0].rstrip(b"\r")
+    if first.startswith(b"SIP/2.0 "):
+        return Peek("response")
+    parts = first.split(b" ")
+    if len(parts) != 3 or parts[2] != b"SIP/2.0" or not parts[0].isalpha():
+        return None
+    method = parts[0]
+    kept: list[list[bytes]] = []
+    credentials = to_tag = False
+    user_agent = ""
+    last = None
+    for raw in lines[1:]:
+        line = raw.rstrip(b"\r")
+        if line[:1] in (b" ", b"\t"):           # RFC 3261 s. 7.3.1: a folded line continues the header above
+            if last is not None:
+                last[1] += b" " + line.strip(b" \t")
+            continue
+        name, sep, value = line.partition(b":")
+        if not sep:
+            return None
+        key = name.strip(b" \t").lower()
+        value = value.strip(b" \t")
+        canon = _KEEP.get(key)
+        if canon is not None:
+            last = [canon, value]
+            kept.append(last)
+            continue
+        last = None
+        if key in _AUTH:
+            credentials = True
+        elif key == b"user-agent":
+            user_agent = value[:200].decode("latin-1")
+    for canon, value in kept:
+        if canon == b"To" and b";tag=" in value.lower().replace(b" ", b""):
+            to_tag = True
+    kind = "continuing" if method in CONTINUING or to_tag or credentials else "new"
+    return Peek(kind, method, tuple((c, v) for c, v in kept), user_agent)
+
+
+def top_branch(p: Peek) -> bytes:
+    """The branch parameter of the topmost Via (b"" when there is none)."""
+    for canon, value in p.headers:
+        if canon == b"Via":
+            top = value.split(b",", 1)[0].lower()
+            i = top.find(b"branch=")
+            if i < 0:
+                return b""
+            rest = top[i + 7:]
+            for stop in (b";", b" ", b"\t"):
+                rest = rest.split(stop, 1)[0]
+            return rest
+    return b""
+
+
+def service_unavailable(p: Peek, tag: str, retry_after: int, server: str = "") -> bytes | None:
+    """A stateless 503 (RFC 3261 s. 8.2.6) echoing the request's Via, From, To, Call-ID and CSeq; None when
+    they are not all there exactly once (the parser would have answered 400, and under overload nobody does)."""
+    names = [c for c, _ in p.headers]
+    if b"Via" not in names or any(names.count(c) != 1 for c in _ONCE) or p.method == b"ACK":
+        return None
+    out = [b"SIP/2.0 503 Service Unavailable"]
+    call_id = b""
+    for canon, value in p.headers:
+        if canon == b"To" and b";tag=" not in value.lower().replace(b" ", b""):
+            value += b";tag=" + tag.encode()
+        elif canon == b"Call-ID":
+            call_id = value
+        out.append(canon + b": " + value)
+    spread = retry_after + (hash(call_id) % max(1, retry_after + 1))
+    out.append(b"Retry-After: " + str(spread).encode())
+    if server:
+        out.append(b"Server: " + server.encode())
+    out.append(b"Content-Length: 0")
+    return b"\r\n".join(out) + b"\r\n\r\n"
+
+
+class OverloadPolicy:
+    def __init__(self, options: OverloadOptions | None = None, tag: str = "ovl", server: str = "") -> None:
+        self.o = options or OverloadOptions()
+        self.queue_delay = self.o.queue_delay      # the shells compare against this before calling `shed`
+        self.tag = tag
+        self.server = server
+        self.stats = {"admitted_late": 0, "rejected": 0, "dropped": 0, "dropped_given_up": 0,
+                      "dropped_retransmission": 0}
+        self.worst = 0.0                           # oldest datagram seen while shedding, since `take_worst`
+        self.shedding = False
+        self.above_since: float | None = None      # start of a run of late datagrams, before shedding starts
+        self.last_late = float("-inf")
+        # top-Via branches of new REGISTERs served while shedding: their retransmissions are dropped, not
+        # answered 503 (a 503 after the 401 would end a registration the node is already serving)
+        self.served: dict[bytes, None] = {}
+
+    def decide(self, kind: str, method: bytes, age: float) -> str:
+        """The policy table. `age`: seconds the datagram waited in the receive queue."""
+        if kind == "response":
+            return ADMIT
+        if age > self.o.drop_after:
+            return DROP
+        if kind == "continuing" or age <= self.o.queue_delay:
+            return ADMIT
+        return REJECT if method == b"REGISTER" else ADMIT
+
+    def on_time(self) -> None:
+        """A datagram that did not wait past `queue_delay`: a run of late ones is broken (the shells call this
+        only while `above_since` is set, i.e. one attribute test per datagram)."""
+        self.above_since = None
+
+    def served_on_time(self, data: bytes, now: float) -> None:
+        """While shedding, the shells pass every datagram that was on time: a new REGISTER among them is about
+        to be challenged, so its branch is remembered."""
+        if now - self.last_late > self.o.sustain:
+            self.shedding = False           # the episode is over: nothing more to remember
+            self.served.clear()
+            return
+        p = peek(data)
+        if p is not None and p.kind == "new" and p.method == b"REGISTER":
+            branch = top_branch(p)
+            if branch:
+                served = self.served
+                served[branch] = None
+                if len(served) > MAX_SERVED:
+                    del served[next(iter(served))]
+
+    def late(self, now: float) -> bool:
+        """A datagram waited past `queue_delay` at `now`: True once they have done so without a break for
+        `sustain` seconds; shedding then lasts until none has been late for `sustain` seconds."""
+        if self.shedding and now - self.last_late > self.o.sustain:
+            self.shedding = False
+        self.last_late = now
+        if not self.shedding:
+            if self.above_since is None:
+                self.above_since = now
+            if now - self.above_since >= self.o.sustain:
+                self.shedding, self.above_since = True, None
+        return self.shedding
+
+    def shed(self, data: bytes, age: float, now: float, allowed=None) -> tuple[str, bytes | None]:
+        """(verdict, 503 bytes to send back or None) for a datagram that waited `age` seconds (> queue_delay),
+        read at `now`. `allowed`: fn(user_agent) -> bool, the per-source guard, asked before anything is
+        answered (a banned or rate-limited source, or a scanner, gets nothing, overloaded or not)."""
+        if not self.late(now) and age <= self.o.give_up:
+            self.stats["admitted_late"] += 1
+            return ADMIT, None
+        if age > self.worst:
+            self.worst = age
+        p = peek(data)
+        if p is None:
+            self.stats["dropped"] += 1
+            return DROP, None
+        verdict = self.decide(p.kind, p.method, age)
+        if verdict == REJECT and self.served and top_branch(p) in self.served:
+            self.stats["dropped_retransmission"] += 1
+            return DROP, None
+        if verdict == ADMIT:
+            self.stats["admitted_late"] += 1
+            return ADMIT, None
+        if verdict == REJECT:
+            reply = service_unavailable(p, self.tag, self.o.retry_after, self.server)
+            if reply is not None and (allowed is None or allowed(p.user_agent)):
+                self.stats["rejected"] += 1
+                return REJECT, reply
+        self.stats["dropped_given_up" if age > self.o.give_up else "dropped"] += 1
+        return DROP, None
+
+    def take_worst(self) -> float:
+        """The oldest queued datagram seen since the last call (0 when none waited past `queue_delay`)."""
+        w, self.worst = self.worst, 0.0
+        return w
