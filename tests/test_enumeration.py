@@ -198,11 +198,16 @@ def test_an_agents_own_digest_list_is_offered_for_its_number_alone(tmp_path):
     other number, an agent's or nobody's, gets the tenant's MD5; the phone registers with SHA-256."""
     from tests.cc import PASSWORDS, _node_thread, _rtp_lo, config_text
     from tests.conftest import free_port
-    sip_port, http_port = free_port(), free_port()
-    text = config_text(sip_port, http_port, str(tmp_path / "cc.db"), _rtp_lo(sip_port))
     old = f'softphone: "70001", softphone_password: "{PASSWORDS["70001"]}", queues: [support]'
-    assert text.count(old) == 1
-    with _node_thread(tmp_path, text.replace(old, old + ", digest: [SHA-256, MD5]")) as nt:
+    made = {}
+
+    def make_text():
+        sip_port, http_port = free_port(), free_port()
+        made["text"] = text = config_text(sip_port, http_port, str(tmp_path / "cc.db"), _rtp_lo(sip_port))
+        assert text.count(old) == 1
+        return text.replace(old, old + ", digest: [SHA-256, MD5]"), sip_port
+    with _node_thread(tmp_path, make_text) as (nt, sip_port):
+        text = made["text"]
         p = Probe(sip_port)
         algs = {}
         for case in ("register", "invite_from_number"):
