@@ -49,6 +49,7 @@ class ContactCenter:
         self.subscribers: set[asyncio.Queue] = set()
         self.corrections = 0
         self._timer: asyncio.TimerHandle | None = None
+        self._armed_for: float | None = None
         self._reconciler: asyncio.Task | None = None
 
     # --- inputs --------------------------------------------------------------------------------------------
@@ -69,15 +70,20 @@ class ContactCenter:
         return actions
 
     def _rearm(self) -> None:
+        """One loop timer at the ACD's next deadline; left alone when that has not moved (most inputs)."""
         deadline = self.acd.next_deadline()
+        if deadline == self._armed_for and (self._timer is not None or deadline is None):
+            return
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self._armed_for = deadline
         if deadline is not None:
             self._timer = self.loop.call_later(max(0.0, deadline - time.time()) + 0.005, self._tick)
 
     def _tick(self) -> None:
         self._timer = None
+        self._armed_for = None
         try:
             self.run(self.acd.tick)
         except Exception:
