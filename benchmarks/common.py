@@ -1,4 +1,4 @@
-"""Helpers for benchmarks: start a node process, run SIPp, read its statistics."""
+"""Helpers for benchmarks: start `softswitch serve` on a tenant, run SIPp, read its statistics."""
 
 from __future__ import annotations
 
@@ -19,22 +19,33 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_node(users: int, port: int, profile: str | None = None) -> subprocess.Popen:
-    cmd = [PY, os.path.join(ROOT, "benchmarks", "node_runner.py"), "--users", str(users), "--port", str(port)]
-    if profile:
-        cmd += ["--profile", profile]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT)
-    line = proc.stdout.readline()
-    if not line.startswith("ready"):
-        proc.kill()
-        raise RuntimeError(f"node did not start: {line!r}")
-    return proc
+def serve(config: str, workdir: str, profile: str | None = None, timeout: float = 120.0) -> tuple[subprocess.Popen, float]:
+    """Start `softswitch serve --config CONFIG` as a user does; returns it once it says it listens on HTTP,
+    with the seconds that took. The node runs from `workdir`, so PYTHONPATH picks the code under test (this
+    tree when unset)."""
+    env = dict(os.environ)
+    env.setdefault("PYTHONPATH", ROOT)
+    cmd = [PY, *(["-m", "cProfile", "-o", profile] if profile else []), "-m", "softswitch.cli", "serve",
+           "--config", config]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=workdir,
+                            env=env)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            proc.kill()
+            raise RuntimeError(f"softswitch serve exited with {proc.wait()} before listening")
+        if line.startswith("listening http"):
+            return proc, time.perf_counter() - t0
+    proc.kill()
+    raise RuntimeError("softswitch serve did not listen in time")
 
 
 def stop(proc: subprocess.Popen) -> None:
     proc.terminate()
     try:
-        proc.wait(10)
+        proc.wait(60)
     except subprocess.TimeoutExpired:
         proc.kill()
 
