@@ -19,7 +19,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def serve(config: str, workdir: str, profile: str | None = None, timeout: float = 120.0) -> tuple[subprocess.Popen, float]:
+def serve(config: str, workdir: str, profile: str | None = None,
+          timeout: float = 120.0) -> tuple[subprocess.Popen, float]:
     """Start `softswitch serve --config CONFIG` as a user does; returns it once it says it listens on HTTP,
     with the seconds that took. The node runs from `workdir`, so PYTHONPATH picks the code under test (this
     tree when unset)."""
