@@ -1,7 +1,7 @@
 """YAML read as a tree that remembers where every value came from, so errors name file, line and key.
 
-PyYAML's composer (libyaml's C one when PyYAML has it) gives nodes with marks; we keep them and refuse what a plain `yaml.safe_load` would
-silently accept (duplicate keys, non-string keys, anchors that merge mappings).
+PyYAML's composer (libyaml's C one when PyYAML has it) gives nodes with marks; we keep them and refuse what a
+plain `yaml.safe_load` would silently accept (duplicate keys, non-string keys, anchors that merge mappings).
 """
 
 from __future__ import annotations
