@@ -3,16 +3,23 @@
 Inputs are method calls (a call arrives, an offer is answered, a caller hangs up, time passes); outputs are
 actions for the call-control side (`Offer`, `Withdraw`, `Leave`) and events for the queue log. `dispatch`
 runs after every input, so no agent stays idle while a call it can take waits.
+
+No input scans all agents or calls: per-queue views (roster.py) say who is ready and how many are in each
+state, waiting calls are kept per queue in offer order, and deadlines (ring timeouts, queue max waits,
+wrap-up ends) are in a heap (deadlines.py). `dispatch` only looks at queues where a call or an agent
+became available since the last input.
 """
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
 from typing import Callable
 
 from .agents import Agent, AgentStateError
+from .deadlines import Deadlines
+from .roster import Roster
 from .stats import QueueStats
-from .strategies import rank
 
 
 @dataclass(frozen=True)
@@ -92,18 +99,64 @@ class Acd:
 
     def __init__(self, queues: list[QueueSpec], agents: list[Agent], clock: Callable[[], float], rng=None,
                  on_event: Callable[[Event], None] | None = None) -> None:
-        self.queues = {q.name: q for q in queues}
-        self.agents = {a.id: a for a in agents}
-        self.by_softphone = {a.softphone: a for a in agents}
         self.clock = clock
         self.rng = rng
         self.on_event = on_event
+        self.queues: dict[str, QueueSpec] = {}
+        self.agents: dict[str, Agent] = {}
+        self.by_softphone: dict[str, Agent] = {}
         self.entries: dict[str, Entry] = {}
         self.talking: dict[str, tuple[str, str, float]] = {}          # call id -> (agent id, queue, answered at)
         self.outcomes: dict[str, str] = {}                           # call id -> answered/abandoned/overflowed/rejected
-        self.stats = {q: QueueStats(q, spec.service_level, spec.short_abandon) for q, spec in self.queues.items()}
-        self._strategy_state: dict[str, dict] = {q: {} for q in self.queues}
+        self.stats: dict[str, QueueStats] = {}
+        self.roster = Roster()
+        self._strategy_state: dict[str, dict] = {}
+        self._waiting: dict[str, dict[str, Entry]] = {}       # queue -> its entries, ringing or not
+        self._unoffered: dict[str, list] = {}                 # queue -> heap of (-priority, seq, call id)
+        self._deadlines = Deadlines()
         self._seq = 0
+        for q in queues:
+            self.set_queue(q)
+        for a in agents:
+            self.add_agent(a)
+
+    # --- tenant changes (config load and reload) ------------------------------------------------------------
+    def set_queue(self, spec: QueueSpec) -> None:
+        """Add a skill queue or change its settings; calls already waiting keep their place."""
+        name = spec.name
+        if name not in self.queues:
+            self.stats[name] = QueueStats(name, spec.service_level, spec.short_abandon)
+            self._strategy_state[name] = {}
+            self._waiting[name] = {}
+            self._unoffered[name] = []
+        self.queues[name] = spec
+        self.roster.set_strategy(name, spec.strategy)
+        for e in self._waiting[name].values():     # a new max wait: the old deadlines no longer stand
+            self._deadlines.add(e.enqueued_at + spec.max_wait, ("wait", e.call_id, e.seq))
+
+    def add_agent(self, a: Agent) -> None:
+        self.agents[a.id] = a
+        self.by_softphone[a.softphone] = a
+        self.roster.sync(a)
+
+    def update_agent(self, agent_id: str, softphone: str, queues: dict[str, int], auto_answer_after: float,
+                     order: int) -> None:
+        a = self.agent(agent_id)
+        if self.by_softphone.get(a.softphone) is a:
+            del self.by_softphone[a.softphone]
+        a.softphone, a.queues, a.auto_answer_after, a.order = softphone, queues, auto_answer_after, order
+        self.by_softphone[softphone] = a
+        self.roster.sync(a)
+
+    def remove_agent(self, agent_id: str) -> None:
+        """Forget an agent that is offline (sign it out first)."""
+        a = self.agent(agent_id)
+        if a.state != "offline":
+            raise AcdError(f"agent {agent_id!r} is {a.state}; sign it out first")
+        del self.agents[agent_id]
+        if self.by_softphone.get(a.softphone) is a:
+            del self.by_softphone[a.softphone]
+        self.roster.remove(a)
 
     # --- agents --------------------------------------------------------------------------------------------
     def _change(self, agent: Agent, event: str, reason: str = "", out: list | None = None) -> None:
@@ -111,6 +164,7 @@ class Acd:
         old_state = agent.state
         moved = agent.apply(event, now, reason)
         if moved:
+            self.roster.sync(agent)
             self._emit(Event(now, "state", agent_id=agent.id, old=moved[0], new=moved[1], reason=reason or event))
             if old_state == "talking" and agent.pending:
                 pending, agent.pending = agent.pending, None
@@ -126,6 +180,7 @@ class Acd:
         """The agent's softphone gained its first / lost its last binding."""
         a = self.agent(agent_id)
         a.registered = registered
+        self.roster.sync(a)
         out: list = []
         if not registered and a.state != "offline":
             if a.state == "ringing" and a.call_id:
@@ -162,22 +217,29 @@ class Acd:
 
     # --- calls ---------------------------------------------------------------------------------------------
     def enqueue(self, call_id: str, queue: str, priority: int = 0, video: bool = False) -> list:
+        return self._enqueue(call_id, queue, priority, video, self.entries.get(call_id))
+
+    def _enqueue(self, call_id: str, queue: str, priority: int, video: bool, old: Entry | None) -> list:
+        """`old`: the entry the call had (an overflow from another queue), whose hops and first arrival carry on."""
         now = self.clock()
         spec = self.queues.get(queue)
         if spec is None:
             raise AcdError(f"no skill queue {queue!r}")
-        old = self.entries.get(call_id)
+        if old is not None and self.entries.get(call_id) is old:
+            self._drop(call_id)
         hops = old.hops + 1 if old else 0
         first = old.first_enqueued if old else now
         if spec.type in ("video", "video_click_to_dial") and not video:
             return self._leave_rejected(call_id, queue, "video_required")
-        waiting = sum(1 for e in self.entries.values() if e.queue == queue)
-        if waiting >= spec.max_calls:
+        if len(self._waiting[queue]) >= spec.max_calls:
             return self._overflow(Entry(call_id, queue, priority, now, 0, video, first, hops), "max_calls")
-        if not any(a.state != "offline" and queue in a.queues for a in self.agents.values()):
+        if not self.roster.staffed(queue):
             return self._overflow(Entry(call_id, queue, priority, now, 0, video, first, hops), "no_agents")
         self._seq += 1
-        self.entries[call_id] = Entry(call_id, queue, priority, now, self._seq, video, first, hops)
+        e = self.entries[call_id] = Entry(call_id, queue, priority, now, self._seq, video, first, hops)
+        self._waiting[queue][call_id] = e
+        self._deadlines.add(now + spec.max_wait, ("wait", call_id, e.seq))
+        self._unoffer(e)
         self.stats[queue].entered(now)
         self._emit(Event(now, "enqueue", queue, call_id, reason=f"priority {priority}"))
         return self.dispatch()
@@ -191,9 +253,9 @@ class Acd:
             raise AcdError(f"no offer of {call_id} to {agent_id}")
         out: list = []
         del e.ringing[agent_id]
+        self._drop(call_id)
         for other in list(e.ringing):        # ring_all: the others stop ringing
             out += self._withdraw(e, self.agents[other], "answered elsewhere")
-        del self.entries[call_id]
         self._change(a, "answered", "answered")
         a.call_id = call_id
         a.talk_started = now
@@ -211,6 +273,8 @@ class Acd:
         if e is None or agent_id not in e.ringing:
             return []
         del e.ringing[agent_id]
+        if not e.ringing:
+            self._unoffer(e)
         a = self.agent(agent_id)
         self._change(a, "no_answer" if reason == "no_answer" else "declined", reason)
         self._emit(Event(self.clock(), "no_answer" if reason == "no_answer" else "declined", e.queue, call_id,
@@ -232,7 +296,7 @@ class Acd:
         now = self.clock()
         if call_id in self.talking:
             return self.call_ended(call_id)
-        e = self.entries.pop(call_id, None)
+        e = self._drop(call_id)
         if e is None:
             return []
         out: list = []
@@ -260,6 +324,7 @@ class Acd:
         if a.state == "talking":
             if wrap_up > 0:
                 a.wrap_up_until = now + wrap_up
+                self._deadlines.add(a.wrap_up_until, ("wrap", a.id))
                 self._change(a, "hangup", "wrap-up")
             else:
                 self._change(a, "hangup_no_wrap", "call ended")
@@ -271,8 +336,11 @@ class Acd:
         e = self.entries.get(call_id)
         a = self.agent(agent_id)
         a.elsewhere = True
+        self.roster.sync(a)
         if e is not None and agent_id in e.ringing:
             del e.ringing[agent_id]
+            if not e.ringing:
+                self._unoffer(e)
             if a.state == "ringing" and a.call_id == call_id:
                 self._change(a, "withdrawn", "reserved by another node")
         return self.dispatch()
@@ -283,6 +351,7 @@ class Acd:
         if a.elsewhere == engaged:
             return []
         a.elsewhere = engaged
+        self.roster.sync(a)
         return [] if engaged else self.dispatch()
 
     def outbound(self, agent_id: str, call_id: str) -> list:
@@ -301,55 +370,86 @@ class Acd:
         """Ring timeouts, max waits and wrap-up ends that are due."""
         now = self.clock()
         out: list = []
-        for a in self.agents.values():
-            if a.state == "wrap_up" and a.wrap_up_until <= now:
-                self._change(a, "wrap_up_done", "wrap-up over")
-        for e in list(self.entries.values()):
-            for agent_id, deadline in list(e.ringing.items()):
-                if deadline <= now:
-                    out.append(Withdraw(e.call_id, agent_id, "no_answer"))
-                    out += self.offer_failed(e.call_id, agent_id, "no_answer")
-            if (e.call_id in self.entries and not e.callback
-                    and now - e.enqueued_at >= self.queues[e.queue].max_wait):
-                out += self._overflow(e, "max_wait")
+        due = self._deadlines.due(now, self._stands)
+        for at, key in due:                  # agents freed first: they may take the calls below
+            if key[0] == "wrap" and self._stands(key, at):
+                self._change(self.agents[key[1]], "wrap_up_done", "wrap-up over")
+        for at, key in due:
+            if key[0] == "wrap" or not self._stands(key, at):
+                continue
+            if key[0] == "ring":
+                out.append(Withdraw(key[1], key[2], "no_answer"))
+                out += self.offer_failed(key[1], key[2], "no_answer")
+            else:
+                out += self._overflow(self.entries[key[1]], "max_wait")
         return out + self.dispatch()
 
     def next_deadline(self) -> float | None:
-        times = [a.wrap_up_until for a in self.agents.values() if a.state == "wrap_up"]
-        for e in self.entries.values():
-            times.extend(e.ringing.values())
-            if not e.callback:
-                times.append(e.enqueued_at + self.queues[e.queue].max_wait)
-        return min(times) if times else None
+        return self._deadlines.next(self._stands)
+
+    def _stands(self, key: tuple, at: float) -> bool:
+        """Whether a deadline in the heap still applies (the offer, the wait or the wrap-up it was for)."""
+        if key[0] == "ring":
+            e = self.entries.get(key[1])
+            return e is not None and e.ringing.get(key[2]) == at
+        if key[0] == "wait":
+            e = self.entries.get(key[1])
+            return (e is not None and e.seq == key[2] and not e.callback
+                    and e.enqueued_at + self.queues[e.queue].max_wait == at)
+        a = self.agents.get(key[1])
+        return a is not None and a.state == "wrap_up" and a.wrap_up_until == at
 
     # --- matching ------------------------------------------------------------------------------------------
     def dispatch(self) -> list:
-        """Offer waiting calls to idle agents: calls by priority then arrival, across all queues."""
+        """Offer waiting calls to idle agents: calls by priority then arrival, across all queues.
+
+        Only queues where a call or an agent became available since the last dispatch can have a match (after
+        each dispatch no waiting call has a ready agent); among those, the best waiting call goes first."""
         out: list = []
-        waiting = sorted((e for e in self.entries.values() if not e.ringing), key=lambda e: (-e.priority, e.seq))
-        if not waiting:
-            return out
-        idle = [a for a in self.agents.values() if a.state == "idle" and a.registered and not a.elsewhere]
-        for e in waiting:
-            if not idle:
+        dirty = self.roster.gained
+        while dirty:
+            best = None
+            for q in list(dirty):
+                head = self._head(q)
+                if head is None or not self.roster.ready.get(q):
+                    dirty.discard(q)
+                elif best is None or head < best[0]:
+                    best = (head, q)
+            if best is None:
                 break
-            spec = self.queues[e.queue]
-            eligible = [a for a in idle if e.queue in a.queues]
-            if not eligible:
-                continue
-            ranked = rank(spec.strategy, e.queue, eligible, self._strategy_state[e.queue], self.rng)
-            chosen = ranked if spec.strategy == "ring_all" else ranked[:1]
-            if spec.strategy == "ring_all":
-                best = min(a.queues.get(e.queue, 0) for a in ranked)
-                chosen = [a for a in ranked if a.queues.get(e.queue, 0) == best]
-            for a in chosen:
+            (_, _, call_id), q = best
+            heapq.heappop(self._unoffered[q])
+            e, spec = self.entries[call_id], self.queues[q]
+            for a in self.roster.pick(q, self.rng, self._strategy_state[q]):
                 out.append(self._offer(e, a, spec))
-                idle.remove(a)
         return out
+
+    def _head(self, q: str) -> tuple | None:
+        """The first waiting call of the queue that is not ringing anyone, dropping stale heap items."""
+        heap = self._unoffered.get(q)
+        while heap:
+            _, seq, call_id = heap[0]
+            e = self.entries.get(call_id)
+            if e is not None and e.seq == seq and e.queue == q and not e.ringing:
+                return heap[0]
+            heapq.heappop(heap)
+        return None
+
+    def _unoffer(self, e: Entry) -> None:
+        """The entry rings no one (new, or its offers failed): it waits for the next ready agent."""
+        heapq.heappush(self._unoffered[e.queue], (-e.priority, e.seq, e.call_id))
+        self.roster.gained.add(e.queue)
+
+    def _drop(self, call_id: str) -> Entry | None:
+        e = self.entries.pop(call_id, None)
+        if e is not None:
+            self._waiting[e.queue].pop(call_id, None)
+        return e
 
     def _offer(self, e: Entry, a: Agent, spec: QueueSpec) -> Offer:
         now = self.clock()
         e.ringing[a.id] = now + spec.ring_timeout
+        self._deadlines.add(e.ringing[a.id], ("ring", e.call_id, a.id))
         self._change(a, "offer", f"call {e.call_id}")
         a.call_id = e.call_id
         self._strategy_state[e.queue]["last_order"] = a.order
@@ -357,7 +457,8 @@ class Acd:
         return Offer(e.call_id, a.id, a.softphone, a.auto_answer_after, spec.ring_timeout)
 
     def _withdraw(self, e: Entry, a: Agent, reason: str) -> list:
-        e.ringing.pop(a.id, None)
+        if e.ringing.pop(a.id, None) is not None and not e.ringing and self.entries.get(e.call_id) is e:
+            self._unoffer(e)
         if a.state == "ringing" and a.call_id == e.call_id:
             self._change(a, "withdrawn", reason)
         return [Withdraw(e.call_id, a.id, reason)]
@@ -369,7 +470,8 @@ class Acd:
     def _overflow(self, e: Entry, reason: str) -> list:
         now = self.clock()
         out: list = []
-        self.entries.pop(e.call_id, None)
+        if self.entries.get(e.call_id) is e:
+            self._drop(e.call_id)
         for agent_id in list(e.ringing):
             out += self._withdraw(e, self.agents[agent_id], reason)
         spec = self.queues[e.queue]
@@ -377,19 +479,14 @@ class Acd:
         self.stats[e.queue].overflowed(now)
         self._emit(Event(now, "overflow", e.queue, e.call_id, reason=reason, new=f"{kind}/{target}".rstrip("/")))
         if kind == "queue" and e.hops < self.MAX_HOPS:
-            self.entries[e.call_id] = e        # carried to enqueue so hops and first arrival survive
-            try:
-                return out + self.enqueue(e.call_id, target, e.priority, e.video)
-            finally:
-                if self.entries.get(e.call_id) is e:
-                    del self.entries[e.call_id]
+            return out + self._enqueue(e.call_id, target, e.priority, e.video, e)
         self.outcomes[e.call_id] = "overflowed"
         if kind == "queue":
             return out + [Leave(e.call_id, "hangup", "", "overflow_loop")]
         return out + [Leave(e.call_id, kind, target, reason)]
 
     def _leave_rejected(self, call_id: str, queue: str, reason: str) -> list:
-        self.entries.pop(call_id, None)
+        self._drop(call_id)
         self.outcomes[call_id] = "rejected"
         self._emit(Event(self.clock(), "reject", queue, call_id, reason=reason))
         return [Leave(call_id, "hangup", "", reason)]
@@ -404,8 +501,7 @@ class Acd:
         e = self.entries.get(call_id)
         if e is None:
             return None
-        ahead = sum(1 for o in self.entries.values()
-                    if o.queue == e.queue and (-o.priority, o.seq) < (-e.priority, e.seq))
+        ahead = sum(1 for o in self._waiting[e.queue].values() if (-o.priority, o.seq) < (-e.priority, e.seq))
         return ahead + 1
 
     def estimated_wait(self, call_id: str, default_handle_time: float = 180.0) -> float | None:
@@ -417,7 +513,7 @@ class Acd:
         e = self.entries[call_id]
         view = self.stats[e.queue].view(self.clock())
         aht = view["average_handle_time"] or default_handle_time
-        serving = sum(1 for a in self.agents.values() if e.queue in a.queues and a.state != "offline")
+        serving = self.roster.staffed(e.queue)
         if serving == 0:
             return None
         return pos * aht / serving
@@ -425,11 +521,9 @@ class Acd:
     # --- views ---------------------------------------------------------------------------------------------
     def queue_view(self, name: str) -> dict:
         now = self.clock()
-        waits = [now - e.enqueued_at for e in self.entries.values() if e.queue == name]
+        waits = [now - e.enqueued_at for e in self._waiting.get(name, {}).values()]
         by_state = {s: 0 for s in ("offline", "idle", "ringing", "talking", "busy", "rest", "wrap_up")}
-        for a in self.agents.values():
-            if name in a.queues:
-                by_state[a.state] += 1
+        by_state.update(self.roster.counts.get(name, {}))
         return {"name": name, "waiting": len(waits), "longest_wait": round(max(waits, default=0.0), 3),
                 "agents": by_state, **self.stats[name].view(now)}
 

@@ -1,8 +1,11 @@
 """Calls per second through the ACD: SIPp customers dial an access code, N auto-answering SIPp agent phones.
 
-    .venv/bin/python benchmarks/call_bench.py [--agents 600] [--rates 100,200,...] [--seconds 10] [--hold-ms 500]
+    .venv/bin/python benchmarks/call_bench.py [--agents 1000] [--rates 100,200,...] [--seconds 10] [--hold-ms 1000]
+    .venv/bin/python benchmarks/call_bench.py --quick          (20 agents, 10 calls/s for 1 s)
 For each rate: calls attempted, successful, failed, and how many the switch refused with 503 (overload).
-Prints the highest rate with zero failed calls. The node runs as `softswitch serve` in its own process.
+Prints the highest rate with zero failed calls. The node runs as `softswitch serve` on a tenant from
+benchmarks/tenant.py (one skill queue, every agent in it, no wrap-up); the agents' phones register from this
+machine's address, which the tenant lists in `server.sip.security.exempt` as an operator lists an SBC.
 """
 
 from __future__ import annotations
@@ -14,62 +17,46 @@ import sys
 import tempfile
 import time
 
+# the line the smoke run (tests/test_benchmarks_smoke.py) looks for
+FIGURE_LINE = r"^highest rate with zero failed calls, all answered by agents: \d+ calls/s"
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from benchmarks.common import free_port, sipp  # noqa: E402
+from benchmarks.common import free_port, serve, sipp, stop  # noqa: E402
+from benchmarks.tenant import write_tenant  # noqa: E402
 from tools.agents_load import api, register_agents, sign_in_all  # noqa: E402
-
-REALM = "bench.test"
-
-
-def write_config(path: str, sip_port: int, http_port: int, n: int, db: str, max_calls: int,
-                 anchor: bool) -> list[tuple[str, str]]:
-    phones = [(str(80000 + i), f"Bench-Pass-{i}!") for i in range(n)]
-    lines = ["server:", f"  sip: {{listen: [udp:127.0.0.1:{sip_port}], domain: {REALM}, max_calls: {max_calls}}}",
-             f"  http: {{listen: 127.0.0.1:{http_port}}}", f"  storage: {{cdr: \"sqlite:///{db}\"}}",
-             f"  media: {{anchor: {str(anchor).lower()}}}",
-             "employees:", "  - {account: bench_sup, name: Sup, role: supervisor, password: Bench-Sup-1!}"]
-    lines += [f"  - {{account: bench_a{i}, name: A{i}, password: Bench-Acct-{i}!}}" for i in range(n)]
-    lines.append("agents:")
-    lines += [f"  - {{id: \"{10000 + i}\", account: bench_a{i}, softphone: \"{u}\", softphone_password: \"{p}\", "
-              f"queues: [bench]}}" for i, (u, p) in enumerate(phones)]
-    lines += ["skill_queues:", "  - {name: bench, strategy: longest_idle, wrap_up: 0s, ring_timeout: 10s, "
-              "max_wait: 30s, max_calls: 100000}", "called_routes:", "  - {called: \"4001\", queue: bench}"]
-    with open(path, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    return phones
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--agents", type=int, default=600)
-    ap.add_argument("--rates", default="50,100,200,300,400,500,600,700")
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--agents", type=int, default=1000)
+    ap.add_argument("--rates", default="50,100,200,300,400,500,600,700,800")
     ap.add_argument("--seconds", type=float, default=10.0)
-    ap.add_argument("--hold-ms", type=int, default=500)
-    ap.add_argument("--max-calls", type=int, default=3000)
+    ap.add_argument("--hold-ms", type=int, default=1000)
+    ap.add_argument("--max-calls", type=int, default=5000)
     ap.add_argument("--direct-media", action="store_true",
                     help="signalling only: server.media.anchor false, customers re-INVITEd to the agent")
+    ap.add_argument("--quick", action="store_true", help="20 agents, 10 calls/s for 1 s (a smoke run)")
     args = ap.parse_args()
+    if args.quick:
+        args.agents, args.rates, args.seconds, args.hold_ms = 20, "10", 1.0, 200
     work = tempfile.mkdtemp(prefix="callbench-")
-    sip_port, http_port, uas_port = free_port(), free_port(), free_port()
-    cfg = os.path.join(work, "bench.yaml")
-    phones = write_config(cfg, sip_port, http_port, args.agents, os.path.join(work, "cdr.db"), args.max_calls,
-                          not args.direct_media)
-    node = subprocess.Popen([sys.executable, "-m", "softswitch.cli", "serve", "--config", cfg], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    uas_port = free_port()
+    tenant = write_tenant(os.path.join(work, "tenant.yaml"), args.agents, queues=1, anchor=not args.direct_media,
+                          max_calls=args.max_calls, wrap_up="0s", ring_timeout="10s")
+    phones, sip_port, http_port = tenant.phones, tenant.sip_port, tenant.http_port
+    node, started = serve(tenant.path, work)
     uas = None
     try:
-        while not (node.stdout.readline() or "listening http").startswith("listening http"):
-            pass
         uas = subprocess.Popen(["sipp", "-sf", os.path.join(ROOT, "tools", "sipp", "agent_uas.xml"), "-i", "127.0.0.1",
-                                "-p", str(uas_port), "-nostdin", "-bg" if False else "-trace_err",
-                                "-max_recv_loops", "10000"], cwd=work, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+                                "-p", str(uas_port), "-nostdin", "-trace_err", "-max_recv_loops", "10000"], cwd=work,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         t0 = time.perf_counter()
-        assert register_agents(sip_port, phones, REALM, uas_port) == len(phones)
-        signed = sign_in_all(http_port, "bench_sup", "Bench-Sup-1!", [str(10000 + i) for i in range(len(phones))])
-        print(f"{len(phones)} agents registered and {signed} signed in ({time.perf_counter() - t0:.1f} s)")
+        assert register_agents(sip_port, phones, tenant.realm, uas_port) == len(phones)
+        signed = sign_in_all(http_port, *tenant.supervisor, tenant.agent_ids)
+        print(f"softswitch serve listening after {started:.1f} s; {len(phones)} agents registered and {signed} "
+              f"signed in ({time.perf_counter() - t0:.1f} s)")
         print(f"{'rate/s':>7} {'calls':>7} {'ok':>7} {'failed':>7} {'503':>6} {'to agent':>9} {'achieved/s':>11}")
         best = 0
         for rate in [int(r) for r in args.rates.split(",")]:
@@ -87,15 +74,15 @@ def main() -> None:
                 best = rate
             elif r["ok"] < calls * 0.5:
                 break
-            time.sleep(3)
+            if rate != int(args.rates.split(",")[-1]):
+                time.sleep(3)          # calls of this rate finish before the next
         mode = "direct media" if args.direct_media else "media anchored by the switch"
         print(f"highest rate with zero failed calls, all answered by agents: {best} calls/s "
               f"({args.agents} agents, hold {args.hold_ms} ms, {mode})")
     finally:
         if uas is not None:
             uas.kill()
-        node.terminate()
-        node.wait(20)
+        stop(node)
 
 
 if __name__ == "__main__":

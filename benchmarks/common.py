@@ -1,5 +1,5 @@
-"""Helpers for benchmarks: start a node process (node_runner or `softswitch serve` on the example config), run
-SIPp, read its statistics, and watch a node's answer time, CPU and memory."""
+"""Helpers for benchmarks: start `softswitch serve` on a tenant (benchmarks/tenant.py) or on the shipped example,
+run SIPp, read its statistics, and watch a node's answer time, CPU and memory."""
 
 from __future__ import annotations
 
@@ -51,25 +51,30 @@ def example_config(workdir: str, exempt: tuple[str, ...] = ("127.0.0.1",)) -> tu
     return path, port
 
 
-def serve(config: str, workdir: str, timeout: float = 30.0) -> subprocess.Popen:
-    """Start `softswitch serve --config`; its output goes to workdir/node.log (a pipe nobody reads would
-    block the node once full). Returns once it listens on TCP (after UDP)."""
-    log_path = os.path.join(workdir, "node.log")
-    out = open(log_path, "w")
-    proc = subprocess.Popen([PY, "-m", "softswitch.cli", "serve", "--config", config], stdout=out,
-                            stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    out.close()
+def serve(config: str, workdir: str, profile: str | None = None,
+          timeout: float = 120.0) -> tuple[subprocess.Popen, float]:
+    """Start `softswitch serve --config CONFIG` as a user does; returns it once it says it listens on HTTP,
+    with the seconds that took. The node runs from `workdir` and logs to workdir/node.log (a pipe nobody
+    reads would block it once full); PYTHONPATH picks the code under test (this tree when unset)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.setdefault("PYTHONPATH", ROOT)
+    cmd = [PY, *(["-m", "cProfile", "-o", profile] if profile else []), "-m", "softswitch.cli", "serve",
+           "--config", config]
+    t0 = time.perf_counter()
+    with open(os.path.join(workdir, "node.log"), "w") as log:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, cwd=workdir, env=env)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with open(log_path) as f:
-            if "listening sip tcp" in f.read():
-                return proc
-        if proc.poll() is not None:
-            break
-        time.sleep(0.1)
+        line = proc.stdout.readline()          # start-up lines only: the log goes to node.log
+        if not line:
+            proc.kill()
+            with open(os.path.join(workdir, "node.log")) as f:
+                raise RuntimeError(f"softswitch serve exited with {proc.wait()} before listening: "
+                                   f"{f.read()[-2000:]}")
+        if line.startswith("listening http"):
+            return proc, time.perf_counter() - t0
     proc.kill()
-    with open(log_path) as f:
-        raise RuntimeError(f"node did not start: {f.read()[-2000:]}")
+    raise RuntimeError("softswitch serve did not listen in time")
 
 
 def internal_errors(workdir: str) -> int:
@@ -134,22 +139,10 @@ class Pinger:
         return f"OPTIONS answer p50 {pick(0.5):.1f} ms p99 {pick(0.99):.1f} ms max {t[-1] * 1000:.1f} ms ({len(self.times)} pings)"
 
 
-def start_node(users: int, port: int, profile: str | None = None) -> subprocess.Popen:
-    cmd = [PY, os.path.join(ROOT, "benchmarks", "node_runner.py"), "--users", str(users), "--port", str(port)]
-    if profile:
-        cmd += ["--profile", profile]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT)
-    line = proc.stdout.readline()
-    if not line.startswith("ready"):
-        proc.kill()
-        raise RuntimeError(f"node did not start: {line!r}")
-    return proc
-
-
 def stop(proc: subprocess.Popen) -> None:
     proc.terminate()
     try:
-        proc.wait(10)
+        proc.wait(60)
     except subprocess.TimeoutExpired:
         proc.kill()
 

@@ -165,7 +165,7 @@ def main() -> int:
     rng = random.Random(args.seed)
     work = tempfile.mkdtemp(prefix="mutfuzz-")
     config, port = example_config(work)
-    node = serve(config, work)
+    node, _ = serve(config, work)
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     udp.bind(("127.0.0.1", 0))
     udp.setblocking(False)

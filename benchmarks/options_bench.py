@@ -1,18 +1,29 @@
-"""UDP OPTIONS round trips with SIPp: the highest rate answered completely, and SIPp's response times.
+"""UDP OPTIONS round trips with SIPp through `softswitch serve` on a generated tenant: the highest rate
+answered completely, and SIPp's response times.
 
-    .venv/bin/python benchmarks/options_bench.py [--rates 2000,4000,...] [--seconds 5]
+    .venv/bin/python benchmarks/options_bench.py [--agents 10000] [--rates 2000,4000,...] [--seconds 5]
+    .venv/bin/python benchmarks/options_bench.py --quick         (100 agents, one short run)
 Also prints the median and 99th percentile round trip of a lone ping-pong client (no load), for reference.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import statistics
+import sys
 import tempfile
 import time
 
-from common import free_port, sipp, start_node, stop
+# the line the smoke run (tests/test_benchmarks_smoke.py) looks for
+FIGURE_LINE = r"^highest OPTIONS rate answered with zero failures and <1% retransmissions: \d+/s"
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from benchmarks.common import serve, sipp, stop  # noqa: E402
+from benchmarks.tenant import write_tenant  # noqa: E402
 
 
 def ping_pong(port: int, n: int = 2000) -> list[float]:
@@ -41,16 +52,22 @@ def ms(value: str) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--agents", type=int, default=10000)
     ap.add_argument("--rates", default="2000,4000,6000,8000,10000,12000,14000")
     ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--pings", type=int, default=2000)
+    ap.add_argument("--quick", action="store_true", help="100 agents, 200 pings, 500/s for 1 s (a smoke run)")
     args = ap.parse_args()
+    if args.quick:
+        args.agents, args.rates, args.seconds, args.pings = 100, "500", 1.0, 200
     work = tempfile.mkdtemp(prefix="optbench-")
-    port = free_port()
-    node = start_node(1, port)
+    tenant = write_tenant(os.path.join(work, "tenant.yaml"), args.agents, anchor=False)
+    port = tenant.sip_port
+    node, _ = serve(tenant.path, work)
     best = 0
     try:
-        rtts = sorted(ping_pong(port))
+        rtts = sorted(ping_pong(port, args.pings))
         print(f"lone client round trip: median {1e6 * statistics.median(rtts):.0f} us, "
               f"p99 {1e6 * rtts[int(len(rtts) * 0.99)]:.0f} us over {len(rtts)} pings")
         print(f"{'rate/s':>7} {'ok':>7} {'failed':>7} {'retrans':>8} {'mean rtt ms':>12} {'achieved/s':>11}")
@@ -66,7 +83,8 @@ def main() -> None:
                 break
     finally:
         stop(node)
-    print(f"highest OPTIONS rate answered with zero failures and <1% retransmissions: {best}/s")
+    print(f"highest OPTIONS rate answered with zero failures and <1% retransmissions: {best}/s "
+          f"({args.agents}-agent tenant)")
 
 
 if __name__ == "__main__":

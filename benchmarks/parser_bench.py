@@ -1,14 +1,18 @@
 """Parser throughput: messages/s for a typical REGISTER and INVITE, parse only and parse + serialize.
 
-    .venv/bin/python benchmarks/parser_bench.py
+    .venv/bin/python benchmarks/parser_bench.py [--quick]
 """
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import time
 
 from softswitch.sip.parser import parse_message
+
+# the line the smoke run (tests/test_benchmarks_smoke.py) looks for
+FIGURE_LINE = r"^REGISTER +[\d,]+ +[\d,]+$"
 
 REGISTER = (b"REGISTER sip:cc.example.com SIP/2.0\r\n"
             b"Via: SIP/2.0/UDP 10.0.0.5:5062;branch=z9hG4bK776asdhds;rport\r\n"
@@ -45,10 +49,14 @@ def rate(fn, seconds: float = 1.0) -> float:
 
 
 def main() -> None:
-    print(f"{'message':10} {'parse msg/s':>12} {'parse+serialize msg/s':>22}   (median of 5 runs)")
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="one 0.1 s run per figure (a smoke run)")
+    a = ap.parse_args()
+    runs, seconds = (1, 0.1) if a.quick else (5, 0.5)
+    print(f"{'message':10} {'parse msg/s':>12} {'parse+serialize msg/s':>22}   (median of {runs} runs)")
     for name, raw in (("REGISTER", REGISTER), ("INVITE", INVITE)):
-        parse_rates = [rate(lambda: parse_message(raw), 0.5) for _ in range(5)]
-        both_rates = [rate(lambda: parse_message(raw).serialize(), 0.5) for _ in range(5)]
+        parse_rates = [rate(lambda: parse_message(raw), seconds) for _ in range(runs)]
+        both_rates = [rate(lambda: parse_message(raw).serialize(), seconds) for _ in range(runs)]
         print(f"{name:10} {statistics.median(parse_rates):12,.0f} {statistics.median(both_rates):22,.0f}")
 
 

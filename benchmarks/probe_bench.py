@@ -39,7 +39,7 @@ def main() -> int:
         args.probes = min(args.probes, 400)
     work = tempfile.mkdtemp(prefix="probebench-")
     config, port = example_config(work)
-    node = serve(config, work)
+    node, _ = serve(config, work)
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 0))
     sock.setblocking(False)

@@ -1,42 +1,53 @@
-"""Authenticated registrations per second: SIPp REGISTER/401/REGISTER/200 at increasing rates.
+"""Authenticated registrations per second through `softswitch serve` on a generated tenant: SIPp
+REGISTER/401/REGISTER/200 at increasing rates, the phones cycling over the tenant's agents.
 
 Prints, per rate, successful and failed registrations and retransmissions, and the highest rate with zero
-failures and under 1% retransmissions. The node runs in its own process; SIPp on the same machine.
+failures and under 1% retransmissions. The node runs in its own process; SIPp on the same machine, its
+address in the tenant's `server.sip.security.exempt` (as an operator lists an SBC).
 
-    .venv/bin/python benchmarks/register_bench.py [--rates 1000,2000,...] [--seconds 5] [--profile FILE]
+    .venv/bin/python benchmarks/register_bench.py [--agents 10000] [--rates 1000,2000,...] [--seconds 5]
+    .venv/bin/python benchmarks/register_bench.py --quick          (100 agents, one short run)
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 
-from common import free_port, sipp, start_node, stop
-from node_runner import REALM, users
+# the line the smoke run (tests/test_benchmarks_smoke.py) looks for
+FIGURE_LINE = r"^highest rate with zero failed registrations and <1% retransmissions: \d+/s"
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from benchmarks.common import serve, sipp, stop  # noqa: E402
+from benchmarks.tenant import write_tenant, write_users_csv  # noqa: E402
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--agents", type=int, default=10000)
+    ap.add_argument("--queues", type=int, default=20)
     ap.add_argument("--rates", default="1000,2000,3000,4000,4500,5000,5500,6000,7000")
     ap.add_argument("--seconds", type=float, default=5.0)
-    ap.add_argument("--users", type=int, default=20000)
     ap.add_argument("--profile", help="cProfile dump of the node for the whole run")
+    ap.add_argument("--quick", action="store_true", help="100 agents, 200/s for 1 s (a smoke run)")
     args = ap.parse_args()
+    if args.quick:
+        args.agents, args.rates, args.seconds = 100, "200", 1.0
     work = tempfile.mkdtemp(prefix="regbench-")
-    csv_path = os.path.join(work, "users.csv")
-    with open(csv_path, "w") as f:
-        f.write("SEQUENTIAL\n")
-        for u, p in users(args.users):
-            f.write(f"{u};{REALM};[authentication username={u} password={p}]\n")
-    port = free_port()
-    node = start_node(args.users, port, args.profile)
+    tenant = write_tenant(os.path.join(work, "tenant.yaml"), args.agents, args.queues)
+    csv_path = write_users_csv(os.path.join(work, "users.csv"), tenant)
+    node, started = serve(tenant.path, work, args.profile)
+    print(f"softswitch serve: {args.agents} agents, {args.queues} queues, listening after {started:.1f} s")
     best = 0
     try:
         print(f"{'rate/s':>7} {'ok':>7} {'failed':>7} {'retrans':>8} {'retrans%':>9} {'achieved/s':>11}")
         for rate in [int(r) for r in args.rates.split(",")]:
             calls = int(rate * args.seconds)
-            r = sipp("register_auth.xml", port, calls, rate, work, ["-inf", csv_path])
+            r = sipp("register_auth.xml", tenant.sip_port, calls, rate, work, ["-inf", csv_path])
             pct = 100.0 * r["retrans"] / max(1, 2 * calls)
             achieved = r["ok"] / r["elapsed"] if r["elapsed"] else 0
             print(f"{rate:7d} {r['ok']:7d} {r['failed']:7d} {r['retrans']:8d} {pct:8.2f}% {achieved:11.0f}",
@@ -47,7 +58,8 @@ def main() -> None:
                 break
     finally:
         stop(node)
-    print(f"highest rate with zero failed registrations and <1% retransmissions: {best}/s")
+    print(f"highest rate with zero failed registrations and <1% retransmissions: {best}/s "
+          f"({args.agents}-agent tenant)")
 
 
 if __name__ == "__main__":

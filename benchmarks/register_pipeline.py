@@ -1,25 +1,35 @@
 """In-process cost of one authenticated registration (no sockets): where a node spends its time per REGISTER.
 
-    .venv/bin/python benchmarks/register_pipeline.py [--n 20000] [--profile]
-Feeds SIPp-shaped REGISTER datagrams straight into the endpoint and times the challenge and the
-authenticated request separately (median of 5 runs), so optimisations can be compared without SIPp noise.
+    .venv/bin/python benchmarks/register_pipeline.py [--agents 10000] [--profile]
+    .venv/bin/python benchmarks/register_pipeline.py --quick        (100 agents, one run)
+The node is built as `softswitch serve` builds it, from a generated tenant (benchmarks/tenant.py: agents, ACD,
+queues), without its sockets. Feeds SIPp-shaped REGISTER datagrams, one per agent, straight into the endpoint
+and times the challenge and the authenticated request separately (median of 5 runs), so optimisations can
+be compared without SIPp noise; comparing tenant sizes shows any cost that grows with the tenant.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
+import sys
+import tempfile
 import time
 
-from softswitch import log
-from softswitch.credentials import Credentials, ha1_pair
-from softswitch.node import Node, NodeOptions, tune_gc
-from softswitch.registrar import RegistrarOptions
-from softswitch.sip.digest import make_authorization
-from softswitch.transport.base import Target
+# the line the smoke run (tests/test_benchmarks_smoke.py) looks for
+FIGURE_LINE = r"^challenge [\d.]+ us, authenticated REGISTER [\d.]+ us"
 
-REALM = "bench.test"
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from benchmarks.tenant import REALM, write_tenant  # noqa: E402
+from softswitch import log  # noqa: E402
+from softswitch.node import Node, credentials_from_config, options_from_config, tune_gc  # noqa: E402
+from softswitch.settings import load_config  # noqa: E402
+from softswitch.sip.digest import make_authorization  # noqa: E402
+from softswitch.transport.base import Target  # noqa: E402
 
 
 class Sink:
@@ -42,15 +52,23 @@ def register(user: str, n: int, cseq: int, auth: str = "") -> bytes:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--n", type=int, default=20000)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--agents", type=int, default=10000)
+    ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="100 agents, one run (a smoke run)")
     args = ap.parse_args()
+    if args.quick:
+        args.agents, args.runs = 100, 1
+    args.n = args.agents
     log.setup(level="warning")
-    users = [(str(100000 + i), f"Pw-{100000 + i}!") for i in range(args.n)]
-    creds = Credentials(REALM, {u: ha1_pair(u, REALM, p) for u, p in users})
+    work = tempfile.mkdtemp(prefix="regpipe-")
+    tenant = write_tenant(os.path.join(work, "tenant.yaml"), args.agents, anchor=False)
+    users = tenant.phones
+    cfg = load_config(tenant.path)
     loop = asyncio.new_event_loop()
-    node = Node(NodeOptions(listen=[], registrar=RegistrarOptions(realm=REALM)), None, loop, credentials=creds)
+    asyncio.set_event_loop(loop)
+    node = Node(options_from_config(cfg), cfg, loop, credentials_from_config(cfg))
     sink = Sink()
     node.endpoint.udp.append(sink)
     src = Target("udp", "127.0.0.1", 6000, sink)
@@ -61,7 +79,7 @@ def main() -> None:
     if args.profile:
         import cProfile
         prof = cProfile.Profile()
-    for run in range(5):
+    for run in range(args.runs):
         sink.out.clear()
         base = run * args.n
         first = [register(u, base + i, 1) for i, (u, _) in enumerate(users)]
@@ -95,7 +113,7 @@ def main() -> None:
     c, a = statistics.median(challenge_times), statistics.median(auth_times)
     print(f"challenge {1e6 * c:.1f} us, authenticated REGISTER {1e6 * a:.1f} us, "
           f"whole registration {1e6 * (c + a):.1f} us -> {1 / (c + a):.0f} registrations/s of CPU "
-          f"(median of 5 x {args.n}, no socket cost)")
+          f"(median of {args.runs} x {args.n}, {args.agents}-agent tenant, no socket cost)")
     if prof:
         import pstats
         pstats.Stats(prof).sort_stats("tottime").print_stats(25)

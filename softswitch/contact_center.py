@@ -49,6 +49,8 @@ class ContactCenter:
         self.subscribers: set[asyncio.Queue] = set()
         self.corrections = 0
         self._timer: asyncio.TimerHandle | None = None
+        self._armed_for: float | None = None
+        self._cursor = 0                        # where the reconciler's next slice of agents starts
         self._reconciler: asyncio.Task | None = None
 
     # --- inputs --------------------------------------------------------------------------------------------
@@ -69,15 +71,20 @@ class ContactCenter:
         return actions
 
     def _rearm(self) -> None:
+        """One loop timer at the ACD's next deadline; left alone when that has not moved (most inputs)."""
         deadline = self.acd.next_deadline()
+        if deadline == self._armed_for and (self._timer is not None or deadline is None):
+            return
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self._armed_for = deadline
         if deadline is not None:
             self._timer = self.loop.call_later(max(0.0, deadline - time.time()) + 0.005, self._tick)
 
     def _tick(self) -> None:
         self._timer = None
+        self._armed_for = None
         try:
             self.run(self.acd.tick)
         except Exception:
@@ -161,24 +168,39 @@ class ContactCenter:
             except Exception:
                 self.log.exception("reconcile_failed")
 
-    def reconcile(self) -> int:
-        """Compare agent states with registrations and live calls; repair and log every difference."""
+    def reconcile(self, slice_size: int = 1000) -> int:
+        """Compare agent states with registrations and live calls; repair and log every difference.
+
+        Agents on a call are all checked; registrations are checked for the next `slice_size` agents in turn,
+        so one pass costs the same on any tenant and every agent comes round within agents/slice_size passes."""
         fixed = 0
         now = time.time()
+        acd = self.acd
         live = self.calls.live_agent_calls() if self.calls is not None else {}
-        for a in list(self.acd.agents.values()):
+        engaged = {agent_id for agent_id, _, _ in acd.talking.values()}
+        engaged.update(a for e in acd.entries.values() for a in e.ringing)
+        ids = list(acd.agents)
+        start = self._cursor % len(ids) if ids else 0
+        turn = ids[start:start + slice_size] + ids[:max(0, start + slice_size - len(ids))]
+        self._cursor = start + len(turn)
+        for agent_id in turn:
+            a = acd.agents[agent_id]
             has_binding = any(b.expires_at > now for b in self.bindings.get(a.softphone, ()))
             if a.registered != has_binding:
                 self.log.warning("reconcile_registration", agent_id=a.id, was=a.registered, now=has_binding)
-                self.run(self.acd.registration, a.id, has_binding)
+                self.run(acd.registration, a.id, has_binding)
                 fixed += 1
+        for agent_id in engaged | {a for a, cids in live.items() if cids}:
+            a = acd.agents.get(agent_id)
+            if a is None:
+                continue
             if a.state in ("ringing", "talking") and a.call_id and a.call_id not in live.get(a.id, ()):
                 self.log.warning("reconcile_stuck_call", agent_id=a.id, state=a.state, call_id=a.call_id)
                 cid = a.call_id
                 if a.state == "ringing":
-                    self.run(self.acd.offer_failed, cid, a.id, "declined")
+                    self.run(acd.offer_failed, cid, a.id, "declined")
                 else:
-                    self.run(self.acd.call_ended, cid)
+                    self.run(acd.call_ended, cid)
                 fixed += 1
         self.corrections += fixed
         return fixed

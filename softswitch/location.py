@@ -6,6 +6,7 @@ the same test suite. Methods are coroutines so a networked store fits; the memor
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -52,34 +53,59 @@ class LocationStore(Protocol):
 
 
 class MemoryLocationStore:
-    """Bindings in a dict; expiry by a periodic sweep (`expire`) and filtered at lookup."""
+    """Bindings in a dict; expiry from a heap of each AOR's earliest expiry, and filtered at lookup.
+
+    A sweep looks only at the AORs that are due, never at every binding: the heap holds one item per AOR
+    (plus one for each time a REGISTER brought an AOR's expiry closer); a refresh that pushes the expiry later
+    leaves the old item, which finds nothing gone when it comes up and schedules the AOR again."""
 
     def __init__(self) -> None:
         self._aors: dict[str, list[Binding]] = {}
+        self._due: list[tuple[float, str]] = []
+        self._scheduled: dict[str, float] = {}          # aor -> the earliest time it is in the heap for
+        self._n = 0
+
+    def _schedule(self, aor: str, bindings: list[Binding]) -> None:
+        at = min(b.expires_at for b in bindings)
+        if at < self._scheduled.get(aor, float("inf")):
+            self._scheduled[aor] = at
+            heapq.heappush(self._due, (at, aor))
 
     async def lookup(self, aor: str, now: float) -> list[Binding]:
         return [b for b in self._aors.get(aor, ()) if b.expires_at > now]
 
     async def replace(self, aor: str, bindings: list[Binding], now: float) -> None:
+        self._n -= len(self._aors.get(aor, ()))
         if bindings:
             self._aors[aor] = list(bindings)
+            self._n += len(bindings)
+            self._schedule(aor, bindings)
         else:
             self._aors.pop(aor, None)
 
     async def expire(self, now: float) -> list[Binding]:
         gone: list[Binding] = []
-        for aor in list(self._aors):
+        due = self._due
+        while due and due[0][0] <= now:
+            at, aor = heapq.heappop(due)
+            if self._scheduled.get(aor) == at:
+                del self._scheduled[aor]
+            current = self._aors.get(aor)
+            if not current:
+                continue
             keep = []
-            for b in self._aors[aor]:
+            for b in current:
                 (keep if b.expires_at > now else gone).append(b)
+            self._n -= len(current) - len(keep)
             if keep:
                 self._aors[aor] = keep
+                self._schedule(aor, keep)
             else:
                 del self._aors[aor]
         return gone
 
     async def count(self) -> int:
-        return sum(len(v) for v in self._aors.values())
+        return self._n
 
     async def all(self) -> list[Binding]:
         return [b for v in self._aors.values() for b in v]

@@ -31,6 +31,8 @@ class SqliteLocationStore(MemoryLocationStore):
             live = [b for b in (Binding.from_dict(d) for d in json.loads(data)) if b.expires_at > now]
             if live:
                 self._aors[aor] = live
+                self._n += len(live)
+                self._schedule(aor, live)
         db.commit()
         db.close()
         self._thread = threading.Thread(target=self._writer, name="bindings-writer", daemon=True)

@@ -41,12 +41,11 @@ def apply_config(node, new) -> dict:
             spec = queue_spec(q)
             if name not in acd.queues:
                 changes["queues_added"].append(name)
-                from acd.stats import QueueStats
-                acd.stats[name] = QueueStats(name, q.service_level, q.short_abandon)
-                acd._strategy_state[name] = {}
             elif acd.queues[name] != spec:
                 changes["queues_changed"].append(name)
-            acd.queues[name] = spec
+            else:
+                continue
+            acd.set_queue(spec)
         for name in list(acd.queues):
             if name not in new_queues:
                 changes["queues_removed"].append(name)   # kept for the calls already in it; nothing new arrives
@@ -55,22 +54,19 @@ def apply_config(node, new) -> dict:
             queues = agent_queues(a)
             cur = acd.agents.get(a.id)
             if cur is None:
-                acd.agents[a.id] = Agent(a.id, a.softphone, queues, a.auto_answer_after, order=i)
+                acd.add_agent(Agent(a.id, a.softphone, queues, a.auto_answer_after, order=i))
                 changes["agents_added"].append(a.id)
-                binds = center.bindings.get(a.softphone)
-                if binds:
-                    acd.agents[a.id].registered = True
+                if center.bindings.get(a.softphone):
+                    center.run(acd.registration, a.id, True)
             elif (cur.softphone, cur.queues, cur.auto_answer_after) != (a.softphone, queues, a.auto_answer_after):
-                cur.softphone, cur.queues, cur.auto_answer_after, cur.order = a.softphone, queues, \
-                    a.auto_answer_after, i
+                acd.update_agent(a.id, a.softphone, queues, a.auto_answer_after, i)
                 changes["agents_changed"].append(a.id)
         for agent_id in list(acd.agents):
             if agent_id not in new_agents:
                 changes["agents_removed"].append(agent_id)
                 center.run(acd.sign_out, agent_id)
                 if acd.agents[agent_id].state == "offline":
-                    del acd.agents[agent_id]
-        acd.by_softphone = {a.softphone: a for a in acd.agents.values()}
+                    acd.remove_agent(agent_id)
         center.cfg = new
         center.run(acd.dispatch)          # new agents or queues may match waiting calls now
     node.calls.queue_settings = {q.name: q for q in new.queues}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from hypothesis import settings, strategies as st
+from hypothesis import given, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from acd import Acd, Agent, AgentStateError, Leave, Offer, QueueSpec, Withdraw
@@ -210,6 +210,32 @@ def test_stats_service_level_and_short_abandons():
 
 
 # --- invariants under random sequences ---------------------------------------------------------------------
+def naive_next_deadline(acd):
+    """The earliest deadline by scanning every agent and call (what the engine's heap must agree with)."""
+    times = [a.wrap_up_until for a in acd.agents.values() if a.state == "wrap_up"]
+    for e in acd.entries.values():
+        times.extend(e.ringing.values())
+        if not e.callback:
+            times.append(e.enqueued_at + acd.queues[e.queue].max_wait)
+    return min(times) if times else None
+
+
+def assert_roster_matches_scan(acd):
+    for q in acd.queues:
+        members = {a.id for a in acd.agents.values() if q in a.queues}
+        ready = {a.id for a in members_of(acd, q) if a.state == "idle" and a.registered and not a.elsewhere}
+        assert set(acd.roster.members.get(q, {})) == members
+        assert set(acd.roster.ready.get(q, {})) == ready
+        for state, n in acd.roster.counts.get(q, {}).items():
+            assert n == sum(1 for a in members_of(acd, q) if a.state == state)
+        assert acd.roster.staffed(q) == sum(1 for a in members_of(acd, q) if a.state != "offline")
+        assert sorted(acd._waiting[q]) == sorted(c for c, e in acd.entries.items() if e.queue == q)
+
+
+def members_of(acd, q):
+    return [a for a in acd.agents.values() if q in a.queues]
+
+
 class AcdMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
@@ -282,6 +308,30 @@ class AcdMachine(RuleBasedStateMachine):
         self.clock.t += dt
         self.acd.tick()
 
+    @precondition(lambda self: self.acd.next_deadline() is not None)
+    @rule()
+    def next_deadline_comes(self):
+        self.clock.t = self.acd.next_deadline()
+        self.acd.tick()
+        assert self.acd.next_deadline() is None or self.acd.next_deadline() > self.clock.t
+
+    @precondition(lambda self: any(not e.ringing for e in self.acd.entries.values()))
+    @rule(data=st.data())
+    def caller_asks_for_callback(self, data):
+        self.acd.callback(data.draw(st.sampled_from(sorted(self.acd.entries))))
+
+    @rule(agent=st.sampled_from("xyz"), engaged=st.booleans())
+    def engaged_at_another_node(self, agent, engaged):
+        self.acd.set_elsewhere(agent, engaged)
+
+    @invariant()
+    def deadlines_are_those_a_scan_would_find(self):
+        assert self.acd.next_deadline() == naive_next_deadline(self.acd)
+
+    @invariant()
+    def per_queue_views_match_a_scan(self):
+        assert_roster_matches_scan(self.acd)
+
     @invariant()
     def one_call_per_agent_and_one_agent_per_call(self):
         ringing_of: dict[str, int] = {}
@@ -301,7 +351,7 @@ class AcdMachine(RuleBasedStateMachine):
     @invariant()
     def no_idle_agent_while_a_call_it_can_take_waits(self):
         for a in self.acd.agents.values():
-            if a.state == "idle" and a.registered:
+            if a.state == "idle" and a.registered and not a.elsewhere:
                 assert not [e for e in self.acd.entries.values() if e.queue in a.queues and not e.ringing]
 
     @invariant()
@@ -365,3 +415,39 @@ def test_queue_view_has_erlang_estimate_after_calls():
         clock.t += 100
         acd.call_ended(f"c{i}")
     assert acd.queue_view("q1")["agents_needed"] >= 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(strategy=st.sampled_from(["longest_idle", "fewest_calls", "least_talk_time", "linear", "round_robin",
+                                 "ring_all"]),
+       agents=st.lists(st.tuples(st.integers(0, 2), st.integers(0, 5), st.integers(0, 3), st.booleans()),
+                       min_size=1, max_size=12),
+       changes=st.lists(st.tuples(st.integers(0, 11), st.sampled_from(["busy", "idle", "rest"])), max_size=10))
+def test_roster_pick_is_the_strategy_ranking_of_the_ready_agents(strategy, agents, changes):
+    """The per-queue heap gives the same agent(s) as ranking every ready agent of the queue."""
+    from acd.strategies import rank
+    clock = Clock()
+    ags = [Agent(str(i), str(100 + i), {"q": pen}, order=i) for i, (pen, _, _, _) in enumerate(agents)]
+    acd = Acd([QueueSpec("q", strategy=strategy)], ags, clock, random.Random(0))
+    for i, (_, answered, idle_at, up) in enumerate(agents):
+        ags[i].answered, ags[i].talk_time = answered, float(answered * 7 % 5)
+        if up:
+            clock.t = 1000.0 + idle_at
+            ready(acd, str(i))
+    for i, state in changes:
+        if i < len(ags) and ags[i].state != "offline":
+            clock.t += 1
+            acd.set_state(str(i), state)
+    assert_roster_matches_scan(acd)
+    idle = [a for a in ags if a.state == "idle" and a.registered]
+    state = {"last_order": 2}
+    got = acd.roster.pick("q", random.Random(0), dict(state))
+    if not idle:
+        assert got == []
+        return
+    ranked = rank(strategy, "q", idle, dict(state), random.Random(0))
+    if strategy == "ring_all":
+        best = min(a.queues["q"] for a in ranked)
+        assert [a.id for a in got] == [a.id for a in ranked if a.queues["q"] == best]
+    else:
+        assert [a.id for a in got] == [ranked[0].id]

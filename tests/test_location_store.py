@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import tempfile
 
@@ -109,3 +110,26 @@ def test_sqlite_store_survives_a_restart_and_drops_expired(tmp_path):
     assert run(s2.lookup("sip:b@x", 200.0)) == [] and run(s2.lookup("sip:c@x", 200.0)) == []
     assert run(s2.count()) == 1
     s2.close()
+
+
+@settings(max_examples=150, deadline=None)
+@given(steps=st.lists(st.one_of(
+    st.tuples(st.just("replace"), st.integers(0, 4), st.lists(st.integers(1, 60), max_size=3)),
+    st.tuples(st.just("expire"), st.integers(0, 30), st.just([]))), max_size=30))
+def test_memory_store_expiry_finds_what_a_scan_of_every_binding_finds(steps):
+    """The heap of due AORs expires exactly the bindings a sweep over all of them would, in any order of
+    registrations, refreshes (later or earlier expiry), removals and sweeps."""
+    store, model, now = MemoryLocationStore(), {}, 100.0
+    for op, n, ttls in steps:
+        if op == "replace":
+            aor = f"sip:u{n}@x"
+            bindings = [b(aor, f"sip:u{n}@{i}", now + t) for i, t in enumerate(ttls)]
+            run(store.replace(aor, bindings, now))
+            model[aor] = bindings
+        else:
+            now += n
+            expected = sorted(x.contact for v in model.values() for x in v if x.expires_at <= now)
+            model = {a: [x for x in v if x.expires_at > now] for a, v in model.items()}
+            model = {a: v for a, v in model.items() if v}
+            assert sorted(x.contact for x in run(store.expire(now))) == expected
+        assert run(store.count()) == sum(len(v) for v in model.values())

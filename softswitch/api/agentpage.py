@@ -90,7 +90,7 @@ def setup(app: web.Application, node_key: web.AppKey) -> None:
             return _error(401, "sign on first: POST /api/login")
         node = request.app[node_key]
         sip = node.config.server.sip
-        agent = next((a for a in node.config.agents if a.id == session.agent_id), None)
+        agent = node.config.agent(session.agent_id) if session.agent_id else None
         if agent is None:
             return _error(400, "this account is not an agent")
         url = ws_url(node, request)

@@ -120,7 +120,7 @@ async def login(request: web.Request) -> web.Response:
     if not ok or emp is None:
         get_logger("api").info("login_failed", account=account)
         return _error(401, "wrong account or password")
-    agent = next((a for a in node.config.agents if a.account == account), None)
+    agent = node.config.agent_of_account(account)
     s = request.app[SESSION].open(account, emp.role, agent.id if agent else None)
     get_logger("api").info("login", account=account, role=emp.role)
     return _json({"token": s.token, "account": account, "role": emp.role, "agent_id": s.agent_id,
@@ -265,7 +265,7 @@ async def supervise_call(request: web.Request) -> web.Response:
     if s.role not in ("supervisor", "admin"):
         return _error(403, "supervisors only")
     node = request.app[NODE]
-    agent = next((a for a in node.config.agents if a.account == s.account), None)
+    agent = node.config.agent_of_account(s.account)
     if agent is None:
         return _error(409, "this supervisor has no softphone (give the account an agents entry)")
     try:

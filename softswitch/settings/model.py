@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from .secrets import PasswordPolicy
 
@@ -178,11 +179,27 @@ class Config:
     ivr: dict = field(hash=False, compare=True)    # flow name -> tuple[IvrStep, ...]
     pool_nodes: tuple[str, ...] = ()
 
+    @cached_property
+    def _index(self) -> tuple[dict, dict, dict, dict]:
+        """Lookups by key, made once (the config never changes): a login or an API call never walks the
+        tenant. The first entry wins, as the loader reports any duplicate."""
+        def first(items, key):
+            out: dict = {}
+            for x in items:
+                out.setdefault(key(x), x)
+            return out
+        return (first(self.agents, lambda a: a.id), first(self.agents, lambda a: a.account),
+                first(self.queues, lambda q: q.name), first(self.employees, lambda e: e.account))
+
     def agent(self, agent_id: str) -> Agent | None:
-        return next((a for a in self.agents if a.id == agent_id), None)
+        return self._index[0].get(agent_id)
+
+    def agent_of_account(self, account: str) -> Agent | None:
+        """The agent bound to a business account, if it has one."""
+        return self._index[1].get(account)
 
     def queue(self, name: str) -> SkillQueue | None:
-        return next((q for q in self.queues if q.name == name), None)
+        return self._index[2].get(name)
 
     def employee(self, account: str) -> Employee | None:
-        return next((e for e in self.employees if e.account == account), None)
+        return self._index[3].get(account)

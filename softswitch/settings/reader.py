@@ -33,14 +33,16 @@ class Reader:
         if loc.kind != "mapping":
             self.error(loc.line, path, f"expected a mapping, got {describe(loc)}")
             return {k: (None if d is MISSING else d) for k, (_, d) in spec.items()}
-        for key, sub in loc.items.items():
-            if key not in spec:
-                hint = difflib.get_close_matches(key, list(spec), n=1)
-                more = f" (did you mean {hint[0]!r}?)" if hint else f" (allowed: {', '.join(spec)})"
-                self.error(loc.key_lines.get(key, sub.line), join(path, key), "unknown key" + more)
+        items = loc.items
+        if not items.keys() <= spec.keys():
+            for key, sub in items.items():
+                if key not in spec:
+                    hint = difflib.get_close_matches(key, list(spec), n=1)
+                    more = f" (did you mean {hint[0]!r}?)" if hint else f" (allowed: {', '.join(spec)})"
+                    self.error(loc.key_lines.get(key, sub.line), join(path, key), "unknown key" + more)
         for key, (conv, default) in spec.items():
-            sub = loc.items.get(key)
-            if sub is None or (sub.kind == "scalar" and sub.value is None and default is not MISSING):
+            sub = items.get(key)
+            if sub is None or (sub.value is None and sub.kind == "scalar" and default is not MISSING):
                 if default is MISSING:
                     self.error(loc.line, join(path, key), "required key is missing")
                     out[key] = None
