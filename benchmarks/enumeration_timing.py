@@ -70,12 +70,19 @@ def bootstrap(a: list[float], b: list[float], rng: random.Random, rounds: int = 
     return diffs[int(rounds * 0.025)], diffs[int(rounds * 0.975)]
 
 
+# the line the smoke run (tests/test_benchmarks_smoke.py) looks for
+FIGURE_LINE = r"^invite_to +\d+\.\d+ +\d+\.\d+"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=2000)
+    ap.add_argument("--quick", action="store_true", help="a smoke run of a few rounds")
     ap.add_argument("--known", default="70001")
     ap.add_argument("--unknown", default="79999")
     args = ap.parse_args()
+    if args.quick:
+        args.rounds = min(args.rounds, 20)
     with tempfile.TemporaryDirectory() as tmp:
         config, port = example_on_free_ports(Path(tmp))
         # many requests and failures from one address on purpose: no rate limit, ban or lockout may step in

@@ -22,6 +22,10 @@ import time
 
 from common import Pinger, cpu_seconds, example_config, internal_errors, rss_kb, serve, stop
 
+# the line the smoke run (tests/test_benchmarks_smoke.py) looks for
+FIGURE_LINE = r"^mutation_fuzz: \d+ cases x UDP\+TCP .+; (ok|FAIL)"
+
+
 LIMIT = 0.5
 SDP = ("v=0\r\no=- 3906321 3906321 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
        "m=audio 40000 RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n"

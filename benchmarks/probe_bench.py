@@ -22,6 +22,10 @@ from common import ROOT, Pinger, cpu_seconds, example_config, internal_errors, r
 sys.path.insert(0, ROOT)
 from tests.hostile import random_probes  # noqa: E402
 
+# the line the smoke run (tests/test_benchmarks_smoke.py) looks for
+FIGURE_LINE = r"^probe_bench: \d+ probes .+; (ok|FAIL)"
+
+
 LIMIT = 0.5
 
 

@@ -30,6 +30,10 @@ import statistics
 import sys
 import time
 
+# the line the smoke run (tests/test_benchmarks_smoke.py) looks for
+FIGURE_LINE = r"^tick_burst_bench: \d+ legs x \d+ packets"
+
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
