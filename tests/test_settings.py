@@ -83,7 +83,10 @@ def test_duplicate_keys_are_errors():
 
 def test_yaml_syntax_error_has_line():
     probs = problems("server:\n  sip: [unclosed\n")
-    assert probs[0][0] == "cc.yaml" and probs[0][1] >= 2 and "not valid YAML" in probs[0][3]
+    assert probs[0][0] == "cc.yaml" and probs[0][1] == 2 and "not valid YAML" in probs[0][3]
+    # a flow mapping left open is named on its own line, not on the next one where the parser noticed
+    probs = problems(BASE.replace("- {name: q1}", "- {name: q1"))
+    assert [(line, m.split(" (")[0]) for _, line, _, m in probs] == [(8, "not valid YAML: a flow mapping not closed")]
 
 
 @pytest.mark.parametrize("password,rule", [
@@ -118,6 +121,16 @@ def test_references_between_sections():
     assert msgs[(6, "agents[0].queues")] == "no skill queue 'nope'"
     assert msgs[(10, "called_routes[0].ivr")] == "no IVR flow 'menu'"
     assert "softphone number" in msgs[(11, "called_routes[1].called")]
+
+
+def test_one_check_reports_problems_of_every_kind_at_once():
+    # a typo'd key, a wrong type and a name nobody defines: all three in one run, not one fix at a time
+    text = (BASE.replace("domain: cc.test", "domian: cc.test, domain: cc.test")
+            .replace("{name: q1}", "{name: q1, max_calls: lots}").replace("queues: [q1]", "queues: [q2]"))
+    found = {(line, key, m.split(" (")[0]) for _, line, key, m in problems(text)}
+    assert found == {(2, "server.sip.domian", "unknown key"),
+                     (8, "skill_queues[0].max_calls", "expected an integer, got str 'lots'"),
+                     (6, "agents[0].queues", "no skill queue 'q2'")}
 
 
 def test_duplicates_across_items():

@@ -59,11 +59,12 @@ def _parse(text: str, file: str) -> Config:
     routes = _routes(r, top["called_routes"])
     ivr = _ivr(r, top["ivr"])
     pool = r.mapping(top["pool"], "pool", {"nodes": (R.list_of(R.nonempty), list)}) if top["pool"] else {"nodes": []}
-    if r.problems:
-        raise ConfigError(r.problems)
     cfg = Config(file, server, policy, tuple(employees), tuple(agents), tuple(queues), tuple(routes), ivr,
                  tuple(pool["nodes"] or ()))
-    _cross_check(r, cfg, root)
+    if server is not None:
+        # also after problems in the sections (a bad value has been read as its default), so one run
+        # reports every problem: a wrong name is found beside a typo'd key
+        _cross_check(r, cfg, root)
     if r.problems:
         raise ConfigError(r.problems)
     return cfg

@@ -113,7 +113,15 @@ def load_located(text: str, file: str) -> Located:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 0
-        raise ConfigError([(file, line, "", f"not valid YAML: {exc.problem or exc}")]) from None
+        message = f"not valid YAML: {exc.problem or exc}"
+        ctx = exc.context_mark
+        if ctx is not None and "flow" in (exc.context or "") and ctx.line + 1 < line:
+            # A flow collection left open is noticed at the next token, often the next line: name the
+            # line where it was opened, which is the one to fix.
+            message = f"not valid YAML: {exc.context.replace('while parsing ', '')} not closed ({exc.problem} " \
+                      f"by line {line})"
+            line = ctx.line + 1
+        raise ConfigError([(file, line, "", message)]) from None
     except yaml.YAMLError as exc:
         raise ConfigError([(file, 0, "", f"not valid YAML: {exc}")]) from None
     if node is None:
