@@ -43,3 +43,13 @@ async def _rest(coro: Coroutine, fut: Any, done: Done) -> None:
         except Exception as exc:
             done(None, exc)
             return
+
+
+def finish_tasks(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel the tasks still pending on a stopped node's loop and let them unwind, as asyncio.run does before
+    it closes its loop: a task left pending is destroyed with a warning, and its finally blocks never run."""
+    pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))

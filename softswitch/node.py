@@ -12,7 +12,7 @@ from pathlib import Path
 from dataclasses import dataclass, field
 
 from . import log
-from .aio import drive
+from .aio import drive, finish_tasks
 from .authn import Authenticator
 from .credentials import Credentials
 from .endpoint import Endpoint
@@ -447,6 +447,7 @@ def run(config_path: str) -> int:
     node.log.info("stopping")
     loop.run_until_complete(node.stop())
     node.credentials.close()
+    finish_tasks(loop)
     node.log.info("stopped")
     loop.close()
     return 0

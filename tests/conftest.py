@@ -11,6 +11,7 @@ from contextlib import contextmanager
 import pytest
 from hypothesis import HealthCheck, settings
 
+from softswitch.aio import finish_tasks
 from softswitch.node import Listen, Node, NodeOptions, new_loop
 
 # Hypothesis's per-example deadline (200 ms) and its too-slow health check time examples on the wall
@@ -68,6 +69,7 @@ class NodeThread:
         self._ready.set()
         self.loop.run_forever()
         self.loop.run_until_complete(self.node.stop())
+        finish_tasks(self.loop)
         self.loop.close()
 
     def start(self) -> Node:
