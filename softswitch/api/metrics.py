@@ -17,14 +17,8 @@ class NodeCollector:
     def collect(self):
         node = self.node
         ep = node.endpoint
-        req = CounterMetricFamily("softswitch_sip_requests", "SIP requests received", labels=["method"])
-        for method, n in sorted(ep.method_counts.items()):
-            req.add_metric([method], n)
-        yield req
-        resp = CounterMetricFamily("softswitch_sip_responses", "SIP responses sent", labels=["code"])
-        for code, n in sorted(ep.status_counts.items()):
-            resp.add_metric([str(code)], n)
-        yield resp
+        yield counters("softswitch_sip_requests", "SIP requests received", "method", ep.method_counts)
+        yield counters("softswitch_sip_responses", "SIP responses sent", "code", ep.status_counts)
         counts = ep.layer.counts()
         tx = GaugeMetricFamily("softswitch_sip_transactions", "Live SIP transactions", labels=["side"])
         tx.add_metric(["server"], counts["server"])
@@ -32,14 +26,8 @@ class NodeCollector:
         yield tx
         yield GaugeMetricFamily("softswitch_sip_dialogs", "Live dialogs", value=len(node.calls.dialogs))
         yield GaugeMetricFamily("softswitch_calls", "Calls in progress", value=len(node.calls.calls))
-        calls = CounterMetricFamily("softswitch_call_events", "Call outcomes", labels=["kind"])
-        for kind, n in sorted(node.calls.stats.items()):
-            calls.add_metric([kind], n)
-        yield calls
-        reg = CounterMetricFamily("softswitch_registrar", "Registrar events", labels=["kind"])
-        for kind, n in sorted(node.registrar.stats.items()):
-            reg.add_metric([kind], n)
-        yield reg
+        yield counters("softswitch_call_events", "Call outcomes", "kind", node.calls.stats)
+        yield counters("softswitch_registrar", "Registrar events", "kind", node.registrar.stats)
         yield GaugeMetricFamily("softswitch_overload_busy", "Share of time spent handling SIP (smoothed)",
                                 value=node.calls.busy)
         yield GaugeMetricFamily("softswitch_loop_lag_seconds", "Event loop lateness (smoothed)",
@@ -58,34 +46,22 @@ class NodeCollector:
             yield hist
         ovl = getattr(node, "overload", None)
         if ovl is not None:
-            o = CounterMetricFamily("softswitch_overload", "Datagrams sorted before parsing because they waited "
-                                    "in the receive queue past the bound", labels=["kind"])
-            for kind, n in sorted(ovl.stats.items()):
-                o.add_metric([kind], n)
-            yield o
+            yield counters("softswitch_overload", "Datagrams sorted before parsing because they waited "
+                           "in the receive queue past the bound", "kind", ovl.stats)
             yield GaugeMetricFamily("softswitch_receive_queue_age_seconds", "Age of queued datagrams (smoothed)",
                                     value=node.calls.backlog)
         if node.guard is not None:
-            g = CounterMetricFamily("softswitch_guard", "Requests dropped and sources banned", labels=["kind"])
-            for kind, n in sorted(node.guard.stats.items()):
-                g.add_metric([kind], n)
-            yield g
+            yield counters("softswitch_guard", "Requests dropped and sources banned", "kind", node.guard.stats)
             yield GaugeMetricFamily("softswitch_guard_bans_active", "Sources banned now", value=len(node.guard.bans))
         lockout = getattr(getattr(node, "authn", None), "lockout", None)
         if lockout is not None:
-            acc = CounterMetricFamily("softswitch_account_lockout", "Failed digest attempts per account, "
-                                      "lockouts, and attempts refused while locked", labels=["kind"])
-            for kind, n in sorted(lockout.stats.items()):
-                acc.add_metric([kind], n)
-            yield acc
+            yield counters("softswitch_account_lockout", "Failed digest attempts per account, "
+                           "lockouts, and attempts refused while locked", "kind", lockout.stats)
             yield GaugeMetricFamily("softswitch_accounts_locked", "Accounts (usernames) locked now",
                                     value=lockout.active(time.time()))
         if getattr(node, "pool", None) is not None:
             yield GaugeMetricFamily("softswitch_pool_redis_up", "Redis reachable (pool mode)", value=int(node.pool.up))
-            p = CounterMetricFamily("softswitch_pool", "Pool reservations and state sharing", labels=["kind"])
-            for kind, n in sorted(node.pool.stats.items()):
-                p.add_metric([kind], n)
-            yield p
+            yield counters("softswitch_pool", "Pool reservations and state sharing", "kind", node.pool.stats)
         center = node.center
         if center is not None:
             waiting = GaugeMetricFamily("softswitch_queue_waiting", "Calls waiting", labels=["queue"])
@@ -118,6 +94,14 @@ class NodeCollector:
             yield GaugeMetricFamily("softswitch_media_streams", "Open RTP streams", value=len(engine.streams))
             yield GaugeMetricFamily("softswitch_media_max_lateness_seconds", "Worst tick lateness",
                                     value=engine.stats.get("max_lateness_ms", 0.0) / 1000.0)
+
+
+def counters(name: str, text: str, label: str, stats: dict) -> CounterMetricFamily:
+    """One counter family with a sample per key of `stats` (the nodes' stats dicts), in key order."""
+    family = CounterMetricFamily(name, text, labels=[label])
+    for key, n in sorted(stats.items()):
+        family.add_metric([str(key)], n)
+    return family
 
 
 def render(node) -> bytes:
