@@ -33,8 +33,8 @@ FIGURE_LINE = r"^overload .+: goodput at"
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-sys.path.insert(0, HERE)
-from tenant import write_tenant, write_users_csv  # noqa: E402
+sys.path.insert(0, ROOT)
+from benchmarks.tenant import write_tenant, write_users_csv  # noqa: E402
 
 SCENARIO = os.path.join(ROOT, "tools", "sipp", "register_auth.xml")
 TRACE_ERRORS = False      # --errors: SIPp logs every failed call (costly for SIPp, which shares the CPU)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import socket
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -24,6 +23,9 @@ from dataclasses import dataclass, field
 FIGURE_LINE = r"^tenant: .+: \d+ agents, \d+ queues"
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from benchmarks.common import free_port  # noqa: E402
+
 REALM = "bench.test"
 FIRST_NUMBER = 100000
 FIRST_ID = 10000
@@ -47,20 +49,6 @@ class Tenant:
     supervisor: tuple[str, str] = (SUPERVISOR, TENANT_PASSWORD)
 
 
-def free_port(kind: int = socket.SOCK_DGRAM) -> int:
-    """A port free for both UDP and TCP (the SIP listeners take both)."""
-    while True:
-        with socket.socket(socket.AF_INET, kind) as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-                t.bind(("127.0.0.1", port))
-            return port
-        except OSError:
-            continue
-
-
 def phone(n: int) -> tuple[str, str]:
     number = str(FIRST_NUMBER + n)
     return number, f"Pw-{number}!"
@@ -79,7 +67,7 @@ def write_tenant(path: str, agents: int = 10000, queues: int = 20, *, sip_port: 
     """Write the tenant YAML to `path`; returns its ports, credentials and names."""
     workdir = workdir or os.path.dirname(os.path.abspath(path))
     sip_port = sip_port or free_port()
-    http_port = http_port or free_port(socket.SOCK_STREAM)
+    http_port = http_port or free_port()
     queues = max(1, queues)
     prompts = os.path.join(ROOT, "config", "prompts")
     t = Tenant(os.path.abspath(path), sip_port, http_port, REALM, workdir)
