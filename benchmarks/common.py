@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import os
+import pathlib
 import socket
 import subprocess
 import sys
@@ -29,26 +30,17 @@ def free_port() -> int:
 
 
 # --- `softswitch serve` on the shipped example config ------------------------------------------------------
-EXAMPLE = os.path.join(ROOT, "config", "example.yaml")
-
-
 def example_config(workdir: str, exempt: tuple[str, ...] = ("127.0.0.1",)) -> tuple[str, int]:
-    """The shipped example moved to free ports and a private database, with `exempt` left out of the
-    per-source limiter (as an operator does for an SBC). Returns (config path, SIP port)."""
-    port = free_port()
-    with open(EXAMPLE) as f:
-        text = f.read()
-    text = text.replace("udp:127.0.0.1:5060, tcp:127.0.0.1:5060", f"udp:127.0.0.1:{port}, tcp:127.0.0.1:{port}")
-    text = text.replace("127.0.0.1:8080", f"127.0.0.1:{free_port()}")
-    text = text.replace("ws:127.0.0.1:5066", f"ws:127.0.0.1:{free_port()}")
-    text = text.replace("sqlite:///var/softswitch/cdr.db", f"sqlite:///{workdir}/cdr.db")
-    text = text.replace("prompts/", f"{os.path.dirname(EXAMPLE)}/prompts/")
+    """The shipped example moved to free ports and a private database (as the tests run it), with `exempt`
+    left out of the per-source limiter (as an operator does for an SBC). Returns (config path, SIP port)."""
+    # the tests' helper, imported here: it brings pytest, which only the example-based benchmarks need
+    sys.path.insert(0, ROOT)
+    from tests.serve import example_on_free_ports
+    path, port = example_on_free_ports(pathlib.Path(workdir))
     if exempt:
-        text = text.replace("    security: {", f"    security: {{exempt: [{', '.join(exempt)}], ", 1)
-    path = os.path.join(workdir, "node.yaml")
-    with open(path, "w") as f:
-        f.write(text)
-    return path, port
+        text = path.read_text()
+        path.write_text(text.replace("    security: {", f"    security: {{exempt: [{', '.join(exempt)}], ", 1))
+    return str(path), port
 
 
 def serve(config: str, workdir: str, profile: str | None = None,
