@@ -35,7 +35,7 @@ def example_config(workdir: str, exempt: tuple[str, ...] = ("127.0.0.1",)) -> tu
     left out of the per-source limiter (as an operator does for an SBC). Returns (config path, SIP port)."""
     # the tests' helper, imported here: it brings pytest, which only the example-based benchmarks need
     sys.path.insert(0, ROOT)
-    from tests.serve import example_on_free_ports
+    from tests.support.serve import example_on_free_ports
     path, port = example_on_free_ports(pathlib.Path(workdir))
     if exempt:
         text = path.read_text()

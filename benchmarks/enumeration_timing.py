@@ -26,7 +26,7 @@ sys.path.insert(0, ROOT)
 
 from softswitch.sip.digest import make_authorization  # noqa: E402
 from softswitch.sip.parser import parse_message  # noqa: E402
-from tests.serve import Served, example_on_free_ports  # noqa: E402
+from tests.support.serve import Served, example_on_free_ports  # noqa: E402
 
 REALM = "cc.example.com"
 UA = "Yealink SIP-T46U 66.86.0.15"

@@ -20,7 +20,7 @@ import time
 from common import ROOT, Pinger, cpu_seconds, example_config, internal_errors, rss_kb, serve, stop
 
 sys.path.insert(0, ROOT)
-from tests.hostile import random_probes  # noqa: E402
+from tests.support.hostile import random_probes  # noqa: E402
 
 # the line the smoke run (tests/test_benchmarks_smoke.py) looks for
 FIGURE_LINE = r"^probe_bench: \d+ probes .+; (ok|FAIL)"

@@ -29,7 +29,7 @@ from softswitch.sip.message import make_response
 from softswitch.sip.parser import parse_message
 from softswitch.sip.uas import check_request, error_response, response_address, stamp_via
 from softswitch.sip.uri import SipURI
-from tests.hostile import BREAKERS, REALM, RUNS, SLOTS, message, run_text
+from tests.support.hostile import BREAKERS, REALM, RUNS, SLOTS, message, run_text
 
 LIMIT = 0.050          # CPU seconds per message
 MAX = 60000            # characters of run: with the rest of the INVITE, close to the 65535-octet datagram limit

@@ -15,7 +15,7 @@ import urllib.request
 from pathlib import Path
 
 
-from tests.cc import ACCOUNTS, PASSWORDS, Api, browser_expect, ws_node
+from tests.support.cc import ACCOUNTS, PASSWORDS, Api, browser_expect, ws_node
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 TIMEOUT_MS = 10_000

@@ -10,7 +10,7 @@ import numpy as np
 import pjsua2
 import pytest
 
-from tests.cc import Api, cc_node, wait_for
+from tests.support.cc import Api, cc_node, wait_for
 from tests.test_calls import agent_phone, connected, customer, ended
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.cc import PASSWORDS, Api, cc_node, wait_for
+from tests.support.cc import PASSWORDS, Api, cc_node, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -365,7 +365,7 @@ def test_prometheus_metrics_reflect_live_state(phones, tmp_path):
 def test_websocket_stream_carries_events_and_queue_kpis(tmp_path):
     import asyncio
     import aiohttp
-    from tests.cc import agent_on_break
+    from tests.support.cc import agent_on_break
     with cc_node(tmp_path) as (nt, port, http):
         api = agent_on_break(port, http)
 

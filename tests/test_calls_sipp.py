@@ -6,10 +6,10 @@ import os
 import subprocess
 import time
 
-from tests.cc import ACCOUNTS, PASSWORDS, Api, agent_on_break, cc_node
+from tests.support.cc import ACCOUNTS, PASSWORDS, Api, agent_on_break, cc_node
 from tests.conftest import free_port
-from tests.sipclient import UdpClient
-from tests.sipp import SCENARIOS, SIPP, run_sipp
+from tests.support.sipclient import UdpClient
+from tests.support.sipp import SCENARIOS, SIPP, run_sipp
 from tools.agents_load import register_agents, sign_in_all
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "sipp")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import time
 
-from tests.cc import agent_on_break, cc_node, wait_for
-from tests.sipclient import UdpClient
+from tests.support.cc import agent_on_break, cc_node, wait_for
+from tests.support.sipclient import UdpClient
 
 SDP = ("v=0\r\no=c 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
        "m=audio 40000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\na={dir}\r\n")

@@ -11,8 +11,8 @@ import re
 import pytest
 
 from softswitch.sip.digest import make_authorization
-from tests.cc import cc_node
-from tests.sipclient import UdpClient
+from tests.support.cc import cc_node
+from tests.support.sipclient import UdpClient
 
 REALM = "cc.test"
 KNOWN, UNKNOWN = "70001", "79999"
@@ -196,7 +196,7 @@ def test_register_whose_to_is_not_a_sip_address_of_record_is_a_bad_request(node)
 def test_an_agents_own_digest_list_is_offered_for_its_number_alone(tmp_path):
     """The documented trade-off of a per-agent list: that number's challenge differs (SHA-256 first), every
     other number, an agent's or nobody's, gets the tenant's MD5; the phone registers with SHA-256."""
-    from tests.cc import PASSWORDS, _node_thread, _rtp_lo, config_text
+    from tests.support.cc import PASSWORDS, _node_thread, _rtp_lo, config_text
     from tests.conftest import free_port
     old = f'softphone: "70001", softphone_password: "{PASSWORDS["70001"]}", queues: [support]'
     made = {}

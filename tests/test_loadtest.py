@@ -15,9 +15,9 @@ import threading
 
 import pytest
 
-from tests.cc import Api, wait_for
-from tests.serve import Served, example_on_free_ports
-from tests.sipp import ROOT
+from tests.support.cc import Api, wait_for
+from tests.support.serve import Served, example_on_free_ports
+from tests.support.sipp import ROOT
 
 pytestmark = pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp is not installed")
 

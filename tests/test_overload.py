@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 from softswitch.overload import ADMIT, DROP, REJECT, OverloadOptions, OverloadPolicy, peek, service_unavailable
 from softswitch.sip.errors import SipError
 from softswitch.sip.parser import parse_message
-from tests.cc import cc_node, wait_for
+from tests.support.cc import cc_node, wait_for
 from tests.conftest import running_node
-from tests.nodes import ACCOUNTS, REALM, authorize, registrar_node
-from tests.sipclient import UdpClient, options_request
+from tests.support.nodes import ACCOUNTS, REALM, authorize, registrar_node
+from tests.support.sipclient import UdpClient, options_request
 
 
 def register(user: str = "70001", n: int = 1, auth: str = "", extra: str = "", compact: bool = False) -> bytes:
@@ -259,7 +259,7 @@ def test_the_config_sets_overload_control_and_the_stall_threshold_and_names_a_ba
 
     from softswitch.node import options_from_config
     from softswitch.settings import ConfigError, parse_config
-    from tests.cc import config_text
+    from tests.support.cc import config_text
     text = config_text(5060, 8080, str(tmp_path / "cc.db"), 30000,
                        security=", overload: {queue_delay: 50ms, sustain: 0s, drop_after: 1s, retry_after: 9}")
     text = text.replace("  http: {", "  watchdog: {stall_threshold: 250ms}\n  http: {", 1)

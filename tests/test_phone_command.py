@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.cc import Api, wait_for
+from tests.support.cc import Api, wait_for
 from tests.conftest import free_port
-from tests.serve import Served, example_on_free_ports
+from tests.support.serve import Served, example_on_free_ports
 from tests.test_audio import segment
 
 pytest.importorskip("pjsua2")

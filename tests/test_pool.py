@@ -7,7 +7,7 @@ import time
 import pjsua2
 import pytest
 
-from tests.cc import PASSWORDS, Api, cc_node, wait_for
+from tests.support.cc import PASSWORDS, Api, cc_node, wait_for
 from tools.redisserver import redis_server
 
 
@@ -92,9 +92,9 @@ def test_agent_on_two_nodes_gets_one_call_at_a_time(phones, redis_url, tmp_path)
 
 def test_a_node_killed_mid_call_frees_the_agent_for_the_survivor(phones, redis_url, tmp_path):
     import signal
-    from tests.cc import config_text
+    from tests.support.cc import config_text
     from tests.conftest import free_port
-    from tests.serve import Served, wait_admitting
+    from tests.support.serve import Served, wait_admitting
     nodes, ports = [], []
     for name in ("k1", "k2"):
         d = tmp_path / name
@@ -184,7 +184,7 @@ def test_node_keeps_serving_when_redis_goes_away(phones, tmp_path):
 
 def test_three_nodes_show_the_pool_queue(redis_url, tmp_path):
     from tests.test_dialogs import ack, answered, invite
-    from tests.sipclient import UdpClient
+    from tests.support.sipclient import UdpClient
     from tools.agents_load import register_agents
     from tests.conftest import free_port
     import contextlib

@@ -27,10 +27,10 @@ import numpy as np
 import pytest
 
 from softswitch.sip.digest import make_authorization
-from tests.cc import Api, wait_for
+from tests.support.cc import Api, wait_for
 from tests.conftest import free_port
-from tests.serve import Served, example_on_free_ports
-from tests.sipclient import UdpClient
+from tests.support.serve import Served, example_on_free_ports
+from tests.support.sipclient import UdpClient
 from tests.test_audio import segment
 
 REALM = "cc.example.com"

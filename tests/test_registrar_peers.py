@@ -12,7 +12,7 @@ import pytest
 from softswitch.credentials import Credentials, ha1_pair
 from softswitch.registrar import RegistrarOptions
 from tests.conftest import running_node
-from tests.sipp import run_sipp
+from tests.support.sipp import run_sipp
 from tools.sipp.users_csv import write_users_csv
 
 REALM = "cc.test"
@@ -111,7 +111,7 @@ def test_sipp_registers_over_tcp(tmp_path):
 
 def _register_once(port: int, user: str, password: str, realm: str, call_id: str) -> int:
     from softswitch.sip.digest import make_authorization
-    from tests.sipclient import UdpClient
+    from tests.support.sipclient import UdpClient
     client = UdpClient(("127.0.0.1", port))
 
     def req(cseq: int, auth: str = "") -> bytes:
@@ -131,7 +131,7 @@ def _register_once(port: int, user: str, password: str, realm: str, call_id: str
 
 
 def test_cli_password_reset_applies_to_running_node(tmp_path):
-    from tests.serve import Served, example_on_free_ports
+    from tests.support.serve import Served, example_on_free_ports
     config, port = example_on_free_ports(tmp_path)
     node = Served(config)
     try:

@@ -12,9 +12,9 @@ import pytest
 
 from softswitch.sip.digest import make_authorization
 from softswitch.sip.parser import parse_message
-from tests.cc import PASSWORDS, Api, cc_node
-from tests.sipclient import UdpClient, options_request
-from tests.sipp import SCENARIOS, SIPP
+from tests.support.cc import PASSWORDS, Api, cc_node
+from tests.support.sipclient import UdpClient, options_request
+from tests.support.sipp import SCENARIOS, SIPP
 
 REALM = "cc.test"
 
@@ -229,7 +229,7 @@ def test_api_sessions_expire():
 
 def test_no_secrets_in_the_logs(tmp_path):
     import json
-    from tests.serve import Served, example_on_free_ports
+    from tests.support.serve import Served, example_on_free_ports
     from tools.agents_load import api, register_agents
     from tests.conftest import free_port
     config, port = example_on_free_ports(tmp_path)

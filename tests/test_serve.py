@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.serve import Served, example_on_free_ports, wait_admitting
-from tests.sipclient import UdpClient, options_request
+from tests.support.serve import Served, example_on_free_ports, wait_admitting
+from tests.support.sipclient import UdpClient, options_request
 
 ROOT = Path(__file__).resolve().parent.parent
 

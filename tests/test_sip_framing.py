@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from softswitch.sip.errors import SipError
 from softswitch.sip.framing import Keepalive, StreamFramer
-from tests.sipclient import options_request
+from tests.support.sipclient import options_request
 
 MSGS = [options_request(5060, call_id=f"c{i}", branch=f"z9hG4bK{i}") for i in range(3)]
 INVITE = (b"INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bKi\r\nFrom: <sip:x@y>;tag=1\r\nTo: <sip:a@b>\r\n"

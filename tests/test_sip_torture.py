@@ -14,8 +14,8 @@ import pytest
 
 from softswitch.sip.errors import SipError
 from softswitch.sip.parser import parse_message
-from tests.nodes import registrar_node
-from tests.sipclient import TcpClient, UdpClient, options_request
+from tests.support.nodes import registrar_node
+from tests.support.sipclient import TcpClient, UdpClient, options_request
 
 DIR = os.path.join(os.path.dirname(__file__), "data", "sip-torture")   # RFC 4475 messages, copied from the shared corpus
 FILES = sorted(os.path.basename(p)[:-4] for p in glob.glob(os.path.join(DIR, "*.dat")))
@@ -155,7 +155,7 @@ def test_no_transaction_waits_for_a_user(node):
 
 def test_escnull_registers_two_distinct_contacts():
     """%00 in user parts: after authenticating, both contacts are bound; the AOR is not cut at the NUL."""
-    from tests.nodes import authorize
+    from tests.support.nodes import authorize
     with registrar_node() as node:
         _escnull(node, authorize)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from softswitch.sip.parser import parse_message
 from tests.conftest import running_node
-from tests.sipclient import TcpClient, UdpClient, options_request
-from tests.sipp import run_sipp
+from tests.support.sipclient import TcpClient, UdpClient, options_request
+from tests.support.sipp import run_sipp
 
 
 def test_options_over_udp_gets_200_with_capabilities(sip_node):

@@ -10,9 +10,9 @@ import urllib.request
 import pytest
 
 from tests.conftest import free_port
-from tests.scanners import sipvicious
-from tests.serve import Served, example_on_free_ports
-from tests.sipclient import UdpClient
+from tests.support.scanners import sipvicious
+from tests.support.serve import Served, example_on_free_ports
+from tests.support.sipclient import UdpClient
 
 PHONE_UA = "Yealink SIP-T46U 66.86.0.15"
 NUMBERS = [str(n) for n in range(69999, 70006)]        # the demo softphones are 70001..70004

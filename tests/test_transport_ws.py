@@ -14,7 +14,7 @@ import pytest
 from softswitch.sip.message import Response, make_response
 from softswitch.sip.parser import parse_message
 from softswitch.transport.ws import listen_ws
-from tests.nodes import ACCOUNTS, REALM, authorize, registrar_node
+from tests.support.nodes import ACCOUNTS, REALM, authorize, registrar_node
 
 INVALID = "df7jal23ls0d.invalid"       # what browser stacks put in Via / Contact (RFC 7118 s. 5.2)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 
-from tests.cc import ACCOUNTS, PASSWORDS, Api, browser_expect, ws_node
+from tests.support.cc import ACCOUNTS, PASSWORDS, Api, browser_expect, ws_node
 from tests.test_agent_page import MEDIA_FLAGS, TIMEOUT_MS, _until
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"

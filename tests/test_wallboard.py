@@ -9,9 +9,9 @@ import urllib.request
 from pathlib import Path
 
 
-from tests.cc import ACCOUNTS, PASSWORDS, Api, browser_expect, cc_node
+from tests.support.cc import ACCOUNTS, PASSWORDS, Api, browser_expect, cc_node
 from tests.conftest import free_port
-from tests.sipclient import UdpClient
+from tests.support.sipclient import UdpClient
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 TIMEOUT_MS = 10_000

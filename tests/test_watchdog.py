@@ -6,9 +6,9 @@ from __future__ import annotations
 import urllib.request
 
 from softswitch.watchdog import BOUNDS, Watchdog, describe, printable
-from tests.cc import cc_node
+from tests.support.cc import cc_node
 from tests.conftest import running_node
-from tests.sipclient import TcpClient, UdpClient, options_request
+from tests.support.sipclient import TcpClient, UdpClient, options_request
 
 
 class FakeClock:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tests.conftest import free_port
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "example.yaml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "example.yaml"
 
 
 def example_on_free_ports(tmp_path: Path) -> tuple[Path, int]:

@@ -125,7 +125,7 @@ def ws_node(tmp_path, edits: tuple[tuple[str, str], ...] = ()):
         text = config_text(sip_port, http_port, str(tmp_path / "cc.db"), _rtp_lo(sip_port))
         listen = f"listen: [udp:127.0.0.1:{sip_port}, tcp:127.0.0.1:{sip_port}]"
         for old, new in ((listen, listen[:-1] + f", ws:127.0.0.1:{ws_port}]"), *edits):
-            assert text.count(old) == 1, f"tests.cc.config_text changed: {old!r}"
+            assert text.count(old) == 1, f"tests.support.cc.config_text changed: {old!r}"
             text = text.replace(old, new)
         return text, (sip_port, http_port, ws_port)
     with _node_thread(tmp_path, make_text) as (nt, (sip_port, http_port, ws_port)):

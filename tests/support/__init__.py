@@ -1,0 +1,1 @@
+"""Helpers the tests share: starting nodes, SIP and HTTP clients, SIPp and scanner drivers."""

@@ -1,0 +1,1 @@
+"""Pure tests of one package each: no sockets, fake clocks."""
