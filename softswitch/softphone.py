@@ -14,13 +14,16 @@ line prints them); nothing else in here writes anywhere but the recordings.
 
 from __future__ import annotations
 
+import gc
 import os
 import re
+import sys
 import tempfile
 import time
 import wave
 from dataclasses import dataclass, field
 
+import numpy as np
 import pjsua2 as pj
 
 
@@ -248,7 +251,6 @@ class _StderrLog(pj.LogWriter):
     """PJSIP's own log goes to standard error, so standard output carries only the phone's event lines."""
 
     def write(self, entry) -> None:
-        import sys
         sys.stderr.write(entry.msg if entry.msg.endswith("\n") else entry.msg + "\n")
 
 
@@ -363,7 +365,6 @@ class Softphones:
 
 def wav_energy(path: str, skip: float = 0.2) -> tuple[float, float]:
     """(RMS level, dominant frequency in Hz) of a mono 16-bit WAV recorded by a phone."""
-    import numpy as np
     with wave.open(path, "rb") as w:
         rate = w.getframerate()
         data = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float64)
@@ -386,7 +387,6 @@ def shutdown() -> None:
         phones.pump(0.2)
     except pj.Error:
         pass
-    import gc
     for acc in list(phones.accounts):
         for rec in acc.calls:
             rec.call = None

@@ -5,6 +5,7 @@ Values keep their escaped form so a URI serialises exactly as it arrived; `unesc
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
 
@@ -146,7 +147,6 @@ class SipURI(URI):
 
 def normalise_host(host: str) -> str:
     if host.startswith("["):
-        import ipaddress
         try:
             return "[" + ipaddress.IPv6Address(host[1:-1]).compressed + "]"
         except ValueError:
