@@ -42,6 +42,11 @@ class Guard:
         self._scanners = tuple(s.lower() for s in options.scanners)
         self._sweep_at = 0.0
 
+    def reconfigure(self, options: GuardOptions) -> None:
+        """New limits from a reload; buckets, bans and counted failures stay."""
+        self.o = options
+        self._scanners = tuple(s.lower() for s in options.scanners)
+
     def banned(self, host: str, now: float) -> bool:
         until = self.bans.get(host)
         if until is None:

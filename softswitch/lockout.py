@@ -33,6 +33,10 @@ class AccountLockout:
         self._locks: dict[bytes, float] = {}             # locked until; in lock order, so soonest to end first
         self.stats = {"failures": 0, "lockouts": 0, "locked_rejected": 0}
 
+    def reconfigure(self, options: LockoutOptions) -> None:
+        """New thresholds from a reload; failures counted and locks in force stay."""
+        self.o = options
+
     @staticmethod
     def _key(username: str) -> bytes:
         return hashlib.blake2b(username.encode("utf-8", "surrogateescape"), digest_size=12).digest()

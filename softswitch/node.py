@@ -19,6 +19,7 @@ from .endpoint import Endpoint
 from .location import MemoryLocationStore
 from .options import make_options_handler
 from .overload import OverloadOptions
+from .security_settings import guard_options, lockout_options, overload_options
 from .b2bua import CallControl
 from .contact_center import ContactCenter
 from .ivr import IvrRunner
@@ -143,18 +144,15 @@ class Node:
         self.stopped = asyncio.Event()
 
     def _security(self, sec) -> None:
-        from .guard import SCANNERS, Guard, GuardOptions
-        self.guard = Guard(GuardOptions(sec.rate, sec.burst, sec.flood_ban_after, sec.auth_failures, sec.window,
-                                        sec.ban_time, sec.scanners if sec.scanners is not None else SCANNERS,
-                                        sec.exempt), log.get("guard"))
+        from .guard import Guard
+        self.guard = Guard(guard_options(sec), log.get("guard"))
         guard, loop, ep = self.guard, self.loop, self.endpoint
         ep.source_filter = lambda src: guard.admit(src.host, loop.time())
         ep.filters.append(lambda msg, src: guard.allow(src.host, msg.get("User-Agent"), loop.time()))
         ep.limits, ep.max_message_size, ep.max_vias = True, sec.max_message_size, sec.max_vias
         self.authn.on_source_failure = lambda host: guard.auth_failed(host, loop.time())
-        from .lockout import AccountLockout, LockoutOptions
-        self.authn.lockout = AccountLockout(LockoutOptions(sec.account_failures, sec.account_window,
-                                                           sec.account_lock_time), log.get("guard"))
+        from .lockout import AccountLockout
+        self.authn.lockout = AccountLockout(lockout_options(sec), log.get("guard"))
         self.calls.outbound_per_minute = sec.outbound_calls_per_minute
 
     def _media(self, config, base: Path) -> None:
@@ -344,7 +342,7 @@ def options_from_config(cfg) -> NodeOptions:
     reg = sip.registrar
     listen = [Listen(x.transport, x.host, x.port) for x in sip.listen]
     ovl = sip.overload
-    overload = OverloadOptions(ovl.queue_delay, ovl.sustain, ovl.drop_after, retry_after=ovl.retry_after)
+    overload = overload_options(ovl)
     return NodeOptions(listen=listen, domain=sip.domain, user_agent=sip.user_agent, nonce_ttl=reg.nonce_ttl,
                        overload=overload if ovl.enabled else None,
                        registrar=RegistrarOptions(realm=sip.realm, min_expires=reg.min_expires,

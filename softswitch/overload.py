@@ -155,6 +155,11 @@ class OverloadPolicy:
         # answered 503 (a 503 after the 401 would end a registration the node is already serving)
         self.served: dict[bytes, None] = {}
 
+    def reconfigure(self, options: OverloadOptions) -> None:
+        """New thresholds from a reload; the shedding state and the counters stay."""
+        self.o = options
+        self.queue_delay = options.queue_delay
+
     def decide(self, kind: str, method: bytes, age: float) -> str:
         """The policy table. `age`: seconds the datagram waited in the receive queue."""
         if kind == "response":

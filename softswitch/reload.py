@@ -2,7 +2,8 @@
 
 Routes, IVR flows, queue settings, agents and softphone secrets change in place. A queue that disappears
 keeps serving the calls already in it (no new calls are routed there); an agent that disappears is signed
-out (after the current call, if talking). Listen addresses, media ports and storage need a restart: a
+out (after the current call, if talking). Security and overload limits change in place, keeping the bans,
+locks and counts already made. Listen addresses, media ports and storage need a restart: a
 change there is reported, not applied.
 """
 
@@ -12,6 +13,7 @@ from acd import Agent
 
 from .contact_center import agent_queues, queue_spec
 from .routing import Router
+from .security_settings import reconfigure
 
 
 def apply_config(node, new) -> dict:
@@ -19,12 +21,15 @@ def apply_config(node, new) -> dict:
     old = node.config
     changes: dict[str, list] = {"queues_added": [], "queues_removed": [], "queues_changed": [],
                                 "agents_added": [], "agents_removed": [], "agents_changed": [],
-                                "routes": [], "needs_restart": []}
+                                "routes": [], "needs_restart": [], "security": []}
     for key, label in ((lambda c: c.server.sip.listen, "server.sip.listen"),
                        (lambda c: c.server.media, "server.media"), (lambda c: c.server.storage, "server.storage"),
                        (lambda c: c.server.http_listen, "server.http"), (lambda c: c.server.sip.realm, "realm")):
         if key(old) != key(new):
             changes["needs_restart"].append(label)
+    applied, restart = reconfigure(node, old, new)
+    changes["security"] = applied
+    changes["needs_restart"].extend(restart)
     node.credentials.update_config({a.softphone: dict(a.ha1) for a in new.agents})
     if getattr(node, "authn", None) is not None:
         from .node import agent_algorithms

@@ -251,5 +251,11 @@ def test_the_example_admin_reloads_through_the_api(tmp_path):
         # the account and password the example's comments give
         admin = api(base, "POST", "/api/login", {"account": "acme_dana", "password": "Dana-Admin5!"})["token"]
         assert api(base, "POST", "/api/admin/reload", {}, admin)["ok"] is True
+        # security limits change in place, with nothing to restart
+        text = config.read_text()
+        assert "account_failures: 10," in text
+        config.write_text(text.replace("account_failures: 10,", "account_failures: 3,"))
+        changes = api(base, "POST", "/api/admin/reload", {}, admin)["changes"]
+        assert changes["security"] == ["server.sip.security"] and "needs_restart" not in changes
     finally:
         assert node.stop() == 0
