@@ -19,7 +19,7 @@ from .endpoint import Endpoint
 from .location import MemoryLocationStore
 from .options import make_options_handler
 from .overload import OverloadOptions
-from .security_settings import guard_options, lockout_options, overload_options
+from .security_settings import agent_algorithms, guard_options, lockout_options, overload_options
 from .b2bua import CallControl
 from .contact_center import ContactCenter
 from .ivr import IvrRunner
@@ -350,11 +350,6 @@ def options_from_config(cfg) -> NodeOptions:
                                                   max_contacts=reg.max_contacts,
                                                   randomize_expires=reg.randomize_expires,
                                                   node_id=cfg.server.node_id, algorithms=reg.digest))
-
-
-def agent_algorithms(cfg) -> dict[str, tuple[str, ...]]:
-    """Softphone number -> its own digest algorithms, for the agents that have a list of their own."""
-    return {a.softphone: a.digest for a in cfg.agents if a.digest}
 
 
 def credentials_from_config(cfg) -> Credentials:

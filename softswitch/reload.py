@@ -13,7 +13,7 @@ from acd import Agent
 
 from .contact_center import agent_queues, queue_spec
 from .routing import Router
-from .security_settings import reconfigure
+from .security_settings import agent_algorithms, reconfigure
 
 
 def apply_config(node, new) -> dict:
@@ -32,7 +32,6 @@ def apply_config(node, new) -> dict:
     changes["needs_restart"].extend(restart)
     node.credentials.update_config({a.softphone: dict(a.ha1) for a in new.agents})
     if getattr(node, "authn", None) is not None:
-        from .node import agent_algorithms
         node.authn.per_user = agent_algorithms(new)
     node.router = node.calls.router = Router(new.routes, {a.softphone: a.id for a in new.agents})
     if {(r.called, r.ext, r.media, r.kind, r.target) for r in old.routes} != \

@@ -1,5 +1,5 @@
-"""The security and overload sections of the YAML as the options of the guard, the account lockout and the
-overload policy, and how a reload changes them on a running node.
+"""The security and overload sections of the YAML as the options of the guard, the account lockout, the
+overload policy and the per-agent digest lists, and how a reload changes them on a running node.
 
 A reload replaces the options and keeps what the components have counted (rate-limit buckets, bans, failed
 attempts, locks, the shedding state): changing a limit must not unban a flooder or unlock an account.
@@ -10,6 +10,11 @@ from __future__ import annotations
 from .guard import SCANNERS, GuardOptions
 from .lockout import LockoutOptions
 from .overload import OverloadOptions
+
+
+def agent_algorithms(cfg) -> dict[str, tuple[str, ...]]:
+    """Softphone number -> its own digest algorithms, for the agents that have a list of their own."""
+    return {a.softphone: a.digest for a in cfg.agents if a.digest}
 
 
 def guard_options(sec) -> GuardOptions:
