@@ -10,13 +10,23 @@ from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 
+import config  # the shipped configs are package data
+
+from .credentials import Credentials
+from .node import run as serve
+from .node import sqlite_path
+from .phone import add_arguments as phone_arguments
+from .phone import run as run_phone
+from .records import RecordStore
+from .routing import Router
+from .settings import ConfigError, PasswordPolicy, hash_password, load_config, softphone_hash
+
 DEFAULT_CONFIG = "config/example.yaml"
 
 
 def default_config() -> str:
     if os.path.exists(DEFAULT_CONFIG):
         return DEFAULT_CONFIG
-    import config  # the shipped configs are package data
     return str(Path(config.__file__).with_name("example.yaml"))
 
 
@@ -55,17 +65,14 @@ def main(argv: list[str] | None = None) -> int:
     when = "a date (2026-12-01), an ISO time (2026-12-01T09:30, local unless it has an offset) or UNIX seconds"
     ex.add_argument("--since", type=moment, default=None, help=f"first moment exported: {when}")
     ex.add_argument("--until", type=moment, default=None, help=f"end of the export (excluded): {when}")
-    from .phone import add_arguments as phone_arguments
     phone_arguments(sub.add_parser("phone", help="a SIP softphone: register and answer, or call a number"))
     args = p.parse_args(argv)
     if args.command == "phone":
-        from .phone import run as phone
-        return phone(args)
+        return run_phone(args)
     if args.command == "records":
         return records_export(args)
     if args.command == "serve":
-        from .node import run
-        return run(args.config or default_config())
+        return serve(args.config or default_config())
     if args.command == "config":
         return config_check(args.file) if args.action == "check" else config_route(args)
     return passwd(args)
@@ -91,7 +98,6 @@ def moment(text: str) -> float:
 
 
 def _load(path: str):
-    from .settings import ConfigError, load_config
     try:
         return load_config(path)
     except ConfigError as err:
@@ -110,7 +116,6 @@ def config_check(path: str) -> int:
 
 
 def config_route(args) -> int:
-    from .routing import Router
     cfg = _load(args.file)
     if cfg is None:
         return 1
@@ -144,7 +149,6 @@ def config_route(args) -> int:
 
 
 def records_export(args) -> int:
-    from .records import RecordStore
     cfg = _load(args.file)
     if cfg is None:
         return 1
@@ -169,7 +173,6 @@ def _read_password(args) -> str | None:
 
 
 def passwd(args) -> int:
-    from .settings import PasswordPolicy, hash_password, softphone_hash
     cfg = None
     if args.config:
         cfg = _load(args.config)
@@ -200,8 +203,6 @@ def passwd(args) -> int:
         print(f"password rejected by the password policy: {'; '.join(bad)}", file=sys.stderr)
         return 1
     if args.reset:
-        from .credentials import Credentials
-        from .node import sqlite_path
         path = sqlite_path(cfg.server.storage.cdr)
         creds = Credentials(realm, {a.softphone: dict(a.ha1) for a in cfg.agents}, db_path=path)
         try:
