@@ -15,7 +15,7 @@ Per N calls (2N audio legs, each pair joined in its own room):
   forwards each packet it receives, unchanged, to its peer leg's sink. Same offered load for both.
 * measured over --seconds after --warmup: packets/s arriving at the sinks, server-process CPU
   (resource.getrusage of that process, user+sys), and tick lateness. For the engine, each tick's lateness
-  is observed by wrapping the engine instance's _tick attribute from this script (engine.py unchanged):
+  is observed by wrapping the engine instance's _tick attribute from this script (the engine unchanged):
   lateness = time.monotonic() at the tick's start minus the tick's due time on the engine's own schedule
   (t0 + n * 20 ms on the engine's clock, time.monotonic(), which is also the loop's clock: for uvloop
   CLOCK_MONOTONIC truncated to 1 ms). Catch-up ticks are included. For the bare relay, the same
@@ -243,7 +243,7 @@ async def _engine(conn, party: int, sink_ports: list[int], warmup: float, second
             engine.join(s, f"room-{i // party}")
         streams.append(s)
     obs = _TickObserver()
-    orig_tick = engine._tick            # instance attribute shadows the method; engine.py is not edited
+    orig_tick = engine._tick            # instance attribute shadows the method; the engine is not edited
 
     def observed_tick(n, now):
         obs.seen(now)                   # the engine passes due(n) as `now`

@@ -11,6 +11,8 @@ import heapq
 
 import numpy as np
 
+from . import g711
+
 FRAME = 160  # 20 ms at 8 kHz
 
 
@@ -133,7 +135,6 @@ class CodecRoomMixer:
         self._ix16 = np.empty((self._rooms3, 3, frame), dtype=np.uint16)
 
     def run(self, codes: np.ndarray, groups, codec: str = "PCMU", out: np.ndarray | None = None) -> np.ndarray:
-        from . import g711
         F = self.frame
         if out is None:
             out = np.empty(codes.shape, dtype=np.uint8)
