@@ -57,6 +57,9 @@ def read_wav_raw(src) -> tuple[np.ndarray, int]:
         tag = struct.unpack_from("<H", fmt, 24)[0]   # first two bytes of the SubFormat GUID
     if channels < 1 or rate < 1 or align < 1:
         raise WavError("bad fmt chunk")
+    if bits % 8 or align != channels * bits // 8:
+        # Block align is one sample of every channel; anything else cannot be cut into samples.
+        raise WavError(f"block align {align} does not fit {channels} channels of {bits} bits")
     body = body[: len(body) - len(body) % align]
     if tag == WAVE_FORMAT_PCM and bits == 8:
         x = (np.frombuffer(body, np.uint8).astype(np.float64) - 128) * 256   # 8-bit PCM is unsigned

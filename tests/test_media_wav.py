@@ -97,6 +97,15 @@ def test_bad_files_raise():
         read_wav(riff(85, 1, 8000, 16, b"\x00" * 10))   # MP3 in WAV
 
 
+@pytest.mark.parametrize("bits, align", [(16, 1), (24, 1), (32, 2), (12, 2)])
+def test_a_block_align_that_does_not_fit_the_samples_is_a_wav_error(bits, align):
+    fmt = struct.pack("<HHIIHH", 1, 1, 8000, 8000 * align, align, bits)
+    body = b"\x00" * 7
+    chunks = b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(body)) + body
+    with pytest.raises(WavError, match="block align"):
+        read_wav(b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WAVE" + chunks)
+
+
 def test_frames_split_and_pad(tmp_path):
     x = np.arange(1, 401, dtype=np.int16)
     f = frames(x)
