@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .errors import LocalProtocolError
+
 STATES = ("offline", "idle", "ringing", "talking", "busy", "rest", "wrap_up")
 AVAILABLE_FOR_CHANGE = ("idle", "busy", "rest", "wrap_up")
 
@@ -39,7 +41,7 @@ TABLE.update({
 DEFERRED = {("talking", "sign_out"), ("talking", "unregistered")}
 
 
-class AgentStateError(Exception):
+class AgentStateError(LocalProtocolError):
     """A change the table does not allow (e.g. sign-in while offline without a phone)."""
 
     def __init__(self, state: str, event: str, why: str = "") -> None:

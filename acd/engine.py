@@ -18,6 +18,7 @@ from typing import Callable
 
 from .agents import Agent, AgentStateError
 from .deadlines import Deadlines
+from .errors import LocalProtocolError
 from .roster import Roster
 from .stats import QueueStats
 
@@ -90,8 +91,8 @@ class Event:
     wait: float = 0.0
 
 
-class AcdError(Exception):
-    pass
+class AcdError(LocalProtocolError):
+    """An unknown agent, queue or call, or one that is not where the request expects it."""
 
 
 class Acd:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from .errors import LocalProtocolError, RemoteProtocolError
 from .rtp import ts_diff
 
 # RFC 4733 3.2: events 0-9, * (10), # (11), A-D (12-15), flash (16).
@@ -17,7 +18,7 @@ def event_code(digit: str) -> int:
         return FLASH
     i = DIGITS.find(digit.upper())
     if len(digit) != 1 or i < 0:
-        raise ValueError(f"not a DTMF digit: {digit!r}")
+        raise LocalProtocolError(f"not a DTMF digit: {digit!r}")
     return i
 
 
@@ -25,7 +26,7 @@ def event_digit(code: int) -> str:
     return DIGITS[code] if 0 <= code < 16 else "!" if code == FLASH else f"event{code}"
 
 
-class DtmfError(ValueError):
+class DtmfError(RemoteProtocolError):
     """A malformed telephone-event payload."""
 
 
@@ -51,7 +52,7 @@ def parse_event(payload: bytes) -> ToneEvent:
 
 def build_event(e: ToneEvent) -> bytes:
     if not (0 <= e.event <= 255 and 0 <= e.volume <= 63 and 0 <= e.duration <= 0xFFFF):
-        raise ValueError("event 0..255, volume 0..63, duration 0..65535")
+        raise LocalProtocolError("event 0..255, volume 0..63, duration 0..65535")
     # The R bit is reserved: sent as zero.
     return struct.pack("!BBH", e.event, (0x80 if e.end else 0) | e.volume, e.duration)
 
@@ -71,7 +72,7 @@ def tone_packets(digit: str, timestamp: int, duration: int = 800, *, volume: int
     2.5.1.4: the final packet (E bit) is sent three times.
     """
     if not 0 < duration <= 0xFFFF:
-        raise ValueError("duration must be 1..65535 timestamp units (long-event segments not supported)")
+        raise LocalProtocolError("duration must be 1..65535 timestamp units (long-event segments not supported)")
     ev = event_code(digit)
     ts = timestamp & 0xFFFFFFFF
     out = [DtmfPacket(d == interval, ts, build_event(ToneEvent(ev, False, volume, d)))

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import LocalProtocolError
+
 PT = {"PCMU": 0, "PCMA": 8}
 
 # mu-law: 16-bit input, magnitude clipped at CLIP so that magnitude + BIAS still fits in 15 bits.
@@ -112,7 +114,7 @@ def encode(pcm, codec: str) -> bytes:
     try:
         table = _ENC[codec]
     except KeyError:
-        raise ValueError(f"unknown G.711 codec {codec!r}") from None
+        raise LocalProtocolError(f"unknown G.711 codec {codec!r}") from None
     return np.take(table, _as_pcm(pcm).view(np.uint16)).tobytes()
 
 
@@ -121,7 +123,7 @@ def decode(payload, codec: str) -> np.ndarray:
     try:
         table = _DEC[codec]
     except KeyError:
-        raise ValueError(f"unknown G.711 codec {codec!r}") from None
+        raise LocalProtocolError(f"unknown G.711 codec {codec!r}") from None
     return np.take(table, _as_codes(payload))
 
 

@@ -12,6 +12,7 @@ import heapq
 import numpy as np
 
 from . import g711
+from .errors import LocalProtocolError
 
 FRAME = 160  # 20 ms at 8 kHz
 
@@ -122,7 +123,7 @@ class CodecRoomMixer:
 
     def __init__(self, frame: int = FRAME, chunk: int = 192) -> None:
         if frame % 2:
-            raise ValueError("frame must be even (two-sample decode lookups)")
+            raise LocalProtocolError("frame must be even (two-sample decode lookups)")
         self.frame = frame
         self.chunk = chunk
         self._p64 = np.empty((chunk, frame // 2), dtype=np.uint64)
@@ -377,10 +378,10 @@ class Mixer:
         for supervisor overrides and rooms whose legs use different codecs.
         """
         if self._over:
-            raise ValueError("mix_codes() does not apply supervisor overrides; use mix()")
+            raise LocalProtocolError("mix_codes() does not apply supervisor overrides; use mix()")
         h = self._high
         if codes.shape[0] < h:
-            raise ValueError(f"need at least {h} code rows, got {codes.shape[0]}")
+            raise LocalProtocolError(f"need at least {h} code rows, got {codes.shape[0]}")
         lay = self._current_layout()
         out = self._codes_out[:h]
         m = lay.order.size
@@ -398,7 +399,7 @@ class Mixer:
         h = self._high
         f = self.frames[:h] if frames is None else np.asarray(frames)[:h]
         if f.shape[0] < h:
-            raise ValueError(f"need at least {h} frame rows, got {f.shape[0]}")
+            raise LocalProtocolError(f"need at least {h} frame rows, got {f.shape[0]}")
         rooms = self._room[:h]
         lay = self._current_layout()
         acc = self._acc[:h]

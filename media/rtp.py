@@ -5,6 +5,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
+from .errors import LocalProtocolError, RemoteProtocolError
+
 RTP_SEQ_MOD = 1 << 16
 MAX_DROPOUT = 3000
 MAX_MISORDER = 100
@@ -13,7 +15,7 @@ MIN_SEQUENTIAL = 2
 RTCP_SR, RTCP_RR, RTCP_SDES, RTCP_BYE, RTCP_APP = 200, 201, 202, 203, 204
 
 
-class RtpError(ValueError):
+class RtpError(RemoteProtocolError):
     """A malformed RTP or RTCP packet."""
 
 
@@ -72,11 +74,11 @@ def build_rtp(payload_type: int, seq: int, timestamp: int, ssrc: int, payload: b
               extension: tuple[int, bytes] | None = None, padding: int = 0) -> bytes:
     """Serialize an RTP packet; `padding` adds that many padding octets (0 or 1..255)."""
     if not 0 <= payload_type <= 127:
-        raise ValueError("payload type must be 0..127")
+        raise LocalProtocolError("payload type must be 0..127")
     if len(csrc) > 15:
-        raise ValueError("at most 15 CSRCs")
+        raise LocalProtocolError("at most 15 CSRCs")
     if not 0 <= padding <= 255:
-        raise ValueError("padding must be 0..255")
+        raise LocalProtocolError("padding must be 0..255")
     b0 = 0x80 | len(csrc) | (0x20 if padding else 0) | (0x10 if extension is not None else 0)
     parts = [_HDR.pack(b0, payload_type | (0x80 if marker else 0), seq & 0xFFFF, timestamp & 0xFFFFFFFF,
                        ssrc & 0xFFFFFFFF)]
@@ -85,7 +87,7 @@ def build_rtp(payload_type: int, seq: int, timestamp: int, ssrc: int, payload: b
     if extension is not None:
         profile, ext = extension
         if len(ext) % 4:
-            raise ValueError("extension data must be a multiple of 4 bytes")
+            raise LocalProtocolError("extension data must be a multiple of 4 bytes")
         parts.append(struct.pack("!HH", profile, len(ext) // 4) + ext)
     parts.append(bytes(payload))
     if padding:
@@ -317,7 +319,7 @@ def _rtcp_header(count: int, pt: int, body: bytes) -> bytes:
 
 def build_sr(sr: SenderReport) -> bytes:
     if len(sr.reports) > 31:
-        raise ValueError("at most 31 report blocks")
+        raise LocalProtocolError("at most 31 report blocks")
     body = struct.pack("!IQIII", sr.ssrc, sr.ntp, sr.rtp_ts & 0xFFFFFFFF, sr.packets & 0xFFFFFFFF,
                        sr.octets & 0xFFFFFFFF) + b"".join(r.pack() for r in sr.reports)
     return _rtcp_header(len(sr.reports), RTCP_SR, body)
@@ -325,14 +327,14 @@ def build_sr(sr: SenderReport) -> bytes:
 
 def build_rr(rr: ReceiverReport) -> bytes:
     if len(rr.reports) > 31:
-        raise ValueError("at most 31 report blocks")
+        raise LocalProtocolError("at most 31 report blocks")
     body = struct.pack("!I", rr.ssrc) + b"".join(r.pack() for r in rr.reports)
     return _rtcp_header(len(rr.reports), RTCP_RR, body)
 
 
 def build_bye(bye: Bye) -> bytes:
     if len(bye.ssrcs) > 31:
-        raise ValueError("at most 31 SSRCs")
+        raise LocalProtocolError("at most 31 SSRCs")
     body = b"".join(struct.pack("!I", s) for s in bye.ssrcs)
     if bye.reason:
         reason = bye.reason.encode()[:255]

@@ -10,6 +10,7 @@ import wave
 import numpy as np
 
 from . import g711
+from .errors import RemoteProtocolError
 
 RATE = 8000
 FRAME = 160
@@ -21,7 +22,7 @@ WAVE_FORMAT_MULAW = 7
 WAVE_FORMAT_EXTENSIBLE = 0xFFFE
 
 
-class WavError(ValueError):
+class WavError(RemoteProtocolError):
     """An unreadable or unsupported WAV file."""
 
 

@@ -7,6 +7,7 @@ import asyncio
 import random
 import socket
 
+from ..errors import LocalProtocolError
 from ..mixer import FRAME, Mixer
 from . import stages
 from .codecs import CODEC_BY_PT
@@ -24,11 +25,11 @@ class MediaEngine(Ticker, RelayRoutes, Prompts):
                  port_range: tuple[int, int] = (20000, 29999), ptime: float = 0.02, *,
                  max_catchup: int = 50, rtcp_interval: float = 5.0, record_flush: int = 25) -> None:
         if abs(ptime - FRAME / 8000) > 1e-9:
-            raise ValueError("only 20 ms frames (160 samples at 8 kHz) are supported")
+            raise LocalProtocolError("only 20 ms frames (160 samples at 8 kHz) are supported")
         lo, hi = port_range
         lo += lo & 1
         if not 0 < lo < hi <= 65535:
-            raise ValueError(f"bad port range {port_range}")
+            raise LocalProtocolError(f"bad port range {port_range}")
         Ticker.__init__(self, loop or asyncio.get_event_loop(), ptime, max_catchup)
         self._init_routes()
         self._init_prompts()
@@ -79,7 +80,7 @@ class MediaEngine(Ticker, RelayRoutes, Prompts):
     async def open_stream(self, kind: str = "audio") -> Stream:
         """Bind an even free port of the range (and port+1 for RTCP); the stream is idle until used."""
         if kind not in ("audio", "video"):
-            raise ValueError("kind must be 'audio' or 'video'")
+            raise LocalProtocolError("kind must be 'audio' or 'video'")
         lo, hi = self.port_range
         count = (hi - lo + 1) // 2
         port = self._next_port
@@ -166,14 +167,14 @@ class MediaEngine(Ticker, RelayRoutes, Prompts):
             return
         action = {"listen": m.listen, "whisper": m.whisper, "barge": m.barge}.get(mode)
         if action is None:
-            raise ValueError(f"unknown supervisor mode {mode!r}")
+            raise LocalProtocolError(f"unknown supervisor mode {mode!r}")
         if supervisor.room is None and agent.room is not None:
             self.join(supervisor, agent.room)
         action(supervisor, agent, customer)
 
     def _check_audio(self, s: Stream) -> None:
         if s.closed or s.kind != "audio" or s.engine is not self:
-            raise ValueError(f"{s!r} is not an open audio stream of this engine")
+            raise LocalProtocolError(f"{s!r} is not an open audio stream of this engine")
 
     # --- recording and video -----------------------------------------------------------------------
 
@@ -193,7 +194,7 @@ class MediaEngine(Ticker, RelayRoutes, Prompts):
         """Forward every RTP/RTCP packet received on one video stream, unchanged, to the other's remote."""
         for s in (a, b):
             if s.closed or s.engine is not self:
-                raise ValueError(f"{s!r} is not an open stream of this engine")
+                raise LocalProtocolError(f"{s!r} is not an open stream of this engine")
         for s in (a, b):
             if s.peer is not None:
                 s.peer.peer = None

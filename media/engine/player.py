@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..errors import LocalProtocolError
 from ..mixer import FRAME
 from .codecs import ENCODE
 
@@ -57,7 +58,7 @@ class Prompts:
         if f.ndim == 1:
             f = np.pad(f, (0, -len(f) % FRAME)).reshape(-1, FRAME)
         if f.ndim != 2 or f.shape[1] != FRAME:
-            raise ValueError(f"prompt must be (N, {FRAME}) frames, got {f.shape}")
+            raise LocalProtocolError(f"prompt must be (N, {FRAME}) frames, got {f.shape}")
         if f.dtype != np.int16:
             f = np.clip(f, -32768, 32767).astype(np.int16)
         self._stop_player(stream, False)

@@ -9,6 +9,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ..dtmf import DtmfError, DtmfReceiver, parse_event, tone_packets
+from ..errors import LocalProtocolError
 from ..jitter import JitterBuffer
 from ..mixer import FRAME
 from ..rtp import ReceiverReport, RtpError, SenderReport, SeqTracker, build_rtcp, build_rtp, is_rtcp, parse_rtp
@@ -90,7 +91,7 @@ class Stream:
         With latch=True the first valid RTP packet received afterwards moves the remote to its source.
         """
         if self.kind == "audio" and pt is not None and pt not in CODEC_BY_PT:
-            raise ValueError(f"unsupported audio payload type {pt} (0 PCMU or 8 PCMA)")
+            raise LocalProtocolError(f"unsupported audio payload type {pt} (0 PCMU or 8 PCMA)")
         self.remote = (host, int(port))
         self.remote_rtcp = (host, int(port) + 1)
         if pt is not None:
@@ -125,7 +126,7 @@ class Stream:
     def send_dtmf(self, digit: str, duration: int = 800) -> None:
         """Queue an RFC 4733 digit (needs event_pt); it replaces audio packets for its duration."""
         if self.event_pt is None:
-            raise ValueError("no telephone-event payload type negotiated")
+            raise LocalProtocolError("no telephone-event payload type negotiated")
         tone_packets(digit, 0, duration)        # validates the digit and duration now
         self._dtmf_out.append((digit, duration))
         self.engine._reroute(self)              # the tick sends the digit, so it must own the stream

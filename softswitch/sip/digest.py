@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
+from .errors import RemoteProtocolError
+
 HASHES = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}
 _SCHEME_RE = re.compile(r"[A-Za-z0-9_\-]+\Z")
 _QUOTED_PAIR = re.compile(r"\\(.)", re.S)     # split() keeps the escaped character: "".join unescapes in C
@@ -25,8 +27,8 @@ _NC_RE = re.compile(r"[0-9a-fA-F]{8}\Z")
 _PARAM_RE = re.compile(r'\s*([A-Za-z0-9_\-]+)\s*=\s*("[^"\\]*(?:\\.[^"\\]*)*"|[^\s,"]*)\s*(?:,|\Z)', re.S)
 
 
-class AuthParseError(ValueError):
-    """An Authorization value that is not a well-formed credentials line."""
+class AuthParseError(RemoteProtocolError):
+    """An Authorization value that is not a well-formed credentials line (or a challenge that is not one)."""
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
-"""The two error families of the SIP core.
+"""The errors of the SIP core: one root, split like h11's into the peer's fault and ours.
 
-`SipError` is the peer's fault: it carries the status the server should answer with (400, 416, 420, 505 ...).
-Anything else raised out of the core is our fault and is a bug.
+`RemoteProtocolError` is the peer's fault: it carries the status the server should answer with (400, 416,
+420, 505 ...). `SipError` (the message parser and grammar) and `AuthParseError` (credentials and challenges)
+are its kinds. `LocalProtocolError` is our bug: the transaction user asked for something the state does not
+allow (`TransactionStateError`). Anything else raised out of the core is a bug too.
 """
 
 from __future__ import annotations
@@ -30,8 +32,22 @@ def reason_phrase(status: int) -> str:
     return REASONS.get(status, "Unknown")
 
 
-class SipError(ValueError):
-    """The peer sent something we cannot accept; `status` is what to answer (when answering is possible).
+class ProtocolError(Exception):
+    """Root of the SIP core's errors."""
+
+
+class RemoteProtocolError(ProtocolError, ValueError):
+    """The peer sent something we cannot accept; `status` is what to answer (when answering is possible)."""
+
+    status = 400
+
+
+class LocalProtocolError(ProtocolError, RuntimeError):
+    """Our side asked the core for something its state does not allow: a bug here, not the peer's fault."""
+
+
+class SipError(RemoteProtocolError):
+    """A message or header the grammar refuses; `status` is what to answer (when answering is possible).
 
     `headers` are extra header lines for that answer (e.g. Unsupported for 420, Accept for 415).
     `fatal_stream` means a stream transport cannot find the next message boundary and must close.

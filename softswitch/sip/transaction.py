@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 from typing import Any, Callable
 
-from .errors import SipError
+from .errors import LocalProtocolError, SipError
 from .message import Request, Response
 from .timers import TimerQueue
 
@@ -117,7 +117,7 @@ LIVE_TIMERS = {
 NETWORK_EVENTS = frozenset({"request", "ack", "rx_1xx", "rx_2xx", "rx_final", "transport_error"})
 
 
-class TransactionStateError(RuntimeError):
+class TransactionStateError(LocalProtocolError):
     """The TU asked for something the transaction's state does not allow (our bug, not the peer's)."""
 
 
