@@ -1,52 +1,14 @@
-"""Agent states as a literal table: (state, event) -> new state. Anything not in the table is refused.
-
-States: offline (not signed in), idle (ready), ringing (an offer is out), talking, busy (not ready, with a
-reason), rest, wrap_up (timed after-call work).
-"""
+"""An agent of the ACD: who it is, which queues it serves, and its counters. Its state machine (the table,
+deferred sign-out, the refusals) is agent_state.py; `Agent.apply` is that file's `apply`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .errors import LocalProtocolError
+from . import agent_state
+from .agent_state import AVAILABLE_FOR_CHANGE, DEFERRED, STATES, TABLE, AgentStateError
 
-STATES = ("offline", "idle", "ringing", "talking", "busy", "rest", "wrap_up")
-AVAILABLE_FOR_CHANGE = ("idle", "busy", "rest", "wrap_up")
-
-TABLE: dict[tuple[str, str], str] = {}
-for _s in AVAILABLE_FOR_CHANGE:
-    TABLE[(_s, "set_idle")] = "idle"
-    TABLE[(_s, "set_busy")] = "busy"
-    TABLE[(_s, "set_rest")] = "rest"
-    TABLE[(_s, "sign_out")] = "offline"
-    TABLE[(_s, "unregistered")] = "offline"
-TABLE.update({
-    ("offline", "sign_in"): "idle",
-    ("idle", "offer"): "ringing",
-    ("ringing", "answered"): "talking",
-    ("ringing", "no_answer"): "busy",        # reason no_answer: the agent is away from the phone
-    ("ringing", "declined"): "busy",         # the phone refused the call (486/603/...)
-    ("ringing", "withdrawn"): "idle",        # the customer hung up or the call left the queue
-    ("ringing", "sign_out"): "offline",
-    ("ringing", "unregistered"): "offline",
-    ("talking", "hangup"): "wrap_up",
-    ("idle", "outbound"): "talking",         # the agent placed a call
-    ("busy", "outbound"): "talking",
-    ("rest", "outbound"): "talking",
-    ("wrap_up", "outbound"): "talking",
-    ("talking", "hangup_no_wrap"): "idle",
-    ("wrap_up", "wrap_up_done"): "idle",
-})
-# While talking, sign-out and losing the phone take effect when the call ends.
-DEFERRED = {("talking", "sign_out"), ("talking", "unregistered")}
-
-
-class AgentStateError(LocalProtocolError):
-    """A change the table does not allow (e.g. sign-in while offline without a phone)."""
-
-    def __init__(self, state: str, event: str, why: str = "") -> None:
-        self.state, self.event = state, event
-        super().__init__(why or f"cannot {event.replace('_', ' ')} while {state}")
+__all__ = ["AVAILABLE_FOR_CHANGE", "DEFERRED", "STATES", "TABLE", "Agent", "AgentStateError"]
 
 
 @dataclass
@@ -71,19 +33,5 @@ class Agent:
     extra: dict = field(default_factory=dict)
 
     def apply(self, event: str, now: float, reason: str = "") -> tuple[str, str] | None:
-        """Move by the table; returns (old, new) or None when nothing changed (deferred or same state)."""
-        if (self.state, event) in DEFERRED:
-            self.pending = event
-            return None
-        new = TABLE.get((self.state, event))
-        if new is None:
-            raise AgentStateError(self.state, event)
-        old = self.state
-        if old == new and self.reason == reason:
-            return None
-        self.state, self.reason, self.since = new, reason, now
-        if new == "idle":
-            self.idle_since = now
-        if new not in ("ringing", "talking"):
-            self.call_id = None
-        return old, new
+        """Move by the table; returns (old, new) or None when nothing changed (deferred, no-op, same state)."""
+        return agent_state.apply(self, event, now, reason)

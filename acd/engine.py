@@ -16,7 +16,9 @@ import heapq
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .agents import Agent, AgentStateError
+from . import agent_state
+from .agent_state import SETTABLE, WITHDRAW_FIRST
+from .agents import Agent
 from .deadlines import Deadlines
 from .errors import LocalProtocolError
 from .roster import Roster
@@ -160,16 +162,17 @@ class Acd:
         self.roster.remove(a)
 
     # --- agents --------------------------------------------------------------------------------------------
-    def _change(self, agent: Agent, event: str, reason: str = "", out: list | None = None) -> None:
+    def _change(self, agent: Agent, event: str, reason: str = "") -> tuple[str, str] | None:
+        """The one way the ACD changes an agent's state (agent_state.py has the rules)."""
         now = self.clock()
-        old_state = agent.state
-        moved = agent.apply(event, now, reason)
+        moved = agent_state.apply(agent, event, now, reason)
         if moved:
             self.roster.sync(agent)
             self._emit(Event(now, "state", agent_id=agent.id, old=moved[0], new=moved[1], reason=reason or event))
-            if old_state == "talking" and agent.pending:
-                pending, agent.pending = agent.pending, None
-                self._change(agent, pending, "signed out" if pending == "sign_out" else "softphone unregistered")
+            then = agent_state.follow_up(agent, moved[0])
+            if then is not None:
+                self._change(agent, *then)
+        return moved
 
     def agent(self, agent_id: str) -> Agent:
         try:
@@ -183,34 +186,30 @@ class Acd:
         a.registered = registered
         self.roster.sync(a)
         out: list = []
-        if not registered and a.state != "offline":
-            if a.state == "ringing" and a.call_id:
+        if not registered:
+            if (a.state, "unregistered") in WITHDRAW_FIRST:
                 out += self._withdraw_agent(a, "softphone unregistered")
-            if a.state in ("idle", "busy", "rest", "wrap_up", "talking"):
-                self._change(a, "unregistered", "softphone unregistered")
+            self._change(a, "unregistered", "softphone unregistered")
         return out + self.dispatch()
 
     def sign_in(self, agent_id: str) -> list:
         a = self.agent(agent_id)
-        if not a.registered:
-            raise AgentStateError(a.state, "sign_in", "sign-in needs a registered softphone")
-        if a.state != "offline":
-            return []
-        self._change(a, "sign_in", "signed in")
+        if not self._change(a, "sign_in", "signed in"):
+            return []                           # already signed in
         return self.dispatch()
 
     def sign_out(self, agent_id: str) -> list:
         a = self.agent(agent_id)
         out: list = []
-        if a.state == "offline":
+        if agent_state.kind(a.state, "sign_out") == "no-op":
             return []
-        if a.state == "ringing":
+        if (a.state, "sign_out") in WITHDRAW_FIRST:
             out += self._withdraw_agent(a, "signed out")
         self._change(a, "sign_out", "signed out")
         return out + self.dispatch()
 
     def set_state(self, agent_id: str, state: str, reason: str = "") -> list:
-        if state not in ("idle", "busy", "rest"):
+        if state not in SETTABLE:
             raise AcdError(f"cannot set state {state!r}: use idle, busy or rest")
         a = self.agent(agent_id)
         self._change(a, f"set_{state}", reason)
@@ -359,9 +358,7 @@ class Acd:
         """A signed-in agent placed a call: occupied (talking) until it ends, then wrap-up like any call."""
         now = self.clock()
         a = self.agent(agent_id)
-        if a.state in ("offline", "ringing", "talking"):
-            raise AgentStateError(a.state, "outbound", f"cannot call out while {a.state}")
-        self._change(a, "outbound", "outbound call")
+        self._change(a, "outbound", "outbound call")      # refused unless the agent is free for it
         a.call_id = call_id
         self.talking[call_id] = (agent_id, "", now)
         return self.dispatch()

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import heapq
 
-from .agents import STATES, Agent
+from .agent_state import STATES
+from .agents import Agent
 from .strategies import rank
 
 # strategy -> the agent's order within a penalty tier (lower first), as strategies.py sorts them
