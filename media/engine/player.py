@@ -52,7 +52,7 @@ class Prompts:
         self._prompt_codes: dict[int, tuple[weakref.ref, dict]] = {}   # id(frames) -> (ref, encoded blocks)
 
     def play(self, stream: Stream, frames, loop: bool = False) -> asyncio.Future:
-        """Play (N, 160) int16 frames to the stream (instead of its room audio); see module doc."""
+        """Play (N, 160) int16 frames to the stream (instead of its room audio); see the package doc."""
         self._check_audio(stream)
         f = np.asarray(frames)
         if f.ndim == 1:
