@@ -392,6 +392,7 @@ def test_wallboard_with_calls_supervise_and_layout(tmp_path):
             shot_1920 = _screenshot(page, tmp_path, "1920")
             for width in (1440, 2560, 3840):
                 _fits(page, width)
+            _screenshot(page, tmp_path, "3840")
             page.set_viewport_size({"width": 1920, "height": 1080})
 
             # Listen before the supervisor's phone is registered: a clear error on the page, nothing started
@@ -415,7 +416,7 @@ def test_wallboard_with_calls_supervise_and_layout(tmp_path):
                 return nt.call(lambda: [(c.supervisor.state, c.supervisor_mode) for c in nt.node.calls.calls.values()
                                         if c.supervisor is not None])
             assert wait_for(lambda: supervised() == [("confirmed", "listen")], 20), supervised()
-            expect(ann.locator('[data-field="supervise-status"]')).to_have_text("supervisor listening")
+            expect(ann.locator('[data-field="supervise-status"]')).to_have_text("supervisor listening · hang up phone 70004 to stop")
             expect(ann.locator('button[data-mode="listen"]')).to_have_attribute("aria-pressed", "true")
             shot_listen = _screenshot(page, tmp_path, "listening")
             assert not problems, problems

@@ -382,8 +382,10 @@
       const mode = row.supervisor_mode;
       for (const [m] of MODES) r.f.buttons[m].setAttribute("aria-pressed", String(row.supervisor === "connected" && m === mode));
       const asked = S.supervising.get(row.id);
-      r.f.status.textContent = row.supervisor === "connected" ? `supervisor ${mode === "barge" ? "barged in" : mode + "ing"}`
-        : row.supervisor === "calling" ? `calling ${S.board.supervisor_phone ? "phone " + S.board.supervisor_phone : "the supervisor"}…`
+      const phone = S.board.supervisor_phone;
+      r.f.status.textContent = row.supervisor === "connected"
+        ? `supervisor ${mode === "barge" ? "barged in" : mode + "ing"}${phone ? ` · hang up phone ${phone} to stop` : ""}`
+        : row.supervisor === "calling" ? `calling ${phone ? "phone " + phone : "the supervisor"}…`
         : asked ? asked : "";
     });
   }
