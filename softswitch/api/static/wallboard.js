@@ -1,7 +1,7 @@
 // Wallboard: queues (KPIs with threshold colours, service level against its goal, 60-minute trend), calls waiting
 // and with agents, and agents by name, of one node, live.
 // Data: GET /api/wallboard (refetched on each /api/events WebSocket event, throttled, and every 2 s as a fallback)
-// and GET /api/wallboard/trends (every 15 s). Waits, talk times and times in state tick client-side between
+// and GET /api/wallboard/trends (every 10 s). Waits, talk times and times in state tick client-side between
 // fetches. Supervisors' Listen / Whisper / Barge buttons call POST /api/calls/ID/supervise.
 "use strict";
 (() => {
@@ -10,7 +10,7 @@
                         rest: "rest", offline: "offline" };
   const MODES = [["listen", "Listen"], ["whisper", "Whisper"], ["barge", "Barge"]];
   const POLL_MS = 2000;        // fallback refresh, with or without the WebSocket
-  const TREND_MS = 15000;      // the trend is per minute: a few fetches a minute are plenty
+  const TREND_MS = 10000;      // the trend is per minute: a few fetches a minute are plenty
   const THROTTLE_MS = 250;     // at most one refresh per this, however many events arrive
   const TICK_MS = 500;         // client-side clocks
   const TOKEN_KEY = "wallboard.token";
@@ -205,7 +205,7 @@
       S.skew = board.now - Date.now() / 1000;
       if (trends) { S.trends = trends; S.trendsAt = performance.now(); }
       S.refreshes += 1;
-      render(!!trends);
+      render();
       showError("board-error", "");
       $("updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
     } catch (e) {
@@ -258,20 +258,35 @@
     return { card, f };
   }
 
+  // The trend is fetched every few seconds, the board more often: the current minute shows the board's waiting
+  // count as soon as it is known.
+  function withLive(series, q) {
+    const period = S.trends.period, minute = S.board.now - (S.board.now % period);
+    const out = series.slice();
+    const last = out[out.length - 1];
+    if (last && last.t === minute) {
+      out[out.length - 1] = { ...last, waiting: q.waiting, waiting_max: Math.max(last.waiting_max ?? 0, q.waiting) };
+    } else if (!last || last.t < minute) {
+      out.push({ t: minute, waiting: q.waiting, waiting_max: q.waiting, answered: 0, abandoned: 0,
+                 short_abandoned: 0, service_level: null });
+    }
+    return out;
+  }
+
   function setTile(c, key, text, sub, lvl = "none") {
     c.f[key].textContent = text;
     c.f.subs[key].textContent = sub;
     c.f.tiles[key].dataset.level = lvl;
   }
 
-  function renderQueues(drawCharts) {
+  function renderQueues() {
     const box = $("queues");
     const queues = S.board.queues;
     const names = new Set(queues.map((q) => q.name));
     for (const [name, c] of S.cards) if (!names.has(name)) { c.card.remove(); S.cards.delete(name); }
     for (const q of queues) {
       let c = S.cards.get(q.name);
-      if (!c) { c = queueCard(q.name); S.cards.set(q.name, c); drawCharts = true; }
+      if (!c) { c = queueCard(q.name); S.cards.set(q.name, c); }
       box.append(c.card);                       // keeps the API's order
       c.q = q;
       const t = q.thresholds || {};
@@ -305,9 +320,9 @@
         " · abandoned ", el("b", { text: String(q.abandoned) }),
         q.short_abandoned ? ` (${q.short_abandoned} short)` : "",
         " · overflowed ", el("b", { text: String(q.overflowed) }));
-      if (drawCharts && S.trends && window.WallboardChart) {
-        window.WallboardChart.draw(c.f.chart, S.trends.queues[q.name] || [],
-          { now: S.trends.now, period: S.trends.period, minutes: S.trends.minutes, goal: q.service_level_goal });
+      if (S.trends && window.WallboardChart) {
+        window.WallboardChart.draw(c.f.chart, withLive(S.trends.queues[q.name] || [], q),
+          { now: S.board.now, period: S.trends.period, minutes: S.trends.minutes, goal: q.service_level_goal });
       }
     }
   }
@@ -492,11 +507,11 @@
     }
   }
 
-  function render(drawCharts) {
+  function render() {
     const b = S.board;
     document.body.classList.toggle("supervisor", !!b.can_supervise);
     $("who").textContent = `${b.account} (${b.role})`;
-    renderQueues(drawCharts);
+    renderQueues();
     renderCalls();
     renderAgents();
     tick();
