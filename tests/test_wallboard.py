@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import socket
 import subprocess
 import threading
 import urllib.request
@@ -106,6 +107,41 @@ class Customer:
         if self.thread is not None:
             self.thread.join(2)
         self.client.close()
+
+
+class Refuser:
+    """A phone that turns every call down (486 Busy Here)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.invites = 0
+        self.stop = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while not self.stop:
+            try:
+                data, src = self.sock.recvfrom(65535)
+            except OSError:
+                continue
+            if not data.startswith(b"INVITE "):
+                continue
+            self.invites += 1
+            lines = data.split(b"\r\n\r\n", 1)[0].decode(errors="replace").split("\r\n")[1:]
+            name = lambda h: h.split(":", 1)[0].strip().lower()      # noqa: E731
+            keep = [h for h in lines if name(h) in ("via", "from", "call-id", "cseq")]
+            keep += [h + ";tag=refuser" for h in lines if name(h) == "to"]
+            self.sock.sendto(("SIP/2.0 486 Busy Here\r\n" + "\r\n".join(keep) +
+                              "\r\nContent-Length: 0\r\n\r\n").encode(), src)
+
+    def close(self) -> None:
+        self.stop = True
+        self.thread.join(2)
+        self.sock.close()
 
 
 # --- geometry checks, run in the page ------------------------------------------------------------------------
@@ -407,7 +443,19 @@ def test_wallboard_with_calls_supervise_and_layout(tmp_path):
                                 "(Conflict)"], problems
             problems.clear()    # the refused request logs its 409 in the console: expected
 
-            # with Sam's phone registered, Listen calls it and the switch puts it on the call listening
+            # Sam's phone registered but turning the call down: the page says so instead of "calling" for ever
+            refuser = Refuser()
+            try:
+                assert register_agents(sip_port, [("70004", PASSWORDS["70004"])], "cc.test", refuser.port) == 1
+                ann.locator('button[data-mode="listen"]').click()
+                expect(error).to_be_hidden()
+                expect(error).to_contain_text("Listen failed: phone 70004 was called but did not answer")
+                assert refuser.invites >= 1
+            finally:
+                refuser.close()
+            shot_refused = _screenshot(page, tmp_path, "supervise-refused")
+
+            # with Sam's phone registered (its newest binding), Listen calls it and the switch puts it on the call
             assert register_agents(sip_port, [("70004", PASSWORDS["70004"])], "cc.test", uas_port) == 1
             ann.locator('button[data-mode="listen"]').click()
             expect(error).to_be_hidden()
@@ -442,5 +490,5 @@ def test_wallboard_with_calls_supervise_and_layout(tmp_path):
         uas.wait(10)
         nt.stop()
 
-    for shot in (shot_1280, shot_1920, shot_error, shot_listen):
+    for shot in (shot_1280, shot_1920, shot_error, shot_refused, shot_listen):
         assert shot.exists() and shot.stat().st_size > 10_000

@@ -3,6 +3,7 @@ whatever a peer put in its From header."""
 
 from __future__ import annotations
 
+from acd import Acd, Agent, QueueSpec
 from softswitch.api.wallboard_data import caller_of, reason_words
 
 
@@ -38,3 +39,25 @@ def test_hostile_from_values_are_cut_short_before_parsing():
     for value in (huge, " " * 100_000 + "<", "<" * 100_000, '"' * 100_000, "a " * 50_000 + "<sip:1@x>"):
         out = caller_of(value)
         assert len(out["number"]) <= 64 and len(out["name"]) <= 64
+
+
+def test_queue_view_carries_the_goal_and_short_abandons_and_a_new_goal_applies_in_place():
+    now = [1000.0]
+    acd = Acd([QueueSpec("q", service_level=20, short_abandon=5, service_level_goal=0.9)],
+              [Agent("a1", "70001", {"q": 0})], lambda: now[0])
+    acd.registration("a1", True)
+    acd.sign_in("a1")
+    acd.set_state("a1", "rest", "")
+    acd.enqueue("c1", "q")
+    now[0] += 1
+    acd.caller_gone("c1")
+    v = acd.queue_view("q")
+    assert (v["service_level_goal"], v["service_level_time"], v["short_abandon_time"]) == (0.9, 20, 5)
+    assert (v["abandoned"], v["short_abandoned"], v["abandon_rate"]) == (1, 1, None)
+    acd.set_queue(QueueSpec("q", service_level=30, short_abandon=0.5, service_level_goal=0.7))     # a reload
+    acd.enqueue("c2", "q")
+    now[0] += 1
+    acd.caller_gone("c2")                       # 1 s is no longer short
+    v = acd.queue_view("q")
+    assert (v["service_level_goal"], v["service_level_time"]) == (0.7, 30)
+    assert (v["abandoned"], v["short_abandoned"], v["abandon_rate"]) == (2, 1, 1.0)

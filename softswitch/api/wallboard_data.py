@@ -121,11 +121,12 @@ def board(node, role: str, account: str, now: float) -> dict:
         for row in waiting + active:
             row.pop("caller", None)
     me = config.agent_of_account(account) if config is not None and supervisor else None
+    emp = config.employee(account) if config is not None else None
     try:
         node_id = node.options.registrar.node_id
     except AttributeError:
         node_id = None
-    return {"now": now, "node_id": node_id, "account": account, "role": role, "can_supervise": supervisor,
+    return {"now": now, "node_id": node_id, "account": account, "name": emp.name if emp is not None else "", "role": role, "can_supervise": supervisor,
             "supervisor_phone": me.softphone if me is not None else None,
             "queues": queue_rows(center.acd, config), "agents": agents,
             "calls": {"waiting": waiting, "active": active}}

@@ -396,13 +396,29 @@
       r.f.waited.textContent = duration(row.wait);
       const mode = row.supervisor_mode;
       for (const [m] of MODES) r.f.buttons[m].setAttribute("aria-pressed", String(row.supervisor === "connected" && m === mode));
-      const asked = S.supervising.get(row.id);
       const phone = S.board.supervisor_phone;
+      const asked = askedState(row, phone);
       r.f.status.textContent = row.supervisor === "connected"
         ? `supervisor ${mode === "barge" ? "barged in" : mode + "ing"}${phone ? ` · hang up phone ${phone} to stop` : ""}`
         : row.supervisor === "calling" ? `calling ${phone ? "phone " + phone : "the supervisor"}…`
-        : asked ? asked : "";
+        : asked ? asked.text : "";
     });
+  }
+
+  // A Listen/Whisper/Barge that was accepted ("calling") but whose phone call then failed leaves no trace in the
+  // board but the call's supervisor going back to none: say so, instead of "calling" for ever.
+  function askedState(row, phone) {
+    const asked = S.supervising.get(row.id);
+    if (!asked) return null;
+    if (row.supervisor === "connected") { S.supervising.delete(row.id); return null; }
+    if (row.supervisor === "calling") { asked.seenCalling = true; return asked; }
+    if (asked.seenCalling || performance.now() - asked.at > 10000) {
+      S.supervising.delete(row.id);
+      showError("supervise-error", `${asked.label} failed: ${phone ? "phone " + phone : "your phone"} was called ` +
+                "but did not answer. Check that it is on and answers calls by itself, then try again.");
+      return null;
+    }
+    return asked;
   }
 
   function superviseHint(message) {
@@ -425,9 +441,11 @@
         method: "POST", body: JSON.stringify({ mode }),
       });
       const phone = S.board && S.board.supervisor_phone;
-      S.supervising.set(callId, res.mode === "calling" ? `${label}: calling your phone${phone ? " " + phone : ""}…`
-                                                       : `${label}: on`);
-      if (r) r.f.status.textContent = S.supervising.get(callId);
+      if (res.mode === "calling") {
+        S.supervising.set(callId, { label, at: performance.now(), seenCalling: false,
+                                    text: `${label}: calling your phone${phone ? " " + phone : ""}…` });
+        if (r) r.f.status.textContent = S.supervising.get(callId).text;
+      }
       schedule();
     } catch (e) {
       if (e instanceof Unauthorized) { stopBoard(); $("login-error").textContent = "Session expired: sign in again."; return; }
@@ -510,7 +528,7 @@
   function render() {
     const b = S.board;
     document.body.classList.toggle("supervisor", !!b.can_supervise);
-    $("who").textContent = `${b.account} (${b.role})`;
+    $("who").textContent = `${b.name || b.account} (${b.role})`;
     renderQueues();
     renderCalls();
     renderAgents();
