@@ -250,6 +250,10 @@ def test_wallboard_live_in_headless_chromium(tmp_path):
             bob = page.locator('tr[data-agent="1002"]')
             expect(bob.locator('[data-field="state"]')).to_have_text("offline")
             expect(bob.locator('[data-field="reason"]')).to_have_text("not signed in")
+            # nobody serves sales: said, in red
+            sales = page.locator('section[data-queue="sales"]')
+            expect(sales.locator('[data-kpi="agents_needed"]')).to_have_attribute("data-level", "alarm")
+            expect(sales.locator('[data-sub="agents_needed"]')).to_have_text("nobody signed in")
             expect(row.locator('[data-field="time_in_state"]')).to_have_text(re.compile(r"^\d+:\d\d$"))
             shot_idle = _screenshot(page, tmp_path, "2-idle")
 

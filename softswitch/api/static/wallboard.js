@@ -307,8 +307,9 @@
               "average talk time", level(t.average_handle_time, q.average_handle_time));
       const staffed = STATES.filter((s) => s !== "offline").reduce((n, s) => n + ((q.agents || {})[s] || 0), 0);
       setTile(c, "agents_needed", q.agents_needed == null ? "—" : String(q.agents_needed),
-              q.agents_needed == null ? "after the first calls" : `for the goal · ${staffed} signed in`,
-              q.agents_needed == null ? "none" : q.agents_needed > staffed ? "warn" : "ok");
+              staffed === 0 ? "nobody signed in" : q.agents_needed == null ? `after the first calls · ${staffed} signed in`
+                : `for the goal · ${staffed} signed in`,
+              staffed === 0 ? "alarm" : q.agents_needed == null ? "none" : q.agents_needed > staffed ? "warn" : "ok");
       for (const st of STATES) {
         const n = (q.agents && q.agents[st]) || 0;
         c.f.chips[st].textContent = `${STATE_WORDS[st]} ${n}`;
