@@ -37,6 +37,7 @@ class QueueSpec:
     overflow: tuple[str, str] = ("hangup", "")     # (queue|ivr|hangup, target)
     service_level: float = 20.0
     short_abandon: float = 5.0
+    service_level_goal: float = 0.8
 
 
 @dataclass
@@ -132,6 +133,9 @@ class Acd:
             self._strategy_state[name] = {}
             self._waiting[name] = {}
             self._unoffered[name] = []
+        st = self.stats[name]           # counts so far stay; new calls are judged by the new settings
+        st.service_level_s, st.short_abandon_s, st.target_share = (spec.service_level, spec.short_abandon,
+                                                                   spec.service_level_goal)
         self.queues[name] = spec
         self.roster.set_strategy(name, spec.strategy)
         for e in self._waiting[name].values():     # a new max wait: the old deadlines no longer stand

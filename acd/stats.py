@@ -56,6 +56,10 @@ class QueueStats:
         return {
             "entered": self.entered_n, "answered": self.answered_n, "abandoned": self.abandoned_n,
             "overflowed": self.overflowed_n,
+            # abandons within short_abandon_time are in `abandoned` but left out of the two rates
+            "short_abandoned": self.short_abandoned, "short_abandon_time": self.short_abandon_s,
+            "answered_in_service_level": self.answered_in_sl,
+            "service_level_time": self.service_level_s, "service_level_goal": self.target_share,
             "service_level": round(self.answered_in_sl / offered, 4) if offered else None,
             "average_speed_of_answer": round(self.wait_total / self.answered_n, 3) if self.answered_n else None,
             "abandon_rate": round(counted_abandons / offered, 4) if offered else None,

@@ -19,7 +19,8 @@ from . import log
 def queue_spec(q) -> QueueSpec:
     """The ACD's view of a configured skill queue."""
     return QueueSpec(q.name, q.type, q.strategy, q.max_wait, q.max_calls, q.ring_timeout, q.wrap_up,
-                     (q.overflow.kind, q.overflow.target), q.service_level, q.short_abandon)
+                     (q.overflow.kind, q.overflow.target), q.service_level, q.short_abandon,
+                     q.service_level_goal)
 
 
 def agent_queues(a) -> dict[str, int]:

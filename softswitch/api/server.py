@@ -317,7 +317,7 @@ def make_app(node) -> web.Application:
     app.router.add_post("/api/calls/{call}/supervise", supervise_call)
     app.router.add_get("/health", health)
     from .wallboard import setup as setup_wallboard
-    setup_wallboard(app, NODE)
+    setup_wallboard(app, NODE, SESSION_OF)
     from .agentpage import setup as setup_agent_page
     setup_agent_page(app, NODE)
     app.router.add_get("/metrics", metrics)

@@ -14,6 +14,7 @@ from .model import (QUEUE_TYPES, STRATEGIES, Agent, SecuritySettings, CalledRout
 from .reader import MISSING, Bad, Reader
 from .secrets import RULES, PasswordPolicy, hash_password, parse_softphone_hash, valid_password_hash
 from .source import ConfigError, Located, load_located
+from .wallboard import percent, read_wallboard
 from ..credentials import ha1_pair
 
 NAME = re.compile(r"[A-Za-z0-9_.-]+")
@@ -50,6 +51,7 @@ def _parse(text: str, file: str) -> Config:
         "password_policy": (lambda r, l, p: l, None), "employees": (lambda r, l, p: l, None),
         "agents": (lambda r, l, p: l, None), "skill_queues": (lambda r, l, p: l, None),
         "called_routes": (lambda r, l, p: l, None), "ivr": (lambda r, l, p: l, None),
+        "wallboard": (lambda r, l, p: l, None),
     })
     server = _server(r, top["server"])
     policy = _policy(r, top["password_policy"])
@@ -59,8 +61,9 @@ def _parse(text: str, file: str) -> Config:
     routes = _routes(r, top["called_routes"])
     ivr = _ivr(r, top["ivr"])
     pool = r.mapping(top["pool"], "pool", {"nodes": (R.list_of(R.nonempty), list)}) if top["pool"] else {"nodes": []}
+    wallboard = read_wallboard(r, top["wallboard"], {q.name for q in queues})
     cfg = Config(file, server, policy, tuple(employees), tuple(agents), tuple(queues), tuple(routes), ivr,
-                 tuple(pool["nodes"] or ()))
+                 tuple(pool["nodes"] or ()), wallboard)
     if server is not None:
         # also after problems in the sections (a bad value has been read as its default), so one run
         # reports every problem: a wrong name is found beside a typo'd key
@@ -304,6 +307,7 @@ def _queues(r: Reader, loc) -> list[SkillQueue]:
             "wrap_up": (R.duration(0, 3600), d.wrap_up), "overflow": (lambda r, l, p: l, None),
             "record": (R.boolean, False), "service_level": (R.duration(1, 3600), d.service_level),
             "short_abandon": (R.duration(0, 600), d.short_abandon), "announce": (lambda r, l, p: l, None),
+            "service_level_goal": (percent(1, 100), d.service_level_goal),
             "music_on_hold": (R.nonempty, None), "callback_digit": (_dtmf_digit, None)})
         ov = r.mapping(q.pop("overflow"), f"{path}.overflow", {"to": (_target, Overflow("hangup"))})
         an = r.mapping(q.pop("announce"), f"{path}.announce", {

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from .secrets import PasswordPolicy
+from .wallboard import WallboardSettings
 
 QUEUE_TYPES = ("voice", "multimedia", "video", "voice_click_to_dial", "video_click_to_dial")
 STRATEGIES = ("longest_idle", "round_robin", "fewest_calls", "random", "ring_all", "linear")
@@ -140,6 +141,7 @@ class SkillQueue:
     record: bool = False
     service_level: float = 20.0
     short_abandon: float = 5.0
+    service_level_goal: float = 0.8  # the share to answer within service_level (wallboard, Erlang-C staffing)
     announce_entry: str | None = None
     announce_every: float = 30.0
     announce_position: bool = True   # "you are caller number N", every announce_every
@@ -178,6 +180,7 @@ class Config:
     routes: tuple[CalledRoute, ...]
     ivr: dict = field(hash=False, compare=True)    # flow name -> tuple[IvrStep, ...]
     pool_nodes: tuple[str, ...] = ()
+    wallboard: WallboardSettings = WallboardSettings()
 
     @cached_property
     def _index(self) -> tuple[dict, dict, dict, dict]:

@@ -1,22 +1,27 @@
-// Wallboard: queues, agents and KPIs of one node, live.
-// Data: /api/queues and /api/agents (bearer token of a supervisor), refetched on each /api/events WebSocket
-// event (throttled) and every 2 s as a fallback. Waits and times in state tick client-side between fetches.
+// Wallboard: queues (KPIs with threshold colours, service level against its goal, 60-minute trend), calls waiting
+// and with agents, and agents by name, of one node, live.
+// Data: GET /api/wallboard (refetched on each /api/events WebSocket event, throttled, and every 2 s as a fallback)
+// and GET /api/wallboard/trends (every 10 s). Waits, talk times and times in state tick client-side between
+// fetches. Supervisors' Listen / Whisper / Barge buttons call POST /api/calls/ID/supervise.
 "use strict";
 (() => {
   const STATES = ["idle", "ringing", "talking", "wrap_up", "busy", "rest", "offline"];
+  const STATE_WORDS = { idle: "ready", ringing: "ringing", talking: "talking", wrap_up: "wrap-up", busy: "busy",
+                        rest: "rest", offline: "offline" };
+  const MODES = [["listen", "Listen"], ["whisper", "Whisper"], ["barge", "Barge"]];
   const POLL_MS = 2000;        // fallback refresh, with or without the WebSocket
+  const TREND_MS = 10000;      // the trend is per minute: a few fetches a minute are plenty
   const THROTTLE_MS = 250;     // at most one refresh per this, however many events arrive
   const TICK_MS = 500;         // client-side clocks
-  const LONG_WAIT_S = 30;      // a queue's longest wait past this is shown in red
   const TOKEN_KEY = "wallboard.token";
 
   const $ = (id) => document.getElementById(id);
   const S = {
-    token: null, skew: 0, queues: [], queuesAt: 0, agents: [],
+    token: null, account: "", skew: 0, board: null, boardAt: 0, trends: null, trendsAt: -Infinity,
     ws: null, wsRetryMs: 1000, wsTimer: null, pollTimer: null, tickTimer: null,
     pending: null, inflight: false, again: false, lastRefresh: 0,
-    events: 0, refreshes: 0, conn: "off",
-    cards: new Map(), rows: new Map(),
+    events: 0, refreshes: 0, conn: "off", supervising: new Map(),
+    cards: new Map(), rows: new Map(), waitRows: new Map(), activeRows: new Map(),
   };
   // Read-only counters for tests and the curious (no token here).
   window.wallboard = Object.freeze({
@@ -31,9 +36,14 @@
     return h ? `${h}:${pad(m)}:${pad(sec)}` : `${m}:${pad(sec)}`;
   }
   const seconds = (x) => (x == null ? "—" : x < 60 ? `${x.toFixed(1)} s` : duration(x));
-  const percent = (x) => (x == null ? "—" : `${(100 * x).toFixed(1)}%`);
-  const stateLabel = (st) => String(st).replace(/_/g, " ");
+  const shortSeconds = (x) => (x < 60 ? `${+x.toFixed(1)} s` : x % 60 ? duration(x) : `${x / 60} min`);
+  function percent(x) {
+    if (x == null) return "—";
+    const p = 100 * x;
+    return `${Number.isInteger(Math.round(p * 10) / 10) ? Math.round(p) : p.toFixed(1)}%`;
+  }
   const serverNow = () => Date.now() / 1000 + S.skew;
+  const sinceFetch = () => (performance.now() - S.boardAt) / 1000;
 
   function el(tag, attrs = {}, ...children) {
     const e = document.createElement(tag);
@@ -42,6 +52,13 @@
     }
     for (const c of children) e.append(c);
     return e;
+  }
+
+  // ok / warn / alarm of a KPI against its thresholds; "none" without a value
+  function level(t, value) {
+    if (value == null || !t) return "none";
+    if (t.higher_is_worse) return value >= t.alarm ? "alarm" : value >= t.warn ? "warn" : "ok";
+    return value < t.alarm ? "alarm" : value < t.warn ? "warn" : "ok";
   }
 
   // --- HTTP -----------------------------------------------------------------------------------------------
@@ -81,13 +98,6 @@
       const r = await api("/api/login", {
         method: "POST", body: JSON.stringify({ account: $("account").value.trim(), password: $("password").value }),
       });
-      if (r.role !== "supervisor" && r.role !== "admin") {
-        S.token = r.token;
-        await api("/api/logout", { method: "POST" }).catch(() => {});
-        S.token = null;
-        error.textContent = "The wallboard needs a supervisor account.";
-        return;
-      }
       $("password").value = "";
       S.token = r.token;
       try { sessionStorage.setItem(TOKEN_KEY, r.token); } catch (_) { /* storage disabled */ }
@@ -106,10 +116,12 @@
     S.ws = null;
     if (ws) ws.close();
     S.token = null;
+    S.board = null;
     try { sessionStorage.removeItem(TOKEN_KEY); } catch (_) { /* storage disabled */ }
     setConn("off");
     $("board").hidden = true;
     $("sign-out").hidden = true;
+    $("who").textContent = "";
     $("login-view").hidden = false;
   }
 
@@ -173,86 +185,286 @@
     S.pending = setTimeout(() => { S.pending = null; refresh(); }, wait);
   }
 
+  function showError(id, text) {
+    const e = $(id);
+    e.textContent = text;
+    e.hidden = !text;
+  }
+
   async function refresh() {
     if (!S.token) return;
     if (S.inflight) { S.again = true; return; }
     S.inflight = true;
     S.lastRefresh = performance.now();
     try {
-      const [queues, agents] = await Promise.all([api("/api/queues"), api("/api/agents")]);
-      S.queues = queues;
-      S.queuesAt = performance.now();
-      S.agents = agents;
+      const wantTrends = performance.now() - S.trendsAt > TREND_MS;
+      const [board, trends] = await Promise.all([api("/api/wallboard"),
+                                                 wantTrends ? api("/api/wallboard/trends") : null]);
+      S.board = board;
+      S.boardAt = performance.now();
+      S.skew = board.now - Date.now() / 1000;
+      if (trends) { S.trends = trends; S.trendsAt = performance.now(); }
       S.refreshes += 1;
       render();
-      $("board-error").textContent = "";
+      showError("board-error", "");
       $("updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
     } catch (e) {
       if (e instanceof Unauthorized) { stopBoard(); $("login-error").textContent = "Session expired: sign in again."; return; }
-      $("board-error").textContent = `Cannot refresh: ${e.message || e}`;
+      showError("board-error", `Cannot refresh the board: ${e.message || e}`);
     } finally {
       S.inflight = false;
       if (S.again) { S.again = false; schedule(); }
     }
   }
 
-  // --- rendering --------------------------------------------------------------------------------------------
+  // --- queue cards ----------------------------------------------------------------------------------------------
+  const TILES = [
+    ["waiting", "Waiting"], ["longest_wait", "Longest wait"], ["service_level", "Service level"],
+    ["average_speed_of_answer", "Speed of answer"], ["abandon_rate", "Abandoned"],
+    ["average_handle_time", "Handle time"], ["agents_needed", "Agents needed"],
+  ];
+
   function queueCard(name) {
-    const f = {};
-    const field = (key, cls = "value") => (f[key] = el("div", { class: cls, "data-field": key }));
-    const kpi = (key, label) => el("div", {}, el("div", { class: "label", text: label }), field(key));
-    const card = el("section", { class: "queue", "data-queue": name },
-      el("h3", { text: name }),
-      el("div", { class: "top" },
-        el("div", { class: "waiting" }, el("div", { class: "label", text: "Waiting" }), field("waiting", "big")),
-        el("div", { class: "longest" }, el("div", { class: "label", text: "Longest wait" }), field("longest_wait", "big"))),
-      (f.by_state = el("div", { class: "by-state", "data-field": "agents" })),
-      el("div", { class: "kpis" },
-        kpi("service_level", "Service level"), kpi("average_speed_of_answer", "ASA"),
-        kpi("abandon_rate", "Abandoned"), kpi("average_handle_time", "AHT"),
-        kpi("agents_needed", "Agents needed")),
-      field("counts", "counts"));
-    f.chips = {};
+    const f = { tiles: {}, subs: {}, chips: {} };
+    const tiles = el("div", { class: "tiles" });
+    for (const [key, label] of TILES) {
+      f[key] = el("div", { class: "value", "data-field": key });
+      f.subs[key] = el("div", { class: "sub", "data-sub": key });
+      f.tiles[key] = el("div", { class: "tile", "data-kpi": key, "data-level": "none" },
+        el("div", { class: "label", text: label }), f[key], f.subs[key]);
+      tiles.append(f.tiles[key]);
+    }
+    f.goal = el("span", { class: "goal", "data-field": "goal" });
+    f.by_state = el("div", { class: "by-state", "data-field": "agents" });
     for (const st of STATES) {
       f.chips[st] = el("span", { class: `chip state-${st}`, "data-state": st });
       f.by_state.append(f.chips[st]);
     }
+    f.chart = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+    f.chart.setAttribute("class", "trend-chart");
+    f.chart.dataset.points = "0";
+    f.counts = el("div", { class: "counts", "data-field": "counts" });
+    const card = el("section", { class: "queue", "data-queue": name },
+      el("div", { class: "queue-head" }, el("h3", { text: name }), f.goal),
+      tiles, f.by_state,
+      el("div", { class: "trend" }, f.chart,
+        el("div", { class: "legend" },
+          el("span", {}, el("i", { class: "k-waiting" }), "most waiting"),
+          el("span", {}, el("i", { class: "k-sl" }), "service level (right axis)"),
+          el("span", {}, el("i", { class: "k-answered" }), "answered"),
+          el("span", {}, el("i", { class: "k-abandoned" }), "abandoned"),
+          el("span", { text: "per minute, last 60 min" }))),
+      f.counts);
     return { card, f };
+  }
+
+  // The trend is fetched every few seconds, the board more often: the current minute shows the board's waiting
+  // count as soon as it is known.
+  function withLive(series, q) {
+    const period = S.trends.period, minute = S.board.now - (S.board.now % period);
+    const out = series.slice();
+    const last = out[out.length - 1];
+    if (last && last.t === minute) {
+      out[out.length - 1] = { ...last, waiting: q.waiting, waiting_max: Math.max(last.waiting_max ?? 0, q.waiting) };
+    } else if (!last || last.t < minute) {
+      out.push({ t: minute, waiting: q.waiting, waiting_max: q.waiting, answered: 0, abandoned: 0,
+                 short_abandoned: 0, service_level: null });
+    }
+    return out;
+  }
+
+  function setTile(c, key, text, sub, lvl = "none") {
+    c.f[key].textContent = text;
+    c.f.subs[key].textContent = sub;
+    c.f.tiles[key].dataset.level = lvl;
   }
 
   function renderQueues() {
     const box = $("queues");
-    const names = new Set(S.queues.map((q) => q.name));
+    const queues = S.board.queues;
+    const names = new Set(queues.map((q) => q.name));
     for (const [name, c] of S.cards) if (!names.has(name)) { c.card.remove(); S.cards.delete(name); }
-    for (const q of S.queues) {
+    for (const q of queues) {
       let c = S.cards.get(q.name);
       if (!c) { c = queueCard(q.name); S.cards.set(q.name, c); }
       box.append(c.card);                       // keeps the API's order
       c.q = q;
-      c.f.waiting.textContent = q.waiting;
+      const t = q.thresholds || {};
+      const goal = `${percent(q.service_level_goal)} in ${shortSeconds(q.service_level_time)}`;
+      c.f.goal.textContent = `goal ${goal}`;
       c.card.classList.toggle("has-waiting", q.waiting > 0);
+      setTile(c, "waiting", String(q.waiting), q.waiting === 1 ? "call in queue" : "calls in queue",
+              level(t.waiting, q.waiting));
+      setTile(c, "service_level", percent(q.service_level), `goal ${goal}`, level(t.service_level, q.service_level));
+      setTile(c, "average_speed_of_answer", seconds(q.average_speed_of_answer), "average wait of answered calls",
+              level(t.average_speed_of_answer, q.average_speed_of_answer));
+      // short abandons (the caller hung up within short_abandon_time) are left out of the rate: say so
+      const shortNote = ` + ${q.short_abandoned} short (under ${shortSeconds(q.short_abandon_time)}, not in the rate)`;
+      setTile(c, "abandon_rate", percent(q.abandon_rate), `${q.abandoned - q.short_abandoned} abandoned${shortNote}`,
+              level(t.abandon_rate, q.abandon_rate));
+      c.f.abandon_rate.dataset.short = q.short_abandoned;
+      setTile(c, "average_handle_time", q.average_handle_time == null ? "—" : duration(q.average_handle_time),
+              "average talk time", level(t.average_handle_time, q.average_handle_time));
+      const staffed = STATES.filter((s) => s !== "offline").reduce((n, s) => n + ((q.agents || {})[s] || 0), 0);
+      setTile(c, "agents_needed", q.agents_needed == null ? "—" : String(q.agents_needed),
+              staffed === 0 ? "nobody signed in" : q.agents_needed == null ? `after the first calls · ${staffed} signed in`
+                : `for the goal · ${staffed} signed in`,
+              staffed === 0 ? "alarm" : q.agents_needed == null ? "none" : q.agents_needed > staffed ? "warn" : "ok");
       for (const st of STATES) {
         const n = (q.agents && q.agents[st]) || 0;
-        c.f.chips[st].textContent = `${stateLabel(st)} ${n}`;
+        c.f.chips[st].textContent = `${STATE_WORDS[st]} ${n}`;
         c.f.chips[st].dataset.count = n;
         c.f.chips[st].classList.toggle("zero", n === 0);
       }
-      c.f.service_level.textContent = percent(q.service_level);
-      c.f.average_speed_of_answer.textContent = seconds(q.average_speed_of_answer);
-      c.f.abandon_rate.textContent = percent(q.abandon_rate);
-      c.f.average_handle_time.textContent = seconds(q.average_handle_time);
-      c.f.agents_needed.textContent = q.agents_needed == null ? "\u2014" : String(q.agents_needed);
-      c.f.counts.textContent = `entered ${q.entered} · answered ${q.answered} · abandoned ${q.abandoned}` +
-        ` · overflowed ${q.overflowed}`;
+      c.f.counts.replaceChildren(
+        "entered ", el("b", { text: String(q.entered) }), " · answered ", el("b", { text: String(q.answered) }),
+        " · abandoned ", el("b", { text: String(q.abandoned) }),
+        q.short_abandoned ? ` (${q.short_abandoned} short)` : "",
+        " · overflowed ", el("b", { text: String(q.overflowed) }));
+      if (S.trends && window.WallboardChart) {
+        window.WallboardChart.draw(c.f.chart, withLive(S.trends.queues[q.name] || [], q),
+          { now: S.board.now, period: S.trends.period, minutes: S.trends.minutes, goal: q.service_level_goal });
+      }
     }
   }
 
+  // --- calls ---------------------------------------------------------------------------------------------------
+  function callerCell(row) {
+    const td = el("td", { class: "caller-col", "data-field": "caller" });
+    if (row.caller) {
+      td.append(row.caller.number || "unknown");
+      if (row.caller.name) td.append(el("span", { class: "small", text: row.caller.name }));
+    }
+    return td;
+  }
+
+  function syncRows(tbody, map, rows, make, update) {
+    const ids = new Set(rows.map((r) => r.id));
+    for (const [id, r] of map) if (!ids.has(id)) { r.tr.remove(); map.delete(id); }
+    for (const row of rows) {
+      let r = map.get(row.id);
+      if (!r) { r = make(row); map.set(row.id, r); }
+      tbody.append(r.tr);
+      r.row = row;
+      update(r, row);
+    }
+  }
+
+  const agentName = (id) => {
+    const a = (S.board.agents || []).find((x) => x.id === id);
+    return a ? (a.name || a.id) : id;
+  };
+
+  function renderCalls() {
+    const { waiting, active } = S.board.calls;
+    $("waiting-count").textContent = String(waiting.length);
+    $("active-count").textContent = String(active.length);
+    $("no-waiting").hidden = waiting.length > 0;
+    $("no-active").hidden = active.length > 0;
+    $("waiting-calls").hidden = waiting.length === 0;
+    $("active-calls").hidden = active.length === 0;
+    syncRows(document.querySelector("#waiting-calls tbody"), S.waitRows, waiting, (row) => {
+      const f = {};
+      const tr = el("tr", { "data-call": row.id },
+        (f.caller = callerCell(row)), (f.queue = el("td", { "data-field": "queue" })),
+        (f.wait = el("td", { class: "num wait", "data-field": "wait" })),
+        (f.ringing = el("td", { "data-field": "ringing" })));
+      return { tr, f };
+    }, (r, row) => {
+      r.f.queue.textContent = row.queue;
+      r.f.ringing.textContent = row.ringing.length ? row.ringing.map(agentName).join(", ") : "—";
+    });
+    syncRows(document.querySelector("#active-calls tbody"), S.activeRows, active, (row) => {
+      const f = {};
+      f.buttons = {};
+      f.status = el("span", { class: "status", "data-field": "supervise-status" });
+      const box = el("div", { class: "supervise" });
+      for (const [mode, label] of MODES) {
+        f.buttons[mode] = el("button", { type: "button", "data-mode": mode, "aria-pressed": "false", text: label });
+        f.buttons[mode].addEventListener("click", () => supervise(row.id, mode, label));
+        box.append(f.buttons[mode]);
+      }
+      box.append(f.status);
+      const tr = el("tr", { "data-call": row.id },
+        (f.caller = callerCell(row)), (f.queue = el("td", { "data-field": "queue" })),
+        (f.agent = el("td", { "data-field": "agent" })), (f.talk = el("td", { class: "num", "data-field": "talk" })),
+        (f.waited = el("td", { class: "num", "data-field": "waited" })),
+        el("td", { class: "supervise-col" }, box));
+      return { tr, f };
+    }, (r, row) => {
+      r.f.queue.textContent = row.outbound ? "outbound" : row.queue;
+      r.f.agent.textContent = row.agent_name || row.agent_id || "";
+      r.f.waited.textContent = duration(row.wait);
+      const mode = row.supervisor_mode;
+      for (const [m] of MODES) r.f.buttons[m].setAttribute("aria-pressed", String(row.supervisor === "connected" && m === mode));
+      const phone = S.board.supervisor_phone;
+      const asked = askedState(row, phone);
+      r.f.status.textContent = row.supervisor === "connected"
+        ? `supervisor ${mode === "barge" ? "barged in" : mode + "ing"}${phone ? ` · hang up phone ${phone} to stop` : ""}`
+        : row.supervisor === "calling" ? `calling ${phone ? "phone " + phone : "the supervisor"}…`
+        : asked ? asked.text : "";
+    });
+  }
+
+  // A Listen/Whisper/Barge that was accepted ("calling") but whose phone call then failed leaves no trace in the
+  // board but the call's supervisor going back to none: say so, instead of "calling" for ever.
+  function askedState(row, phone) {
+    const asked = S.supervising.get(row.id);
+    if (!asked) return null;
+    if (row.supervisor === "connected") { S.supervising.delete(row.id); return null; }
+    if (row.supervisor === "calling") { asked.seenCalling = true; return asked; }
+    if (asked.seenCalling || performance.now() - asked.at > 10000) {
+      S.supervising.delete(row.id);
+      showError("supervise-error", `${asked.label} failed: ${phone ? "phone " + phone : "your phone"} was called ` +
+                "but did not answer. Check that it is on and answers calls by itself, then try again.");
+      return null;
+    }
+    return asked;
+  }
+
+  function superviseHint(message) {
+    const phone = S.board && S.board.supervisor_phone;
+    if (/not registered/.test(message)) {
+      return ` Register your softphone${phone ? " " + phone : ""} (it is called and answers by itself), then try again.`;
+    }
+    if (/no softphone/.test(message)) return " Your account needs an agents entry with a softphone in the YAML.";
+    if (/no connected call/.test(message)) return " The call has ended or is not connected to an agent yet.";
+    return "";
+  }
+
+  async function supervise(callId, mode, label) {
+    const r = S.activeRows.get(callId);
+    const buttons = r ? Object.values(r.f.buttons) : [];
+    buttons.forEach((b) => { b.disabled = true; });
+    showError("supervise-error", "");
+    try {
+      const res = await api(`/api/calls/${encodeURIComponent(callId)}/supervise`, {
+        method: "POST", body: JSON.stringify({ mode }),
+      });
+      const phone = S.board && S.board.supervisor_phone;
+      if (res.mode === "calling") {
+        S.supervising.set(callId, { label, at: performance.now(), seenCalling: false,
+                                    text: `${label}: calling your phone${phone ? " " + phone : ""}…` });
+        if (r) r.f.status.textContent = S.supervising.get(callId).text;
+      }
+      schedule();
+    } catch (e) {
+      if (e instanceof Unauthorized) { stopBoard(); $("login-error").textContent = "Session expired: sign in again."; return; }
+      const msg = e.message || String(e);
+      showError("supervise-error", `${label} failed: ${msg}.${superviseHint(msg)}`);
+    } finally {
+      buttons.forEach((b) => { b.disabled = false; });
+    }
+  }
+
+  // --- agents --------------------------------------------------------------------------------------------------
   function agentRow(id) {
     const f = {};
     const cell = (key, cls = "") => (f[key] = el("td", { class: cls, "data-field": key }));
-    const row = el("tr", { "data-agent": id },
-      cell("id"), cell("softphone"), cell("state"), cell("reason"), cell("time_in_state", "time"),
-      cell("queues"), cell("answered", "num"), cell("registered"));
+    f.name = el("span", { class: "agent-name", "data-field": "name" });
+    f.ids = el("span", { class: "small", "data-field": "ids" });
+    const row = el("tr", { "data-agent": id }, el("td", {}, f.name, f.ids), cell("state"), cell("reason"),
+      cell("time_in_state", "num"), cell("queues"), cell("answered", "num"), cell("registered"));
     f.chip = el("span", { class: "chip" });
     f.state.append(f.chip);
     return { row, f };
@@ -260,9 +472,13 @@
 
   function renderAgents() {
     const body = document.querySelector("#agents tbody");
-    const agents = [...S.agents].sort((a, b) => String(a.id).localeCompare(String(b.id), undefined, { numeric: true }));
+    const agents = [...S.board.agents].sort((a, b) =>
+      String(a.name || a.id).localeCompare(String(b.name || b.id)) ||
+      String(a.id).localeCompare(String(b.id), undefined, { numeric: true }));
     const ids = new Set(agents.map((a) => String(a.id)));
     for (const [id, r] of S.rows) if (!ids.has(id)) { r.row.remove(); S.rows.delete(id); }
+    const signedIn = agents.filter((a) => a.state !== "offline").length;
+    $("agents-count").textContent = `${signedIn} of ${agents.length} signed in`;
     for (const a of agents) {
       const id = String(a.id);
       let r = S.rows.get(id);
@@ -270,27 +486,40 @@
       body.append(r.row);
       r.a = a;
       r.row.dataset.state = a.state;
-      r.f.id.textContent = id;
-      r.f.softphone.textContent = a.softphone || "";
+      r.f.name.textContent = a.name || `agent ${id}`;
+      r.f.ids.textContent = `${id} · phone ${a.softphone || "—"}`;
       r.f.state.dataset.state = a.state;
       r.f.chip.className = `chip state-${a.state}`;
-      r.f.chip.textContent = stateLabel(a.state);
-      r.f.reason.textContent = a.reason || "";
-      r.f.queues.textContent = (a.queues || []).join(", ");
+      r.f.chip.textContent = STATE_WORDS[a.state] || a.state;
+      r.f.reason.textContent = a.reason_text || "";
+      r.f.queues.textContent = (a.queues || []).join(", ") || "—";
       r.f.answered.textContent = a.answered ?? "";
-      r.f.registered.textContent = a.registered ? "yes" : "no";
+      r.f.registered.textContent = a.registered ? "registered" : "not registered";
+      r.f.registered.className = a.registered ? "" : "reg-no";
     }
   }
 
-  // Client-side clocks: queues' longest waits and agents' times in state move on between fetches.
+  // Client-side clocks: longest waits, callers' waits, talk times and times in state move on between fetches.
   function tick() {
-    const since = (performance.now() - S.queuesAt) / 1000;
+    $("clock").textContent = new Date(serverNow() * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    if (!S.board) return;
+    const since = sinceFetch();
     for (const c of S.cards.values()) {
       if (!c.q) continue;
       const wait = c.q.waiting > 0 ? c.q.longest_wait + since : 0;
-      c.f.longest_wait.textContent = duration(wait);
-      c.card.classList.toggle("long-wait", wait > LONG_WAIT_S);
+      const t = (c.q.thresholds || {}).longest_wait;
+      setTile(c, "longest_wait", duration(wait),
+              `goal: answer within ${shortSeconds(c.q.service_level_time)}`, level(t, c.q.waiting > 0 ? wait : 0));
+      c.card.classList.toggle("long-wait", level(t, wait) === "alarm");
     }
+    const queues = new Map(S.board.queues.map((q) => [q.name, q]));
+    for (const r of S.waitRows.values()) {
+      const wait = r.row.wait + since;
+      r.f.wait.textContent = duration(wait);
+      const q = queues.get(r.row.queue);
+      r.f.wait.dataset.level = level(q && q.thresholds && q.thresholds.longest_wait, wait);
+    }
+    for (const r of S.activeRows.values()) r.f.talk.textContent = duration(r.row.talk + since);
     const now = serverNow();
     for (const r of S.rows.values()) {
       r.f.time_in_state.textContent = r.a && r.a.since ? duration(now - r.a.since) : "";
@@ -298,7 +527,11 @@
   }
 
   function render() {
+    const b = S.board;
+    document.body.classList.toggle("supervisor", !!b.can_supervise);
+    $("who").textContent = `${b.name || b.account} (${b.role})`;
     renderQueues();
+    renderCalls();
     renderAgents();
     tick();
   }
