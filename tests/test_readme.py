@@ -271,3 +271,12 @@ def test_load_test(node, clone):
         assert (report / name).stat().st_size > 0, name
     command = (report / "command.txt").read_text()
     assert "Sam-Demo4!" not in command and "***" in command
+
+
+def test_files_the_readme_names_exist_and_every_benchmark_is_named():
+    named = set(re.findall(r"[\w./-]*\w\.(?:py|sh|yaml)\b", README))
+    benchmarks = {p.name for p in (ROOT / "benchmarks").glob("*.py") if "__main__" in p.read_text()}
+    for name in named:
+        where = ROOT / name if "/" in name else ROOT / "benchmarks" / name   # the Benchmarks section's bare names
+        assert where.exists(), f"the README names {name}, which does not exist"
+    assert not benchmarks - {Path(n).name for n in named}, "benchmarks the README does not name"
