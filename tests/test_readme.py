@@ -38,13 +38,15 @@ ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 VENV = Path(sys.prefix)
 
+LOGIN = "TOKEN=$(curl -s -X POST localhost:8080/api/login -d '{\"account\":"
+ALICE_LOGIN, ADMIN_LOGIN = LOGIN + '"acme_alice"', LOGIN + '"acme_dana"'
 # first line of a block -> the test that runs it
 BLOCKS = {
     "softswitch phone register 70001": "test_trying_it",
-    """TOKEN=$(curl -s -X POST localhost:8080/api/login -d '{"account":"acme_alice\"""": "test_trying_it",
+    ALICE_LOGIN: "test_trying_it",
     "softswitch records export config/example.yaml": "test_trying_it",
     ". .venv/bin/activate": "test_command_line",
-    """TOKEN=$(curl -s -X POST localhost:8080/api/login -d '{"account":"acme_dana\"""": "test_operations",
+    ADMIN_LOGIN: "test_operations",
     ".venv/bin/python tools/loadtest.py calls": "test_load_test",
 }
 # first line of a block -> why it is not run as written
@@ -203,7 +205,7 @@ def test_trying_it(node, clone):
         assert wait_for(lambda: alice.said("registered"), 20), alice.tail()
         # the customer's block, then the sign-out the paragraph after it gives
         sign_out = re.search(r"Sign Alice out with `([^`]*)`", README).group(1)
-        customer = block("""TOKEN=$(curl -s -X POST localhost:8080/api/login -d '{"account":"acme_alice\"""")
+        customer = block(ALICE_LOGIN)
         out = run(customer + sign_out + "\n", clone, node, 120)
         assert out.returncode == 0, out.stdout + out.stderr
         signed_in, *printed, signed_out = out.stdout.splitlines()
@@ -253,8 +255,7 @@ def test_trying_it(node, clone):
 
 
 def test_operations(node, clone):
-    out = run(block("""TOKEN=$(curl -s -X POST localhost:8080/api/login -d '{"account":"acme_dana\""""), clone, node,
-              60)
+    out = run(block(ADMIN_LOGIN), clone, node, 60)
     assert out.returncode == 0, out.stdout + out.stderr
     reloaded, health = map(json.loads, out.stdout.splitlines())
     assert reloaded["ok"] is True, reloaded
