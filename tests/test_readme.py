@@ -225,6 +225,7 @@ def test_trying_it(node, clone):
         assert incoming["answer_after"] == "2s" and alice.said("answered")[0]["after"] == "2.0s"
         assert alice.ctrl_c() == 0, alice.tail()                        # Ctrl-C unregisters it and quits
         assert alice.said("unregistered"), alice.tail()
+        assert alice.errors == [] and out.stderr == "", (alice.errors, out.stderr)   # nothing but those lines
     finally:
         alice.kill()
     rms, freq = segment(str(clone / "heard.wav"), -2.0, -0.2)           # heard.wav ends with her 1000 Hz
