@@ -91,7 +91,8 @@ class Event:
     old: str = ""
     new: str = ""
     reason: str = ""
-    wait: float = 0.0
+    wait: float = 0.0    # seconds from entering this queue to the answer, abandon or overflow (complete: the answer's)
+    talk: float = 0.0    # complete: seconds from the agent's answer to the end
 
 
 class AcdError(LocalProtocolError):
@@ -111,6 +112,7 @@ class Acd:
         self.by_softphone: dict[str, Agent] = {}
         self.entries: dict[str, Entry] = {}
         self.talking: dict[str, tuple[str, str, float]] = {}          # call id -> (agent id, queue, answered at)
+        self.answer_waits: dict[str, float] = {}                     # call id -> its wait, while talking
         self.outcomes: dict[str, str] = {}                           # call id -> answered/abandoned/overflowed/rejected
         self.stats: dict[str, QueueStats] = {}
         self.roster = Roster()
@@ -266,7 +268,7 @@ class Acd:
         a.answered += 1
         self.talking[call_id] = (agent_id, e.queue, now)
         self.outcomes[call_id] = "answered"
-        wait = now - e.enqueued_at
+        wait = self.answer_waits[call_id] = now - e.enqueued_at
         self.stats[e.queue].answered(now, wait)
         self._emit(Event(now, "answer", e.queue, call_id, agent_id, wait=wait))
         return out + self.dispatch()
@@ -324,7 +326,8 @@ class Acd:
         wrap_up = self.queues[queue].wrap_up if queue else 0.0
         if queue:
             self.stats[queue].completed(now, now - at)
-        self._emit(Event(now, "complete", queue, call_id, agent_id, wait=now - at))
+        self._emit(Event(now, "complete", queue, call_id, agent_id, wait=self.answer_waits.pop(call_id, 0.0),
+                         talk=now - at))
         if a.state == "talking":
             if wrap_up > 0:
                 a.wrap_up_until = now + wrap_up
@@ -479,7 +482,8 @@ class Acd:
         spec = self.queues[e.queue]
         kind, target = spec.overflow
         self.stats[e.queue].overflowed(now)
-        self._emit(Event(now, "overflow", e.queue, e.call_id, reason=reason, new=f"{kind}/{target}".rstrip("/")))
+        self._emit(Event(now, "overflow", e.queue, e.call_id, reason=reason, new=f"{kind}/{target}".rstrip("/"),
+                         wait=now - e.enqueued_at))
         if kind == "queue" and e.hops < self.MAX_HOPS:
             return out + self._enqueue(e.call_id, target, e.priority, e.video, e)
         self.outcomes[e.call_id] = "overflowed"

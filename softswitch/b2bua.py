@@ -853,11 +853,15 @@ class CallControl:
         cust = call.customer.dialog
         connected = call.answered_at or None
         agent = call.agent_leg.agent_id if call.agent_leg is not None else call.customer.agent_id
+        # wait and talk as the queue log has them (README "Records"); talk of a call no queue handed over
+        # (an agent's outbound call) runs from its answer
+        wait, talk = self.center.call_timing(call.id) if self.center is not None else (None, None)
+        if talk is None:
+            talk = now - connected if connected else 0.0
         row = {"call_id": call.id, "node": self.node_id, "caller": cust.remote_uri if cust else "",
                "called": call.number, "queue": call.queue, "agent_id": agent, "started_at": call.started,
                "answered_at": call.started, "connected_at": connected, "ended_at": now,
-               "wait_s": round((connected or now) - call.started, 3),
-               "talk_s": round(now - connected, 3) if connected else 0.0, "outcome": outcome,
+               "wait_s": None if wait is None else round(wait, 3), "talk_s": round(talk, 3), "outcome": outcome,
                "end_reason": reason, "recording": getattr(call.recording, "path", None)}
         fut = self.records.add_cdr(row)
         fut.add_done_callback(lambda f, cid=call.id: f.exception() and self.log.error(

@@ -18,6 +18,7 @@ from .node import sqlite_path
 from .phone import add_arguments as phone_arguments
 from .phone import run as run_phone
 from .records import RecordStore
+from .records_export import MEANINGS
 from .routing import Router
 from .settings import ConfigError, PasswordPolicy, hash_password, load_config, softphone_hash
 
@@ -58,7 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     pw.add_argument("--stdin", action="store_true", help="read the password from standard input")
     rec = sub.add_parser("records", help="export call detail records or the queue log")
     rsub = rec.add_subparsers(dest="action", required=True)
-    ex = rsub.add_parser("export", help="write records as CSV or JSON to standard output")
+    ex = rsub.add_parser("export", help="write records as CSV or JSON to standard output",
+                         description="Write the CDRs or the queue log of the node CONFIG describes to standard "
+                                     "output, as CSV (a header row) or a JSON list.",
+                         epilog=MEANINGS, formatter_class=argparse.RawDescriptionHelpFormatter)
     ex.add_argument("file", metavar="CONFIG", help="the node's config (its storage.cdr database is read)")
     ex.add_argument("--kind", choices=("cdr", "queue_log"), default="cdr")
     ex.add_argument("--format", choices=("csv", "json"), default="csv")

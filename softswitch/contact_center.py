@@ -43,6 +43,7 @@ class ContactCenter:
         self.acd = acd_from_config(cfg, on_event=self._on_event)
         self.calls = None                       # CallControl, set by the node
         self.records = None                     # RecordStore: a queue-log line for every ACD event
+        self.timing: dict[str, list] = {}       # call id -> [wait, talk] for its CDR (see call_timing)
         self.pool = None                        # pool mode: shares agent states with the other nodes
         self.board = None                       # QueueBoard: waiting calls and counters (pool-wide on Redis)
         self.bindings: dict[str, list] = {}     # softphone -> live bindings
@@ -83,6 +84,13 @@ class ContactCenter:
         if deadline is not None:
             self._timer = self.loop.call_later(max(0.0, deadline - time.time()) + 0.005, self._tick)
 
+    def call_timing(self, call_id: str) -> tuple[float | None, float | None]:
+        """The CDR's wait and talk, the same figures as the call's queue-log rows: wait is the sum of the
+        waits of its answer, abandon and overflow rows, talk the talk of its complete row; None when the call
+        never entered a skill queue or was never answered by an agent. Forgotten once asked."""
+        wait, talk = self.timing.pop(call_id, (None, None))
+        return wait, talk
+
     def _tick(self) -> None:
         self._timer = None
         self._armed_for = None
@@ -101,7 +109,13 @@ class ContactCenter:
         if self.records is not None:
             self.records.add_queue_event({"at": ev.at, "queue": ev.queue, "call_id": ev.call_id,
                                           "agent_id": ev.agent_id, "event": ev.kind, "old": ev.old, "new": ev.new,
-                                          "reason": ev.reason, "wait": ev.wait})
+                                          "reason": ev.reason, "wait": ev.wait, "talk": ev.talk})
+            if ev.kind in ("answer", "abandon", "overflow", "complete"):
+                t = self.timing.setdefault(ev.call_id, [0.0, None])
+                if ev.kind == "complete":
+                    t[1] = ev.talk      # its wait repeats the answer's, already counted
+                else:
+                    t[0] += ev.wait     # a call that overflowed waited in each queue in turn
         fields = {k: v for k, v in ev.__dict__.items() if v not in ("", 0.0) and k != "at"}
         self.log.info("acd_" + ev.kind, **fields)
         payload = {"type": ev.kind, **{k: v for k, v in ev.__dict__.items()}}

@@ -20,7 +20,6 @@ PostgresBackend in records_pg.py): connections, placeholders, column types, how 
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import queue
@@ -33,11 +32,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Iterator
 
-from . import log
+from . import log, records_export
 
 CDR_COLUMNS = ("id", "call_id", "node", "caller", "called", "queue", "agent_id", "started_at", "answered_at",
                "connected_at", "ended_at", "wait_s", "talk_s", "outcome", "end_reason", "recording", "extra")
-QUEUE_LOG_COLUMNS = ("id", "at", "queue", "call_id", "agent_id", "event", "old", "new", "reason", "wait")
+QUEUE_LOG_COLUMNS = ("id", "at", "queue", "call_id", "agent_id", "event", "old", "new", "reason", "wait", "talk")
 OUTCOMES = ("answered", "abandoned", "overflowed", "rejected", "outbound", "failed")
 
 # Each entry moves the schema one version up; never edit a released entry, append a new one.
@@ -54,6 +53,8 @@ MIGRATIONS = [
     CREATE INDEX queue_log_call_id ON queue_log (call_id);
     CREATE INDEX queue_log_agent_id ON queue_log (agent_id);
     """,
+    # complete rows carry the talk time in its own column (wait keeps the answer's wait)
+    "ALTER TABLE queue_log ADD COLUMN talk {real}",
 ]
 COMPONENT = "records"  # the cdr file is shared (credentials live there too): versions are per component
 _TABLES = {"cdr": (CDR_COLUMNS, "started_at"), "queue_log": (QUEUE_LOG_COLUMNS, "at")}
@@ -369,8 +370,9 @@ class RecordStore:
 
     def export(self, kind: str, fmt: str, out: IO[str], since: float | None = None,
                until: float | None = None) -> int:
-        """Write the rows of `kind` to `out` as CSV (header row) or a JSON list; returns the row count.
-        Streamed from a private connection so a big export neither loads the table nor blocks other reads."""
+        """Write the rows of `kind` to `out` as CSV (header row) or a JSON list, in the form of
+        records_export (ISO times, the caller parsed); returns the row count. Streamed from a private
+        connection so a big export neither loads the table nor blocks other reads."""
         if kind not in _TABLES or fmt not in ("csv", "json"):
             raise ValueError(f"export kind must be cdr|queue_log and fmt csv|json, got {kind!r}, {fmt!r}")
         cols, time_col = _TABLES[kind]
@@ -378,18 +380,7 @@ class RecordStore:
         where, args = _where(since, until, time_col, ph)
         rows = self._backend.stream(_select(kind, where, None, args, ph), args)
         try:
-            n = 0
-            if fmt == "csv":
-                w = csv.writer(out)
-                w.writerow(cols)
-                for n, row in enumerate(rows, 1):
-                    w.writerow(row)  # extra stays JSON text in its cell; NULL becomes an empty cell
-            else:
-                out.write("[")
-                for n, row in enumerate(rows, 1):
-                    out.write(("\n" if n == 1 else ",\n") + json.dumps(_decode(dict(zip(cols, row)))))
-                out.write("\n]\n" if n else "]\n")
-            return n
+            return records_export.write(kind, fmt, cols, rows, out)
         finally:
             rows.close()  # closes the private connection even when `out` failed half-way
 

@@ -266,22 +266,26 @@ class Softphones:
     def __init__(self, bind: str = "127.0.0.1", log_level: int | None = None, log_to_stderr: bool = False) -> None:
         self.bind = bind
         self.ep = pj.Endpoint()
+        level = int(os.environ.get("SOFTPHONE_LOG", "1")) if log_level is None else log_level  # 5: every message
         if log_to_stderr:
-            # libCreate logs its banner to file descriptor 1 before any log config applies: point 1 at stderr
+            # libCreate logs its banner (levels 4 and 5) to file descriptor 1 before any log config applies:
+            # point 1 at stderr when the level asked for shows such lines, else at nothing
             saved = os.dup(1)
-            os.dup2(2, 1)
+            quiet = os.open(os.devnull, os.O_WRONLY) if level < 4 else None
+            os.dup2(2 if quiet is None else quiet, 1)
             try:
                 self.ep.libCreate()
             finally:
                 os.dup2(saved, 1)
                 os.close(saved)
+                if quiet is not None:
+                    os.close(quiet)
         else:
             self.ep.libCreate()
         cfg = pj.EpConfig()
         cfg.uaConfig.threadCnt = 0
         cfg.uaConfig.mainThreadOnly = False
         cfg.uaConfig.maxCalls = 64
-        level = int(os.environ.get("SOFTPHONE_LOG", "1")) if log_level is None else log_level  # 5: every message
         cfg.logConfig.level = level
         cfg.logConfig.consoleLevel = level
         self._log_writer = None

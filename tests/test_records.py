@@ -15,11 +15,13 @@ import sys
 import threading
 import time
 from concurrent.futures import wait
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
-from softswitch.records import CDR_COLUMNS, PG_SCHEMES, QUEUE_LOG_COLUMNS, RecordStore, RecordStoreClosed, db_path
+from softswitch.records import MIGRATIONS, PG_SCHEMES, RecordStore, RecordStoreClosed, db_path
+from softswitch.records_export import CDR_EXPORT, QUEUE_LOG_EXPORT
 from tools.pgserver import PostgresNotFound, find_bindir, pg_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -145,7 +147,7 @@ def test_reopen_keeps_schema_and_rows(tmp_path):
     with RecordStore(url) as s:
         assert [r["call_id"] for r in s.cdrs()] == ["c1"]
         with sqlite3.connect(s.path) as db:
-            assert db.execute("SELECT version FROM schema_version WHERE component='records'").fetchone() == (1,)
+            assert db.execute("SELECT version FROM schema_version WHERE component='records'").fetchone() == (len(MIGRATIONS),)
             assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
@@ -157,7 +159,7 @@ def test_postgres_reopen_schema_version_and_url_forms(pg_url):
     with RecordStore("postgres://" + pg_url[len("postgresql://"):]) as s:  # the short scheme works too
         assert [r["call_id"] for r in s.cdrs()] == ["c1"]
         assert s.integrity_check() == "ok"
-    assert fresh(pg_url, "SELECT version FROM schema_version WHERE component='records'") == [(1,)]
+    assert fresh(pg_url, "SELECT version FROM schema_version WHERE component='records'") == [(len(MIGRATIONS),)]
     types = dict(fresh(pg_url, "SELECT column_name, data_type FROM information_schema.columns "
                                "WHERE table_name = 'cdr'"))
     assert types["id"] == "bigint" and types["started_at"] == "double precision"  # REAL would be float4
@@ -213,47 +215,102 @@ def test_concurrent_writers_from_threads(store):
     assert store.count_cdrs() == 800
 
 
+CALLERS = ['"Say \\"hi\\", {i}" <sip:+3312{i}@example.com>', "<sip:{i}@cc.example.com>",
+           "Jo Bloggs <sip:555%20{i};x=1@host>", "tel:+4930{i};phone-context=x", 'say "hi", {i}']
+PARSED = [("+3312{i}", 'Say "hi", {i}', "sip:+3312{i}@example.com"), ("{i}", "", "sip:{i}@cc.example.com"),
+          ("555 {i}", "Jo Bloggs", "sip:555%20{i};x=1@host"), ("+4930{i}", "", "tel:+4930{i}"),
+          ("", "", 'say "hi", {i}')]   # a From that does not parse is kept whole
+# (a bare tel: URI ends at its first ";": what follows are header parameters, RFC 3261 s. 20)
+
+
+def utc(text: str) -> float:
+    """An exported time back to UNIX seconds; it must be ISO 8601 with the UTC offset."""
+    t = datetime.fromisoformat(text)
+    assert t.utcoffset() == timedelta(0) and text.endswith("+00:00"), text
+    return t.timestamp()
+
+
 def test_export_csv_and_json_parse_back(store):
     for i in range(2500):  # more than one fetchmany() page
-        store.add_cdr(cdr(f"c{i}", float(i), queue="sales" if i % 2 else "support",
-                          connected_at=None if i % 3 == 0 else i + 5.0, caller=f'say "hi", {i}'))
-        store.add_queue_event({"at": float(i), "queue": "sales", "call_id": f"c{i}", "event": "enqueue",
+        store.add_cdr(cdr(f"c{i}", 1796083200.0 + i + 0.25, queue="sales" if i % 2 else "support",
+                          connected_at=None if i % 3 == 0 else 1796083200.0 + i + 5.0,
+                          caller=CALLERS[i % 5].format(i=i), wait_s=i / 1000, talk_s=60.0004))
+        store.add_queue_event({"at": 1796083200.0 + i, "queue": "sales", "call_id": f"c{i}",
+                               "event": "answer" if i % 2 else "enqueue", "wait": 2.0004, "talk": None,
                                "reason": "line1\nline2" if i == 7 else None})
     store.flush(10)
-    want = store.cdrs(since=100, until=2000)
+    since, until = 1796083200.0 + 100, 1796083200.0 + 2000
+    want = store.cdrs(since=since, until=until)
     assert len(want) == 1900
 
     buf = io.StringIO()
-    assert store.export("cdr", "json", buf, since=100, until=2000) == 1900
-    assert json.loads(buf.getvalue()) == want
-
-    buf = io.StringIO()
-    assert store.export("cdr", "csv", buf, since=100, until=2000) == 1900
+    assert store.export("cdr", "csv", buf, since=since, until=until) == 1900
     buf.seek(0)
     reader = csv.reader(buf)
-    assert tuple(next(reader)) == CDR_COLUMNS
-    got = list(reader)
-    as_text = [["" if r[c] is None else json.dumps(r[c]) if c == "extra" else str(r[c]) for c in CDR_COLUMNS]
-               for r in want]
-    assert got == as_text
+    assert tuple(next(reader)) == CDR_EXPORT
+    got = [dict(zip(CDR_EXPORT, r)) for r in reader]
+    assert len(got) == 1900
+    for row, w in zip(got, want):
+        i = int(w["call_id"][1:])
+        assert row["call_id"] == w["call_id"] and row["queue"] == w["queue"]
+        assert (row["caller_number"], row["caller_name"], row["caller_uri"]) == tuple(
+            p.format(i=i) for p in PARSED[i % 5])
+        assert abs(utc(row["started_at"]) - w["started_at"]) < 0.0005
+        assert row["started_at"].endswith(".250+00:00")
+        assert row["connected_at"] == ("" if w["connected_at"] is None else
+                                       datetime.fromtimestamp(w["connected_at"], timezone.utc).isoformat(
+                                           timespec="milliseconds"))
+        assert float(row["wait_s"]) == round(i / 1000, 3) and row["talk_s"] == "60.0"
+        assert json.loads(row["extra"]) == {"ivr": ["1", "2"]}
+    assert got[0]["started_at"] == "2026-12-01T00:01:40.250+00:00"      # 100 s after midnight UTC
 
-    qwant = store.queue_events()
     buf = io.StringIO()
-    assert store.export("queue_log", "json", buf) == 2500
-    assert json.loads(buf.getvalue()) == qwant
+    assert store.export("cdr", "json", buf, since=since, until=until) == 1900
+    rows = json.loads(buf.getvalue())
+    assert [r["call_id"] for r in rows] == [w["call_id"] for w in want]
+    assert set(rows[0]) == set(CDR_EXPORT) | {f"{t}_epoch" for t in
+                                              ("started_at", "answered_at", "connected_at", "ended_at")}
+    for r, w in zip(rows, want):     # JSON keeps the numbers too
+        assert r["started_at_epoch"] == w["started_at"] and r["connected_at_epoch"] == w["connected_at"]
+        assert abs(utc(r["ended_at"]) - w["ended_at"]) < 0.0005
+        assert r["extra"] == {"ivr": ["1", "2"]} and r["wait_s"] == w["wait_s"]
+
     buf = io.StringIO()
     assert store.export("queue_log", "csv", buf) == 2500
     buf.seek(0)
     parsed = list(csv.DictReader(buf))
-    assert [r["reason"] for r in parsed][7] == "line1\nline2"
-    assert [[r[c] for c in QUEUE_LOG_COLUMNS] for r in parsed] == [
-        ["" if r[c] is None else str(r[c]) for c in QUEUE_LOG_COLUMNS] for r in qwant]
+    assert tuple(parsed[0]) == QUEUE_LOG_EXPORT
+    assert parsed[7]["reason"] == "line1\nline2"
+    assert [utc(r["at"]) for r in parsed] == [1796083200.0 + i for i in range(2500)]
+    # wait only where it means something (answer here), talk only on complete rows
+    assert [(r["event"], r["wait_s"], r["talk_s"]) for r in parsed[:2]] == [("enqueue", "", ""), ("answer", "2.0", "")]
+    buf = io.StringIO()
+    assert store.export("queue_log", "json", buf) == 2500
+    q = json.loads(buf.getvalue())
+    assert q[1]["at_epoch"] == 1796083200.0 + 1 and q[1]["wait_s"] == 2.0 and q[0]["wait_s"] is None
 
     buf = io.StringIO()
-    assert store.export("cdr", "json", buf, since=1e9) == 0
+    assert store.export("cdr", "json", buf, since=2e9) == 0
     assert json.loads(buf.getvalue()) == []
     with pytest.raises(ValueError):
         store.export("calls", "csv", io.StringIO())
+
+
+def test_a_database_of_the_first_schema_is_upgraded(tmp_path):
+    # a node of the previous release wrote this file: the queue log gets its talk column, old rows keep theirs
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE schema_version (component TEXT PRIMARY KEY, version INTEGER NOT NULL)")
+        for stmt in filter(str.strip, MIGRATIONS[0].format(pk="INTEGER PRIMARY KEY", real="REAL").split(";")):
+            db.execute(stmt)
+        db.execute("INSERT INTO schema_version VALUES ('records', 1)")
+        db.execute("INSERT INTO queue_log (at, queue, call_id, event, wait) VALUES (1.0, 'q', 'c1', 'answer', 3.5)")
+    with RecordStore(path) as s:
+        s.add_queue_event({"queue": "q", "call_id": "c1", "event": "complete", "wait": 3.5, "talk": 42.0}).result(5)
+        assert [(e["event"], e["wait"], e["talk"]) for e in s.queue_events()] == [
+            ("answer", 3.5, None), ("complete", 3.5, 42.0)]
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT version FROM schema_version").fetchone() == (len(MIGRATIONS),)
 
 
 def test_sigkill_durability(tmp_path):
