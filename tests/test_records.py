@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from softswitch.records import CDR_COLUMNS, PG_SCHEMES, QUEUE_LOG_COLUMNS, RecordStore, RecordStoreClosed, db_path
+from softswitch.records import CDR_COLUMNS, MIGRATIONS, PG_SCHEMES, WRAPUP_EXPORT, QUEUE_LOG_COLUMNS, RecordStore, RecordStoreClosed, db_path
 from tools.pgserver import PostgresNotFound, find_bindir, pg_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,7 +54,7 @@ def pg_url(pg_server_url):
     """The session's database, emptied: each test opens it as new (the store creates the schema)."""
     import psycopg
     with psycopg.connect(pg_server_url, autocommit=True) as db:
-        db.execute("DROP TABLE IF EXISTS cdr, queue_log, schema_version")
+        db.execute("DROP TABLE IF EXISTS cdr, queue_log, call_wrapup, schema_version")
     return pg_server_url
 
 
@@ -145,7 +145,7 @@ def test_reopen_keeps_schema_and_rows(tmp_path):
     with RecordStore(url) as s:
         assert [r["call_id"] for r in s.cdrs()] == ["c1"]
         with sqlite3.connect(s.path) as db:
-            assert db.execute("SELECT version FROM schema_version WHERE component='records'").fetchone() == (1,)
+            assert db.execute("SELECT version FROM schema_version WHERE component='records'").fetchone() == (len(MIGRATIONS),)
             assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
@@ -157,7 +157,7 @@ def test_postgres_reopen_schema_version_and_url_forms(pg_url):
     with RecordStore("postgres://" + pg_url[len("postgresql://"):]) as s:  # the short scheme works too
         assert [r["call_id"] for r in s.cdrs()] == ["c1"]
         assert s.integrity_check() == "ok"
-    assert fresh(pg_url, "SELECT version FROM schema_version WHERE component='records'") == [(1,)]
+    assert fresh(pg_url, "SELECT version FROM schema_version WHERE component='records'") == [(len(MIGRATIONS),)]
     types = dict(fresh(pg_url, "SELECT column_name, data_type FROM information_schema.columns "
                                "WHERE table_name = 'cdr'"))
     assert types["id"] == "bigint" and types["started_at"] == "double precision"  # REAL would be float4
@@ -225,16 +225,16 @@ def test_export_csv_and_json_parse_back(store):
 
     buf = io.StringIO()
     assert store.export("cdr", "json", buf, since=100, until=2000) == 1900
-    assert json.loads(buf.getvalue()) == want
+    assert json.loads(buf.getvalue()) == [{**r, "disposition": None, "notes": None} for r in want]
 
     buf = io.StringIO()
     assert store.export("cdr", "csv", buf, since=100, until=2000) == 1900
     buf.seek(0)
     reader = csv.reader(buf)
-    assert tuple(next(reader)) == CDR_COLUMNS
+    assert tuple(next(reader)) == CDR_COLUMNS + WRAPUP_EXPORT
     got = list(reader)
     as_text = [["" if r[c] is None else json.dumps(r[c]) if c == "extra" else str(r[c]) for c in CDR_COLUMNS]
-               for r in want]
+               + ["", ""] for r in want]
     assert got == as_text
 
     qwant = store.queue_events()
