@@ -178,6 +178,8 @@
     }
     const signedIn = state !== "offline";
     $("btn-sign-in").disabled = signedIn; $("btn-sign-out").disabled = !signedIn;
+    $("acd-status").dataset.on = String(signedIn);
+    $("acd-status").textContent = signedIn ? "You are taking calls from your queues." : "You are not taking calls.";
     emit("state", { view });
     $("queues").textContent = view && view.queues && view.queues.length ? view.queues.join(", ") : "–";
     $("answered").textContent = view ? String(view.answered || 0) : "0";
@@ -257,6 +259,8 @@
     $("btn-dial").disabled = !up || !!S.session;
     $("sp-connect").disabled = state === "registered" || state === "connecting" || state === "registering";
     $("sp-disconnect").disabled = !S.ua;
+    // connected: the password box and Connect make no sense until it is disconnected again
+    $("sp-credentials").hidden = up; $("sp-connect").hidden = up;
   }
 
   function onConnect(ev) {
@@ -321,6 +325,7 @@
     $("call-status").textContent = text;
     const s = S.session, live = state === "active" || state === "held";
     $("btn-answer").disabled = state !== "incoming";
+    $("btn-answer").hidden = state !== "incoming";          // only a ringing call is answered
     $("btn-hangup").disabled = !s || state === "ended" || state === "none";
     $("btn-mute").disabled = !live;
     $("btn-hold").disabled = !live;
