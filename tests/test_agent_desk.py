@@ -90,9 +90,21 @@ def test_desktop_state_timer_keypad_wrapup_history(tmp_path):
                                   auto_answer=False, tone_hz=440)
             rec = None
             try:
+                # Busy while a customer calls: the agent sees them waiting in the queue, live.
+                page.click("#btn-busy")
+                expect(page.locator("#btn-busy")).to_have_attribute("aria-pressed", "true")
                 rec = cust.call(f"sip:4001@127.0.0.1:{sip_port}")
+                assert _until(lambda: page.evaluate("window.agentDesk.queues.support") == 1, 15, phones), \
+                    page.evaluate("window.agentDesk.queues")
+                expect(page.locator("#queue-rows tr[data-queue=support] td").nth(1)).to_have_text("1")
+                shots.append(shot(page, "waiting", 1280))
+                page.click("#btn-idle")                 # ready: the waiting call is offered at once
+                assert _until(lambda: page.evaluate("window.agentPage.call") in ("incoming", "active"), 15, phones)
+                if page.evaluate("window.agentPage.call") == "incoming":      # auto-answer comes 2 s later
+                    shots.append(shot(page, "ringing", 1280))
                 assert _until(lambda: page.evaluate("window.agentPage.call") == "active", 30, phones), \
                     page.evaluate("window.agentPage")
+                assert _until(lambda: page.evaluate("window.agentDesk.queues.support") == 0, 15, phones)
                 assert _until(lambda: rec.state == "CONFIRMED", 5, phones), rec.states
                 expect(page.locator("#caller")).to_have_text("5559000")
                 # A voice call: no video window.

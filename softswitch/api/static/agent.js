@@ -247,6 +247,8 @@
   }
 
   // --- the softphone -----------------------------------------------------------------------------------------
+  const REG_WORDS = { "Connection Error": "the switch cannot be reached", "Request Timeout": "the switch did not answer",
+                      "SIP Failure Code": "the switch refused it", "Internal Error": "the browser phone failed" };
   const SIP_WORDS = { unregistered: "not connected", connecting: "connecting…", registering: "signing in…",
                       registered: "registered", failed: "failed", disconnected: "disconnected" };
   function setSip(state, cause) {
@@ -300,7 +302,7 @@
       const cause = e.cause || (e.response && e.response.status_code) || "failed";
       setSip("failed", cause);
       $("sp-error").textContent = cause === "Authentication Error" || cause === "Rejected"
-        ? "wrong softphone password" : `registration failed: ${cause}`;
+        ? "wrong softphone password" : `the phone could not connect: ${REG_WORDS[cause] || cause}`;
       log(`registration failed: ${cause}`);
       ua.stop();
     });
@@ -323,6 +325,7 @@
     pub.call = state;
     $("call-panel").dataset.call = state;
     $("call-status").textContent = text;
+    document.querySelector(".caller-line").hidden = state === "none";
     const s = S.session, live = state === "active" || state === "held";
     $("btn-answer").disabled = state !== "incoming";
     $("btn-answer").hidden = state !== "incoming";          // only a ringing call is answered
