@@ -506,20 +506,23 @@
   // JsSIP's causes ("Terminated", "Canceled", ...) in the words an agent uses
   function endWords(kind, cause, originator, direction) {
     const C = (typeof JsSIP !== "undefined" && JsSIP.C.causes) || {};
-    if (kind === "ended") {
-      if (originator === "local") return "call ended: you hung up";
-      if (cause === C.RTP_TIMEOUT) return "call ended: the line went silent";
-      return direction === "incoming" ? "call ended: the caller hung up" : "call ended: the other side hung up";
-    }
-    if (originator === "local") return direction === "incoming" ? "call not taken" : "call cancelled";
     const words = {
       [C.CANCELED]: "the caller hung up before it was answered", [C.BUSY]: "busy", [C.REJECTED]: "call refused",
       [C.NOT_FOUND]: "no such number", [C.UNAVAILABLE]: "not reachable now", [C.NO_ANSWER]: "no answer",
       [C.USER_DENIED_MEDIA_ACCESS]: "no microphone or camera access", [C.CONNECTION_ERROR]: "connection to the switch lost",
       [C.REQUEST_TIMEOUT]: "the switch did not answer", [C.ADDRESS_INCOMPLETE]: "incomplete number",
       [C.INCOMPATIBLE_SDP]: "media not accepted", [C.WEBRTC_ERROR]: "the browser could not set up the media",
-      [C.AUTHENTICATION_ERROR]: "not allowed",
+      [C.AUTHENTICATION_ERROR]: "not allowed", [C.RTP_TIMEOUT]: "the line went silent",
+      [C.DIALOG_ERROR]: "the switch lost the call", [C.NO_ACK]: "the switch did not confirm the call",
     };
+    if (kind === "ended") {
+      if (cause !== C.BYE) return `call ended: ${words[cause] || "the connection was lost"}`;
+      if (originator === "local") return "call ended: you hung up";
+      return direction === "incoming" ? "call ended: the caller hung up" : "call ended: the other side hung up";
+    }
+    if (originator === "local" && (cause === C.CANCELED || cause === C.REJECTED || cause === C.BUSY)) {
+      return direction === "incoming" ? "call not taken" : "call cancelled";
+    }
     return `call failed: ${words[cause] || "the switch could not connect it"}`;
   }
 
