@@ -445,7 +445,8 @@ def _cdr_with_wrapup(where: list[str], desc: bool, limit: int | None, args: list
            f"(SELECT max(id) FROM call_wrapup WHERE call_id = c.call_id)")
     if where:
         sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY c.id DESC" if desc else " ORDER BY c.id"
+    # newest first straight from the (agent_id, started_at) index; oldest first in id order like _select
+    sql += " ORDER BY c.started_at DESC, c.id DESC" if desc else " ORDER BY c.id"
     if limit is not None:
         sql += f" LIMIT {ph}"
         args.append(int(limit))

@@ -18,6 +18,7 @@ from softswitch.records import RecordStore
 from softswitch.settings import ConfigError, parse_config
 from softswitch.webrtc import _add_telephone_event, _telephone_event_pt
 from tests.support.cc import Api, cc_node
+from tests.test_records import pg_server_url, pg_url  # noqa: F401  (fixtures: the same PostgreSQL server)
 from tests.test_settings import BASE
 
 CODES = ', dispositions: [sale, "no sale", call back later]'
@@ -59,8 +60,13 @@ def test_caller_number_and_name_from_the_cdr():
     assert time.perf_counter() - t < 1.0
 
 
-def test_record_store_keeps_the_latest_wrapup_beside_the_cdr(tmp_path):
-    with RecordStore(tmp_path / "cdr.db") as s:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path):
+    return str(tmp_path / "cdr.db") if request.param == "sqlite" else request.getfixturevalue("pg_url")
+
+
+def test_record_store_keeps_the_latest_wrapup_beside_the_cdr(store_url):
+    with RecordStore(store_url) as s:
         for i, agent in enumerate(("1001", "1002", "1001")):
             s.add_cdr({"call_id": f"c{i}", "agent_id": agent, "queue": "support", "started_at": 100.0 + i,
                        "caller": f"<sip:555{i}@x>", "outcome": "answered"})
