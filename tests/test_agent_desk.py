@@ -158,6 +158,12 @@ def test_desktop_state_timer_keypad_wrapup_history(tmp_path):
             expect(row).to_contain_text("call back later")
             expect(row).to_contain_text("wants a call on Tuesday")
             shots += [shot(page, "after-call", 1280), shot(page, "after-call", 1920)]
+
+            # Log out of the desktop: no more calls from the queues either, and the phone is disconnected.
+            page.click("#logout")
+            expect(page.locator("#login-form")).to_be_visible()
+            assert _until(lambda: api.state()["state"] == "offline" and not api.state()["registered"], 5), \
+                api.state()
             assert not [p for p in problems if "pageerror" in p], problems
 
         nt.call(lambda: nt.node.records.flush(5))

@@ -108,6 +108,10 @@
 
   async function onLogout() {
     try { if (S.session) S.session.terminate(); } catch (_) { /* already gone */ }
+    // leaving the desktop also stops calls from the queues (a desk phone of the agent's may stay registered)
+    if (S.view && S.view.state !== "offline") {
+      try { await api("/api/agents/me/sign-out", { method: "POST" }); } catch (_) { /* expired anyway */ }
+    }
     stopUa();
     try { await api("/api/logout", { method: "POST" }); } catch (_) { /* expired anyway */ }
     signedOff("");
