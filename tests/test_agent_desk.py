@@ -85,6 +85,7 @@ def test_desktop_state_timer_keypad_wrapup_history(tmp_path):
             # the queue panel lists the agent's own queue, live
             expect(page.locator("#queue-rows tr[data-queue=support]")).to_have_count(1)
             expect(page.locator("#queue-rows tr[data-queue=sales]")).to_have_count(0)
+            expect(page.locator("#queue-rows tr[data-queue=support] td").nth(3)).to_have_text("1")   # idle: me
 
             cust = phones.account("5559000", "x", f"127.0.0.1:{sip_port}", domain="cc.test", register=False,
                                   auto_answer=False, tone_hz=440)
