@@ -67,8 +67,8 @@ def _headers(node, request: web.Request) -> dict:
         "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "no-referrer",
         "Cache-Control": "no-cache",
-        # the softphone needs the microphone (and camera for video calls) of this page only
-        "Permissions-Policy": "camera=(self), microphone=(self), geolocation=()",
+        # the softphone needs the microphone (and camera for video calls, the screen for sharing) of this page only
+        "Permissions-Policy": "camera=(self), microphone=(self), display-capture=(self), geolocation=()",
     }
 
 
