@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import json
 import textwrap
-import time
 import urllib.request
 
 import pytest
@@ -55,9 +54,9 @@ def test_caller_number_and_name_from_the_cdr():
     assert caller_parts("sip:5559000@127.0.0.1:5060") == ("5559000", "")
     assert caller_parts("5559000 <sip:5559000@h>") == ("5559000", "")
     assert caller_parts(None) == ("", "") and caller_parts("garbage") == ("", "")
-    t = time.perf_counter()
-    caller_parts('"' + "\\" * 50_000 + "<" * 50_000)             # hostile: bounded, no backtracking blow-up
-    assert time.perf_counter() - t < 1.0
+    # hostile: only the first 1024 characters are read, the patterns are bounded (no backtracking blow-up)
+    assert caller_parts('"' + "\\" * 50_000 + "<" * 50_000) == ("", "")
+    assert caller_parts("<" * 2000 + "sip:5551@x") == ("", "")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
