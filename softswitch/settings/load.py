@@ -286,6 +286,32 @@ def _agent_queue(r, loc, path) -> tuple[str, int]:
     return _name(r, loc, path), 0
 
 
+DISPOSITION = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.-]{0,39}")
+
+
+def _dispositions(r, loc, path) -> tuple[str, ...]:
+    """Wrap-up codes: short words an agent picks from a list after a call, each once, at most 50."""
+    if loc.kind != "list":
+        raise Bad(f"expected a list of codes like [sale, no sale, callback], got {R.describe(loc)}")
+    if len(loc.seq) > 50:
+        raise Bad(f"at most 50 disposition codes, got {len(loc.seq)}")
+    out: list[str] = []
+    for i, item in enumerate(loc.seq):
+        where = f"{path}[{i}]"
+        try:
+            code = R.nonempty(r, item, where)
+        except Bad as exc:
+            r.error(item.line, where, str(exc))
+            continue
+        if not DISPOSITION.fullmatch(code):
+            r.error(item.line, where, f"a disposition code is 1-40 letters, digits, spaces, _ . -; got {code!r}")
+        elif code.casefold() in {c.casefold() for c in out}:
+            r.error(item.line, where, f"duplicate disposition code {code!r}")
+        else:
+            out.append(code)
+    return tuple(out)
+
+
 def _target(r, loc, path) -> Overflow:
     v = R.nonempty(r, loc, path)
     if v == "hangup":
@@ -308,7 +334,8 @@ def _queues(r: Reader, loc) -> list[SkillQueue]:
             "record": (R.boolean, False), "service_level": (R.duration(1, 3600), d.service_level),
             "short_abandon": (R.duration(0, 600), d.short_abandon), "announce": (lambda r, l, p: l, None),
             "service_level_goal": (percent(1, 100), d.service_level_goal),
-            "music_on_hold": (R.nonempty, None), "callback_digit": (_dtmf_digit, None)})
+            "music_on_hold": (R.nonempty, None), "callback_digit": (_dtmf_digit, None),
+            "dispositions": (_dispositions, ())})
         ov = r.mapping(q.pop("overflow"), f"{path}.overflow", {"to": (_target, Overflow("hangup"))})
         an = r.mapping(q.pop("announce"), f"{path}.announce", {
             "entry": (R.nonempty, None), "every": (R.duration(5, 3600), d.announce_every),

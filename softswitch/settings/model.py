@@ -148,6 +148,7 @@ class SkillQueue:
     announce_wait: bool = True       # "your estimated waiting time is M minutes"
     music_on_hold: str | None = None
     callback_digit: str | None = None   # a waiting caller presses it to hang up and be called back in turn
+    dispositions: tuple[str, ...] = ()  # wrap-up codes an agent picks for a call of this queue (empty: notes only)
 
 
 @dataclass(frozen=True)
