@@ -18,6 +18,7 @@ from .credentials import Credentials
 from .endpoint import Endpoint
 from .location import MemoryLocationStore
 from .options import make_options_handler
+from .phones import PhoneWatch, keepalive_options
 from .overload import OverloadOptions
 from .security_settings import agent_algorithms, guard_options, lockout_options, overload_options
 from .b2bua import CallControl
@@ -112,6 +113,11 @@ class Node:
         self.guard = None
         if config is not None:
             self._security(config.server.sip.security)
+        keepalive = config.keepalive if config is not None else None
+        self.phones = PhoneWatch(self.loop, self.endpoint, self.registrar, keepalive_options(keepalive),
+                                 self.calls, options.domain)
+        self.registrar.listeners.append(self.phones.on_bindings)       # first: the others see reachability
+        self.endpoint.flow_listeners.append(self.phones.flow_closed)
         self.center: ContactCenter | None = None
         self.media_engine = None
         self.records = None
@@ -132,6 +138,9 @@ class Node:
                 self.center.board = self.pool.board = RedisQueueBoard(self.pool.redis, config.server.node_id)
             self.calls.center = self.center
             self.registrar.listeners.append(self.center.on_bindings)
+            self.center.reachable = self.phones.reachable
+            self.phones.listeners.append(self.center.on_bindings)
+            self.phones.flow_listeners.append(self.center.flow_lost)
             base = Path(config.file).resolve().parent
             self.calls.ivr_runner = IvrRunner(self.calls, config.ivr, base, self.loop)
             self.calls.queue_settings = {q.name: q for q in config.queues}
@@ -211,6 +220,7 @@ class Node:
                     listener(bindings[0].user, [], list(bindings))
         if restored:
             self.log.info("bindings_restored", aors=len(restored))
+        self.phones.drop_orphans()
         ep.start()
         if self.center is not None:
             self.center.start()
@@ -298,6 +308,7 @@ class Node:
             await self.loop.run_in_executor(None, self.records.flush, 10)
 
     async def stop(self) -> None:
+        self.phones.stop()
         self.calls.stop()
         self.endpoint.flush()
         if self.center is not None:
