@@ -13,11 +13,13 @@ from dataclasses import dataclass, field
 
 from . import log
 from .aio import drive, finish_tasks
+from .account_passwords import AccountPasswords
 from .authn import Authenticator
 from .credentials import Credentials
 from .endpoint import Endpoint
 from .location import MemoryLocationStore
 from .options import make_options_handler
+from .keepalive import KeepaliveOptions
 from .phones import PhoneWatch, keepalive_options
 from .overload import OverloadOptions
 from .security_settings import agent_algorithms, guard_options, lockout_options, overload_options
@@ -57,6 +59,7 @@ class NodeOptions:
     registrar: RegistrarOptions = field(default_factory=RegistrarOptions)
     nonce_ttl: float = 300.0
     overload: OverloadOptions | None = None      # None: no overload control (the config turns it on)
+    keepalive: KeepaliveOptions = KeepaliveOptions(interval=0)   # off unless the config (phones:) asks
 
 
 class Node:
@@ -81,6 +84,7 @@ class Node:
         self.auth = DigestAuth(realm, os.urandom(32), nonce_ttl=options.nonce_ttl,
                                algorithms=options.registrar.algorithms)
         db_file = sqlite_path(config.server.storage.cdr) if config is not None else None
+        self.accounts = AccountPasswords(db_file)      # passwords changed through the API, over the YAML's
         state_url = config.server.storage.state if config is not None else "memory"
         self.pool = None
         if state_url.startswith(("redis://", "rediss://")):
@@ -113,9 +117,8 @@ class Node:
         self.guard = None
         if config is not None:
             self._security(config.server.sip.security)
-        keepalive = config.keepalive if config is not None else None
-        self.phones = PhoneWatch(self.loop, self.endpoint, self.registrar, keepalive_options(keepalive),
-                                 self.calls, options.domain)
+        self.phones = PhoneWatch(self.loop, self.endpoint, self.registrar, options.keepalive, self.calls,
+                                 options.domain)
         self.registrar.listeners.append(self.phones.on_bindings)       # first: the others see reachability
         self.endpoint.flow_listeners.append(self.phones.flow_closed)
         self.center: ContactCenter | None = None
@@ -321,6 +324,7 @@ class Node:
             await self.media_engine.stop()
         if self.records is not None:
             await self.loop.run_in_executor(None, self.records.close)
+        self.accounts.close()
         if hasattr(self.location, "close"):
             closing = self.location.close
             if asyncio.iscoroutinefunction(closing):
@@ -356,6 +360,7 @@ def options_from_config(cfg) -> NodeOptions:
     overload = overload_options(ovl)
     return NodeOptions(listen=listen, domain=sip.domain, user_agent=sip.user_agent, nonce_ttl=reg.nonce_ttl,
                        overload=overload if ovl.enabled else None,
+                       keepalive=keepalive_options(cfg.keepalive),
                        registrar=RegistrarOptions(realm=sip.realm, min_expires=reg.min_expires,
                                                   max_expires=reg.max_expires, default_expires=reg.default_expires,
                                                   max_contacts=reg.max_contacts,
