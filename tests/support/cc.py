@@ -20,7 +20,7 @@ ACCOUNTS = {"acme_alice": "Alice-Pass-1!", "acme_bob": "Bob-Pass-2!", "acme_caro
 def config_text(sip_port: int, http_port: int, db: str, rtp_lo: int = 0, ring_timeout: str = "4s", wrap_up: str = "1s",
                 strategy: str = "linear", extra_queue: str = "", record: bool = False, support_extra: str = "",
                 security: str = "", tls_port: int = 0, tls: str = "", node_id: str = "test-node",
-                state: str = "memory", must_change_password: bool = False) -> str:
+                state: str = "memory", must_change_password: bool = False, phones: str = "") -> str:
     # the accounts are used at once by most tests; the password lifecycle's own tests ask for the flag
     flag = "" if must_change_password else ", must_change_password: false"
     return f"""
@@ -56,6 +56,7 @@ ivr:
       timeout: 3s
       retries: 0
     - hangup: true
+{phones}
 """
 
 
