@@ -259,3 +259,32 @@ def test_baresip_killed_is_found_by_keepalives_and_the_next_call_goes_to_another
             if p is not None:
                 p.quit()
         node.stop()
+
+
+def test_a_closed_browser_tab_takes_its_binding_at_once(tmp_path):
+    """The agent page's WebRTC phone (JsSIP over the node's ws: listener) registered and signed in; the tab is
+    closed without signing off: its WebSocket closes, the binding goes at once and the agent is held busy."""
+    from tests.support.cc import browser_expect, ws_node
+    from tools.browser import headless_chromium
+    expect = browser_expect(10_000)
+    with ws_node(tmp_path) as (nt, sip_port, http_port, ws_port):
+        alice = Api(http_port)
+        alice.login("acme_alice")
+        with headless_chromium(["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]) as browser:
+            page = browser.new_context().new_page()
+            page.set_default_timeout(10_000)
+            page.goto(f"http://127.0.0.1:{http_port}/agent")
+            page.fill("#account", "acme_alice")
+            page.fill("#password", ACCOUNTS["acme_alice"])
+            page.click("#login-submit")
+            page.fill("#sp-password", PASSWORDS["70001"])
+            page.click("#sp-connect")
+            expect(page.locator("#sip-status")).to_have_attribute("data-sip", "registered")
+            page.click("#btn-sign-in")
+            expect(page.locator("#state")).to_have_attribute("data-state", "idle")
+            assert health(alice)["bindings"] == 1
+            page.close()                                 # no sign-off, no unregistration: the tab is gone
+            assert wait_for(lambda: health(alice)["bindings"] == 0, 10)
+            view = alice.state()
+            assert (view["state"], view["reason"]) == ("busy", "phone_unreachable"), view
+            assert health(alice)["keepalive"]["flows_closed"] == 1
