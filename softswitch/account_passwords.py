@@ -5,14 +5,21 @@ itself, or one an admin resets, is stored here and wins over the YAML's `passwor
 restarts and reloads. With a file (the node's SQLite state, beside the softphone secrets) it survives a
 restart; without one it lasts for the process. Each stored row also says whether the account must change its
 password before the API gives it anything else (an admin reset sets that; the account's own change clears it).
+
+In pool mode the rows also live in Redis (one hash for the pool), written there first: a password changed at
+one node signs in at every node (each reads the account's row at login, and all of them every few seconds).
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import sqlite3
 import threading
 import time
 from dataclasses import dataclass
+
+REDIS_KEY = "ss:accounts:passwords"
 
 
 @dataclass(frozen=True)
@@ -27,6 +34,7 @@ class AccountPasswords:
         self._rows: dict[str, Stored] = {}
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
+        self.redis = None                 # pool mode: redis.asyncio client shared by the pool's nodes
         if db_path:
             self._db = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -45,9 +53,42 @@ class AccountPasswords:
     def must_change(self, employee) -> bool:
         return self.effective(employee)[1]
 
-    def set(self, account: str, encoded: str, must_change: bool) -> None:
-        """Store a new hash; written (and committed) before the caller answers."""
-        row = Stored(encoded, must_change, time.time())
+    async def save(self, account: str, encoded: str, must_change: bool) -> None:
+        """Store a new hash, in Redis first in pool mode (an error there leaves everything as it was)."""
+        if self.redis is not None:
+            await self.redis.hset(REDIS_KEY, account, json.dumps([encoded, must_change, time.time()]))
+        self.set(account, encoded, must_change)
+
+    async def fresh(self, account: str) -> None:
+        """Pool mode: take the account's row from Redis now (it may have changed at another node)."""
+        if self.redis is not None:
+            raw = await self.redis.hget(REDIS_KEY, account)
+            if raw is not None:
+                self._take(account, raw)
+
+    async def follow(self, every: float = 3.0, log=None) -> None:
+        """Pool mode: re-read every row now and then (resets made at other nodes reach open sessions)."""
+        while True:
+            try:
+                for account, raw in (await self.redis.hgetall(REDIS_KEY)).items():
+                    self._take(account, raw)
+            except Exception as exc:          # Redis away: the rows known stay in force
+                if log is not None:
+                    log.warning("account_passwords_refresh_failed", error=str(exc))
+            await asyncio.sleep(every)
+
+    def _take(self, account: str, raw: str) -> None:
+        try:
+            encoded, must, at = json.loads(raw)
+        except (ValueError, TypeError):
+            return
+        cur = self._rows.get(account)
+        if cur is None or cur.updated_at < at:
+            self.set(account, str(encoded), bool(must), float(at))
+
+    def set(self, account: str, encoded: str, must_change: bool, at: float | None = None) -> None:
+        """Store a new hash here; written (and committed) before the caller answers."""
+        row = Stored(encoded, must_change, time.time() if at is None else at)
         if self._db is not None:
             with self._lock, self._db:
                 self._db.execute("INSERT OR REPLACE INTO account_passwords VALUES (?, ?, ?, ?)",

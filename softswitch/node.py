@@ -93,6 +93,7 @@ class Node:
             # each node stays an independent registrar (its own bindings, kept in Redis); agents are shared
             self.location = RedisLocationStore(state_url, prefix=f"ss:loc:{config.server.node_id}:")
             self.pool = Pool(state_url, config.server.node_id, self.loop)
+            self.accounts.redis = self.pool.redis          # changed passwords shared by the pool
         elif db_file:
             from .location_sqlite import SqliteLocationStore
             self.location = SqliteLocationStore(db_file)      # registrations survive a restart
@@ -234,6 +235,8 @@ class Node:
             from .api.server import start_api
             self.api = await start_api(self, http[0], http[1])
         self._tasks.append(self.loop.create_task(self._expire_bindings()))
+        if self.accounts.redis is not None:
+            self._tasks.append(self.loop.create_task(self.accounts.follow(log=self.log)))
         self._tasks.append(self.loop.create_task(self._watch_loop_lag()))
         self.log.info("listening", sip=[str(b) for b in self.bound])
 

@@ -179,3 +179,21 @@ def test_the_agent_page_asks_for_a_new_password_then_signs_in(tmp_path):
             assert problems == [], problems
         login(http, "acme_alice", NEW)
         login(http, "acme_alice", ACCOUNTS["acme_alice"], expect=401)
+
+
+def test_in_pool_mode_a_password_changed_at_one_node_signs_in_at_the_other(tmp_path):
+    from tests.support.cc import cc_node, wait_for
+    from tools.redisserver import redis_server
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    with redis_server() as url, \
+            cc_node(tmp_path / "a", node_id="n1", state=url, must_change_password=True) as (na, _, ha), \
+            cc_node(tmp_path / "b", node_id="n2", state=url, must_change_password=True) as (nb, _, hb):
+        at_a = login(ha, "acme_alice", ACCOUNTS["acme_alice"])
+        at_b = login(hb, "acme_alice", ACCOUNTS["acme_alice"])
+        assert at_b.call("GET", "/api/agents/me")[0] == 403
+        change(at_a, ACCOUNTS["acme_alice"], NEW, 200)
+        login(hb, "acme_alice", ACCOUNTS["acme_alice"], expect=401)
+        assert login(hb, "acme_alice", NEW).login_body["must_change_password"] is False
+        # the session opened at node 2 before the change is let through once node 2 has read it
+        assert wait_for(lambda: at_b.call("GET", "/api/agents/me")[0] == 200, 15)

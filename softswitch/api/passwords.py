@@ -50,6 +50,19 @@ async def _body(request: web.Request, *keys: str) -> list[str] | web.Response:
     return values
 
 
+async def _fresh(node, account: str) -> None:
+    try:
+        await node.accounts.fresh(account)
+    except Exception as exc:                 # Redis away: the row this node knows
+        get_logger("api").warning("account_passwords_refresh_failed", error=str(exc))
+
+
+async def login_hash(node, emp) -> str:
+    """The hash a login is checked against (in pool mode, as stored by whichever node changed it last)."""
+    await _fresh(node, emp.account)
+    return node.accounts.effective(emp)[0]
+
+
 def _refusals(node, account: str, new: str, current_hash: str) -> list[str]:
     bad = node.config.password_policy.violations(new, account)
     if current_hash and check_password(new, current_hash):
@@ -65,6 +78,7 @@ async def change_own(request: web.Request, node, session) -> web.Response:
     emp = node.config.employee(session.account)
     if emp is None:
         return _json({"error": f"no account {session.account!r} in the configuration"}, 404)
+    await _fresh(node, emp.account)
     current, _ = node.accounts.effective(emp)
     loop = asyncio.get_running_loop()
     if not await loop.run_in_executor(None, check_password, old, current):
@@ -75,7 +89,10 @@ async def change_own(request: web.Request, node, session) -> web.Response:
         return _json({"error": f"password of {emp.account!r} breaks the password policy: {'; '.join(bad)}",
                       "violations": bad}, 400)
     encoded = await loop.run_in_executor(None, hash_password, new)
-    node.accounts.set(emp.account, encoded, must_change=False)
+    try:
+        await node.accounts.save(emp.account, encoded, must_change=False)
+    except Exception as exc:                 # pool mode, Redis away: nothing changed anywhere
+        return _json({"error": f"the state store is unavailable, try again: {exc}"}, 503)
     get_logger("api").info("password_changed", account=emp.account)
     return _json({"ok": True, "account": emp.account, "must_change_password": False})
 
@@ -96,7 +113,10 @@ async def admin_reset(request: web.Request, node, session) -> web.Response:
         return _json({"error": f"password of {account!r} breaks the password policy: {'; '.join(bad)}",
                       "violations": bad}, 400)
     encoded = await asyncio.get_running_loop().run_in_executor(None, hash_password, password)
-    node.accounts.set(account, encoded, must_change=True)
+    try:
+        await node.accounts.save(account, encoded, must_change=True)
+    except Exception as exc:
+        return _json({"error": f"the state store is unavailable, try again: {exc}"}, 503)
     get_logger("api").info("password_reset", account=account, by=session.account)
     return _json({"ok": True, "account": account, "must_change_password": True})
 

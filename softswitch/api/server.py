@@ -16,7 +16,7 @@ from acd import AcdError, AgentStateError
 
 from ..log import get as get_logger
 from ..settings import check_password
-from .passwords import refuse_until_changed, setup as setup_passwords
+from .passwords import login_hash, refuse_until_changed, setup as setup_passwords
 from .sessions import Sessions
 
 SESSION = web.AppKey("session_store", Sessions)
@@ -121,7 +121,7 @@ async def login(request: web.Request) -> web.Response:
         return _error(400, "expected JSON {account, password}")
     emp = node.config.employee(account)
     # The hash check runs off the event loop (PBKDF2 is deliberately slow); unknown accounts cost the same.
-    encoded = node.accounts.effective(emp)[0] if emp else "pbkdf2_sha256$100000$AAAAAAAAAAAAAAAAAAAAAA$AAAA"
+    encoded = await login_hash(node, emp) if emp else "pbkdf2_sha256$100000$AAAAAAAAAAAAAAAAAAAAAA$AAAA"
     ok = await asyncio.get_running_loop().run_in_executor(None, check_password, password, encoded)
     if not ok or emp is None:
         get_logger("api").info("login_failed", account=account)
