@@ -173,8 +173,12 @@ class ContactCenter:
             if agent.id in self.away:
                 self._phone_back(agent)
             return False
-        if agent.state == "offline" or not (any_binding or flow_closed):
-            return False        # never signed in, or the phone unregistered / expired: signed out as before
+        if agent.state == "offline":
+            if any_binding and agent.registered:       # only silent bindings: as good as none for a sign-in
+                self.run(self.acd.registration, agent.id, False)
+            return any_binding
+        if not (any_binding or flow_closed):
+            return False        # the phone unregistered or its registration expired: signed out as before
         if agent.id not in self.away:
             self.away[agent.id] = agent.state in ("idle", "wrap_up", "ringing", "talking")
             self.log.info("phone_unreachable", agent_id=agent.id, softphone=agent.softphone, state=agent.state)
