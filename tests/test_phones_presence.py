@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import urllib.request
 
 import pytest
 
@@ -136,6 +137,8 @@ def test_a_closed_tcp_connection_takes_its_bindings_at_once_and_holds_the_agent(
         assert (view["state"], view["reason"]) == ("busy", "phone_unreachable"), view
         assert health(alice)["keepalive"]["flows_closed"] == 1
         assert health(alice)["keepalive"]["probes"] == 0     # found by the flow, not by a keepalive
+        with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=10) as r:
+            assert 'softswitch_keepalive_total{kind="bindings_dropped"} 1.0' in r.read().decode()
         # the phone comes back (a new connection, a new REGISTER): the agent was idle, so idle again
         phone = register_tcp(sip_port, "70001")
         assert wait_for(lambda: alice.state()["state"] == "idle", 10), alice.state()
