@@ -13,11 +13,15 @@ A removed binding's heap items are dropped lazily when they come up (at most two
 from __future__ import annotations
 
 import heapq
-import random
 from dataclasses import dataclass
-from typing import Hashable
+from typing import Hashable, Protocol
 
 Key = Hashable
+
+
+class Rng(Protocol):
+    """Where the first probes fall (random.Random in the node, a seeded one in tests)."""
+    def uniform(self, a: float, b: float) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -60,9 +64,9 @@ class _Peer:
 
 
 class Keepalive:
-    def __init__(self, options: KeepaliveOptions, rng: random.Random | None = None) -> None:
+    def __init__(self, options: KeepaliveOptions, rng: Rng) -> None:
         self.options = options
-        self.rng = rng or random.Random()
+        self.rng = rng
         self._peers: dict[Key, _Peer] = {}
         self._heap: list[tuple[float, int, Key, bool]] = []    # (at, token, key, is_timeout)
         self._token = 0

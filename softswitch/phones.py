@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import random
 import time
 from typing import Callable
 
@@ -49,7 +50,7 @@ class PhoneWatch:
         self.calls = calls                   # CallControl: where a binding is reached, our Via per transport
         self.domain = domain
         self.clock = clock
-        self.core = Keepalive(options)
+        self.core = Keepalive(options, random.Random())
         self.log = log.get("phones")
         self.by_aor: dict[str, dict[str, Binding]] = {}
         self.flows: dict[Flow, set[tuple[str, str]]] = {}

@@ -82,7 +82,7 @@ def test_adding_a_known_binding_keeps_its_schedule_and_disabled_watches_nothing(
     at = k.next_deadline()
     k.add("a", 5.0)
     assert k.next_deadline() == at
-    off = Keepalive(KeepaliveOptions(interval=0))
+    off = Keepalive(KeepaliveOptions(interval=0), random.Random(5))
     off.add("a", 0.0)
     assert len(off) == 0 and off.next_deadline() is None
 
