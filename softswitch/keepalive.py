@@ -44,6 +44,13 @@ class Probe:
 
 
 @dataclass(frozen=True)
+class Failed:
+    """The probe went unanswered past the timeout: stop sending it."""
+    key: Key
+    token: int
+
+
+@dataclass(frozen=True)
 class Unreachable:
     """The binding missed `failures` probes in a row."""
     key: Key
@@ -145,6 +152,7 @@ class Keepalive:
         return out
 
     def _failed(self, key: Key, p: _Peer, out: list) -> None:
+        out.append(Failed(key, p.wait_token))
         p.wait_token = 0
         p.failures += 1
         self.stats["failures"] += 1

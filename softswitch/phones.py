@@ -20,7 +20,7 @@ from typing import Callable
 
 from . import log
 from .aio import drive
-from .keepalive import Keepalive, KeepaliveOptions, Probe, Reachable, Unreachable
+from .keepalive import Failed, Keepalive, KeepaliveOptions, Probe, Reachable, Unreachable
 from .location import Binding
 from .sip.errors import SipError
 from .sip.message import Request
@@ -58,6 +58,7 @@ class PhoneWatch:
         self.flow_listeners: list[Callable[[str], None]] = []            # a user's flow closed (before removal)
         self._timer: asyncio.TimerHandle | None = None
         self._armed_for: float | None = None
+        self._pending: dict[int, object] = {}       # probe token -> its client transaction
         self.stats = {"flows_closed": 0, "bindings_dropped": 0}
         self.stopped = False
 
@@ -184,6 +185,11 @@ class PhoneWatch:
 
     def _carry_out(self, effects: list) -> None:
         for eff in effects:
+            if isinstance(eff, Failed):
+                tx = self._pending.pop(eff.token, None)
+                if tx is not None:        # no more re-sends of a probe given up on
+                    self.endpoint.layer.abandon(tx)
+                continue
             aor, key = eff.key
             b = self.by_aor.get(aor, {}).get(key)
             if b is None:
@@ -214,7 +220,9 @@ class PhoneWatch:
         key, token = probe.key, probe.token
 
         def on_answer(event: str, tx, resp) -> None:
-            if event == "response":
+            if event != "response" or resp.status >= 200:
+                self._pending.pop(token, None)          # the transaction is over
+            if event == "response":                      # any answer: the phone is there
                 self._carry_out(self.core.answered(key, token, self.clock()))
                 self._rearm()
-        ep.send_request(Request("OPTIONS", uri, headers), target, on_answer)
+        self._pending[token] = ep.send_request(Request("OPTIONS", uri, headers), target, on_answer)

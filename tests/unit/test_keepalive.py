@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from softswitch.keepalive import Keepalive, KeepaliveOptions, Probe, Reachable, Unreachable
+from softswitch.keepalive import Failed, Keepalive, KeepaliveOptions, Probe, Reachable, Unreachable
 
 
 def run_until(k: Keepalive, start: float, end: float, answer=lambda key: True, step: float = 0.25):
@@ -40,14 +40,16 @@ def test_silence_makes_a_binding_unreachable_after_the_failures_and_an_answer_br
     assert not k.is_unreachable("phone")
     alive["phone"] = False
     events = run_until(k, 30.25, 70, answer=lambda key: alive[key])
-    verdicts = [(t, e) for t, e in events if not isinstance(e, Probe)]
+    verdicts = [(t, e) for t, e in events if isinstance(e, (Unreachable, Reachable))]
+    failed = [e for _, e in events if isinstance(e, Failed)]
+    assert len(failed) >= 3 and all(e.key == "phone" and e.token > 0 for e in failed)   # each probe given up
     assert [e for _, e in verdicts] == [Unreachable("phone")]
     # found within failures x interval (+ the timeout) of the phone going silent
     assert verdicts[0][0] - 30 <= 3 * 10 + 2
     assert k.is_unreachable("phone")
     alive["phone"] = True
     events = run_until(k, 70.25, 85, answer=lambda key: alive[key])
-    assert [e for _, e in events if not isinstance(e, Probe)] == [Reachable("phone")]
+    assert [e for _, e in events if isinstance(e, (Unreachable, Reachable))] == [Reachable("phone")]
     assert not k.is_unreachable("phone")
 
 
@@ -70,9 +72,9 @@ def test_removed_bindings_are_forgotten_and_late_answers_are_harmless():
     k.remove("a")
     assert k.answered("a", probes[0].token, 10.5) == []
     out = k.poll(13.0)
-    assert out[0] == Unreachable("b") and all(getattr(e, "key", None) == "b" for e in out)
-    assert len(k) == 1 and "a" not in k
     late = next(p for p in probes if p.key == "b")
+    assert out[:2] == [Failed("b", late.token), Unreachable("b")] and all(e.key == "b" for e in out)
+    assert len(k) == 1 and "a" not in k
     assert k.answered("b", late.token, 13.5) == [Reachable("b")]
 
 

@@ -21,8 +21,18 @@ class Clock:
 
 
 class Layer:
+    def __init__(self) -> None:
+        self.abandoned: list = []
+
     def new_branch(self) -> str:
         return "z9hG4bK-test"
+
+    def abandon(self, tx) -> None:
+        self.abandoned.append(tx)
+
+
+class Answer:
+    status = 200
 
 
 class Endpoint:
@@ -33,6 +43,7 @@ class Endpoint:
 
     def send_request(self, req, target, listener):
         self.sent.append((req, target, listener))
+        return f"tx-{len(self.sent)}-{req.get('To')}"
 
 
 class Calls:
@@ -82,16 +93,19 @@ def test_probes_go_to_each_binding_and_silence_makes_it_unreachable():
     assert sorted(str(req.uri) for req, _, _ in sent) == ["sip:70001@127.0.0.1:5001", "sip:70002@127.0.0.1:5002"]
     req, target, listener = next(s for s in sent if "70001" in str(s[0].uri))
     assert req.method == "OPTIONS" and target.proto == "udp" and req.get("To") == "<sip:70001@cc.test>"
-    listener("response", None, object())                # 70001 answers; 70002 never does
+    listener("response", None, Answer())                # 70001 answers; 70002 never does
     for _ in range(2):
         clock.now += 10
         w._tick()
         for req, _, listener in w.endpoint.sent[-2:]:
             if "70001" in str(req.uri):
-                listener("response", None, object())
+                listener("response", None, Answer())
     clock.now += 3
     w._tick()
     assert heard == [("70002", 0)]                        # told once, with no reachable binding left
+    # each unanswered probe was given up (no re-sends until Timer F); the answered ones needed nothing
+    abandoned = w.endpoint.layer.abandoned
+    assert len(abandoned) == 3 and all("70002" in tx for tx in abandoned)
     assert w.reachable([a, b]) == [a]
     # it registers again: reachable at once, no probe needed
     again = binding("70002", "tcp", 5002)
