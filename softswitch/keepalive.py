@@ -95,12 +95,15 @@ class Keepalive:
         return self._token
 
     # --- inputs --------------------------------------------------------------------------------------------
-    def add(self, key: Key, now: float, unreachable: bool = False) -> None:
-        """A binding to watch (a known one keeps its schedule); `unreachable` carries a verdict over."""
+    def add(self, key: Key, now: float, unreachable: bool = False, within: float | None = None) -> None:
+        """A binding to watch (a known one keeps its schedule), first probed at a random point of the next
+        `within` seconds (an interval unless given); `unreachable` carries a verdict over, or holds a binding
+        that must first prove itself (one kept from a previous run)."""
         if key in self._peers or not self.options.enabled:
             return
         p = self._peers[key] = _Peer(unreachable=unreachable)
-        p.probe_token = self._push(now + self.rng.uniform(0.0, self.options.interval), key, False)
+        spread = self.options.interval if within is None else min(within, self.options.interval)
+        p.probe_token = self._push(now + self.rng.uniform(0.0, spread), key, False)
 
     def remove(self, key: Key) -> None:
         self._peers.pop(key, None)

@@ -218,10 +218,12 @@ class Node:
         if self.media_engine is not None:
             await self.media_engine.start()
         restored = getattr(self.location, "loaded", {})
+        self.phones.restoring = True          # they count once they answer a keepalive
         for aor, bindings in list(restored.items()):
             if bindings:
                 for listener in self.registrar.listeners:
                     listener(bindings[0].user, [], list(bindings))
+        self.phones.restoring = False
         if restored:
             self.log.info("bindings_restored", aors=len(restored))
         self.phones.drop_orphans()

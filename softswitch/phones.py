@@ -61,6 +61,7 @@ class PhoneWatch:
         self._pending: dict[int, object] = {}       # probe token -> its client transaction
         self.stats = {"flows_closed": 0, "bindings_dropped": 0}
         self.stopped = False
+        self.restoring = False      # bindings kept from a previous run are coming in: unreachable until answered
 
     def stop(self) -> None:
         """The node is stopping: its connections close, but the bindings are no business of ours now."""
@@ -100,6 +101,8 @@ class PhoneWatch:
             if old is not None and old.source != b.source:
                 self._unindex(old)
             self._index(b)
+            if self.restoring:      # the phone may be long gone: it answers before it is offered a call
+                self.core.add((b.aor, key), now, unreachable=True, within=self.core.options.interval / 3)
             self.core.add((b.aor, key), now)
             if old is not None and (old.call_id, old.cseq) != (b.call_id, b.cseq):
                 # a refresh proves the phone is there; the contact center hears it from this very change

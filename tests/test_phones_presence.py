@@ -291,3 +291,30 @@ def test_a_closed_browser_tab_takes_its_binding_at_once(tmp_path):
             view = alice.state()
             assert (view["state"], view["reason"]) == ("busy", "phone_unreachable"), view
             assert health(alice)["keepalive"]["flows_closed"] == 1
+
+
+def test_a_binding_kept_from_a_previous_run_counts_once_the_phone_answers(tmp_path):
+    """Bindings survive a restart (SQLite), but a phone may have gone meanwhile: a kept binding is offered
+    nothing, and signs in nobody, until it answers a keepalive."""
+    phone = UdpPhone(0, "70001")
+    try:
+        with cc_node(tmp_path, phones=FAST) as (nt, sip_port, http_port):
+            phone.server = ("127.0.0.1", sip_port)
+            assert phone.register() == 200
+        with cc_node(tmp_path, phones=FAST) as (nt, sip_port, http_port):     # restarted, the phone still there
+            alice = Api(http_port)
+            alice.login("acme_alice")
+            assert health(alice)["bindings"] == 1
+            assert wait_for(lambda: alice.call("POST", "/api/agents/me/sign-in")[0] == 200, 10)
+            assert health(alice)["keepalive"]["reachable"] == 1          # it proved itself
+        phone.close()                                                     # the phone is gone while the node is down
+        with cc_node(tmp_path, phones=FAST) as (nt, sip_port, http_port):
+            alice = Api(http_port)
+            alice.login("acme_alice")
+            assert health(alice)["bindings"] == 1
+            status, body = alice.call("POST", "/api/agents/me/sign-in")
+            assert status == 409 and "phone_unreachable" in body["error"], body
+            assert wait_for(lambda: health(alice)["keepalive"]["failures"] >= 2, 10)
+            assert alice.call("POST", "/api/agents/me/sign-in")[0] == 409
+    finally:
+        phone.close()

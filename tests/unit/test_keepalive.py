@@ -108,3 +108,11 @@ def test_a_poll_costs_the_due_probes_not_the_watched_bindings():
     finally:
         mod.heapq.heappop = saved
     assert len(out) == len(popped) < 40
+
+
+def test_a_binding_that_must_prove_itself_is_probed_soon_and_counts_once_it_answers():
+    k = Keepalive(KeepaliveOptions(interval=30, timeout=5, failures=3), random.Random(7))
+    k.add("kept", 100.0, unreachable=True, within=10)
+    assert k.is_unreachable("kept") and k.next_deadline() <= 110.0
+    (probe,) = k.poll(110.0)
+    assert k.answered("kept", probe.token, 110.1) == [Reachable("kept")]
