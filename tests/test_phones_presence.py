@@ -31,11 +31,11 @@ def phones():
 
 
 def register_request(user: str, transport: str, local: tuple[str, int], cseq: int, auth: str = "",
-                     expires: int = 300) -> bytes:
+                     expires: int = 300, realm: str = REALM) -> bytes:
     host, port = local
     t = "" if transport == "UDP" else f";transport={transport.lower()}"
-    return (f"REGISTER sip:{REALM} SIP/2.0\r\nVia: SIP/2.0/{transport} {host}:{port};branch=z9hG4bK-r{user}{cseq};"
-            f"rport\r\nMax-Forwards: 70\r\nFrom: <sip:{user}@{REALM}>;tag=r{user}\r\nTo: <sip:{user}@{REALM}>\r\n"
+    return (f"REGISTER sip:{realm} SIP/2.0\r\nVia: SIP/2.0/{transport} {host}:{port};branch=z9hG4bK-r{user}{cseq};"
+            f"rport\r\nMax-Forwards: 70\r\nFrom: <sip:{user}@{realm}>;tag=r{user}\r\nTo: <sip:{user}@{realm}>\r\n"
             f"Call-ID: reg-{user}-{port}@test\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:{user}@{host}:{port}{t}>\r\n"
             f"Expires: {expires}\r\n{auth}Content-Length: 0\r\n\r\n").encode()
 
@@ -59,13 +59,15 @@ class UdpPhone:
     """A UDP phone that registers and answers OPTIONS with 200 while `alive`; offers get 486 (it never
     takes a call here: the tests watch where calls go, not audio)."""
 
-    def __init__(self, server_port: int, user: str) -> None:
+    def __init__(self, server_port: int, user: str, password: str | None = None, realm: str = REALM) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.settimeout(0.2)
         self.local = self.sock.getsockname()
         self.server = ("127.0.0.1", server_port)
         self.user = user
+        self.password = password or PASSWORDS[user]
+        self.realm = realm
         self.alive = True
         self.options = 0
         self.invites = 0
@@ -74,13 +76,14 @@ class UdpPhone:
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
 
-    def register(self, cseq: int = 1) -> int:
-        self.sock.sendto(register_request(self.user, "UDP", self.local, cseq), self.server)
-        challenge = self._wait_reply()
-        auth = make_authorization(challenge.get_all("WWW-Authenticate")[0], "REGISTER", f"sip:{REALM}", self.user,
-                                  PASSWORDS[self.user])
-        self.sock.sendto(register_request(self.user, "UDP", self.local, cseq + 1, f"Authorization: {auth}\r\n"),
+    def register(self, cseq: int = 1, expires: int = 300) -> int:
+        self.sock.sendto(register_request(self.user, "UDP", self.local, cseq, expires=expires, realm=self.realm),
                          self.server)
+        challenge = self._wait_reply()
+        auth = make_authorization(challenge.get_all("WWW-Authenticate")[0], "REGISTER", f"sip:{self.realm}",
+                                  self.user, self.password)
+        self.sock.sendto(register_request(self.user, "UDP", self.local, cseq + 1, f"Authorization: {auth}\r\n",
+                                          expires=expires, realm=self.realm), self.server)
         return self._wait_reply().status
 
     def _wait_reply(self):
