@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import heapq
 import random
 
 from softswitch.keepalive import Failed, Keepalive, KeepaliveOptions, Probe, Reachable, Unreachable
+from softswitch.sip.message import make_response
+from softswitch.sip.transaction import TransactionLayer
+from tests.test_sip_transaction import request
 
 
 def run_until(k: Keepalive, start: float, end: float, answer=lambda key: True, step: float = 0.25):
@@ -95,18 +99,17 @@ def test_a_poll_costs_the_due_probes_not_the_watched_bindings():
     for i in range(20000):
         k.add(i, 0.0)
     popped = []
-    real_pop = __import__("heapq").heappop
+    real_pop = heapq.heappop
 
     def counting_pop(heap):
         item = real_pop(heap)
         popped.append(item)
         return item
-    import softswitch.keepalive as mod
-    mod.heapq.heappop, saved = counting_pop, mod.heapq.heappop
+    heapq.heappop = counting_pop          # the module's heapq is this one
     try:
         out = k.poll(0.015)             # 0.05 % of the interval
     finally:
-        mod.heapq.heappop = saved
+        heapq.heappop = real_pop
     assert len(out) == len(popped) < 40
 
 
@@ -116,3 +119,21 @@ def test_a_binding_that_must_prove_itself_is_probed_soon_and_counts_once_it_answ
     assert k.is_unreachable("kept") and k.next_deadline() <= 110.0
     (probe,) = k.poll(110.0)
     assert k.answered("kept", probe.token, 110.1) == [Reachable("kept")]
+
+
+def test_an_abandoned_client_transaction_sends_nothing_more_and_reports_nothing():
+    """What the node does with a keepalive past its timeout: TransactionLayer.abandon."""
+    layer = TransactionLayer()
+    events = []
+    req = request("OPTIONS")
+    tx = layer.send_request(req, "t", False, 0.0, listener=lambda e, t, m: events.append(e))
+    layer.effects.clear()
+    layer.poll(0.6)                                   # Timer E: one re-send
+    assert [e[0] for e in layer.effects] == ["send"]
+    layer.effects.clear()
+    layer.abandon(tx)
+    assert layer.counts()["client"] == 0
+    for now in (2.0, 5.0, 40.0):
+        layer.poll(now)
+    assert layer.effects == [] and events == []      # no re-sends, no timeout event
+    assert layer.receive_response(make_response(req, 200), 41.0) is None      # a late answer is a stray
