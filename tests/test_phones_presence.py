@@ -191,6 +191,10 @@ def test_a_phone_that_stops_answering_keepalives_is_offered_no_call(tmp_path, ph
             assert wait_for(lambda: bob.state()["state"] == "talking", 20, phones), bob.state()
             assert phones.wait(lambda: call.state == "CONFIRMED", 5)
             assert alice_phone.invites == offered and alice.state()["state"] == "busy"
+            # the offer asked Bob's phone to answer by itself in all three ways (RFC 5373 among them)
+            offer = bob_phone.calls[-1].invite_headers
+            assert offer["answer-mode"] == "Auto" and "answer-after=2" in offer["call-info"], offer
+            assert "info=alert-autoanswer" in offer["alert-info"], offer
             # a new sign-in is refused while the only phone is unreachable
             alice.call("POST", "/api/agents/me/sign-out", expect=200)
             status, body = alice.call("POST", "/api/agents/me/sign-in")
