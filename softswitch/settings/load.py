@@ -8,7 +8,7 @@ import socket
 from pathlib import Path
 
 from . import reader as R
-from .model import (QUEUE_TYPES, STRATEGIES, Agent, SecuritySettings, CalledRoute, Config, Employee, IvrStep, ListenSpec,
+from .model import (QUEUE_TYPES, STRATEGIES, Agent, KeepaliveSettings, SecuritySettings, CalledRoute, Config, Employee, IvrStep, ListenSpec,
                     MediaSettings, Overflow, OverloadSettings, RegistrarSettings, ServerSettings, SipSettings, SkillQueue,
                     StorageSettings)
 from .reader import MISSING, Bad, Reader
@@ -52,6 +52,7 @@ def _parse(text: str, file: str) -> Config:
         "agents": (lambda r, l, p: l, None), "skill_queues": (lambda r, l, p: l, None),
         "called_routes": (lambda r, l, p: l, None), "ivr": (lambda r, l, p: l, None),
         "wallboard": (lambda r, l, p: l, None),
+        "phones": (lambda r, l, p: l, None),
     })
     server = _server(r, top["server"])
     policy = _policy(r, top["password_policy"])
@@ -63,7 +64,8 @@ def _parse(text: str, file: str) -> Config:
     pool = r.mapping(top["pool"], "pool", {"nodes": (R.list_of(R.nonempty), list)}) if top["pool"] else {"nodes": []}
     wallboard = read_wallboard(r, top["wallboard"], {q.name for q in queues})
     cfg = Config(file, server, policy, tuple(employees), tuple(agents), tuple(queues), tuple(routes), ivr,
-                 tuple(pool["nodes"] or ()), wallboard)
+                 tuple(pool["nodes"] or ()), wallboard,
+                 _phones(r, top["phones"]))
     if server is not None:
         # also after problems in the sections (a bad value has been read as its default), so one run
         # reports every problem: a wrong name is found beside a typo'd key
@@ -175,6 +177,26 @@ def _state_url(r, loc, path) -> str:
     return v
 
 
+def _phones(r: Reader, loc: Located | None) -> KeepaliveSettings:
+    """phones: {keepalive: {interval, timeout, failures}}: how registered phones are checked."""
+    d = KeepaliveSettings()
+    p = r.mapping(loc, "phones", {"keepalive": (lambda r, l, p: l, None)})
+    k = r.mapping(p["keepalive"], "phones.keepalive", {
+        "interval": (R.duration(0, 86400), d.interval), "timeout": (R.duration(0.1, 600), d.timeout),
+        "failures": (R.integer(1, 100), d.failures)})
+    interval, timeout = k["interval"], k["timeout"]
+    if interval and 0 < interval < 1:
+        r.error(p["keepalive"].items["interval"].line, "phones.keepalive.interval",
+                "must be 0 (off) or at least 1s")
+        interval = d.interval
+    elif interval and timeout >= interval:
+        key = "timeout" if "timeout" in p["keepalive"].items else "interval"
+        r.error(p["keepalive"].items[key].line, f"phones.keepalive.{key}",
+                f"timeout ({timeout:g}s) must be shorter than interval ({interval:g}s)")
+        timeout = min(d.timeout, interval / 2)
+    return KeepaliveSettings(interval, timeout, k["failures"])
+
+
 def _policy(r: Reader, loc: Located | None) -> PasswordPolicy:
     p = r.mapping(loc, "password_policy", {
         "min_length": (R.integer(1, 128), 8), "require": (R.list_of(R.choice(*RULES)), list(RULES)),
@@ -209,7 +231,8 @@ def _employees(r: Reader, loc, policy) -> list[Employee]:
     out = []
     spec = {"account": (_name, MISSING), "name": (R.nonempty, MISSING), "department": (R.text, ""),
             "phone": (R.text, ""), "password_hash": (R.nonempty, None), "password": (R.text, None),
-            "role": (R.choice("agent", "supervisor", "admin"), "agent")}
+            "role": (R.choice("agent", "supervisor", "admin"), "agent"),
+            "must_change_password": (R.boolean, True)}
     for path, item in r.items_of(loc, "employees"):
         e = r.mapping(item, path, spec)
         if e["account"] is None:
@@ -222,7 +245,8 @@ def _employees(r: Reader, loc, policy) -> list[Employee]:
             encoded = hash_password(plain, iterations=20_000)
         if encoded is None and e["password"] is None:
             r.error(item.line, f"{path}.password_hash", "required key is missing (make one with `softswitch passwd`)")
-        out.append(Employee(e["account"], e["name"] or "", e["department"], e["phone"], encoded or "", e["role"]))
+        out.append(Employee(e["account"], e["name"] or "", e["department"], e["phone"], encoded or "", e["role"],
+                            e["must_change_password"]))
     return out
 
 

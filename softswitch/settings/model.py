@@ -108,6 +108,15 @@ class Employee:
     phone: str = ""
     password_hash: str = ""
     role: str = "agent"          # agent, supervisor, admin
+    must_change_password: bool = True    # the API gives nothing else until a new password is set
+
+
+@dataclass(frozen=True)
+class KeepaliveSettings:
+    """OPTIONS keepalives to every registered phone (like Asterisk's qualify)."""
+    interval: float = 30.0       # 0: off
+    timeout: float = 5.0
+    failures: int = 3
 
 
 @dataclass(frozen=True)
@@ -182,6 +191,7 @@ class Config:
     ivr: dict = field(hash=False, compare=True)    # flow name -> tuple[IvrStep, ...]
     pool_nodes: tuple[str, ...] = ()
     wallboard: WallboardSettings = WallboardSettings()
+    keepalive: KeepaliveSettings = KeepaliveSettings()
 
     @cached_property
     def _index(self) -> tuple[dict, dict, dict, dict]:
