@@ -52,6 +52,7 @@ class ContactCenter:
         self._armed_for: float | None = None
         self._cursor = 0                        # where the reconciler's next slice of agents starts
         self._reconciler: asyncio.Task | None = None
+        self._lines: list | None = None         # queue-log lines of the ACD step being run, committed together
 
     # --- inputs --------------------------------------------------------------------------------------------
     def on_bindings(self, user: str, before: list, after: list) -> None:
@@ -63,8 +64,18 @@ class ContactCenter:
                 self.pool.agent_registered(agent.id)
 
     def run(self, fn, *args):
-        """Call an ACD input and carry out what it asks (offers, withdrawals, calls leaving)."""
-        actions = fn(*args)
+        """Call an ACD input and carry out what it asks (offers, withdrawals, calls leaving). The step's
+        queue-log lines go to the records as one transaction, before anything it asks is done."""
+        outer = self._lines is None
+        if outer:
+            self._lines = []
+        try:
+            actions = fn(*args)
+        finally:
+            if outer:
+                lines, self._lines = self._lines, None
+                if lines and self.records is not None:
+                    self.records.add_queue_events(lines)
         if self.calls is not None and actions:
             self.calls.apply(actions)
         self._rearm()
@@ -98,15 +109,26 @@ class ContactCenter:
         if self.board is not None and ev.queue:
             self.loop.create_task(self._board(ev))
         if self.records is not None:
-            self.records.add_queue_event({"at": ev.at, "queue": ev.queue, "call_id": ev.call_id,
-                                          "agent_id": ev.agent_id, "event": ev.kind, "old": ev.old, "new": ev.new,
-                                          "reason": ev.reason, "wait": ev.wait})
+            line = ({"at": ev.at, "queue": ev.queue, "call_id": ev.call_id, "agent_id": ev.agent_id, "event": ev.kind,
+                     "old": ev.old, "new": ev.new, "reason": ev.reason, "wait": ev.wait}, self._opened(ev))
+            if self._lines is not None:
+                self._lines.append(line)
+            else:
+                self.records.add_queue_event(*line)
         fields = {k: v for k, v in ev.__dict__.items() if v not in ("", 0.0) and k != "at"}
         self.log.info("acd_" + ev.kind, **fields)
         payload = {"type": ev.kind, **{k: v for k, v in ev.__dict__.items()}}
         for q in list(self.subscribers):
             if q.qsize() < 1000:
                 q.put_nowait(payload)
+
+    def _opened(self, ev: Event) -> dict | None:
+        """Who called whom, for the journal of calls in progress (a crash's interrupted CDR)."""
+        call = self.calls.calls.get(ev.call_id) if ev.kind == "enqueue" and self.calls is not None else None
+        if call is None:
+            return None
+        dialog = call.customer.dialog
+        return {"caller": dialog.remote_uri if dialog else "", "called": call.number, "started_at": call.started}
 
     async def _board(self, ev: Event) -> None:
         b = self.board

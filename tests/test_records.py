@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from softswitch.records import CDR_COLUMNS, PG_SCHEMES, QUEUE_LOG_COLUMNS, RecordStore, RecordStoreClosed, db_path
+from softswitch.records import CDR_COLUMNS, MIGRATIONS, PG_SCHEMES, QUEUE_LOG_COLUMNS, RecordStore, RecordStoreClosed, db_path
 from tools.pgserver import PostgresNotFound, find_bindir, pg_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,7 +54,7 @@ def pg_url(pg_server_url):
     """The session's database, emptied: each test opens it as new (the store creates the schema)."""
     import psycopg
     with psycopg.connect(pg_server_url, autocommit=True) as db:
-        db.execute("DROP TABLE IF EXISTS cdr, queue_log, schema_version")
+        db.execute("DROP TABLE IF EXISTS cdr, queue_log, open_call, agent_state, node_alive, schema_version")
     return pg_server_url
 
 
@@ -145,7 +145,8 @@ def test_reopen_keeps_schema_and_rows(tmp_path):
     with RecordStore(url) as s:
         assert [r["call_id"] for r in s.cdrs()] == ["c1"]
         with sqlite3.connect(s.path) as db:
-            assert db.execute("SELECT version FROM schema_version WHERE component='records'").fetchone() == (1,)
+            version = db.execute("SELECT version FROM schema_version WHERE component='records'").fetchone()
+            assert version == (len(MIGRATIONS),)
             assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
@@ -157,7 +158,7 @@ def test_postgres_reopen_schema_version_and_url_forms(pg_url):
     with RecordStore("postgres://" + pg_url[len("postgresql://"):]) as s:  # the short scheme works too
         assert [r["call_id"] for r in s.cdrs()] == ["c1"]
         assert s.integrity_check() == "ok"
-    assert fresh(pg_url, "SELECT version FROM schema_version WHERE component='records'") == [(1,)]
+    assert fresh(pg_url, "SELECT version FROM schema_version WHERE component='records'") == [(len(MIGRATIONS),)]
     types = dict(fresh(pg_url, "SELECT column_name, data_type FROM information_schema.columns "
                                "WHERE table_name = 'cdr'"))
     assert types["id"] == "bigint" and types["started_at"] == "double precision"  # REAL would be float4
