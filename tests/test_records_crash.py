@@ -20,7 +20,7 @@ from tools.crash_calls import Calls, Phone, run_crashes
 def test_sigkill_right_after_call_ends_loses_and_doubles_no_record(tmp_path):
     stats = run_crashes(str(tmp_path), rounds=100, seed=random.randrange(1 << 30))
     assert stats["problems"] == []
-    assert stats["rounds"] == 100 and stats["seen_ends"] >= 120
+    assert stats["rounds"] == 100 and stats["seen_ends"] >= 100
     assert stats["interrupted"] > 0                   # kills did land while calls were up
     # every restart signed the three agents in again, with no sign-in from anyone
     assert stats["resumed"] >= 3 * (100 + 1)
