@@ -161,13 +161,16 @@ class Calls:
         self.hangups: list[tuple[float, Phone, str]] = []   # (when, whose phone, call id); none if not hang_up
         self.n = 0
 
-    def place(self, prefix: str) -> None:
+    def place(self, prefix: str, to: tuple[str, int] | None = None) -> str:
+        """Call the queue at the node `to` (the driver's node if not given); returns the Call-ID."""
         self.n += 1
         cid = f"{prefix}-{self.n}"
+        to = to or self.sip
         d = {"call_id": cid, "local": "<sip:cust@x.test>;tag=ct" + cid, "remote": "<sip:4001@bench.test>",
-             "target": f"sip:4001@{self.sip[0]}:{self.sip[1]}", "peer": self.sip, "cseq": 0, "state": "calling"}
+             "target": f"sip:4001@{to[0]}:{to[1]}", "peer": to, "cseq": 0, "state": "calling"}
         self.placed[cid] = d
         self.customer.request("INVITE", d, SDP.format(port=40000 + self.n % 1000 * 2))
+        return cid
 
     def pump(self, until: float) -> None:
         """Handle what arrives and the hang-ups that are due, until `until` (monotonic)."""
@@ -212,7 +215,7 @@ class Calls:
                         self.hangups.append((time.monotonic() + self.rng.uniform(0.005, 0.08), p, cid))
                     p.send(f"ACK {d['target']} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{p.port};branch=z9hG4bK-ack-"
                            f"{cid}-{msg.cseq[0]};rport\r\nMax-Forwards: 70\r\nFrom: {d['local']}\r\nTo: {d['remote']}"
-                           f"\r\nCall-ID: {cid}\r\nCSeq: {msg.cseq[0]} ACK\r\nContent-Length: 0\r\n\r\n", self.sip)
+                           f"\r\nCall-ID: {cid}\r\nCSeq: {msg.cseq[0]} ACK\r\nContent-Length: 0\r\n\r\n", d["peer"])
                 else:
                     d["state"] = "failed"
             elif method == "BYE" and msg.status == 200 and d["state"] == "bye sent":
@@ -225,7 +228,8 @@ class Calls:
                 tag = f"ag{p.name}{cid[-6:]}".replace("-", "")
                 d = p.dialogs[cid] = {"call_id": cid, "local": msg.get("To") + f";tag={tag}",
                                       "remote": msg.get("From"), "target": str(msg.contacts[0].uri),
-                                      "peer": src, "cseq": 100, "state": "answered", "tag": tag}
+                                      "peer": src, "cseq": 100, "state": "answered", "tag": tag,
+                                      "offered_at": time.monotonic()}
                 p.respond(msg, src, 200, tag, SDP.format(port=42000 + len(p.dialogs) % 1000 * 2))
                 return
             if d is not None:                                # a re-INVITE
