@@ -55,8 +55,8 @@ return 0
 """
 
 
-LIVE_TTL = 1.5      # a node silent this long is dead: its reservations are taken over
-LIVE_EVERY = 0.3    # how often a node says it lives and looks whether the holders it waits for do
+LIVE_TTL = 1.2      # a node silent this long is dead: its reservations are taken over
+LIVE_EVERY = 0.25   # how often a node says it lives and looks whether the holders it waits for do
 
 
 class Pool:
