@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -33,6 +34,10 @@ def main() -> int:
     for p in stats["problems"][:20]:
         print("PROBLEM", p)
     took = time.monotonic() - t0
+    lat = sorted(stats["bye_to_200"])
+    if lat:
+        print(f"BYE -> 200 (the call's records committed first): median {statistics.median(lat) * 1000:.1f} ms, "
+              f"p95 {lat[int(len(lat) * 0.95)] * 1000:.1f} ms over {len(lat)} hang-ups")
     print(f"crash: {stats['rounds']} kills, {stats['seen_ends']} call ends seen, {len(stats['problems'])} lost or "
           f"doubled ({stats['cdrs']} CDRs, {stats['interrupted']} interrupted, seed {args.seed}, {took:.0f} s)")
     return 1 if stats["problems"] else 0

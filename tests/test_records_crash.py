@@ -22,8 +22,8 @@ def test_sigkill_right_after_call_ends_loses_and_doubles_no_record(tmp_path):
     assert stats["problems"] == []
     assert stats["rounds"] == 100 and stats["seen_ends"] >= 100
     assert stats["interrupted"] > 0                   # kills did land while calls were up
-    # every restart signed the three agents in again, with no sign-in from anyone
-    assert stats["resumed"] >= 3 * (100 + 1)
+    # the three agents were signed in once; every restart that a round followed signed them in again
+    assert stats["resumed"] >= 3 + 3 * 99
 
 
 def _rows(db: Path, sql: str, args=()) -> list[tuple]:

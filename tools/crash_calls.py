@@ -158,6 +158,7 @@ class Calls:
             a.sock.setblocking(False)
         self.placed: dict[str, dict] = {}        # call id -> the customer dialog
         self.seen_end: list[str] = []
+        self.bye_to_200: list[float] = []       # seconds from our BYE to the switch's 200 (its records committed)
         self.hangups: list[tuple[float, Phone, str]] = []   # (when, whose phone, call id); none if not hang_up
         self.n = 0
 
@@ -182,6 +183,7 @@ class Calls:
                 d = phone.dialogs.get(cid) if phone is not self.customer else self.placed.get(cid)
                 if d is not None and d["state"] == "up":
                     d["state"] = "bye sent"
+                    d["bye_at"] = time.monotonic()
                     phone.request("BYE", d)
             if now >= until:
                 return
@@ -220,6 +222,8 @@ class Calls:
                     d["state"] = "failed"
             elif method == "BYE" and msg.status == 200 and d["state"] == "bye sent":
                 d["state"] = "ended"
+                if "bye_at" in d:
+                    self.bye_to_200.append(time.monotonic() - d["bye_at"])
                 if p is self.customer:     # the agent's leg has the switch's Call-ID: its end is seen here too
                     self._ended(cid)
             return
@@ -328,7 +332,8 @@ def run_crashes(workdir: str, rounds: int, seed: int = 1, calls_in_flight: int =
     db = os.path.join(workdir, "cdr.db")
     zyg = Zygote(t.path, os.path.join(workdir, "node.log"))
     phones = [Phone(number) for number, _ in t.phones]
-    stats = {"rounds": 0, "seen_ends": 0, "calls": 0, "problems": [], "kill_after_ms": []}
+    pid = None
+    stats = {"rounds": 0, "seen_ends": 0, "calls": 0, "problems": [], "kill_after_ms": [], "bye_to_200": []}
     try:
         pid = zyg.start()
         for p, cred in zip(phones, t.phones):
@@ -364,11 +369,14 @@ def run_crashes(workdir: str, rounds: int, seed: int = 1, calls_in_flight: int =
             stats["rounds"] += 1
             stats["seen_ends"] += len(calls.seen_end)
             stats["calls"] += len(calls.placed)
+            stats["bye_to_200"] += calls.bye_to_200
             if report is not None and (rnd + 1) % 50 == 0:
                 report(f"{rnd + 1} rounds, {stats['seen_ends']} ends seen, {len(stats['problems'])} problems")
             pid = zyg.start()                                  # closes what the kill left open
-        os.kill(pid, signal.SIGTERM)
+        # the last node started has closed what the last kill left open (before it said it was up)
+        os.kill(pid, signal.SIGKILL)
         _wait_dead(pid)
+        pid = None
         stats["problems"] += check_all(db)
         resumed = _rows(db, "SELECT count(*) FROM queue_log WHERE event = 'state' AND old = 'offline' "
                             "AND new = 'idle'")[0][0]
@@ -376,6 +384,11 @@ def run_crashes(workdir: str, rounds: int, seed: int = 1, calls_in_flight: int =
         stats["interrupted"] = _rows(db, "SELECT count(*) FROM cdr WHERE outcome = 'interrupted'")[0][0]
         stats["cdrs"] = _rows(db, "SELECT count(*) FROM cdr")[0][0]
     finally:
+        if pid is not None:
+            try:
+                os.kill(pid, signal.SIGKILL)        # never leave a node behind, whatever failed
+            except ProcessLookupError:
+                pass
         zyg.close()
         for p in phones:
             p.sock.close()
