@@ -24,6 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import redis  # noqa: E402
+
 from benchmarks.tenant import SUPERVISOR, TENANT_PASSWORD, write_tenant  # noqa: E402
 from tools.agents_load import api, register_agents, sign_in_all  # noqa: E402
 from tools.crash_calls import Calls, Phone  # noqa: E402
@@ -35,7 +37,7 @@ class ServedNode:
     def __init__(self, config: str) -> None:
         self.proc = subprocess.Popen([sys.executable, "-m", "softswitch.cli", "serve", "--config", config],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                     env={**os.environ, "PYTHONUNBUFFERED": "1"}, cwd=str(ROOT))
         self.log: list[str] = []
         threading.Thread(target=lambda: self.log.extend(self.proc.stderr), daemon=True).start()
         deadline = time.monotonic() + 30
@@ -54,8 +56,11 @@ class ServedNode:
 
     def stop(self) -> None:
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            self.proc.send_signal(signal.SIGINT)     # the second cuts the drain short
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(0.5)
+            except subprocess.TimeoutExpired:
+                self.proc.send_signal(signal.SIGTERM)     # the second cuts the drain of calls still up short
             try:
                 self.proc.wait(15)
             except subprocess.TimeoutExpired:
@@ -87,7 +92,15 @@ def _live(phone: Phone, exclude: set[str] = frozenset()) -> list[dict]:
     return [d for cid, d in phone.dialogs.items() if cid not in exclude and d["state"] in ("answered", "up")]
 
 
+def _fresh(redis_url: str) -> None:
+    """Each scenario on an empty database: no agent state or reservation of an earlier one."""
+    r = redis.Redis.from_url(redis_url)
+    r.flushdb()
+    r.close()
+
+
 def handover(redis_url: str, workdir: str, nodes: int = 2) -> dict:
+    _fresh(redis_url)
     names = [f"h{i + 1}" for i in range(nodes)]
     tenants = [pool_tenant(workdir, n, redis_url) for n in names]
     served: list[ServedNode] = []
@@ -155,6 +168,7 @@ def handover(redis_url: str, workdir: str, nodes: int = 2) -> dict:
 
 
 def next_call(redis_url: str, workdir: str, wrap_up: float = 1.0) -> dict:
+    _fresh(redis_url)
     t = pool_tenant(workdir, "solo", redis_url, wrap_up=f"{wrap_up}s")
     node = ServedNode(t.path)
     agent = Phone(t.phones[0][0])
