@@ -13,6 +13,13 @@ SQLite runs WAL with synchronous=NORMAL, which makes a committed row survive a c
 process (only a power cut can lose the last few transactions), at the cost of no fsync per commit - the
 point of the requirement. PostgreSQL's durability is the server's (synchronous_commit).
 
+Statements handed over together (add_queue_events: the lines of one ACD step; add_cdr: the CDR and the removal
+of its call from the journal) always share one transaction, and the writer commits in the order it was handed
+rows, so a resolved future means everything queued before it is committed too. after_commit() runs a callback
+on the event loop once a future resolved, or after commit_wait seconds: the end of a call waits for its rows
+that way, never for long. The journal (open_call: calls in progress, written with the lines that enqueue or
+answer them; agent_state; node_alive, touched every second) is what records_recovery.py reads after a crash.
+
 Reads use their own connection (WAL readers never block the writer) and may be called from any thread.
 Everything that differs between the two databases lives in a backend class (SQLiteBackend here,
 PostgresBackend in records_pg.py): connections, placeholders, column types, how one row is isolated.
