@@ -18,7 +18,7 @@ from .credentials import Credentials
 from .endpoint import Endpoint
 from .location import MemoryLocationStore
 from .options import make_options_handler
-from .records import RecordStore
+from .records import RecordStore, RecordStoreClosed
 from .records_recovery import recover, resume_agents
 from .overload import OverloadOptions
 from .security_settings import agent_algorithms, guard_options, lockout_options, overload_options
@@ -260,6 +260,8 @@ class Node:
         while True:
             try:
                 self.records.touch()
+            except RecordStoreClosed:   # the node is stopping
+                return
             except Exception:
                 self.log.exception("records_touch_failed")
             await asyncio.sleep(every)
