@@ -57,6 +57,7 @@ class ContactCenter:
         self.reachable = lambda bindings: bindings     # the node's PhoneWatch leaves out unreachable bindings
         self.away: dict[str, bool] = {}         # agent -> was idle: held busy while no phone is reachable
         self._flow_closed: set[str] = set()     # softphones whose connection just closed (their bindings go)
+        self._lines: list | None = None         # queue-log lines of the ACD step being run, committed together
 
     # --- inputs --------------------------------------------------------------------------------------------
     def on_bindings(self, user: str, before: list, after: list) -> None:
@@ -70,8 +71,18 @@ class ContactCenter:
                 self.pool.agent_registered(agent.id)
 
     def run(self, fn, *args):
-        """Call an ACD input and carry out what it asks (offers, withdrawals, calls leaving)."""
-        actions = fn(*args)
+        """Call an ACD input and carry out what it asks (offers, withdrawals, calls leaving). The step's
+        queue-log lines go to the records as one transaction, before anything it asks is done."""
+        outer = self._lines is None
+        if outer:
+            self._lines = []
+        try:
+            actions = fn(*args)
+        finally:
+            if outer:
+                lines, self._lines = self._lines, None
+                if lines and self.records is not None:
+                    self.records.add_queue_events(lines)
         if self.calls is not None and actions:
             self.calls.apply(actions)
         self._rearm()
@@ -114,9 +125,12 @@ class ContactCenter:
         if self.board is not None and ev.queue:
             self.loop.create_task(self._board(ev))
         if self.records is not None:
-            self.records.add_queue_event({"at": ev.at, "queue": ev.queue, "call_id": ev.call_id,
-                                          "agent_id": ev.agent_id, "event": ev.kind, "old": ev.old, "new": ev.new,
-                                          "reason": ev.reason, "wait": ev.wait, "talk": ev.talk})
+            line = ({"at": ev.at, "queue": ev.queue, "call_id": ev.call_id, "agent_id": ev.agent_id, "event": ev.kind,
+                     "old": ev.old, "new": ev.new, "reason": ev.reason, "wait": ev.wait, "talk": ev.talk}, self._opened(ev))
+            if self._lines is not None:
+                self._lines.append(line)
+            else:
+                self.records.add_queue_event(*line)
             if ev.kind in ("answer", "abandon", "overflow", "complete"):
                 t = self.timing.setdefault(ev.call_id, [0.0, None])
                 if ev.kind == "complete":
@@ -129,6 +143,14 @@ class ContactCenter:
         for q in list(self.subscribers):
             if q.qsize() < 1000:
                 q.put_nowait(payload)
+
+    def _opened(self, ev: Event) -> dict | None:
+        """Who called whom, for the journal of calls in progress (a crash's interrupted CDR)."""
+        call = self.calls.calls.get(ev.call_id) if ev.kind == "enqueue" and self.calls is not None else None
+        if call is None:
+            return None
+        dialog = call.customer.dialog
+        return {"caller": dialog.remote_uri if dialog else "", "called": call.number, "started_at": call.started}
 
     async def _board(self, ev: Event) -> None:
         b = self.board
