@@ -57,6 +57,7 @@ class ContactCenter:
         self.reachable = lambda bindings: bindings     # the node's PhoneWatch leaves out unreachable bindings
         self.away: dict[str, bool] = {}         # agent -> was idle: held busy while no phone is reachable
         self._flow_closed: set[str] = set()     # softphones whose connection just closed (their bindings go)
+        self.silent: set[str] = set()           # softphones with bindings, none of which has answered yet
         self._lines: list | None = None         # queue-log lines of the ACD step being run, committed together
 
     # --- inputs --------------------------------------------------------------------------------------------
@@ -206,6 +207,10 @@ class ContactCenter:
         them go back when one is; True when that is all there is to do."""
         flow_closed = agent.softphone in self._flow_closed
         self._flow_closed.discard(agent.softphone)
+        if any_binding and not reachable:
+            self.silent.add(agent.softphone)
+        else:
+            self.silent.discard(agent.softphone)
         if reachable:
             if agent.id in self.away:
                 self._phone_back(agent)
@@ -221,6 +226,14 @@ class ContactCenter:
             self.log.info("phone_unreachable", agent_id=agent.id, softphone=agent.softphone, state=agent.state)
             self._hold(agent.id)
         return True
+
+    def hold_until_reachable(self, agent_id: str, was_idle: bool) -> None:
+        """An agent signed in again after a restart whose kept binding has not answered yet: held busy
+        (phone_unreachable) until it does, then back to idle if that is what they were."""
+        agent = self.acd.agents[agent_id]
+        self.away[agent_id] = was_idle
+        self.log.info("phone_unreachable", agent_id=agent_id, softphone=agent.softphone, state=agent.state)
+        self._hold(agent_id)
 
     def _hold(self, agent_id: str) -> None:
         a = self.acd.agents.get(agent_id)

@@ -97,7 +97,8 @@ def _close_agent(store: RecordStore, a: dict, at: float) -> list:
 def resume_agents(center, store: RecordStore, agents: list[dict]) -> dict[str, str]:
     """Sign the agents in again as they were (busy and rest with their reason; an agent that was on a call is
     idle), those whose softphone is registered; the others stay offline, and are not resumed by a later
-    restart either. Returns agent id -> what was done."""
+    restart either. A binding kept from before the crash must first answer a keepalive: until then the agent
+    is held busy (phone_unreachable). Returns agent id -> what was done."""
     acd, out = center.acd, {}
     logger = log.get("acd")
     for a in agents:
@@ -105,15 +106,20 @@ def resume_agents(center, store: RecordStore, agents: list[dict]) -> dict[str, s
         if agent is None:
             out[a["agent_id"]] = "unknown"
             continue
-        if not agent.registered:
+        silent = agent.softphone in center.silent       # kept from before the crash, not yet heard from
+        if not agent.registered and not silent:
             out[agent.id] = "offline: no registered softphone"
             logger.warning("agent_not_resumed", agent_id=agent.id, was=a["state"], why="no registered softphone")
             continue
         state = a["state"] if a["state"] in ("idle", "busy", "rest") else "idle"
         try:
+            if not agent.registered:
+                center.run(acd.registration, agent.id, True)
             center.run(acd.sign_in, agent.id)
             if state != "idle" and agent.state != state:
                 center.run(acd.set_state, agent.id, state, a["reason"])
+            if silent:
+                center.hold_until_reachable(agent.id, state == "idle")
         except Exception as exc:      # a state the table refuses now (config changed): say so, keep starting
             out[agent.id] = f"refused: {exc}"
             logger.warning("agent_not_resumed", agent_id=agent.id, was=a["state"], why=str(exc))

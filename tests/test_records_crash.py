@@ -36,7 +36,7 @@ def _rows(db: Path, sql: str, args=()) -> list[tuple]:
 
 def test_calls_up_at_a_crash_are_closed_and_agents_resumed_after_restart(tmp_path):
     t = write_tenant(str(tmp_path / "node.yaml"), agents=2, queues=1, wrap_up="0s", ring_timeout="10s",
-                     rtp_ports="36000-36199")
+                     rtp_ports="36000-36199", keepalive="{interval: 1s, timeout: 0.5s, failures: 3}")
     db = tmp_path / "cdr.db"
     node = Served(Path(t.path))
     phones = [Phone(number) for number, _ in t.phones]
@@ -76,13 +76,19 @@ def test_calls_up_at_a_crash_are_closed_and_agents_resumed_after_restart(tmp_pat
         assert _rows(db, "SELECT count(*) FROM open_call") == [(0,)]
         lines = {a: _rows(db, "SELECT old, new FROM queue_log WHERE event = 'state' AND agent_id = ? ORDER BY id",
                           (a,)) for a in t.agent_ids}
-        # the phone still registered: signed in again; the other stays offline
+        # the phone still registered: signed in again, held busy until its kept binding answers a keepalive;
+        # the other stays offline
         first, second = t.agent_ids
-        assert lines[first][-2:] == [("talking", "offline"), ("offline", "idle")]
+        assert lines[first][-3:] == [("talking", "offline"), ("offline", "idle"), ("idle", "busy")]
         assert lines[second][-1] == ("talking", "offline")
         base = f"http://127.0.0.1:{t.http_port}"
         token = api(base, "POST", "/api/login", {"account": SUPERVISOR, "password": TENANT_PASSWORD})["token"]
-        assert api(base, "GET", f"/api/agents/{first}", token=token)["state"] == "idle"
+        deadline = time.monotonic() + 20
+        while api(base, "GET", f"/api/agents/{first}", token=token)["state"] != "idle":
+            assert time.monotonic() < deadline, "the resumed agent's phone answered and it stayed busy"
+            calls.pump(time.monotonic() + 0.05)         # the phone answers the node's OPTIONS
+        assert _rows(db, "SELECT old, new, reason FROM queue_log WHERE event = 'state' AND agent_id = ? "
+                         "ORDER BY id DESC LIMIT 1", (first,)) == [("busy", "idle", "phone_reachable")]
         assert api(base, "GET", f"/api/agents/{second}", token=token)["state"] == "offline"
         # the resumed agent takes the next call without signing in
         for p in phones:

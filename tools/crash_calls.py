@@ -328,7 +328,9 @@ def run_crashes(workdir: str, rounds: int, seed: int = 1, calls_in_flight: int =
     workdir = os.path.abspath(workdir)
     rtp = 30000 + rng.randrange(100) * 200                  # parallel runs rarely share a range
     t = write_tenant(os.path.join(workdir, "crash.yaml"), agents=agents, queues=1, wrap_up="0s",
-                     ring_timeout="2s", rtp_ports=f"{rtp}-{rtp + 199}")
+                     ring_timeout="2s", rtp_ports=f"{rtp}-{rtp + 199}",
+                     # a restarted node hears from the kept bindings within a third of the interval
+                     keepalive="{interval: 1s, timeout: 0.5s, failures: 3}")
     db = os.path.join(workdir, "cdr.db")
     zyg = Zygote(t.path, os.path.join(workdir, "node.log"))
     phones = [Phone(number) for number, _ in t.phones]
