@@ -18,8 +18,7 @@ OPTIONAL = {"pjsua2", "uvloop", "psycopg", "psycopg_pool"}
 # and media engine splits and the node's composition module take them to empty.
 STILL_LONG = {"softswitch.b2bua", "media.engine"}
 STILL_LATE = {"media.mixer": 1, "softswitch.api.agentpage": 1, "softswitch.api.server": 4,
-              "softswitch.b2bua": 5, "softswitch.call_media": 5, "softswitch.legs": 1,
-              "softswitch.location_sqlite": 1, "softswitch.node": 20, "softswitch.outbound": 3,
+              "softswitch.call_media": 3, "softswitch.location_sqlite": 1, "softswitch.node": 20,
               "softswitch.phone": 2, "softswitch.records": 1, "softswitch.webrtc": 1}
 
 
