@@ -11,21 +11,21 @@ out the effects it returns (`carry`).
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 from acd import AcdError, Leave, Offer, Withdraw
 
+from .agent_offers import browser_answered, offer
 from .aio import drive
-from .call_media import number_prompts
+from .callbacks import call_back, confirm_callback
 from .calls import admission, callback, sessions, session_timer
 from .calls import effects as fx
 from .calls.bindings import choose_binding
 from .calls.call import Call, priority_of
 from .calls.flow import CallCore
-from .calls.offer import agent_offer_headers
 from .calls.outbound import OutboundLimit
-from .calls.probe import is_browser
+from .customer_media import announce_and_queue, answer_anchored
+from .invite_auth import authenticate_agent
 from .legs import Leg, new_tag
 from .log import get as get_logger
 from .outbound import place_outbound
@@ -91,10 +91,10 @@ class CallControl:
             fx.LegFailed: lambda e: self.leg_failed(e.leg, e.why),
             fx.CloseMedia: lambda e: self.media is not None and self.media.close(e.leg),
             fx.PointMedia: lambda e: self.media.point(e.leg, e.body), fx.Bridge: self._bridge,
-            fx.AcceptBrowserAnswer: lambda e: drive(self._browser_answered(e.call, e.leg, e.body),
-                                                    self._done_for(e.call.id)),
-            fx.Record: self._record, fx.CallBack: lambda e: self._call_back(e.call, e.leg),
-            fx.PlayCallbackConfirm: lambda e: drive(self._confirm_callback(e.call), self._done_for(e.call.id)),
+            fx.AcceptBrowserAnswer: lambda e: drive(browser_answered(self, e.call, e.leg, e.body),
+                                                    self.done_for(e.call.id)),
+            fx.Record: self._record, fx.CallBack: lambda e: call_back(self, e.call, e.leg),
+            fx.PlayCallbackConfirm: lambda e: drive(confirm_callback(self, e.call), self.done_for(e.call.id)),
             fx.StopIvr: lambda e: e.call.ivr.cancel(), fx.CloseRecording: lambda e: e.call.recording.close(),
             fx.SetSupervision: self._set_supervision,
             fx.AcdOfferFailed: lambda e: self._acd("offer_failed", e.call_id, e.agent_id, e.reason),
@@ -241,7 +241,7 @@ class CallControl:
         if self.authn is not None and not self.router.has_route(number, ext):
             # Only an agent calls numbers outside the called routes: challenged before any state is kept,
             # whatever the number or the From, so no answer tells an agent's number from any other.
-            caller_agent = self._authenticate_agent(tx, req)
+            caller_agent = authenticate_agent(self, tx, req)
             if caller_agent is None:
                 return
         ep.respond(tx, make_response(req, 100))
@@ -279,17 +279,17 @@ class CallControl:
             place_outbound(self, tx, req, number or "", caller_agent)
             return
         if self.media is not None and offer is not None:
-            drive(self._answer_anchored(tx, req, offer, number or "", decision), self._done_for(req.call_id))
+            drive(answer_anchored(self, tx, req, offer, number or "", decision), self.done_for(req.call_id))
             return
         call = self._answer_customer(tx, req, offer, number or "")
         if call is None:
             return
-        self._route_answered(call, decision)
+        self.route_answered(call, decision)
 
-    def _route_answered(self, call: Call, decision) -> None:
+    def route_answered(self, call: Call, decision) -> None:
         if decision.kind == "queue":
             if self.media is not None and call.customer.stream is not None:
-                drive(self._announce_and_queue(call, decision.target), self._done_for(call.id))
+                drive(announce_and_queue(self, call, decision.target), self.done_for(call.id))
             else:
                 self.enqueue(call, decision.target)
         else:
@@ -299,109 +299,15 @@ class CallControl:
         if err is not None:
             self.log.error("call_task_failed", call_id=call_id, error=repr(err))
 
-    def _done_for(self, call_id: str):
+    def done_for(self, call_id: str):
         return lambda result, err: self._task_done(result, err, call_id)
-
-    async def _answer_anchored(self, tx, req: Request, offer, number: str, decision) -> None:
-        """Answer with our own media stream (the switch plays prompts and bridges audio itself)."""
-        timer = self._session_timer_or_422(tx, req)
-        if timer is None:
-            return
-        headers, interval, we_refresh = timer
-        leg = Leg(self, "uas", None, tx.context)
-        leg.invite_tx = tx
-        try:
-            sdp = await self.media.answer_customer(leg, offer)
-        except SipError as err:
-            self.media.close(leg)
-            self.endpoint.respond(tx, make_response(req, err.status, err.detail, to_tag=new_tag()))
-            return
-        except OSError as exc:
-            self.log.error("media_unavailable", call_id=req.call_id, error=str(exc))
-            self.endpoint.respond(tx, make_response(req, 503, "Media unavailable", to_tag=new_tag(),
-                                                    headers=[("Retry-After", "5")]))
-            return
-        if tx.state not in ("trying", "proceeding"):        # cancelled while the stream opened
-            self.media.close(leg)
-            return
-        call = self._customer_call(leg, req, number, offer)
-        leg.stream.on_dtmf = lambda d, call=call: self.customer_digit(call, d)
-        leg.answer(req, sdp, headers)
-        leg.start_session_timer(interval, we_refresh)
-        self.log.info("call_answered", call_id=call.id, number=number, video=call.video, rtp=leg.stream.port)
-        self._route_answered(call, decision)
-
-    async def _announce_and_queue(self, call: Call, queue: str) -> None:
-        """Entry announcement first; the call joins the queue (and may be offered) when it has been heard."""
-        q = self.queue_settings.get(queue)
-        if q is not None and q.announce_entry:
-            await self.media.play(call.customer.stream, q.announce_entry)
-        if call.ended:
-            return
-        self.media.hold_music(call.customer.stream, q.music_on_hold if q else None)
-        self.enqueue(call, queue)
-        if q is not None and (q.announce_position or q.announce_wait):
-            await self._periodic_announcements(call, q)
-
-    async def _periodic_announcements(self, call: Call, q) -> None:
-        """While the caller waits: position and estimated wait every announce_every seconds, music between."""
-        acd = self.center.acd
-        while True:
-            await asyncio.sleep(q.announce_every)
-            entry = acd.entries.get(call.id)
-            if call.ended or entry is None or entry.ringing or call.agent_leg is not None:
-                if call.ended or entry is None:
-                    return
-                continue
-            names: list[str] = []
-            if q.announce_position:
-                names += ["caller_number", *number_prompts(min(acd.position(call.id) or 1, 99))]
-            wait = acd.estimated_wait(call.id) if q.announce_wait else None
-            if wait is not None:
-                minutes = int(round(wait / 60))
-                names += ["estimated_wait"] + (["less_than_a_minute"] if minutes < 1 else
-                                               [*number_prompts(min(minutes, 99)), "minutes"])
-            frames = self.media.sentence(names)
-            if frames is None:
-                continue
-            self.stats["announcements"] += 1
-            self.log.info("queue_announcement", call_id=call.id, position=acd.position(call.id),
-                          estimated_wait=round(wait, 1) if wait is not None else None)
-            finished = await self.media.play(call.customer.stream, frames)
-            if finished and not call.ended and call.agent_leg is None and call.id in acd.entries:
-                self.media.hold_music(call.customer.stream, q.music_on_hold)
-
-    def _authenticate_agent(self, tx, req: Request) -> str | None:
-        """The agent whose softphone sent this INVITE, proven by digest (407 challenge); None once answered.
-        A failure of any kind (unknown user, wrong password, locked account, credentials of another number
-        than the From's) gets the same 403."""
-        from_user = req.from_.uri.user_unescaped if isinstance(req.from_.uri, SipURI) else None
-        values = req.get_all("Proxy-Authorization")
-        now = time.time()
-
-        def challenge(stale: bool = False) -> Response:
-            return make_response(req, 407, to_tag=new_tag(), headers=[
-                ("Proxy-Authenticate", v) for v in self.authn.challenge(from_user, now, stale=stale)])
-        if not values:
-            # stateless: an INVITE flood gets challenges, not transactions
-            self.endpoint.respond_stateless(tx, challenge())
-            return None
-        verdict = self.authn.check(req.method, values[0], now, tx.context.host)
-        if verdict.kind in ("stale", "replay", "challenge"):
-            self.endpoint.respond(tx, challenge(stale=verdict.kind == "stale"))
-            return None
-        agent = self.router.softphones.get(verdict.username or "") if verdict.kind == "ok" else None
-        if agent is None or verdict.username != from_user:
-            self.endpoint.respond(tx, make_response(req, 403, to_tag=new_tag()))
-            return None
-        return agent
 
     def _session_timer_headers(self, req: Request) -> tuple[list[tuple[str, str]], int, bool] | None:
         """RFC 4028 as UAS: (headers for the 2xx, interval, whether we refresh); None when 422 is due."""
         t = session_timer.negotiate(req.get("Session-Expires"), req.get_all("Supported"), self.session_expires)
         return None if t is None else (list(t.headers), t.interval, t.we_refresh)
 
-    def _session_timer_or_422(self, tx, req: Request):
+    def session_timer_or_422(self, tx, req: Request):
         """The session timer of the 2xx, or None after answering 422 (Session-Expires below Min-SE)."""
         timer = self._session_timer_headers(req)
         if timer is None:
@@ -409,7 +315,7 @@ class CallControl:
                                                     headers=session_timer.min_se_headers()))
         return timer
 
-    def _customer_call(self, leg: Leg, req: Request, number: str, offer) -> Call:
+    def customer_call(self, leg: Leg, req: Request, number: str, offer) -> Call:
         """A customer's call from its INVITE, registered as in progress."""
         call = Call(req.call_id, leg, number, time.time())
         leg.call = call
@@ -423,7 +329,7 @@ class CallControl:
         return call
 
     def _answer_customer(self, tx, req: Request, offer, number: str) -> Call | None:
-        timer = self._session_timer_or_422(tx, req)
+        timer = self.session_timer_or_422(tx, req)
         if timer is None:
             return None
         headers, interval, we_refresh = timer
@@ -442,7 +348,7 @@ class CallControl:
                             video, [self.media_port() for _ in video], events=events or "")
         leg = Leg(self, "uas", None, tx.context)
         leg.invite_tx = tx
-        call = self._customer_call(leg, req, number, offer)
+        call = self.customer_call(leg, req, number, offer)
         leg.answer(req, sdp, headers)
         leg.start_session_timer(interval, we_refresh)
         self.log.info("call_answered", call_id=call.id, number=number, video=call.video)
@@ -467,7 +373,7 @@ class CallControl:
         for act in actions:
             try:
                 if isinstance(act, Offer):
-                    self._offer(act)
+                    offer(self, act)
                 elif isinstance(act, Withdraw):
                     self._withdraw(act)
                 elif isinstance(act, Leave):
@@ -475,129 +381,6 @@ class CallControl:
             except Exception:
                 self.log.exception("action_failed", call_id=getattr(act, "call_id", ""),
                                    agent_id=getattr(act, "agent_id", ""), action=repr(act))
-
-    def _offer(self, o: Offer) -> None:
-        if self.pool is not None:
-            drive(self._preparing_offer(o, self._offer_pooled(o)), self._done_for(o.call_id))
-            return
-        if self.media is not None:
-            drive(self._preparing_offer(o, self._offer_anchored(o)), self._done_for(o.call_id))
-            return
-        self._offer_now(o, None)
-
-    async def _preparing_offer(self, o: Offer, setup) -> None:
-        """Run an offer's set-up, counted in live_agent_calls meanwhile (the reconciler must not take a
-        ringing agent whose leg is not made yet for a stuck call)."""
-        key = (o.call_id, o.agent_id)
-        self.preparing.add(key)
-        try:
-            await setup
-        finally:
-            self.preparing.discard(key)
-
-    async def _offer_pooled(self, o: Offer) -> None:
-        """Pool mode: the agent's reservation first, so no other node can offer them a call meanwhile."""
-        if not await self.pool.reserve(o.agent_id, o.call_id):
-            self.log.info("agent_reserved_elsewhere", call_id=o.call_id, agent_id=o.agent_id)
-            self.center.run(self.center.acd.offer_lost, o.call_id, o.agent_id)
-            return
-        entry = self.center.acd.entries.get(o.call_id)
-        if entry is None or o.agent_id not in entry.ringing:        # withdrawn while we asked
-            await self.pool.release(o.agent_id)
-            return
-        if self.media is not None:
-            await self._offer_anchored(o)
-        else:
-            self._offer_now(o, None)
-
-    async def _offer_anchored(self, o: Offer) -> None:
-        call = self.calls.get(o.call_id)
-        if call is None or call.customer.stream is None:
-            self._offer_now(o, None)
-            return
-        probe = Leg(self, "uac", call, Target("udp", "", 0))
-        try:
-            if is_browser(self.binding_for(o.softphone)):
-                # a WebRTC phone: ICE/DTLS-SRTP on its side, a plain engine stream on ours
-                sdp = await self.media.offer_browser(probe, call.video)
-            else:
-                sdp = await self.media.offer_agent(probe, call.offer)
-        except OSError as exc:
-            self.log.error("media_unavailable", call_id=o.call_id, error=str(exc))
-            self.center.run(self.center.acd.offer_failed, o.call_id, o.agent_id, "declined")
-            return
-        acd_entry = self.center.acd.entries.get(o.call_id)
-        if call.ended or acd_entry is None or o.agent_id not in acd_entry.ringing:
-            self.media.close(probe)                         # withdrawn while the stream opened
-            return
-        self._offer_now(o, probe, sdp)
-
-    def _offer_now(self, o: Offer, prepared: Leg | None, sdp: bytes = b"") -> None:
-        call = self.calls.get(o.call_id)
-        b = self.binding_for(o.softphone)
-        if call is None or b is None:
-            if prepared is not None:
-                self.media.close(prepared)
-            self.loop.call_soon(self.center.run, self.center.acd.offer_failed, o.call_id, o.agent_id, "declined")
-            return
-        leg = prepared or Leg(self, "uac", call, self.binding_target(b))
-        leg.peer = self.binding_target(b)
-        leg.agent_id = o.agent_id
-        call.offers[o.agent_id] = leg
-        caller = call.customer.remote_uri or "<sip:anonymous@anonymous.invalid>"
-        extra = agent_offer_headers(domain=self.domain, auto_answer_after=o.auto_answer_after,
-                                    session_expires=self.session_expires, path=b.path, queue=call.queue)
-        sdp = sdp or call.offer_sdp or build_sdp(self.media_address, int(time.time()), 1,
-                                                 [(self.media_port(), 101, "sendrecv", 0)])
-        leg.invite(b.contact, f"<sip:{o.softphone}@{self.domain}>", caller, sdp, extra,
-                   lambda ev, tx, resp: self._agent_response(leg, ev, resp))
-
-    def _agent_response(self, leg: Leg, event: str, resp: Response | None) -> None:
-        call = leg.call
-        if event in ("timeout", "error"):
-            self.carry(self.core.agent_unreachable(call, leg, event))
-            return
-        status = resp.status
-        if status < 200:
-            leg.provisional(status)
-            return
-        if status >= 300:
-            self.carry(self.core.agent_rejected(call, leg, status))
-            return
-        if not leg.accept_2xx(resp):
-            return
-        se = resp.get("Session-Expires")
-        leg.start_session_timer(session_timer.interval_of(se, self.session_expires),
-                                session_timer.we_refresh_as_uac(se))
-        try:
-            self.center.run(self.center.acd.answered, call.id, leg.agent_id)
-        except AcdError:
-            leg.bye()
-            return
-        self.stats["answered_by_agent"] += 1
-        q = self.queue_settings.get(call.queue)
-        self.carry(self.core.connected(call, leg, time.time(), body=resp.body,
-                                       record=q is not None and q.record and self.media is not None))
-
-    async def _browser_answered(self, call: Call, leg: Leg, body: bytes) -> None:
-        await leg.rtc.accept_answer(body)
-        if call.ended or call.agent_leg is not leg:
-            return
-        if call.callback:
-            self._call_back(call, leg)
-        else:
-            self.media.bridge(call, leg)
-            # WebRTC video (issue "WebRTC agent phone"): a browser customer and a browser agent that both
-            # negotiated video see each other; the video is relayed by the two WebRtcLegs (aiortc), not by
-            # the engine. Audio stays in the engine room above.
-            cust_rtc = call.customer.rtc
-            if cust_rtc is not None and cust_rtc.has_video and leg.rtc.has_video:
-                leg.rtc.send_video(cust_rtc.remote_video)       # the agent sees the customer
-                cust_rtc.send_video(leg.rtc.remote_video)       # the customer sees the agent
-                self.log.info("video_relayed", call_id=call.id, agent_id=leg.agent_id)
-        q = self.queue_settings.get(call.queue)
-        if q is not None and q.record and not call.callback:
-            self.media.record(call, leg)
 
     def _withdraw(self, w: Withdraw) -> None:
         self.carry(self.core.withdraw(w.call_id, w.agent_id))
@@ -708,35 +491,6 @@ class CallControl:
                             waiting_unoffered=entry is not None and not entry.ringing,
                             anchored=self.media is not None):
             self.carry(self.core.book_callback(call))
-
-    async def _confirm_callback(self, call: Call) -> None:
-        """The caller keeps their place: confirm, hang up their line; the agent is rung first when it is
-        their turn, then the caller is called back."""
-        await self.media.play(call.customer.stream, self.media.system("callback_confirm"))
-        self.carry(self.core.callback_confirmed(call))
-
-    def _call_back(self, call: Call, agent_leg: Leg) -> None:
-        """The agent answered a callback: play a note to the agent and call the customer."""
-        old = call.customer
-        hello = self.media.system("callback_hello")
-        if hello is not None:
-            self.media.engine.play(agent_leg.stream, hello)
-        leg = Leg(self, "uac", call, old.peer)
-
-        async def place() -> None:
-            sdp = await self.media.offer_agent(leg, None)
-            to = old.dialog.remote_uri if old.dialog else f"<{call.customer_contact}>"
-            leg.invite(call.customer_contact, to, f"<sip:{call.number}@{self.domain}>", sdp, [],
-                       lambda ev, tx, resp: self._callback_answer(call, leg, ev, resp))
-        drive(place(), self._done_for(call.id))
-
-    def _callback_answer(self, call: Call, leg: Leg, event: str, resp) -> None:
-        if event in ("timeout", "error") or (resp is not None and resp.status >= 300):
-            self.carry(self.core.callback_failed(call, leg, time.time(), self.acd_state()))
-            return
-        if resp.status < 200 or not leg.accept_2xx(resp):
-            return
-        self.carry(self.core.callback_connected(call, leg, resp.body))
 
     def on_stray_response(self, resp: Response, src) -> None:
         """A 2xx retransmission after the INVITE transaction ended: ACK it again (s. 13.2.2.4)."""

@@ -49,7 +49,7 @@ def place_outbound(cc, tx, req: Request, number: str, agent_id: str) -> None:
     listener = lambda ev, ctx, resp: _response(cc, call, tx, req, ev, resp)    # noqa: E731
     cc.log.info("outbound_call", call_id=call.id, agent_id=agent_id, number=number)
     if cc.media is not None and req.body:
-        drive(_anchored(cc, call, tx, req, b_binding.contact, to, frm, extra, listener), cc._done_for(call.id))
+        drive(_anchored(cc, call, tx, req, b_binding.contact, to, frm, extra, listener), cc.done_for(call.id))
         return
     b.invite(b_binding.contact, to, frm, req.body, extra, listener)
 

@@ -19,7 +19,7 @@ def supervise(cc, call_id: str, supervisor_phone: str, mode: str) -> str:
     if d.action == "apply":
         cc.carry(cc.core.supervise_now(call, mode, cc.acd_state()))
     elif d.action == "call":
-        drive(_call_supervisor(cc, call, binding, supervisor_phone), cc._done_for(call.id))
+        drive(_call_supervisor(cc, call, binding, supervisor_phone), cc.done_for(call.id))
     return d.result
 
 
