@@ -45,7 +45,9 @@ class CallControl:
     ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, REGISTER"
 
     def __init__(self, endpoint, router: Router, *, domain: str = "localhost", media_address: str = "127.0.0.1",
-                 rtp_ports: tuple[int, int] = (20000, 29999), session_expires: int = 1800, authn=None) -> None:
+                 rtp_ports: tuple[int, int] = (20000, 29999), session_expires: int = 1800, authn=None,
+                 center=None, media=None, pool=None, records=None, node_id: str = "",
+                 queue_settings: dict | None = None, max_calls: int = 0) -> None:
         self.endpoint = endpoint
         self.loop = endpoint.loop
         self.router = router
@@ -54,12 +56,12 @@ class CallControl:
         self.session_expires = int(session_expires)
         self.authn = authn                      # authn.Authenticator: agents' calls out of the called routes
         self.log = get_logger("calls")
-        self.core = CallCore()
-        self.center = None                      # ContactCenter when queues are configured
-        self.media = None                       # CallMedia when the node runs a media engine
-        self.pool = None                        # Pool in pool mode: agent reservations across nodes
-        self.records = None                     # RecordStore: a CDR for every call
-        self.queue_settings: dict = {}          # queue name -> settings.SkillQueue (announcements, recording)
+        self.core = CallCore(node_id=node_id)
+        self.center = center                    # ContactCenter when queues are configured
+        self.media = media                      # CallMedia when the node runs a media engine
+        self.pool = pool                        # Pool in pool mode: agent reservations across nodes
+        self.records = records                  # RecordStore: a CDR for every call
+        self.queue_settings: dict = queue_settings or {}   # queue name -> settings.SkillQueue
         self.ivr_runner = None
         self.listen: dict[str, tuple[str, int]] = {}
         self.calls: dict[str, Call] = self.core.calls
@@ -71,7 +73,7 @@ class CallControl:
         self._next_port = rtp_ports[0]
         self.stats = {"calls": 0, "rejected": 0, "answered_by_agent": 0, "ended": 0, "overloaded": 0,
                       "announcements": 0}
-        self.max_calls = 0                      # 0: no limit; else 503 past it
+        self.max_calls = max_calls              # 0: no limit; else 503 past it
         self.draining = False                   # stopping: new calls get 503, calls in progress finish
         self.outbound_per_minute = 0            # per agent (toll-fraud guard); 0: no cap
         self.outbound_limit = OutboundLimit()

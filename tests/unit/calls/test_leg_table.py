@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given, strategies as st
 
@@ -19,6 +21,18 @@ def test_every_pair_follows_the_table_or_raises_a_local_error(state, event):
         with pytest.raises(LegStateError) as err:
             step(state, event)
         assert isinstance(err.value, LocalCallError)
+
+
+def test_the_walk_covers_every_pair():
+    moved = refused = 0
+    for state, event in itertools.product(STATES, EVENTS):
+        try:
+            assert step(state, event) == LEG_TABLE[(state, event)]
+            moved += 1
+        except LegStateError:
+            assert (state, event) not in LEG_TABLE
+            refused += 1
+    assert moved == len(LEG_TABLE) and moved + refused == len(STATES) * len(EVENTS)
 
 
 @given(st.lists(st.sampled_from(EVENTS), max_size=12))
