@@ -265,10 +265,9 @@ class CallControl:
             a = self.center.acd.agents.get(caller_agent)
             signed_in = bool(a and a.registered and a.state != "offline")
         decision = self.router.decide(number, ext, media, caller_agent, signed_in)
-        if decision.kind in ("reject", "auth") or (decision.kind in ("queue", "ivr") and self.center is None):
-            status, reason = decision.status or 480, decision.reason or "No agents"
-            if decision.kind == "auth":          # no authenticator to challenge with: refused outright
-                status, reason = 403, "Forbidden"
+        refused = admission.route_refusal(decision.kind, decision.status, decision.reason, self.center is not None)
+        if refused is not None:
+            status, reason = refused
             self.stats["rejected"] += 1
             self.log.info("call_rejected", call_id=req.call_id, number=number, status=status, reason=reason)
             ep.respond(tx, make_response(req, status, reason, to_tag=new_tag()))

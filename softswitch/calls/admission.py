@@ -42,3 +42,14 @@ def admit(draining: bool, load: Load) -> Refusal | None:
     if overloaded(load):
         return Refusal(503, "Overloaded", 5, True)
     return None
+
+
+def route_refusal(kind: str, status: int | None, reason: str | None, has_center: bool) -> tuple[int, str] | None:
+    """The answer to a routing decision the node cannot take on: a rejected route (480 No agents unless the
+    route says otherwise), a number that needs authentication with nothing to challenge with (403), or a
+    queue or IVR on a node without queues. None: the call goes on."""
+    if kind == "auth":
+        return 403, "Forbidden"
+    if kind == "reject" or (kind in ("queue", "ivr") and not has_center):
+        return status or 480, reason or "No agents"
+    return None

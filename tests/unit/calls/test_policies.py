@@ -37,6 +37,15 @@ def test_admission_draining_first_then_any_overload_measure():
     assert admission.admit(False, admission.Load(calls=3, max_calls=0)) is None
 
 
+def test_route_refusals():
+    assert admission.route_refusal("auth", None, None, True) == (403, "Forbidden")
+    assert admission.route_refusal("reject", 404, "No route", True) == (404, "No route")
+    assert admission.route_refusal("reject", None, None, True) == (480, "No agents")
+    assert admission.route_refusal("queue", None, None, False) == (480, "No agents")
+    assert admission.route_refusal("queue", None, None, True) is None
+    assert admission.route_refusal("outbound", None, None, False) is None
+
+
 def _call(now=100.0, queue="sales"):
     leg = LegState("uas")
     call = Call("c1", leg, "100", now)
