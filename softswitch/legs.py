@@ -11,12 +11,11 @@ import itertools
 import os
 from typing import Callable
 
-from .calls import flow
+from .calls import ack, flow
 from .calls.effects import ArmSessionTimer, SendBye, SendCancel, SendRefresh, StopTimers
 from .calls.leg import LegState
 from .sip.dialog import Dialog, cancel_for
 from .sip.message import Request, Response, make_response
-from .sip.transaction import T1, T2
 from .sip.uri import parse_uri
 from .transport.base import Target
 
@@ -44,8 +43,7 @@ class Leg(LegState):
         self.remote_sdp = b""
         self.sdp_version = 1
         self._ack_timer = None
-        self._ack_interval = T1
-        self._ack_deadline = 0.0
+        self._ack_wait: ack.AckWait | None = None
         self._session_timer = None
         self._pending_reinvite = None     # (tx, req) of a relayed re-INVITE waiting for the other side
 
@@ -99,27 +97,22 @@ class Leg(LegState):
         self.fire("answer")
         self.cc.register_leg(self)
         self.cc.endpoint.respond(self.invite_tx, resp)
-        if not self.peer.reliable:
-            self._ack_interval = T1
-            self._ack_deadline = self.cc.loop.time() + 64 * T1
-            self._ack_timer = self.cc.loop.call_later(T1, self._resend_2xx)
-        else:
-            self._ack_deadline = self.cc.loop.time() + 64 * T1
-            self._ack_timer = self.cc.loop.call_later(64 * T1, self._resend_2xx)
+        self._ack_wait, delay = ack.start(self.cc.loop.time(), self.peer.reliable)
+        self._ack_timer = self.cc.loop.call_later(delay, self._resend_2xx)
 
     def _resend_2xx(self) -> None:
         self._ack_timer = None
         if self.state != "confirmed" or self.final is None:
             return
-        if self.cc.loop.time() >= self._ack_deadline:
+        what, delay = ack.due(self._ack_wait, self.cc.loop.time())
+        if what == "give_up":
             self.cc.log.info("ack_timeout", call_id=self.dialog.call_id)
             self.final = None
             self.cc.leg_failed(self, "no ACK")
             return
-        if not self.peer.reliable:
+        if what == "resend":
             self.cc.endpoint.send_stateless(self.final, self.peer)
-            self._ack_interval = min(self._ack_interval * 2, T2)
-        self._ack_timer = self.cc.loop.call_later(self._ack_interval, self._resend_2xx)
+        self._ack_timer = self.cc.loop.call_later(delay, self._resend_2xx)
 
     def got_ack(self, req: Request) -> None:
         if self._ack_timer is not None:

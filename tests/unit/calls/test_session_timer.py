@@ -64,3 +64,21 @@ def test_update_answer_keeps_the_peer_refreshing():
     assert st.update_answer_headers("600;refresher=uas") == [("Session-Expires", "600;refresher=uac"),
                                                              ("Require", "timer")]
     assert st.update_answer_headers(None) == []
+
+
+def test_our_2xx_is_resent_t1_doubling_to_t2_until_64_t1_then_the_leg_is_given_up():
+    from softswitch.calls import ack
+    wait, delay = ack.start(100.0, reliable=False)
+    now, sends = 100.0, []
+    while True:
+        now += delay
+        what, delay = ack.due(wait, now)
+        if what == "give_up":
+            break
+        assert what == "resend"
+        sends.append(delay)
+    assert sends[:4] == [1.0, 2.0, 4.0, 4.0] and set(sends[3:]) == {4.0}
+    assert 132.0 <= now < 132.0 + 4.0                      # the first check at or past 64*T1 after the 2xx
+    wait, delay = ack.start(100.0, reliable=True)
+    assert delay == 32.0 and ack.due(wait, 100.0 + delay) == ("give_up", None)
+    assert ack.due(wait, 110.0) == ("wait", 0.5)           # nothing re-sent over TCP/TLS/WS
