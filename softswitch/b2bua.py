@@ -18,7 +18,7 @@ from acd import AcdError, Leave, Offer, Withdraw
 from .agent_offers import browser_answered, offer
 from .aio import drive
 from .callbacks import call_back, confirm_callback
-from .calls import admission, callback, sessions, session_timer
+from .calls import admission, callback, outbound, sessions, session_timer
 from .calls import effects as fx
 from .calls.bindings import choose_binding
 from .calls.call import Call, priority_of
@@ -28,7 +28,7 @@ from .customer_media import announce_and_queue, answer_anchored
 from .invite_auth import authenticate_agent
 from .legs import Leg, new_tag
 from .log import get as get_logger
-from .outbound import place_outbound
+from .outbound import place_outbound, respond
 from .routing import Router
 from .sdp import ANSWER_DIRECTION, answer_events, build_sdp, negotiate_audio, parse_sdp
 from .sip.errors import SipError
@@ -103,7 +103,10 @@ class CallControl:
             fx.AcdCallEnded: lambda e: self._acd("call_ended", e.call_id),
             fx.AcdCallerGone: lambda e: self._acd("caller_gone", e.call_id),
             fx.AcdCallback: lambda e: self._acd("callback", e.call_id),
-            fx.WriteCdr: self._write_cdr, fx.Log: lambda e: self.log.info(e.event, **e.fields)}
+            fx.Respond: lambda e: respond(self, e),
+            fx.AnswerCall: lambda e: e.leg.answer(e.leg.invite_tx.request, e.body),
+            fx.CallOver: self._call_over, fx.WriteCdr: self._write_cdr,
+            fx.Log: lambda e: self.log.info(e.event, **e.fields)}
         for m, h in (("INVITE", self.on_invite), ("BYE", self.on_bye), ("CANCEL", self.on_cancel),
                      ("UPDATE", self.on_update), ("INFO", self.on_info)):
             endpoint.handlers[m] = h
@@ -419,10 +422,10 @@ class CallControl:
         if inv.state in ("trying", "proceeding"):
             self.endpoint.respond(inv, make_response(inv.request, 487, to_tag=new_tag()))
             pending = self.outbound_by_tx.pop(id(inv), None)
-            if pending is not None:       # an agent's outbound call not yet answered: cancel the far side
+            if pending is not None and pending.call is not None:    # an agent's outbound call not yet answered
+                self.carry(outbound.caller_cancelled(self.core, pending.call, time.time(), self.acd_state()))
+            elif pending is not None:
                 pending.cancel()
-                if pending.call is not None:
-                    self.end_call(pending.call, "caller cancelled")
 
     def on_update(self, tx, req: Request) -> None:
         leg = self._leg_for(req)
@@ -509,13 +512,13 @@ class CallControl:
         self.carry(self.core.leg_gone(leg, why, time.time(), self.acd_state()))
 
     def end_call(self, call: Call, reason: str) -> None:
-        """The one place a call ends (calls.flow.CallCore.end_call decides; its CDR comes before its BYEs)."""
-        if call.ended:
-            return
-        self.stats["ended"] += 1
-        if call.outbound_to is not None and call.customer.invite_tx is not None:
-            self.outbound_by_tx.pop(id(call.customer.invite_tx), None)
+        """End a call (calls.flow.CallCore.end_call decides; every end goes through it, its CDR before its BYEs)."""
         self.carry(self.core.end_call(call, reason, time.time(), self.acd_state()))
+
+    def _call_over(self, e: fx.CallOver) -> None:
+        self.stats["ended"] += 1
+        if e.call.outbound_to is not None and e.call.customer.invite_tx is not None:
+            self.outbound_by_tx.pop(id(e.call.customer.invite_tx), None)
 
     def _write_cdr(self, e: fx.WriteCdr) -> None:
         if self.records is None:

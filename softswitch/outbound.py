@@ -13,13 +13,15 @@ from acd import AgentStateError
 
 from .aio import drive
 from .calls.call import Call
-from .calls.outbound import failure_for_event, map_failure
+from .calls.effects import Respond
+from .calls.outbound import (far_side_answered, far_side_failed, far_side_provisional, far_side_unreachable,
+                             map_failure)
 from .legs import Leg, new_tag
 from .sdp import parse_sdp
 from .sip.errors import SipError
 from .sip.message import Request, Response, make_response
 
-__all__ = ["map_failure", "place_outbound"]
+__all__ = ["map_failure", "place_outbound", "respond"]
 
 
 def place_outbound(cc, tx, req: Request, number: str, agent_id: str) -> None:
@@ -46,7 +48,7 @@ def place_outbound(cc, tx, req: Request, number: str, agent_id: str) -> None:
     cc.outbound_by_tx[id(tx)] = b
     extra = [("Route", p) for p in b_binding.path]
     to, frm = f"<sip:{number}@{cc.domain}>", f"<sip:{req.from_.uri.user}@{cc.domain}>"
-    listener = lambda ev, ctx, resp: _response(cc, call, tx, req, ev, resp)    # noqa: E731
+    listener = lambda ev, ctx, resp: _response(cc, call, ev, resp)    # noqa: E731
     cc.log.info("outbound_call", call_id=call.id, agent_id=agent_id, number=number)
     if cc.media is not None and req.body:
         drive(_anchored(cc, call, tx, req, b_binding.contact, to, frm, extra, listener), cc.done_for(call.id))
@@ -71,35 +73,28 @@ async def _anchored(cc, call, tx, req: Request, contact: str, to: str, frm: str,
     b.invite(contact, to, frm, sdp, extra, listener)
 
 
-def _response(cc, call, tx, req: Request, event: str, resp: Response | None) -> None:
-    a, b = call.customer, call.outbound_to
+def _response(cc, call, event: str, resp: Response | None) -> None:
+    now, acd = time.time(), cc.acd_state()
     if event in ("timeout", "error"):
-        if a.state == "init" and tx.state in ("trying", "proceeding"):
-            cc.endpoint.respond(tx, make_response(req, failure_for_event(event), to_tag=a.local_tag))
-        b.fire("failed")
-        cc.end_call(call, f"far side {event}")
+        cc.carry(far_side_unreachable(cc.core, call, event, now, acd))
         return
     status = resp.status
     if status < 200:
-        b.provisional(status)
-        if status > 100 and tx.state in ("trying", "proceeding"):
-            headers = [("Contact", a.contact())]
-            early = resp.body if a.stream is None else b""      # anchored: our session, not theirs
-            if early:
-                headers.append(("Content-Type", "application/sdp"))
-            cc.endpoint.respond(tx, make_response(req, status, to_tag=a.local_tag, headers=headers, body=early))
+        cc.carry(far_side_provisional(call, status, resp.body))
+    elif status < 300:
+        if call.outbound_to.accept_2xx(resp):
+            cc.carry(far_side_answered(call, now, resp.body))
+    else:
+        cc.carry(far_side_failed(cc.core, call, status, now, acd))
+
+
+def respond(cc, e: Respond) -> None:
+    """A response to the agent's INVITE while it is still unanswered."""
+    tx = e.leg.invite_tx
+    if tx is None or tx.state not in ("trying", "proceeding"):
         return
-    if status < 300:
-        if not b.accept_2xx(resp):
-            return
-        if a.stream is not None and b.stream is not None:
-            cc.media.agent_answered(call, b, resp.body)     # the called side as an agent leg: one room
-            a.answer(req, call.answer_sdp)
-        else:
-            a.answer(req, resp.body)
-        call.answered_at = time.time()
-        return
-    b.fire("failed")
-    if tx.state in ("trying", "proceeding"):
-        cc.endpoint.respond(tx, make_response(req, map_failure(status), to_tag=a.local_tag))
-    cc.end_call(call, f"far side {status}")
+    headers = [("Contact", e.leg.contact())] if e.provisional else []
+    if e.body:
+        headers.append(("Content-Type", "application/sdp"))
+    cc.endpoint.respond(tx, make_response(tx.request, e.status, to_tag=e.leg.local_tag, headers=headers,
+                                          body=e.body))

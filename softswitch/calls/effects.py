@@ -39,6 +39,23 @@ class Reinvite:
 
 
 @dataclass(frozen=True)
+class Respond:
+    """A response to the peer's INVITE on `leg`, sent only while that INVITE is still unanswered. A
+    provisional one names our Contact; `body`: early media (SDP)."""
+    leg: Any
+    status: int
+    body: bytes = b""
+    provisional: bool = False
+
+
+@dataclass(frozen=True)
+class AnswerCall:
+    """The 200 to the peer's INVITE on `leg`, with our session `body` (then resent until the ACK)."""
+    leg: Any
+    body: bytes
+
+
+@dataclass(frozen=True)
 class StopTimers:
     """Cancel the leg's 2xx-retransmission and session timers."""
     leg: Any
@@ -157,6 +174,12 @@ class AcdCallback:
 
 
 @dataclass(frozen=True)
+class CallOver:
+    """The call has ended: the shell drops its own indexes of it and counts it."""
+    call: Any
+
+
+@dataclass(frozen=True)
 class WriteCdr:
     row: dict
 
@@ -167,7 +190,7 @@ class Log:
     fields: dict = field(default_factory=dict)
 
 
-Effect = (SendBye | SendCancel | SendRefresh | Reinvite | StopTimers | ArmSessionTimer | Forget | LegFailed
+Effect = (SendBye | SendCancel | SendRefresh | Reinvite | Respond | AnswerCall | StopTimers | ArmSessionTimer | Forget | LegFailed
           | CloseMedia | PointMedia | Bridge | AcceptBrowserAnswer | Record | PlayCallbackConfirm | CallBack
           | StopIvr | CloseRecording | SetSupervision | AcdOfferFailed | AcdCallEnded | AcdCallerGone
-          | AcdCallback | WriteCdr | Log)
+          | AcdCallback | CallOver | WriteCdr | Log)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from . import cdr, session_timer
 from .effects import (AcceptBrowserAnswer, AcdCallback, AcdCallEnded, AcdCallerGone, AcdOfferFailed,
-                      ArmSessionTimer, Bridge, CallBack, CloseMedia, CloseRecording, Forget, LegFailed, Log,
+                      ArmSessionTimer, Bridge, CallBack, CallOver, CloseMedia, CloseRecording, Forget, LegFailed, Log,
                       PlayCallbackConfirm, PointMedia, Record, Reinvite, SendBye, SendCancel, SendRefresh,
                       SetSupervision, StopIvr, StopTimers, WriteCdr)
 from .leg import LegState
@@ -193,7 +193,7 @@ class CallCore:
         row = cdr.cdr_row(call, node=self.node_id, reason=reason, outcome=outcome, now=now,
                           caller=call.customer.remote_uri)
         legs = call.legs()
-        out: list = [WriteCdr(row)]
+        out: list = [CallOver(call), WriteCdr(row)]
         for leg in legs:
             out += [*hangup(leg), Forget(leg)]
         if call.ivr is not None:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from softswitch.calls import callback, flow, sessions, supervision
-from softswitch.calls.effects import (AcdCallback, ArmSessionTimer, Bridge, CallBack, CloseMedia, Forget,
-                                      LegFailed, PlayCallbackConfirm, PointMedia, Reinvite, SendBye, SendCancel,
-                                      SetSupervision, StopTimers, WriteCdr)
+from softswitch.calls.effects import (AcdCallback, ArmSessionTimer, Bridge, CallBack, CallOver, CloseMedia,
+                                      Forget, LegFailed, PlayCallbackConfirm, PointMedia, Reinvite, SendBye,
+                                      SendCancel, SetSupervision, StopTimers, WriteCdr)
 from softswitch.calls.leg import LegState
 
 from .harness import World
@@ -27,9 +27,8 @@ def test_queued_call_answered_bridged_then_ended_by_the_agent_with_its_cdr():
     assert w.acd.agents["1001"].state == "talking"
     w.clock.t += 60
     out = w.hangs_up(agent)
-    assert isinstance(out[2], WriteCdr)                      # the record before any hang-up
-    i_cdr, i_bye = out.index(out[2]), out.index(SendBye(call.customer))
-    assert i_cdr < i_bye
+    assert out[2:4] == [CallOver(call), WriteCdr(w.cdrs[0])]   # the record before any hang-up
+    assert out.index(SendBye(call.customer)) > 3
     row = w.cdrs[0]
     assert (row["outcome"], row["agent_id"], row["wait_s"], row["talk_s"]) == ("answered", "1001", 3.0, 60.0)
     assert row["end_reason"] == "agent bye"
