@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from softswitch.calls.bindings import choose_binding
-from softswitch.calls.probe import is_browser, wants_webrtc
+from softswitch.calls.probe import is_browser
 
 
 @dataclass
@@ -20,7 +20,7 @@ class B:
 def test_highest_q_wins_over_a_newer_binding():
     desk, browser = B("desk", 1.0, 10.0), B("browser", 0.5, 20.0, source=("wss", "10.0.0.2", 443))
     assert choose_binding([desk, browser], now=100.0) is desk
-    assert wants_webrtc([desk, browser], 100.0) is False     # the probe asks about the phone the offer rings
+    assert is_browser(choose_binding([desk, browser], 100.0)) is False     # the probe asks about the phone the offer rings
 
 
 def test_equal_q_the_newest_wins_and_absent_q_ranks_below_any_q():
@@ -39,5 +39,5 @@ def test_expired_bindings_are_never_chosen():
 
 def test_the_probe_sees_a_browser_when_the_chosen_binding_is_websocket():
     browser = B("browser", 1.0, 20.0, source=("ws", "10.0.0.2", 8080))
-    assert wants_webrtc([B("desk", 0.5, 30.0), browser], 100.0) is True
+    assert is_browser(choose_binding([B("desk", 0.5, 30.0), browser], 100.0)) is True
     assert is_browser(None) is False
