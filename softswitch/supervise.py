@@ -34,7 +34,7 @@ async def _call_supervisor(cc, call, binding, phone: str) -> None:
             return
         if event != "response" or resp.status < 200 or not leg.accept_2xx(resp):
             return
-        cc.carry(cc.core.supervisor_connected(call, leg, resp.body, cc.acd_state()))
+        cc.carry(cc.core.supervisor_connected(call, leg, resp.body, cc.acd_state(), phone))
 
     leg.invite(binding.contact, f"<sip:{phone}@{cc.domain}>", f"<sip:supervise@{cc.domain}>", sdp,
                offer_headers(cc.domain, call.id, binding.path), on_response)

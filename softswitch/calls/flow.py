@@ -232,8 +232,8 @@ class CallCore:
                 Log("callback_connected", {"call_id": call.id, "agent_id": call.agent_leg.agent_id})]
 
     # supervision
-    def supervisor_connected(self, call, leg, body: bytes, acd=None) -> list:
-        return [PointMedia(leg, body), Log("supervisor_connected", {"call_id": call.id}),
+    def supervisor_connected(self, call, leg, body: bytes, acd=None, phone: str = "") -> list:
+        return [PointMedia(leg, body), Log("supervisor_connected", {"call_id": call.id, "phone": phone}),
                 *self.supervise_now(call, call.supervisor_mode, acd)]
 
     def supervisor_failed(self, call, leg) -> list:
