@@ -57,7 +57,22 @@ MIGRATIONS = [
     "ALTER TABLE queue_log ADD COLUMN talk {real}",
 ]
 COMPONENT = "records"  # the cdr file is shared (credentials live there too): versions are per component
-_TABLES = {"cdr": (CDR_COLUMNS, "started_at"), "queue_log": (QUEUE_LOG_COLUMNS, "at")}
+# Web chats: one row per chat when it ends, its transcript a JSON list of messages (seq, from, agent_id, text,
+# at, delivered_at, read_at). A component of its own, so its versions never interleave with the calls' ones.
+CHAT_COLUMNS = ("id", "chat_id", "node", "queue", "agent_id", "agents", "visitor", "origin", "page", "address",
+                "started_at", "answered_at", "ended_at", "wait_s", "outcome", "end_reason", "messages", "transcript")
+CHAT_MIGRATIONS = [
+    """
+    CREATE TABLE chats (id {pk}, chat_id TEXT UNIQUE, node TEXT, queue TEXT, agent_id TEXT, agents TEXT,
+        visitor TEXT, origin TEXT, page TEXT, address TEXT, started_at {real}, answered_at {real},
+        ended_at {real}, wait_s {real}, outcome TEXT, end_reason TEXT, messages INTEGER, transcript TEXT);
+    CREATE INDEX chats_started_at ON chats (started_at);
+    """,
+]
+SCHEMAS = ((COMPONENT, MIGRATIONS), ("chat", CHAT_MIGRATIONS))
+_TABLES = {"cdr": (CDR_COLUMNS, "started_at"), "queue_log": (QUEUE_LOG_COLUMNS, "at"),
+           "chats": (CHAT_COLUMNS, "started_at")}
+_JSON = ("extra", "agents", "transcript")     # stored as JSON text
 PG_SCHEMES = ("postgresql://", "postgres://")
 
 
@@ -123,16 +138,17 @@ class Backend:
         with exclusive():
             db.execute("CREATE TABLE IF NOT EXISTS schema_version (component TEXT PRIMARY KEY, "
                        "version INTEGER NOT NULL)")
-            row = db.execute(f"SELECT version FROM schema_version WHERE component={self.ph}",
-                             (COMPONENT,)).fetchone()
-            version = row[0] if row else 0
-            if version > len(MIGRATIONS):
-                raise RuntimeError(f"{self.where}: records schema v{version} is newer than this code "
-                                   f"(v{len(MIGRATIONS)})")
-            for script in MIGRATIONS[version:]:
-                for stmt in filter(str.strip, script.format(**self.types).split(";")):
-                    db.execute(stmt)  # one at a time: SQLite's executescript() would COMMIT first
-            db.execute(self.set_version_sql, (COMPONENT, len(MIGRATIONS)))
+            for component, migrations in SCHEMAS:
+                row = db.execute(f"SELECT version FROM schema_version WHERE component={self.ph}",
+                                 (component,)).fetchone()
+                version = row[0] if row else 0
+                if version > len(migrations):
+                    raise RuntimeError(f"{self.where}: {component} schema v{version} is newer than this code "
+                                       f"(v{len(migrations)})")
+                for script in migrations[version:]:
+                    for stmt in filter(str.strip, script.format(**self.types).split(";")):
+                        db.execute(stmt)  # one at a time: SQLite's executescript() would COMMIT first
+                db.execute(self.set_version_sql, (component, len(migrations)))
 
 
 # Errors that belong to one row (constraint, unbindable value): SQLite aborts only that statement and the
@@ -247,12 +263,18 @@ class RecordStore:
     def add_queue_event(self, row: dict) -> Future:
         return self._submit("queue_log", {"at": time.time(), **row})
 
+    def add_chat(self, row: dict) -> Future:
+        """A web chat that ended, with its transcript (a list of message dicts)."""
+        if not row.get("chat_id"):
+            raise ValueError("a chat record needs a chat_id")
+        return self._submit("chats", row)
+
     def _submit(self, table: str, row: dict) -> Future:
         cols = _TABLES[table][0]
         unknown = set(row) - set(cols[1:])
         if unknown:  # a typo would otherwise drop data silently
             raise ValueError(f"unknown {table} fields: {sorted(unknown)}")
-        values = tuple(json.dumps(v) if k == "extra" and v is not None else v for k, v in row.items())
+        values = tuple(json.dumps(v) if k in _JSON and v is not None else v for k, v in row.items())
         sql = self._backend.insert_sql(table, tuple(row))
         fut: Future = Future()
         with self._close_lock:
@@ -358,6 +380,12 @@ class RecordStore:
                 where, args = where + [f"{col} = {ph}"], args + [val]
         return self._query(_select("queue_log", where, limit, args, ph), args)
 
+    def chats(self, since: float | None = None, until: float | None = None, limit: int | None = None) -> list[dict]:
+        """Chat records whose started_at is in [since, until), oldest first; agents and transcript decoded."""
+        ph = self._backend.ph
+        where, args = _where(since, until, "started_at", ph)
+        return self._query(_select("chats", where, limit, args, ph), args)
+
     def count_cdrs(self) -> int:
         return self._query("SELECT count(*) AS n FROM cdr", [])[0]["n"]
 
@@ -374,7 +402,7 @@ class RecordStore:
         records_export (ISO times, the caller parsed); returns the row count. Streamed from a private
         connection so a big export neither loads the table nor blocks other reads."""
         if kind not in _TABLES or fmt not in ("csv", "json"):
-            raise ValueError(f"export kind must be cdr|queue_log and fmt csv|json, got {kind!r}, {fmt!r}")
+            raise ValueError(f"export kind must be cdr|queue_log|chats and fmt csv|json, got {kind!r}, {fmt!r}")
         cols, time_col = _TABLES[kind]
         ph = self._backend.ph
         where, args = _where(since, until, time_col, ph)
@@ -402,6 +430,7 @@ def _select(table: str, where: list[str], limit: int | None, args: list, ph: str
 
 
 def _decode(row: dict[str, Any]) -> dict[str, Any]:
-    if row.get("extra") is not None:
-        row["extra"] = json.loads(row["extra"])
+    for k in _JSON:
+        if row.get(k) is not None:
+            row[k] = json.loads(row[k])
     return row

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from .chat import ChatSettings
 from .secrets import PasswordPolicy
 from .wallboard import WallboardSettings
 
@@ -181,6 +182,7 @@ class Config:
     ivr: dict = field(hash=False, compare=True)    # flow name -> tuple[IvrStep, ...]
     pool_nodes: tuple[str, ...] = ()
     wallboard: WallboardSettings = WallboardSettings()
+    chat: ChatSettings = ChatSettings()
 
     @cached_property
     def _index(self) -> tuple[dict, dict, dict, dict]:
