@@ -146,9 +146,9 @@
     const target = el("select", { class: "chat-target", "aria-label": "transfer to" },
       el("option", { value: "", text: "Transfer to…" }),
       ...S.queues.map((q) => el("option", { value: `queue:${q}`, text: `queue ${q}` })));
-    const agentId = el("input", { class: "chat-agent", placeholder: "or agent id", "aria-label": "transfer to agent id", size: 8 });
-    const transfer = el("button", { type: "button", class: "secondary", text: "Transfer" });
-    const end = el("button", { type: "button", class: "state-busy", text: "End" });
+    const agentId = el("input", { class: "chat-agent", placeholder: "agent id", "aria-label": "transfer to agent id", size: 8 });
+    const transfer = el("button", { type: "button", class: "secondary chat-transfer", text: "Transfer" });
+    const end = el("button", { type: "button", class: "state-busy chat-end", text: "End" });
     const where = f.origin ? ` · ${f.origin}` : "";
     const status = el("span", { class: "chat-status muted", text: f.transferred_from ? "transferred to you" : "" });
     const card = el("article", { class: "chat-card" },
@@ -236,7 +236,7 @@
     c.status.textContent = text;
     c.input.disabled = true;
     c.typing.hidden = true;
-    c.card.querySelector(".chat-actions .state-busy").textContent = "Close";
+    c.card.querySelector(".chat-end").textContent = "Close";
     update();
   }
 
