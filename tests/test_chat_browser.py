@@ -23,10 +23,10 @@ ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 TIMEOUT_MS = 15_000
 
 
-def _shot(page, tmp_path: Path, name: str, width: int) -> None:
+def _shot(page, tmp_path: Path, name: str, width: int, full_page: bool = False) -> None:
     page.set_viewport_size({"width": width, "height": 1000 if width < 1900 else 1080})
     path = tmp_path / f"chat-{name}-{width}.png"
-    page.screenshot(path=str(path), full_page=False)
+    page.screenshot(path=str(path), full_page=full_page)
     ARTIFACTS.mkdir(exist_ok=True)
     shutil.copy(path, ARTIFACTS / path.name)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
@@ -148,6 +148,19 @@ def test_three_chats_typing_marks_closed_tab_transfer_and_transcripts(tmp_path):
         assert {c["agent_id"] for c in k["chats"]} == {"1001", "1002"}
         board = sam.call("GET", "/api/wallboard", expect=200)[1]
         assert board["chat"]["active"] == 3
+        wall = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
+        wall.set_default_timeout(TIMEOUT_MS)
+        _watch(wall, problems)
+        wall.goto(base + "/wallboard")
+        wall.fill("#account", "acme_sam")
+        wall.fill("#password", ACCOUNTS["acme_sam"])
+        wall.click("#login-submit")
+        expect(wall.locator("#chat-tile")).to_be_visible()
+        expect(wall.locator('[data-field="chat_active"]')).to_have_text("3")
+        expect(wall.locator('[data-field="chat_waiting"]')).to_have_text("0")
+        wall.locator("#chat-tile").scroll_into_view_if_needed()
+        _shot(wall, tmp_path, "wallboard", 1280, full_page=True)
+        wall.context.close()
 
         # the visitor ends one, the agent ends another, the rest close their tabs
         visitors[0].click(".ssw-chat-end")
