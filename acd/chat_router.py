@@ -91,7 +91,7 @@ class Ended:
     chat: str
     queue: str
     agent: str | None
-    outcome: str                    # answered (it had an agent), abandoned, timeout
+    outcome: str                    # answered (an agent took it), abandoned (before any did), timeout
     reason: str
     wait: float
 
@@ -202,8 +202,10 @@ class ChatRouter:
         if c.agent is None:
             q.waiting.pop(c.id, None)
             self._unwant(c)
-            q.abandoned += 1
-            ev = Ended(c.id, c.queue, None, "abandoned", reason, now - c.entered)
+            # a chat an agent had already answered (then transferred or handed back) was not abandoned
+            answered = c.answered_at is not None
+            q.abandoned += not answered
+            ev = Ended(c.id, c.queue, None, "answered" if answered else "abandoned", reason, now - c.entered)
             del self.chats[c.id]
             return [ev]
         agent = c.agent

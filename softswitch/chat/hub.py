@@ -136,13 +136,14 @@ class ChatHub:
         conns.add(conn)
         held = [self._chat_frame(s) for s in self.sessions.values() if s.agent_id == agent_id] \
             if not first else []
-        conn.send({"type": "hello", **self._agent_view(agent_id),
-                   "transfer_queues": sorted(self.router.queues), "chats": held})
-        if first:
+        effects = []
+        if first:       # online now; the chats this gives them follow the hello
             effects = self.router.set_state(agent_id, self.state_of(agent_id))
             effects += self.router.set_online(agent_id, True)
+        conn.send({"type": "hello", **self._agent_view(agent_id),
+                   "transfer_queues": sorted(self.router.queues), "chats": held})
+        if effects:
             self._apply(effects)
-            self._capacity(agent_id)
 
     def agent_frame(self, agent_id: str, conn, data) -> None:
         try:
@@ -206,8 +207,12 @@ class ChatHub:
                 "max_concurrency": max(online, default=0), **self.counters}
 
     def shutdown(self, reason: str = "the chat service stopped") -> None:
+        """End every chat (each leaves its record) and close the agents' panels."""
         for cid in list(self.sessions):
             self._end(cid, reason)
+        for conns in list(self.agent_conns.values()):
+            for c in list(conns):
+                c.close(1001, reason)
 
     # --- inside --------------------------------------------------------------------------------------------------
     def _agent_view(self, agent_id: str) -> dict:

@@ -29,7 +29,6 @@ from .hub import ChatHub
 
 STATIC = Path(__file__).parent / "static"
 HUB = web.AppKey("chat_hub", ChatHub)
-TASKS = web.AppKey("chat_tasks", list)
 OUTBOX = 500                 # frames queued for one slow connection before it is closed
 ASSET_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache",
                  "Cross-Origin-Resource-Policy": "cross-origin"}     # other websites load the widget
@@ -100,6 +99,7 @@ def _own_origins(request: web.Request) -> tuple[str, ...]:
 
 def setup(app: web.Application, node_key: web.AppKey, session_key: web.RequestKey) -> None:
     log = get_logger("chat")
+    running: list = []          # the ACD follower task, its event queue and the timer, while the app runs
 
     async def start(app: web.Application) -> None:
         node = app[node_key]
@@ -131,13 +131,14 @@ def setup(app: web.Application, node_key: web.AppKey, session_key: web.RequestKe
                         hub.acd_state(ev["agent_id"], ev["new"])
                     except Exception:
                         log.exception("chat_state_failed", agent_id=ev["agent_id"])
-        app[TASKS] = [loop.create_task(follow_acd()), events, timer]
+        running[:] = [loop.create_task(follow_acd()), events, timer]
 
     async def stop(app: web.Application) -> None:
         hub = app.get(HUB)
-        if hub is None:
+        if hub is None or not running:
             return
-        task, events, timer = app[TASKS]
+        task, events, timer = running
+        running.clear()
         task.cancel()
         app[node_key].center.subscribers.discard(events)
         hub.on_change = lambda: None
@@ -231,7 +232,8 @@ def setup(app: web.Application, node_key: web.AppKey, session_key: web.RequestKe
         return web.json_response(data, headers={"Cache-Control": "no-store"})
 
     app.on_startup.append(start)
-    app.on_cleanup.append(stop)
+    # on shutdown, not cleanup: the server waits for open WebSockets before cleanup, so they are closed here
+    app.on_shutdown.append(stop)
     app.router.add_get("/chat/widget.js", asset("chat-widget.js", "text/javascript; charset=utf-8"))
     app.router.add_get("/chat/widget.css", asset("chat-widget.css", "text/css; charset=utf-8"))
     app.router.add_get("/chat/", page)
