@@ -211,10 +211,23 @@ def test_other_origin_bad_frames_and_a_flood_from_one_visitor(tmp_path):
         panel = alice.locator("#chat-panel")
         expect(panel.locator(".chat-count")).to_have_text("0 / 3")
 
+        # the node's own chat page (to link to): the widget opens by itself, the node's origin is always allowed
+        own = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
+        own.set_default_timeout(TIMEOUT_MS)
+        _watch(own, problems)
+        own.goto(base + "/chat/?queue=web")
+        expect(own.locator(".ssw-chat")).to_have_attribute("data-state", "chatting")
+        _say(own, "from the node's page")
+        expect(panel.locator(".chat-card", has_text="from the node's page")).to_have_count(1)
+        _shot(own, tmp_path, "page", 1280)
+        own.context.close()
+        expect(panel.locator(".chat-card", has_text="from the node's page").locator(".chat-status")).to_have_text(
+            "the visitor left")
+
         # the same site reached as 127.0.0.1:PORT is another origin, not in chat.origins: refused by the node
         other = _visitor(browser, site.replace("localhost", "127.0.0.1"), [])
         expect(other.locator(".ssw-chat-status")).to_have_text("Chat is not available right now")
-        expect(panel.locator(".chat-card")).to_have_count(0)
+        expect(panel.locator(".chat-card:not([data-over])")).to_have_count(0)
 
         # one visitor's page sends garbage, then floods; another visitor's chat is not disturbed
         calm = _visitor(browser, site, problems)

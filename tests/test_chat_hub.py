@@ -9,9 +9,11 @@ import json
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from acd.chat_router import ChatRouter
-from softswitch.chat.frames import FrameError, parse, VISITOR
+from softswitch.chat.frames import AGENT, VISITOR, FrameError, parse
 from softswitch.chat.hub import ChatHub
 from softswitch.records import RecordStore
 from softswitch.settings.chat import ChatSettings, Concurrency
@@ -227,3 +229,25 @@ def test_transcripts_are_records_and_export_as_chats(tmp_path, backend, request)
         assert json.loads(text)[1]["agents"] == ["1001"]
     finally:
         store.close()
+
+
+# any text or bytes a browser can send either parses into a checked frame or raises FrameError, nothing else
+_json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30),
+                            lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                                                       max_size=4), max_leaves=12)
+_frames = st.one_of(st.text(max_size=300), st.binary(max_size=100),
+                    st.dictionaries(st.sampled_from(["type", "text", "on", "upto", "chat", "queue", "agent", "x"]),
+                                    _json_values | st.sampled_from(["message", "typing", "read", "end",
+                                                                    "transfer"]), max_size=5).map(json.dumps))
+
+
+@settings(max_examples=400, deadline=None)
+@given(_frames, st.sampled_from([VISITOR, AGENT]))
+def test_fuzz_parse_returns_a_checked_frame_or_frame_error(data, kinds):
+    try:
+        f = parse(data, 1024, 200, kinds)
+    except FrameError:
+        return
+    assert f["type"] in kinds and set(f) <= kinds[f["type"]] | {"type"}
+    if f["type"] == "message":
+        assert isinstance(f["text"], str) and 0 < len(f["text"]) <= 200 and "\x00" not in f["text"]

@@ -95,6 +95,9 @@ def test_who_may_connect_assets_and_acd_state(tmp_path):
                 assert (await _until(v, "delivered"))["upto"] == 1
                 return welcome["chat"]
         chat_id = asyncio.run(scenario())
+        metrics = _get(base + "/metrics")[2].decode()
+        assert 'softswitch_chat_answered_total{queue="web"} 1.0' in metrics, metrics[-3000:]
+        assert 'softswitch_chat_events_total{kind="refused"} 3.0' in metrics
         # the node stops with the chat open (its WebSockets went with the client above: the visitor left)
     store = RecordStore(f"sqlite:///{tmp_path}/cc.db")
     try:
