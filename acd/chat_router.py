@@ -247,6 +247,21 @@ class ChatRouter:
             out += self._dispatch(freed, self.agents[old])
         return out
 
+    def withdraw(self, chat_id: str) -> None:
+        """Take a waiting chat out of this router without an outcome: another router serves it now (pool mode,
+        where a chat no agent of this node can take waits pool-wide)."""
+        c = self._chat(chat_id)
+        if c.agent is not None:
+            raise ChatError(f"chat {chat_id} is with an agent")
+        self.queues[c.queue].waiting.pop(c.id, None)
+        self.queues[c.queue].offered -= 1
+        self._unwant(c)
+        del self.chats[c.id]
+
+    def free(self, queue: str) -> int:
+        """Room for more chats among the queue's members (pool mode asks before taking chats of other nodes)."""
+        return sum(a.free() for a in self.queues[queue].members.values())
+
     def tick(self) -> list:
         """Chats that waited past their queue's max_wait end (outcome timeout)."""
         now = self.clock()

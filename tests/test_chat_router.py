@@ -247,3 +247,18 @@ def test_invariants(ops, strategy):
         for q in r.queues.values():
             if any(c.wanted_agent is None for c in q.waiting.values()):
                 assert all(a.free() == 0 for a in q.members.values())
+
+
+def test_withdraw_and_free_room():
+    r, clock = router(agents=("a1",))
+    r.open("c1", "chat")
+    assert r.free("chat") == 0
+    r.withdraw("c1")
+    assert r.queue_view("chat")["waiting"] == 0 and r.queue_view("chat")["offered"] == 0 and "c1" not in r.chats
+    assert r.next_deadline() is None
+    ready(r, "a1")
+    assert r.free("chat") == 3
+    r.open("c2", "chat")
+    with pytest.raises(ChatError):
+        r.withdraw("c2")             # with an agent
+    assert r.free("chat") == 2

@@ -36,6 +36,9 @@ class Session:
     agents: list[str] = field(default_factory=list)
     messages: list[dict] = field(default_factory=list)
     answered_at: float | None = None
+    pooled: str | None = None                # pool mode: waiting pool-wide (the Redis member standing for it)
+    remote: str | None = None                # pool mode: served at this node (we only relay)
+    home: str | None = None                  # pool mode: the visitor's node, which relays for us
     over: int = 0                            # frames over the rate
     read: dict = field(default_factory=lambda: {"visitor": 0, "agent": 0})   # read up to, by reader
 
@@ -53,6 +56,7 @@ class ChatHub:
         self.addresses = AddressLimits(settings.address_rate, settings.sessions_per_address, clock)
         self.counters = {"messages": 0, "bad_frames": 0, "rate_limited": 0, "cut_off": 0, "refused": 0}
         self.on_change: Callable[[], None] = lambda: None       # the shell re-arms its timer
+        self.pool = None                    # ChatPool in pool mode (chat/pool.py)
 
     # --- visitors ----------------------------------------------------------------------------------------------
     def admit(self, queue: str, origin: str | None, address: str, own_origins: tuple[str, ...] = ()
@@ -86,6 +90,8 @@ class ChatHub:
         self.addresses.opened(address)
         conn.send({"type": "welcome", "chat": s.id, "queue": queue, "position": self.router.position(s.id)})
         self._apply(effects)
+        if self.pool is not None and s.agent_id is None and s.id in self.sessions:
+            self.pool.offer(s)          # nobody here has room: it waits pool-wide
         return s
 
     def visitor_frame(self, s: Session, data) -> None:
@@ -101,7 +107,7 @@ class ChatHub:
                 self.counters["cut_off"] += 1
                 self.addresses.ban(s.address)
                 s.conn.send({"type": "error", "error": "too many messages: the chat is closed"})
-                self._end(s.id, "flood")
+                self._visitor_ends(s, "flood")
             else:
                 s.conn.send({"type": "error", "error": "too many messages: slow down (dropped)"})
             return
@@ -110,6 +116,18 @@ class ChatHub:
         except FrameError as exc:
             self.counters["bad_frames"] += 1
             s.conn.send({"type": "error", "error": str(exc)})
+            return
+        if s.remote is not None:
+            self.pool.relay(s.remote, {"chat": s.id, "visitor": f})
+        elif f["type"] == "end":
+            self._visitor_ends(s, "visitor ended")
+        else:
+            self.remote_visitor(s.id, f)
+
+    def remote_visitor(self, chat_id: str, f: dict) -> None:
+        """A checked visitor frame (here, or relayed by the visitor's node in pool mode)."""
+        s = self.sessions.get(chat_id)
+        if s is None:
             return
         kind = f["type"]
         if kind == "message":
@@ -124,7 +142,26 @@ class ChatHub:
     def visitor_gone(self, s: Session) -> None:
         """The visitor's page closed (or the connection broke): the chat ends, queued or with an agent."""
         if s.id in self.sessions:
-            self._end(s.id, "visitor left")
+            self._visitor_ends(s, "visitor left")
+
+    def _visitor_ends(self, s: Session, reason: str) -> None:
+        if s.remote is not None:        # served at another node: it ends there, with its record
+            self.pool.relay(s.remote, {"chat": s.id, "gone": reason})
+            self._drop(s, {"type": "ended", "reason": reason})
+        elif s.pooled is not None:      # waiting pool-wide: taken back, it ends here
+            self.pool.unoffer(s)
+            s.pooled = None
+            self._apply([Ended(s.id, s.queue, None, "abandoned", reason, self.clock() - s.opened)])
+        else:
+            self._end(s.id, reason)
+
+    def _drop(self, s: Session, last: dict | None = None) -> None:
+        """Forget a session this node only relayed (pool mode)."""
+        if self.sessions.pop(s.id, None) is not None:
+            self.addresses.closed(s.address)
+            if last is not None:
+                s.conn.send(last)
+            s.conn.close(1000, "chat ended")
 
     # --- agents ------------------------------------------------------------------------------------------------
     def is_chat_agent(self, agent_id: str | None) -> bool:
@@ -208,11 +245,74 @@ class ChatHub:
 
     def shutdown(self, reason: str = "the chat service stopped") -> None:
         """End every chat (each leaves its record) and close the agents' panels."""
-        for cid in list(self.sessions):
-            self._end(cid, reason)
+        for s in list(self.sessions.values()):
+            if s.home is not None:
+                self._end(s.id, reason)
+            else:
+                self._visitor_ends(s, reason)
         for conns in list(self.agent_conns.values()):
             for c in list(conns):
                 c.close(1001, reason)
+
+    # --- pool mode: chats between nodes (chat/pool.py carries these over Redis) -------------------------------------
+    def reclaim(self, s: Session) -> None:
+        """Our own pool-wide chat came back to us (an agent here has room): route it here again."""
+        s.pooled = None
+        self._apply(self.router.open(s.id, s.queue))
+
+    def handed(self, s: Session, node: str) -> dict:
+        """Another node took our pool-wide chat: from now on we relay; what it needs to serve it."""
+        s.pooled, s.remote = None, node
+        return {"queue": s.queue, "origin": s.origin, "address": s.address, "page": s.page, "visitor": s.visitor,
+                "opened": s.opened, "messages": s.messages}
+
+    def adopt(self, chat_id: str, queue: str, home: str, conn) -> None:
+        """Serve a chat of another node's visitor (its frames come relayed through `conn`)."""
+        now = self.clock()
+        s = Session(chat_id, queue, "", "", "", "Visitor", now, conn, Bucket(1e9, 1e9, now), home=home)
+        try:
+            effects = self.router.open(chat_id, queue)
+        except ChatError as exc:
+            conn.send({"type": "error", "error": str(exc)})
+            conn.close(1013, "try again later")
+            return
+        self.sessions[chat_id] = s
+        self._apply(effects)
+
+    def handover(self, chat_id: str, h: dict) -> None:
+        """What the visitor's node knew of an adopted chat: who, from where, and what was said while it waited."""
+        s = self.sessions.get(chat_id)
+        if s is None:
+            return
+        s.origin, s.address, s.page = str(h.get("origin", ""))[:200], str(h.get("address", ""))[:100], \
+            str(h.get("page", ""))[:500]
+        s.visitor, s.opened = str(h.get("visitor", "Visitor"))[:60], float(h.get("opened", s.opened))
+        earlier = [m for m in h.get("messages", []) if isinstance(m, dict)][:MAX_MESSAGES]
+        s.messages = earlier + s.messages
+        now = self.clock()
+        for i, m in enumerate(s.messages, 1):
+            m["seq"] = i
+            if m.get("from") == "visitor" and s.agent_id is not None:
+                m["delivered_at"] = m.get("delivered_at") or now
+        if s.agent_id is not None:
+            self._to_conns(s.agent_id, self._chat_frame(s))
+            if earlier:
+                self._send_visitor(s, {"type": "delivered", "upto": len(earlier)})
+
+    def remote_gone(self, chat_id: str, reason: str) -> None:
+        if chat_id in self.sessions:
+            self._end(chat_id, reason)
+
+    def from_remote(self, chat_id: str, frame: dict) -> None:
+        """A frame for our visitor from the node serving the chat."""
+        s = self.sessions.get(chat_id)
+        if s is not None and s.remote is not None:
+            s.conn.send(frame)
+
+    def remote_close(self, chat_id: str) -> None:
+        s = self.sessions.get(chat_id)
+        if s is not None and s.remote is not None:
+            self._drop(s)
 
     # --- inside --------------------------------------------------------------------------------------------------
     def _agent_view(self, agent_id: str) -> dict:

@@ -26,6 +26,7 @@ from acd.chat_router import ChatRouter
 
 from ..log import get as get_logger
 from .hub import ChatHub
+from .pool import ChatPool
 
 STATIC = Path(__file__).parent / "static"
 HUB = web.AppKey("chat_hub", ChatHub)
@@ -131,13 +132,17 @@ def setup(app: web.Application, node_key: web.AppKey, session_key: web.RequestKe
                         hub.acd_state(ev["agent_id"], ev["new"])
                     except Exception:
                         log.exception("chat_state_failed", agent_id=ev["agent_id"])
-        running[:] = [loop.create_task(follow_acd()), events, timer]
+        pool = None
+        if getattr(node, "pool", None) is not None:     # pool mode: chats may be served at other nodes
+            pool = ChatPool(node.config.server.storage.state, node.config.server.node_id, hub)
+            pool.start()
+        running[:] = [loop.create_task(follow_acd()), events, timer, pool]
 
     async def stop(app: web.Application) -> None:
         hub = app.get(HUB)
         if hub is None or not running:
             return
-        task, events, timer = running
+        task, events, timer, pool = running
         running.clear()
         task.cancel()
         app[node_key].center.subscribers.discard(events)
@@ -145,6 +150,13 @@ def setup(app: web.Application, node_key: web.AppKey, session_key: web.RequestKe
         if timer[0] is not None:
             timer[0].cancel()
         hub.shutdown("the node is stopping")
+        if pool is not None:            # what the other nodes must hear of it goes out first (bounded)
+            for _ in range(200):
+                if pool.outbox.empty():
+                    break
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.05)   # the last one taken off the outbox is on its way
+            await pool.stop()
 
     def asset(name: str, ctype: str):
         async def handler(request: web.Request) -> web.FileResponse:
