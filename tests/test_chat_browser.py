@@ -96,7 +96,7 @@ def test_three_chats_typing_marks_closed_tab_transfer_and_transcripts(tmp_path):
             expect(v.locator(".ssw-from-visitor").last).to_have_attribute("data-mark", "read")
 
         # a fourth visitor waits: Alice is full (Bob has no chat panel open)
-        fourth = _visitor(browser, site, problems)
+        fourth = _visitor(browser, site + "?session=secret123", problems)
         expect(fourth.locator(".ssw-chat")).to_have_attribute("data-state", "queued")
         expect(fourth.locator(".ssw-chat-status")).to_contain_text("Waiting for an agent")
 
@@ -188,6 +188,7 @@ def test_three_chats_typing_marks_closed_tab_transfer_and_transcripts(tmp_path):
     assert r1["end_reason"] == "agent ended" and r1["transcript"][1]["read_at"] is not None
     assert by_first["hello from visitor 2"]["end_reason"] == "visitor left"
     assert by_first["finally"]["wait_s"] > 0 and by_first["finally"]["origin"] == f"http://localhost:{site_port}"
+    assert by_first["finally"]["page"] == f"http://localhost:{site_port}/"      # the page's query is not sent
     out = subprocess.run([sys.executable, "-m", "softswitch.cli", "records", "export", str(tmp_path / "cc.yaml"),
                           "--kind", "chats", "--format", "json"], capture_output=True, text=True, timeout=60,
                          env=os.environ.copy())

@@ -136,7 +136,7 @@
     setState("connecting", "Connecting…");
     const scheme = base.protocol === "https:" ? "wss://" : "ws://";
     const url = `${scheme}${base.host}/chat/ws?queue=${encodeURIComponent(queue)}` +
-      `&page=${encodeURIComponent(location.href.slice(0, 500))}`;
+      `&page=${encodeURIComponent((location.origin + location.pathname).slice(0, 500))}`;   // no query: it may hold secrets
     const ws = new WebSocket(url);
     S.ws = ws;
     let opened = false;
