@@ -14,6 +14,7 @@ from .model import (QUEUE_TYPES, STRATEGIES, Agent, KeepaliveSettings, SecurityS
 from .reader import MISSING, Bad, Reader
 from .secrets import RULES, PasswordPolicy, hash_password, parse_softphone_hash, valid_password_hash
 from .source import ConfigError, Located, load_located
+from .chat import read_chat
 from .wallboard import percent, read_wallboard
 from ..credentials import ha1_pair
 
@@ -53,6 +54,7 @@ def _parse(text: str, file: str) -> Config:
         "called_routes": (lambda r, l, p: l, None), "ivr": (lambda r, l, p: l, None),
         "wallboard": (lambda r, l, p: l, None),
         "phones": (lambda r, l, p: l, None),
+        "chat": (lambda r, l, p: l, None),
     })
     server = _server(r, top["server"])
     policy = _policy(r, top["password_policy"])
@@ -63,9 +65,11 @@ def _parse(text: str, file: str) -> Config:
     ivr = _ivr(r, top["ivr"])
     pool = r.mapping(top["pool"], "pool", {"nodes": (R.list_of(R.nonempty), list)}) if top["pool"] else {"nodes": []}
     wallboard = read_wallboard(r, top["wallboard"], {q.name for q in queues})
+    chat = read_chat(r, top["chat"], {a.id: a.queues for a in agents},
+                     {q.name for q in queues if q.type == "multimedia"})
     cfg = Config(file, server, policy, tuple(employees), tuple(agents), tuple(queues), tuple(routes), ivr,
                  tuple(pool["nodes"] or ()), wallboard,
-                 _phones(r, top["phones"]))
+                 _phones(r, top["phones"]), chat)
     if server is not None:
         # also after problems in the sections (a bad value has been read as its default), so one run
         # reports every problem: a wrong name is found beside a typo'd key

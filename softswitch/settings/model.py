@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from .chat import ChatSettings
 from .secrets import PasswordPolicy
 from .wallboard import WallboardSettings
 
@@ -192,6 +193,7 @@ class Config:
     pool_nodes: tuple[str, ...] = ()
     wallboard: WallboardSettings = WallboardSettings()
     keepalive: KeepaliveSettings = KeepaliveSettings()
+    chat: ChatSettings = ChatSettings()
 
     @cached_property
     def _index(self) -> tuple[dict, dict, dict, dict]:
