@@ -18,7 +18,7 @@ from acd import AcdError, Leave, Offer, Withdraw
 from .agent_offers import browser_answered, offer
 from .aio import drive
 from .callbacks import call_back, confirm_callback
-from .calls import admission, callback, outbound, sessions, session_timer
+from .calls import admission, callback, cdr, outbound, sessions, session_timer
 from .calls import effects as fx
 from .calls.bindings import choose_binding
 from .calls.call import Call, priority_of
@@ -556,7 +556,10 @@ class CallControl:
     def _write_cdr(self, e: fx.WriteCdr) -> None:
         if self.records is None:
             return
-        fut = e.call.committed = self.records.add_cdr(e.row)
+        row = e.row
+        if self.center is not None:     # carried after the ACD's effects: the call's queue-log figures are in
+            row = cdr.with_queue_timing(row, *self.center.call_timing(row["call_id"]))
+        fut = e.call.committed = self.records.add_cdr(row)
         fut.add_done_callback(lambda f, cid=e.row["call_id"]: f.exception() and self.log.error(
             "cdr_write_failed", call_id=cid, error=repr(f.exception())))
 
