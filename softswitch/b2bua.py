@@ -23,6 +23,7 @@ from .sip.message import Request, Response, make_response
 from .sip.transaction import Transaction
 from .sip.uri import SipURI
 from .transport.base import Target
+from .widget.sip import admit_widget_call
 
 MIN_SE = 90
 
@@ -68,6 +69,7 @@ class CallControl:
         self.media = None                       # CallMedia when the node runs a media engine
         self.pool = None                        # Pool in pool mode: agent reservations across nodes
         self.records = None                     # RecordStore: a CDR for every call
+        self.widgets = None                     # widget.gate.WidgetGate: click-to-dial tokens
         self.node_id = ""
         self.queue_settings: dict = {}          # queue name -> settings.SkillQueue (announcements, recording)
         self.ivr_runner = None
@@ -178,6 +180,8 @@ class CallControl:
         uri = req.uri
         number = uri.user_unescaped if isinstance(uri, SipURI) else None
         ext = uri.param("ext") if isinstance(uri, SipURI) else None
+        if self.widgets is not None and not admit_widget_call(self, tx, req, number):
+            return
         caller_agent = None
         if self.authn is not None and not self.router.has_route(number, ext):
             # Only an agent calls numbers outside the called routes: challenged before any state is kept,
@@ -387,6 +391,7 @@ class CallControl:
         call = Call(req.call_id, leg, number)
         leg.call = call
         call.offer_sdp, call.offer = req.body, offer
+        call.channel = self.widgets.cdr_fields(req) if self.widgets is not None else {}
         call.video = bool(offer is not None and offer.has_video)
         call.priority = {"emergency": 2, "urgent": 1}.get((req.get("Priority") or "").strip().lower(), 0)
         contacts = req.contacts if req.has("Contact") else []
@@ -862,7 +867,8 @@ class CallControl:
                "called": call.number, "queue": call.queue, "agent_id": agent, "started_at": call.started,
                "answered_at": call.started, "connected_at": connected, "ended_at": now,
                "wait_s": None if wait is None else round(wait, 3), "talk_s": round(talk, 3), "outcome": outcome,
-               "end_reason": reason, "recording": getattr(call.recording, "path", None)}
+               "end_reason": reason, "recording": getattr(call.recording, "path", None),
+               **(getattr(call, "channel", None) or {"channel": "phone"})}
         fut = self.records.add_cdr(row)
         fut.add_done_callback(lambda f, cid=call.id: f.exception() and self.log.error(
             "cdr_write_failed", call_id=cid, error=repr(f.exception())))

@@ -31,6 +31,7 @@ from .sip.message import make_response
 from .sip.uas import error_answer
 from .transport.tcp import listen_tcp
 from .transport.udp import listen_udp
+from .widget.gate import WidgetGate
 
 
 @dataclass
@@ -109,6 +110,8 @@ class Node:
                                  session_expires=int(config.server.sip.session_expires) if config else 1800,
                                  authn=self.authn)
         self.calls.max_calls = config.server.sip.max_calls if config else 0
+        # click-to-dial: tokens for web visitors; it reads self.config, so a reload applies to it too
+        self.widgets = self.calls.widgets = WidgetGate(lambda: self.config) if config is not None else None
         self.guard = None
         if config is not None:
             self._security(config.server.sip.security)
@@ -195,7 +198,8 @@ class Node:
                     import ssl
                     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
                     ctx.load_cert_chain(*self.config.server.sip.tls)
-                srv = await listen_ws(self.loop, ep, spec.host, spec.port, ssl=ctx)
+                srv = await listen_ws(self.loop, ep, spec.host, spec.port, ssl=ctx,
+                                      widget_origin=self.widgets.ws_origin_allowed if self.widgets else None)
                 self.servers.append(srv)
                 self.bound.append(Listen(spec.proto, spec.host, srv.port))
             else:

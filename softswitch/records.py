@@ -35,7 +35,8 @@ from typing import IO, Any, Iterator
 from . import log, records_export
 
 CDR_COLUMNS = ("id", "call_id", "node", "caller", "called", "queue", "agent_id", "started_at", "answered_at",
-               "connected_at", "ended_at", "wait_s", "talk_s", "outcome", "end_reason", "recording", "extra")
+               "connected_at", "ended_at", "wait_s", "talk_s", "outcome", "end_reason", "recording", "extra",
+               "channel", "page")
 QUEUE_LOG_COLUMNS = ("id", "at", "queue", "call_id", "agent_id", "event", "old", "new", "reason", "wait", "talk")
 OUTCOMES = ("answered", "abandoned", "overflowed", "rejected", "outbound", "failed")
 
@@ -55,6 +56,8 @@ MIGRATIONS = [
     """,
     # complete rows carry the talk time in its own column (wait keeps the answer's wait)
     "ALTER TABLE queue_log ADD COLUMN talk {real}",
+    # how the customer came (phone, click_to_dial) and, from a website widget, the page they called from
+    "ALTER TABLE cdr ADD COLUMN channel TEXT; ALTER TABLE cdr ADD COLUMN page TEXT",
 ]
 COMPONENT = "records"  # the cdr file is shared (credentials live there too): versions are per component
 _TABLES = {"cdr": (CDR_COLUMNS, "started_at"), "queue_log": (QUEUE_LOG_COLUMNS, "at")}

@@ -17,6 +17,7 @@ from acd import AcdError, AgentStateError
 from ..log import get as get_logger
 from ..settings import check_password
 from .sessions import Sessions
+from ..widget.http import setup as setup_widget
 
 SESSION = web.AppKey("session_store", Sessions)
 NODE = web.AppKey("node", object)
@@ -320,6 +321,7 @@ def make_app(node) -> web.Application:
     setup_wallboard(app, NODE, SESSION_OF)
     from .agentpage import setup as setup_agent_page
     setup_agent_page(app, NODE)
+    setup_widget(app, NODE)
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/api/admin/reload", reload_config)
     return app

@@ -15,6 +15,7 @@ from .reader import MISSING, Bad, Reader
 from .secrets import RULES, PasswordPolicy, hash_password, parse_softphone_hash, valid_password_hash
 from .source import ConfigError, Located, load_located
 from .wallboard import percent, read_wallboard
+from .widgets import read_click_to_dial
 from ..credentials import ha1_pair
 
 NAME = re.compile(r"[A-Za-z0-9_.-]+")
@@ -51,7 +52,7 @@ def _parse(text: str, file: str) -> Config:
         "password_policy": (lambda r, l, p: l, None), "employees": (lambda r, l, p: l, None),
         "agents": (lambda r, l, p: l, None), "skill_queues": (lambda r, l, p: l, None),
         "called_routes": (lambda r, l, p: l, None), "ivr": (lambda r, l, p: l, None),
-        "wallboard": (lambda r, l, p: l, None),
+        "wallboard": (lambda r, l, p: l, None), "click_to_dial": (lambda r, l, p: l, None),
     })
     server = _server(r, top["server"])
     policy = _policy(r, top["password_policy"])
@@ -62,8 +63,9 @@ def _parse(text: str, file: str) -> Config:
     ivr = _ivr(r, top["ivr"])
     pool = r.mapping(top["pool"], "pool", {"nodes": (R.list_of(R.nonempty), list)}) if top["pool"] else {"nodes": []}
     wallboard = read_wallboard(r, top["wallboard"], {q.name for q in queues})
+    c2d = read_click_to_dial(r, top["click_to_dial"], routes, {q.name: q.type for q in queues}.get)
     cfg = Config(file, server, policy, tuple(employees), tuple(agents), tuple(queues), tuple(routes), ivr,
-                 tuple(pool["nodes"] or ()), wallboard)
+                 tuple(pool["nodes"] or ()), wallboard, c2d)
     if server is not None:
         # also after problems in the sections (a bad value has been read as its default), so one run
         # reports every problem: a wrong name is found beside a typo'd key

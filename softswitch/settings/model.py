@@ -7,6 +7,7 @@ from functools import cached_property
 
 from .secrets import PasswordPolicy
 from .wallboard import WallboardSettings
+from .widgets import ClickToDialSettings
 
 QUEUE_TYPES = ("voice", "multimedia", "video", "voice_click_to_dial", "video_click_to_dial")
 STRATEGIES = ("longest_idle", "round_robin", "fewest_calls", "random", "ring_all", "linear")
@@ -181,6 +182,7 @@ class Config:
     ivr: dict = field(hash=False, compare=True)    # flow name -> tuple[IvrStep, ...]
     pool_nodes: tuple[str, ...] = ()
     wallboard: WallboardSettings = WallboardSettings()
+    click_to_dial: ClickToDialSettings = ClickToDialSettings()
 
     @cached_property
     def _index(self) -> tuple[dict, dict, dict, dict]:

@@ -1,0 +1,26 @@
+"""The SIP side of click-to-dial: one call from CallControl.on_invite lets a widget's INVITE in or refuses it."""
+
+from __future__ import annotations
+
+from ..legs import new_tag
+from ..log import get as get_logger
+from ..sip.message import make_response
+from .gate import Refusal
+
+_log = get_logger("widget")
+
+
+def admit_widget_call(calls, tx, req, number: str | None) -> bool:
+    """False after answering 403 (a bad token, or none on the widget's WebSocket); True: go on (a checked
+    click-to-dial token, or no token and the usual rules)."""
+    verdict = calls.widgets.check_invite(req, tx.context, number)
+    if not isinstance(verdict, Refusal):
+        if verdict is not None:
+            _log.info("click_to_dial_call", call_id=req.call_id, widget=verdict.widget, origin=verdict.origin,
+                      number=number)
+        return True
+    _log.warning("click_to_dial_refused", call_id=req.call_id, number=number, reason=verdict.reason,
+                 source=f"{tx.context.host}:{tx.context.port}")
+    calls.stats["rejected"] += 1
+    calls.endpoint.respond(tx, make_response(req, 403, "Forbidden", to_tag=new_tag()))
+    return False
