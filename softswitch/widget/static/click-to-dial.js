@@ -26,7 +26,8 @@
       * { box-sizing: border-box; font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
       .wrap { position: fixed; right: 24px; bottom: 24px; z-index: 2147483000; display: flex;
               flex-direction: column; align-items: flex-end; gap: 12px; }
-      button { font: 600 15px/1 inherit; border: 0; border-radius: 999px; cursor: pointer; }
+      button { font-family: inherit; font-size: 15px; font-weight: 600; line-height: 1; border: 0;
+               border-radius: 999px; cursor: pointer; }
       .call { display: inline-flex; align-items: center; gap: 10px; padding: 14px 22px 14px 18px; color: #fff;
               background: #0b7a4b; box-shadow: 0 6px 18px rgba(0,0,0,.22); }
       .call:hover { background: #096a41; } .call:focus-visible, .panel button:focus-visible { outline: 3px solid #7cc4ff; }
@@ -45,6 +46,7 @@
       .row { display: flex; gap: 8px; }
       .row button { flex: 1; padding: 11px 0; }
       .hang { background: #c62828; color: #fff; } .hang:hover { background: #a91f1f; }
+      .hang.done { background: #eef1f6; color: #1d2430; } .hang.done:hover { background: #dfe4ec; }
       .mute { background: #eef1f6; color: #1d2430; } .mute[aria-pressed="true"] { background: #ffe08a; }
     </style>
     <div class="wrap">
@@ -123,6 +125,7 @@
     open(true);
     $(".time").textContent = "";
     $(".hang").textContent = "Hang up";
+    $(".hang").classList.remove("done");
     $(".mute").hidden = false;
     $(".mute").setAttribute("aria-pressed", "false");
     $(".mute").textContent = "Mute";
@@ -147,7 +150,7 @@
       ua.start();
     } catch (e) {
       api.cause = e.message || String(e);
-      finish("failed", `The call could not start: ${api.cause}`);
+      finish("failed", "Sorry, calls cannot be placed from this page right now.");
     }
   }
 
@@ -169,7 +172,7 @@
     session.on("progress", () => show("calling", "Ringing…"));
     session.on("confirmed", () => {
       startedAt = Date.now(); tick(); timer = setInterval(tick, 1000);
-      show("connected", "Connected. Please hold on, an agent will be with you shortly.");
+      show("connected", "Connected. While you hear music, please hold: the next available agent will answer.");
     });
     session.on("ended", (e) => { api.cause = e.cause; finish("ended", "Call ended. Thank you!"); });
     session.on("failed", (e) => {
@@ -192,6 +195,7 @@
     if (old) setTimeout(() => old.stop(), 0);
     show(state, text);
     $(".hang").textContent = "Close";
+    $(".hang").classList.add("done");
     $(".mute").hidden = true;
   }
 })();
