@@ -9,7 +9,7 @@ import re
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 MAX_ORIGIN = 300            # longer than any real origin; longer values are refused unread
-_ORIGIN = re.compile(r"(https?)://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::([0-9]{1,5}))?")
+_ORIGIN = re.compile(r"([Hh][Tt][Tt][Pp][Ss]?)://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::([0-9]{1,5}))?")
 _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 
 
