@@ -88,11 +88,11 @@ def write_tenant(path: str, agents: int = 10000, queues: int = 20, *, sip_port: 
         "password_policy: {min_length: 8, require: [upper, lower, digit, special], forbid_account_name: true}",
         "employees:",
         f"  - {{account: {SUPERVISOR}, name: Supervisor, department: Floor, role: supervisor, "
-        f"password_hash: \"{PASSWORD_HASH}\"}}",
+        f"must_change_password: false, password_hash: \"{PASSWORD_HASH}\"}}",
     ]
     for i in range(agents):
         out.append(f"  - {{account: bench_a{i}, name: Agent {i}, department: Team {i % queues}, "
-                   f"phone: \"+1555{i:07d}\", password_hash: \"{PASSWORD_HASH}\"}}")
+                   f"phone: \"+1555{i:07d}\", must_change_password: false, password_hash: \"{PASSWORD_HASH}\"}}")
     out.append("agents:")
     for i in range(agents):
         number, password = phone(i)

@@ -534,6 +534,7 @@ class CallControl:
         caller = cust.remote_uri if cust else "<sip:anonymous@anonymous.invalid>"
         extra = [("Call-Info", f"<sip:{self.domain}>;answer-after={o.auto_answer_after:g}"),
                  ("Alert-Info", f"<http://localhost>;info=alert-autoanswer;delay={o.auto_answer_after:g}"),
+                 ("Answer-Mode", "Auto"),      # RFC 5373: what baresip, Linphone and pjsua act on
                  ("Session-Expires", f"{self.session_expires};refresher=uac")]
         extra += [("Route", p) for p in b.path]
         if call.queue:

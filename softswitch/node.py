@@ -13,11 +13,14 @@ from dataclasses import dataclass, field
 
 from . import log
 from .aio import drive, finish_tasks
+from .account_passwords import AccountPasswords
 from .authn import Authenticator
 from .credentials import Credentials
 from .endpoint import Endpoint
 from .location import MemoryLocationStore
 from .options import make_options_handler
+from .keepalive import KeepaliveOptions
+from .phones import PhoneWatch, keepalive_options
 from .overload import OverloadOptions
 from .security_settings import agent_algorithms, guard_options, lockout_options, overload_options
 from .b2bua import CallControl
@@ -57,6 +60,7 @@ class NodeOptions:
     registrar: RegistrarOptions = field(default_factory=RegistrarOptions)
     nonce_ttl: float = 300.0
     overload: OverloadOptions | None = None      # None: no overload control (the config turns it on)
+    keepalive: KeepaliveOptions = KeepaliveOptions(interval=0)   # off unless the config (phones:) asks
 
 
 class Node:
@@ -81,6 +85,7 @@ class Node:
         self.auth = DigestAuth(realm, os.urandom(32), nonce_ttl=options.nonce_ttl,
                                algorithms=options.registrar.algorithms)
         db_file = sqlite_path(config.server.storage.cdr) if config is not None else None
+        self.accounts = AccountPasswords(db_file)      # passwords changed through the API, over the YAML's
         state_url = config.server.storage.state if config is not None else "memory"
         self.pool = None
         if state_url.startswith(("redis://", "rediss://")):
@@ -89,6 +94,7 @@ class Node:
             # each node stays an independent registrar (its own bindings, kept in Redis); agents are shared
             self.location = RedisLocationStore(state_url, prefix=f"ss:loc:{config.server.node_id}:")
             self.pool = Pool(state_url, config.server.node_id, self.loop)
+            self.accounts.redis = self.pool.redis          # changed passwords shared by the pool
         elif db_file:
             from .location_sqlite import SqliteLocationStore
             self.location = SqliteLocationStore(db_file)      # registrations survive a restart
@@ -115,6 +121,10 @@ class Node:
         self.guard = None
         if config is not None:
             self._security(config.server.sip.security)
+        self.phones = PhoneWatch(self.loop, self.endpoint, self.registrar, options.keepalive, self.calls,
+                                 options.domain)
+        self.registrar.listeners.append(self.phones.on_bindings)       # first: the others see reachability
+        self.endpoint.flow_listeners.append(self.phones.flow_closed)
         self.center: ContactCenter | None = None
         self.media_engine = None
         self.records = None
@@ -135,6 +145,9 @@ class Node:
                 self.center.board = self.pool.board = RedisQueueBoard(self.pool.redis, config.server.node_id)
             self.calls.center = self.center
             self.registrar.listeners.append(self.center.on_bindings)
+            self.center.reachable = self.phones.reachable
+            self.phones.listeners.append(self.center.on_bindings)
+            self.phones.flow_listeners.append(self.center.flow_lost)
             base = Path(config.file).resolve().parent
             self.calls.ivr_runner = IvrRunner(self.calls, config.ivr, base, self.loop)
             self.calls.queue_settings = {q.name: q for q in config.queues}
@@ -209,12 +222,15 @@ class Node:
         if self.media_engine is not None:
             await self.media_engine.start()
         restored = getattr(self.location, "loaded", {})
+        self.phones.restoring = True          # they count once they answer a keepalive
         for aor, bindings in list(restored.items()):
             if bindings:
                 for listener in self.registrar.listeners:
                     listener(bindings[0].user, [], list(bindings))
+        self.phones.restoring = False
         if restored:
             self.log.info("bindings_restored", aors=len(restored))
+        self.phones.drop_orphans()
         ep.start()
         if self.center is not None:
             self.center.start()
@@ -225,6 +241,8 @@ class Node:
             from .api.server import start_api
             self.api = await start_api(self, http[0], http[1])
         self._tasks.append(self.loop.create_task(self._expire_bindings()))
+        if self.accounts.redis is not None:
+            self._tasks.append(self.loop.create_task(self.accounts.follow(log=self.log)))
         self._tasks.append(self.loop.create_task(self._watch_loop_lag()))
         self.log.info("listening", sip=[str(b) for b in self.bound])
 
@@ -302,6 +320,7 @@ class Node:
             await self.loop.run_in_executor(None, self.records.flush, 10)
 
     async def stop(self) -> None:
+        self.phones.stop()
         self.calls.stop()
         self.endpoint.flush()
         if self.center is not None:
@@ -314,6 +333,7 @@ class Node:
             await self.media_engine.stop()
         if self.records is not None:
             await self.loop.run_in_executor(None, self.records.close)
+        self.accounts.close()
         if hasattr(self.location, "close"):
             closing = self.location.close
             if asyncio.iscoroutinefunction(closing):
@@ -349,6 +369,7 @@ def options_from_config(cfg) -> NodeOptions:
     overload = overload_options(ovl)
     return NodeOptions(listen=listen, domain=sip.domain, user_agent=sip.user_agent, nonce_ttl=reg.nonce_ttl,
                        overload=overload if ovl.enabled else None,
+                       keepalive=keepalive_options(cfg.keepalive),
                        registrar=RegistrarOptions(realm=sip.realm, min_expires=reg.min_expires,
                                                   max_expires=reg.max_expires, default_expires=reg.default_expires,
                                                   max_contacts=reg.max_contacts,

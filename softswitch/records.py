@@ -38,6 +38,7 @@ CDR_COLUMNS = ("id", "call_id", "node", "caller", "called", "queue", "agent_id",
                "connected_at", "ended_at", "wait_s", "talk_s", "outcome", "end_reason", "recording", "extra",
                "channel", "page")
 QUEUE_LOG_COLUMNS = ("id", "at", "queue", "call_id", "agent_id", "event", "old", "new", "reason", "wait", "talk")
+WRAPUP_COLUMNS = ("id", "call_id", "agent_id", "at", "disposition", "notes")
 OUTCOMES = ("answered", "abandoned", "overflowed", "rejected", "outbound", "failed")
 
 # Each entry moves the schema one version up; never edit a released entry, append a new one.
@@ -56,11 +57,20 @@ MIGRATIONS = [
     """,
     # complete rows carry the talk time in its own column (wait keeps the answer's wait)
     "ALTER TABLE queue_log ADD COLUMN talk {real}",
+    # the agent's wrap-up of a call (disposition code, notes): a row per save, the latest per call_id counts
+    """
+    CREATE TABLE call_wrapup (id {pk}, call_id TEXT NOT NULL, agent_id TEXT, at {real}, disposition TEXT,
+        notes TEXT);
+    CREATE INDEX call_wrapup_call_id ON call_wrapup (call_id);
+    CREATE INDEX cdr_agent_id ON cdr (agent_id, started_at);
+    """,
     # how the customer came (phone, click_to_dial) and, from a website widget, the page they called from
     "ALTER TABLE cdr ADD COLUMN channel TEXT; ALTER TABLE cdr ADD COLUMN page TEXT",
 ]
 COMPONENT = "records"  # the cdr file is shared (credentials live there too): versions are per component
-_TABLES = {"cdr": (CDR_COLUMNS, "started_at"), "queue_log": (QUEUE_LOG_COLUMNS, "at")}
+_TABLES = {"cdr": (CDR_COLUMNS, "started_at"), "queue_log": (QUEUE_LOG_COLUMNS, "at"),
+           "call_wrapup": (WRAPUP_COLUMNS, "at")}
+WRAPUP_EXPORT = ("disposition", "notes")   # appended to each exported CDR: its latest wrap-up
 PG_SCHEMES = ("postgresql://", "postgres://")
 
 
@@ -361,6 +371,19 @@ class RecordStore:
                 where, args = where + [f"{col} = {ph}"], args + [val]
         return self._query(_select("queue_log", where, limit, args, ph), args)
 
+    def add_wrapup(self, call_id: str, agent_id: str, disposition: str, notes: str) -> Future:
+        """The agent's wrap-up of a call; a later one for the same call replaces it (in reads and exports)."""
+        if not call_id:
+            raise ValueError("a wrap-up needs a call_id")
+        return self._submit("call_wrapup", {"call_id": call_id, "agent_id": agent_id, "at": time.time(),
+                                            "disposition": disposition, "notes": notes})
+
+    def agent_cdrs(self, agent_id: str, limit: int = 10) -> list[dict]:
+        """The agent's last CDRs, newest first, each with its latest wrap-up (disposition, notes or None)."""
+        ph = self._backend.ph
+        args: list = [agent_id]
+        return self._query(_cdr_with_wrapup([f"c.agent_id = {ph}"], True, limit, args, ph), args)
+
     def count_cdrs(self) -> int:
         return self._query("SELECT count(*) AS n FROM cdr", [])[0]["n"]
 
@@ -380,8 +403,13 @@ class RecordStore:
             raise ValueError(f"export kind must be cdr|queue_log and fmt csv|json, got {kind!r}, {fmt!r}")
         cols, time_col = _TABLES[kind]
         ph = self._backend.ph
-        where, args = _where(since, until, time_col, ph)
-        rows = self._backend.stream(_select(kind, where, None, args, ph), args)
+        if kind == "cdr":
+            where, args = _where(since, until, "c.started_at", ph)
+            cols, sql = cols + WRAPUP_EXPORT, _cdr_with_wrapup(where, False, None, args, ph)
+        else:
+            where, args = _where(since, until, time_col, ph)
+            sql = _select(kind, where, None, args, ph)
+        rows = self._backend.stream(sql, args)
         try:
             return records_export.write(kind, fmt, cols, rows, out)
         finally:
@@ -398,6 +426,21 @@ def _select(table: str, where: list[str], limit: int | None, args: list, ph: str
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += " ORDER BY id"
+    if limit is not None:
+        sql += f" LIMIT {ph}"
+        args.append(int(limit))
+    return sql
+
+
+def _cdr_with_wrapup(where: list[str], desc: bool, limit: int | None, args: list, ph: str) -> str:
+    """CDR columns plus the latest wrap-up of each call (NULLs when none); `where` names columns as c.NAME."""
+    cols = ", ".join(f"c.{c}" for c in CDR_COLUMNS) + ", w.disposition, w.notes"
+    sql = (f"SELECT {cols} FROM cdr c LEFT JOIN call_wrapup w ON w.id = "
+           f"(SELECT max(id) FROM call_wrapup WHERE call_id = c.call_id)")
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    # newest first straight from the (agent_id, started_at) index; oldest first in id order like _select
+    sql += " ORDER BY c.started_at DESC, c.id DESC" if desc else " ORDER BY c.id"
     if limit is not None:
         sql += f" LIMIT {ph}"
         args.append(int(limit))

@@ -57,7 +57,7 @@ def pg_url(pg_server_url):
     """The session's database, emptied: each test opens it as new (the store creates the schema)."""
     import psycopg
     with psycopg.connect(pg_server_url, autocommit=True) as db:
-        db.execute("DROP TABLE IF EXISTS cdr, queue_log, schema_version")
+        db.execute("DROP TABLE IF EXISTS cdr, queue_log, call_wrapup, schema_version")
     return pg_server_url
 
 
