@@ -35,6 +35,7 @@ from .sip.uas import error_answer
 from .transport.tcp import listen_tcp
 from .transport.udp import listen_udp
 from .widget.gate import WidgetGate
+from .widget.sip import end_calls_of_flow
 
 
 @dataclass
@@ -118,6 +119,8 @@ class Node:
         self.calls.max_calls = config.server.sip.max_calls if config else 0
         # click-to-dial: tokens for web visitors; it reads self.config, so a reload applies to it too
         self.widgets = self.calls.widgets = WidgetGate(lambda: self.config) if config is not None else None
+        if self.widgets is not None:
+            self.endpoint.flow_listeners.append(lambda conn: end_calls_of_flow(self.calls, conn))
         self.guard = None
         if config is not None:
             self._security(config.server.sip.security)

@@ -185,6 +185,29 @@ def test_click_to_dial_voice_call_from_another_origin(tmp_path):
             assert cdr["channel"] == "click_to_dial" and cdr["page"] == page_url, cdr
             assert cdr["outcome"] == "answered" and cdr["agent_id"] == "1001" and cdr["called"] == "4010", cdr
             assert cdr["recording"] and _loudest_rms(cdr["recording"]) > 300, cdr
+
+            # A visitor who closes the tab, with an agent: the call ends at once, with its CDR.
+            visitor.context.close()
+            gone = _visitor(browser, page_url, 1280, problems)
+            gone.click("[data-click-to-dial] .call")
+            assert _until(lambda: agent.evaluate("window.agentPage.call") == "active", 20), \
+                gone.evaluate("window.clickToDial")
+            gone.context.close()
+            assert _until(lambda: agent.evaluate("window.agentPage.call") == "ended", 10)
+            rows = _until(lambda: [r for r in _cdrs(tmp_path / "cc.db") if r["queue"] == "web_voice"][1:], 10)
+            assert rows and rows[0]["end_reason"] == "customer connection closed", rows
+            assert rows[0]["outcome"] == "answered" and rows[0]["channel"] == "click_to_dial", rows
+            # ... and while queued (the agent on a break): abandoned, with its CDR.
+            api.call("POST", "/api/agents/me/state", {"state": "rest", "reason": "break"}, expect=200)
+            gone = _visitor(browser, page_url, 1280, problems)
+            gone.click("[data-click-to-dial] .call")
+            assert _until(lambda: gone.evaluate("window.clickToDial.state") == "connected", 15)
+            assert _until(lambda: api.call("GET", "/api/queues/web_voice")[1]["waiting"] == 1, 10), \
+                api.call("GET", "/api/queues/web_voice")
+            gone.context.close()
+            rows = _until(lambda: [r for r in _cdrs(tmp_path / "cc.db") if r["queue"] == "web_voice"][2:], 10)
+            assert rows and rows[0]["end_reason"] == "customer connection closed", rows
+            assert rows[0]["outcome"] == "abandoned" and rows[0]["agent_id"] is None, rows
             assert not [p for p in problems if "pageerror" in p], problems
 
 

@@ -48,6 +48,7 @@ class WidgetGate:
         self.signer = Signer(secret.encode() if secret else None)
         self.nonce_limit = RateLimit(self.settings.per_address, self.settings.per_node)
         self.token_limit = RateLimit(self.settings.per_address, self.settings.per_node)
+        self.flows: dict[object, set[str]] = {}     # visitor's WebSocket -> Call-IDs of the calls it started
         self.stats = {"nonces": 0, "tokens": 0, "refused": 0, "rate_limited": 0, "calls": 0, "calls_refused": 0}
 
     @property

@@ -38,7 +38,7 @@
       .head { display: flex; justify-content: space-between; align-items: baseline; margin-bottom: 6px; }
       .title { font-weight: 700; font-size: 16px; }
       .time { font-variant-numeric: tabular-nums; color: #5b6575; font-size: 14px; }
-      .status { font-size: 14px; color: #3b4454; min-height: 20px; margin-bottom: 12px; }
+      .status { font-size: 14px; line-height: 1.4; color: #3b4454; min-height: 20px; margin-bottom: 12px; }
       .videos { position: relative; margin-bottom: 12px; }
       .remote { width: 100%; aspect-ratio: 4 / 3; background: #1d2430; border-radius: 8px; display: block; }
       .local { position: absolute; right: 8px; bottom: 8px; width: 30%; border-radius: 6px; background: #333;
