@@ -120,7 +120,7 @@
   }
 
   async function start() {
-    if (session || api.state === "starting") return;
+    if (session || ua || api.state === "starting") return;     // one call at a time (a second click)
     api.cause = null;
     open(true);
     $(".time").textContent = "";
