@@ -50,6 +50,7 @@ class Call:
         self.priority = 0                       # from the customer's Priority header (RFC 3261 s. 20.26)
         self.offer = None                       # the customer's parsed SDP offer
         self.recording = None
+        self.committed = None                   # Future: the call's last records committed (once it ended)
 
 
 class CallControl:
@@ -649,11 +650,12 @@ class CallControl:
         if leg is None:
             self.endpoint.respond(tx, make_response(req, 481))
             return
-        self.endpoint.respond(tx, make_response(req, 200))
         leg.stop_timers()
         leg.state = "ended"
         self.dialogs.pop(leg.key, None)
         self.leg_gone(leg, "bye")
+        # the 200 that ends a call leaves once its records are committed
+        self._after_records(leg.call, lambda: self.endpoint.respond(tx, make_response(req, 200)))
 
     def on_cancel(self, tx, req: Request) -> None:
         inv = self.endpoint.layer.find_invite_server(req)
@@ -828,10 +830,10 @@ class CallControl:
         self.stats["ended"] += 1
         if call.outbound_to is not None and call.customer.invite_tx is not None:
             self.outbound_by_tx.pop(id(call.customer.invite_tx), None)
-        for leg in [call.customer, call.agent_leg, call.outbound_to, call.supervisor, *call.offers.values()]:
-            if leg is not None:
-                leg.bye()
-                self.dialogs.pop(leg.key, None)
+        legs = [leg for leg in (call.customer, call.agent_leg, call.outbound_to, call.supervisor,
+                                *call.offers.values()) if leg is not None]
+        for leg in legs:
+            leg.stop_timers()
         if call.ivr is not None:
             call.ivr.cancel()
         if call.recording is not None:
@@ -849,9 +851,22 @@ class CallControl:
         self.log.info("call_ended", call_id=call.id, reason=reason,
                       duration=round(time.time() - call.started, 3))
         if self.records is not None:
-            self._write_cdr(call, reason)
+            call.committed = self._write_cdr(call, reason)
+        self._after_records(call, lambda: self._hang_up(legs))
 
-    def _write_cdr(self, call: Call, reason: str) -> None:
+    def _hang_up(self, legs: list[Leg]) -> None:
+        for leg in legs:
+            leg.bye()
+            self.dialogs.pop(leg.key, None)
+
+    def _after_records(self, call: Call | None, fn) -> None:
+        """fn() now, or once the ended call's records are committed (bounded by the store's commit_wait)."""
+        if call is None or call.committed is None or self.records is None:
+            fn()
+        else:
+            self.records.after_commit(call.committed, self.loop, fn, call_id=call.id)
+
+    def _write_cdr(self, call: Call, reason: str):
         now = time.time()
         outcome = "outbound" if call.outbound_to is not None else (
             self.center.acd.outcomes.get(call.id) if self.center is not None else None) or (
@@ -873,6 +888,7 @@ class CallControl:
         fut = self.records.add_cdr(row)
         fut.add_done_callback(lambda f, cid=call.id: f.exception() and self.log.error(
             "cdr_write_failed", call_id=cid, error=repr(f.exception())))
+        return fut
 
     def stop(self) -> None:
         for call in list(self.calls.values()):

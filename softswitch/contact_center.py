@@ -57,6 +57,8 @@ class ContactCenter:
         self.reachable = lambda bindings: bindings     # the node's PhoneWatch leaves out unreachable bindings
         self.away: dict[str, bool] = {}         # agent -> was idle: held busy while no phone is reachable
         self._flow_closed: set[str] = set()     # softphones whose connection just closed (their bindings go)
+        self.silent: set[str] = set()           # softphones with bindings, none of which has answered yet
+        self._lines: list | None = None         # queue-log lines of the ACD step being run, committed together
 
     # --- inputs --------------------------------------------------------------------------------------------
     def on_bindings(self, user: str, before: list, after: list) -> None:
@@ -70,8 +72,18 @@ class ContactCenter:
                 self.pool.agent_registered(agent.id)
 
     def run(self, fn, *args):
-        """Call an ACD input and carry out what it asks (offers, withdrawals, calls leaving)."""
-        actions = fn(*args)
+        """Call an ACD input and carry out what it asks (offers, withdrawals, calls leaving). The step's
+        queue-log lines go to the records as one transaction, before anything it asks is done."""
+        outer = self._lines is None
+        if outer:
+            self._lines = []
+        try:
+            actions = fn(*args)
+        finally:
+            if outer:
+                lines, self._lines = self._lines, None
+                if lines and self.records is not None:
+                    self.records.add_queue_events(lines)
         if self.calls is not None and actions:
             self.calls.apply(actions)
         self._rearm()
@@ -114,9 +126,12 @@ class ContactCenter:
         if self.board is not None and ev.queue:
             self.loop.create_task(self._board(ev))
         if self.records is not None:
-            self.records.add_queue_event({"at": ev.at, "queue": ev.queue, "call_id": ev.call_id,
-                                          "agent_id": ev.agent_id, "event": ev.kind, "old": ev.old, "new": ev.new,
-                                          "reason": ev.reason, "wait": ev.wait, "talk": ev.talk})
+            line = ({"at": ev.at, "queue": ev.queue, "call_id": ev.call_id, "agent_id": ev.agent_id, "event": ev.kind,
+                     "old": ev.old, "new": ev.new, "reason": ev.reason, "wait": ev.wait, "talk": ev.talk}, self._opened(ev))
+            if self._lines is not None:
+                self._lines.append(line)
+            else:
+                self.records.add_queue_event(*line)
             if ev.kind in ("answer", "abandon", "overflow", "complete"):
                 t = self.timing.setdefault(ev.call_id, [0.0, None])
                 if ev.kind == "complete":
@@ -129,6 +144,14 @@ class ContactCenter:
         for q in list(self.subscribers):
             if q.qsize() < 1000:
                 q.put_nowait(payload)
+
+    def _opened(self, ev: Event) -> dict | None:
+        """Who called whom, for the journal of calls in progress (a crash's interrupted CDR)."""
+        call = self.calls.calls.get(ev.call_id) if ev.kind == "enqueue" and self.calls is not None else None
+        if call is None:
+            return None
+        dialog = call.customer.dialog
+        return {"caller": dialog.remote_uri if dialog else "", "called": call.number, "started_at": call.started}
 
     async def _board(self, ev: Event) -> None:
         b = self.board
@@ -184,6 +207,10 @@ class ContactCenter:
         them go back when one is; True when that is all there is to do."""
         flow_closed = agent.softphone in self._flow_closed
         self._flow_closed.discard(agent.softphone)
+        if any_binding and not reachable:
+            self.silent.add(agent.softphone)
+        else:
+            self.silent.discard(agent.softphone)
         if reachable:
             if agent.id in self.away:
                 self._phone_back(agent)
@@ -199,6 +226,14 @@ class ContactCenter:
             self.log.info("phone_unreachable", agent_id=agent.id, softphone=agent.softphone, state=agent.state)
             self._hold(agent.id)
         return True
+
+    def hold_until_reachable(self, agent_id: str, was_idle: bool) -> None:
+        """An agent signed in again after a restart whose kept binding has not answered yet: held busy
+        (phone_unreachable) until it does, then back to idle if that is what they were."""
+        agent = self.acd.agents[agent_id]
+        self.away[agent_id] = was_idle
+        self.log.info("phone_unreachable", agent_id=agent_id, softphone=agent.softphone, state=agent.state)
+        self._hold(agent_id)
 
     def _hold(self, agent_id: str) -> None:
         a = self.acd.agents.get(agent_id)

@@ -21,6 +21,8 @@ from .location import MemoryLocationStore
 from .options import make_options_handler
 from .keepalive import KeepaliveOptions
 from .phones import PhoneWatch, keepalive_options
+from .records import RecordStore, RecordStoreClosed
+from .records_recovery import recover, resume_agents
 from .overload import OverloadOptions
 from .security_settings import agent_algorithms, guard_options, lockout_options, overload_options
 from .b2bua import CallControl
@@ -131,9 +133,11 @@ class Node:
         self.center: ContactCenter | None = None
         self.media_engine = None
         self.records = None
+        self._resume: list[dict] = []            # agents signed in when the last run ended, to sign in again
         if config is not None:
-            from .records import RecordStore
-            self.records = RecordStore(config.server.storage.cdr)
+            self.records = RecordStore(config.server.storage.cdr, node=config.server.node_id)
+            # calls and agent states a crash left open are closed before anything new is written
+            _, self._resume = recover(self.records)
             self.calls.records = self.records
             self.calls.node_id = config.server.node_id
         if config is not None and config.queues:
@@ -234,6 +238,9 @@ class Node:
         if restored:
             self.log.info("bindings_restored", aors=len(restored))
         self.phones.drop_orphans()
+        if self.center is not None and self._resume:
+            resume_agents(self.center, self.records, self._resume)
+            self._resume = []
         ep.start()
         if self.center is not None:
             self.center.start()
@@ -247,6 +254,8 @@ class Node:
         if self.accounts.redis is not None:
             self._tasks.append(self.loop.create_task(self.accounts.follow(log=self.log)))
         self._tasks.append(self.loop.create_task(self._watch_loop_lag()))
+        if self.records is not None:
+            self._tasks.append(self.loop.create_task(self._alive()))
         self.log.info("listening", sip=[str(b) for b in self.bound])
 
     def _on_register(self, tx, req) -> None:
@@ -270,6 +279,17 @@ class Node:
                 await self.registrar.expire(time.time())
             except Exception:
                 self.log.exception("binding_expiry_failed")
+
+    async def _alive(self, every: float = 1.0) -> None:
+        """A sign of life in the records store: the calls a crash interrupts end when it was last given."""
+        while True:
+            try:
+                self.records.touch()
+            except RecordStoreClosed:   # the node is stopping
+                return
+            except Exception:
+                self.log.exception("records_touch_failed")
+            await asyncio.sleep(every)
 
     async def _watch_loop_lag(self, every: float = 0.05) -> None:
         """Overload signals for call admission, smoothed: how late the loop runs callbacks, the share of time
@@ -325,6 +345,12 @@ class Node:
     async def stop(self) -> None:
         self.phones.stop()
         self.calls.stop()
+        if self.records is not None:     # the calls' BYEs leave once their records are in
+            try:
+                await self.loop.run_in_executor(None, self.records.flush, self.records.commit_wait)
+            except Exception as exc:
+                self.log.error("records_flush_failed", error=repr(exc))
+            await asyncio.sleep(0)
         self.endpoint.flush()
         if self.center is not None:
             self.center.stop()
