@@ -186,3 +186,19 @@ def test_yaml_errors_name_file_line_and_key(section, problem):
     assert problem in text and "cc.yaml:" in text, text
     line = int(text.split(problem)[0].rsplit("cc.yaml:", 1)[1].split(":")[0])
     assert line > 0
+
+
+def test_a_reload_changes_origins_and_routes_at_once():
+    holder = {"cfg": parse_config(cfg_text(SECTION), "cc.yaml")}
+    g = WidgetGate(lambda: holder["cfg"], Clock())
+    token = token_for(g)
+    assert g.ws_origin_allowed(SHOP)
+    # the shop's origin and route 4011 are taken off the widget; its tokens stop working with them
+    holder["cfg"] = parse_config(cfg_text(SECTION.replace(f'"{SHOP}", ', "").replace('"4010", "4011"', '"4010"')),
+                                 "cc.yaml")
+    assert not g.ws_origin_allowed(SHOP) and g.nonce("shop", SHOP, "a").status == 403
+    assert isinstance(g.check_invite(Req(token), ws(SHOP), "4010"), Refusal)
+    local = "http://localhost:8000"
+    token = token_for(g, local)
+    assert isinstance(g.check_invite(Req(token), ws(local), "4011"), Refusal)
+    assert not isinstance(g.check_invite(Req(token), ws(local), "4010"), Refusal)
