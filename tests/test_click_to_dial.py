@@ -316,3 +316,9 @@ def test_click_to_dial_refusals(tmp_path):
         limited = [c for c in codes if c[0] == 429]
         assert limited and all(c[0] in (200, 429) for c in codes), [c[0] for c in codes]
         assert int(limited[0][1]["Retry-After"]) >= 1 and limited[0][1]["Access-Control-Allow-Origin"] == good
+        with urllib.request.urlopen(base + "/metrics", timeout=10) as r:
+            metrics = r.read().decode()
+        figures = {line.split('"')[1]: float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+                   if line.startswith("softswitch_click_to_dial_total{")}
+        assert figures["calls"] == 1 and figures["calls_refused"] == 7 and figures["tokens"] == 1, figures
+        assert figures["rate_limited"] == len(limited), figures
