@@ -112,13 +112,38 @@ class Node:
         self.endpoint.stateless["REGISTER"] = lambda req: self.registrar.challenge_if_needed(req, time.time())
         self.router = Router(config.routes if config else [],
                              {a.softphone: a.id for a in config.agents} if config else {})
+        self.center: ContactCenter | None = None
+        self.media_engine = None
+        self.records = None
+        call_media = None
+        base = None
+        self._resume: list[dict] = []            # agents signed in when the last run ended, to sign in again
+        if config is not None:
+            self.records = RecordStore(config.server.storage.cdr, node=config.server.node_id)
+            # calls and agent states a crash left open are closed before anything new is written
+            _, self._resume = recover(self.records)
+        if config is not None and config.queues:
+            self.center = ContactCenter(config, self.loop)
+            self.center.records = self.records
+            if self.pool is not None:
+                self.pool.center = self.center
+                self.center.pool = self.pool
+                from .queue_board import RedisQueueBoard
+                self.center.board = self.pool.board = RedisQueueBoard(self.pool.redis, config.server.node_id)
+            self.registrar.listeners.append(self.center.on_bindings)
+            base = Path(config.file).resolve().parent
+            if config.server.media.anchor:
+                call_media = self._media(config, base)
         media = config.server.media if config else None
         self.calls = CallControl(self.endpoint, self.router, domain=options.domain,
                                  media_address=media.address if media else "127.0.0.1",
                                  rtp_ports=media.rtp_ports if media else (20000, 29999),
                                  session_expires=int(config.server.sip.session_expires) if config else 1800,
-                                 authn=self.authn)
-        self.calls.max_calls = config.server.sip.max_calls if config else 0
+                                 authn=self.authn, center=self.center, media=call_media,
+                                 pool=self.pool if self.center is not None else None, records=self.records,
+                                 node_id=config.server.node_id if config else "",
+                                 queue_settings={q.name: q for q in config.queues} if config else {},
+                                 max_calls=config.server.sip.max_calls if config else 0)
         # click-to-dial: tokens for web visitors; it reads self.config, so a reload applies to it too
         self.widgets = self.calls.widgets = WidgetGate(lambda: self.config) if config is not None else None
         if self.widgets is not None:
@@ -128,38 +153,16 @@ class Node:
             self._security(config.server.sip.security)
         self.phones = PhoneWatch(self.loop, self.endpoint, self.registrar, options.keepalive, self.calls,
                                  options.domain)
-        self.registrar.listeners.append(self.phones.on_bindings)       # first: the others see reachability
+        self.registrar.listeners.insert(0, self.phones.on_bindings)    # first: the others see reachability
         self.endpoint.flow_listeners.append(self.phones.flow_closed)
-        self.center: ContactCenter | None = None
-        self.media_engine = None
-        self.records = None
-        self._resume: list[dict] = []            # agents signed in when the last run ended, to sign in again
-        if config is not None:
-            self.records = RecordStore(config.server.storage.cdr, node=config.server.node_id)
-            # calls and agent states a crash left open are closed before anything new is written
-            _, self._resume = recover(self.records)
-            self.calls.records = self.records
-            self.calls.node_id = config.server.node_id
-        if config is not None and config.queues:
-            self.center = ContactCenter(config, self.loop)
-            self.center.calls = self.calls
-            self.center.records = self.records
-            if self.pool is not None:
-                self.pool.center = self.center
-                self.center.pool = self.pool
-                self.calls.pool = self.pool
-                from .queue_board import RedisQueueBoard
-                self.center.board = self.pool.board = RedisQueueBoard(self.pool.redis, config.server.node_id)
-            self.calls.center = self.center
-            self.registrar.listeners.append(self.center.on_bindings)
+        if self.center is not None:
+            self.center.calls = self.calls      # the ACD's actions (offers, withdrawals) go to call control
             self.center.reachable = self.phones.reachable
             self.phones.listeners.append(self.center.on_bindings)
             self.phones.flow_listeners.append(self.center.flow_lost)
-            base = Path(config.file).resolve().parent
             self.calls.ivr_runner = IvrRunner(self.calls, config.ivr, base, self.loop)
-            self.calls.queue_settings = {q.name: q for q in config.queues}
-            if config.server.media.anchor:
-                self._media(config, base)
+            if call_media is not None:
+                self.calls.ivr_runner.player = lambda call, path: call_media.play(call.customer.stream, str(path))
         self.api = None
         self._tasks: list[asyncio.Task] = []
         self.servers: list = []
@@ -178,13 +181,12 @@ class Node:
         self.authn.lockout = AccountLockout(lockout_options(sec), log.get("guard"))
         self.calls.outbound_per_minute = sec.outbound_calls_per_minute
 
-    def _media(self, config, base: Path) -> None:
+    def _media(self, config, base: Path):
         from media.engine import MediaEngine
         from .call_media import CallMedia
         self.media_engine = MediaEngine(self.loop, config.server.media.address, config.server.media.rtp_ports)
         recordings = recordings_dir(config.server.storage.cdr)
-        self.calls.media = CallMedia(self.media_engine, base, recordings, log.get("media"))
-        self.calls.ivr_runner.player = lambda call, path: self.calls.media.play(call.customer.stream, str(path))
+        return CallMedia(self.media_engine, base, recordings, log.get("media"))
 
     async def start(self) -> None:
         ep = self.endpoint

@@ -61,7 +61,8 @@ def test_serve_names_the_address_it_cannot_listen_on(tmp_path):
     assert f"cannot listen on udp:127.0.0.1:{port}: Address already in use" in res.stderr
 
 
-PURE = ["softswitch/sip", "acd", "media", "softswitch/lockout.py", "softswitch/authn.py", "softswitch/keepalive.py"]
+PURE = ["softswitch/sip", "softswitch/calls", "acd", "media", "softswitch/lockout.py", "softswitch/authn.py",
+        "softswitch/keepalive.py"]
 IO_MODULES = {"asyncio", "socket", "time", "random", "selectors", "threading", "uvloop"}
 # The media engine is the media side's only I/O; its tick stages, codec tables and recordings stay pure.
 KERNEL_EXEMPT = {"media/engine/core.py", "media/engine/player.py", "media/engine/relay.py",
