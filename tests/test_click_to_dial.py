@@ -159,7 +159,7 @@ def test_click_to_dial_voice_call_from_another_origin(tmp_path):
 
             invite = _until(lambda: agent.evaluate("window.agentPage.lastInvite"), 15)
             assert invite, f"no INVITE reached the agent: {visitor.evaluate('window.clickToDial')}; {problems}"
-            assert invite["queue"] == "web_voice" and invite["video"] is False, invite
+            assert invite["queue"] == "web_voice" and invite["video"] is False and invite["answerAfter"] == 2, invite
             assert _until(lambda: agent.evaluate("window.agentPage.autoAnswered"), 6), "no auto-answer"
             assert _until(lambda: agent.evaluate("window.agentPage.call") == "active", 10)
             assert visitor.evaluate("window.clickToDial.state") == "connected", visitor.evaluate("window.clickToDial")
