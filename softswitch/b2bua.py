@@ -36,6 +36,7 @@ from .sip.message import Request, Response, make_response
 from .sip.transaction import Transaction
 from .sip.uri import SipURI, parse_uri
 from .transport.base import Target
+from .widget.sip import admit_widget_call
 
 MIN_SE = session_timer.MIN_SE
 __all__ = ["Call", "CallControl", "MIN_SE"]
@@ -62,6 +63,7 @@ class CallControl:
         self.pool = pool                        # Pool in pool mode: agent reservations across nodes
         self.records = records                  # RecordStore: a CDR for every call
         self.queue_settings: dict = queue_settings or {}   # queue name -> settings.SkillQueue
+        self.widgets = None                     # widget.gate.WidgetGate: click-to-dial tokens
         self.ivr_runner = None
         self.listen: dict[str, tuple[str, int]] = {}
         self.calls: dict[str, Call] = self.core.calls
@@ -270,6 +272,8 @@ class CallControl:
         uri = req.uri
         number = uri.user_unescaped if isinstance(uri, SipURI) else None
         ext = uri.param("ext") if isinstance(uri, SipURI) else None
+        if self.widgets is not None and not admit_widget_call(self, tx, req, number):
+            return
         caller_agent = None
         if self.authn is not None and not self.router.has_route(number, ext):
             # Only an agent calls numbers outside the called routes: challenged before any state is kept,
@@ -352,6 +356,7 @@ class CallControl:
         call = Call(req.call_id, leg, number, time.time())
         leg.call = call
         call.offer_sdp, call.offer = req.body, offer
+        call.channel = self.widgets.cdr_fields(req) if self.widgets is not None else {}
         call.video = bool(offer is not None and offer.has_video)
         call.priority = priority_of(req.get("Priority"))
         call.customer_contact = callback.customer_contact(req.contacts if req.has("Contact") else [],
@@ -559,6 +564,7 @@ class CallControl:
         row = e.row
         if self.center is not None:     # carried after the ACD's effects: the call's queue-log figures are in
             row = cdr.with_queue_timing(row, *self.center.call_timing(row["call_id"]))
+        row = {**row, **(getattr(e.call, "channel", None) or {"channel": "phone"})}   # click-to-dial or not
         fut = e.call.committed = self.records.add_cdr(row)
         fut.add_done_callback(lambda f, cid=e.row["call_id"]: f.exception() and self.log.error(
             "cdr_write_failed", call_id=cid, error=repr(f.exception())))

@@ -36,6 +36,8 @@ from .sip.message import make_response
 from .sip.uas import error_answer
 from .transport.tcp import listen_tcp
 from .transport.udp import listen_udp
+from .widget.gate import WidgetGate
+from .widget.sip import end_calls_of_flow
 
 
 @dataclass
@@ -142,6 +144,10 @@ class Node:
                                  node_id=config.server.node_id if config else "",
                                  queue_settings={q.name: q for q in config.queues} if config else {},
                                  max_calls=config.server.sip.max_calls if config else 0)
+        # click-to-dial: tokens for web visitors; it reads self.config, so a reload applies to it too
+        self.widgets = self.calls.widgets = WidgetGate(lambda: self.config) if config is not None else None
+        if self.widgets is not None:
+            self.endpoint.flow_listeners.append(lambda conn: end_calls_of_flow(self.calls, conn))
         self.guard = None
         if config is not None:
             self._security(config.server.sip.security)
@@ -214,7 +220,8 @@ class Node:
                     import ssl
                     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
                     ctx.load_cert_chain(*self.config.server.sip.tls)
-                srv = await listen_ws(self.loop, ep, spec.host, spec.port, ssl=ctx)
+                srv = await listen_ws(self.loop, ep, spec.host, spec.port, ssl=ctx,
+                                      widget_origin=self.widgets.ws_origin_allowed if self.widgets else None)
                 self.servers.append(srv)
                 self.bound.append(Listen(spec.proto, spec.host, srv.port))
             else:

@@ -16,6 +16,7 @@ from .secrets import RULES, PasswordPolicy, hash_password, parse_softphone_hash,
 from .source import ConfigError, Located, load_located
 from .chat import read_chat
 from .wallboard import percent, read_wallboard
+from .widgets import read_click_to_dial
 from ..credentials import ha1_pair
 
 NAME = re.compile(r"[A-Za-z0-9_.-]+")
@@ -52,7 +53,7 @@ def _parse(text: str, file: str) -> Config:
         "password_policy": (lambda r, l, p: l, None), "employees": (lambda r, l, p: l, None),
         "agents": (lambda r, l, p: l, None), "skill_queues": (lambda r, l, p: l, None),
         "called_routes": (lambda r, l, p: l, None), "ivr": (lambda r, l, p: l, None),
-        "wallboard": (lambda r, l, p: l, None),
+        "wallboard": (lambda r, l, p: l, None), "click_to_dial": (lambda r, l, p: l, None),
         "phones": (lambda r, l, p: l, None),
         "chat": (lambda r, l, p: l, None),
     })
@@ -67,9 +68,10 @@ def _parse(text: str, file: str) -> Config:
     wallboard = read_wallboard(r, top["wallboard"], {q.name for q in queues})
     chat = read_chat(r, top["chat"], {a.id: a.queues for a in agents},
                      {q.name for q in queues if q.type == "multimedia"})
+    c2d = read_click_to_dial(r, top["click_to_dial"], routes, {q.name: q.type for q in queues}.get)
     cfg = Config(file, server, policy, tuple(employees), tuple(agents), tuple(queues), tuple(routes), ivr,
                  tuple(pool["nodes"] or ()), wallboard,
-                 _phones(r, top["phones"]), chat)
+                 _phones(r, top["phones"]), chat, click_to_dial=c2d)
     if server is not None:
         # also after problems in the sections (a bad value has been read as its default), so one run
         # reports every problem: a wrong name is found beside a typo'd key
