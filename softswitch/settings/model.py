@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from .secrets import PasswordPolicy
+from .trunks import TrunkSettings
 from .wallboard import WallboardSettings
 
 QUEUE_TYPES = ("voice", "multimedia", "video", "voice_click_to_dial", "video_click_to_dial")
@@ -181,6 +182,7 @@ class Config:
     ivr: dict = field(hash=False, compare=True)    # flow name -> tuple[IvrStep, ...]
     pool_nodes: tuple[str, ...] = ()
     wallboard: WallboardSettings = WallboardSettings()
+    trunks: TrunkSettings = TrunkSettings()      # SIP trunks and the outbound dial plan
 
     @cached_property
     def _index(self) -> tuple[dict, dict, dict, dict]:
