@@ -31,6 +31,7 @@ from .sip.message import make_response
 from .sip.uas import error_answer
 from .transport.tcp import listen_tcp
 from .transport.udp import listen_udp
+from .trunks.service import TrunkService
 
 
 @dataclass
@@ -112,6 +113,11 @@ class Node:
         self.guard = None
         if config is not None:
             self._security(config.server.sip.security)
+        self.trunks = TrunkService(self, config.trunks, log.get("trunks")) if config is not None else None
+        if self.trunks is not None:
+            if self.guard is not None:
+                self.guard.trusted = self.trunks.trusted
+            self.endpoint.filters.append(self.trunks.admit)
         self.center: ContactCenter | None = None
         self.media_engine = None
         self.records = None
@@ -212,6 +218,8 @@ class Node:
         if restored:
             self.log.info("bindings_restored", aors=len(restored))
         ep.start()
+        if self.trunks is not None:
+            await self.trunks.start()
         if self.center is not None:
             self.center.start()
         if self.pool is not None:
@@ -298,6 +306,8 @@ class Node:
             await self.loop.run_in_executor(None, self.records.flush, 10)
 
     async def stop(self) -> None:
+        if self.trunks is not None:
+            await self.trunks.stop()        # un-REGISTER while the transports are still up
         self.calls.stop()
         self.endpoint.flush()
         if self.center is not None:
