@@ -20,8 +20,8 @@ pytestmark = pytest.mark.skipif(kamailio_binary() is None, reason="kamailio miss
 SP = softphone_hash("70001", "cc.test", "Phone-Pass1!")
 
 
-def node_config(tmp_path, sip_port: int, http_port: int, trunks: str):
-    text = f"""\
+def node_yaml(tmp_path, sip_port: int, http_port: int, trunks: str) -> str:
+    return f"""\
 server:
   sip: {{listen: [udp:127.0.0.1:{sip_port}], domain: cc.test, security: {{rate: 5, burst: 5}}}}
   http: {{listen: 127.0.0.1:{http_port}}}
@@ -36,7 +36,10 @@ skill_queues:
 called_routes:
   - {{called: "4001", queue: q1}}
 {trunks}"""
-    return parse_config(text, str(tmp_path / "node.yaml"))
+
+
+def node_config(tmp_path, sip_port: int, http_port: int, trunks: str):
+    return parse_config(node_yaml(tmp_path, sip_port, http_port, trunks), str(tmp_path / "node.yaml"))
 
 
 def start_node(cfg):
