@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from time import perf_counter
 
 from ..sip.errors import SipError
 from ..sip.message import Request, Response
@@ -85,7 +86,7 @@ class RegisterClient(_Client):
         for eff in effects:
             if isinstance(eff, Send):
                 if self._round_start is None:
-                    self._round_start = self.loop.time()
+                    self._round_start = perf_counter()     # the loop's clock may tick in milliseconds
                 extra = [["Contact", self.contact()], ["Expires", str(eff.expires)]]
                 if eff.authorization:
                     extra.append([eff.header, eff.authorization])
@@ -111,7 +112,7 @@ class RegisterClient(_Client):
             self._apply(self.machine.network_error(now))
         elif event == "response" and isinstance(msg, Response) and msg.status >= 200:
             if 200 <= msg.status < 300 and self._round_start is not None:
-                self.round_trips.append(now - self._round_start)
+                self.round_trips.append(perf_counter() - self._round_start)
                 del self.round_trips[:-100]
             if msg.status not in (401, 407):
                 self._round_start = None

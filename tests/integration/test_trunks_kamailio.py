@@ -13,7 +13,7 @@ import pytest
 from softswitch.node import Node, credentials_from_config, options_from_config
 from softswitch.settings import parse_config, softphone_hash
 from tests.conftest import NodeThread, free_port
-from tests.support.kamailio import Kamailio, kamailio_binary, request
+from tools.kamailioserver import Kamailio, kamailio_binary, request
 
 pytestmark = pytest.mark.skipif(kamailio_binary() is None, reason="kamailio missing: run tools/install-sysdeps.sh")
 

@@ -1,4 +1,4 @@
-"""Kamailio as a SIP provider for trunk tests: a registrar with digest auth (a static password checked by
+"""Kamailio as a SIP provider for trunk tests and benchmarks: a registrar with digest auth (a static password checked by
 `pv_www_authenticate`), `usrloc` in memory, OPTIONS answered, and requests for a registered user relayed to its
 contact. Started on a free port of 127.0.0.1 with a config written per test; `restart` keeps the port and
 loses the registrations, as a provider's restart does."""
@@ -123,3 +123,9 @@ def request(port: int, user: str | None = None, timeout: float = 2.0) -> tuple[i
             if status >= 200:
                 return status, data
         return None, ""
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
