@@ -19,7 +19,7 @@ PKG = Path(__file__).resolve().parents[3] / "softswitch" / "trunks"
 
 def test_pure_modules_import_no_io_clock_or_randomness():
     for path in PKG.glob("*.py"):
-        if path.name == "service.py":
+        if path.name in ("service.py", "clients.py"):      # the asyncio shell
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else \

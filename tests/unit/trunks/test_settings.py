@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from softswitch.settings import ConfigError, load_config, parse_config, softphone_hash
+from softswitch.trunks.outbound import OutboundCall
 from tests.test_settings import BASE
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -163,3 +164,26 @@ def test_config_route_from_a_trunk(tmp_path):
     assert p.returncode == 3 and "0305554001 -> +49305554001: rejected 404 No route" in p.stdout
     p = route(path, "4001", "--from-trunk", "nope")
     assert p.returncode == 1 and "no trunk 'nope' (trunks: carrier_a, provider_b)" in p.stderr
+
+
+def test_an_outbound_call_walks_the_dial_plan_with_each_trunks_format_and_caller_id():
+    c = cfg("""\
+        trunks:
+          - {name: a, addresses: [192.0.2.1], numbers: {country_code: "49", send_as: national}}
+          - {name: b, proxy: "sbc.example:5080", transport: tcp, numbers: {add: "1234#"}, outbound_auth: {username: u, password: p}}
+          - {name: c, addresses: [192.0.2.3]}
+        dial_plan:
+          routes: [{numbers: "+49*", trunks: [a, b, c]}]
+          caller_id: {default: "+4930555000", queues: {q1: "+4930555100"}}
+        """)
+    down = {"c"}
+    call = OutboundCall(c.trunks, "+4989123456", lambda n: n not in down, queue="q1")
+    first = call.first()
+    assert (first.trunk, first.uri, first.caller_id) == ("a", "sip:089123456@192.0.2.1:5060", "030555100")
+    second = call.result(503)
+    assert (second.trunk, second.uri, second.transport) == ("b", "sip:1234#+4989123456@sbc.example:5080;transport=tcp",
+                                                           "tcp")
+    assert second.caller_id == "1234#+4930555100" and second.auth.username == "u"
+    assert call.result("timeout") is None and call.walk.skipped == ["c"]
+    assert OutboundCall(c.trunks, "+3312", lambda n: True).first() is None       # no route
+    assert call.walk.tried == [("a", 503), ("b", "timeout")]
