@@ -93,6 +93,7 @@ class CallControl:
         self.max_resend_ratio = 0.1
         self.backlog = 0.0                      # smoothed age of queued datagrams, seconds (set by the node)
         self.max_backlog = 0.1
+        self.trunk_invite = None     # (tx, req) -> True when a trunk's INVITE was answered there (node.trunks)
         for m, h in (("INVITE", self.on_invite), ("BYE", self.on_bye), ("CANCEL", self.on_cancel),
                      ("UPDATE", self.on_update), ("INFO", self.on_info)):
             endpoint.handlers[m] = h
@@ -169,6 +170,8 @@ class CallControl:
         if req.to.tag:
             self._reinvite(tx, req)
             return
+        if self.trunk_invite is not None and self.trunk_invite(tx, req):
+            return                 # a trunk's INVITE refused or challenged by the trunk's own rules
         # Headers the call task reads later, once it holds a media stream: a malformed one is refused here with
         # its 400 (the parse is cached), not by a task that fails silently and leaves the stream open.
         if req.has("Contact"):

@@ -118,6 +118,7 @@ class Node:
             if self.guard is not None:
                 self.guard.trusted = self.trunks.trusted
             self.endpoint.filters.append(self.trunks.admit)
+            self.calls.trunk_invite = self.trunks.on_invite
         self.center: ContactCenter | None = None
         self.media_engine = None
         self.records = None

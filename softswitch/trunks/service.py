@@ -17,9 +17,11 @@ from ..sip.errors import SipError
 from ..sip.message import make_response
 from ..sip.uri import parse_uri
 from ..transport.base import Target
+from .admission import on_trunk_invite
 from .caps import CallCaps
 from .clients import Pinger, RegisterClient
 from .identify import TrunkIndex, parse_address
+from .outbound import OutboundCall
 
 
 class TrunkService:
@@ -33,6 +35,7 @@ class TrunkService:
         self.pingers: dict[str, Pinger] = {}
         self.started = False
         self._tasks: list[asyncio.Task] = []
+        self.stats: dict[str, dict[str, int]] = {}      # trunk -> calls handed to call control, refused
         self._retune_caps()
         self._reindex()
 
@@ -61,6 +64,14 @@ class TrunkService:
                              headers=[("Retry-After", "1")])
         self.endpoint.send_stateless(resp, src)
         return False
+
+    def on_invite(self, tx, req) -> bool:
+        """Call control's hook for a new INVITE: True when answered here (see admission.py)."""
+        return on_trunk_invite(self, tx, req)
+
+    def outbound(self, number: str, queue: str | None = None, agent: str | None = None) -> OutboundCall:
+        """The trunks an outbound call to `number` tries, in order (see outbound.py)."""
+        return OutboundCall(self.settings, number, self.usable, queue, agent)
 
     def local(self, proto: str) -> tuple[str, int]:
         """The node's own address for a transport (Via and Contact of our requests)."""
@@ -134,6 +145,7 @@ class TrunkService:
         names = set()
         for t in self.settings.trunks:
             names.add(t.name)
+            self.stats.setdefault(t.name, {"calls": 0, "refused": 0})
             cur = self.caps.get(t.name)
             if cur is None:
                 self.caps[t.name] = CallCaps(t.calls_per_second, t.burst, t.max_calls)
@@ -217,6 +229,7 @@ class TrunkService:
             if r is not None:
                 reg.add_metric([t.name], int(r.state == "registered"))
             calls.add_metric([t.name], len(c.active) if c else 0)
+            fails.add_metric([t.name, "refused"], self.stats.get(t.name, {}).get("refused", 0))
             if c is not None:
                 fails.add_metric([t.name, "over_rate"], c.stats["over_rate"])
                 fails.add_metric([t.name, "over_calls"], c.stats["over_calls"])
