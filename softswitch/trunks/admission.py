@@ -2,13 +2,13 @@
 challenged with the trunk's own credentials when it has inbound_auth, routed by the trunk's rules (called
 number source, number plan, reach), and handed on with the Request-URI set to the number routed and the From
 showing the caller's number (P-Asserted-Identity's from a trunk trusted by address), so agents, CDRs and the
-wallboard show it. Requests from any other address are left as they are."""
+wallboard show it. Requests from any other address are left as they are. Pure apart from the shell's `svc` (index, settings,
+endpoint to answer on): `now` and the tag maker come in."""
 
 from __future__ import annotations
 
 import hashlib
-import secrets
-import time
+from typing import Callable
 
 from ..sip.errors import SipError
 from ..sip.headers import parse_name_addr
@@ -24,7 +24,7 @@ def _ha1(secret, realm: str, alg: str) -> str | None:
     return h(f"{secret.username}:{realm}:{secret.password}".encode()).hexdigest()
 
 
-def on_trunk_invite(svc, tx, req) -> bool:
+def on_trunk_invite(svc, tx, req, now: float, new_tag: Callable[[], str]) -> bool:
     """True when the INVITE was answered here (refused or challenged); False to let call control go on."""
     if not svc.index.exact and not svc.index.networks:
         return False
@@ -33,7 +33,7 @@ def on_trunk_invite(svc, tx, req) -> bool:
     if trunk is None or not isinstance(req.uri, SipURI):
         return False
     ep = svc.endpoint
-    if trunk.inbound_auth is not None and not _authenticated(svc, trunk, tx, req):
+    if trunk.inbound_auth is not None and not _authenticated(svc, trunk, tx, req, now, new_tag):
         return True
     called = called_source(trunk, req.uri.user_unescaped, req)
     decision, number = route(trunk, svc.node.router, called, req.uri.param("ext"))
@@ -41,7 +41,7 @@ def on_trunk_invite(svc, tx, req) -> bool:
         # an agent's number: call control reaches agents only for their own authenticated calls so far
         status, reason = (decision.status, decision.reason) if decision.kind == "reject" else (404, "No route")
         svc.stats[name]["refused"] += 1
-        ep.respond(tx, make_response(req, status, reason, to_tag=secrets.token_hex(6)))
+        ep.respond(tx, make_response(req, status, reason, to_tag=new_tag()))
         return True
     uri = req.uri.copy()
     uri.user = number
@@ -66,9 +66,9 @@ def on_trunk_invite(svc, tx, req) -> bool:
     return False
 
 
-def _authenticated(svc, trunk, tx, req) -> bool:
+def _authenticated(svc, trunk, tx, req, now, new_tag) -> bool:
     """The trunk's digest credentials on its INVITE; else a 407 (stateless, as for agents) or a 403."""
-    auth, now = svc.node.auth, time.time()
+    auth = svc.node.auth
     values = req.get_all("Proxy-Authorization")
     if values:
         secret = trunk.inbound_auth
@@ -77,9 +77,9 @@ def _authenticated(svc, trunk, tx, req) -> bool:
         if result.kind == "ok":
             return True
         if result.kind not in ("stale", "replay"):
-            svc.endpoint.respond(tx, make_response(req, 403, to_tag=secrets.token_hex(6)))
+            svc.endpoint.respond(tx, make_response(req, 403, to_tag=new_tag()))
             return False
-    challenge = make_response(req, 407, to_tag=secrets.token_hex(6), headers=[
+    challenge = make_response(req, 407, to_tag=new_tag(), headers=[
         ("Proxy-Authenticate", v) for v in auth.challenge(now, stale=bool(values))])
     svc.endpoint.respond_stateless(tx, challenge)
     return False

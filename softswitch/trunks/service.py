@@ -9,7 +9,9 @@ trunk's own caps instead: a new INVITE from a trunk's address over its rate or i
 from __future__ import annotations
 
 import asyncio
+import secrets
 import socket
+import time
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
@@ -67,7 +69,7 @@ class TrunkService:
 
     def on_invite(self, tx, req) -> bool:
         """Call control's hook for a new INVITE: True when answered here (see admission.py)."""
-        return on_trunk_invite(self, tx, req)
+        return on_trunk_invite(self, tx, req, time.time(), lambda: secrets.token_hex(6))
 
     def outbound(self, number: str, queue: str | None = None, agent: str | None = None) -> OutboundCall:
         """The trunks an outbound call to `number` tries, in order (see outbound.py)."""

@@ -11,6 +11,7 @@ import time
 import uuid
 
 from softswitch.records import RecordStore
+from softswitch.sip.digest import make_authorization
 from tests.conftest import free_port
 from tests.support.cc import ACCOUNTS, PASSWORDS, _node_thread, _rtp_lo, config_text
 from tests.support.sipp import SIPP, run_sipp
@@ -79,3 +80,43 @@ def test_the_same_invite_from_an_untrusted_address_is_challenged(tmp_path):
     with trunk_node(tmp_path, "192.0.2.0/24") as (nt, (port, http)):
         assert invite(port) == 407
         assert nt.call(lambda: dict(nt.node.trunks.stats["carrier"])) == {"calls": 0, "refused": 0}
+
+
+def send_invite(s, port: int, number: str, auth: str | None = None) -> tuple[int, str, str]:
+    me = s.getsockname()[1]
+    msg = (f"INVITE sip:{number}@127.0.0.1:{port} SIP/2.0\r\n"
+           f"Via: SIP/2.0/UDP 127.0.0.1:{me};branch=z9hG4bK{uuid.uuid4().hex};rport\r\nMax-Forwards: 70\r\n"
+           f"From: <sip:+4930123@carrier.test>;tag=a1\r\nTo: <sip:{number}@cc.test>\r\n"
+           f"Call-ID: {uuid.uuid4().hex}\r\nCSeq: 1 INVITE\r\nContact: <sip:c@127.0.0.1:{me}>\r\n"
+           + (f"Proxy-Authorization: {auth}\r\n" if auth else "") + "Content-Length: 0\r\n\r\n")
+    s.sendto(msg.encode(), ("127.0.0.1", port))
+    while True:
+        text = s.recv(65535).decode()
+        status = int(text.split(" ", 2)[1])
+        if status >= 200:
+            challenge = next((line.split(": ", 1)[1] for line in text.split("\r\n")
+                              if line.startswith("Proxy-Authenticate: ")), "")
+            return status, text.split("\r\n")[0], challenge
+
+
+def test_a_trunk_with_inbound_auth_is_challenged_with_its_own_credentials(tmp_path):
+    def make_text():
+        sip_port, http_port = free_port(), free_port()
+        text = config_text(sip_port, http_port, str(tmp_path / "cc.db"), _rtp_lo(sip_port))
+        text += ("trunks:\n  - {name: carrier, addresses: [127.0.0.1], reach: [acd],\n"
+                 "     inbound_auth: {username: carrier-a, password: Trunk-Secret-1}}\n")
+        return text, (sip_port, http_port)
+    with _node_thread(tmp_path, make_text) as (nt, (port, http)):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", 0))
+            s.settimeout(5)
+            status, _, challenge = send_invite(s, port, "70001")
+            assert status == 407 and 'realm="cc.test"' in challenge
+            good = make_authorization(challenge, "INVITE", f"sip:70001@127.0.0.1:{port}", "carrier-a",
+                                      "Trunk-Secret-1")
+            # past the challenge, the trunk's own rules answer: it may reach the ACD, not an agent's number
+            assert send_invite(s, port, "70001", good)[1] == "SIP/2.0 403 Trunk may not reach agents"
+            status, _, challenge = send_invite(s, port, "70001")
+            bad = make_authorization(challenge, "INVITE", f"sip:70001@127.0.0.1:{port}", "carrier-a", "guess")
+            assert send_invite(s, port, "70001", bad)[1] == "SIP/2.0 403 Forbidden"
+        assert nt.call(lambda: nt.node.trunks.stats["carrier"]["refused"]) == 1
