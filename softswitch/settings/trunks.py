@@ -217,6 +217,10 @@ def _trunk(r: Reader, item: Located, path: str, realm: str) -> Trunk | None:
         return None
     if not t["addresses"] and inbound is None and register is None and t["proxy"] is None:
         r.error(item.line, path, "a trunk needs addresses, inbound_auth, register or a proxy (who it is)")
+    if t["transport"] == "tls" and (options is not None or register is not None):
+        # the node answers TLS but does not dial it yet: its own requests would never leave
+        r.error(item.items["transport"].line, f"{path}.transport",
+                "options and register need udp or tcp (the node does not open TLS connections yet)")
     proxy = t["proxy"]
     if proxy is not None and proxy[1] == 0:
         proxy = (proxy[0], 5061 if t["transport"] == "tls" else 5060)

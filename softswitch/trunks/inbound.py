@@ -13,7 +13,7 @@ import re
 
 from ..routing import Decision
 
-_USER = re.compile(r"<?\s*(?:sips?|tel):([^@;>\s]+)", re.I)
+_USER = re.compile(r"(?:sips?|tel):([^@;>\s]+)", re.I)
 
 
 def uri_user(value: str | None) -> str | None:

@@ -1,4 +1,4 @@
-"""Trunk identification, number handling, the dial plan with failover, the call caps and the OPTIONS up/down
+"""Trunk identification, number handling, inbound routing, the dial plan with failover, the call caps and the OPTIONS up/down
 state, each on a fake clock; and the package stays pure."""
 
 from __future__ import annotations
@@ -8,9 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from softswitch.routing import Router
+from softswitch.settings.model import CalledRoute
+from softswitch.settings.trunks import Trunk
 from softswitch.trunks.caps import CallCaps, TokenBucket
 from softswitch.trunks.dialplan import CallerIds, DialPlan, Failover, Route, matches
 from softswitch.trunks.identify import TrunkIndex
+from softswitch.trunks.inbound import called_source, caller_number, route, uri_user
 from softswitch.trunks.numbers import NumberPlan
 from softswitch.trunks.ping import TABLE, Arm, Changed, Ping, PingState, answered
 
@@ -147,3 +151,29 @@ def test_what_counts_as_an_answer(status, ok):
 
 def test_ping_table_is_total():
     assert {(s, e) for s in ("unknown", "up", "down") for e in ("ok", "fail", "fail_last")} == set(TABLE)
+
+
+def test_header_numbers_are_read_in_linear_time_and_garbage_gives_none():
+    assert uri_user('"Jo" <sip:+4930555@x.example>;tag=1') == "+4930555"
+    assert uri_user("<tel:+4930555;phone-context=x>") == "+4930555"
+    assert uri_user("<" + " " * 100000 + "x") is None and uri_user(None) is None
+
+
+def test_a_trunks_call_is_routed_by_its_number_plan_and_reach():
+    router = Router([CalledRoute("+49305554001", None, "queue", "support"), CalledRoute("4009", None, "ivr", "menu")],
+                    {"70001": "1001"})
+    t = Trunk("c", ("192.0.2.1",), numbers=NumberPlan(country_code="49", strip="99#"), reach=("acd", "agents"))
+    d, n = route(t, router, "99#0305554001")
+    assert (d.kind, d.target, n) == ("queue", "support", "+49305554001")
+    d, n = route(t, router, "4009")
+    assert (d.kind, d.status, d.reason) == ("reject", 403, "Trunk may not reach the IVR")
+    assert route(t, router, "70001")[0].kind == "agent" and route(t, router, "5")[0].status == 404
+    assert route(Trunk("x", ("192.0.2.2",)), router, "70001")[0].kind == "agent"         # reach: all
+    assert route(Trunk("y", ("192.0.2.3",), reach=("acd",)), router, "70001")[0].status == 403
+    assert route(t, router, None)[0].status == 404
+    headers = {"P-Called-Party-ID": "<sip:0305554001@carrier>", "Diversion": "<tel:4009>;reason=unconditional"}
+    assert called_source(Trunk("p", called_number="p-called-party-id"), "x", headers) == "0305554001"
+    assert called_source(Trunk("d", called_number="diversion"), "x", headers) == "4009"
+    assert called_source(Trunk("d", called_number="to"), "x", {}) == "x"
+    assert caller_number(t, "<sip:anonymous@x>", "<sip:0301234@carrier>", trusted=True) == "+49301234"
+    assert caller_number(t, "<sip:0305@x>", "<sip:0301234@carrier>", trusted=False) == "+49305"

@@ -187,3 +187,10 @@ def test_an_outbound_call_walks_the_dial_plan_with_each_trunks_format_and_caller
     assert call.result("timeout") is None and call.walk.skipped == ["c"]
     assert OutboundCall(c.trunks, "+3312", lambda n: True).first() is None       # no route
     assert call.walk.tried == [("a", 503), ("b", "timeout")]
+
+
+def test_tls_trunks_take_calls_but_cannot_be_pinged_or_register_yet():
+    assert cfg("trunks: [{name: t, addresses: [192.0.2.1], transport: tls}]\n").trunks.trunks[0].target() == \
+        ("192.0.2.1", 5061)
+    got = problems("trunks: [{name: t, addresses: [192.0.2.1], transport: tls, options: true}]\n")
+    assert any(k == "trunks[0].transport" and "need udp or tcp" in m for (_, k), m in got.items())
