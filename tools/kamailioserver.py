@@ -21,6 +21,7 @@ log_stderror=yes
 children=1
 auto_aliases=no
 listen=udp:127.0.0.1:{port}
+listen=tcp:127.0.0.1:{port}
 mpath="{modules}"
 loadmodule "tm.so"
 loadmodule "sl.so"
@@ -37,7 +38,7 @@ request_route {{
   if (method == "REGISTER") {{
     if ($au != "{user}" || !pv_www_authenticate("$td", "{password}", "0")) {{ www_challenge("$td", "1"); exit; }}
     if (!save("location")) {{ sl_reply_error(); exit; }}
-    xlog("L_NOTICE", "REGISTERED $tu expires=$hdr(Expires)\\n");
+    xlog("L_NOTICE", "REGISTERED $tu contact=$ct expires=$hdr(Expires)\\n");
     exit;
   }}
   if (!lookup("location")) {{ sl_send_reply("404", "Not registered"); exit; }}

@@ -23,7 +23,8 @@ SP = softphone_hash("70001", "cc.test", "Phone-Pass1!")
 def node_yaml(tmp_path, sip_port: int, http_port: int, trunks: str) -> str:
     return f"""\
 server:
-  sip: {{listen: [udp:127.0.0.1:{sip_port}], domain: cc.test, security: {{rate: 5, burst: 5}}}}
+  sip: {{listen: [udp:127.0.0.1:{sip_port}, tcp:127.0.0.1:{sip_port}], domain: cc.test,
+        security: {{rate: 5, burst: 5}}}}
   http: {{listen: 127.0.0.1:{http_port}}}
   media: {{anchor: false}}
   storage: {{cdr: "sqlite:///{tmp_path}/cdr.db"}}
@@ -59,6 +60,30 @@ def wait_for(cond, what: str, timeout: float = 60.0):
 def metrics(http_port: int) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=10) as r:
         return r.read().decode()
+
+
+def test_registration_over_tcp_with_sha256_digest(tmp_path):
+    kam = Kamailio(tmp_path, free_port(), algorithm="SHA-256")
+    kam.start()
+    cfg = node_config(tmp_path, free_port(), free_port(), f"""\
+trunks:
+  - name: provider
+    transport: tcp
+    register: {{registrar: "sip:127.0.0.1:{kam.port}", username: trunk1, password: S3cret-Trunk}}
+""")
+    nt = start_node(cfg)
+    try:
+        reg = nt.call(lambda: nt.node.trunks.registrations["provider"])
+        wait_for(lambda: nt.call(lambda: reg.state) == "registered", "registered over TCP")
+        assert nt.call(lambda: reg.target.proto) == "tcp"
+        assert nt.call(lambda: reg.machine.challenge["algorithm"]) == "SHA-256"
+        (line,) = [line for line in kam.lines if "REGISTERED" in line]
+        assert "REGISTERED sip:trunk1@127.0.0.1 contact=<sip:trunk1@127.0.0.1:" in line and "transport=tcp" in line
+        status, text = request(kam.port, "trunk1")          # relayed to the node over TCP
+        assert status == 200 and "Server: softswitch" in text
+    finally:
+        nt.stop()
+        kam.stop()
 
 
 @pytest.fixture
