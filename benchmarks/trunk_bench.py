@@ -1,7 +1,7 @@
 """A trunk against Kamailio as its provider (started with a config written here, on free ports of 127.0.0.1):
-registration round trips (the first with its digest challenge, then refreshes), and how long OPTIONS pings take
-to find the provider down after it stops and up after it comes back, which is when outbound failover starts
-skipping it and using it again.
+registration round trips (the first with its digest challenge, then refreshes), how long OPTIONS pings take
+to find the provider down after it stops and up after it comes back, and when new outbound calls move to the
+dial plan's next trunk (the backup) once it has stopped answering.
 
     .venv/bin/python benchmarks/trunk_bench.py [--refreshes 200] [--cycles 5] [--interval 1s] [--threshold 3]
     .venv/bin/python benchmarks/trunk_bench.py --quick          (20 refreshes, one down/up cycle)
@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 
 # the line the smoke run (tests/test_benchmarks_smoke.py) looks for
-FIGURE_LINE = r"^trunk: registration \d+\.\d+ ms \(challenged\), refresh median \d+\.\d+ ms; down after \d+\.\d+ s"
+FIGURE_LINE = (r"^trunk: registration \d+\.\d+ ms \(challenged\), refresh median \d+\.\d+ ms; down after \d+\.\d+ s"
+               r", failover after \d+\.\d+ s")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -41,6 +42,9 @@ trunks:
                retry: 100ms, retry_max: 1s}}
     proxy: 127.0.0.1:{kport}
     options: {{interval: {interval}, threshold: {threshold}, timeout: {timeout}}}
+  - {{name: backup, proxy: "127.0.0.1:{free_udp_port()}"}}
+dial_plan:
+  routes: [{{numbers: "*", trunks: [provider, backup]}}]
 """, str(tmp / "bench.yaml"))
 
 
@@ -69,10 +73,15 @@ async def run(args, tmp: Path, kam: Kamailio) -> None:
         refresh = sorted(reg.round_trips[1:])
         pinger = node.trunks.pingers["provider"]
         await until(lambda: pinger.state == "up")
-        downs, ups = [], []
+        downs, ups, failovers = [], [], []
+        trunk_now = lambda: node.trunks.outbound("+4930555").first().trunk    # noqa: E731
         for _ in range(args.cycles):
+            assert trunk_now() == "provider"
             kam.stop()
+            t0 = time.monotonic()
             downs.append(await until(lambda: pinger.state == "down"))
+            await until(lambda: trunk_now() == "backup")
+            failovers.append(time.monotonic() - t0)
             kam.start()
             ups.append(await until(lambda: pinger.state == "up"))
         print(f"registration: {first * 1000:.2f} ms with its digest challenge (REGISTER, 401, REGISTER, 200)")
@@ -81,9 +90,11 @@ async def run(args, tmp: Path, kam: Kamailio) -> None:
         print(f"OPTIONS every {args.interval:g}s, down after {args.threshold} misses of {args.timeout:g}s: "
               f"down found in {statistics.median(downs):.2f} s (median of {len(downs)}; worst {max(downs):.2f}), "
               f"up again {statistics.median(ups):.2f} s after it answers again")
+        print(f"failover: new outbound calls take the backup trunk {statistics.median(failovers):.2f} s after the "
+              f"provider stops answering (dial plan [provider, backup])")
         print(f"trunk: registration {first * 1000:.2f} ms (challenged), refresh median "
               f"{statistics.median(refresh) * 1000:.2f} ms; down after {statistics.median(downs):.2f} s, "
-              f"up after {statistics.median(ups):.2f} s")
+              f"failover after {statistics.median(failovers):.2f} s, up after {statistics.median(ups):.2f} s")
     finally:
         await node.stop()
 
