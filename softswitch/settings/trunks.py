@@ -7,7 +7,7 @@ outbound number takes (see config/example.yaml for a commented trunk).
         proxy: sbc.carrier.example:5060      # where requests to it go (default: its first address, port 5060)
         transport: udp                       # udp, tcp or tls
         codecs: [PCMA, PCMU]
-        called_number: ruri                  # ruri, to, diversion or p-called-party-id
+        called_number: ruri                  # ruri, to, diversion or p-called-party-id (default: to with register)
         numbers: {country_code: "49", strip: "99#", send_as: national}
         calls_per_second: 20                 # its own caps (it is exempt from the per-source flood limit)
         max_calls: 200
@@ -173,7 +173,7 @@ def _trunk(r: Reader, item: Located, path: str, realm: str) -> Trunk | None:
     t = r.mapping(item, path, {
         "name": (R.nonempty, MISSING), "addresses": (R.list_of(_address), list), "proxy": (_proxy, None),
         "transport": (R.choice("udp", "tcp", "tls"), "udp"), "codecs": (R.list_of(R.choice(*CODECS), 1), None),
-        "called_number": (R.choice(*CALLED_FROM), "ruri"), "numbers": (lambda r, l, p: l, None),
+        "called_number": (R.choice(*CALLED_FROM), None), "numbers": (lambda r, l, p: l, None),
         "calls_per_second": (R.integer(0, 100000), 0), "burst": (R.integer(0, 1000000), 0),
         "max_calls": (R.integer(0, 1000000), 0), "reach": (R.list_of(R.choice(*REACH), 1), None),
         "inbound_auth": (lambda r, l, p: l, None), "outbound_auth": (lambda r, l, p: l, None),
@@ -226,7 +226,9 @@ def _trunk(r: Reader, item: Located, path: str, realm: str) -> Trunk | None:
         proxy = (proxy[0], 5061 if t["transport"] == "tls" else 5060)
     cps = t["calls_per_second"] or 0
     return Trunk(t["name"], tuple(t["addresses"] or ()), proxy, t["transport"],
-                 tuple(t["codecs"]) if t["codecs"] else d.codecs, t["called_number"],
+                 tuple(t["codecs"]) if t["codecs"] else d.codecs,
+                 # calls on a registration are sent to the registered contact: the DID is in To
+                 t["called_number"] or ("to" if register is not None else "ruri"),
                  NumberPlan(**n), float(cps), t["burst"] or max(1, cps), t["max_calls"] or 0,
                  tuple(t["reach"]) if t["reach"] else ("all",), inbound, outbound, options, register)
 

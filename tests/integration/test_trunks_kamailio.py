@@ -1,16 +1,20 @@
-"""Trunks against Kamailio, the provider: a trunk registers with digest, refreshes before expiry, registers
-again after Kamailio restarts (losing its registrations), and takes a request on that registration; a trunk
-pinged with OPTIONS goes down when the peer stops answering and up when it answers again, as /metrics shows.
+"""Trunks against Kamailio, the provider: a trunk registers with digest (MD5 over UDP, SHA-256 over TCP),
+refreshes before expiry, registers again after Kamailio restarts (losing its registrations), and takes requests
+and calls on that registration (routed by the DID in To); a trunk pinged with OPTIONS goes down when the peer
+stops answering and up when it answers again, as /metrics shows.
 Waits are for conditions; their deadlines only bound a hang."""
 
 from __future__ import annotations
 
+import socket
 import time
 import urllib.request
+import uuid
 
 import pytest
 
 from softswitch.node import Node, credentials_from_config, options_from_config
+from softswitch.records import RecordStore
 from softswitch.settings import parse_config, softphone_hash
 from tests.conftest import NodeThread, free_port
 from tools.kamailioserver import Kamailio, kamailio_binary, request
@@ -169,5 +173,37 @@ trunks:
         assert 'softswitch_trunk_up{trunk="carrier"} 1.0' in text
         changes = nt.call(lambda: [c.state for c in pinger.changes])
         assert changes == ["down", "up"]
+    finally:
+        nt.stop()
+
+
+def test_a_call_on_the_registration_is_routed_by_the_did_in_to(tmp_path, kamailio):
+    cfg = node_config(tmp_path, free_port(), free_port(), f"""\
+trunks:
+  - name: provider
+    register: {{registrar: "sip:127.0.0.1:{kamailio.port}", username: trunk1, password: S3cret-Trunk}}
+""")
+    nt = start_node(cfg)
+    try:
+        wait_for(lambda: kamailio.registered() >= 1, "the registration")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", 0))
+            me = s.getsockname()[1]
+            sdp = (f"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+                   f"m=audio {free_port()} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n")
+            # the provider's call to the registered user, the DID in To, as carriers send on a registration
+            msg = (f"INVITE sip:trunk1@127.0.0.1:{kamailio.port} SIP/2.0\r\n"
+                   f"Via: SIP/2.0/UDP 127.0.0.1:{me};branch=z9hG4bK{uuid.uuid4().hex};rport\r\nMax-Forwards: 70\r\n"
+                   f"From: <sip:+4930999@provider.test>;tag=p1\r\nTo: <sip:4001@provider.test>\r\n"
+                   f"Call-ID: {uuid.uuid4().hex}\r\nCSeq: 1 INVITE\r\nContact: <sip:c@127.0.0.1:{me}>\r\n"
+                   f"Content-Type: application/sdp\r\nContent-Length: {len(sdp)}\r\n\r\n{sdp}")
+            s.sendto(msg.encode(), ("127.0.0.1", kamailio.port))
+            wait_for(lambda: nt.call(lambda: nt.node.trunks.stats["provider"]["calls"]) == 1, "the call at the node")
+            # q1 has no agent signed in: the call is answered, queued, and overflows (hangs up) at once
+            wait_for(lambda: not nt.call(lambda: len(nt.node.calls.calls)), "the call to end")
+            nt.call(lambda: nt.node.records.flush(10))
+        (cdr,) = RecordStore(f"sqlite:///{tmp_path}/cdr.db").cdrs()
+        assert (cdr["called"], cdr["queue"], cdr["outcome"]) == ("4001", "q1", "overflowed")
+        assert cdr["caller"] == "<sip:+4930999@provider.test>"
     finally:
         nt.stop()
