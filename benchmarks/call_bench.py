@@ -50,7 +50,7 @@ def main() -> None:
     uas = None
     try:
         uas = subprocess.Popen(["sipp", "-sf", os.path.join(ROOT, "tools", "sipp", "agent_uas.xml"), "-i", "127.0.0.1",
-                                "-p", str(uas_port), "-nostdin", "-trace_err", "-max_recv_loops", "10000"], cwd=work,
+                                "-p", str(uas_port), "-nostdin", "-trace_err", "-max_recv_loops", "10000", "-aa"], cwd=work,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         t0 = time.perf_counter()
         assert register_agents(sip_port, phones, tenant.realm, uas_port) == len(phones)

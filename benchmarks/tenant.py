@@ -63,7 +63,7 @@ def softphone_hash(number: str, password: str, realm: str = REALM) -> str:
 def write_tenant(path: str, agents: int = 10000, queues: int = 20, *, sip_port: int | None = None,
                  http_port: int | None = None, workdir: str | None = None, exempt: tuple[str, ...] = ("127.0.0.1",),
                  anchor: bool = True, max_calls: int = 5000, wrap_up: str = "0s", ring_timeout: str = "10s",
-                 rtp_ports: str = "20000-59999") -> Tenant:
+                 rtp_ports: str = "20000-59999", keepalive: str = "") -> Tenant:
     """Write the tenant YAML to `path`; returns its ports, credentials and names."""
     workdir = workdir or os.path.dirname(os.path.abspath(path))
     sip_port = sip_port or free_port()
@@ -85,14 +85,15 @@ def write_tenant(path: str, agents: int = 10000, queues: int = 20, *, sip_port: 
         f"  http: {{listen: 127.0.0.1:{http_port}}}",
         f"  media: {{address: 127.0.0.1, rtp_ports: {rtp_ports}, anchor: {str(anchor).lower()}}}",
         f"  storage: {{cdr: \"sqlite:///{os.path.join(workdir, 'cdr.db')}\", state: memory}}",
+        *([f"phones: {{keepalive: {keepalive}}}"] if keepalive else []),
         "password_policy: {min_length: 8, require: [upper, lower, digit, special], forbid_account_name: true}",
         "employees:",
         f"  - {{account: {SUPERVISOR}, name: Supervisor, department: Floor, role: supervisor, "
-        f"password_hash: \"{PASSWORD_HASH}\"}}",
+        f"must_change_password: false, password_hash: \"{PASSWORD_HASH}\"}}",
     ]
     for i in range(agents):
         out.append(f"  - {{account: bench_a{i}, name: Agent {i}, department: Team {i % queues}, "
-                   f"phone: \"+1555{i:07d}\", password_hash: \"{PASSWORD_HASH}\"}}")
+                   f"phone: \"+1555{i:07d}\", must_change_password: false, password_hash: \"{PASSWORD_HASH}\"}}")
     out.append("agents:")
     for i in range(agents):
         number, password = phone(i)

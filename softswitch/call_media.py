@@ -3,6 +3,7 @@ music on hold and recordings. The B2BUA calls these; SDP in, SDP out."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import numpy as np
 
 from media.wav import WavError, read_frames, tone
 
-from .sdp import ANSWER_DIRECTION, Session, answer_events, build_sdp, negotiate_audio, parse_sdp
+from .sdp import ANSWER_DIRECTION, Session, answer_events, build_sdp, negotiate_audio, offer_sdp, parse_sdp
 from .sip.errors import SipError
 
 
@@ -106,8 +107,7 @@ class CallMedia:
         through leg.stream (an engine stream, as for any customer); video stays in the WebRtcLeg and is relayed
         to a browser agent when one answers (CallControl._browser_answered)."""
         from aiortc.exceptions import InternalError, InvalidAccessError, OperationError
-        from .webrtc import WebRtcLeg
-        rtc = await WebRtcLeg.create(self.engine, self.engine.address)
+        rtc = await _webrtc_leg().create(self.engine, self.engine.address)
         leg.rtc, leg.stream, leg.video = rtc, rtc.stream, None     # close(leg) closes rtc (and its stream)
         try:
             # the parsed Session keeps no ICE/DTLS details: aiortc gets the INVITE's own body
@@ -116,8 +116,14 @@ class CallMedia:
             # no audio m-line, no common codec, unparsable SDP
             raise SipError(488, f"Not acceptable here: {exc}") from None
 
+    async def offer_browser(self, leg, video: bool) -> bytes:
+        """A browser agent phone: a WebRtcLeg makes the offer (ICE/DTLS-SRTP on its side, an engine stream on
+        ours, in leg.stream)."""
+        rtc = await _webrtc_leg().create(self.engine, self.engine.address)
+        leg.rtc, leg.stream, leg.video = rtc, rtc.stream, None
+        return await rtc.offer(video=video)
+
     async def offer_agent(self, leg, customer_offer: Session | None) -> bytes:
-        from .sdp import offer_sdp
         leg.stream = await self.engine.open_stream()
         video = [m for m in customer_offer.media if m.kind == "video" and m.port][:1] if customer_offer else []
         leg.video = await self.engine.open_stream("video") if video else None
@@ -162,12 +168,17 @@ class CallMedia:
         rtc = getattr(leg, "rtc", None)
         if rtc is not None:
             leg.rtc = None
-            import asyncio
             asyncio.get_event_loop().create_task(rtc.close())      # closes its engine stream too
             return
         for s in (getattr(leg, "stream", None), getattr(leg, "video", None)):
             if s is not None:
                 s.close()
+
+
+def _webrtc_leg():
+    """aiortc costs a third of a second to import: loaded with the first browser call."""
+    from .webrtc import WebRtcLeg
+    return WebRtcLeg
 
 
 def _is_webrtc(leg, offer: Session) -> bool:

@@ -54,19 +54,36 @@ class ContactCenter:
         self._armed_for: float | None = None
         self._cursor = 0                        # where the reconciler's next slice of agents starts
         self._reconciler: asyncio.Task | None = None
+        self.reachable = lambda bindings: bindings     # the node's PhoneWatch leaves out unreachable bindings
+        self.away: dict[str, bool] = {}         # agent -> was idle: held busy while no phone is reachable
+        self._flow_closed: set[str] = set()     # softphones whose connection just closed (their bindings go)
+        self.silent: set[str] = set()           # softphones with bindings, none of which has answered yet
+        self._lines: list | None = None         # queue-log lines of the ACD step being run, committed together
 
     # --- inputs --------------------------------------------------------------------------------------------
     def on_bindings(self, user: str, before: list, after: list) -> None:
-        self.bindings[user] = list(after)
+        self.bindings[user] = self.reachable(after)        # offers go only to bindings that answer
         agent = self.acd.by_softphone.get(user)
+        if agent is not None and self._phone_presence(agent, bool(after), bool(self.bindings[user])):
+            return
         if agent is not None and agent.registered != bool(after):
             self.run(self.acd.registration, agent.id, bool(after))
             if after and self.pool is not None:
                 self.pool.agent_registered(agent.id)
 
     def run(self, fn, *args):
-        """Call an ACD input and carry out what it asks (offers, withdrawals, calls leaving)."""
-        actions = fn(*args)
+        """Call an ACD input and carry out what it asks (offers, withdrawals, calls leaving). The step's
+        queue-log lines go to the records as one transaction, before anything it asks is done."""
+        outer = self._lines is None
+        if outer:
+            self._lines = []
+        try:
+            actions = fn(*args)
+        finally:
+            if outer:
+                lines, self._lines = self._lines, None
+                if lines and self.records is not None:
+                    self.records.add_queue_events(lines)
         if self.calls is not None and actions:
             self.calls.apply(actions)
         self._rearm()
@@ -102,14 +119,19 @@ class ContactCenter:
 
     def _on_event(self, ev: Event) -> None:
         self.events.append(ev)
+        if ev.kind == "state" and ev.agent_id in self.away:
+            self._away_state(ev)
         if self.pool is not None:
             self.pool.on_acd_event(ev)
         if self.board is not None and ev.queue:
             self.loop.create_task(self._board(ev))
         if self.records is not None:
-            self.records.add_queue_event({"at": ev.at, "queue": ev.queue, "call_id": ev.call_id,
-                                          "agent_id": ev.agent_id, "event": ev.kind, "old": ev.old, "new": ev.new,
-                                          "reason": ev.reason, "wait": ev.wait, "talk": ev.talk})
+            line = ({"at": ev.at, "queue": ev.queue, "call_id": ev.call_id, "agent_id": ev.agent_id, "event": ev.kind,
+                     "old": ev.old, "new": ev.new, "reason": ev.reason, "wait": ev.wait, "talk": ev.talk}, self._opened(ev))
+            if self._lines is not None:
+                self._lines.append(line)
+            else:
+                self.records.add_queue_event(*line)
             if ev.kind in ("answer", "abandon", "overflow", "complete"):
                 t = self.timing.setdefault(ev.call_id, [0.0, None])
                 if ev.kind == "complete":
@@ -122,6 +144,14 @@ class ContactCenter:
         for q in list(self.subscribers):
             if q.qsize() < 1000:
                 q.put_nowait(payload)
+
+    def _opened(self, ev: Event) -> dict | None:
+        """Who called whom, for the journal of calls in progress (a crash's interrupted CDR)."""
+        call = self.calls.calls.get(ev.call_id) if ev.kind == "enqueue" and self.calls is not None else None
+        if call is None:
+            return None
+        dialog = call.customer.dialog
+        return {"caller": dialog.remote_uri if dialog else "", "called": call.number, "started_at": call.started}
 
     async def _board(self, ev: Event) -> None:
         b = self.board
@@ -154,6 +184,7 @@ class ContactCenter:
 
     # --- agent commands (API) ------------------------------------------------------------------------------
     def sign_in(self, agent_id: str) -> dict:
+        self._check_phone(agent_id)
         self.run(self.acd.sign_in, agent_id)
         return self.acd.agent_view(agent_id)
 
@@ -164,6 +195,78 @@ class ContactCenter:
     def set_state(self, agent_id: str, state: str, reason: str = "") -> dict:
         self.run(self.acd.set_state, agent_id, state, reason)
         return self.acd.agent_view(agent_id)
+
+    # --- phones that come and go ---------------------------------------------------------------------------
+    def flow_lost(self, user: str) -> None:
+        """The softphone's connection closed; its bindings are being removed (the agent is held, not signed
+        out: the phone may come back, e.g. the agent page reloaded)."""
+        self._flow_closed.add(user)
+
+    def _phone_presence(self, agent, any_binding: bool, reachable: bool) -> bool:
+        """Hold a signed-in agent busy (phone_unreachable) while none of their phones is reachable, and let
+        them go back when one is; True when that is all there is to do."""
+        flow_closed = agent.softphone in self._flow_closed
+        self._flow_closed.discard(agent.softphone)
+        if any_binding and not reachable:
+            self.silent.add(agent.softphone)
+        else:
+            self.silent.discard(agent.softphone)
+        if reachable:
+            if agent.id in self.away:
+                self._phone_back(agent)
+            return False
+        if agent.state == "offline":
+            if any_binding and agent.registered:       # only silent bindings: as good as none for a sign-in
+                self.run(self.acd.registration, agent.id, False)
+            return any_binding
+        if not (any_binding or flow_closed):
+            return False        # the phone unregistered or its registration expired: signed out as before
+        if agent.id not in self.away:
+            self.away[agent.id] = agent.state in ("idle", "wrap_up", "ringing", "talking")
+            self.log.info("phone_unreachable", agent_id=agent.id, softphone=agent.softphone, state=agent.state)
+            self._hold(agent.id)
+        return True
+
+    def hold_until_reachable(self, agent_id: str, was_idle: bool) -> None:
+        """An agent signed in again after a restart whose kept binding has not answered yet: held busy
+        (phone_unreachable) until it does, then back to idle if that is what they were."""
+        agent = self.acd.agents[agent_id]
+        self.away[agent_id] = was_idle
+        self.log.info("phone_unreachable", agent_id=agent_id, softphone=agent.softphone, state=agent.state)
+        self._hold(agent_id)
+
+    def _hold(self, agent_id: str) -> None:
+        a = self.acd.agents.get(agent_id)
+        if a is None or agent_id not in self.away:
+            return
+        if a.state in ("idle", "busy", "rest", "wrap_up") and (a.state, a.reason) != ("busy", "phone_unreachable"):
+            if a.state in ("busy", "rest"):
+                self.away[agent_id] = False          # they had stepped away already: they stay away
+            self.run(self.acd.set_state, agent_id, "busy", "phone_unreachable")
+        # ringing or talking: the offer or the call ends by itself; _away_state holds the agent then
+
+    def _away_state(self, ev: Event) -> None:
+        """A held agent changed state: signed out (forget them), or an offer or call ended (hold again)."""
+        if ev.new == "offline":
+            self.away.pop(ev.agent_id, None)
+        elif ev.new in ("idle", "wrap_up") or (ev.new == "busy" and ev.reason in ("no_answer", "declined")):
+            self.loop.call_soon(self._hold, ev.agent_id)     # not from inside the ACD's own change
+
+    def _phone_back(self, agent) -> None:
+        was_idle = self.away.pop(agent.id)
+        self.log.info("phone_reachable", agent_id=agent.id, softphone=agent.softphone)
+        if not agent.registered:
+            self.run(self.acd.registration, agent.id, True)
+        if was_idle and (agent.state, agent.reason) == ("busy", "phone_unreachable"):
+            self.run(self.acd.set_state, agent.id, "idle", "phone_reachable")
+
+    def _check_phone(self, agent_id: str) -> None:
+        """Sign-in needs a phone that answers (a binding kept from a past run or gone silent does not do)."""
+        a = self.acd.agent(agent_id)
+        if self.bindings.get(a.softphone) or (self.pool is not None and a.registered):
+            return
+        raise AgentStateError(a.state, "sign_in", f"phone_unreachable: sign-in needs a registered softphone "
+                                                  f"that answers; {a.softphone} has none")
 
     # --- reconciler ----------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -201,7 +304,7 @@ class ContactCenter:
         for agent_id in turn:
             a = acd.agents[agent_id]
             has_binding = any(b.expires_at > now for b in self.bindings.get(a.softphone, ()))
-            if a.registered != has_binding:
+            if a.registered != has_binding and a.id not in self.away:
                 self.log.warning("reconcile_registration", agent_id=a.id, was=a.registered, now=has_binding)
                 self.run(acd.registration, a.id, has_binding)
                 fixed += 1

@@ -61,6 +61,7 @@ class Endpoint:
         self._allowed_for = -1
         self.stateless: dict[str, Callable] = {}     # method -> fn(req, src) answering without a transaction
         self.filters: list[Callable[[Request, Target], bool]] = []   # return False to drop silently
+        self.flow_listeners: list[Callable] = []     # fn(conn): a stream connection closed
 
     def now(self) -> float:
         return self.loop.time()
@@ -99,7 +100,8 @@ class Endpoint:
         self.busy += perf_counter() - t0
 
     def on_connection_lost(self, conn: StreamConnection) -> None:
-        pass
+        for fn in self.flow_listeners:
+            fn(conn)
 
     def _parse_error(self, err: SipError, src: Target) -> None:
         self.counters["parse_errors"] += 1

@@ -11,9 +11,12 @@ import itertools
 import os
 from typing import Callable
 
+from .calls import ack, flow
+from .calls.effects import ArmSessionTimer, SendBye, SendCancel, SendRefresh, StopTimers
+from .calls.leg import LegState
 from .sip.dialog import Dialog, cancel_for
 from .sip.message import Request, Response, make_response
-from .sip.transaction import T1, T2
+from .sip.uri import parse_uri
 from .transport.base import Target
 
 _tags = itertools.count(1)
@@ -24,32 +27,23 @@ def new_tag() -> str:
     return f"{_PREFIX}{next(_tags):x}"
 
 
-class Leg:
+class Leg(LegState):
+    """The core's LegState (softswitch/calls/leg.py: its state table) with the SIP dialog and the sending."""
+
     def __init__(self, cc, role: str, call, peer: Target) -> None:
+        super().__init__(role, call)
         self.cc = cc                      # the CallControl (endpoint, addresses, logging)
-        self.role = role                  # "uas" (customer) or "uac" (agent phone)
-        self.call = call
         self.peer = peer
         self.dialog: Dialog | None = None
         self.local_tag = new_tag()
-        self.state = "init"               # init, early, confirmed, ended
         self.invite_tx = None
         self.invite_req: Request | None = None
         self.final: Response | None = None
         self.local_sdp = b""
         self.remote_sdp = b""
         self.sdp_version = 1
-        self.agent_id: str | None = None
-        self.stream = None                # the media engine's RTP stream for this leg (anchored media)
-        self.video = None
-        self.rtc = None                   # a WebRTC bridge when the phone is a browser
-        self.cancel_pending = False
-        self.cancelled = False
-        self.session_expires = 0
-        self.we_refresh = False
         self._ack_timer = None
-        self._ack_interval = T1
-        self._ack_deadline = 0.0
+        self._ack_wait: ack.AckWait | None = None
         self._session_timer = None
         self._pending_reinvite = None     # (tx, req) of a relayed re-INVITE waiting for the other side
 
@@ -57,6 +51,30 @@ class Leg:
     @property
     def key(self) -> tuple[str, str]:
         return (self.dialog.call_id if self.dialog else "", self.local_tag)
+
+    @property
+    def remote_uri(self) -> str:
+        return self.dialog.remote_uri if self.dialog else ""
+
+    @property
+    def sip_call_id(self) -> str:
+        return self.dialog.call_id if self.dialog else ""
+
+    def carry(self, effects: list) -> None:
+        """Carry out the core's effects on this leg's own signalling."""
+        for eff in effects:
+            if isinstance(eff, StopTimers):
+                self.stop_timers()
+            elif isinstance(eff, SendBye):
+                self.request("BYE")
+            elif isinstance(eff, SendCancel):
+                self._send_cancel()
+            elif isinstance(eff, SendRefresh):
+                self.request("INVITE", self.local_sdp, "application/sdp", list(eff.headers), self._reinvite_done)
+            elif isinstance(eff, ArmSessionTimer):
+                self._arm_session(eff.delay)
+            else:
+                self.cc.carry([eff])
 
     def contact(self) -> str:
         return self.cc.contact_for(self.peer.proto)
@@ -76,30 +94,25 @@ class Leg:
             headers.append(("Content-Type", "application/sdp"))
         resp = make_response(req, 200, to_tag=self.local_tag, headers=headers, body=sdp)
         self.final = resp
-        self.state = "confirmed"
+        self.fire("answer")
         self.cc.register_leg(self)
         self.cc.endpoint.respond(self.invite_tx, resp)
-        if not self.peer.reliable:
-            self._ack_interval = T1
-            self._ack_deadline = self.cc.loop.time() + 64 * T1
-            self._ack_timer = self.cc.loop.call_later(T1, self._resend_2xx)
-        else:
-            self._ack_deadline = self.cc.loop.time() + 64 * T1
-            self._ack_timer = self.cc.loop.call_later(64 * T1, self._resend_2xx)
+        self._ack_wait, delay = ack.start(self.cc.loop.time(), self.peer.reliable)
+        self._ack_timer = self.cc.loop.call_later(delay, self._resend_2xx)
 
     def _resend_2xx(self) -> None:
         self._ack_timer = None
         if self.state != "confirmed" or self.final is None:
             return
-        if self.cc.loop.time() >= self._ack_deadline:
+        what, delay = ack.due(self._ack_wait, self.cc.loop.time())
+        if what == "give_up":
             self.cc.log.info("ack_timeout", call_id=self.dialog.call_id)
             self.final = None
             self.cc.leg_failed(self, "no ACK")
             return
-        if not self.peer.reliable:
+        if what == "resend":
             self.cc.endpoint.send_stateless(self.final, self.peer)
-            self._ack_interval = min(self._ack_interval * 2, T2)
-        self._ack_timer = self.cc.loop.call_later(self._ack_interval, self._resend_2xx)
+        self._ack_timer = self.cc.loop.call_later(delay, self._resend_2xx)
 
     def got_ack(self, req: Request) -> None:
         if self._ack_timer is not None:
@@ -120,11 +133,10 @@ class Leg:
         headers += [[n, v] for n, v in extra]
         if sdp:
             headers.append(["Content-Type", "application/sdp"])
-        from .sip.uri import parse_uri
         req = Request("INVITE", parse_uri(uri), headers, sdp)
         self.invite_req = req
         self.local_sdp = sdp
-        self.state = "calling"
+        self.fire("invite")
         self.cc.register_pending(call_id, self)
         self.invite_tx = ep.send_request(req, self.peer, listener)
 
@@ -147,22 +159,17 @@ class Leg:
         if not first:
             return False
         self.remote_sdp = resp.body
-        unwanted = self.cancelled or self.state == "ended" or (self.call is not None and self.call.ended)
-        self.state = "confirmed"
-        if unwanted:
-            self.bye()
-            return False
-        return True
+        unwanted = flow.answered(self)
+        self.carry(unwanted)
+        return not unwanted
 
     def cancel(self) -> None:
         """CANCEL an INVITE not yet answered; before any provisional response it waits for one (s. 9.1)."""
-        if self.state not in ("calling", "early") or self.invite_req is None:
-            return
-        self.cancelled = True
-        if self.state == "calling":
-            self.cancel_pending = True
-            return
-        self._send_cancel()
+        if self.invite_req is not None:
+            self.carry(flow.cancel(self))
+
+    def provisional(self, status: int) -> None:
+        self.carry(flow.provisional(self, status))
 
     def _send_cancel(self) -> None:
         self.cancel_pending = False
@@ -178,14 +185,7 @@ class Leg:
         return self.cc.endpoint.send_request(req, self.peer, listener or (lambda *a: None))
 
     def bye(self) -> None:
-        if self.state == "ended":
-            return
-        self.stop_timers()
-        if self.dialog is not None and self.state == "confirmed":
-            self.request("BYE")
-        elif self.role == "uac":
-            self.cancel()
-        self.state = "ended"
+        self.carry(flow.hangup(self))
 
     def reinvite(self, sdp: bytes, listener: Callable | None = None) -> None:
         self.sdp_version += 1
@@ -205,38 +205,21 @@ class Leg:
         elif event in ("timeout", "error"):
             self.cc.leg_failed(self, f"re-INVITE {event}")
 
-    # --- session timer (RFC 4028) --------------------------------------------------------------------------
+    # --- session timer (RFC 4028): the decisions are the core's (calls/session_timer.py, calls/flow.py) ------
     def start_session_timer(self, interval: int, we_refresh: bool) -> None:
-        self.session_expires = interval
-        self.we_refresh = we_refresh
-        self._arm_session()
-
-    def _arm_session(self) -> None:
-        if self._session_timer is not None:
-            self._session_timer.cancel()
-        if not self.session_expires:
-            return
-        if self.we_refresh:
-            delay = self.session_expires / 2
-        else:   # s. 10: the refresher must have refreshed by expiry minus min(32, SE/3)
-            delay = self.session_expires - min(32, self.session_expires / 3)
-        self._session_timer = self.cc.loop.call_later(delay, self._session_due)
+        self.carry(flow.start_session(self, interval, we_refresh))
 
     def refreshed(self) -> None:
-        self._arm_session()
+        self.carry(flow.refreshed(self))
+
+    def _arm_session(self, delay: float) -> None:
+        if self._session_timer is not None:
+            self._session_timer.cancel()
+        self._session_timer = self.cc.loop.call_later(delay, self._session_due)
 
     def _session_due(self) -> None:
         self._session_timer = None
-        if self.state != "confirmed":
-            return
-        if self.we_refresh:
-            self.request("INVITE", self.local_sdp, "application/sdp",
-                         [("Session-Expires", f"{self.session_expires};refresher=uac"), ("Supported", "timer")],
-                         self._reinvite_done)
-            self._arm_session()
-        else:
-            self.cc.log.info("session_expired", call_id=self.dialog.call_id)
-            self.cc.leg_failed(self, "session timer expired")
+        self.carry(flow.session_due(self))
 
     def stop_timers(self) -> None:
         for t in (self._ack_timer, self._session_timer):

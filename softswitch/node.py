@@ -13,11 +13,16 @@ from dataclasses import dataclass, field
 
 from . import log
 from .aio import drive, finish_tasks
+from .account_passwords import AccountPasswords
 from .authn import Authenticator
 from .credentials import Credentials
 from .endpoint import Endpoint
 from .location import MemoryLocationStore
 from .options import make_options_handler
+from .keepalive import KeepaliveOptions
+from .phones import PhoneWatch, keepalive_options
+from .records import RecordStore, RecordStoreClosed
+from .records_recovery import recover, resume_agents
 from .overload import OverloadOptions
 from .security_settings import agent_algorithms, guard_options, lockout_options, overload_options
 from .b2bua import CallControl
@@ -57,6 +62,7 @@ class NodeOptions:
     registrar: RegistrarOptions = field(default_factory=RegistrarOptions)
     nonce_ttl: float = 300.0
     overload: OverloadOptions | None = None      # None: no overload control (the config turns it on)
+    keepalive: KeepaliveOptions = KeepaliveOptions(interval=0)   # off unless the config (phones:) asks
 
 
 class Node:
@@ -81,6 +87,7 @@ class Node:
         self.auth = DigestAuth(realm, os.urandom(32), nonce_ttl=options.nonce_ttl,
                                algorithms=options.registrar.algorithms)
         db_file = sqlite_path(config.server.storage.cdr) if config is not None else None
+        self.accounts = AccountPasswords(db_file)      # passwords changed through the API, over the YAML's
         state_url = config.server.storage.state if config is not None else "memory"
         self.pool = None
         if state_url.startswith(("redis://", "rediss://")):
@@ -89,6 +96,7 @@ class Node:
             # each node stays an independent registrar (its own bindings, kept in Redis); agents are shared
             self.location = RedisLocationStore(state_url, prefix=f"ss:loc:{config.server.node_id}:")
             self.pool = Pool(state_url, config.server.node_id, self.loop)
+            self.accounts.redis = self.pool.redis          # changed passwords shared by the pool
         elif db_file:
             from .location_sqlite import SqliteLocationStore
             self.location = SqliteLocationStore(db_file)      # registrations survive a restart
@@ -103,13 +111,38 @@ class Node:
         self.endpoint.stateless["REGISTER"] = lambda req: self.registrar.challenge_if_needed(req, time.time())
         self.router = Router(config.routes if config else [],
                              {a.softphone: a.id for a in config.agents} if config else {})
+        self.center: ContactCenter | None = None
+        self.media_engine = None
+        self.records = None
+        call_media = None
+        base = None
+        self._resume: list[dict] = []            # agents signed in when the last run ended, to sign in again
+        if config is not None:
+            self.records = RecordStore(config.server.storage.cdr, node=config.server.node_id)
+            # calls and agent states a crash left open are closed before anything new is written
+            _, self._resume = recover(self.records)
+        if config is not None and config.queues:
+            self.center = ContactCenter(config, self.loop)
+            self.center.records = self.records
+            if self.pool is not None:
+                self.pool.center = self.center
+                self.center.pool = self.pool
+                from .queue_board import RedisQueueBoard
+                self.center.board = self.pool.board = RedisQueueBoard(self.pool.redis, config.server.node_id)
+            self.registrar.listeners.append(self.center.on_bindings)
+            base = Path(config.file).resolve().parent
+            if config.server.media.anchor:
+                call_media = self._media(config, base)
         media = config.server.media if config else None
         self.calls = CallControl(self.endpoint, self.router, domain=options.domain,
                                  media_address=media.address if media else "127.0.0.1",
                                  rtp_ports=media.rtp_ports if media else (20000, 29999),
                                  session_expires=int(config.server.sip.session_expires) if config else 1800,
-                                 authn=self.authn)
-        self.calls.max_calls = config.server.sip.max_calls if config else 0
+                                 authn=self.authn, center=self.center, media=call_media,
+                                 pool=self.pool if self.center is not None else None, records=self.records,
+                                 node_id=config.server.node_id if config else "",
+                                 queue_settings={q.name: q for q in config.queues} if config else {},
+                                 max_calls=config.server.sip.max_calls if config else 0)
         self.guard = None
         if config is not None:
             self._security(config.server.sip.security)
@@ -119,31 +152,18 @@ class Node:
                 self.guard.trusted = self.trunks.trusted
             self.endpoint.filters.append(self.trunks.admit)
             self.calls.trunk_invite = self.trunks.on_invite
-        self.center: ContactCenter | None = None
-        self.media_engine = None
-        self.records = None
-        if config is not None:
-            from .records import RecordStore
-            self.records = RecordStore(config.server.storage.cdr)
-            self.calls.records = self.records
-            self.calls.node_id = config.server.node_id
-        if config is not None and config.queues:
-            self.center = ContactCenter(config, self.loop)
-            self.center.calls = self.calls
-            self.center.records = self.records
-            if self.pool is not None:
-                self.pool.center = self.center
-                self.center.pool = self.pool
-                self.calls.pool = self.pool
-                from .queue_board import RedisQueueBoard
-                self.center.board = self.pool.board = RedisQueueBoard(self.pool.redis, config.server.node_id)
-            self.calls.center = self.center
-            self.registrar.listeners.append(self.center.on_bindings)
-            base = Path(config.file).resolve().parent
+        self.phones = PhoneWatch(self.loop, self.endpoint, self.registrar, options.keepalive, self.calls,
+                                 options.domain)
+        self.registrar.listeners.insert(0, self.phones.on_bindings)    # first: the others see reachability
+        self.endpoint.flow_listeners.append(self.phones.flow_closed)
+        if self.center is not None:
+            self.center.calls = self.calls      # the ACD's actions (offers, withdrawals) go to call control
+            self.center.reachable = self.phones.reachable
+            self.phones.listeners.append(self.center.on_bindings)
+            self.phones.flow_listeners.append(self.center.flow_lost)
             self.calls.ivr_runner = IvrRunner(self.calls, config.ivr, base, self.loop)
-            self.calls.queue_settings = {q.name: q for q in config.queues}
-            if config.server.media.anchor:
-                self._media(config, base)
+            if call_media is not None:
+                self.calls.ivr_runner.player = lambda call, path: call_media.play(call.customer.stream, str(path))
         self.api = None
         self._tasks: list[asyncio.Task] = []
         self.servers: list = []
@@ -162,13 +182,12 @@ class Node:
         self.authn.lockout = AccountLockout(lockout_options(sec), log.get("guard"))
         self.calls.outbound_per_minute = sec.outbound_calls_per_minute
 
-    def _media(self, config, base: Path) -> None:
+    def _media(self, config, base: Path):
         from media.engine import MediaEngine
         from .call_media import CallMedia
         self.media_engine = MediaEngine(self.loop, config.server.media.address, config.server.media.rtp_ports)
         recordings = recordings_dir(config.server.storage.cdr)
-        self.calls.media = CallMedia(self.media_engine, base, recordings, log.get("media"))
-        self.calls.ivr_runner.player = lambda call, path: self.calls.media.play(call.customer.stream, str(path))
+        return CallMedia(self.media_engine, base, recordings, log.get("media"))
 
     async def start(self) -> None:
         ep = self.endpoint
@@ -212,12 +231,18 @@ class Node:
         if self.media_engine is not None:
             await self.media_engine.start()
         restored = getattr(self.location, "loaded", {})
+        self.phones.restoring = True          # they count once they answer a keepalive
         for aor, bindings in list(restored.items()):
             if bindings:
                 for listener in self.registrar.listeners:
                     listener(bindings[0].user, [], list(bindings))
+        self.phones.restoring = False
         if restored:
             self.log.info("bindings_restored", aors=len(restored))
+        self.phones.drop_orphans()
+        if self.center is not None and self._resume:
+            resume_agents(self.center, self.records, self._resume)
+            self._resume = []
         ep.start()
         if self.trunks is not None:
             await self.trunks.start()
@@ -230,7 +255,11 @@ class Node:
             from .api.server import start_api
             self.api = await start_api(self, http[0], http[1])
         self._tasks.append(self.loop.create_task(self._expire_bindings()))
+        if self.accounts.redis is not None:
+            self._tasks.append(self.loop.create_task(self.accounts.follow(log=self.log)))
         self._tasks.append(self.loop.create_task(self._watch_loop_lag()))
+        if self.records is not None:
+            self._tasks.append(self.loop.create_task(self._alive()))
         self.log.info("listening", sip=[str(b) for b in self.bound])
 
     def _on_register(self, tx, req) -> None:
@@ -254,6 +283,17 @@ class Node:
                 await self.registrar.expire(time.time())
             except Exception:
                 self.log.exception("binding_expiry_failed")
+
+    async def _alive(self, every: float = 1.0) -> None:
+        """A sign of life in the records store: the calls a crash interrupts end when it was last given."""
+        while True:
+            try:
+                self.records.touch()
+            except RecordStoreClosed:   # the node is stopping
+                return
+            except Exception:
+                self.log.exception("records_touch_failed")
+            await asyncio.sleep(every)
 
     async def _watch_loop_lag(self, every: float = 0.05) -> None:
         """Overload signals for call admission, smoothed: how late the loop runs callbacks, the share of time
@@ -309,7 +349,14 @@ class Node:
     async def stop(self) -> None:
         if self.trunks is not None:
             await self.trunks.stop()        # un-REGISTER while the transports are still up
+        self.phones.stop()
         self.calls.stop()
+        if self.records is not None:     # the calls' BYEs leave once their records are in
+            try:
+                await self.loop.run_in_executor(None, self.records.flush, self.records.commit_wait)
+            except Exception as exc:
+                self.log.error("records_flush_failed", error=repr(exc))
+            await asyncio.sleep(0)
         self.endpoint.flush()
         if self.center is not None:
             self.center.stop()
@@ -321,6 +368,7 @@ class Node:
             await self.media_engine.stop()
         if self.records is not None:
             await self.loop.run_in_executor(None, self.records.close)
+        self.accounts.close()
         if hasattr(self.location, "close"):
             closing = self.location.close
             if asyncio.iscoroutinefunction(closing):
@@ -356,6 +404,7 @@ def options_from_config(cfg) -> NodeOptions:
     overload = overload_options(ovl)
     return NodeOptions(listen=listen, domain=sip.domain, user_agent=sip.user_agent, nonce_ttl=reg.nonce_ttl,
                        overload=overload if ovl.enabled else None,
+                       keepalive=keepalive_options(cfg.keepalive),
                        registrar=RegistrarOptions(realm=sip.realm, min_expires=reg.min_expires,
                                                   max_expires=reg.max_expires, default_expires=reg.default_expires,
                                                   max_contacts=reg.max_contacts,

@@ -1,7 +1,8 @@
 """An agent's outbound call: the agent's INVITE (leg A) relayed to the called party (leg B).
 
 Allowed only while the agent is registered and signed in (routing decides); the agent is occupied
-(talking) for the length of the call. Provisional responses are relayed; final failures are mapped.
+(talking) for the length of the call. Provisional responses are relayed; final failures are mapped
+(calls/outbound.py).
 """
 
 from __future__ import annotations
@@ -11,25 +12,21 @@ import time
 from acd import AgentStateError
 
 from .aio import drive
+from .calls.call import Call
+from .calls.effects import Respond
+from .calls.outbound import (far_side_answered, far_side_failed, far_side_provisional, far_side_unreachable,
+                             map_failure)
 from .legs import Leg, new_tag
+from .sdp import parse_sdp
+from .sip.errors import SipError
 from .sip.message import Request, Response, make_response
 
-
-def map_failure(status: int) -> int:
-    """What the agent sees for the far side's final failure: no redirects followed, no auth passed back."""
-    if 300 <= status < 400:
-        return 480
-    if status in (401, 407):
-        return 403
-    if status == 408 or status >= 700:
-        return 480
-    return status
+__all__ = ["map_failure", "place_outbound", "respond"]
 
 
 def place_outbound(cc, tx, req: Request, number: str, agent_id: str) -> None:
-    from .b2bua import Call
-    bindings = [b for b in cc.center.bindings.get(number, ()) if b.expires_at > time.time()] if cc.center else []
-    if not bindings:
+    b_binding = cc.binding_for(number)
+    if b_binding is None:
         cc.endpoint.respond(tx, make_response(req, 404 if number not in cc.router.softphones else 480,
                                               "No route" if number not in cc.router.softphones else None,
                                               to_tag=new_tag()))
@@ -42,20 +39,19 @@ def place_outbound(cc, tx, req: Request, number: str, agent_id: str) -> None:
     a = Leg(cc, "uas", None, tx.context)
     a.invite_tx = tx
     a.agent_id = agent_id
-    call = Call(req.call_id, a, number)
+    call = Call(req.call_id, a, number, time.time())
     a.call = call
     call.offer_sdp = req.body
-    cc.calls[call.id] = call
-    b_binding = sorted(bindings, key=lambda x: x.registered_at)[-1]
+    cc.core.add(call)
     b = Leg(cc, "uac", call, cc.binding_target(b_binding))
     call.outbound_to = b
     cc.outbound_by_tx[id(tx)] = b
     extra = [("Route", p) for p in b_binding.path]
     to, frm = f"<sip:{number}@{cc.domain}>", f"<sip:{req.from_.uri.user}@{cc.domain}>"
-    listener = lambda ev, ctx, resp: _response(cc, call, tx, req, ev, resp)    # noqa: E731
+    listener = lambda ev, ctx, resp: _response(cc, call, ev, resp)    # noqa: E731
     cc.log.info("outbound_call", call_id=call.id, agent_id=agent_id, number=number)
     if cc.media is not None and req.body:
-        drive(_anchored(cc, call, tx, req, b_binding.contact, to, frm, extra, listener), cc._done_for(call.id))
+        drive(_anchored(cc, call, tx, req, b_binding.contact, to, frm, extra, listener), cc.done_for(call.id))
         return
     b.invite(b_binding.contact, to, frm, req.body, extra, listener)
 
@@ -63,8 +59,6 @@ def place_outbound(cc, tx, req: Request, number: str, agent_id: str) -> None:
 async def _anchored(cc, call, tx, req: Request, contact: str, to: str, frm: str, extra, listener) -> None:
     """Media through the switch: the caller's side answered by our engine (WebRTC for a browser), the called
     phone offered a plain RTP session; the two streams share a room once the far side answers."""
-    from .sdp import parse_sdp
-    from .sip.errors import SipError
     a, b = call.customer, call.outbound_to
     try:
         call.answer_sdp = await cc.media.answer_customer(a, parse_sdp(req.body))
@@ -79,40 +73,28 @@ async def _anchored(cc, call, tx, req: Request, contact: str, to: str, frm: str,
     b.invite(contact, to, frm, sdp, extra, listener)
 
 
-def _response(cc, call, tx, req: Request, event: str, resp: Response | None) -> None:
-    a, b = call.customer, call.outbound_to
+def _response(cc, call, event: str, resp: Response | None) -> None:
+    now, acd = time.time(), cc.acd_state()
     if event in ("timeout", "error"):
-        if a.state == "init" and tx.state in ("trying", "proceeding"):
-            cc.endpoint.respond(tx, make_response(req, 480 if event == "timeout" else 503, to_tag=a.local_tag))
-        b.state = "ended"
-        cc.end_call(call, f"far side {event}")
+        cc.carry(far_side_unreachable(cc.core, call, event, now, acd))
         return
     status = resp.status
     if status < 200:
-        if b.cancel_pending:
-            b._send_cancel()
-        if status > 100:
-            if b.state == "calling":
-                b.state = "early"
-            if tx.state in ("trying", "proceeding"):
-                headers = [("Contact", a.contact())]
-                early = resp.body if a.stream is None else b""      # anchored: our session, not theirs
-                if early:
-                    headers.append(("Content-Type", "application/sdp"))
-                cc.endpoint.respond(tx, make_response(req, status, to_tag=a.local_tag, headers=headers,
-                                                      body=early))
+        cc.carry(far_side_provisional(call, status, resp.body))
+    elif status < 300:
+        if call.outbound_to.accept_2xx(resp):
+            cc.carry(far_side_answered(call, now, resp.body))
+    else:
+        cc.carry(far_side_failed(cc.core, call, status, now, acd))
+
+
+def respond(cc, e: Respond) -> None:
+    """A response to the agent's INVITE while it is still unanswered."""
+    tx = e.leg.invite_tx
+    if tx is None or tx.state not in ("trying", "proceeding"):
         return
-    if status < 300:
-        if not b.accept_2xx(resp):
-            return
-        if a.stream is not None and b.stream is not None:
-            cc.media.agent_answered(call, b, resp.body)     # the called side as an agent leg: one room
-            a.answer(req, getattr(call, "answer_sdp", b""))
-        else:
-            a.answer(req, resp.body)
-        call.answered_at = time.time()
-        return
-    b.state = "ended"
-    if tx.state in ("trying", "proceeding"):
-        cc.endpoint.respond(tx, make_response(req, map_failure(status), to_tag=a.local_tag))
-    cc.end_call(call, f"far side {status}")
+    headers = [("Contact", e.leg.contact())] if e.provisional else []
+    if e.body:
+        headers.append(("Content-Type", "application/sdp"))
+    cc.endpoint.respond(tx, make_response(tx.request, e.status, to_tag=e.leg.local_tag, headers=headers,
+                                          body=e.body))

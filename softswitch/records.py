@@ -13,6 +13,13 @@ SQLite runs WAL with synchronous=NORMAL, which makes a committed row survive a c
 process (only a power cut can lose the last few transactions), at the cost of no fsync per commit - the
 point of the requirement. PostgreSQL's durability is the server's (synchronous_commit).
 
+Statements handed over together (add_queue_events: the lines of one ACD step; add_cdr: the CDR and the removal
+of its call from the journal) always share one transaction, and the writer commits in the order it was handed
+rows, so a resolved future means everything queued before it is committed too. after_commit() runs a callback
+on the event loop once a future resolved, or after commit_wait seconds: the end of a call waits for its rows
+that way, never for long. The journal (open_call: calls in progress, written with the lines that enqueue or
+answer them; agent_state; node_alive, touched every second) is what records_recovery.py reads after a crash.
+
 Reads use their own connection (WAL readers never block the writer) and may be called from any thread.
 Everything that differs between the two databases lives in a backend class (SQLiteBackend here,
 PostgresBackend in records_pg.py): connections, placeholders, column types, how one row is isolated.
@@ -37,7 +44,8 @@ from . import log, records_export
 CDR_COLUMNS = ("id", "call_id", "node", "caller", "called", "queue", "agent_id", "started_at", "answered_at",
                "connected_at", "ended_at", "wait_s", "talk_s", "outcome", "end_reason", "recording", "extra")
 QUEUE_LOG_COLUMNS = ("id", "at", "queue", "call_id", "agent_id", "event", "old", "new", "reason", "wait", "talk")
-OUTCOMES = ("answered", "abandoned", "overflowed", "rejected", "outbound", "failed")
+WRAPUP_COLUMNS = ("id", "call_id", "agent_id", "at", "disposition", "notes")
+OUTCOMES = ("answered", "abandoned", "overflowed", "rejected", "outbound", "failed", "interrupted")
 
 # Each entry moves the schema one version up; never edit a released entry, append a new one.
 # {pk} and {real} are filled in by the backend (SQLite: INTEGER PRIMARY KEY, REAL - the original text).
@@ -55,9 +63,28 @@ MIGRATIONS = [
     """,
     # complete rows carry the talk time in its own column (wait keeps the answer's wait)
     "ALTER TABLE queue_log ADD COLUMN talk {real}",
+    # the agent's wrap-up of a call (disposition code, notes): a row per save, the latest per call_id counts
+    """
+    CREATE TABLE call_wrapup (id {pk}, call_id TEXT NOT NULL, agent_id TEXT, at {real}, disposition TEXT,
+        notes TEXT);
+    CREATE INDEX call_wrapup_call_id ON call_wrapup (call_id);
+    CREATE INDEX cdr_agent_id ON cdr (agent_id, started_at);
+    """,
+    # the journal of calls in progress (written at enqueue/answer, deleted with the final CDR), each node's
+    # agents' states and the node's last sign of life: what a restart after a crash needs to close its books
+    """
+    CREATE TABLE open_call (call_id TEXT PRIMARY KEY, node TEXT, caller TEXT, called TEXT, queue TEXT,
+        agent_id TEXT, started_at {real}, answered_at {real});
+    CREATE INDEX open_call_node ON open_call (node);
+    CREATE TABLE agent_state (node TEXT NOT NULL, agent_id TEXT NOT NULL, state TEXT, reason TEXT, at {real},
+        resume TEXT, PRIMARY KEY (node, agent_id));
+    CREATE TABLE node_alive (node TEXT PRIMARY KEY, at {real});
+    """,
 ]
 COMPONENT = "records"  # the cdr file is shared (credentials live there too): versions are per component
-_TABLES = {"cdr": (CDR_COLUMNS, "started_at"), "queue_log": (QUEUE_LOG_COLUMNS, "at")}
+_TABLES = {"cdr": (CDR_COLUMNS, "started_at"), "queue_log": (QUEUE_LOG_COLUMNS, "at"),
+           "call_wrapup": (WRAPUP_COLUMNS, "at")}
+WRAPUP_EXPORT = ("disposition", "notes")   # appended to each exported CDR: its latest wrap-up
 PG_SCHEMES = ("postgresql://", "postgres://")
 
 
@@ -225,8 +252,10 @@ def open_backend(url: str | os.PathLike, busy_timeout: float = 5.0) -> Backend:
 
 class RecordStore:
     def __init__(self, url: str | os.PathLike, *, max_delay: float = 0.02, max_rows: int = 500,
-                 busy_timeout: float = 5.0) -> None:
+                 busy_timeout: float = 5.0, node: str = "", commit_wait: float = 2.0) -> None:
         self._backend = open_backend(url, busy_timeout)
+        self.node = node                # whose journal rows and agent states this store writes
+        self.commit_wait = commit_wait  # how long the end of a call waits for its rows before going on
         self.where = self._backend.where                   # the file, or the URL without its password
         self.path = getattr(self._backend, "path", None)   # SQLite only
         self.max_delay, self.max_rows = max_delay, max_rows
@@ -240,26 +269,107 @@ class RecordStore:
         self._thread.start()
 
     def add_cdr(self, row: dict) -> Future:
+        """The call's record; its journal entry (open_call) goes in the same transaction."""
         if not row.get("call_id"):
             raise ValueError("a CDR needs a call_id")
-        return self._submit("cdr", row)
+        ph = self._backend.ph
+        return self._submit([self.insert_stmt("cdr", row),
+                             (f"DELETE FROM open_call WHERE call_id = {ph}", (row["call_id"],))])
 
-    def add_queue_event(self, row: dict) -> Future:
-        return self._submit("queue_log", {"at": time.time(), **row})
+    def add_queue_event(self, row: dict, opened: dict | None = None) -> Future:
+        """A queue-log line. Lines that open or answer a call keep the journal of calls in progress, agents'
+        state changes the stored agent states, in the line's transaction. `opened`: caller, called and
+        started_at of a call being enqueued (the CDR of a call interrupted by a crash is made of them)."""
+        return self.add_queue_events([(row, opened)])
 
-    def _submit(self, table: str, row: dict) -> Future:
+    def add_queue_events(self, lines: list[tuple[dict, dict | None]]) -> Future:
+        """Queue-log lines (row, opened) committed together: the lines of one ACD step (a call's `complete`
+        and its agent's state change) are never split by a crash. The future carries the first line's id."""
+        stmts = []
+        for row, opened in lines:
+            row = {"at": time.time(), **row}
+            stmts += [self.insert_stmt("queue_log", row), *self._journal(row, opened or {})]
+        return self._submit(stmts)
+
+    def touch(self) -> Future:
+        """Note that this node is alive now: a crash is dated from the last note."""
+        return self._submit([self._upsert("node_alive", ("node",), {"node": self.node, "at": time.time()})])
+
+    def write_group(self, stmts: list[tuple[str, tuple]]) -> Future:
+        """Statements committed together (never split between transactions); the future carries the first
+        one's result."""
+        return self._submit(list(stmts))
+
+    @property
+    def ph(self) -> str:
+        return self._backend.ph
+
+    def _journal(self, row: dict, opened: dict) -> list[tuple[str, tuple]]:
+        ph, event, call_id = self._backend.ph, row.get("event"), row.get("call_id")
+        if event == "enqueue" and call_id:
+            # an overflow enqueues the call again elsewhere: the queue changes, the start stays
+            return [self._upsert("open_call", ("call_id",), {
+                "call_id": call_id, "node": self.node, "caller": opened.get("caller", ""),
+                "called": opened.get("called", ""), "queue": row.get("queue", ""),
+                "started_at": opened.get("started_at", row["at"])}, keep=("started_at", "caller", "called"))]
+        if event == "answer" and call_id:
+            return [(f"UPDATE open_call SET agent_id = {ph}, answered_at = {ph} WHERE call_id = {ph}",
+                     (row.get("agent_id"), row["at"], call_id))]
+        if event == "state" and row.get("agent_id"):
+            return [self._upsert("agent_state", ("node", "agent_id"), {
+                "node": self.node, "agent_id": row["agent_id"], "state": row.get("new"),
+                "reason": row.get("reason"), "at": row["at"], "resume": None})]
+        return []
+
+    def insert_stmt(self, table: str, row: dict) -> tuple[str, tuple]:
         cols = _TABLES[table][0]
         unknown = set(row) - set(cols[1:])
         if unknown:  # a typo would otherwise drop data silently
             raise ValueError(f"unknown {table} fields: {sorted(unknown)}")
         values = tuple(json.dumps(v) if k == "extra" and v is not None else v for k, v in row.items())
-        sql = self._backend.insert_sql(table, tuple(row))
+        return self._backend.insert_sql(table, tuple(row)), values
+
+    def _upsert(self, table: str, key: tuple[str, ...], row: dict, keep: tuple[str, ...] = ()) -> tuple[str, tuple]:
+        """INSERT, or UPDATE the row with the same key (SQLite and PostgreSQL spell it alike)."""
+        names = tuple(row)
+        sets = ", ".join(f"{n} = excluded.{n}" for n in names if n not in key and n not in keep)
+        sql = (f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join([self._backend.ph] * len(names))}) "
+               f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {sets}")
+        return sql, tuple(row.values())
+
+    def _submit(self, stmts: list[tuple[str, tuple]]) -> Future:
         fut: Future = Future()
         with self._close_lock:
             if self._closed:
                 raise RecordStoreClosed(f"record store {self.where} is closed")
-            self._queue.put((sql, values, fut))
+            self._queue.put((stmts, fut))
         return fut
+
+    def after_commit(self, fut: Future, loop, fn, **context) -> None:
+        """Run fn() on the event loop `loop` once `fut` is resolved (its rows committed, or refused), or after
+        commit_wait seconds: a records database that is down or slow delays what waits on it, never holds it."""
+        done = False
+
+        def run() -> None:
+            nonlocal done
+            if not done:
+                done = True
+                timer.cancel()
+                fn()
+
+        def late() -> None:
+            if not done:
+                self._log.error("records_commit_slow", waited=self.commit_wait, where=self.where, **context)
+            run()
+
+        def resolved(f: Future) -> None:
+            try:
+                loop.call_soon_threadsafe(run)
+            except RuntimeError:  # the loop is closed: nothing is left to run
+                pass
+
+        timer = loop.call_later(self.commit_wait, late)
+        fut.add_done_callback(resolved)
 
     def flush(self, timeout: float | None = None) -> None:
         """Wait until everything queued before this call is committed; TimeoutError after `timeout` s."""
@@ -267,7 +377,7 @@ class RecordStore:
         with self._close_lock:
             if self._closed:
                 raise RecordStoreClosed(f"record store {self.where} is closed")
-            self._queue.put((None, None, marker))
+            self._queue.put((None, marker))
         marker.result(timeout)
 
     def close(self, timeout: float | None = 10.0) -> None:
@@ -293,17 +403,19 @@ class RecordStore:
     def _run(self) -> None:
         while True:
             item = self._queue.get()
-            batch, markers, stop = [], [], item is None
+            batch, markers, stop, rows = [], [], item is None, 0
             deadline = time.monotonic() + self.max_delay
             # Group commit: take what is already queued, up to max_rows or max_delay, and commit at once.
             # No waiting for more when the queue is empty: a commit without fsync is cheap, latency is not.
+            # An item's statements always share one transaction.
             while item is not None:
                 if item[0] is None:
-                    markers.append(item[2])
+                    markers.append(item[1])
                     break  # a flush ends the batch so it returns as soon as its predecessors are in
-                if item[2].set_running_or_notify_cancel():  # skip rows whose caller cancelled them
+                if item[1].set_running_or_notify_cancel():  # skip rows whose caller cancelled them
                     batch.append(item)
-                if len(batch) >= self.max_rows or time.monotonic() >= deadline:
+                    rows += len(item[0])
+                if rows >= self.max_rows or time.monotonic() >= deadline:
                     break
                 try:
                     item = self._queue.get_nowait()
@@ -319,18 +431,23 @@ class RecordStore:
 
     def _write(self, batch: list) -> None:
         try:
-            results = self._backend.write_batch([(sql, values) for sql, values, _ in batch])
+            results = self._backend.write_batch([stmt for stmts, _ in batch for stmt in stmts])
         except Exception as exc:  # the writer must outlive a bad disk; callers see the error in their future
             self._log.error("records_write_failed", error=repr(exc), rows=len(batch), where=self.where)
-            for _, _, fut in batch:
+            for _, fut in batch:
                 fut.set_exception(exc)
             return
-        for (sql, _, fut), result in zip(batch, results):
-            if isinstance(result, Exception):
-                self._log.warning("record_rejected", error=str(result), sql=sql.split(" (")[0])
-                fut.set_exception(result)
+        i = 0
+        for stmts, fut in batch:
+            mine, i = results[i:i + len(stmts)], i + len(stmts)
+            for (sql, _), result in zip(stmts[1:], mine[1:]):  # the journal of a row: logged, never fatal
+                if isinstance(result, Exception):
+                    self._log.warning("record_rejected", error=str(result), sql=sql.split(" (")[0])
+            if isinstance(mine[0], Exception):
+                self._log.warning("record_rejected", error=str(mine[0]), sql=stmts[0][0].split(" (")[0])
+                fut.set_exception(mine[0])
             else:
-                fut.set_result(result)
+                fut.set_result(mine[0])
 
     def _query(self, sql: str, args: list) -> list[dict]:
         with self._read_lock:
@@ -358,6 +475,23 @@ class RecordStore:
                 where, args = where + [f"{col} = {ph}"], args + [val]
         return self._query(_select("queue_log", where, limit, args, ph), args)
 
+    def add_wrapup(self, call_id: str, agent_id: str, disposition: str, notes: str) -> Future:
+        """The agent's wrap-up of a call; a later one for the same call replaces it (in reads and exports)."""
+        if not call_id:
+            raise ValueError("a wrap-up needs a call_id")
+        return self._submit("call_wrapup", {"call_id": call_id, "agent_id": agent_id, "at": time.time(),
+                                            "disposition": disposition, "notes": notes})
+
+    def agent_cdrs(self, agent_id: str, limit: int = 10) -> list[dict]:
+        """The agent's last CDRs, newest first, each with its latest wrap-up (disposition, notes or None)."""
+        ph = self._backend.ph
+        args: list = [agent_id]
+        return self._query(_cdr_with_wrapup([f"c.agent_id = {ph}"], True, limit, args, ph), args)
+
+    def select(self, sql: str, args: list) -> list[dict]:
+        """Rows of any query on this store (placeholders: self.ph)."""
+        return self._query(sql, args)
+
     def count_cdrs(self) -> int:
         return self._query("SELECT count(*) AS n FROM cdr", [])[0]["n"]
 
@@ -377,8 +511,13 @@ class RecordStore:
             raise ValueError(f"export kind must be cdr|queue_log and fmt csv|json, got {kind!r}, {fmt!r}")
         cols, time_col = _TABLES[kind]
         ph = self._backend.ph
-        where, args = _where(since, until, time_col, ph)
-        rows = self._backend.stream(_select(kind, where, None, args, ph), args)
+        if kind == "cdr":
+            where, args = _where(since, until, "c.started_at", ph)
+            cols, sql = cols + WRAPUP_EXPORT, _cdr_with_wrapup(where, False, None, args, ph)
+        else:
+            where, args = _where(since, until, time_col, ph)
+            sql = _select(kind, where, None, args, ph)
+        rows = self._backend.stream(sql, args)
         try:
             return records_export.write(kind, fmt, cols, rows, out)
         finally:
@@ -395,6 +534,21 @@ def _select(table: str, where: list[str], limit: int | None, args: list, ph: str
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += " ORDER BY id"
+    if limit is not None:
+        sql += f" LIMIT {ph}"
+        args.append(int(limit))
+    return sql
+
+
+def _cdr_with_wrapup(where: list[str], desc: bool, limit: int | None, args: list, ph: str) -> str:
+    """CDR columns plus the latest wrap-up of each call (NULLs when none); `where` names columns as c.NAME."""
+    cols = ", ".join(f"c.{c}" for c in CDR_COLUMNS) + ", w.disposition, w.notes"
+    sql = (f"SELECT {cols} FROM cdr c LEFT JOIN call_wrapup w ON w.id = "
+           f"(SELECT max(id) FROM call_wrapup WHERE call_id = c.call_id)")
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    # newest first straight from the (agent_id, started_at) index; oldest first in id order like _select
+    sql += " ORDER BY c.started_at DESC, c.id DESC" if desc else " ORDER BY c.id"
     if limit is not None:
         sql += f" LIMIT {ph}"
         args.append(int(limit))

@@ -74,7 +74,7 @@ class PostgresBackend(Backend):
                 out: list[int | Exception] = []
                 for sql, values in rows:
                     try:
-                        out.append(db.execute(sql, values).fetchone()[0])
+                        out.append(_result(db.execute(sql, values)))
                     except ROW_ERRORS as exc:
                         raise _RetryWithSavepoints from exc  # rolls the transaction back
                 return out
@@ -85,7 +85,7 @@ class PostgresBackend(Backend):
             for sql, values in rows:
                 try:
                     with db.transaction():  # a savepoint: a rejected row leaves the others in the batch
-                        out.append(db.execute(sql, values).fetchone()[0])
+                        out.append(_result(db.execute(sql, values)))
                 except ROW_ERRORS as exc:
                     out.append(exc)
             return out
@@ -116,3 +116,8 @@ class PostgresBackend(Backend):
         for db in (self._db, self._reader):
             if db is not None:
                 db.close()
+
+
+def _result(cur) -> int | None:
+    """The id an INSERT ... RETURNING gave; None for the journal's updates and deletes."""
+    return cur.fetchone()[0] if cur.description else None

@@ -193,6 +193,17 @@ class Registrar:
         self.stats["expired"] += len(gone)
         return gone
 
+    async def drop(self, aor: str, keys: set[str], now: float) -> list[Binding]:
+        """Remove these bindings of an AOR at once (their flow closed, RFC 5626 s. 5.2); returns them."""
+        before = await self.store.lookup(aor, now)
+        after = [b for b in before if b.key not in keys]
+        if len(after) == len(before):
+            return []
+        await self.store.replace(aor, after, now)
+        self._notify(before[0].user, before, after)
+        self.stats["flows_closed"] = self.stats.get("flows_closed", 0) + 1
+        return [b for b in before if b.key in keys]
+
     async def lookup_user(self, aor: str, now: float) -> list[Binding]:
         return await self.store.lookup(aor, now)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from acd import Agent
 
 from .contact_center import agent_queues, queue_spec
+from .phones import keepalive_options
 from .routing import Router
 from .security_settings import agent_algorithms, reconfigure
 
@@ -32,6 +33,9 @@ def apply_config(node, new) -> dict:
     changes["security"] = applied
     changes["needs_restart"].extend(restart)
     node.credentials.update_config({a.softphone: dict(a.ha1) for a in new.agents})
+    if getattr(node, "phones", None) is not None and old.keepalive != new.keepalive:
+        node.phones.set_options(keepalive_options(new.keepalive))
+        changes["phones"] = ["keepalive"]
     if getattr(node, "authn", None) is not None:
         node.authn.per_user = agent_algorithms(new)
     node.router = node.calls.router = Router(new.routes, {a.softphone: a.id for a in new.agents})

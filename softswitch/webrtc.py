@@ -40,6 +40,11 @@ Documented choices:
   non-buffered relay subscription: the latest frame only, aiortc re-encodes it); until then the video
   sender sends nothing. Further audio/video m-lines (and any other kind) are answered rejected (port 0,
   removed from the BUNDLE group, the transceiver set inactive); ``rejected_mids`` lists what was refused.
+* DTMF from the browser (RFC 4733, e.g. RTCDTMFSender / JsSIP sendDTMF RFC2833): aiortc knows no
+  telephone-event, so the audio m-line of our SDP gets one (8 kHz; in an answer the browser's payload type,
+  in an offer one no bundled m-line uses), and the events are taken off the decrypted RTP before aiortc's
+  router (which would drop them) and sent to the engine in the gateway's own sequence and timestamp space as
+  payload type EVENT_PT, which the engine stream knows: it forwards them to the other party like any phone's.
 """
 
 from __future__ import annotations
@@ -68,6 +73,7 @@ TIME_BASE = fractions.Fraction(1, RATE)
 MAX_BUFFER_MS = 120             # engine -> browser FIFO cap
 PREBUFFER = 2                   # frames to collect after an underrun before playing again
 _DECODE = {0: g711.ULAW_DECODE, 8: g711.ALAW_DECODE}
+EVENT_PT = 101                  # telephone-event between the gateway and the engine
 _WILDCARDS = ("", "0.0.0.0", "::")
 # One relay for every leg's received video: each source track gets one reader task, any number of consumers
 # (the drain of its own leg, the video sender of the other leg of the call).
@@ -143,6 +149,41 @@ def _reject_mids(sdp_text: str, mids: set[str]) -> str:
             ln = " ".join(["a=group:BUNDLE"] + items)
         head.append(ln)
     return "\r\n".join(head + [ln for sec in out for ln in sec]) + "\r\n"
+
+
+def _telephone_event_pt(sdp_text: str) -> int | None:
+    """The payload type of telephone-event/8000 in the first audio m-section, if any."""
+    audio = False
+    for line in sdp_text.splitlines():
+        if line.startswith("m="):
+            if audio:
+                return None
+            audio = line.startswith("m=audio")
+        elif audio and line.lower().startswith("a=rtpmap:") and "telephone-event/8000" in line.lower():
+            try:
+                return int(line[9:].split(" ", 1)[0])
+            except ValueError:
+                return None
+    return None
+
+
+def _add_telephone_event(sdp_text: str, pt: int | None = None) -> tuple[str, int | None]:
+    """Our SDP with telephone-event/8000 on its first (non-rejected) audio m-line: payload type `pt`, or one
+    no m-section uses. Returns the text and the payload type (None when there is no audio to add it to)."""
+    lines = sdp_text.splitlines()
+    used = {int(x) for ln in lines if ln.startswith("m=") for x in ln.split(" ")[3:] if x.isdigit()}
+    if pt is None:
+        pt = next((p for p in (101, 126, 127, 110, 112, 113, 114, 115) if p not in used), None)
+    start = next((i for i, ln in enumerate(lines) if ln.startswith("m=audio ") and not ln.startswith("m=audio 0 ")),
+                 None)
+    if pt is None or start is None:
+        return sdp_text, None
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("m=")), len(lines))
+    at = max((i for i in range(start, end) if lines[i].startswith(("a=rtpmap:", "a=fmtp:", "a=rtcp-fb:"))),
+             default=end - 1) + 1
+    lines[start] += f" {pt}"
+    lines[at:at] = [f"a=rtpmap:{pt} telephone-event/8000", f"a=fmtp:{pt} 0-16"]
+    return "\r\n".join(lines) + "\r\n", pt
 
 
 # --- the two directions of audio -------------------------------------------------------------------------
@@ -262,7 +303,7 @@ class WebRtcLeg:
         self.rejected_mids: list[str] = []
         self.stats = dict(frames_from_browser=0, frames_to_browser=0, rtp_to_engine=0, rtp_from_engine=0,
                           silence_to_browser=0, overflow_samples=0, garbage_from_engine=0, send_errors=0,
-                          video_frames_from_browser=0)
+                          video_frames_from_browser=0, dtmf_to_engine=0)
         self.remote_video: MediaStreamTrack | None = None     # the browser's video, decoded (see send_video)
         self._video = None                                    # the video transceiver, when video is negotiated
         self._video_out: MediaStreamTrack | None = None       # the relay subscription being sent to the browser
@@ -277,6 +318,9 @@ class WebRtcLeg:
         self._seq = int(np.random.randint(0, 2**16))
         self._ts = int(np.random.randint(0, 2**32, dtype=np.uint64))
         self._first = True
+        self._event_in: int | None = None       # the telephone-event payload type the browser sends
+        self._event_src = None                  # (browser timestamp, our timestamp) of the current event
+        self._event_done = None
 
     def __repr__(self) -> str:
         state = self.pc.connectionState if self.pc is not None else "-"
@@ -301,7 +345,7 @@ class WebRtcLeg:
         self._rtcp_transport, _ = await loop.create_datagram_endpoint(_Sink, sock=rtcp)
         self.gateway = self._transport.get_extra_info("sockname")[:2]
         self._engine_addr = (host, self.stream.port)
-        self.stream.set_remote(self.gateway[0], self.gateway[1], pt=0)
+        self.stream.set_remote(self.gateway[0], self.gateway[1], pt=0, event_pt=EVENT_PT)
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.pc.on("track", self._on_track)
         self.pc.on("connectionstatechange", self._on_state)
@@ -311,15 +355,19 @@ class WebRtcLeg:
     async def offer(self, video: bool = False) -> bytes:
         """Our SDP offer (all candidates included) for the browser; then call accept_answer()."""
         self._check_fresh()
-        self.pc.addTransceiver(self._out_track, direction="sendrecv")
+        audio = self.pc.addTransceiver(self._out_track, direction="sendrecv")
         if video:       # relayed to/from the other browser of the call (send_video), not the engine
             self._video = self.pc.addTransceiver("video", direction="sendrecv")
         restrict_host_candidates(self.pc, host_addresses(self.address))
         await self.pc.setLocalDescription(await self.pc.createOffer())
-        return self.pc.localDescription.sdp.encode()
+        text, pt = _add_telephone_event(self.pc.localDescription.sdp)
+        if pt is not None:
+            self._tap_events(audio)
+        return text.encode()
 
     async def accept_answer(self, sdp: bytes) -> None:
         text = sdp.decode() if isinstance(sdp, (bytes, bytearray)) else sdp
+        self._event_in = _telephone_event_pt(text)
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=text, type="answer"))
 
     async def answer(self, offer_sdp: bytes, video: bool = False) -> bytes:
@@ -345,7 +393,12 @@ class WebRtcLeg:
         restrict_host_candidates(self.pc, host_addresses(self.address))
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         self.rejected_mids = sorted(m for m in rejected if m is not None)
-        return _reject_mids(self.pc.localDescription.sdp, set(self.rejected_mids)).encode()
+        answer = _reject_mids(self.pc.localDescription.sdp, set(self.rejected_mids))
+        offered = _telephone_event_pt(text)
+        if offered is not None:
+            answer, self._event_in = _add_telephone_event(answer, offered)
+            self._tap_events(audio)
+        return answer.encode()
 
     def _check_fresh(self) -> None:
         if self.closed:
@@ -465,6 +518,50 @@ class WebRtcLeg:
             self.stats["send_errors"] += 1
             return
         self.stats["rtp_to_engine"] += 1
+
+    def _tap_events(self, audio) -> None:
+        """Take the browser's telephone-event packets off the (bundle) DTLS transport before aiortc routes
+        them: an instance-level wrapper of that transport's _handle_rtp_data, nothing global."""
+        dtls = audio.receiver.transport
+        original = getattr(dtls, "_handle_rtp_data", None)
+        if original is None or getattr(dtls, "_softswitch_events", False):   # pragma: no cover - aiortc changed
+            return
+
+        async def handle(data: bytes, arrival_time_ms: int, *, _orig=original) -> None:
+            if len(data) > 12 and self._event_in is not None and data[1] & 0x7F == self._event_in:
+                self._event_from_browser(data)
+                return
+            await _orig(data, arrival_time_ms=arrival_time_ms)
+
+        dtls._handle_rtp_data = handle
+        dtls._softswitch_events = True
+
+    def _event_from_browser(self, data: bytes) -> None:
+        """One RFC 4733 packet from the browser -> the engine, in the gateway's own RTP stream: every packet of
+        an event carries the timestamp our audio had when it began; after its end the audio clock moves on by
+        the event's duration (the browser sent no audio meanwhile)."""
+        if self.closed or self._transport is None:
+            return
+        try:
+            p = parse_rtp(data)
+        except RtpError:
+            return
+        if len(p.payload) < 4:
+            return
+        if self._event_src is None or self._event_src[0] != p.timestamp:
+            self._event_src = (p.timestamp, self._ts)
+        ts = self._event_src[1]
+        pkt = build_rtp(EVENT_PT, self._seq, ts, self._ssrc, bytes(p.payload[:4]), marker=p.marker)
+        self._seq = (self._seq + 1) & 0xFFFF
+        if p.payload[1] & 0x80 and self._event_done != p.timestamp:     # the end (sent three times)
+            self._event_done = p.timestamp
+            self._ts = (ts + int.from_bytes(p.payload[2:4], "big")) & 0xFFFFFFFF
+        try:
+            self._transport.sendto(pkt, self._engine_addr)
+        except OSError:
+            self.stats["send_errors"] += 1
+            return
+        self.stats["dtmf_to_engine"] += 1
 
     # --- teardown ------------------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ def test_sipp_customers_reach_sipp_agents(tmp_path):
         # it: every customer reaches an agent however slowly a busy host gets there (a customer that hung
         # up after a fixed time could leave before being offered, and count as abandoned).
         uas = subprocess.Popen([SIPP, "-sf", f"{DATA}/agent_hangs_up.xml", "-i", "127.0.0.1", "-p", str(uas_port),
-                                "-nostdin", "-trace_err"], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                                "-nostdin", "-trace_err", "-aa"], cwd=tmp_path, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
         try:
             assert register_agents(port, [(u, PASSWORDS[u]) for u in ("70001", "70002")], "cc.test", uas_port) == 2

@@ -127,7 +127,7 @@ def test_a_node_killed_mid_call_frees_the_agent_for_the_survivor(phones, redis_u
                         r.call.hangup(pjsua2.CallOpParam(True))
                     except pjsua2.Error:
                         pass
-        # its reservation expires (8 s, refreshed every 2 s while the holder lives; 60 s bound a hang)
+        # its liveness key lapses: the survivor frees the agent (60 s bound a hang)
         assert wait_for(lambda: api_b.state()["elsewhere"] is False, 60, phones)
         cust2 = phones.account("5554004", "x", f"127.0.0.1:{pb}", domain="cc.test", register=False,
                                auto_answer=False)

@@ -56,7 +56,8 @@ def pg_url(pg_server_url):
     """The session's database, emptied: each test opens it as new (the store creates the schema)."""
     import psycopg
     with psycopg.connect(pg_server_url, autocommit=True) as db:
-        db.execute("DROP TABLE IF EXISTS cdr, queue_log, schema_version")
+        db.execute("DROP TABLE IF EXISTS cdr, queue_log, call_wrapup, open_call, agent_state, node_alive, "
+                   "schema_version")
     return pg_server_url
 
 
@@ -147,7 +148,8 @@ def test_reopen_keeps_schema_and_rows(tmp_path):
     with RecordStore(url) as s:
         assert [r["call_id"] for r in s.cdrs()] == ["c1"]
         with sqlite3.connect(s.path) as db:
-            assert db.execute("SELECT version FROM schema_version WHERE component='records'").fetchone() == (len(MIGRATIONS),)
+            version = db.execute("SELECT version FROM schema_version WHERE component='records'").fetchone()
+            assert version == (len(MIGRATIONS),)
             assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 

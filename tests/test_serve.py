@@ -61,7 +61,8 @@ def test_serve_names_the_address_it_cannot_listen_on(tmp_path):
     assert f"cannot listen on udp:127.0.0.1:{port}: Address already in use" in res.stderr
 
 
-PURE = ["softswitch/sip", "acd", "media", "softswitch/lockout.py", "softswitch/authn.py"]
+PURE = ["softswitch/sip", "softswitch/calls", "acd", "media", "softswitch/lockout.py", "softswitch/authn.py",
+        "softswitch/keepalive.py"]
 IO_MODULES = {"asyncio", "socket", "time", "random", "selectors", "threading", "uvloop"}
 # The media engine is the media side's only I/O; its tick stages, codec tables and recordings stay pure.
 KERNEL_EXEMPT = {"media/engine/core.py", "media/engine/player.py", "media/engine/relay.py",
@@ -141,24 +142,27 @@ def test_sigterm_drains_calls_then_exits(tmp_path):
 
 
 def test_registrations_survive_a_restart(tmp_path):
-    from tools.agents_load import api, register_agents
-    from tests.conftest import free_port
+    from tools.agents_load import api
+    from tests.support.cc import wait_for
+    from tests.test_phones_presence import UdpPhone
     config, port = example_on_free_ports(tmp_path)
     http = int(config.read_text().split("http: {listen: 127.0.0.1:")[1].split("}")[0])
     node = Served(config)
+    phone = UdpPhone(port, "70001", "Phone-70001!", "cc.example.com")     # answers keepalives
     try:
-        assert register_agents(port, [("70001", "Phone-70001!")], "cc.example.com", free_port(), expires=600) == 1
+        assert phone.register(expires=600) == 200
     finally:
         assert node.stop() == 0
     node = Served(config)
     try:
         base = f"http://127.0.0.1:{http}"
         token = api(base, "POST", "/api/login", {"account": "acme_alice", "password": "Alice-Demo1!"})["token"]
-        state = api(base, "GET", "/api/agents/me", None, token)
-        assert state["registered"] is True                     # no REGISTER since the restart
-        assert api(base, "POST", "/api/agents/me/sign-in", {}, token)["state"] == "idle"
         assert api(base, "GET", "/health")["bindings"] == 1
+        # no REGISTER since the restart: the kept binding counts once the phone answers a keepalive
+        assert wait_for(lambda: api(base, "GET", "/api/agents/me", None, token)["registered"], 20)
+        assert api(base, "POST", "/api/agents/me/sign-in", {}, token)["state"] == "idle"
     finally:
+        phone.close()
         assert node.stop() == 0
 
 

@@ -157,3 +157,124 @@ def test_browser_customer_video_call_to_browser_agent(tmp_path):
             assert _until(lambda: agent.evaluate("window.agentPage.call") == "ended", 5), \
                 agent.evaluate("window.agentPage")
             assert not [p for p in problems if "pageerror" in p], problems
+
+
+SHARE_FLAGS = MEDIA_FLAGS + ["--auto-select-desktop-capture-source=Entire screen"]
+
+
+def _shape(width: int, height: int) -> float:
+    return width / height if height else 0.0
+
+
+def _same_shape(stats: dict, width: int, height: int) -> bool:
+    return abs(_shape(stats["videoFrameWidth"], stats["videoFrameHeight"]) - _shape(width, height)) < 0.05
+
+
+def _desk_shot(page, name: str, width: int) -> Path:
+    page.set_viewport_size({"width": width, "height": 1000 if width < 1600 else 1080})
+    page.wait_for_timeout(150)
+    return _shot(page, f"{name}-{width}")
+
+
+def test_video_window_controls_and_screen_sharing(tmp_path):
+    """On a video call the agent page shows the video window (never on voice calls, see test_agent_desk) and its
+    controls: stop/start my video, zoom, hide, full screen, and sharing the screen (getDisplayMedia, replaceTrack
+    on the video sender): the customer's browser decodes frames of the shared screen (its frame size), then of
+    the camera again."""
+    from tools.browser import headless_chromium
+    expect = browser_expect(TIMEOUT_MS)
+
+    with video_node(tmp_path) as (nt, sip_port, http_port, ws_port):
+        base = f"http://127.0.0.1:{http_port}"
+        with headless_chromium(SHARE_FLAGS) as browser, customer_page_server() as page_server:
+            problems: list[str] = []
+            # a 16:9 window: the shared "screen" of headless Chromium is the page's, unlike the 4:3 fake camera
+            actx = browser.new_context(viewport={"width": 1280, "height": 720})
+            actx.add_init_script(TRACK_PCS)
+            actx.add_init_script(path=RTC_STATS)
+            agent = actx.new_page()
+            agent.set_default_timeout(TIMEOUT_MS)
+            agent.on("pageerror", lambda exc: problems.append(f"agent pageerror: {exc}"))
+            agent.goto(base + "/agent")
+            agent.fill("#account", "acme_carol")
+            agent.fill("#password", ACCOUNTS["acme_carol"])
+            agent.click("#login-submit")
+            agent.fill("#sp-password", PASSWORDS["70003"])
+            agent.click("#sp-connect")
+            expect(agent.locator("#sip-status")).to_have_attribute("data-sip", "registered")
+            agent.check("#video")
+            agent.click("#btn-sign-in")
+            expect(agent.locator("#state")).to_have_attribute("data-state", "idle")
+            expect(agent.locator("#video-panel")).to_be_hidden()
+
+            customer = browser.new_context(viewport={"width": 1100, "height": 560}).new_page()
+            customer.set_default_timeout(TIMEOUT_MS)
+            customer.on("pageerror", lambda exc: problems.append(f"customer pageerror: {exc}"))
+            query = urlencode({"ws": f"ws://127.0.0.1:{ws_port}", "jssip": base + "/agent/static/vendor/jssip.min.js",
+                               "to": "sip:4005@cc.test"})
+            customer.goto(f"http://127.0.0.1:{page_server.server_port}/{CUSTOMER_PAGE.name}?{query}")
+            assert _until(lambda: agent.evaluate("window.agentPage.call") == "active", 30), \
+                agent.evaluate("window.agentPage")
+            expect(agent.locator("#video-panel")).to_be_visible()
+            cstats = lambda: customer.evaluate("window.customer.stats()")       # noqa: E731
+            astats = lambda: agent.evaluate(AGENT_STATS)                         # noqa: E731
+            camera = _until(lambda: (lambda s: s if s["videoFramesDecoded"] > 10 and s["videoFrameWidth"] else None)(
+                cstats()), 30, step=0.25)
+            assert camera, (cstats(), problems)
+
+            # Zoom, hide and show, full screen.
+            small = agent.locator("#video-stage").bounding_box()["width"]
+            agent.click("#btn-zoom")
+            expect(agent.locator("#video-stage")).to_have_class("stage zoomed")
+            assert agent.locator("#video-stage").bounding_box()["width"] > small
+            agent.click("#btn-hide-video")
+            expect(agent.locator("#video-stage")).to_be_hidden()
+            expect(agent.locator("#btn-hide-video")).to_have_text("Show video")
+            agent.click("#btn-hide-video")
+            expect(agent.locator("#video-stage")).to_be_visible()
+            agent.click("#btn-fullscreen")
+            assert _until(lambda: agent.evaluate("document.fullscreenElement && document.fullscreenElement.id"), 5) \
+                == "video-stage"
+            agent.evaluate("document.exitFullscreen()")
+            assert _until(lambda: agent.evaluate("document.fullscreenElement") is None, 5)
+
+            # Share the screen: the customer decodes frames of another source, of the screen's size.
+            agent.click("#btn-share")
+            assert _until(lambda: agent.evaluate("window.agentDesk.sharing"), 10), \
+                (agent.evaluate("window.agentDesk"), problems)
+            # The sources are told apart by the shape of the decoded picture (the sender may scale it down).
+            screen = agent.evaluate("window.agentDesk.shareSettings")
+            assert screen and screen["width"] and abs(_shape(screen["width"], screen["height"]) - _shape(
+                camera["videoFrameWidth"], camera["videoFrameHeight"])) > 0.1, (screen, camera)
+            base_frames = cstats()["videoFramesDecoded"]
+            shared = _until(lambda: (lambda s: s if _same_shape(s, screen["width"], screen["height"])
+                                     and s["videoFramesDecoded"] > base_frames + 10 else None)(cstats()), 30, step=0.25)
+            assert shared, (cstats(), screen, camera)
+            expect(agent.locator("#btn-share")).to_have_text("Stop sharing")
+            shots = [_desk_shot(agent, "agent-sharing", 1280), _desk_shot(agent, "agent-sharing", 1920),
+                     _shot(customer, "customer-sees-screen")]
+
+            # Stop sharing: the camera again.
+            agent.click("#btn-share")
+            assert _until(lambda: _same_shape(cstats(), camera["videoFrameWidth"], camera["videoFrameHeight"]), 30,
+                          step=0.25), \
+                f"customer {cstats()} camera {camera} screen {screen} agent {astats()}"
+
+            # Stop my video: nothing is encoded any more; start it: the customer decodes the camera again.
+            agent.click("#btn-camera")
+            expect(agent.locator("#btn-camera")).to_have_text("Start my video")
+            assert agent.evaluate("window.agentDesk.sendingVideo") is False
+            agent.wait_for_timeout(500)          # frames already in flight
+            before = astats()["videoFramesEncoded"]
+            agent.wait_for_timeout(1000)
+            assert astats()["videoFramesEncoded"] == before, "the page still encodes video after Stop my video"
+            agent.click("#btn-camera")
+            expect(agent.locator("#btn-camera")).to_have_text("Stop my video")
+            again = cstats()["videoFramesDecoded"]
+            assert _until(lambda: cstats()["videoFramesDecoded"] > again + 10, 30, step=0.25), cstats()
+
+            customer.evaluate("window.customer.hangup()")
+            assert _until(lambda: agent.evaluate("window.agentPage.call") == "ended", 5)
+            expect(agent.locator("#video-panel")).to_be_hidden()
+            print("screenshots", *shots, sep="\n")
+            assert not [p for p in problems if "pageerror" in p], problems

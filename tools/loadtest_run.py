@@ -148,7 +148,7 @@ class LoadTest:
             wanted = self.discover_agents()
         uas_port = self.uas_port = free_udp_port(local_ip)
         scenario = agent_uas_variant(self.cfg.out, self.cfg.agent_delay)
-        self.uas = sipp_cmd(scenario, "", local_ip, self.cfg.out, "agents", ["-t", "u1"], 0,
+        self.uas = sipp_cmd(scenario, "", local_ip, self.cfg.out, "agents", ["-t", "u1", "-aa"], 0,
                             self.cfg.duration * 10 + 600, uas_port=uas_port)
         self.uas.start()
         time.sleep(0.3)

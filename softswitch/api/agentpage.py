@@ -17,6 +17,8 @@ from pathlib import Path
 
 from aiohttp import web
 
+from .agentdesk import dispositions_of, setup as setup_desk
+
 STATIC = Path(__file__).parent / "static"
 PAGE = STATIC / "agent.html"
 WILDCARD = ("", "0.0.0.0", "::", "[::]")
@@ -65,8 +67,8 @@ def _headers(node, request: web.Request) -> dict:
         "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "no-referrer",
         "Cache-Control": "no-cache",
-        # the softphone needs the microphone (and camera for video calls) of this page only
-        "Permissions-Policy": "camera=(self), microphone=(self), geolocation=()",
+        # the softphone needs the microphone (and camera for video calls, the screen for sharing) of this page only
+        "Permissions-Policy": "camera=(self), microphone=(self), display-capture=(self), geolocation=()",
     }
 
 
@@ -81,11 +83,14 @@ def setup(app: web.Application, node_key: web.AppKey) -> None:
     async def slash(request: web.Request) -> web.Response:
         raise web.HTTPFound("/agent")
 
-    async def config(request: web.Request) -> web.Response:
+    def session_of(request: web.Request):
         from .server import SESSION        # the API's session store (server imports this module)
         header = request.headers.get("Authorization", "")
         token = header[7:] if header.startswith("Bearer ") else ""
-        session = request.app[SESSION].get(token) if token else None
+        return request.app[SESSION].get(token) if token else None
+
+    async def config(request: web.Request) -> web.Response:
+        session = session_of(request)
         if session is None:
             return _error(401, "sign on first: POST /api/login")
         node = request.app[node_key]
@@ -96,7 +101,8 @@ def setup(app: web.Application, node_key: web.AppKey) -> None:
         url = ws_url(node, request)
         body = {"ws_url": url, "domain": sip.domain, "realm": sip.realm or sip.domain,
                 "softphone": agent.softphone, "agent_id": agent.id, "account": session.account,
-                "auto_answer_after": getattr(agent, "auto_answer_after", None)}
+                "auto_answer_after": getattr(agent, "auto_answer_after", None),
+                "dispositions": dispositions_of(node.config, agent.queues)}
         if url is None:
             body["error"] = "this node has no ws: or wss: SIP listener (server.sip.listen)"
         return web.json_response(body, headers={"Cache-Control": "no-store"})
@@ -105,6 +111,7 @@ def setup(app: web.Application, node_key: web.AppKey) -> None:
     app.router.add_get("/agent/", slash)
     app.router.add_get("/agent/config", config)
     app.router.add_static("/agent/static/", STATIC, show_index=False, follow_symlinks=False)
+    setup_desk(app, node_key, session_of)
 
 
 def _error(status: int, message: str) -> web.Response:

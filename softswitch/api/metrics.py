@@ -28,6 +28,10 @@ class NodeCollector:
         yield GaugeMetricFamily("softswitch_calls", "Calls in progress", value=len(node.calls.calls))
         yield counters("softswitch_call_events", "Call outcomes", "kind", node.calls.stats)
         yield counters("softswitch_registrar", "Registrar events", "kind", node.registrar.stats)
+        phones = getattr(node, "phones", None)
+        if phones is not None:
+            yield counters("softswitch_keepalive", "OPTIONS keepalives to registered phones, their verdicts, and "
+                           "connections that closed with bindings", "kind", {**phones.core.stats, **phones.stats})
         yield GaugeMetricFamily("softswitch_overload_busy", "Share of time spent handling SIP (smoothed)",
                                 value=node.calls.busy)
         yield GaugeMetricFamily("softswitch_loop_lag_seconds", "Event loop lateness (smoothed)",

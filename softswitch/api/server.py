@@ -16,6 +16,7 @@ from acd import AcdError, AgentStateError
 
 from ..log import get as get_logger
 from ..settings import check_password
+from .passwords import login_hash, refuse_until_changed, setup as setup_passwords
 from .sessions import Sessions
 
 SESSION = web.AppKey("session_store", Sessions)
@@ -81,15 +82,20 @@ class _Timed:
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler):
-    if request.path in ("/health", "/metrics", "/api/login") or not request.path.startswith("/api/"):
-        return await handler(request)
     header = request.headers.get("Authorization", "")
     token = header[7:] if header.startswith("Bearer ") else request.query.get("token", "")
+    if request.path in ("/health", "/metrics", "/api/login") or not request.path.startswith("/api/"):
+        if request.path == "/agent/config" and token:     # the page's API call: same first-sign-in rule
+            refusal = refuse_until_changed(request.app[NODE], request.app[SESSION].get(token), request.path)
+            if refusal is not None:
+                return refusal
+        return await handler(request)
     session = request.app[SESSION].get(token) if token else None
     if session is None:
         return _error(401, "sign on first: POST /api/login")
     request[SESSION_OF] = session
-    return await handler(request)
+    refusal = refuse_until_changed(request.app[NODE], session, request.path)
+    return refusal if refusal is not None else await handler(request)
 
 
 def _agent_of(request: web.Request, agent_id: str) -> str:
@@ -115,7 +121,7 @@ async def login(request: web.Request) -> web.Response:
         return _error(400, "expected JSON {account, password}")
     emp = node.config.employee(account)
     # The hash check runs off the event loop (PBKDF2 is deliberately slow); unknown accounts cost the same.
-    encoded = emp.password_hash if emp else "pbkdf2_sha256$100000$AAAAAAAAAAAAAAAAAAAAAA$AAAA"
+    encoded = await login_hash(node, emp) if emp else "pbkdf2_sha256$100000$AAAAAAAAAAAAAAAAAAAAAA$AAAA"
     ok = await asyncio.get_running_loop().run_in_executor(None, check_password, password, encoded)
     if not ok or emp is None:
         get_logger("api").info("login_failed", account=account)
@@ -124,7 +130,7 @@ async def login(request: web.Request) -> web.Response:
     s = request.app[SESSION].open(account, emp.role, agent.id if agent else None)
     get_logger("api").info("login", account=account, role=emp.role)
     return _json({"token": s.token, "account": account, "role": emp.role, "agent_id": s.agent_id,
-                  "expires_at": s.expires_at})
+                  "expires_at": s.expires_at, "must_change_password": node.accounts.must_change(emp)})
 
 
 async def logout(request: web.Request) -> web.Response:
@@ -297,7 +303,8 @@ async def health(request: web.Request) -> web.Response:
     return _json({"status": "draining" if draining else "ok", "node_id": node.options.registrar.node_id, "time": time.time(),
                   "calls": len(node.calls.calls), "bindings": await node.location.count(),
                   "loop_lag_ms": round(1000 * node.calls.loop_lag, 1),
-                  "sip_busy": round(node.calls.busy, 3), "resend_ratio": round(node.calls.resend_ratio, 3), "call_stats": dict(node.calls.stats)},
+                  "sip_busy": round(node.calls.busy, 3), "resend_ratio": round(node.calls.resend_ratio, 3), "call_stats": dict(node.calls.stats),
+                  "keepalive": {**node.phones.core.stats, **node.phones.stats}},
                  status=503 if draining else 200)
 
 
@@ -322,6 +329,7 @@ def make_app(node) -> web.Application:
     setup_agent_page(app, NODE)
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/api/admin/reload", reload_config)
+    setup_passwords(app, NODE, SESSION_OF)
     return app
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 
+from ..records_export import caller_parts
+
 # Reasons the ACD and call control record, in the words a supervisor reads. Anything else is an agent's own
 # reason ("lunch") and is shown as given.
 REASONS = {
@@ -40,20 +42,10 @@ def reason_words(state: str, reason: str) -> str:
     return REASONS.get(reason, reason)
 
 
-_NAME_ADDR = re.compile(r'\s*(?:"((?:[^"\\]|\\.)*)"|([^<"]*?))\s*<\s*([^>]*)>')
-_USER = re.compile(r"(?:sips?|tel):([^@;>?]*)")
-
-
 def caller_of(remote_uri: str) -> dict:
     """The number and display name in a From value: `"Ann" <sip:5550100@x>` -> {number: 5550100, name: Ann}."""
-    text = (remote_uri or "")[:512]
-    name, uri = "", text
-    m = _NAME_ADDR.match(text)
-    if m:
-        name, uri = (m.group(1) or m.group(2) or "").strip(), m.group(3)
-    u = _USER.match(uri.strip())
-    number = u.group(1) if u else ""
-    return {"number": number[:64], "name": name.replace('\\"', '"')[:64]}
+    number, name, _ = caller_parts((remote_uri or "")[:1024])
+    return {"number": number[:64], "name": name[:64]}
 
 
 def call_rows(cc, acd, now: float) -> tuple[list[dict], list[dict]]:

@@ -8,7 +8,7 @@ import socket
 from pathlib import Path
 
 from . import reader as R
-from .model import (QUEUE_TYPES, STRATEGIES, Agent, SecuritySettings, CalledRoute, Config, Employee, IvrStep, ListenSpec,
+from .model import (QUEUE_TYPES, STRATEGIES, Agent, KeepaliveSettings, SecuritySettings, CalledRoute, Config, Employee, IvrStep, ListenSpec,
                     MediaSettings, Overflow, OverloadSettings, RegistrarSettings, ServerSettings, SipSettings, SkillQueue,
                     StorageSettings)
 from .reader import MISSING, Bad, Reader
@@ -52,8 +52,9 @@ def _parse(text: str, file: str) -> Config:
         "password_policy": (lambda r, l, p: l, None), "employees": (lambda r, l, p: l, None),
         "agents": (lambda r, l, p: l, None), "skill_queues": (lambda r, l, p: l, None),
         "called_routes": (lambda r, l, p: l, None), "ivr": (lambda r, l, p: l, None),
-        "wallboard": (lambda r, l, p: l, None), "trunks": (lambda r, l, p: l, None),
-        "dial_plan": (lambda r, l, p: l, None),
+        "wallboard": (lambda r, l, p: l, None),
+        "phones": (lambda r, l, p: l, None),
+        "trunks": (lambda r, l, p: l, None), "dial_plan": (lambda r, l, p: l, None),
     })
     server = _server(r, top["server"])
     policy = _policy(r, top["password_policy"])
@@ -67,7 +68,8 @@ def _parse(text: str, file: str) -> Config:
     trunks = read_trunks(r, top["trunks"], top["dial_plan"], server.sip.realm if server else "",
                          {q.name for q in queues}, {a.id for a in agents})
     cfg = Config(file, server, policy, tuple(employees), tuple(agents), tuple(queues), tuple(routes), ivr,
-                 tuple(pool["nodes"] or ()), wallboard, trunks)
+                 tuple(pool["nodes"] or ()), wallboard,
+                 _phones(r, top["phones"]), trunks)
     if server is not None:
         # also after problems in the sections (a bad value has been read as its default), so one run
         # reports every problem: a wrong name is found beside a typo'd key
@@ -179,6 +181,26 @@ def _state_url(r, loc, path) -> str:
     return v
 
 
+def _phones(r: Reader, loc: Located | None) -> KeepaliveSettings:
+    """phones: {keepalive: {interval, timeout, failures}}: how registered phones are checked."""
+    d = KeepaliveSettings()
+    p = r.mapping(loc, "phones", {"keepalive": (lambda r, l, p: l, None)})
+    k = r.mapping(p["keepalive"], "phones.keepalive", {
+        "interval": (R.duration(0, 86400), d.interval), "timeout": (R.duration(0.1, 600), d.timeout),
+        "failures": (R.integer(1, 100), d.failures)})
+    interval, timeout = k["interval"], k["timeout"]
+    if interval and 0 < interval < 1:
+        r.error(p["keepalive"].items["interval"].line, "phones.keepalive.interval",
+                "must be 0 (off) or at least 1s")
+        interval = d.interval
+    elif interval and timeout >= interval:
+        key = "timeout" if "timeout" in p["keepalive"].items else "interval"
+        r.error(p["keepalive"].items[key].line, f"phones.keepalive.{key}",
+                f"timeout ({timeout:g}s) must be shorter than interval ({interval:g}s)")
+        timeout = min(d.timeout, interval / 2)
+    return KeepaliveSettings(interval, timeout, k["failures"])
+
+
 def _policy(r: Reader, loc: Located | None) -> PasswordPolicy:
     p = r.mapping(loc, "password_policy", {
         "min_length": (R.integer(1, 128), 8), "require": (R.list_of(R.choice(*RULES)), list(RULES)),
@@ -213,7 +235,8 @@ def _employees(r: Reader, loc, policy) -> list[Employee]:
     out = []
     spec = {"account": (_name, MISSING), "name": (R.nonempty, MISSING), "department": (R.text, ""),
             "phone": (R.text, ""), "password_hash": (R.nonempty, None), "password": (R.text, None),
-            "role": (R.choice("agent", "supervisor", "admin"), "agent")}
+            "role": (R.choice("agent", "supervisor", "admin"), "agent"),
+            "must_change_password": (R.boolean, True)}
     for path, item in r.items_of(loc, "employees"):
         e = r.mapping(item, path, spec)
         if e["account"] is None:
@@ -226,7 +249,8 @@ def _employees(r: Reader, loc, policy) -> list[Employee]:
             encoded = hash_password(plain, iterations=20_000)
         if encoded is None and e["password"] is None:
             r.error(item.line, f"{path}.password_hash", "required key is missing (make one with `softswitch passwd`)")
-        out.append(Employee(e["account"], e["name"] or "", e["department"], e["phone"], encoded or "", e["role"]))
+        out.append(Employee(e["account"], e["name"] or "", e["department"], e["phone"], encoded or "", e["role"],
+                            e["must_change_password"]))
     return out
 
 
@@ -290,6 +314,32 @@ def _agent_queue(r, loc, path) -> tuple[str, int]:
     return _name(r, loc, path), 0
 
 
+DISPOSITION = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.-]{0,39}")
+
+
+def _dispositions(r, loc, path) -> tuple[str, ...]:
+    """Wrap-up codes: short words an agent picks from a list after a call, each once, at most 50."""
+    if loc.kind != "list":
+        raise Bad(f"expected a list of codes like [sale, no sale, callback], got {R.describe(loc)}")
+    if len(loc.seq) > 50:
+        raise Bad(f"at most 50 disposition codes, got {len(loc.seq)}")
+    out: list[str] = []
+    for i, item in enumerate(loc.seq):
+        where = f"{path}[{i}]"
+        try:
+            code = R.nonempty(r, item, where)
+        except Bad as exc:
+            r.error(item.line, where, str(exc))
+            continue
+        if not DISPOSITION.fullmatch(code):
+            r.error(item.line, where, f"a disposition code is 1-40 letters, digits, spaces, _ . -; got {code!r}")
+        elif code.casefold() in {c.casefold() for c in out}:
+            r.error(item.line, where, f"duplicate disposition code {code!r}")
+        else:
+            out.append(code)
+    return tuple(out)
+
+
 def _target(r, loc, path) -> Overflow:
     v = R.nonempty(r, loc, path)
     if v == "hangup":
@@ -312,7 +362,8 @@ def _queues(r: Reader, loc) -> list[SkillQueue]:
             "record": (R.boolean, False), "service_level": (R.duration(1, 3600), d.service_level),
             "short_abandon": (R.duration(0, 600), d.short_abandon), "announce": (lambda r, l, p: l, None),
             "service_level_goal": (percent(1, 100), d.service_level_goal),
-            "music_on_hold": (R.nonempty, None), "callback_digit": (_dtmf_digit, None)})
+            "music_on_hold": (R.nonempty, None), "callback_digit": (_dtmf_digit, None),
+            "dispositions": (_dispositions, ())})
         ov = r.mapping(q.pop("overflow"), f"{path}.overflow", {"to": (_target, Overflow("hangup"))})
         an = r.mapping(q.pop("announce"), f"{path}.announce", {
             "entry": (R.nonempty, None), "every": (R.duration(5, 3600), d.announce_every),

@@ -109,6 +109,15 @@ class Employee:
     phone: str = ""
     password_hash: str = ""
     role: str = "agent"          # agent, supervisor, admin
+    must_change_password: bool = True    # the API gives nothing else until a new password is set
+
+
+@dataclass(frozen=True)
+class KeepaliveSettings:
+    """OPTIONS keepalives to every registered phone (like Asterisk's qualify)."""
+    interval: float = 30.0       # 0: off
+    timeout: float = 5.0
+    failures: int = 3
 
 
 @dataclass(frozen=True)
@@ -149,6 +158,7 @@ class SkillQueue:
     announce_wait: bool = True       # "your estimated waiting time is M minutes"
     music_on_hold: str | None = None
     callback_digit: str | None = None   # a waiting caller presses it to hang up and be called back in turn
+    dispositions: tuple[str, ...] = ()  # wrap-up codes an agent picks for a call of this queue (empty: notes only)
 
 
 @dataclass(frozen=True)
@@ -182,6 +192,7 @@ class Config:
     ivr: dict = field(hash=False, compare=True)    # flow name -> tuple[IvrStep, ...]
     pool_nodes: tuple[str, ...] = ()
     wallboard: WallboardSettings = WallboardSettings()
+    keepalive: KeepaliveSettings = KeepaliveSettings()
     trunks: TrunkSettings = TrunkSettings()      # SIP trunks and the outbound dial plan
 
     @cached_property

@@ -20,7 +20,9 @@ ACCOUNTS = {"acme_alice": "Alice-Pass-1!", "acme_bob": "Bob-Pass-2!", "acme_caro
 def config_text(sip_port: int, http_port: int, db: str, rtp_lo: int = 0, ring_timeout: str = "4s", wrap_up: str = "1s",
                 strategy: str = "linear", extra_queue: str = "", record: bool = False, support_extra: str = "",
                 security: str = "", tls_port: int = 0, tls: str = "", node_id: str = "test-node",
-                state: str = "memory") -> str:
+                state: str = "memory", must_change_password: bool = False, phones: str = "") -> str:
+    # the accounts are used at once by most tests; the password lifecycle's own tests ask for the flag
+    flag = "" if must_change_password else ", must_change_password: false"
     return f"""
 server:
   node_id: {node_id}
@@ -30,10 +32,10 @@ server:
   storage: {{cdr: "sqlite:///{db}", state: "{state}"}}
   media: {{address: 127.0.0.1, rtp_ports: {rtp_lo}-{rtp_lo + 998}}}
 employees:
-  - {{account: acme_alice, name: Alice, password: "{ACCOUNTS['acme_alice']}"}}
-  - {{account: acme_bob, name: Bob, password: "{ACCOUNTS['acme_bob']}"}}
-  - {{account: acme_carol, name: Carol, password: "{ACCOUNTS['acme_carol']}"}}
-  - {{account: acme_sam, name: Sam, role: supervisor, password: "{ACCOUNTS['acme_sam']}"}}
+  - {{account: acme_alice, name: Alice, password: "{ACCOUNTS['acme_alice']}"{flag}}}
+  - {{account: acme_bob, name: Bob, password: "{ACCOUNTS['acme_bob']}"{flag}}}
+  - {{account: acme_carol, name: Carol, password: "{ACCOUNTS['acme_carol']}"{flag}}}
+  - {{account: acme_sam, name: Sam, role: supervisor, password: "{ACCOUNTS['acme_sam']}"{flag}}}
 agents:
   - {{id: "1001", account: acme_alice, softphone: "70001", softphone_password: "{PASSWORDS['70001']}", queues: [support]}}
   - {{id: "1002", account: acme_bob, softphone: "70002", softphone_password: "{PASSWORDS['70002']}", queues: [support, sales]}}
@@ -54,6 +56,7 @@ ivr:
       timeout: 3s
       retries: 0
     - hangup: true
+{phones}
 """
 
 

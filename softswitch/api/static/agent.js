@@ -14,8 +14,10 @@
   // What tests (and a curious agent with devtools) can read: no secrets in here.
   const pub = window.agentPage = {
     events: 0, sip: "unregistered", sipCause: null, call: "none", lastInvite: null, autoAnswered: false,
-    answerError: null, endCause: null, remoteTracks: 0,
+    answerError: null, endCause: null, endText: null, remoteTracks: 0, video: false,
   };
+  // agent-desk.js (queues, history, wrap-up, keypad, video controls) follows the page through these events
+  const emit = (name, detail) => document.dispatchEvent(new CustomEvent(`desk:${name}`, { detail }));
 
   // RTP counters of the current call (inbound/outbound audio bytes), for the agent's own diagnostics and tests.
   pub.stats = async function () {
@@ -53,6 +55,9 @@
     if (!r.ok) throw new Error((body && body.error) || `HTTP ${r.status}`);
     return body;
   }
+
+  const STATE_WORDS = { offline: "not taking calls", idle: "idle", ringing: "ringing", talking: "on a call",
+                        busy: "busy", rest: "rest", wrap_up: "wrap-up" };
 
   function fmtDuration(s) {
     s = Math.max(0, Math.floor(s));
@@ -93,7 +98,8 @@
     $("sp-server").textContent = c.ws_url ? `via ${c.ws_url}` : (c.error || "no WebSocket listener");
     if (!c.ws_url) $("sp-error").textContent = c.error || "this node has no SIP WebSocket listener";
     if (typeof JsSIP === "undefined") $("sp-error").textContent = "JsSIP did not load (static/vendor/jssip.min.js)";
-    log(`signed on as ${S.account}`);
+    log(`logged in as ${S.account}`);
+    emit("signed-on", { agentId: S.agentId, config: c });
     openEvents();
     refreshState();
     S.poll = setInterval(refreshState, 5000);
@@ -102,6 +108,10 @@
 
   async function onLogout() {
     try { if (S.session) S.session.terminate(); } catch (_) { /* already gone */ }
+    // leaving the desktop also stops calls from the queues (a desk phone of the agent's may stay registered)
+    if (S.view && S.view.state !== "offline") {
+      try { await api("/api/agents/me/sign-out", { method: "POST" }); } catch (_) { /* expired anyway */ }
+    }
     stopUa();
     try { await api("/api/logout", { method: "POST" }); } catch (_) { /* expired anyway */ }
     signedOff("");
@@ -120,10 +130,11 @@
     $("who").textContent = "";
     $("login-error").textContent = message;
     showState(null);
+    emit("signed-off", {});
   }
 
   function authFailed(e) {
-    if (e instanceof Unauthorized) { signedOff(`signed out: ${e.message}`); return true; }
+    if (e instanceof Unauthorized) { signedOff(`logged out: ${e.message}`); return true; }
     return false;
   }
 
@@ -153,11 +164,27 @@
     S.view = view; S.viewAt = Date.now();
     const el = $("state");
     const state = view ? view.state : "offline";
-    el.textContent = state.replace("_", " ");
+    el.textContent = STATE_WORDS[state] || state.replace("_", " ");
     el.dataset.state = state;
     el.className = `chip state-${state}`;
     // the agent's own reasons (busy: lunch, rest: break); the ACD's for ringing/talking are call ids and such
-    $("state-reason").textContent = view && view.reason && (state === "busy" || state === "rest") ? view.reason : "";
+    const own = view && view.reason && (state === "busy" || state === "rest") ? view.reason : "";
+    $("state-reason").textContent = own;
+    // a reason belongs to the Busy/Rest it was given for: gone when that ends (not while the agent types one)
+    if (state !== S.shownState && (S.shownState === "busy" || S.shownState === "rest")) $("busy-reason").value = "";
+    S.shownState = state;
+    // which availability is current: pressed, and the others not
+    for (const [id, st] of [["btn-idle", "idle"], ["btn-rest", "rest"], ["btn-busy", "busy"]]) {
+      const b = $(id);
+      b.setAttribute("aria-pressed", String(state === st));
+      b.classList.toggle("current", state === st);
+      b.disabled = state === "offline" || state === "ringing" || state === "talking";
+    }
+    const signedIn = state !== "offline";
+    $("btn-sign-in").disabled = signedIn; $("btn-sign-out").disabled = !signedIn;
+    $("acd-status").dataset.on = String(signedIn);
+    $("acd-status").textContent = signedIn ? "You are taking calls from your queues." : "You are not taking calls.";
+    emit("state", { view });
     $("queues").textContent = view && view.queues && view.queues.length ? view.queues.join(", ") : "–";
     $("answered").textContent = view ? String(view.answered || 0) : "0";
     el.title = view ? `registered: ${view.registered ? "yes" : "no"}` : "";
@@ -185,7 +212,7 @@
     ws.onmessage = (m) => {
       let ev;
       try { ev = JSON.parse(m.data); } catch (_) { return; }
-      if (ev.type === "queues") return;             // KPIs: not for this page
+      if (ev.type === "queues") { emit("queues", ev); return; }    // live KPIs: the agent's own queues
       S.events += 1; pub.events = S.events;
       if (ev.type === "snapshot") { showState(ev); return; }
       if (ev.agent_id && ev.agent_id !== S.agentId) return;
@@ -224,16 +251,22 @@
   }
 
   // --- the softphone -----------------------------------------------------------------------------------------
+  const REG_WORDS = { "Connection Error": "the switch cannot be reached", "Request Timeout": "the switch did not answer",
+                      "SIP Failure Code": "the switch refused it", "Internal Error": "the browser phone failed" };
+  const SIP_WORDS = { unregistered: "not connected", connecting: "connecting…", registering: "signing in…",
+                      registered: "registered", failed: "failed", disconnected: "disconnected" };
   function setSip(state, cause) {
     S.sip = state; pub.sip = state; pub.sipCause = cause || null;
     const el = $("sip-status");
     el.dataset.sip = state;
     el.className = `chip sip-${state}`;
-    el.textContent = `softphone: ${state}${cause ? " (" + cause + ")" : ""}`;
+    el.textContent = `phone: ${SIP_WORDS[state] || state}${cause ? " (" + cause + ")" : ""}`;
     const up = state === "registered";
     $("btn-dial").disabled = !up || !!S.session;
     $("sp-connect").disabled = state === "registered" || state === "connecting" || state === "registering";
     $("sp-disconnect").disabled = !S.ua;
+    // connected: the password box and Connect make no sense until it is disconnected again
+    $("sp-credentials").hidden = up; $("sp-connect").hidden = up;
   }
 
   function onConnect(ev) {
@@ -273,7 +306,7 @@
       const cause = e.cause || (e.response && e.response.status_code) || "failed";
       setSip("failed", cause);
       $("sp-error").textContent = cause === "Authentication Error" || cause === "Rejected"
-        ? "wrong softphone password" : `registration failed: ${cause}`;
+        ? "wrong softphone password" : `the phone could not connect: ${REG_WORDS[cause] || cause}`;
       log(`registration failed: ${cause}`);
       ua.stop();
     });
@@ -296,12 +329,15 @@
     pub.call = state;
     $("call-panel").dataset.call = state;
     $("call-status").textContent = text;
+    document.querySelector(".caller-line").hidden = state === "none";
     const s = S.session, live = state === "active" || state === "held";
     $("btn-answer").disabled = state !== "incoming";
+    $("btn-answer").hidden = state !== "incoming";          // only a ringing call is answered
     $("btn-hangup").disabled = !s || state === "ended" || state === "none";
     $("btn-mute").disabled = !live;
     $("btn-hold").disabled = !live;
     $("btn-dial").disabled = S.sip !== "registered" || (!!s && state !== "ended");
+    emit("call", { state, session: s, video: pub.video });
   }
 
   function answerAfter(request) {
@@ -330,9 +366,12 @@
     $("btn-mute").setAttribute("aria-pressed", "false"); $("btn-mute").textContent = "Mute";
     $("btn-hold").setAttribute("aria-pressed", "false"); $("btn-hold").textContent = "Hold";
     $("call-error").textContent = "";
-    pub.answerError = null; pub.endCause = null; pub.autoAnswered = false; pub.remoteTracks = 0;
+    pub.answerError = null; pub.endCause = null; pub.endText = null; pub.autoAnswered = false; pub.remoteTracks = 0;
+    pub.video = false;
     const caller = callerOf(session, data.request);
-    $("caller").textContent = caller;
+    const ident = session.remote_identity;
+    $("caller").textContent = (ident.uri && ident.uri.user) || caller;
+    $("caller-name").textContent = ident.display_name && ident.uri && ident.display_name !== ident.uri.user ? ident.display_name : "";
     wireSession(session);
 
     if (data.originator === "remote") {
@@ -341,12 +380,14 @@
       const queue = req.getHeader("X-CC-Queue") || "";
       S.offerVideo = /\r?\nm=video /.test(req.body || "");
       pub.lastInvite = { from: caller, callInfo: info, answerAfter: delay, queue, video: S.offerVideo, at: Date.now() };
-      $("call-queue").textContent = queue ? `queue ${queue}` : "";
+      const from = session.remote_identity;
+      emit("incoming", { number: from.uri ? from.uri.user : "", name: from.display_name || "", queue, video: S.offerVideo });
+      $("call-queue").textContent = queue ? `· queue ${queue}` : "";
       setCall("incoming", "incoming call");
       log(`incoming call from ${caller}${queue ? " (" + queue + ")" : ""}${info ? "; Call-Info " + info : ""}`);
       if (delay !== null) scheduleAutoAnswer(session, delay);
     } else {
-      $("call-queue").textContent = "";
+      $("call-queue").textContent = "· outgoing call";
       setCall("calling", "calling…");
     }
   }
@@ -392,6 +433,7 @@
     setCall("connecting", "answering…");
     try {
       const video = $("video").checked && S.offerVideo;
+      pub.video = !!video;
       const stream = await localMedia(video);
       if (session.isEnded()) return;
       session.answer({ ...RTC, mediaStream: stream, mediaConstraints: { audio: true, video } });
@@ -410,9 +452,9 @@
     try {
       const video = $("video").checked;
       const stream = await localMedia(video);
-      S.offerVideo = video;
+      S.offerVideo = video; pub.video = !!video;
       S.ua.call(`sip:${number}@${S.config.domain}`, { ...RTC, mediaStream: stream, mediaConstraints: { audio: true, video } });
-      $("caller").textContent = number;
+      $("caller").textContent = number; $("caller-name").textContent = "";
       log(`calling ${number}`);
     } catch (e) {
       $("call-error").textContent = `call failed: ${e.message || e}`;
@@ -447,21 +489,45 @@
     const done = (kind) => (e) => {
       clearAuto();
       const cause = (e && e.cause) || kind;
-      pub.endCause = cause;
-      if (kind === "failed") $("call-error").textContent = `call failed: ${cause}`;
-      log(`call ${kind}: ${cause}`);
+      const text = endWords(kind, cause, e && e.originator, session.direction);
+      pub.endCause = cause; pub.endText = text;
+      if (kind === "failed" && !(e && e.originator === "local")) $("call-error").textContent = text;
+      log(text);
       if (S.session === session) {
         S.session = null;
         if (S.localStream) { S.localStream.getTracks().forEach((t) => t.stop()); S.localStream = null; }
         $("local-video").srcObject = null;
         $("remote-video").srcObject = null;
         S.remoteStream = null;
-        setCall("ended", `call ${kind === "failed" ? "failed" : "ended"} (${cause})`);
+        setCall("ended", text);
       }
       refetchSoon();
     };
     session.on("ended", done("ended"));
     session.on("failed", done("failed"));
+  }
+
+  // JsSIP's causes ("Terminated", "Canceled", ...) in the words an agent uses
+  function endWords(kind, cause, originator, direction) {
+    const C = (typeof JsSIP !== "undefined" && JsSIP.C.causes) || {};
+    const words = {
+      [C.CANCELED]: "the caller hung up before it was answered", [C.BUSY]: "busy", [C.REJECTED]: "call refused",
+      [C.NOT_FOUND]: "no such number", [C.UNAVAILABLE]: "not reachable now", [C.NO_ANSWER]: "no answer",
+      [C.USER_DENIED_MEDIA_ACCESS]: "no microphone or camera access", [C.CONNECTION_ERROR]: "connection to the switch lost",
+      [C.REQUEST_TIMEOUT]: "the switch did not answer", [C.ADDRESS_INCOMPLETE]: "incomplete number",
+      [C.INCOMPATIBLE_SDP]: "media not accepted", [C.WEBRTC_ERROR]: "the browser could not set up the media",
+      [C.AUTHENTICATION_ERROR]: "not allowed", [C.RTP_TIMEOUT]: "the line went silent",
+      [C.DIALOG_ERROR]: "the switch lost the call", [C.NO_ACK]: "the switch did not confirm the call",
+    };
+    if (kind === "ended") {
+      if (cause !== C.BYE) return `call ended: ${words[cause] || "the connection was lost"}`;
+      if (originator === "local") return "call ended: you hung up";
+      return direction === "incoming" ? "call ended: the caller hung up" : "call ended: the other side hung up";
+    }
+    if (originator === "local" && (cause === C.CANCELED || cause === C.REJECTED || cause === C.BUSY)) {
+      return direction === "incoming" ? "call not taken" : "call cancelled";
+    }
+    return `call failed: ${words[cause] || "the switch could not connect it"}`;
   }
 
   function muteUi() {
@@ -477,6 +543,10 @@
     b.textContent = S.held ? "Resume" : "Hold";
     setCall(S.held ? "held" : "active", S.held ? "on hold" : "connected");
   }
+
+  // for agent-desk.js: the API with this page's token, the current call, the log
+  pub.desk = { api: (path, options) => api(path, options).catch((e) => { authFailed(e); throw e; }),
+               session: () => S.session, localStream: () => S.localStream, log };
 
   // --- wiring --------------------------------------------------------------------------------------------------
   document.addEventListener("DOMContentLoaded", () => {

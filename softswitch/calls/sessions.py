@@ -1,0 +1,59 @@
+"""Session descriptions the core answers itself, without asking the other side: a re-INVITE on an anchored
+leg (hold, resume, refresh) is answered with the session the leg already has and the direction mirrored
+(RFC 3264 s. 6.1: sendonly is answered recvonly, inactive inactive)."""
+
+from __future__ import annotations
+
+from ..sdp import ANSWER_DIRECTION, parse_sdp
+from ..sip.errors import SipError
+
+DIRECTIONS = ("a=sendrecv", "a=sendonly", "a=recvonly", "a=inactive")
+
+
+def with_direction(sdp: bytes, direction: str) -> bytes:
+    lines = sdp.decode().split("\r\n")
+    return "\r\n".join(f"a={direction}" if ln in DIRECTIONS else ln for ln in lines).encode()
+
+
+def as_dtls_answer(ours: bytes, offer: bytes) -> bytes:
+    """Our first WebRTC description re-used as an answer: the DTLS role must be the opposite of the one the
+    browser takes in its offer (RFC 5763 s. 5); ICE credentials and fingerprint stay, so nothing restarts."""
+    theirs = "active"
+    for line in offer.decode("latin-1").split("\r\n"):
+        if line.startswith("a=setup:"):
+            theirs = line[8:].strip()
+    role = {"active": "passive", "passive": "active"}.get(theirs, "passive")
+    return b"\r\n".join(b"a=setup:" + role.encode() if ln.startswith(b"a=setup:") else ln
+                        for ln in ours.split(b"\r\n"))
+
+
+def hold_answer(ours: bytes, offer: bytes, webrtc: bool) -> bytes:
+    """Our answer to a re-INVITE on an anchored leg: our session, direction mirrored from the offer's audio."""
+    if not (offer and ours):
+        return ours
+    body = ours
+    try:
+        body = with_direction(ours, ANSWER_DIRECTION[parse_sdp(offer).first("audio").direction])
+    except (SipError, AttributeError):
+        pass
+    return as_dtls_answer(body, offer) if webrtc else body
+
+
+def relays_reinvite(has_body: bool, other, anchored: bool) -> bool:
+    """Media straight between the phones: a re-INVITE with a session is passed to the other side, whose
+    answer becomes ours. Anchored media: answered here (hold_answer)."""
+    return has_body and other is not None and other.state == "confirmed" and not anchored
+
+
+def dtmf_relay_digit(content_type: str, body: bytes) -> str | None:
+    """The digit of an INFO (application/dtmf-relay `Signal=5`, or application/dtmf `5`)."""
+    ctype = content_type.lower()
+    text = body.decode("latin-1", "replace")
+    if "dtmf-relay" in ctype:
+        for line in text.splitlines():
+            k, _, v = line.partition("=")
+            if k.strip().lower() == "signal" and v.strip():
+                return v.strip()[0]
+    if ctype.startswith("application/dtmf") and text.strip():
+        return text.strip()[0]
+    return None
