@@ -119,7 +119,8 @@ class RegisterClient(_Client):
             proxy = msg.status == 407
             challenges = msg.get_all("Proxy-Authenticate" if proxy else "WWW-Authenticate")
             before = self.machine.state
-            self._apply(self.machine.response(msg.status, now, challenges, self._granted(msg), proxy))
+            granted = self._granted(msg) if msg.status != 423 else _int(msg.get("Min-Expires"))
+            self._apply(self.machine.response(msg.status, now, challenges, granted, proxy))
             if self.machine.state != before:
                 self.svc.log.info("trunk_registration", trunk=self.trunk.name, state=self.machine.state,
                                   status=msg.status)
@@ -134,8 +135,7 @@ class RegisterClient(_Client):
         for c in contacts if isinstance(contacts, list) else ():
             if str(c.uri).split(";")[0] == mine.split(";")[0] and (e := c.param("expires")) and e.isdigit():
                 return int(e)
-        e = resp.get("Expires")
-        return int(e) if e and e.strip().isdigit() else None
+        return _int(resp.get("Expires"))
 
     def unregister(self) -> None:
         effects = self.machine.stop(self.loop.time())
@@ -203,6 +203,10 @@ class Pinger(_Client):
         self.resolved = True
         ok = event == "response" and answered(msg.status)
         self._apply(self.machine.result(ok, self.loop.time()))
+
+
+def _int(value: str | None) -> int | None:
+    return int(value.strip()) if value and value.strip().isdigit() and len(value.strip()) < 10 else None
 
 
 def _h(host: str) -> str:

@@ -14,6 +14,7 @@ import re
 from ..routing import Decision
 
 _USER = re.compile(r"(?:sips?|tel):([^@;>\s]+)", re.I)
+_NUMBER = re.compile(r"[+0-9A-Za-z*#._-]{1,64}")      # what a caller number may be shown as
 
 
 def uri_user(value: str | None) -> str | None:
@@ -34,8 +35,11 @@ def called_source(trunk, ruri_user: str | None, headers) -> str | None:
 
 
 def caller_number(trunk, from_value: str | None, pai_value: str | None, trusted: bool) -> str | None:
-    raw = (uri_user(pai_value) if trusted else None) or uri_user(from_value)
-    return trunk.numbers.inbound(raw) if raw else None
+    """None when neither header has a usable number (the From is then left as it came)."""
+    for raw in ((uri_user(pai_value) if trusted else None), uri_user(from_value)):
+        if raw and (n := trunk.numbers.inbound(raw)) and _NUMBER.fullmatch(n):
+            return n
+    return None
 
 
 def route(trunk, router, called: str | None, ext: str | None = None, media: str = "voice") -> tuple[Decision, str]:

@@ -117,8 +117,11 @@ class Registration:
             stale = chosen.get("stale", "").lower() == "true"
             self._offered = (chosen, "Proxy-Authenticate" if proxy else "WWW-Authenticate")
             return self._event("stale" if stale and self.state == "authenticating" else "challenge", now)
-        if status == 423 and expires:        # Interval Too Brief: ask again for what it wants
+        if status == 423 and expires and expires > self.account.expires and self.state == "registering":
+            # Interval Too Brief: ask again at once for what it wants (it said so: no back-off)
             self.account = _with_expires(self.account, expires)
+            self.stats["sent"] += 1
+            return [Send(self.account.expires, self._authorization(), self._auth_header())]
         return self._event("reject", now)
 
     def stop(self, now: float) -> list:

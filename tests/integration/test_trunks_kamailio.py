@@ -127,6 +127,8 @@ trunks:
         assert 'softswitch_trunk_registered{trunk="provider"} 1.0' in metrics(http)
     finally:
         nt.stop()
+    # the node unregisters as it stops (Expires: 0, answered with the credentials it holds)
+    wait_for(lambda: request(kamailio.port, "trunk1", timeout=1)[0] == 404, "the binding removed at the provider")
 
 
 def test_wrong_password_backs_off_and_metrics_count_the_failures(tmp_path, kamailio):

@@ -177,3 +177,10 @@ def test_a_trunks_call_is_routed_by_its_number_plan_and_reach():
     assert called_source(Trunk("d", called_number="to"), "x", {}) == "x"
     assert caller_number(t, "<sip:anonymous@x>", "<sip:0301234@carrier>", trusted=True) == "+49301234"
     assert caller_number(t, "<sip:0305@x>", "<sip:0301234@carrier>", trusted=False) == "+49305"
+
+
+def test_a_caller_number_that_is_no_number_leaves_the_from_alone():
+    t = Trunk("c", ("192.0.2.1",))
+    assert caller_number(t, '<sip:+4930@x>', '<sip:a"b<c@carrier>', trusted=True) == "+4930"
+    assert caller_number(t, '<sip:%00@x>', None, trusted=True) is None
+    assert caller_number(t, "<sip:" + "1" * 100 + "@x>", None, trusted=False) is None

@@ -128,3 +128,10 @@ def test_stop_unregisters_only_when_registered():
 def test_every_table_entry_leads_to_a_known_state():
     states = {s for s, _ in TABLE} | {"idle"}
     assert {new for new, _ in TABLE.values()} <= states
+
+
+def test_interval_too_brief_asks_again_at_once_for_the_registrars_minimum():
+    reg = Registration(account(expires=30))
+    reg.start(0.0)
+    assert reg.response(423, 0.0, expires=120) == [Send(120, None)] and reg.state == "registering"
+    assert reg.response(423, 0.0, expires=60) == [Arm(5.0)]       # no lower than already asked: a refusal
