@@ -12,6 +12,7 @@ from ..sip.errors import SipError
 from ..sip.message import Request, Response
 from ..sip.uri import parse_uri
 from ..transport.base import Target
+from ..transport.tcp import connect_tcp
 from .ping import Arm as PingArm
 from .ping import Changed, Ping, PingState, answered
 from .register import Account, Arm, Registration, Send
@@ -90,10 +91,39 @@ class RegisterClient(_Client):
                 extra = [["Contact", self.contact()], ["Expires", str(eff.expires)]]
                 if eff.authorization:
                     extra.append([eff.header, eff.authorization])
-                self._request("REGISTER", self.machine.account.registrar, f"<{self.aor}>", extra, self._answer)
+                self._send(extra)
             elif isinstance(eff, Arm):
                 self._arm(eff.at, self._timer)
         self.svc.changed(self.trunk.name)
+
+    def _send(self, extra) -> None:
+        """Over TCP the connection is opened first, so a provider that refuses it is a network error now (and
+        a back-off), not a transaction left to time out."""
+        t = self.target
+        if t.proto == "udp" or self.svc.endpoint.find_connection(t.proto, t.host, t.port) is not None:
+            self._request("REGISTER", self.machine.account.registrar, f"<{self.aor}>", extra, self._answer)
+            return
+        self.seq += 1              # an answer to an earlier REGISTER no longer counts
+        self.svc.track(self.loop.create_task(self._connect_then(extra)))
+
+    async def _connect_then(self, extra) -> None:
+        t = self.target
+        try:
+            await connect_tcp(self.loop, self.svc.endpoint, t.host, t.port)
+        except OSError as exc:
+            if not self.stopped:
+                self.svc.log.info("trunk_connect_failed", trunk=self.trunk.name, error=str(exc))
+                self._round_start = None
+                self._apply(self.machine.network_error(self.loop.time()))
+            return
+        if not self.stopped:
+            self._request("REGISTER", self.machine.account.registrar, f"<{self.aor}>", extra, self._answer)
+
+    def flow_closed(self, conn) -> None:
+        """The connection to the registrar closed: register again (on a new one)."""
+        t = self.target
+        if not self.stopped and conn.proto == t.proto and tuple(conn.peer[:2]) == (t.host, t.port):
+            self._apply(self.machine.network_error(self.loop.time()))
 
     def _timer(self) -> None:
         self.timer = None

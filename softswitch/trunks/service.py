@@ -92,14 +92,24 @@ class TrunkService:
         """A registration or ping state moved (a hook for the wallboard; /metrics reads live state)."""
 
     # --- life --------------------------------------------------------------------------------------------------
+    def track(self, task: asyncio.Task) -> None:
+        self._tasks = [t for t in self._tasks if not t.done()] + [task]
+
+    def _flow_closed(self, conn) -> None:
+        for r in list(self.registrations.values()):
+            r.flow_closed(conn)
+
     async def start(self) -> None:
         self.started = True
+        self.endpoint.flow_listeners.append(self._flow_closed)
         await self._resolve_all()
         self._start_clients(self.settings.trunks)
         self._tasks.append(self.loop.create_task(self._prune()))
 
     async def stop(self) -> None:
         self.started = False
+        if self._flow_closed in self.endpoint.flow_listeners:
+            self.endpoint.flow_listeners.remove(self._flow_closed)
         for t in self._tasks:
             t.cancel()
         for r in self.registrations.values():
@@ -140,7 +150,7 @@ class TrunkService:
             async def later():
                 await self._resolve_all()
                 self._start_clients(restart)
-            self._tasks.append(self.loop.create_task(later()))
+            self.track(self.loop.create_task(later()))
         return changes
 
     def _retune_caps(self) -> None:

@@ -66,7 +66,7 @@ def metrics(http_port: int) -> str:
         return r.read().decode()
 
 
-def test_registration_over_tcp_with_sha256_digest(tmp_path):
+def test_registration_over_tcp_with_sha256_digest_and_again_when_the_connection_drops(tmp_path):
     kam = Kamailio(tmp_path, free_port(), algorithm="SHA-256")
     kam.start()
     cfg = node_config(tmp_path, free_port(), free_port(), f"""\
@@ -85,6 +85,12 @@ trunks:
         assert "REGISTERED sip:trunk1@127.0.0.1 contact=<sip:trunk1@127.0.0.1:" in line and "transport=tcp" in line
         status, text = request(kam.port, "trunk1")          # relayed to the node over TCP
         assert status == 200 and "Server: softswitch" in text
+        # the provider restarts: its TCP connection closes, and the trunk registers again at once (over a new
+        # connection, after back-offs while it is refused), not at the refresh half an hour away
+        kam.restart()
+        wait_for(lambda: kam.registered() >= 1, "a registration over a new connection")
+        wait_for(lambda: nt.call(lambda: reg.state) == "registered", "registered again")
+        assert nt.call(lambda: reg.machine.stats["ok"]) >= 2
     finally:
         nt.stop()
         kam.stop()
