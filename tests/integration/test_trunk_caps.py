@@ -1,11 +1,12 @@
 """A trunk's traffic skips the per-source flood limit and meets the trunk's own caps instead, over real UDP:
 from a trunk's address every OPTIONS of a burst is answered where another source is throttled, and new
-INVITEs past the trunk's call rate get 503 + Retry-After before call control (a retransmission is not a new
-call). The guard's hook is also checked alone on a fake clock."""
+INVITEs past the trunk's call rate or its calls at once get 503 + Retry-After before call control (a
+retransmission is not a new call; an ended call leaves the count). The guard's hook is also checked alone on a fake clock."""
 
 from __future__ import annotations
 
 import socket
+import time
 import uuid
 
 from softswitch.guard import Guard, GuardOptions
@@ -94,3 +95,28 @@ def test_guard_trusted_hook_on_a_fake_clock():
     for _ in range(5):
         g.auth_failed("203.0.113.10", 0.0)
     assert not g.bans and g.admit("203.0.113.10", 0.0)
+
+
+def test_calls_at_once_past_the_trunk_cap_get_503_until_a_call_ends(tmp_path):
+    port, http = free_port(), free_port()
+    cfg = node_config(tmp_path, port, http, "trunks: [{name: carrier, addresses: [127.0.0.1], max_calls: 1}]\n")
+    nt = start_node(cfg)
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", 0))
+            sip(s, port, "INVITE")              # counted as the trunk's one call until call control lets it go
+            first = answers(s, 1)
+            sip(s, port, "INVITE")
+            second = answers(s, 1)
+            assert not first[0].startswith("SIP/2.0 503")
+            assert second[0].startswith("SIP/2.0 503 Trunk call limit reached")
+            # the first was refused by call control (9999 is no called route): it leaves the count
+            deadline = time.monotonic() + 30
+            while nt.call(lambda: len(nt.node.trunks.caps["carrier"].active)) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            sip(s, port, "INVITE")
+            assert not answers(s, 1)[0].startswith("SIP/2.0 503")
+        assert nt.call(lambda: nt.node.trunks.caps["carrier"].stats) == {"admitted": 2, "over_rate": 0,
+                                                                         "over_calls": 1}
+    finally:
+        nt.stop()

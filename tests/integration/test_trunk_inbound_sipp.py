@@ -49,6 +49,12 @@ def test_carrier_calls_reach_agents_with_the_callers_number_from_pai(tmp_path):
             while nt.call(lambda: len(nt.node.calls.calls)) and time.monotonic() < deadline:
                 time.sleep(0.1)
             nt.call(lambda: nt.node.records.flush(10))
+            # the trunk's count of calls at once follows the calls that ended (checked every second)
+            deadline = time.monotonic() + 30
+            while nt.call(lambda: len(nt.node.trunks.caps["carrier"].active)) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert nt.call(lambda: nt.node.trunks.caps["carrier"].stats["admitted"]) == calls
+            assert nt.call(lambda: len(nt.node.trunks.caps["carrier"].active)) == 0
         finally:
             uas.kill()
     rows = RecordStore(f"sqlite:///{tmp_path}/cc.db").cdrs()
