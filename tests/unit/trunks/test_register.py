@@ -1,10 +1,13 @@
-"""The registration client's table on a fake clock: challenge, refresh before expiry, back-off, network error."""
+"""The registration client's table on a fake clock: challenge, refresh before expiry, back-off, network error;
+and any sequence of inputs (hypothesis) stays within the table."""
 
 from __future__ import annotations
 
 import hashlib
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from softswitch.sip.digest import DigestAuth, parse_authorization
 from softswitch.trunks.register import TABLE, Account, Arm, Registration, Send
@@ -135,3 +138,33 @@ def test_interval_too_brief_asks_again_at_once_for_the_registrars_minimum():
     reg.start(0.0)
     assert reg.response(423, 0.0, expires=120) == [Send(120, None)] and reg.state == "registering"
     assert reg.response(423, 0.0, expires=60) == [Arm(5.0)]       # no lower than already asked: a refusal
+
+
+EVENTS = st.sampled_from(["start", "timer", "timeout", "network_error", "ok", "challenge", "stale", "reject",
+                          "stop", "423"])
+
+
+@given(st.lists(st.tuples(EVENTS, st.floats(0, 100)), max_size=40))
+def test_any_sequence_of_inputs_keeps_the_machine_in_its_table(steps):
+    auth, reg, now = provider(), Registration(account(), retry_min=1, retry_max=8), 0.0
+    states = {s for s, _ in TABLE} | {new for new, _ in TABLE.values()} | {"idle"}
+    for event, dt in steps:
+        now += dt
+        if event in ("start", "timer", "timeout", "network_error", "stop"):
+            out = getattr(reg, event)(now)
+        elif event == "ok":
+            out = reg.response(200, now, expires=60)
+        elif event == "423":
+            out = reg.response(423, now, expires=int(dt) + 1)
+        elif event == "reject":
+            out = reg.response(503, now)
+        else:
+            out = reg.response(401, now, auth.challenge(now, stale=event == "stale"))
+        assert reg.state in states
+        for eff in out:
+            assert isinstance(eff, (Send, Arm))
+            if isinstance(eff, Arm):
+                assert eff.at >= now and eff.at - now <= 60
+        assert 1 <= reg.backoff <= 8
+        if reg.state == "registered":
+            assert reg.expires_at is not None
