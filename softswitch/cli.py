@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
                                      "output, as CSV (a header row) or a JSON list.",
                          epilog=MEANINGS, formatter_class=argparse.RawDescriptionHelpFormatter)
     ex.add_argument("file", metavar="CONFIG", help="the node's config (its storage.cdr database is read)")
-    ex.add_argument("--kind", choices=("cdr", "queue_log"), default="cdr")
+    ex.add_argument("--kind", choices=("cdr", "queue_log", "chats"), default="cdr")
     ex.add_argument("--format", choices=("csv", "json"), default="csv")
     when = "a date (2026-12-01), an ISO time (2026-12-01T09:30, local unless it has an offset) or UNIX seconds"
     ex.add_argument("--since", type=moment, default=None, help=f"first moment exported: {when}")

@@ -82,9 +82,23 @@ MIGRATIONS = [
     """,
 ]
 COMPONENT = "records"  # the cdr file is shared (credentials live there too): versions are per component
+# Web chats: one row per chat when it ends, its transcript a JSON list of messages (seq, from, agent_id, text,
+# at, delivered_at, read_at). A component of its own, so its versions never interleave with the calls' ones.
+CHAT_COLUMNS = ("id", "chat_id", "node", "queue", "agent_id", "agents", "visitor", "origin", "page", "address",
+                "started_at", "answered_at", "ended_at", "wait_s", "outcome", "end_reason", "messages", "transcript")
+CHAT_MIGRATIONS = [
+    """
+    CREATE TABLE chats (id {pk}, chat_id TEXT UNIQUE, node TEXT, queue TEXT, agent_id TEXT, agents TEXT,
+        visitor TEXT, origin TEXT, page TEXT, address TEXT, started_at {real}, answered_at {real},
+        ended_at {real}, wait_s {real}, outcome TEXT, end_reason TEXT, messages INTEGER, transcript TEXT);
+    CREATE INDEX chats_started_at ON chats (started_at);
+    """,
+]
+SCHEMAS = ((COMPONENT, MIGRATIONS), ("chat", CHAT_MIGRATIONS))
 _TABLES = {"cdr": (CDR_COLUMNS, "started_at"), "queue_log": (QUEUE_LOG_COLUMNS, "at"),
-           "call_wrapup": (WRAPUP_COLUMNS, "at")}
+           "call_wrapup": (WRAPUP_COLUMNS, "at"), "chats": (CHAT_COLUMNS, "started_at")}
 WRAPUP_EXPORT = ("disposition", "notes")   # appended to each exported CDR: its latest wrap-up
+_JSON = ("extra", "agents", "transcript")     # stored as JSON text
 PG_SCHEMES = ("postgresql://", "postgres://")
 
 
@@ -150,16 +164,17 @@ class Backend:
         with exclusive():
             db.execute("CREATE TABLE IF NOT EXISTS schema_version (component TEXT PRIMARY KEY, "
                        "version INTEGER NOT NULL)")
-            row = db.execute(f"SELECT version FROM schema_version WHERE component={self.ph}",
-                             (COMPONENT,)).fetchone()
-            version = row[0] if row else 0
-            if version > len(MIGRATIONS):
-                raise RuntimeError(f"{self.where}: records schema v{version} is newer than this code "
-                                   f"(v{len(MIGRATIONS)})")
-            for script in MIGRATIONS[version:]:
-                for stmt in filter(str.strip, script.format(**self.types).split(";")):
-                    db.execute(stmt)  # one at a time: SQLite's executescript() would COMMIT first
-            db.execute(self.set_version_sql, (COMPONENT, len(MIGRATIONS)))
+            for component, migrations in SCHEMAS:
+                row = db.execute(f"SELECT version FROM schema_version WHERE component={self.ph}",
+                                 (component,)).fetchone()
+                version = row[0] if row else 0
+                if version > len(migrations):
+                    raise RuntimeError(f"{self.where}: {component} schema v{version} is newer than this code "
+                                       f"(v{len(migrations)})")
+                for script in migrations[version:]:
+                    for stmt in filter(str.strip, script.format(**self.types).split(";")):
+                        db.execute(stmt)  # one at a time: SQLite's executescript() would COMMIT first
+                db.execute(self.set_version_sql, (component, len(migrations)))
 
 
 # Errors that belong to one row (constraint, unbindable value): SQLite aborts only that statement and the
@@ -282,6 +297,12 @@ class RecordStore:
         started_at of a call being enqueued (the CDR of a call interrupted by a crash is made of them)."""
         return self.add_queue_events([(row, opened)])
 
+    def add_chat(self, row: dict) -> Future:
+        """A web chat that ended, with its transcript (a list of message dicts)."""
+        if not row.get("chat_id"):
+            raise ValueError("a chat record needs a chat_id")
+        return self._submit([self.insert_stmt("chats", row)])
+
     def add_queue_events(self, lines: list[tuple[dict, dict | None]]) -> Future:
         """Queue-log lines (row, opened) committed together: the lines of one ACD step (a call's `complete`
         and its agent's state change) are never split by a crash. The future carries the first line's id."""
@@ -326,7 +347,7 @@ class RecordStore:
         unknown = set(row) - set(cols[1:])
         if unknown:  # a typo would otherwise drop data silently
             raise ValueError(f"unknown {table} fields: {sorted(unknown)}")
-        values = tuple(json.dumps(v) if k == "extra" and v is not None else v for k, v in row.items())
+        values = tuple(json.dumps(v) if k in _JSON and v is not None else v for k, v in row.items())
         return self._backend.insert_sql(table, tuple(row)), values
 
     def _upsert(self, table: str, key: tuple[str, ...], row: dict, keep: tuple[str, ...] = ()) -> tuple[str, tuple]:
@@ -479,8 +500,8 @@ class RecordStore:
         """The agent's wrap-up of a call; a later one for the same call replaces it (in reads and exports)."""
         if not call_id:
             raise ValueError("a wrap-up needs a call_id")
-        return self._submit("call_wrapup", {"call_id": call_id, "agent_id": agent_id, "at": time.time(),
-                                            "disposition": disposition, "notes": notes})
+        return self._submit([self.insert_stmt("call_wrapup", {
+            "call_id": call_id, "agent_id": agent_id, "at": time.time(), "disposition": disposition, "notes": notes})])
 
     def agent_cdrs(self, agent_id: str, limit: int = 10) -> list[dict]:
         """The agent's last CDRs, newest first, each with its latest wrap-up (disposition, notes or None)."""
@@ -491,6 +512,12 @@ class RecordStore:
     def select(self, sql: str, args: list) -> list[dict]:
         """Rows of any query on this store (placeholders: self.ph)."""
         return self._query(sql, args)
+
+    def chats(self, since: float | None = None, until: float | None = None, limit: int | None = None) -> list[dict]:
+        """Chat records whose started_at is in [since, until), oldest first; agents and transcript decoded."""
+        ph = self._backend.ph
+        where, args = _where(since, until, "started_at", ph)
+        return self._query(_select("chats", where, limit, args, ph), args)
 
     def count_cdrs(self) -> int:
         return self._query("SELECT count(*) AS n FROM cdr", [])[0]["n"]
@@ -508,7 +535,7 @@ class RecordStore:
         records_export (ISO times, the caller parsed); returns the row count. Streamed from a private
         connection so a big export neither loads the table nor blocks other reads."""
         if kind not in _TABLES or fmt not in ("csv", "json"):
-            raise ValueError(f"export kind must be cdr|queue_log and fmt csv|json, got {kind!r}, {fmt!r}")
+            raise ValueError(f"export kind must be cdr|queue_log|chats and fmt csv|json, got {kind!r}, {fmt!r}")
         cols, time_col = _TABLES[kind]
         ph = self._backend.ph
         if kind == "cdr":
@@ -556,6 +583,7 @@ def _cdr_with_wrapup(where: list[str], desc: bool, limit: int | None, args: list
 
 
 def _decode(row: dict[str, Any]) -> dict[str, Any]:
-    if row.get("extra") is not None:
-        row["extra"] = json.loads(row["extra"])
+    for k in _JSON:
+        if row.get(k) is not None:
+            row[k] = json.loads(row[k])
     return row

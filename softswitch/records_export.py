@@ -34,7 +34,10 @@ CDR_EXPORT = ("id", "call_id", "node", "caller_number", "caller_name", "caller_u
               "end_reason", "recording", "extra", "disposition", "notes")
 QUEUE_LOG_EXPORT = ("id", "at", "queue", "call_id", "agent_id", "event", "old", "new", "reason", "wait_s",
                     "talk_s")
-COLUMNS = {"cdr": CDR_EXPORT, "queue_log": QUEUE_LOG_EXPORT}
+CHATS_EXPORT = ("id", "chat_id", "node", "queue", "agent_id", "agents", "visitor", "origin", "page", "address",
+                "started_at", "answered_at", "ended_at", "wait_s", "outcome", "end_reason", "messages", "transcript")
+COLUMNS = {"cdr": CDR_EXPORT, "queue_log": QUEUE_LOG_EXPORT, "chats": CHATS_EXPORT}
+JSON_CELLS = ("extra", "agents", "transcript")     # JSON text in a CSV cell
 TIMES = ("at", "started_at", "answered_at", "connected_at", "ended_at")
 WAITED = ("answer", "abandon", "overflow", "callback", "complete")   # queue-log events whose wait means something
 
@@ -72,7 +75,12 @@ def _seconds(value: float | None) -> float | None:
 def export_row(kind: str, stored: dict[str, Any]) -> dict[str, Any]:
     """One stored row (RecordStore's columns) as exported: COLUMNS[kind] in order, plus NAME_epoch times."""
     row = dict(stored)
-    if kind == "cdr":
+    if kind == "chats":
+        row["wait_s"] = _seconds(row["wait_s"])
+        for k in ("agents", "transcript"):
+            if isinstance(row.get(k), str):
+                row[k] = json.loads(row[k])
+    elif kind == "cdr":
         row["caller_number"], row["caller_name"], row["caller_uri"] = caller_parts(row.pop("caller"))
         row["wait_s"], row["talk_s"] = _seconds(row["wait_s"]), _seconds(row["talk_s"])
         if isinstance(row.get("extra"), str):
@@ -101,7 +109,7 @@ def write(kind: str, fmt: str, stored_columns: tuple[str, ...], rows: Iterable[t
         for n, values in enumerate(rows, 1):
             row = export_row(kind, dict(zip(stored_columns, values)))
             # NULL becomes an empty cell; extra stays JSON text in its cell
-            w.writerow(["" if row[c] is None else json.dumps(row[c]) if c == "extra" else row[c] for c in cols])
+            w.writerow(["" if row[c] is None else json.dumps(row[c]) if c in JSON_CELLS else row[c] for c in cols])
     else:
         out.write("[")
         for n, values in enumerate(rows, 1):

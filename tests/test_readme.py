@@ -182,10 +182,12 @@ def test_make_targets():
     # `make run` and `make test` as a new user types them; -n prints what they would do and does nothing
     (b,) = [b for b in shell_blocks() if b.startswith("make run")]
     assert [c for c in (line.split("#")[0].strip() for line in b.splitlines()) if c] == ["make run", "make test"]
-    out = subprocess.run(["make", "-n", "run"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    # as typed in a shell: not as a sub-make of `make test` (which would print its Entering/Leaving lines)
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+    out = subprocess.run(["make", "-n", "run"], cwd=ROOT, capture_output=True, text=True, timeout=60, env=env)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[-1] == ".venv/bin/softswitch serve --config config/example.yaml"
-    out = subprocess.run(["make", "-n", "test"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(["make", "-n", "test"], cwd=ROOT, capture_output=True, text=True, timeout=60, env=env)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[-1] == '.venv/bin/python -m pytest -q -m "not slow"'
 

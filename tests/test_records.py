@@ -57,7 +57,7 @@ def pg_url(pg_server_url):
     import psycopg
     with psycopg.connect(pg_server_url, autocommit=True) as db:
         db.execute("DROP TABLE IF EXISTS cdr, queue_log, call_wrapup, open_call, agent_state, node_alive, "
-                   "schema_version")
+                   "chats, schema_version")
     return pg_server_url
 
 

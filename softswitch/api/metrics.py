@@ -7,6 +7,8 @@ import time
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
+from ..chat.metrics import chat_metrics
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -91,6 +93,8 @@ class NodeCollector:
                     need.add_metric([name], v["agents_needed"])
             yield from (waiting, longest, agents, totals, sl, need)
             yield GaugeMetricFamily("softswitch_reconciler_corrections", "States repaired", value=center.corrections)
+        if getattr(node, "chat", None) is not None:
+            yield from chat_metrics(node.chat.kpis())
         engine = node.media_engine
         if engine is not None:
             media = CounterMetricFamily("softswitch_media_ticks", "Media ticks", labels=["kind"])

@@ -14,6 +14,7 @@ from aiohttp import WSMsgType, web
 
 from acd import AcdError, AgentStateError
 
+from ..chat.web import setup as setup_chat
 from ..log import get as get_logger
 from ..settings import check_password
 from .passwords import login_hash, refuse_until_changed, setup as setup_passwords
@@ -327,6 +328,7 @@ def make_app(node) -> web.Application:
     setup_wallboard(app, NODE, SESSION_OF)
     from .agentpage import setup as setup_agent_page
     setup_agent_page(app, NODE)
+    setup_chat(app, NODE, SESSION_OF)
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/api/admin/reload", reload_config)
     setup_passwords(app, NODE, SESSION_OF)

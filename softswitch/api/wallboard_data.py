@@ -121,4 +121,5 @@ def board(node, role: str, account: str, now: float) -> dict:
     return {"now": now, "node_id": node_id, "account": account, "name": emp.name if emp is not None else "", "role": role, "can_supervise": supervisor,
             "supervisor_phone": me.softphone if me is not None else None,
             "queues": queue_rows(center.acd, config), "agents": agents,
-            "calls": {"waiting": waiting, "active": active}}
+            "calls": {"waiting": waiting, "active": active},
+            "chat": node.chat.kpis() if getattr(node, "chat", None) is not None else None}

@@ -14,6 +14,7 @@ from .model import (QUEUE_TYPES, STRATEGIES, Agent, KeepaliveSettings, SecurityS
 from .reader import MISSING, Bad, Reader
 from .secrets import RULES, PasswordPolicy, hash_password, parse_softphone_hash, valid_password_hash
 from .source import ConfigError, Located, load_located
+from .chat import read_chat
 from .trunks import read_trunks
 from .wallboard import percent, read_wallboard
 from ..credentials import ha1_pair
@@ -54,6 +55,7 @@ def _parse(text: str, file: str) -> Config:
         "called_routes": (lambda r, l, p: l, None), "ivr": (lambda r, l, p: l, None),
         "wallboard": (lambda r, l, p: l, None),
         "phones": (lambda r, l, p: l, None),
+        "chat": (lambda r, l, p: l, None),
         "trunks": (lambda r, l, p: l, None), "dial_plan": (lambda r, l, p: l, None),
     })
     server = _server(r, top["server"])
@@ -65,11 +67,13 @@ def _parse(text: str, file: str) -> Config:
     ivr = _ivr(r, top["ivr"])
     pool = r.mapping(top["pool"], "pool", {"nodes": (R.list_of(R.nonempty), list)}) if top["pool"] else {"nodes": []}
     wallboard = read_wallboard(r, top["wallboard"], {q.name for q in queues})
+    chat = read_chat(r, top["chat"], {a.id: a.queues for a in agents},
+                     {q.name for q in queues if q.type == "multimedia"})
     trunks = read_trunks(r, top["trunks"], top["dial_plan"], server.sip.realm if server else "",
                          {q.name for q in queues}, {a.id for a in agents})
     cfg = Config(file, server, policy, tuple(employees), tuple(agents), tuple(queues), tuple(routes), ivr,
                  tuple(pool["nodes"] or ()), wallboard,
-                 _phones(r, top["phones"]), trunks)
+                 _phones(r, top["phones"]), chat, trunks)
     if server is not None:
         # also after problems in the sections (a bad value has been read as its default), so one run
         # reports every problem: a wrong name is found beside a typo'd key

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from .chat import ChatSettings
 from .secrets import PasswordPolicy
 from .trunks import TrunkSettings
 from .wallboard import WallboardSettings
@@ -193,6 +194,7 @@ class Config:
     pool_nodes: tuple[str, ...] = ()
     wallboard: WallboardSettings = WallboardSettings()
     keepalive: KeepaliveSettings = KeepaliveSettings()
+    chat: ChatSettings = ChatSettings()
     trunks: TrunkSettings = TrunkSettings()      # SIP trunks and the outbound dial plan
 
     @cached_property

@@ -526,6 +526,35 @@
     }
   }
 
+  // --- web chat: one card of tiles when the node has multimedia queues ------------------------------------------
+  const CHAT_TILES = [["waiting", "Chats waiting"], ["active", "Chats with agents"],
+    ["average_speed_of_answer", "Chat speed of answer"], ["concurrency", "Chats per agent"]];
+
+  function renderChat() {
+    const c = S.board.chat, card = $("chat-tile");
+    card.hidden = !c || !c.queues.length;
+    if (card.hidden) return;
+    const box = $("chat-tiles");
+    if (!box.children.length) {
+      for (const [key, label] of CHAT_TILES) {
+        box.append(el("div", { class: "tile", "data-kpi": `chat_${key}`, "data-level": "none" },
+          el("div", { class: "label", text: label }), el("div", { class: "value", "data-field": `chat_${key}` }),
+          el("div", { class: "sub", "data-sub": `chat_${key}` })));
+      }
+    }
+    const set = (key, text, sub, lvl = "none") => {
+      box.querySelector(`[data-field="chat_${key}"]`).textContent = text;
+      box.querySelector(`[data-sub="chat_${key}"]`).textContent = sub;
+      box.querySelector(`[data-kpi="chat_${key}"]`).dataset.level = lvl;
+    };
+    set("waiting", String(c.waiting), c.waiting === 1 ? "visitor waiting" : "visitors waiting",
+        c.waiting >= 5 ? "alarm" : c.waiting >= 1 ? "warn" : "ok");
+    set("active", String(c.active), `${c.agents_online} agent${c.agents_online === 1 ? "" : "s"} with the chat panel open`);
+    set("average_speed_of_answer", seconds(c.average_speed_of_answer), "average wait of answered chats");
+    set("concurrency", c.concurrency.toFixed(1), `most held: ${c.max_concurrency}`);
+    $("chat-sub").textContent = c.queues.map((q) => q.name).join(", ");
+  }
+
   function render() {
     const b = S.board;
     document.body.classList.toggle("supervisor", !!b.can_supervise);
@@ -533,6 +562,7 @@
     renderQueues();
     renderCalls();
     renderAgents();
+    renderChat();
     tick();
   }
 

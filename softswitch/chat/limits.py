@@ -1,0 +1,76 @@
+"""Flood limits for the chat widget, pure with an injected clock: token buckets per chat and per visitor address,
+a cap on chats open at once from one address, and a short ban of an address whose chat was cut off for flooding.
+Memory stays bounded: address entries are dropped when full again and unused (swept as they are met)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+BAN_TIME = 60.0
+
+
+class Bucket:
+    __slots__ = ("rate", "burst", "tokens", "at")
+
+    def __init__(self, rate: float, burst: float, now: float) -> None:
+        self.rate, self.burst, self.tokens, self.at = rate, burst, burst, now
+
+    def take(self, now: float) -> bool:
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+    def full(self, now: float) -> bool:
+        return self.tokens + (now - self.at) * self.rate >= self.burst
+
+
+class AddressLimits:
+    """Per visitor address: a bucket shared by its chats, how many are open, and a ban after a flood."""
+
+    def __init__(self, rate: tuple[float, float], sessions: int, clock: Callable[[], float],
+                 ban_time: float = BAN_TIME) -> None:
+        self.rate, self.sessions, self.clock, self.ban_time = rate, sessions, clock, ban_time
+        self._buckets: dict[str, Bucket] = {}
+        self._open: dict[str, int] = {}
+        self._banned: dict[str, float] = {}
+
+    def admit(self, address: str) -> str | None:
+        """Why a new chat from this address is refused, or None."""
+        now = self.clock()
+        until = self._banned.get(address)
+        if until is not None:
+            if until > now:
+                return "this address was cut off for flooding; try again later"
+            del self._banned[address]
+        if self._open.get(address, 0) >= self.sessions:
+            return f"too many chats open from this address (at most {self.sessions})"
+        return None
+
+    def opened(self, address: str) -> None:
+        self._open[address] = self._open.get(address, 0) + 1
+
+    def closed(self, address: str) -> None:
+        n = self._open.get(address, 0) - 1
+        if n > 0:
+            self._open[address] = n
+        else:
+            self._open.pop(address, None)
+            b = self._buckets.get(address)
+            if b is not None and b.full(self.clock()):
+                del self._buckets[address]
+
+    def take(self, address: str) -> bool:
+        now = self.clock()
+        b = self._buckets.get(address)
+        if b is None:
+            b = self._buckets[address] = Bucket(*self.rate, now)
+        return b.take(now)
+
+    def ban(self, address: str) -> None:
+        self._banned[address] = self.clock() + self.ban_time
+        if len(self._banned) > 10_000:          # sweep the expired ones now and then
+            now = self.clock()
+            self._banned = {a: t for a, t in self._banned.items() if t > now}
