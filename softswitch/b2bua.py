@@ -87,6 +87,7 @@ class CallControl:
         self.max_resend_ratio = 0.1
         self.backlog = 0.0                      # smoothed age of queued datagrams, seconds (set by the node)
         self.max_backlog = 0.1
+        self.trunk_invite = None     # (tx, req) -> True when a trunk's INVITE was answered there (node.trunks)
         self._carriers = {
             fx.SendBye: lambda e: e.leg.carry([e]), fx.SendCancel: lambda e: e.leg.carry([e]),
             fx.SendRefresh: lambda e: e.leg.carry([e]), fx.StopTimers: lambda e: e.leg.carry([e]),
@@ -263,6 +264,8 @@ class CallControl:
         if req.to.tag:
             self._reinvite(tx, req)
             return
+        if self.trunk_invite is not None and self.trunk_invite(tx, req):
+            return                 # a trunk's INVITE refused or challenged by the trunk's own rules
         # Headers the call task reads later, once it holds a media stream: a malformed one is refused here with
         # its 400 (the parse is cached), not by a task that fails silently and leaves the stream open.
         if req.has("Contact"):

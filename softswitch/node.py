@@ -38,6 +38,7 @@ from .transport.tcp import listen_tcp
 from .transport.udp import listen_udp
 from .widget.gate import WidgetGate
 from .widget.sip import end_calls_of_flow
+from .trunks.service import TrunkService
 
 
 @dataclass
@@ -151,6 +152,12 @@ class Node:
         self.guard = None
         if config is not None:
             self._security(config.server.sip.security)
+        self.trunks = TrunkService(self, config.trunks, log.get("trunks")) if config is not None else None
+        if self.trunks is not None:
+            if self.guard is not None:
+                self.guard.trusted = self.trunks.trusted
+            self.endpoint.filters.append(self.trunks.admit)
+            self.calls.trunk_invite = self.trunks.on_invite
         self.phones = PhoneWatch(self.loop, self.endpoint, self.registrar, options.keepalive, self.calls,
                                  options.domain)
         self.registrar.listeners.insert(0, self.phones.on_bindings)    # first: the others see reachability
@@ -244,6 +251,8 @@ class Node:
             resume_agents(self.center, self.records, self._resume)
             self._resume = []
         ep.start()
+        if self.trunks is not None:
+            await self.trunks.start()
         if self.center is not None:
             self.center.start()
         if self.pool is not None:
@@ -345,6 +354,8 @@ class Node:
             await self.loop.run_in_executor(None, self.records.flush, 10)
 
     async def stop(self) -> None:
+        if self.trunks is not None:
+            await self.trunks.stop()        # un-REGISTER while the transports are still up
         self.phones.stop()
         self.calls.stop()
         if self.records is not None:     # the calls' BYEs leave once their records are in

@@ -68,6 +68,8 @@ class NodeCollector:
                            "lockouts, and attempts refused while locked", "kind", lockout.stats)
             yield GaugeMetricFamily("softswitch_accounts_locked", "Accounts (usernames) locked now",
                                     value=lockout.active(time.time()))
+        if getattr(node, "trunks", None) is not None:
+            yield from node.trunks.metric_families()
         if getattr(node, "pool", None) is not None:
             yield GaugeMetricFamily("softswitch_pool_redis_up", "Redis reachable (pool mode)", value=int(node.pool.up))
             yield counters("softswitch_pool", "Pool reservations and state sharing", "kind", node.pool.stats)

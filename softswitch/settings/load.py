@@ -15,6 +15,7 @@ from .reader import MISSING, Bad, Reader
 from .secrets import RULES, PasswordPolicy, hash_password, parse_softphone_hash, valid_password_hash
 from .source import ConfigError, Located, load_located
 from .chat import read_chat
+from .trunks import read_trunks
 from .wallboard import percent, read_wallboard
 from .widgets import read_click_to_dial
 from ..credentials import ha1_pair
@@ -56,6 +57,7 @@ def _parse(text: str, file: str) -> Config:
         "wallboard": (lambda r, l, p: l, None), "click_to_dial": (lambda r, l, p: l, None),
         "phones": (lambda r, l, p: l, None),
         "chat": (lambda r, l, p: l, None),
+        "trunks": (lambda r, l, p: l, None), "dial_plan": (lambda r, l, p: l, None),
     })
     server = _server(r, top["server"])
     policy = _policy(r, top["password_policy"])
@@ -69,9 +71,11 @@ def _parse(text: str, file: str) -> Config:
     chat = read_chat(r, top["chat"], {a.id: a.queues for a in agents},
                      {q.name for q in queues if q.type == "multimedia"})
     c2d = read_click_to_dial(r, top["click_to_dial"], routes, {q.name: q.type for q in queues}.get)
+    trunks = read_trunks(r, top["trunks"], top["dial_plan"], server.sip.realm if server else "",
+                         {q.name for q in queues}, {a.id for a in agents})
     cfg = Config(file, server, policy, tuple(employees), tuple(agents), tuple(queues), tuple(routes), ivr,
                  tuple(pool["nodes"] or ()), wallboard,
-                 _phones(r, top["phones"]), chat, click_to_dial=c2d)
+                 _phones(r, top["phones"]), chat, click_to_dial=c2d, trunks=trunks)
     if server is not None:
         # also after problems in the sections (a bad value has been read as its default), so one run
         # reports every problem: a wrong name is found beside a typo'd key

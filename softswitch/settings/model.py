@@ -7,6 +7,7 @@ from functools import cached_property
 
 from .chat import ChatSettings
 from .secrets import PasswordPolicy
+from .trunks import TrunkSettings
 from .wallboard import WallboardSettings
 from .widgets import ClickToDialSettings
 
@@ -196,6 +197,7 @@ class Config:
     keepalive: KeepaliveSettings = KeepaliveSettings()
     chat: ChatSettings = ChatSettings()
     click_to_dial: ClickToDialSettings = ClickToDialSettings()
+    trunks: TrunkSettings = TrunkSettings()      # SIP trunks and the outbound dial plan
 
     @cached_property
     def _index(self) -> tuple[dict, dict, dict, dict]:
