@@ -132,6 +132,7 @@ def test_pool_connection_bar_two_phones_failover_call_and_log_out(tmp_path):
                 invite = _until(lambda: page.evaluate("window.agentPage.lastInvite"), 15, phones)
                 assert invite and invite["queue"] == "support" and "5559002" in invite["from"], \
                     (invite, api_b.state(), problems)
+                assert invite["via"] == f"ws://127.0.0.1:{wb}"         # on phone 2, node 2's own binding
                 assert _until(lambda: page.evaluate("window.agentPage.call") == "active"
                               or page.evaluate("window.agentPage.endCause"), 20, phones)
                 assert page.evaluate("window.agentPage.call") == "active", page.evaluate("window.agentPage")
@@ -168,15 +169,21 @@ def test_pool_connection_bar_two_phones_failover_call_and_log_out(tmp_path):
                     n.stop()
 
 
-def test_pool_sign_out_signs_both_phones_out(tmp_path):
-    """"When you sign out, the two phones sign out at the same time": Stop taking calls unregisters both."""
+def test_pool_outbound_through_the_first_phone_and_sign_out_signs_both_out(tmp_path):
+    """Outbound calls leave through the first registered phone (node 1: the callee is registered there only);
+    "When you sign out, the two phones sign out at the same time": Stop taking calls unregisters both."""
     expect = browser_expect(TIMEOUT_MS)
     from tools.browser import headless_chromium
+    from tools.softphone import Softphones
+    phones = Softphones.get()
     with redis_server() as redis_url:
         paths, ports = _write_nodes(tmp_path, redis_url)
-        (_, ha, _), (_, hb, _) = ports
+        (sa, ha, wa), (_, hb, _) = ports
         nodes = [Served(p) for p in paths]
+        callee = None
         try:
+            callee = phones.account("70003", PASSWORDS["70003"], f"127.0.0.1:{sa}", domain="cc.test", tone_hz=1000)
+            assert phones.wait(lambda: callee.registered, 5)
             with headless_chromium(MEDIA_FLAGS) as browser:
                 page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
                 page.set_default_timeout(TIMEOUT_MS)
@@ -188,17 +195,35 @@ def test_pool_sign_out_signs_both_phones_out(tmp_path):
                 page.click("#sp-connect")
                 for i in (1, 2):
                     expect(page.locator(f'#sip-phones [data-phone="{i}"]')).to_have_attribute("data-sip", "registered")
-                assert _until(lambda: _bindings(ha) == 1 and _bindings(hb) == 1, 10)
+                # node 1 also holds the callee's binding
+                assert _until(lambda: _bindings(ha) == 2 and _bindings(hb) == 1, 10), (_bindings(ha), _bindings(hb))
                 page.click("#btn-sign-in")
                 expect(page.locator("#state")).to_have_attribute("data-state", "idle")
+
+                wait_admitting(ha)
+                page.fill("#dial-number", "70003")
+                page.click("#btn-dial")
+                assert _until(lambda: callee.calls and callee.calls[-1].state == "CONFIRMED", 10, phones), \
+                    page.evaluate("window.agentPage")
+                assert page.evaluate("window.agentPage.dialedVia") == f"ws://127.0.0.1:{wa}"
+                assert _until(lambda: page.evaluate("window.agentPage.call") == "active", 5, phones)
+                page.click("#btn-hangup")
+                assert _until(lambda: callee.calls[-1].ended_at is not None, 5, phones)
+                expect(page.locator("#call-panel")).to_have_attribute("data-call", "ended")
+
                 page.click("#btn-sign-out")
                 expect(page.locator("#state")).to_have_attribute("data-state", "offline")
                 expect(page.locator("#sip-status")).to_have_attribute("data-sip", "unregistered")
-                assert _until(lambda: _bindings(ha) == 0 and _bindings(hb) == 0, 10), (_bindings(ha), _bindings(hb))
+                assert _until(lambda: _bindings(ha) == 1 and _bindings(hb) == 0, 10), (_bindings(ha), _bindings(hb))
                 # the password box is back: the agent connects again before taking calls again
                 expect(page.locator("#sp-password")).to_be_visible()
                 expect(page.locator("#sip-status")).to_be_visible()
         finally:
+            if callee is not None:
+                for r in callee.calls:
+                    r.call = None
+                phones.remove(callee)
+            callee = None
             for n in nodes:
                 if n.proc.poll() is None:
                     n.stop()

@@ -7,7 +7,7 @@
 "use strict";
 
 window.AgentPhones = function AgentPhones(opts) {
-  // opts: { softphone, domain, realm, displayName, pool (bool), onSession(data), onChange(list), log(text) }
+  // opts: { softphone, domain, realm, displayName, pool (bool), onSession(data, url), onChange(list), log(text) }
   let phones = [];          // [{ url, ua, state, cause }]
   let password = null;
 
@@ -65,7 +65,7 @@ window.AgentPhones = function AgentPhones(opts) {
       opts.log(`registration at ${p.url} failed: ${cause}`);
       fail(p, ua, cause);
     });
-    ua.on("newRTCSession", opts.onSession);
+    ua.on("newRTCSession", (data) => opts.onSession(data, p.url));
     set(p, "connecting");
     ua.start();
   }
@@ -93,10 +93,10 @@ window.AgentPhones = function AgentPhones(opts) {
       was.forEach((p) => { const ua = p.ua; p.ua = null; if (ua) { try { ua.stop(); } catch (_) { /* gone */ } } });
       if (was.length) changed();
     },
-    // outbound calls go through the first registered phone
+    // outbound calls go through the first registered phone: { ua, url } or null
     outbound() {
       const p = phones.find((x) => x.state === "registered" && x.ua);
-      return p ? p.ua : null;
+      return p ? { ua: p.ua, url: p.url } : null;
     },
     active() { return phones.length > 0; },
   };

@@ -16,6 +16,7 @@
     events: 0, sip: "unregistered", sipCause: null, call: "none", lastInvite: null, autoAnswered: false,
     answerError: null, endCause: null, endText: null, remoteTracks: 0, video: false,
     phones: [],            // each browser phone: { url, state, cause } (two or more in pool mode)
+    dialedVia: null,       // the phone (its node's URL) the last outbound call left through
   };
   // agent-desk.js (queues, history, wrap-up, keypad, video controls) follows the page through these events
   const emit = (name, detail) => document.dispatchEvent(new CustomEvent(`desk:${name}`, { detail }));
@@ -393,7 +394,7 @@
     return name && user && name !== user ? `${name} <${user}>` : (user || name || "anonymous");
   }
 
-  function onNewSession(data) {
+  function onNewSession(data, via) {
     const session = data.session;
     if (S.session && S.session !== session && !S.session.isEnded()) {
       if (data.originator === "remote") session.terminate({ status_code: 486, reason_phrase: "Busy Here" });
@@ -417,7 +418,7 @@
       const { info, delay } = answerAfter(req);
       const queue = req.getHeader("X-CC-Queue") || "";
       S.offerVideo = /\r?\nm=video /.test(req.body || "");
-      pub.lastInvite = { from: caller, callInfo: info, answerAfter: delay, queue, video: S.offerVideo, at: Date.now() };
+      pub.lastInvite = { from: caller, callInfo: info, answerAfter: delay, queue, video: S.offerVideo, at: Date.now(), via };
       const from = session.remote_identity;
       emit("incoming", { number: from.uri ? from.uri.user : "", name: from.display_name || "", queue, video: S.offerVideo });
       $("call-queue").textContent = queue ? `· queue ${queue}` : "";
@@ -485,14 +486,15 @@
   async function dial(ev) {
     ev.preventDefault();
     const number = $("dial-number").value.trim().replace(/[^0-9A-Za-z*#+._-]/g, "");
-    const ua = S.phones && S.phones.outbound();      // the first registered phone
-    if (!number || !ua) return;
+    const out = S.phones && S.phones.outbound();      // the first registered phone
+    if (!number || !out) return;
     $("call-error").textContent = "";
     try {
       const video = $("video").checked;
       const stream = await localMedia(video);
       S.offerVideo = video; pub.video = !!video;
-      ua.call(`sip:${number}@${S.config.domain}`, { ...RTC, mediaStream: stream, mediaConstraints: { audio: true, video } });
+      pub.dialedVia = out.url;
+      out.ua.call(`sip:${number}@${S.config.domain}`, { ...RTC, mediaStream: stream, mediaConstraints: { audio: true, video } });
       $("caller").textContent = number; $("caller-name").textContent = "";
       log(`calling ${number}`);
     } catch (e) {
