@@ -191,6 +191,15 @@ def test_pool_outbound_through_the_first_phone_and_sign_out_signs_both_out(tmp_p
                 page.fill("#account", "acme_bob")
                 page.fill("#password", ACCOUNTS["acme_bob"])
                 page.click("#login-submit")
+                # a wrong softphone password: both phones fail, each says why, and the password box is back
+                page.fill("#sp-password", "not-the-password")
+                page.click("#sp-connect")
+                for i in (1, 2):
+                    expect(page.locator(f'#sip-phones [data-phone="{i}"]')).to_have_attribute("data-sip", "failed")
+                expect(page.locator("#sp-error")).to_contain_text("phone 2 (ws://")
+                assert page.locator("#sp-error").inner_text().count("wrong softphone password") == 2
+                expect(page.locator("#sp-password")).to_be_visible()
+                assert _bindings(ha) == 1 and _bindings(hb) == 0            # the callee's only
                 page.fill("#sp-password", PASSWORDS["70002"])
                 page.click("#sp-connect")
                 for i in (1, 2):
