@@ -66,7 +66,7 @@ def _parse(text: str, file: str) -> Config:
     queues = _queues(r, top["skill_queues"])
     routes = _routes(r, top["called_routes"])
     ivr = _ivr(r, top["ivr"])
-    pool = r.mapping(top["pool"], "pool", {"nodes": (R.list_of(R.nonempty), list)}) if top["pool"] else {"nodes": []}
+    pool = r.mapping(top["pool"], "pool", {"nodes": (_pool_nodes, list)}) if top["pool"] else {"nodes": []}
     wallboard = read_wallboard(r, top["wallboard"], {q.name for q in queues})
     chat = read_chat(r, top["chat"], {a.id: a.queues for a in agents},
                      {q.name for q in queues if q.type == "multimedia"})
@@ -93,6 +93,29 @@ def _listen(r, loc, path) -> ListenSpec:
         raise Bad(f"expected TRANSPORT:HOST:PORT with TRANSPORT one of udp, tcp, tls, ws, wss; got {v!r}")
     host, port = R.host_port(r, Located(m.group(2), loc.line), path)
     return ListenSpec(m.group(1), host, port)
+
+
+# A pool node as the agent page's browser phone reaches it: its SIP WebSocket URL (it also goes into the page's
+# Content-Security-Policy, so nothing but a scheme, a host, a port and a plain path).
+_WS_URL = re.compile(r"(wss?)://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})(/[A-Za-z0-9._~/-]*)?")
+
+
+def _pool_node(r, loc, path) -> str:
+    v = R.nonempty(r, loc, path).strip()
+    m = _WS_URL.fullmatch(v)
+    if not m or not 1 <= int(m.group(3)) <= 65535:
+        raise Bad(f"expected the node's SIP WebSocket URL, ws://HOST:PORT or wss://HOST:PORT; got {v!r}")
+    R.host(r, Located(m.group(2).strip("[]"), loc.line), path)
+    return v
+
+
+def _pool_nodes(r, loc, path) -> list[str]:
+    out = R.list_of(_pool_node)(r, loc, path)
+    if len(out) > 4:
+        raise Bad(f"a pool has at most 4 nodes, got {len(out)}")
+    if len(set(out)) != len(out):
+        raise Bad("a node is listed twice")
+    return out
 
 
 def _ports(r, loc, path) -> tuple[int, int]:
