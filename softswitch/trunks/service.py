@@ -38,6 +38,7 @@ class TrunkService:
         self.started = False
         self._tasks: list[asyncio.Task] = []
         self.stats: dict[str, dict[str, int]] = {}      # trunk -> calls handed to call control, refused
+        self.out_stats: dict[str, dict[str, int]] = {}  # trunk -> outbound INVITEs sent, failed, skipped at caps
         self._retune_caps()
         self._reindex()
 
@@ -85,7 +86,7 @@ class TrunkService:
                 return False
             why = caps.admit(call_id, self.loop.time()) if caps is not None else None
             if why is not None:
-                self.stats[name]["out_capped"] += 1
+                self.out_stats[name]["capped"] += 1
             return why is None
         return OutboundCall(self.settings, number, usable, queue, agent)
 
@@ -118,16 +119,16 @@ class TrunkService:
         return uri, ([("P-Asserted-Identity", uri)] if attempt.caller_id else [])
 
     def attempt_placed(self, name: str) -> None:
-        if name in self.stats:
-            self.stats[name]["out_attempts"] += 1
+        if name in self.out_stats:
+            self.out_stats[name]["attempts"] += 1
 
     def attempt_failed(self, name: str, call_id: str, outcome) -> None:
         """The trunk failed this call: it no longer counts against its caps, and it is counted as a failure."""
         caps = self.caps.get(name)
         if caps is not None:
             caps.release(call_id)
-        if name in self.stats:
-            self.stats[name]["out_failed"] += 1
+        if name in self.out_stats:
+            self.out_stats[name]["failed"] += 1
 
     def changed(self, name: str) -> None:
         """A registration or ping state moved (a hook for the wallboard; /metrics reads live state)."""
@@ -198,8 +199,8 @@ class TrunkService:
         names = set()
         for t in self.settings.trunks:
             names.add(t.name)
-            self.stats.setdefault(t.name, {"calls": 0, "refused": 0, "out_attempts": 0, "out_failed": 0,
-                                             "out_capped": 0})
+            self.stats.setdefault(t.name, {"calls": 0, "refused": 0})
+            self.out_stats.setdefault(t.name, {"attempts": 0, "failed": 0, "capped": 0})
             cur = self.caps.get(t.name)
             if cur is None:
                 self.caps[t.name] = CallCaps(t.calls_per_second, t.burst, t.max_calls)
@@ -287,11 +288,11 @@ class TrunkService:
             if r is not None:
                 reg.add_metric([t.name], int(r.state == "registered"))
             calls.add_metric([t.name], len(c.active) if c else 0)
-            st = self.stats.get(t.name, {})
-            fails.add_metric([t.name, "refused"], st.get("refused", 0))
-            fails.add_metric([t.name, "outbound"], st.get("out_failed", 0))
-            fails.add_metric([t.name, "outbound_capped"], st.get("out_capped", 0))
-            out.add_metric([t.name], st.get("out_attempts", 0))
+            st = self.out_stats.get(t.name, {})
+            fails.add_metric([t.name, "refused"], self.stats.get(t.name, {}).get("refused", 0))
+            fails.add_metric([t.name, "outbound"], st.get("failed", 0))
+            fails.add_metric([t.name, "outbound_capped"], st.get("capped", 0))
+            out.add_metric([t.name], st.get("attempts", 0))
             if c is not None:
                 fails.add_metric([t.name, "over_rate"], c.stats["over_rate"])
                 fails.add_metric([t.name, "over_calls"], c.stats["over_calls"])
@@ -305,8 +306,8 @@ class TrunkService:
         out = []
         for t in self.settings.trunks:
             p, r, c = self.pingers.get(t.name), self.registrations.get(t.name), self.caps.get(t.name)
-            st = self.stats.get(t.name, {})
+            st = self.out_stats.get(t.name, {})
             out.append({"trunk": t.name, "state": p.state if p else "unknown",
                         "registration": r.state if r else None, "calls": len(c.active) if c else 0,
-                        "outbound": st.get("out_attempts", 0), "failures": st.get("out_failed", 0)})
+                        "outbound": st.get("attempts", 0), "failures": st.get("failed", 0)})
         return out
