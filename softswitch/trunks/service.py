@@ -81,10 +81,10 @@ class TrunkService:
         """As `outbound`, and a trunk is tried only if the call fits its caps (calls at once and rate, counted
         for outbound calls as for inbound ones): it then counts against them until it fails there or ends."""
         def usable(name: str) -> bool:
-            caps = self.caps.get(name)
-            if not self.usable(name):
+            p, caps = self.pingers.get(name), self.caps.get(name)
+            if p is not None and not p.machine.usable:
                 return False
-            why = caps.admit(call_id, self.loop.time()) if caps is not None else None
+            why = caps.admit(call_id, self.loop.time(), tally=False) if caps is not None else None
             if why is not None:
                 self.out_stats[name]["capped"] += 1
             return why is None

@@ -257,3 +257,35 @@ def test_a_callback_from_the_queue_reaches_the_customer_through_the_outbound_tru
                 phones.remove(agent)
     finally:
         b.stop()
+
+
+def test_a_trunk_at_its_call_cap_is_skipped_for_outbound_calls_too(phones, tmp_path):
+    a_port, b_port = free_port(), free_port()
+    a = Carrier(tmp_path, "a", "trunk_answers.xml", a_port)
+    b = Carrier(tmp_path, "b", "trunk_answers.xml", b_port)
+    a_extra = "max_calls: 1\n    outbound_auth: {username: acct7, password: Trunk-Pass9}"
+    try:
+        with cc_node(tmp_path, phones=trunks_yaml(a_port, b_port, a_extra)) as (nt, port, http):
+            alice, bob = agent_phone(phones, "70001", port), agent_phone(phones, "70002", port)
+            try:
+                signed_in(http, "acme_alice")
+                signed_in(http, "acme_bob")
+                first = alice.call(f"sip:+4930123456@127.0.0.1:{port}")
+                assert phones.wait(lambda: first.state == "CONFIRMED", 30), first.states
+                second = bob.call(f"sip:+4930123457@127.0.0.1:{port}")
+                assert phones.wait(lambda: second.state == "CONFIRMED", 30), second.states
+                m = metrics(http)
+                assert metric(m, "softswitch_trunk_outbound_attempts_total", trunk="carrier_a") == 1
+                assert metric(m, "softswitch_trunk_failures_total", trunk="carrier_a", kind="outbound_capped") == 1
+                assert metric(m, "softswitch_trunk_outbound_attempts_total", trunk="carrier_b") == 1
+                assert len(a.invites()) == 2 and len(b.invites()) == 2        # each: challenged, then with credentials
+                hang_up(first)
+                hang_up(second)
+                assert wait_for(lambda: "BYE sip:" in a.text(a.messages) and "BYE sip:" in b.text(b.messages), 10,
+                                phones)
+            finally:
+                phones.remove(alice)
+                phones.remove(bob)
+    finally:
+        a.stop()
+        b.stop()
