@@ -46,7 +46,8 @@ class TrunkCall:
         self.walk, self.sdp, self.caller_fallback = walk, sdp, caller_fallback
         self.on_progress, self.on_answered, self.on_failed = on_progress, on_answered, on_failed
         self.on_failover = on_failover
-        self.dial = TrunkDial(walk, cnonce=lambda: secrets.token_hex(8))
+        self.dial = TrunkDial(walk, attempt_timeout=self.svc.settings.dial_plan.attempt_timeout,
+                              cnonce=lambda: secrets.token_hex(8))
         self.timer = None
         self.trunks_tried: list[str] = []
 
