@@ -216,6 +216,8 @@ def test_no_trunk_left_refuses_the_agents_call_with_the_reason(phones, tmp_path)
                 rec = agent.call(f"sip:+4930123456@127.0.0.1:{port}")
                 assert phones.wait(lambda: rec.ended_at is not None, 30), rec.states
                 assert rec.last_code == 503 and rec.reason == "All trunks failed (last: carrier_b 503)"
+                # neither trunk rang: the 180 the agent heard while carrier_b was tried is the switch's own
+                assert (180 in [code for _, state, code in rec.states if state == "EARLY"]), rec.states
                 assert len(a.invites()) == 1 and len(b.invites()) == 1
                 assert wait_for(lambda: api.state()["state"] in ("wrap_up", "idle"), 10, phones)
             finally:
@@ -286,6 +288,35 @@ def test_a_trunk_at_its_call_cap_is_skipped_for_outbound_calls_too(phones, tmp_p
             finally:
                 phones.remove(alice)
                 phones.remove(bob)
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_the_agent_giving_up_while_the_trunk_rings_cancels_it_and_tries_no_other(phones, tmp_path):
+    a_port, b_port = free_port(), free_port()
+    a = Carrier(tmp_path, "a", "trunk_rings.xml", a_port)
+    b = Carrier(tmp_path, "b", "trunk_answers.xml", b_port)
+    try:
+        with cc_node(tmp_path, phones=trunks_yaml(a_port, b_port)) as (nt, port, http):
+            agent = agent_phone(phones, "70001", port)
+            try:
+                api = signed_in(http, "acme_alice")
+                rec = agent.call(f"sip:+4930123456@127.0.0.1:{port}")
+                assert phones.wait(lambda: rec.state == "EARLY", 30), rec.states       # the trunk's ringing, relayed
+                hang_up(rec)
+                assert phones.wait(lambda: rec.ended_at is not None, 10)
+                assert wait_for(lambda: "ACK sip:" in a.text(a.messages), 10, phones)    # CANCEL, 200, 487, ACK
+                assert "CANCEL sip:+4930123456@" in a.text(a.messages)
+                assert wait_for(lambda: api.state()["state"] in ("wrap_up", "idle"), 10, phones)
+                assert wait_for(lambda: metric(metrics(http), "softswitch_trunk_calls", trunk="carrier_a") == 0, 10,
+                                phones)
+                m = metrics(http)
+                assert b.invites() == [] and metric(m, "softswitch_trunk_outbound_attempts_total",
+                                                    trunk="carrier_b") == 0
+                assert metric(m, "softswitch_trunk_failures_total", trunk="carrier_a", kind="outbound") == 0
+            finally:
+                phones.remove(agent)
     finally:
         a.stop()
         b.stop()
