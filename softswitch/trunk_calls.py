@@ -32,7 +32,8 @@ def place_via_dial_plan(cc, call, leg: Leg, number: str, sdp: bytes, *, queue: s
     media prepared: `sdp` is offered to each trunk in turn). The caller ID is the dial plan's for `agent` or
     `queue` (else `caller_fallback`). Reported back: on_progress(leg, status, resp) for 18x,
     on_answered(leg, resp) for the 2xx (the answering leg, which may not be the first), on_failed(leg,
-    status, reason) when no trunk answered (`leg` the last one, holding the media), on_failover(trunk) when a trunk failed and the next is tried."""
+    status, reason) when no trunk answered (`leg` the last one, holding the media), on_failover(trunk) when a
+    trunk failed and the next is tried."""
     walk = cc.trunks.outbound_for(call.id, number, queue, agent)
     tc = TrunkCall(cc, call, leg, walk, sdp, caller_fallback, on_progress, on_answered, on_failed, on_failover)
     tc.start()

@@ -5,8 +5,8 @@ when no trunk is left.
 The trunk walk itself (dial plan order, trunks down or at their cap skipped, which answers fail over) is
 trunks/outbound.py's OutboundCall; this adds the time and the challenges. A trunk that has sent no response
 at all (not even 100 Trying) `attempt_timeout` seconds after the INVITE (the dial plan's, 4 s by default)
-counts as a timeout and the next trunk is tried (an INVITE transaction's own 32 s would leave the caller in silence); once a trunk has answered
-anything, only its final answer counts. Pure: `now` comes in, effects go out.
+counts as a timeout and the next trunk is tried (an INVITE transaction's own 32 s would leave the caller in
+silence); once a trunk has answered anything, only its final answer counts. Pure: `now` comes in, effects go out.
 """
 
 from __future__ import annotations

@@ -36,7 +36,8 @@ def test_trunk_card_shows_a_trunk_down_then_up(tmp_path):
     with cc_node(tmp_path, phones=trunks(a_port, b_port)) as (nt, sip_port, http_port):
         api = Api(http_port)
         api.login("acme_sam")
-        by_name = lambda: {t["trunk"]: t for t in api.call("GET", "/api/wallboard", expect=200)[1]["trunks"]}  # noqa: E731
+        def by_name() -> dict:
+            return {t["trunk"]: t for t in api.call("GET", "/api/wallboard", expect=200)[1]["trunks"]}
         assert wait_for(lambda: by_name()["carrier_a"]["state"] == "down", 30)
         assert by_name()["carrier_b"] == {"trunk": "carrier_b", "state": "unknown", "registration": None, "calls": 0,
                                           "outbound": 0, "failures": 0}
