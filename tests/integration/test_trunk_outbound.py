@@ -32,12 +32,13 @@ class Carrier:
     """A SIPp UAS on 127.0.0.1:port running one of tests/data/sipp's trunk scenarios, its messages and logs in
     files the test reads."""
 
-    def __init__(self, tmp_path, name: str, scenario: str, port: int) -> None:
+    def __init__(self, tmp_path, name: str, scenario: str, port: int, transport: str = "u1") -> None:
         self.dir = tmp_path / name
         self.dir.mkdir(exist_ok=True)
         self.messages, self.logs = self.dir / "messages.log", self.dir / "logs.log"
         self.proc = subprocess.Popen(
-            [SIPP, "-sf", os.path.join(DATA, scenario), "-i", "127.0.0.1", "-p", str(port), "-aa", "-nostdin",
+            [SIPP, "-sf", os.path.join(DATA, scenario), "-i", "127.0.0.1", "-p", str(port), "-t", transport, "-aa",
+             "-nostdin",
              "-trace_msg", "-message_file", str(self.messages), "-trace_logs", "-log_file", str(self.logs),
              "-trace_err", "-error_file", str(self.dir / "errors.log")],
             cwd=self.dir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -319,4 +320,28 @@ def test_the_agent_giving_up_while_the_trunk_rings_cancels_it_and_tries_no_other
                 phones.remove(agent)
     finally:
         a.stop()
+        b.stop()
+
+
+def test_a_trunk_over_tcp_takes_the_call_on_a_connection_the_switch_opens(phones, tmp_path):
+    a_port, b_port = free_port(), free_port()
+    b = Carrier(tmp_path, "b", "trunk_answers.xml", b_port, transport="t1")
+    yaml = trunks_yaml(a_port, b_port).replace("trunks: [carrier_a, carrier_b]", "trunks: [carrier_b]").replace(
+        f"proxy: 127.0.0.1:{b_port}", f"proxy: 127.0.0.1:{b_port}\n    transport: tcp")
+    try:
+        with cc_node(tmp_path, phones=yaml) as (nt, port, http):
+            agent = agent_phone(phones, "70001", port)
+            try:
+                signed_in(http, "acme_alice")
+                rec = agent.call(f"sip:+4930123456@127.0.0.1:{port}")
+                assert phones.wait(lambda: rec.state == "CONFIRMED", 30), rec.states
+                first = b.invites()[0]
+                assert "TCP message received" in b.text(b.messages)
+                assert re.search(r"(?m)^Via: SIP/2.0/TCP 127.0.0.1:", first)
+                assert re.search(r"(?m)^Contact: <sip:softswitch@127.0.0.1:\d+;transport=tcp>", first)
+                hang_up(rec)
+                assert wait_for(lambda: "BYE sip:" in b.text(b.messages), 10, phones)
+            finally:
+                phones.remove(agent)
+    finally:
         b.stop()
