@@ -2,7 +2,8 @@
 
 Allowed only while the agent is registered and signed in (routing decides); the agent is occupied
 (talking) for the length of the call. Provisional responses are relayed; final failures are mapped
-(calls/outbound.py).
+(calls/outbound.py). A number that is no softphone but one the outbound dial plan routes leaves through its
+trunks (trunk_calls.py, decided by calls/trunk_outbound.py).
 """
 
 from __future__ import annotations
