@@ -87,6 +87,7 @@ class CallControl:
         self.max_resend_ratio = 0.1
         self.backlog = 0.0                      # smoothed age of queued datagrams, seconds (set by the node)
         self.max_backlog = 0.1
+        self.trunks = None           # TrunkService (node.trunks): outbound calls over the dial plan
         self.trunk_invite = None     # (tx, req) -> True when a trunk's INVITE was answered there (node.trunks)
         self._carriers = {
             fx.SendBye: lambda e: e.leg.carry([e]), fx.SendCancel: lambda e: e.leg.carry([e]),

@@ -158,6 +158,7 @@ class Node:
                 self.guard.trusted = self.trunks.trusted
             self.endpoint.filters.append(self.trunks.admit)
             self.calls.trunk_invite = self.trunks.on_invite
+            self.calls.trunks = self.trunks
         self.phones = PhoneWatch(self.loop, self.endpoint, self.registrar, options.keepalive, self.calls,
                                  options.domain)
         self.registrar.listeners.insert(0, self.phones.on_bindings)    # first: the others see reachability

@@ -19,6 +19,7 @@ outbound number takes (see config/example.yaml for a commented trunk).
     dial_plan:
       routes: [{numbers: "+49*", trunks: [carrier_a, carrier_b]}]
       caller_id: {default: "+4930555000", queues: {support_voice: "+4930555100"}, agents: {"1001": "..."}}
+      attempt_timeout: 4s                  # a trunk silent this long after an outbound INVITE: the next is tried
 
 Secrets are given as `password` (plain) or `password_hash` (`digest$<realm>$<md5 HA1>$<sha-256 HA1>`, from
 `softswitch passwd --softphone USER --realm REALM`: the provider's realm for outbound_auth and register, the
@@ -291,7 +292,8 @@ def read_trunks(r: Reader, trunks_loc: Located | None, plan_loc: Located | None,
     plan = DialPlan()
     if plan_loc is not None:
         p = r.mapping(plan_loc, "dial_plan", {"routes": (lambda r, l, p: l, None),
-                                              "caller_id": (lambda r, l, p: l, None)})
+                                              "caller_id": (lambda r, l, p: l, None),
+                                              "attempt_timeout": (R.duration(0.5, 32), 4.0)})
         routes = []
         for path, item in r.items_of(p["routes"], "dial_plan.routes"):
             e = r.mapping(item, path, {"numbers": (R.text, MISSING), "trunks": (R.list_of(R.nonempty, 1), MISSING)})
@@ -310,7 +312,8 @@ def read_trunks(r: Reader, trunks_loc: Located | None, plan_loc: Located | None,
                                                               "agents": (lambda r, l, p: l, None)})
         plan = DialPlan(tuple(routes), CallerIds(
             c["default"], _number_map(r, c["queues"], "dial_plan.caller_id.queues", queues, "skill queue"),
-            _number_map(r, c["agents"], "dial_plan.caller_id.agents", agents, "agent")))
+            _number_map(r, c["agents"], "dial_plan.caller_id.agents", agents, "agent")),
+            p["attempt_timeout"] if p["attempt_timeout"] is not None else 4.0)
     return TrunkSettings(tuple(trunks), plan)
 
 

@@ -49,15 +49,16 @@ class CallCaps:
     def __post_init__(self) -> None:
         self.bucket = TokenBucket(self.calls_per_second, max(1, self.burst))
 
-    def admit(self, call_id: str, now: float) -> str | None:
-        """None when the call may start (it is then counted as active); else why not: "rate" or "calls"."""
+    def admit(self, call_id: str, now: float, tally: bool = True) -> str | None:
+        """None when the call may start (it is then counted as active); else why not: "rate" or "calls".
+        `tally`: count a refusal in `stats` (the trunk's refused inbound calls; outbound ones count apart)."""
         if call_id in self.active:
             return None
         if self.max_calls and len(self.active) >= self.max_calls:
-            self.stats["over_calls"] += 1
+            self.stats["over_calls"] += tally
             return "calls"
         if self.calls_per_second and not self.bucket.take(now):
-            self.stats["over_rate"] += 1
+            self.stats["over_rate"] += tally
             return "rate"
         self.active.add(call_id)
         self.stats["admitted"] += 1

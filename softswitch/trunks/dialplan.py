@@ -55,6 +55,7 @@ class CallerIds:
 class DialPlan:
     routes: tuple[Route, ...] = ()
     caller_ids: CallerIds = CallerIds()
+    attempt_timeout: float = 4.0         # seconds a trunk may stay silent after an outbound INVITE
 
     def route(self, number: str) -> Route | None:
         for r in self.routes:

@@ -165,45 +165,57 @@ class Registration:
         return "Proxy-Authorization" if self.challenge_header == "Proxy-Authenticate" else "Authorization"
 
     def _pick(self, challenges) -> dict | None:
-        """The strongest digest challenge we can answer: SHA-256 before MD5 (RFC 8760 s. 2.4)."""
-        best = None
-        for value in challenges:
-            try:
-                scheme, p = parse_authorization(value)
-            except AuthParseError:
-                continue
-            alg = p.get("algorithm", "MD5").upper()
-            if scheme != "digest" or alg not in HASHES or "realm" not in p or "nonce" not in p:
-                continue
-            if self.account.password is None and (self.account.ha1_realm != p["realm"] or alg not in self.account.ha1):
-                continue
-            if best is None or (alg == "SHA-256" and best.get("algorithm", "MD5").upper() != "SHA-256"):
-                best = p
-        return best
+        acc = self.account
+        return pick_challenge(challenges, acc.password, acc.ha1, acc.ha1_realm)
 
     def _authorization(self) -> str | None:
         """Credentials for the remembered challenge (a refresh reuses its nonce with the next nonce-count;
         a registrar that has forgotten it challenges again)."""
-        p = self.challenge
-        if p is None:
+        if self.challenge is None:
             return None
         acc = self.account
-        alg = p.get("algorithm", "MD5")
-        base = alg.upper()
-        realm, nonce = p["realm"], p["nonce"]
-        ha1 = acc.ha1.get(base) if acc.password is None else _h(base, f"{acc.username}:{realm}:{acc.password}")
-        qop = "auth" if "auth" in [q.strip() for q in p.get("qop", "").split(",")] else None
         self.nc += 1
-        nc, cnonce = f"{self.nc:08x}", self._cnonce()
-        resp = compute_response(base, ha1, "REGISTER", acc.registrar, nonce, nc, cnonce, qop)
-        user = acc.username.replace("\\", "\\\\").replace('"', '\\"')
-        parts = [f'username="{user}"', f'realm="{realm}"', f'nonce="{nonce}"', f'uri="{acc.registrar}"',
-                 f'response="{resp}"', f"algorithm={alg}"]
-        if qop:
-            parts += [f'cnonce="{cnonce}"', "qop=auth", f"nc={nc}"]
-        if "opaque" in p:
-            parts.append(f'opaque="{p["opaque"]}"')
-        return "Digest " + ", ".join(parts)
+        return digest_answer(self.challenge, acc.username, acc.password, acc.ha1, "REGISTER", acc.registrar,
+                             self.nc, self._cnonce())
+
+
+def pick_challenge(challenges, password: str | None, ha1: dict, ha1_realm: str | None) -> dict | None:
+    """The strongest digest challenge we can answer: SHA-256 before MD5 (RFC 8760 s. 2.4). With only a stored
+    HA1 (no password), only a challenge for the realm it was made for."""
+    best = None
+    for value in challenges:
+        try:
+            scheme, p = parse_authorization(value)
+        except AuthParseError:
+            continue
+        alg = p.get("algorithm", "MD5").upper()
+        if scheme != "digest" or alg not in HASHES or "realm" not in p or "nonce" not in p:
+            continue
+        if password is None and (ha1_realm != p["realm"] or alg not in ha1):
+            continue
+        if best is None or (alg == "SHA-256" and best.get("algorithm", "MD5").upper() != "SHA-256"):
+            best = p
+    return best
+
+
+def digest_answer(p: dict, username: str, password: str | None, ha1s: dict, method: str, uri: str, nc: int,
+                  cnonce: str) -> str:
+    """The Authorization value answering a picked challenge (`p`, its parameters) for one request."""
+    alg = p.get("algorithm", "MD5")
+    base = alg.upper()
+    realm, nonce = p["realm"], p["nonce"]
+    ha1 = ha1s.get(base) if password is None else _h(base, f"{username}:{realm}:{password}")
+    qop = "auth" if "auth" in [q.strip() for q in p.get("qop", "").split(",")] else None
+    ncs = f"{nc:08x}"
+    resp = compute_response(base, ha1, method, uri, nonce, ncs, cnonce, qop)
+    user = username.replace("\\", "\\\\").replace('"', '\\"')
+    parts = [f'username="{user}"', f'realm="{realm}"', f'nonce="{nonce}"', f'uri="{uri}"',
+             f'response="{resp}"', f"algorithm={alg}"]
+    if qop:
+        parts += [f'cnonce="{cnonce}"', "qop=auth", f"nc={ncs}"]
+    if "opaque" in p:
+        parts.append(f'opaque="{p["opaque"]}"')
+    return "Digest " + ", ".join(parts)
 
 
 def _with_expires(acc: Account, expires: int) -> Account:

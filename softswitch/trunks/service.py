@@ -38,6 +38,7 @@ class TrunkService:
         self.started = False
         self._tasks: list[asyncio.Task] = []
         self.stats: dict[str, dict[str, int]] = {}      # trunk -> calls handed to call control, refused
+        self.out_stats: dict[str, dict[str, int]] = {}  # trunk -> outbound INVITEs sent, failed, skipped at caps
         self._retune_caps()
         self._reindex()
 
@@ -75,6 +76,20 @@ class TrunkService:
         """The trunks an outbound call to `number` tries, in order (see outbound.py)."""
         return OutboundCall(self.settings, number, self.usable, queue, agent)
 
+    def outbound_for(self, call_id: str, number: str, queue: str | None = None,
+                     agent: str | None = None) -> OutboundCall:
+        """As `outbound`, and a trunk is tried only if the call fits its caps (calls at once and rate, counted
+        for outbound calls as for inbound ones): it then counts against them until it fails there or ends."""
+        def usable(name: str) -> bool:
+            p, caps = self.pingers.get(name), self.caps.get(name)
+            if p is not None and not p.machine.usable:
+                return False
+            why = caps.admit(call_id, self.loop.time(), tally=False) if caps is not None else None
+            if why is not None:
+                self.out_stats[name]["capped"] += 1
+            return why is None
+        return OutboundCall(self.settings, number, usable, queue, agent)
+
     def local(self, proto: str) -> tuple[str, int]:
         """The node's own address for a transport (Via and Contact of our requests)."""
         bound = self.node.bound
@@ -87,6 +102,33 @@ class TrunkService:
             media = getattr(getattr(self.node.config, "server", None), "media", None)
             host = media.address if media is not None else "127.0.0.1"
         return host, spec.port
+
+    def target_for(self, attempt) -> Target | None:
+        """Where an outbound attempt's INVITE goes (its trunk's address resolved), None if it does not resolve."""
+        return self._target(attempt.host, attempt.port, attempt.transport)
+
+    def caller_headers(self, attempt, fallback: str | None) -> tuple[str, list[tuple[str, str]]]:
+        """From and extra headers of an attempt: the dial plan's caller ID in From and P-Asserted-Identity, at
+        the provider's domain for a registering trunk, else at the node's address."""
+        trunk = self.settings.trunk(attempt.trunk)
+        host = trunk.register.domain if trunk is not None and trunk.register is not None else \
+            self.local(attempt.transport)[0]
+        host = f"[{host}]" if ":" in host and not host.startswith("[") else host
+        user = attempt.caller_id or fallback or "anonymous"
+        uri = f"<sip:{user}@{host}>"
+        return uri, ([("P-Asserted-Identity", uri)] if attempt.caller_id else [])
+
+    def attempt_placed(self, name: str) -> None:
+        if name in self.out_stats:
+            self.out_stats[name]["attempts"] += 1
+
+    def attempt_failed(self, name: str, call_id: str, outcome) -> None:
+        """The trunk failed this call: it no longer counts against its caps, and it is counted as a failure."""
+        caps = self.caps.get(name)
+        if caps is not None:
+            caps.release(call_id)
+        if name in self.out_stats:
+            self.out_stats[name]["failed"] += 1
 
     def changed(self, name: str) -> None:
         """A registration or ping state moved (a hook for the wallboard; /metrics reads live state)."""
@@ -158,6 +200,7 @@ class TrunkService:
         for t in self.settings.trunks:
             names.add(t.name)
             self.stats.setdefault(t.name, {"calls": 0, "refused": 0})
+            self.out_stats.setdefault(t.name, {"attempts": 0, "failed": 0, "capped": 0})
             cur = self.caps.get(t.name)
             if cur is None:
                 self.caps[t.name] = CallCaps(t.calls_per_second, t.burst, t.max_calls)
@@ -232,8 +275,12 @@ class TrunkService:
                                labels=["trunk"])
         reg = GaugeMetricFamily("softswitch_trunk_registered", "Registration to the provider in force (1) or not",
                                 labels=["trunk"])
-        calls = GaugeMetricFamily("softswitch_trunk_calls", "Calls in progress from the trunk", labels=["trunk"])
-        fails = CounterMetricFamily("softswitch_trunk_failures", "Refused calls over the trunk's caps, missed pings, "
+        calls = GaugeMetricFamily("softswitch_trunk_calls", "Calls in progress over the trunk, in and out",
+                                  labels=["trunk"])
+        out = CounterMetricFamily("softswitch_trunk_outbound_attempts", "Outbound INVITEs sent to the trunk "
+                                  "(one per call tried on it)", labels=["trunk"])
+        fails = CounterMetricFamily("softswitch_trunk_failures", "Refused calls over the trunk's caps, failed outbound "
+                                    "attempts, missed pings, "
                                     "failed registrations", labels=["trunk", "kind"])
         for t in self.settings.trunks:
             p, r, c = self.pingers.get(t.name), self.registrations.get(t.name), self.caps.get(t.name)
@@ -241,7 +288,11 @@ class TrunkService:
             if r is not None:
                 reg.add_metric([t.name], int(r.state == "registered"))
             calls.add_metric([t.name], len(c.active) if c else 0)
+            st = self.out_stats.get(t.name, {})
             fails.add_metric([t.name, "refused"], self.stats.get(t.name, {}).get("refused", 0))
+            fails.add_metric([t.name, "outbound"], st.get("failed", 0))
+            fails.add_metric([t.name, "outbound_capped"], st.get("capped", 0))
+            out.add_metric([t.name], st.get("attempts", 0))
             if c is not None:
                 fails.add_metric([t.name, "over_rate"], c.stats["over_rate"])
                 fails.add_metric([t.name, "over_calls"], c.stats["over_calls"])
@@ -249,12 +300,14 @@ class TrunkService:
                 fails.add_metric([t.name, "ping_missed"], p.machine.stats["misses"])
             if r is not None:
                 fails.add_metric([t.name, "registration"], r.machine.stats["failures"])
-        return [up, reg, calls, fails]
+        return [up, reg, calls, fails, out]
 
     def view(self) -> list[dict]:
         out = []
         for t in self.settings.trunks:
             p, r, c = self.pingers.get(t.name), self.registrations.get(t.name), self.caps.get(t.name)
+            st = self.out_stats.get(t.name, {})
             out.append({"trunk": t.name, "state": p.state if p else "unknown",
-                        "registration": r.state if r else None, "calls": len(c.active) if c else 0})
+                        "registration": r.state if r else None, "calls": len(c.active) if c else 0,
+                        "outbound": st.get("attempts", 0), "failures": st.get("failed", 0)})
         return out

@@ -194,3 +194,18 @@ def test_tls_trunks_take_calls_but_cannot_be_pinged_or_register_yet():
         ("192.0.2.1", 5061)
     got = problems("trunks: [{name: t, addresses: [192.0.2.1], transport: tls, options: true}]\n")
     assert any(k == "trunks[0].transport" and "need udp or tcp" in m for (_, k), m in got.items())
+
+
+def test_dial_plan_attempt_timeout_is_read_and_bounded():
+    assert cfg(TRUNKS.replace("HASH", softphone_hash("acme", "provider.example", "p4ss"))).trunks.dial_plan \
+        .attempt_timeout == 4.0
+    plan = """\
+        trunks:
+          - {name: a, proxy: "192.0.2.1:5060"}
+        dial_plan:
+          routes: [{numbers: "*", trunks: [a]}]
+          attempt_timeout: %s
+        """
+    assert cfg(plan % "1500ms").trunks.dial_plan.attempt_timeout == 1.5
+    got = problems(plan % "1h")
+    assert any(key == "dial_plan.attempt_timeout" for _, key in got), got
