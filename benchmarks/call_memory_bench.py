@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 
-# the line the smoke run (tests/test_benchmarks_smoke.py) looks for
+# the line the smoke run (tests/integration/test_benchmarks_smoke.py) looks for
 FIGURE_LINE = r"^memory per call: \d+(\.\d+)? KB"
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

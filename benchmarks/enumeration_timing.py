@@ -70,7 +70,7 @@ def bootstrap(a: list[float], b: list[float], rng: random.Random, rounds: int = 
     return diffs[int(rounds * 0.025)], diffs[int(rounds * 0.975)]
 
 
-# the line the smoke run (tests/test_benchmarks_smoke.py) looks for
+# the line the smoke run (tests/integration/test_benchmarks_smoke.py) looks for
 FIGURE_LINE = r"^invite_to +\d+\.\d+ +\d+\.\d+"
 
 

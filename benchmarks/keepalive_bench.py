@@ -33,7 +33,7 @@ from softswitch.sip.message import make_response  # noqa: E402
 from softswitch.sip.parser import parse_message  # noqa: E402
 from tools.agents_load import register_agents  # noqa: E402
 
-# the line the smoke run (tests/test_benchmarks_smoke.py) looks for
+# the line the smoke run (tests/integration/test_benchmarks_smoke.py) looks for
 FIGURE_LINE = r"^keepalive_bench: \d+ phones silent: all unreachable after [\d.]+ s"
 
 

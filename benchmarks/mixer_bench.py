@@ -35,7 +35,7 @@ import statistics
 import sys
 import time
 
-# the line the smoke run (tests/test_benchmarks_smoke.py) looks for
+# the line the smoke run (tests/integration/test_benchmarks_smoke.py) looks for
 FIGURE_LINE = r"^measured: "
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -22,7 +22,7 @@ import time
 
 from common import Pinger, cpu_seconds, example_config, internal_errors, rss_kb, serve, stop
 
-# the line the smoke run (tests/test_benchmarks_smoke.py) looks for
+# the line the smoke run (tests/integration/test_benchmarks_smoke.py) looks for
 FIGURE_LINE = r"^mutation_fuzz: \d+ cases x UDP\+TCP .+; (ok|FAIL)"
 
 

@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 
-# the line the smoke run (tests/test_benchmarks_smoke.py) looks for
+# the line the smoke run (tests/integration/test_benchmarks_smoke.py) looks for
 FIGURE_LINE = r"^overload .+: goodput at"
 
 

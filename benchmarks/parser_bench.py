@@ -11,7 +11,7 @@ import time
 
 from softswitch.sip.parser import parse_message
 
-# the line the smoke run (tests/test_benchmarks_smoke.py) looks for
+# the line the smoke run (tests/integration/test_benchmarks_smoke.py) looks for
 FIGURE_LINE = r"^REGISTER +[\d,]+ +[\d,]+$"
 
 REGISTER = (b"REGISTER sip:cc.example.com SIP/2.0\r\n"

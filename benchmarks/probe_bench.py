@@ -4,7 +4,7 @@
 
 Runs the shipped config/example.yaml on free ports (127.0.0.1 exempt from the per-source limiter, as for an SBC)
 and sends hostile INVITEs: a long run of one character class ended by a byte that breaks it, in a random header
-value, URI part or SDP line (the shapes of tests/test_adversarial_input.py), 30 to 60,000 characters long. After
+value, URI part or SDP line (the shapes of tests/unit/test_adversarial_input.py), 30 to 60,000 characters long. After
 each batch an OPTIONS is sent on another socket and its answer timed. Prints one figure line; exits non-zero if
 an answer took over 0.5 s, none came, or the node died.
 """
@@ -22,7 +22,7 @@ from common import ROOT, Pinger, cpu_seconds, example_config, internal_errors, r
 sys.path.insert(0, ROOT)
 from tests.support.hostile import random_probes  # noqa: E402
 
-# the line the smoke run (tests/test_benchmarks_smoke.py) looks for
+# the line the smoke run (tests/integration/test_benchmarks_smoke.py) looks for
 FIGURE_LINE = r"^probe_bench: \d+ probes .+; (ok|FAIL)"
 
 

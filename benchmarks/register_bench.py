@@ -16,7 +16,7 @@ import os
 import sys
 import tempfile
 
-# the line the smoke run (tests/test_benchmarks_smoke.py) looks for
+# the line the smoke run (tests/integration/test_benchmarks_smoke.py) looks for
 FIGURE_LINE = r"^highest rate with zero failed registrations and <1% retransmissions: \d+/s"
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

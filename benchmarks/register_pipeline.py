@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 
-# the line the smoke run (tests/test_benchmarks_smoke.py) looks for
+# the line the smoke run (tests/integration/test_benchmarks_smoke.py) looks for
 FIGURE_LINE = r"^challenge [\d.]+ us, authenticated REGISTER [\d.]+ us"
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -26,7 +26,7 @@ sys.path.insert(0, ROOT)
 
 from benchmarks.tenant import REALM, write_tenant  # noqa: E402
 from softswitch import log  # noqa: E402
-from softswitch.node import Node, credentials_from_config, options_from_config, tune_gc  # noqa: E402
+from softswitch.node.compose import Node, credentials_from_config, options_from_config, tune_gc  # noqa: E402
 from softswitch.settings import load_config  # noqa: E402
 from softswitch.sip.digest import make_authorization  # noqa: E402
 from softswitch.transport.base import Target  # noqa: E402

@@ -41,7 +41,7 @@ import struct
 import sys
 import time
 
-# the line the smoke run (tests/test_benchmarks_smoke.py) looks for
+# the line the smoke run (tests/integration/test_benchmarks_smoke.py) looks for
 FIGURE_LINE = r"^measured: \d+ calls: \d+% of bare relay rate"
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -19,7 +19,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 
-# the line the smoke run (tests/test_benchmarks_smoke.py) looks for
+# the line the smoke run (tests/integration/test_benchmarks_smoke.py) looks for
 FIGURE_LINE = r"^tenant: .+: \d+ agents, \d+ queues"
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

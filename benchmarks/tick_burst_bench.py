@@ -4,7 +4,7 @@
 
 uvloop runs timers only between loop iterations, and one iteration reading a burst of thousands of queued
 packets (up to 32 per socket, for every ready socket) takes far longer than a 20 ms tick; the engine's
-packet paths therefore run due ticks themselves (media/engine/ticker.py). tests/test_media_engine.py
+packet paths therefore run due ticks themselves (media/engine/ticker.py). tests/integration/test_media_engine.py
 proves that logic on a clock it moves by hand; this script measures what it gives on this host.
 
 Per mode (relay: --calls two-party calls relayed packet by packet; mixed: rooms of 3 legs, every leg
@@ -30,7 +30,7 @@ import statistics
 import sys
 import time
 
-# the line the smoke run (tests/test_benchmarks_smoke.py) looks for
+# the line the smoke run (tests/integration/test_benchmarks_smoke.py) looks for
 FIGURE_LINE = r"^tick_burst_bench: \d+ legs x \d+ packets"
 
 

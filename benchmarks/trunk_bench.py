@@ -18,14 +18,14 @@ import tempfile
 import time
 from pathlib import Path
 
-# the line the smoke run (tests/test_benchmarks_smoke.py) looks for
+# the line the smoke run (tests/integration/test_benchmarks_smoke.py) looks for
 FIGURE_LINE = (r"^trunk: registration \d+\.\d+ ms \(challenged\), refresh median \d+\.\d+ ms; down after \d+\.\d+ s"
                r", failover after \d+\.\d+ s")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from softswitch.node import Node, credentials_from_config, new_loop, options_from_config  # noqa: E402
+from softswitch.node.compose import Node, credentials_from_config, new_loop, options_from_config  # noqa: E402
 from softswitch.settings import parse_config  # noqa: E402
 from tools.kamailioserver import Kamailio, free_udp_port  # noqa: E402
 

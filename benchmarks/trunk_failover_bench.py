@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-# the line the smoke run (tests/test_benchmarks_smoke.py) looks for
+# the line the smoke run (tests/integration/test_benchmarks_smoke.py) looks for
 FIGURE_LINE = r"^trunk failover: answered in \d+\.\d+ ms direct, \d+\.\d+ ms after a 503, \d+\.\d+ s after silence"
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -30,11 +30,11 @@ sys.path.insert(0, ROOT)
 
 from softswitch.calls.call import Call  # noqa: E402
 from softswitch.calls.leg import LegState  # noqa: E402
-from softswitch.legs import Leg  # noqa: E402
-from softswitch.node import Node, credentials_from_config, new_loop, options_from_config  # noqa: E402
+from softswitch.b2bua.legs import Leg  # noqa: E402
+from softswitch.node.compose import Node, credentials_from_config, new_loop, options_from_config  # noqa: E402
 from softswitch.settings import parse_config  # noqa: E402
 from softswitch.transport.base import Target  # noqa: E402
-from softswitch.trunk_calls import place_via_dial_plan  # noqa: E402
+from softswitch.b2bua.trunk_calls import place_via_dial_plan  # noqa: E402
 from tools.kamailioserver import free_udp_port  # noqa: E402
 
 SIPP_DATA = os.path.join(ROOT, "tests", "data", "sipp")

@@ -14,7 +14,7 @@ import timeit
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))   # this tree's softswitch
 from softswitch.sip.parser import parse_message  # noqa: E402
-from softswitch.watchdog import Watchdog  # noqa: E402
+from softswitch.security.watchdog import Watchdog  # noqa: E402
 
 REGISTER = (b"REGISTER sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:6000;branch=z9hG4bK-1-1;rport\r\n"
             b"From: <sip:100001@bench.test>;tag=1234SIPpTag001\r\nTo: <sip:100001@bench.test>\r\n"
@@ -22,7 +22,7 @@ REGISTER = (b"REGISTER sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:
             b"Max-Forwards: 70\r\nExpires: 3600\r\nUser-Agent: SIPp\r\nContent-Length: 0\r\n\r\n")
 
 
-# the line the smoke run (tests/test_benchmarks_smoke.py) looks for
+# the line the smoke run (tests/integration/test_benchmarks_smoke.py) looks for
 FIGURE_LINE = r"^watchdog: -?\d+ ns per handled input"
 
 

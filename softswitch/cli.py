@@ -12,14 +12,14 @@ from pathlib import Path
 
 import config  # the shipped configs are package data
 
-from .credentials import Credentials
-from .node import run as serve
-from .node import sqlite_path
-from .phone import add_arguments as phone_arguments
-from .phone import run as run_phone
-from .records import RecordStore
-from .records_export import MEANINGS
-from .routing import Router
+from .registrar.credentials import Credentials
+from .node.compose import run as serve
+from .node.compose import sqlite_path
+from .phone.command import add_arguments as phone_arguments
+from .phone.command import run as run_phone
+from .records.store import RecordStore
+from .records.export import MEANINGS
+from .b2bua.routing import Router
 from .trunks.describe import trunk_route
 from .settings import ConfigError, PasswordPolicy, hash_password, load_config, softphone_hash
 

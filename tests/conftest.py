@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from softswitch.aio import finish_tasks
-from softswitch.node import Listen, Node, NodeOptions, new_loop
+from softswitch.node.compose import Listen, Node, NodeOptions, new_loop
 
 # Hypothesis's per-example deadline (200 ms) and its too-slow health check time examples on the wall
 # clock: on a busy host they fail good code. Examples are checked for what they compute, not how fast.

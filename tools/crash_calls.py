@@ -1,7 +1,7 @@
 """Kill a node with SIGKILL right after calls end, again and again, and check that no record was lost or doubled.
 
 A fork server (`crash_calls.py zygote CONFIG LOG`) imports the switch once and forks a fresh node
-(softswitch.node.run, the same as `softswitch serve`) for every round, so a round costs a fork instead of a
+(softswitch.node.compose.run, the same as `softswitch serve`) for every round, so a round costs a fork instead of a
 Python start. The driver (run_crashes) plays the phones over raw UDP: agents registered once whose phones
 answer every offer, customers calling the queue and either side hanging up after a few milliseconds. A call's
 end is *seen* when the switch's BYE or its 200 to our BYE arrives; within 0-20 ms of a seen end the node is
@@ -51,11 +51,11 @@ def zygote(config: str, log_path: str) -> None:
     """Read `start` lines on stdin; for each fork a node serving `config`, answer `up PID` once it listens."""
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")   # no BLAS threads to lose in the fork
     import softswitch.api.server  # noqa: F401  - what a node imports, once, before any fork
-    import softswitch.call_media  # noqa: F401
-    import softswitch.location_sqlite  # noqa: F401
+    import softswitch.b2bua.call_media  # noqa: F401
+    import softswitch.registrar.location_sqlite  # noqa: F401
     import softswitch.settings  # noqa: F401
     import media.engine  # noqa: F401
-    from softswitch.node import run
+    from softswitch.node.compose import run
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)          # killed nodes are reaped by the kernel
     ready_fds: list[int] = []
     for line in sys.stdin:

@@ -1,4 +1,4 @@
-"""Crash-test child for tests/test_records.py: writes CDRs forever and prints each call_id on stdout only
+"""Crash-test child for tests/integration/test_records.py: writes CDRs forever and prints each call_id on stdout only
 after its future resolved (i.e. after the commit). The test SIGKILLs it and checks every printed id is in
 the database. Usage: crash_records.py DB_PATH PREFIX"""
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from softswitch.records import RecordStore  # noqa: E402
+from softswitch.records.store import RecordStore  # noqa: E402
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 # Installs the system programs the test suite uses as real peers (SIPp, a PostgreSQL server for the
 # records tests: tools/pgserver.py, a Redis server for the location store tests: tools/redisserver.py), the
 # headless browser of the wallboard test (Chromium) and two desktop softphones that register and take queued
-# calls in tests/test_real_phones.py (baresip, linphonec) and Kamailio as a trunk's provider, when missing and root.
+# calls in tests/integration/test_real_phones.py (baresip, linphonec) and Kamailio as a trunk's provider, when missing and root.
 set -euo pipefail
 need=()
 command -v sipp >/dev/null 2>&1 || need+=(sip-tester)

@@ -1,5 +1,5 @@
 """Pool scenarios on real `softswitch serve` processes sharing a real redis-server, played with raw UDP phones
-(tools/crash_calls.py): the behaviour tests (tests/test_pool_handover.py) check what happens, the benchmark
+(tools/crash_calls.py): the behaviour tests (tests/integration/test_pool_handover.py) check what happens, the benchmark
 (benchmarks/pool_bench.py) reports how long it takes.
 
 - handover: one agent registered to N nodes is talking at node 1; a caller waits at every other node; node 1

@@ -19,7 +19,7 @@ from typing import Callable
 
 from aiohttp import web
 
-from ..records_export import caller_parts
+from ..records.export import caller_parts
 
 LIMIT_MAX = 50
 NOTES_MAX = 2000

@@ -268,7 +268,7 @@ async def calls(request: web.Request) -> web.Response:
 
 
 async def supervise_call(request: web.Request) -> web.Response:
-    from ..supervise import SuperviseError, supervise
+    from ..b2bua.supervise import SuperviseError, supervise
     s = request[SESSION_OF]
     if s.role not in ("supervisor", "admin"):
         return _error(403, "supervisors only")

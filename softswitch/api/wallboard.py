@@ -19,7 +19,7 @@ from pathlib import Path
 from aiohttp import web
 
 from ..log import get as get_logger
-from ..trend import TrendRing
+from .trend import TrendRing
 from .wallboard_data import board
 
 STATIC = Path(__file__).parent / "static"

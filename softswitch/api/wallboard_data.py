@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from ..records_export import caller_parts
+from ..records.export import caller_parts
 
 # Reasons the ACD and call control record, in the words a supervisor reads. Anything else is an agent's own
 # reason ("lunch") and is shown as given.

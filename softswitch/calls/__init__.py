@@ -1,7 +1,7 @@
 """The call core, pure: legs (one state table), calls, and the decisions between them, as effects.
 
 Imports no asyncio, socket, time or random: `now` is passed in, effects come out (effects.py), and the
-asyncio shell (softswitch/b2bua.py, softswitch/legs.py) carries them out.
+asyncio shell (softswitch/b2bua/control.py, softswitch/b2bua/legs.py) carries them out.
 """
 
 from .bindings import choose_binding

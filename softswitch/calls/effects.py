@@ -1,6 +1,6 @@
 """What the call core asks the shell to do, as typed objects (the ACD's Offer/Withdraw, aioquic's events).
 
-The core decides; the shell (softswitch/b2bua.py and the Leg in softswitch/legs.py) carries these out in the
+The core decides; the shell (softswitch/b2bua/control.py and the Leg in softswitch/b2bua/legs.py) carries these out in the
 order given. A call's end always lists WriteCdr before the hang-ups, so a shell may wait for the record to be
 stored before the last BYE leaves.
 """

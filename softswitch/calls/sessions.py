@@ -4,7 +4,7 @@ leg (hold, resume, refresh) is answered with the session the leg already has and
 
 from __future__ import annotations
 
-from ..sdp import ANSWER_DIRECTION, parse_sdp
+from ..sip.sdp import ANSWER_DIRECTION, parse_sdp
 from ..sip.errors import SipError
 
 DIRECTIONS = ("a=sendrecv", "a=sendonly", "a=recvonly", "a=inactive")

@@ -18,7 +18,7 @@ from .chat import read_chat
 from .trunks import read_trunks
 from .wallboard import percent, read_wallboard
 from .widgets import read_click_to_dial
-from ..credentials import ha1_pair
+from ..registrar.credentials import ha1_pair
 
 NAME = re.compile(r"[A-Za-z0-9_.-]+")
 

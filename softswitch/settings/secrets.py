@@ -14,7 +14,7 @@ import hmac
 import os
 from dataclasses import dataclass, field
 
-from ..credentials import ha1_pair
+from ..registrar.credentials import ha1_pair
 
 PBKDF2_ITERATIONS = 200_000
 RULES = ("upper", "lower", "digit", "special")

@@ -6,7 +6,7 @@ import asyncio
 import socket
 
 from ..sip.framing import StreamFramer
-from ..watchdog import describe
+from ..security.watchdog import describe
 from .base import Target
 
 

@@ -3,8 +3,8 @@
 The socket is read directly (recvmsg on a non-blocking socket, from the loop's reader callback) rather than
 through a DatagramTransport, because the kernel's receive timestamp (SO_TIMESTAMPNS) comes as ancillary data
 that neither asyncio nor uvloop hands to a protocol. The timestamp tells how long a datagram waited in the
-receive queue; past the overload policy's bound it is sorted before parsing (softswitch/overload.py). Each
-handled datagram is timed for the stall watchdog (softswitch/watchdog.py).
+receive queue; past the overload policy's bound it is sorted before parsing (softswitch/security/overload.py). Each
+handled datagram is timed for the stall watchdog (softswitch/security/watchdog.py).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sys
 import time
 from collections import deque
 
-from ..watchdog import describe
+from ..security.watchdog import describe
 from .base import Target
 
 # Linux value; Python only names it from 3.14 on. Elsewhere ages read as 0 and overload control stays off.
@@ -34,8 +34,8 @@ class UdpTransport:
         self.sock = sock
         self.loop = loop
         self.local: tuple[str, int] = sock.getsockname()[:2]
-        self.watchdog = None            # softswitch.watchdog.Watchdog, set by the node
-        self.overload = None            # softswitch.overload.OverloadPolicy, set by the node
+        self.watchdog = None            # softswitch.security.watchdog.Watchdog, set by the node
+        self.overload = None            # softswitch.security.overload.OverloadPolicy, set by the node
         self.allowed = None             # fn(host, user_agent) -> bool: the guard, before an overload 503
         self.stamped = False
         self.wall = time.time           # the kernel stamps datagrams with this clock (tests move it)

@@ -33,7 +33,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from .. import log
 from ..sip.errors import SipError
 from ..sip.parser import parse_message
-from ..watchdog import describe
+from ..security.watchdog import describe
 from .base import Target
 
 SUBPROTOCOL = "sip"

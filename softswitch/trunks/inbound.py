@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from ..routing import Decision
+from ..b2bua.routing import Decision
 
 _USER = re.compile(r"(?:sips?|tel):([^@;>\s]+)", re.I)
 _NUMBER = re.compile(r"[+0-9A-Za-z*#._-]{1,64}")      # what a caller number may be shown as

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..legs import new_tag
+from ..b2bua.legs import new_tag
 from ..log import get as get_logger
 from ..sip.message import make_response
 from .gate import Refusal

@@ -9,7 +9,7 @@ import socket
 import time
 import uuid
 
-from softswitch.guard import Guard, GuardOptions
+from softswitch.security.guard import Guard, GuardOptions
 from tests.integration.test_trunks_kamailio import node_config, start_node
 from tests.conftest import free_port
 

@@ -10,7 +10,7 @@ import subprocess
 import time
 import uuid
 
-from softswitch.records import RecordStore
+from softswitch.records.store import RecordStore
 from softswitch.sip.digest import make_authorization
 from tests.conftest import free_port
 from tests.support.cc import ACCOUNTS, PASSWORDS, _node_thread, _rtp_lo, config_text

@@ -3,7 +3,7 @@ trunk's stops, and a file with a bad trunk changes nothing and says where."""
 
 from __future__ import annotations
 
-from softswitch.node import Node, credentials_from_config, options_from_config
+from softswitch.node.compose import Node, credentials_from_config, options_from_config
 from softswitch.settings import load_config
 from tests.conftest import NodeThread, free_port
 from tests.integration.test_trunks_kamailio import node_yaml, wait_for

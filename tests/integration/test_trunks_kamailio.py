@@ -13,8 +13,8 @@ import uuid
 
 import pytest
 
-from softswitch.node import Node, credentials_from_config, options_from_config
-from softswitch.records import RecordStore
+from softswitch.node.compose import Node, credentials_from_config, options_from_config
+from softswitch.records.store import RecordStore
 from softswitch.settings import parse_config, softphone_hash
 from tests.conftest import NodeThread, free_port
 from tools.kamailioserver import Kamailio, kamailio_binary, request

@@ -8,7 +8,7 @@ import urllib.error
 import urllib.request
 from contextlib import contextmanager
 
-from softswitch.node import Node, credentials_from_config, options_from_config
+from softswitch.node.compose import Node, credentials_from_config, options_from_config
 from softswitch.settings import parse_config
 from tests.conftest import NodeThread, free_port, start_with_free_ports
 

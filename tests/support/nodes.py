@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from softswitch.credentials import Credentials, ha1_pair
-from softswitch.registrar import RegistrarOptions
+from softswitch.registrar.credentials import Credentials, ha1_pair
+from softswitch.registrar.registrar import RegistrarOptions
 from softswitch.sip.digest import make_authorization
 from softswitch.sip.message import Response
 from softswitch.sip.parser import parse_message

@@ -31,7 +31,7 @@ def example_on_free_ports(tmp_path: Path) -> tuple[Path, int]:
 
 def wait_admitting(http_port: int, timeout: float = 30) -> None:
     """Wait until a served node would admit a new call: its load admission (loop lag, SIP busy share,
-    re-sends; as in softswitch.b2bua) answers 503 for a while after a burst of work such as a reload on a busy
+    re-sends; as in softswitch.b2bua.control) answers 503 for a while after a burst of work such as a reload on a busy
     host. The timeout bounds a hang."""
     import json
     import urllib.request

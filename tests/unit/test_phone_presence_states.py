@@ -10,10 +10,10 @@ import time
 import pytest
 
 from acd import AgentStateError
-from softswitch.contact_center import ContactCenter
-from softswitch.location import Binding
+from softswitch.b2bua.contact_center import ContactCenter
+from softswitch.registrar.location import Binding
 from softswitch.settings import parse_config
-from tests.test_settings import BASE
+from tests.integration.test_settings import BASE
 
 
 def binding(n: int = 1, proto: str = "tcp") -> Binding:

@@ -1,6 +1,6 @@
 """A fake shell for the call core: a fake clock, the real (pure) ACD, and a log of every effect.
 
-It does what softswitch/b2bua.py does with the core's effects, minus sockets and media: ACD effects run the
+It does what softswitch/b2bua/control.py does with the core's effects, minus sockets and media: ACD effects run the
 ACD and feed its actions back (an Offer rings a new agent leg), LegFailed goes back to the core.
 """
 

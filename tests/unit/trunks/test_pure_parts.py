@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from softswitch.routing import Router
+from softswitch.b2bua.routing import Router
 from softswitch.settings.model import CalledRoute
 from softswitch.settings.trunks import Trunk
 from softswitch.trunks.caps import CallCaps, TokenBucket

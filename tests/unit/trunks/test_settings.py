@@ -13,7 +13,7 @@ import pytest
 
 from softswitch.settings import ConfigError, load_config, parse_config, softphone_hash
 from softswitch.trunks.outbound import OutboundCall
-from tests.test_settings import BASE
+from tests.integration.test_settings import BASE
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = ROOT / "config" / "example.yaml"
