@@ -35,6 +35,7 @@ from .sip.errors import SipError
 from .sip.message import Request, Response, make_response
 from .sip.transaction import Transaction
 from .sip.uri import SipURI, parse_uri
+from .transfers import install as install_transfers
 from .transport.base import Target
 
 MIN_SE = session_timer.MIN_SE
@@ -42,7 +43,7 @@ __all__ = ["Call", "CallControl", "MIN_SE"]
 
 
 class CallControl:
-    ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, REGISTER"
+    ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, REGISTER, REFER"
 
     def __init__(self, endpoint, router: Router, *, domain: str = "localhost", media_address: str = "127.0.0.1",
                  rtp_ports: tuple[int, int] = (20000, 29999), session_expires: int = 1800, authn=None,
@@ -110,6 +111,7 @@ class CallControl:
         for m, h in (("INVITE", self.on_invite), ("BYE", self.on_bye), ("CANCEL", self.on_cancel),
                      ("UPDATE", self.on_update), ("INFO", self.on_info)):
             endpoint.handlers[m] = h
+        install_transfers(self)
         endpoint.ack_handler = self.on_ack
         endpoint.stray_response_handler = self.on_stray_response
 

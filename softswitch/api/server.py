@@ -17,6 +17,7 @@ from acd import AcdError, AgentStateError
 from ..chat.web import setup as setup_chat
 from ..log import get as get_logger
 from ..settings import check_password
+from ..transfers import TransferError, transfer_call as transfer
 from .passwords import login_hash, refuse_until_changed, setup as setup_passwords
 from .sessions import Sessions
 
@@ -285,6 +286,28 @@ async def supervise_call(request: web.Request) -> web.Response:
     return _json({"call_id": request.match_info["call"], "mode": result})
 
 
+async def transfer_call(request: web.Request) -> web.Response:
+    """Blind transfer {to: queue:NAME | agent:ID | ivr:FLOW | number:DIGITS | a bare name}: an agent their
+    own call, a supervisor any."""
+    s = request[SESSION_OF]
+    if s.role not in ("supervisor", "admin") and s.agent_id is None:
+        return _error(403, "only agents and supervisors transfer calls")
+    try:
+        body = await request.json()
+        to = body.get("to") if isinstance(body, dict) else None
+    except ValueError:
+        return _error(400, "body must be JSON {to}")
+    if not isinstance(to, str):
+        return _error(400, "body must be JSON {to}")
+    by_agent = None if s.role in ("supervisor", "admin") else s.agent_id
+    try:
+        result = transfer(request.app[NODE].calls, request.match_info["call"], to, by_agent=by_agent,
+                          by=s.account)
+    except TransferError as exc:
+        return _error(exc.status, str(exc))
+    return _json(result)
+
+
 async def reload_config(request: web.Request) -> web.Response:
     if request[SESSION_OF].role != "admin":
         return _error(403, "admins only")
@@ -323,6 +346,7 @@ def make_app(node) -> web.Application:
     app.router.add_get("/api/events", events)
     app.router.add_get("/api/calls", calls)
     app.router.add_post("/api/calls/{call}/supervise", supervise_call)
+    app.router.add_post("/api/calls/{call}/transfer", transfer_call)
     app.router.add_get("/health", health)
     from .wallboard import setup as setup_wallboard
     setup_wallboard(app, NODE, SESSION_OF)

@@ -29,6 +29,7 @@ class Call:
         self.offer = None                       # the customer's parsed SDP offer
         self.recording = None
         self.committed = None                   # the shell's: a Future, the call's last records stored
+        self.transfers: list | None = None      # transfers so far (dicts for the CDR), None: none
 
     def legs(self) -> list:
         """Every leg of the call, the customer's first."""

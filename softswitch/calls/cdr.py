@@ -17,7 +17,8 @@ def outcome(call, acd_state: str | None, acd_outcome: str | None) -> str:
 def cdr_row(call, *, node: str, reason: str, outcome: str, now: float, caller: str) -> dict:
     connected = call.answered_at or None
     agent = call.agent_leg.agent_id if call.agent_leg is not None else call.customer.agent_id
-    return {"call_id": call.id, "node": node, "caller": caller, "called": call.number, "queue": call.queue,
+    extra = {"extra": {"transfers": list(call.transfers)}} if getattr(call, "transfers", None) else {}
+    return {**extra, "call_id": call.id, "node": node, "caller": caller, "called": call.number, "queue": call.queue,
             "agent_id": agent, "started_at": call.started, "answered_at": call.started,
             "connected_at": connected, "ended_at": now,
             "wait_s": round((connected or now) - call.started, 3),

@@ -150,6 +150,45 @@ class SetSupervision:
     mode: str
 
 
+# --- transfers ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Notify:
+    """Report a REFER's progress to the phone that sent it: a NOTIFY in its dialog, Event: refer, with a
+    message/sipfrag status line (RFC 3515 s. 2.4.5); `final` ends the implicit subscription."""
+    leg: Any
+    status: int
+    reason: str
+    final: bool
+
+
+@dataclass(frozen=True)
+class HoldCustomer:
+    """The customer's stream leaves the call's room; `music`: it hears the queue's music on hold meanwhile."""
+    call: Any
+    music: bool = True
+
+
+@dataclass(frozen=True)
+class AcdTransfer:
+    """Acd.transfer: the agent to wrap-up, the call back in a queue (or ringing one agent)."""
+    call_id: str
+    queue: str
+    agent_id: str
+
+
+@dataclass(frozen=True)
+class StartIvr:
+    call: Any
+    flow: str
+
+
+@dataclass(frozen=True)
+class DialNumber:
+    """Call `number` through the outbound path for the call's customer."""
+    call: Any
+    number: str
+
+
 # --- the ACD and records -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class AcdOfferFailed:
@@ -194,4 +233,4 @@ class Log:
 Effect = (SendBye | SendCancel | SendRefresh | Reinvite | Respond | AnswerCall | StopTimers | ArmSessionTimer | Forget | LegFailed
           | CloseMedia | PointMedia | Bridge | AcceptBrowserAnswer | Record | PlayCallbackConfirm | CallBack
           | StopIvr | CloseRecording | SetSupervision | AcdOfferFailed | AcdCallEnded | AcdCallerGone
-          | AcdCallback | CallOver | WriteCdr | Log)
+          | AcdCallback | CallOver | WriteCdr | Log | Notify | HoldCustomer | AcdTransfer | StartIvr | DialNumber)

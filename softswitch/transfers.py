@@ -1,0 +1,172 @@
+"""Blind transfers, the asyncio side: a phone's REFER (RFC 3515, `Refer-Sub: false` of RFC 4488 honoured) and
+the API's POST /api/calls/{id}/transfer feed calls/transfer.py, and this module carries out what it decides
+(the sipfrag NOTIFYs, the customer's music on hold, the ACD's transfer, an IVR flow, a number dialled).
+
+The far side of a number is a registered softphone reached through the outbound path: there is no outbound
+trunk yet, so a number with no registration is refused (404) before anything changes.
+"""
+
+from __future__ import annotations
+
+import time
+
+from acd import AcdError
+
+from .aio import drive
+from .calls import effects as fx
+from .calls import transfer
+from .calls.transfer import TransferError
+from .legs import Leg
+from .log import get as get_logger
+from .sip.errors import SipError
+from .sip.headers import parse_name_addr
+from .sip.message import Request, Response, make_response
+from .sip.uri import SipURI
+
+__all__ = ["TransferError", "install", "transfer_call"]
+
+log = get_logger("transfer")
+
+
+def install(cc) -> None:
+    """REFER handling and the transfer effects' carriers on a CallControl."""
+    cc.endpoint.handlers["REFER"] = lambda tx, req: on_refer(cc, tx, req)
+    cc._carriers.update({
+        fx.Notify: lambda e: notify(e.leg, e.status, e.reason, e.final),
+        fx.HoldCustomer: lambda e: _hold(cc, e),
+        fx.AcdTransfer: lambda e: _acd_transfer(cc, e),
+        fx.StartIvr: lambda e: cc.start_ivr(e.call, e.flow),
+        fx.DialNumber: lambda e: _dial(cc, e.call, e.number)})
+
+
+def resolve(cc, text: str) -> transfer.Target:
+    acd = cc.center.acd if cc.center is not None else None
+    agents = {a.id: a.softphone for a in acd.agents.values()} if acd is not None else {}
+
+    def route(name: str):
+        r, _ = cc.router.lookup(name)
+        return (r.kind, r.target) if r is not None else None
+    flows = cc.ivr_runner.flows if cc.ivr_runner is not None else {}
+    target = transfer.resolve(text, queues=acd.queues if acd is not None else {}, agents=agents, flows=flows,
+                              route=route)
+    if target.kind == "number" and cc.binding_for(target.name) is None:
+        raise TransferError(404, f"no route to {target.name} (no registered phone; outbound trunks are not "
+                                 "configured)")
+    return target
+
+
+def transfer_call(cc, call_id: str, to: str, *, by_agent: str | None, by: str, refer: Leg | None = None) -> dict:
+    """Blind-transfer a connected call (the API's and a REFER's way in). by_agent: the agent asking (an agent
+    transfers only their own call), None for a supervisor."""
+    call = cc.calls.get(call_id)
+    transfer.check(call, by_agent)
+    target = resolve(cc, to)
+    acd = cc.acd_state()
+    talking = acd is not None and call.id in acd.talking
+    cc.carry(transfer.blind(call, target, time.time(), by=by, talking=talking, refer=refer))
+    return {"call_id": call.id, "kind": target.kind, "to": target.name, "queue": call.queue}
+
+
+# --- REFER -------------------------------------------------------------------------------------------------
+def on_refer(cc, tx, req: Request) -> None:
+    leg = cc._leg_for(req)
+    if leg is None:
+        cc.endpoint.respond(tx, make_response(req, 481))
+        return
+    values = req.get_all("Refer-To")
+    if len(values) != 1:
+        raise SipError(400, "a REFER needs exactly one Refer-To")
+    uri = parse_name_addr(values[0]).uri
+    if not isinstance(uri, SipURI):
+        raise SipError(416, "Refer-To must be a SIP URI")
+    call = leg.call
+    sub = (req.get("Refer-Sub") or "true").strip().lower() != "false"
+    try:
+        if call is None or call.agent_leg is not leg:
+            raise TransferError(403, "only the agent connected to a call may transfer it")
+        name = transfer.refer_target(uri.user_unescaped, "replaces=" in (uri.headers or "").lower())
+        target = resolve(cc, name)
+    except TransferError as err:
+        cc.endpoint.respond(tx, make_response(req, transfer.sip_status(err.status), str(err)[:100]))
+        return
+    headers = [("Contact", leg.contact())] + ([] if sub else [("Refer-Sub", "false")])
+    cc.endpoint.respond(tx, make_response(req, 202, headers=headers))
+    try:
+        transfer_call(cc, call.id, f"{target.kind}:{target.name}", by_agent=leg.agent_id, by="refer",
+                      refer=leg if sub else None)
+    except TransferError as err:            # the call changed between the 202 and now
+        if sub:
+            notify(leg, 503, str(err)[:60] or "Service Unavailable", True)
+
+
+def notify(leg: Leg, status: int, reason: str, final: bool) -> None:
+    state = "terminated;reason=noresource" if final else "active;expires=60"
+    leg.request("NOTIFY", f"SIP/2.0 {status} {reason}\r\n".encode(), "message/sipfrag;version=2.0",
+                [("Event", "refer"), ("Subscription-State", state)])
+
+
+# --- the effects ---------------------------------------------------------------------------------------------
+def _hold(cc, e: fx.HoldCustomer) -> None:
+    stream = e.call.customer.stream
+    if cc.media is None or stream is None or stream.closed:
+        return
+    cc.media.engine.leave(stream)
+    if e.music:
+        q = cc.queue_settings.get(e.call.queue)
+        cc.media.hold_music(stream, q.music_on_hold if q else None)
+
+
+def _acd_transfer(cc, e: fx.AcdTransfer) -> None:
+    call = cc.calls.get(e.call_id)
+    try:
+        acd = cc.center.acd
+        cc.center.run(acd.transfer, e.call_id, e.queue, e.agent_id)
+    except AcdError as exc:
+        log.warning("transfer_failed", call_id=e.call_id, error=str(exc))
+        if call is not None:
+            cc.end_call(call, "transfer failed")
+        return
+    entry = acd.entries.get(e.call_id)
+    if call is not None and entry is not None:
+        call.queue = entry.queue
+
+
+def _dial(cc, call, number: str) -> None:
+    """The outbound path for a transferred customer: the number's registered phone is called; its answer joins
+    the customer to it, a failure ends the call."""
+    b = cc.binding_for(number)
+    if b is None or call.ended:
+        cc.end_call(call, "transfer target unreachable")
+        return
+    leg = Leg(cc, "uac", call, cc.binding_target(b))
+    leg.agent_id = ""
+    call.offers[""] = leg
+    caller = call.customer.remote_uri or "<sip:anonymous@anonymous.invalid>"
+    extra = [("Route", p) for p in b.path]
+
+    async def go() -> None:
+        sdp = call.offer_sdp
+        if cc.media is not None and call.customer.stream is not None:
+            sdp = await cc.media.offer_agent(leg, None)
+        if call.ended:
+            cc.carry([fx.CloseMedia(leg)])
+            return
+        leg.invite(b.contact, f"<sip:{number}@{cc.domain}>", caller, sdp, extra,
+                   lambda ev, tx, resp: _far_response(cc, call, leg, ev, resp))
+    drive(go(), cc.done_for(call.id))
+
+
+def _far_response(cc, call, leg: Leg, event: str, resp: Response | None) -> None:
+    if event == "response" and resp.status < 200:
+        leg.provisional(resp.status)
+        return
+    if event == "response" and resp.status < 300:
+        if leg.accept_2xx(resp):
+            cc.carry(transfer.number_answered(call, leg, resp.body, cc.media is not None))
+        return
+    if leg.state != "ended":
+        leg.fire("failed")
+    call.offers.pop("", None)
+    cc.carry([fx.Forget(leg), fx.CloseMedia(leg)])
+    if not call.ended:
+        cc.end_call(call, "transfer target did not answer")

@@ -1,0 +1,181 @@
+"""Blind transfers with real phones: a pjsua2 agent's REFER (RFC 3515, sipfrag NOTIFYs) and the API's
+POST /api/calls/{id}/transfer to a queue (priority and first arrival kept), to an idle agent, and to a busy
+agent (the call waits in that agent's queue). Audio is checked on the final pair."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pjsua2 as pj
+import pytest
+
+from softswitch.softphone import PhoneCall
+from tests.support.cc import Api, cc_node, wait_for
+from tests.test_audio import segment
+from tests.test_calls import agent_phone, connected, ended, hang_up, signed_in
+
+
+@pytest.fixture(scope="module")
+def phones():
+    from tools.softphone import Softphones
+    return Softphones.get()
+
+
+def caller(phones, port, user, tone_hz=440):
+    return phones.account(user, "unused", f"127.0.0.1:{port}", domain="cc.test", register=False,
+                          auto_answer=False, tone_hz=tone_hz)
+
+
+def call_with(phones, acc, uri, headers=()):
+    """A call with extra INVITE headers (e.g. Priority)."""
+    c = PhoneCall(acc)
+    op = pj.CallOpParam(True)
+    for name, value in headers:
+        h = pj.SipHeader()
+        h.hName, h.hValue = name, value
+        op.txOption.headers.append(h)
+    acc.calls.append(c.record)
+    phones.keep.append(c)
+    c.makeCall(uri, op)
+    return c.record
+
+
+def queue_log(tmp_path, call_id):
+    db = sqlite3.connect(str(tmp_path / "cc.db"))
+    try:
+        return db.execute("SELECT event, queue, agent_id, old, new FROM queue_log WHERE call_id = ? ORDER BY id",
+                          (call_id,)).fetchall()
+    finally:
+        db.close()
+
+
+def cdr_extra(tmp_path, call_id):
+    db = sqlite3.connect(str(tmp_path / "cc.db"))
+    try:
+        row = db.execute("SELECT agent_id, extra FROM cdr WHERE call_id = ?", (call_id,)).fetchone()
+    finally:
+        db.close()
+    return row and (row[0], json.loads(row[1]) if row[1] else None)
+
+
+def test_refer_from_the_agent_phone_moves_the_customer_to_another_queue(phones, tmp_path):
+    with cc_node(tmp_path, wrap_up="1s") as (nt, port, http):
+        alice_ph = agent_phone(phones, "70001", port, tone_hz=1000)
+        carol_ph = agent_phone(phones, "70003", port, tone_hz=2000)
+        cust = caller(phones, port, "5553001")
+        try:
+            alice, carol = signed_in(http, "acme_alice"), signed_in(http, "acme_carol")
+            carol.call("POST", "/api/agents/me/state", {"state": "busy"}, expect=200)
+            rec = cust.call(f"sip:4001@127.0.0.1:{port}")
+            assert phones.wait(lambda: alice_ph.calls and connected(alice_ph.calls[-1]) and connected(rec), 10)
+            phones.pump(0.5)
+            leg = alice_ph.calls[-1]
+            (call_id,) = nt.call(lambda: list(nt.node.calls.calls))
+            leg.call.xfer(f"sip:sales@127.0.0.1:{port}", pj.CallOpParam(True))
+            # 202, then NOTIFY 100 and a final NOTIFY 200 (sipfrag); the switch then hangs the agent up
+            assert phones.wait(lambda: any(final for _, final in leg.transfer_status), 5), leg.transfer_status
+            assert [c for c, _ in leg.transfer_status][-1] == 200
+            assert phones.wait(lambda: ended(leg), 5)
+            assert connected(rec)                                     # the customer stays, on hold in sales
+            assert wait_for(lambda: alice.state()["state"] in ("wrap_up", "idle"), 5, phones)
+            entry = nt.call(lambda: nt.node.center.acd.entries[call_id])
+            assert entry.queue == "sales" and not entry.ringing
+            carol.call("POST", "/api/agents/me/state", {"state": "idle"}, expect=200)
+            assert phones.wait(lambda: carol_ph.calls and connected(carol_ph.calls[-1]), 10)
+            phones.pump(2.5)                                          # the final pair talks
+            hang_up(rec)
+            assert phones.wait(lambda: ended(rec) and ended(carol_ph.calls[-1]), 5)
+            phones.pump(0.3)
+            rms, freq = segment(rec.recording, -1.5, -0.2)
+            assert rms > 300 and abs(freq - 2000) < 30, (rms, freq)            # the customer hears carol
+            rms, freq = segment(carol_ph.calls[-1].recording, -1.5, -0.2)
+            assert rms > 300 and abs(freq - 440) < 30, (rms, freq)             # carol hears the customer
+            assert wait_for(lambda: cdr_extra(tmp_path, call_id), 5, phones)
+            agent, extra = cdr_extra(tmp_path, call_id)
+            assert agent == "1003"
+            (t,) = extra["transfers"]
+            assert (t["from_agent"], t["kind"], t["to"], t["by"]) == ("1001", "queue", "sales", "refer")
+            log = queue_log(tmp_path, call_id)
+            assert ("transfer", "sales", "1001", "support", "queue/sales") in log
+            assert [e for e, *_ in log if e in ("answer", "transfer", "complete")] == \
+                ["answer", "transfer", "complete", "answer", "complete"]
+        finally:
+            phones.remove(cust, unregister=False)
+            phones.remove(alice_ph)
+            phones.remove(carol_ph)
+
+
+def test_api_transfers_keep_priority_and_place_and_go_through_the_acd_to_agents(phones, tmp_path):
+    with cc_node(tmp_path, wrap_up="1s") as (nt, port, http):
+        alice_ph = agent_phone(phones, "70001", port, tone_hz=1000)
+        bob_ph = agent_phone(phones, "70002", port, tone_hz=1500)
+        carol_ph = agent_phone(phones, "70003", port, tone_hz=2000)
+        first = caller(phones, port, "5553002")
+        later = caller(phones, port, "5553003", tone_hz=600)
+        acd = lambda: nt.node.center.acd          # noqa: E731
+        try:
+            alice, carol = signed_in(http, "acme_alice"), signed_in(http, "acme_carol")
+            bob = signed_in(http, "acme_bob")
+            bob.call("POST", "/api/agents/me/state", {"state": "busy"}, expect=200)
+            carol.call("POST", "/api/agents/me/state", {"state": "busy"}, expect=200)
+            rec = call_with(phones, first, f"sip:4001@127.0.0.1:{port}", [("Priority", "urgent")])
+            assert phones.wait(lambda: alice_ph.calls and connected(alice_ph.calls[-1]) and connected(rec), 10)
+            (call_id,) = nt.call(lambda: list(nt.node.calls.calls))
+            rec2 = later.call(f"sip:4002@127.0.0.1:{port}")         # arrives later, waits in sales
+            assert phones.wait(lambda: connected(rec2), 5)
+            assert wait_for(lambda: nt.call(lambda: len(acd().entries)) == 1, 5, phones)
+            path = f"/api/calls/{call_id}/transfer"
+            # refusals: not one's own call, an unknown target, a bad body
+            assert carol.call("POST", path, {"to": "queue:sales"})[0] == 403
+            assert alice.call("POST", path, {"to": "queue:nowhere"})[0] == 404
+            assert alice.call("POST", path, {"to": 5})[0] == 400
+            assert alice.call("POST", "/api/calls/nope/transfer", {"to": "sales"})[0] == 404
+            st, body = alice.call("POST", path, {"to": "queue:sales"}, expect=200)
+            assert body["kind"] == "queue" and body["queue"] == "sales"
+            assert phones.wait(lambda: ended(alice_ph.calls[-1]), 5)
+            e = nt.call(lambda: acd().entries[call_id])
+            assert (e.queue, e.priority) == ("sales", 1)
+            assert nt.call(lambda: acd().position(call_id)) == 1        # ahead of the caller who waited
+            phones.pump(0.5)
+            assert connected(rec)
+            # to an idle agent, by a supervisor: carol takes it first from the queue, then gives it to bob
+            carol.call("POST", "/api/agents/me/state", {"state": "idle"}, expect=200)
+            assert phones.wait(lambda: carol_ph.calls and connected(carol_ph.calls[-1]), 10)
+            assert nt.call(lambda: acd().talking[call_id][0]) == "1003"
+            carol.call("POST", "/api/agents/me/state", {"state": "busy"}, expect=409)   # talking
+            bob.call("POST", "/api/agents/me/state", {"state": "idle"}, expect=200)
+            assert phones.wait(lambda: bob_ph.calls and connected(bob_ph.calls[-1]), 10)  # the later caller
+            sam = Api(http)
+            sam.login("acme_sam")
+            assert wait_for(lambda: bob.state()["state"] == "talking", 5, phones)
+            hang_up(rec2)
+            assert wait_for(lambda: bob.state()["state"] == "idle", 8, phones)
+            sam.call("POST", path, {"to": "agent:1002"}, expect=200)
+            assert phones.wait(lambda: len(bob_ph.calls) == 2 and connected(bob_ph.calls[-1]), 10)
+            assert phones.wait(lambda: ended(carol_ph.calls[-1]), 5)
+            assert nt.call(lambda: acd().talking[call_id][0]) == "1002"
+            # to a busy agent: the call waits in that agent's queue (alice serves support only)
+            alice.call("POST", "/api/agents/me/state", {"state": "busy"}, expect=200)
+            bob.call("POST", path, {"to": "70001"}, expect=200)          # alice, named by her softphone
+            assert phones.wait(lambda: ended(bob_ph.calls[-1]), 5)
+            e = nt.call(lambda: acd().entries[call_id])
+            assert (e.queue, e.priority, e.ringing) == ("support", 1, {})
+            alice.call("POST", "/api/agents/me/state", {"state": "idle"}, expect=200)
+            assert phones.wait(lambda: len(alice_ph.calls) == 2 and connected(alice_ph.calls[-1]), 10)
+            phones.pump(2.5)
+            hang_up(rec)
+            assert phones.wait(lambda: ended(rec) and ended(alice_ph.calls[-1]), 5)
+            phones.pump(0.3)
+            rms, freq = segment(rec.recording, -1.5, -0.2)
+            assert rms > 300 and abs(freq - 1000) < 30, (rms, freq)            # the customer hears alice again
+            assert wait_for(lambda: cdr_extra(tmp_path, call_id), 5, phones)
+            agent, extra = cdr_extra(tmp_path, call_id)
+            assert agent == "1001"
+            assert [(t["from_agent"], t["kind"], t["to"]) for t in extra["transfers"]] == [
+                ("1001", "queue", "sales"), ("1003", "agent", "1002"), ("1002", "agent", "1001")]
+        finally:
+            for a in (first, later):
+                phones.remove(a, unregister=False)
+            for a in (alice_ph, bob_ph, carol_ph):
+                phones.remove(a)
