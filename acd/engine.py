@@ -238,7 +238,7 @@ class Acd:
         if old is not None and self.entries.get(call_id) is old:
             self._drop(call_id)
         hops = old.hops + 1 if old else 0
-        first = old.first_enqueued if old else now
+        first = old.first_enqueued if old else (now if rank is None else rank)
         if spec.type in ("video", "video_click_to_dial") and not video:
             return self._leave_rejected(call_id, queue, "video_required")
         if len(self._waiting[queue]) >= spec.max_calls:
