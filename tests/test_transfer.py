@@ -10,6 +10,7 @@ import sqlite3
 import pjsua2 as pj
 import pytest
 
+from softswitch.api.wallboard_data import call_rows
 from softswitch.softphone import PhoneCall
 from tests.support.cc import Api, cc_node, wait_for
 from tests.test_audio import segment
@@ -155,6 +156,10 @@ def test_api_transfers_keep_priority_and_place_and_go_through_the_acd_to_agents(
             assert phones.wait(lambda: len(bob_ph.calls) == 2 and connected(bob_ph.calls[-1]), 10)
             assert phones.wait(lambda: ended(carol_ph.calls[-1]), 5)
             assert nt.call(lambda: acd().talking[call_id][0]) == "1002"
+            row = next(c for c in sam.call("GET", "/api/calls", expect=200)[1] if c["id"] == call_id)
+            assert (row["agent_id"], row["transferred"]) == ("1002", 2)
+            _, active = nt.call(lambda: call_rows(nt.node.calls, acd(), 0.0))
+            assert [r["transferred"] for r in active if r["id"] == call_id] == [2]     # the wallboard's list
             # to a busy agent: the call waits in that agent's queue (alice serves support only)
             alice.call("POST", "/api/agents/me/state", {"state": "busy"}, expect=200)
             bob.call("POST", path, {"to": "70001"}, expect=200)          # alice, named by her softphone
