@@ -115,6 +115,7 @@ class Acd:
         self.talking: dict[str, tuple[str, str, float]] = {}          # call id -> (agent id, queue, answered at)
         self.answer_waits: dict[str, float] = {}                     # call id -> its wait, while talking
         self.arrivals: dict[str, tuple[float, int, bool]] = {}        # talking call -> first arrival, priority, video
+        self.consulting: dict[str, str] = {}                         # agent id -> their consult's key (handover.py)
         self.outcomes: dict[str, str] = {}                           # call id -> answered/abandoned/overflowed/rejected
         self.stats: dict[str, QueueStats] = {}
         self.roster = Roster()
@@ -578,4 +579,5 @@ class Acd:
         a = self.agent(agent_id)
         return {"id": a.id, "softphone": a.softphone, "state": a.state, "reason": a.reason,
                 "since": a.since, "registered": a.registered, "call_id": a.call_id,
-                "queues": sorted(a.queues), "answered": a.answered, "elsewhere": a.elsewhere}
+                "queues": sorted(a.queues), "answered": a.answered, "elsewhere": a.elsewhere,
+                "consult": a.id in self.consulting}

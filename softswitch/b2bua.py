@@ -35,6 +35,7 @@ from .sip.errors import SipError
 from .sip.message import Request, Response, make_response
 from .sip.transaction import Transaction
 from .sip.uri import SipURI, parse_uri
+from .consults import install as install_consults
 from .transfers import install as install_transfers
 from .transport.base import Target
 
@@ -112,6 +113,7 @@ class CallControl:
                      ("UPDATE", self.on_update), ("INFO", self.on_info)):
             endpoint.handlers[m] = h
         install_transfers(self)
+        install_consults(self)
         endpoint.ack_handler = self.on_ack
         endpoint.stray_response_handler = self.on_stray_response
 

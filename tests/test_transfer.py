@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 
 import pjsua2 as pj
 import pytest
@@ -13,7 +14,7 @@ import pytest
 from softswitch.api.wallboard_data import call_rows
 from softswitch.softphone import PhoneCall
 from tests.support.cc import Api, cc_node, wait_for
-from tests.test_audio import segment
+from tests.test_audio import segment, tone_levels
 from tests.test_calls import agent_phone, connected, ended, hang_up, signed_in
 
 
@@ -184,3 +185,69 @@ def test_api_transfers_keep_priority_and_place_and_go_through_the_acd_to_agents(
                 phones.remove(a, unregister=False)
             for a in (alice_ph, bob_ph, carol_ph):
                 phones.remove(a)
+
+
+def test_consult_then_conference_then_the_agent_leaves_and_the_others_talk_on(phones, tmp_path):
+    with cc_node(tmp_path, wrap_up="1s") as (nt, port, http):
+        alice_ph = agent_phone(phones, "70001", port, tone_hz=1000)
+        carol_ph = agent_phone(phones, "70003", port, tone_hz=2000)
+        cust = caller(phones, port, "5553004")
+        acd = lambda: nt.node.center.acd          # noqa: E731
+        try:
+            alice, carol = signed_in(http, "acme_alice"), signed_in(http, "acme_carol")
+            rec = cust.call(f"sip:4001@127.0.0.1:{port}")
+            assert phones.wait(lambda: alice_ph.calls and connected(alice_ph.calls[-1]) and connected(rec), 10)
+            (call_id,) = nt.call(lambda: list(nt.node.calls.calls))
+            base = f"/api/calls/{call_id}"
+            assert alice.call("POST", base + "/swap")[0] == 409                      # no consult yet
+            assert alice.call("POST", base + "/consult", {"to": "queue:sales"})[0] == 501
+            assert carol.call("POST", base + "/consult", {"to": "agent:1003"})[0] == 403
+            st, body = alice.call("POST", base + "/consult", {"to": "agent:1003"}, expect=200)
+            assert body["consult"] == "calling"
+            assert phones.wait(lambda: carol_ph.calls and connected(carol_ph.calls[-1]), 10)
+            assert wait_for(lambda: nt.call(lambda: nt.node.calls.calls[call_id].consult.mode) == "talking", 5,
+                            phones)
+            a = alice.state()
+            assert (a["state"], a["consult"]) == ("talking", True)
+            assert carol.state()["state"] == "talking"
+            marks = {"consult": time.monotonic()}
+            phones.pump(1.5)
+            alice.call("POST", base + "/conference", expect=200)
+            marks["conference"] = time.monotonic()
+            phones.pump(1.5)
+            alice_ph.calls[-1].hangup()                                              # the agent leaves
+            assert phones.wait(lambda: ended(alice_ph.calls[-1]), 5)
+            marks["left"] = time.monotonic()
+            phones.pump(2.0)
+            assert connected(rec) and connected(carol_ph.calls[-1])
+            assert nt.call(lambda: acd().talking[call_id][0]) == "1003"
+            assert wait_for(lambda: alice.state()["state"] in ("wrap_up", "idle"), 5, phones)
+            assert alice.state()["consult"] is False
+            hang_up(rec)
+            assert phones.wait(lambda: ended(rec) and ended(carol_ph.calls[-1]), 5)
+            phones.pump(0.3)
+            c0, k0 = rec.answered_at, carol_ph.calls[-1].answered_at
+
+            def levels(record, t0, mark, span=0.9):
+                start = marks[mark] - t0 + 0.4
+                return tone_levels(record.recording, start, start + span)
+            held = levels(rec, c0, "consult")
+            assert held[1000] < 300 and held[2000] < 300, held          # on hold: neither agent is heard
+            assert levels(carol_ph.calls[-1], k0, "consult")[1000] > 1000        # carol hears alice
+            assert levels(carol_ph.calls[-1], k0, "consult")[440] < 300          # not the customer
+            conf = levels(rec, c0, "conference")
+            assert conf[1000] > 1000 and conf[2000] > 1000, conf            # everyone hears everyone
+            assert levels(carol_ph.calls[-1], k0, "conference")[440] > 1000
+            after = levels(rec, c0, "left", 1.2)
+            assert after[2000] > 1000 and after[1000] < 300, after         # customer and carol talk on
+            assert levels(carol_ph.calls[-1], k0, "left", 1.2)[440] > 1000
+            assert wait_for(lambda: cdr_extra(tmp_path, call_id), 5, phones)
+            agent, extra = cdr_extra(tmp_path, call_id)
+            (t,) = extra["transfers"]
+            assert agent == "1003" and (t["from_agent"], t["kind"], t["to"], t["conference"]) == \
+                ("1001", "attended", "1003", True)
+            assert ("transfer", "support", "1001", "support", "agent/1003") in queue_log(tmp_path, call_id)
+        finally:
+            phones.remove(cust, unregister=False)
+            phones.remove(alice_ph)
+            phones.remove(carol_ph)

@@ -17,7 +17,8 @@ from acd import AcdError, AgentStateError
 from ..chat.web import setup as setup_chat
 from ..log import get as get_logger
 from ..settings import check_password
-from ..transfers import TransferError, transfer_call as transfer
+from ..consults import ACTIONS as CONSULT_ACTIONS, act as consult_act
+from ..transfers import TransferError, resolve as resolve_target, transfer_call as transfer
 from .passwords import login_hash, refuse_until_changed, setup as setup_passwords
 from .sessions import Sessions
 
@@ -308,6 +309,27 @@ async def transfer_call(request: web.Request) -> web.Response:
     return _json(result)
 
 
+async def consult_action(request: web.Request) -> web.Response:
+    """consult {to}, swap, conference, complete, cancel: an agent on their own call, a supervisor on any."""
+    s = request[SESSION_OF]
+    if s.role not in ("supervisor", "admin") and s.agent_id is None:
+        return _error(403, "only agents and supervisors consult")
+    try:
+        body = await request.json() if request.can_read_body else {}
+    except ValueError:
+        return _error(400, "body must be JSON")
+    if not isinstance(body, dict):
+        return _error(400, "body must be a JSON object")
+    cc = request.app[NODE].calls
+    by_agent = None if s.role in ("supervisor", "admin") else s.agent_id
+    action = request.path.rsplit("/", 1)[-1]
+    try:
+        return _json(consult_act(cc, request.match_info["call"], action, body, by_agent=by_agent, by=s.account,
+                                 resolve=lambda text: resolve_target(cc, text)))
+    except TransferError as exc:
+        return _error(exc.status, str(exc))
+
+
 async def reload_config(request: web.Request) -> web.Response:
     if request[SESSION_OF].role != "admin":
         return _error(403, "admins only")
@@ -347,6 +369,8 @@ def make_app(node) -> web.Application:
     app.router.add_get("/api/calls", calls)
     app.router.add_post("/api/calls/{call}/supervise", supervise_call)
     app.router.add_post("/api/calls/{call}/transfer", transfer_call)
+    for action in CONSULT_ACTIONS:
+        app.router.add_post(f"/api/calls/{{call}}/{action}", consult_action)
     app.router.add_get("/health", health)
     from .wallboard import setup as setup_wallboard
     setup_wallboard(app, NODE, SESSION_OF)

@@ -189,6 +189,43 @@ class DialNumber:
     number: str
 
 
+@dataclass(frozen=True)
+class Mix:
+    """Who is in the call's room: `present` legs join it (their music stops), `held` legs leave it and hear
+    music on hold (consult, swap, conference)."""
+    call: Any
+    present: tuple
+    held: tuple = ()
+
+
+@dataclass(frozen=True)
+class DialConsult:
+    """Call the consult's second party (an agent's softphone or a number) for the call's agent."""
+    call: Any
+    phone: str
+
+
+@dataclass(frozen=True)
+class AcdConsult:
+    """acd handover.begin_consult: `other` occupied by the consult `key`, `agent_id` flagged as consulting."""
+    agent_id: str
+    other: str
+    key: str
+
+
+@dataclass(frozen=True)
+class AcdConsultOver:
+    key: str
+
+
+@dataclass(frozen=True)
+class AcdTakeOver:
+    """acd handover.take_over: the call is `agent_id`'s now, the first agent to wrap-up."""
+    call_id: str
+    agent_id: str
+    key: str
+
+
 # --- the ACD and records -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class AcdOfferFailed:
@@ -233,4 +270,5 @@ class Log:
 Effect = (SendBye | SendCancel | SendRefresh | Reinvite | Respond | AnswerCall | StopTimers | ArmSessionTimer | Forget | LegFailed
           | CloseMedia | PointMedia | Bridge | AcceptBrowserAnswer | Record | PlayCallbackConfirm | CallBack
           | StopIvr | CloseRecording | SetSupervision | AcdOfferFailed | AcdCallEnded | AcdCallerGone
-          | AcdCallback | CallOver | WriteCdr | Log | Notify | HoldCustomer | AcdTransfer | StartIvr | DialNumber)
+          | AcdCallback | CallOver | WriteCdr | Log | Notify | HoldCustomer | AcdTransfer | StartIvr | DialNumber
+          | Mix | DialConsult | AcdConsult | AcdConsultOver | AcdTakeOver)

@@ -18,7 +18,7 @@ from typing import Callable
 from .effects import (AcdCallEnded, AcdTransfer, Bridge, CloseMedia, CloseRecording, DialNumber, Forget, HoldCustomer,
                       Log, Notify, Reinvite, StartIvr)
 from .errors import RemoteCallError
-from .flow import hangup
+from .hangup import hangup
 
 KINDS = ("queue", "agent", "ivr", "number")
 MAX_TARGET = 128
