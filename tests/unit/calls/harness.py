@@ -11,8 +11,9 @@ import random
 from acd import Acd, Agent, Leave, Offer, QueueSpec, Withdraw
 from softswitch.calls import flow
 from softswitch.calls.call import Call
-from softswitch.calls.effects import (AcdCallback, AcdCallEnded, AcdCallerGone, AcdOfferFailed, AcdTransfer,
-                                      LegFailed, WriteCdr)
+from acd import handover
+from softswitch.calls.effects import (AcdCallback, AcdCallEnded, AcdCallerGone, AcdConsult, AcdConsultOver,
+                                      AcdOfferFailed, AcdTakeOver, AcdTransfer, LegFailed, WriteCdr)
 from softswitch.calls.flow import CallCore
 from softswitch.calls.leg import LegState
 
@@ -59,6 +60,12 @@ class World:
                 self.act(self.acd.call_ended(e.call_id))
             elif isinstance(e, AcdCallerGone):
                 self.act(self.acd.caller_gone(e.call_id))
+            elif isinstance(e, AcdConsult):
+                self.act(handover.begin_consult(self.acd, e.agent_id, e.other, e.key))
+            elif isinstance(e, AcdConsultOver):
+                self.act(handover.consult_over(self.acd, e.key))
+            elif isinstance(e, AcdTakeOver):
+                self.act(handover.take_over(self.acd, e.call_id, e.agent_id, e.key))
             elif isinstance(e, AcdTransfer):
                 self.act(self.acd.transfer(e.call_id, e.queue, e.agent_id))
             elif isinstance(e, AcdCallback):
