@@ -326,6 +326,8 @@ class Acd:
         now = self.clock()
         item = self.talking.pop(call_id, None)
         self.arrivals.pop(call_id, None)
+        if self.consulting:         # a consult call placed from the agent's phone ends: the flag goes
+            self.consulting = {a: k for a, k in self.consulting.items() if k != call_id}
         if item is None:
             return []
         agent_id, queue, at = item

@@ -60,6 +60,23 @@ def act(cc, call_id: str, action: str, body: dict, *, by_agent: str | None, by: 
             "agent_id": call.agent_leg.agent_id if call.agent_leg is not None else None}
 
 
+def occupy_for_outbound(cc, agent_id: str, number: str, call_id: str) -> None:
+    """An agent's call out occupies them (talking) for its length. An agent already talking with a customer is
+    consulting from their phone: the called agent, when the number is one's softphone, is occupied by the
+    consult instead, and the caller flagged as consulting. AgentStateError when the call may not be made."""
+    acd = cc.center.acd
+    a = acd.agent(agent_id)
+    call = cc.calls.get(a.call_id or "")
+    if a.state == "talking" and call is not None and call.agent_leg is not None and call.agent_leg.agent_id == agent_id:
+        other = acd.by_softphone.get(number)
+        if other is not None:
+            cc.center.run(begin_consult, acd, agent_id, other.id, call_id)
+        else:
+            acd.consulting[agent_id] = call_id
+        return
+    cc.center.run(acd.outbound, agent_id, call_id)
+
+
 def _acd(cc, fn, *args) -> None:
     try:
         cc.center.run(fn, cc.center.acd, *args)

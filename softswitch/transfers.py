@@ -14,7 +14,7 @@ from acd import AcdError
 
 from .aio import drive
 from .calls import effects as fx
-from .calls import transfer
+from .calls import consult, transfer
 from .calls.transfer import TransferError
 from .legs import Leg
 from .log import get as get_logger
@@ -81,15 +81,20 @@ def on_refer(cc, tx, req: Request) -> None:
         raise SipError(416, "Refer-To must be a SIP URI")
     call = leg.call
     sub = (req.get("Refer-Sub") or "true").strip().lower() != "false"
+    headers = [("Contact", leg.contact())] + ([] if sub else [("Refer-Sub", "false")])
     try:
+        replaces = transfer.replaces_of(uri.headers)
+        if replaces is not None:
+            pair = _replaced_pair(cc, leg, replaces)
+            cc.endpoint.respond(tx, make_response(req, 202, headers=headers))
+            _join(cc, *pair, refer=leg if sub else None)
+            return
         if call is None or call.agent_leg is not leg:
             raise TransferError(403, "only the agent connected to a call may transfer it")
-        name = transfer.refer_target(uri.user_unescaped, "replaces=" in (uri.headers or "").lower())
-        target = resolve(cc, name)
+        target = resolve(cc, transfer.refer_target(uri.user_unescaped))
     except TransferError as err:
         cc.endpoint.respond(tx, make_response(req, transfer.sip_status(err.status), str(err)[:100]))
         return
-    headers = [("Contact", leg.contact())] + ([] if sub else [("Refer-Sub", "false")])
     cc.endpoint.respond(tx, make_response(req, 202, headers=headers))
     try:
         transfer_call(cc, call.id, f"{target.kind}:{target.name}", by_agent=leg.agent_id, by="refer",
@@ -97,6 +102,41 @@ def on_refer(cc, tx, req: Request) -> None:
     except TransferError as err:            # the call changed between the 202 and now
         if sub:
             notify(leg, 503, str(err)[:60] or "Service Unavailable", True)
+
+
+def _replaced_pair(cc, leg: Leg, replaces: tuple[str, str, str]):
+    """(customer's call, consult call) of an attended transfer: the REFER came in one of the agent's two
+    dialogs and its Replaces names the other (RFC 3891 tags, as in a request the switch receives)."""
+    call_id, to_tag, from_tag = replaces
+    other = cc.dialogs.get((call_id, to_tag))
+    if other is None or other.dialog is None or other.dialog.remote_tag != from_tag:
+        raise TransferError(404, "Replaces names no dialog of this switch")
+    if cc.media is None:
+        raise TransferError(501, "attended transfer needs media anchored on the switch")
+    mine, theirs = leg.call, other.call
+    if mine is None or theirs is None or mine is theirs:
+        raise TransferError(409, "Replaces names no other call of this agent")
+    if mine.agent_leg is leg and theirs.customer is other:
+        return mine, theirs
+    if theirs.agent_leg is other and mine.customer is leg:
+        return theirs, mine
+    raise TransferError(409, "an attended transfer joins the agent's customer to the agent's consult call")
+
+
+def _join(cc, call, other, *, refer: Leg | None) -> None:
+    far = other.outbound_to or other.agent_leg
+    acd = cc.acd_state()
+    far_agent = far.agent_id if far is other.agent_leg else ""
+    if not far_agent and acd is not None and acd.by_softphone.get(other.number) is not None:
+        far_agent = acd.by_softphone[other.number].id
+    try:
+        effects = consult.joined_by_replaces(call, other, far_agent, time.time(), refer=refer)
+    except TransferError as err:
+        if refer is not None:
+            notify(refer, transfer.sip_status(err.status), "Not Acceptable", True)
+        return
+    cc.carry(effects)
+    cc.end_call(other, "attended transfer")
 
 
 def notify(leg: Leg, status: int, reason: str, final: bool) -> None:

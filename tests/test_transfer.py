@@ -251,3 +251,51 @@ def test_consult_then_conference_then_the_agent_leaves_and_the_others_talk_on(ph
             phones.remove(cust, unregister=False)
             phones.remove(alice_ph)
             phones.remove(carol_ph)
+
+
+def test_attended_transfer_from_the_agent_phone_with_replaces(phones, tmp_path):
+    with cc_node(tmp_path, wrap_up="1s") as (nt, port, http):
+        alice_ph = agent_phone(phones, "70001", port, tone_hz=1000)
+        carol_ph = agent_phone(phones, "70003", port, tone_hz=2000)
+        cust = caller(phones, port, "5553005")
+        acd = lambda: nt.node.center.acd          # noqa: E731
+        try:
+            alice, carol = signed_in(http, "acme_alice"), signed_in(http, "acme_carol")
+            rec = cust.call(f"sip:4001@127.0.0.1:{port}")
+            assert phones.wait(lambda: alice_ph.calls and connected(alice_ph.calls[-1]) and connected(rec), 10)
+            (call_id,) = nt.call(lambda: list(nt.node.calls.calls))
+            first = alice_ph.calls[-1]
+            # the agent's phone calls carol while talking with the customer: a consult, not refused
+            second = alice_ph.call(f"sip:70003@127.0.0.1:{port}")
+            assert phones.wait(lambda: connected(second) and carol_ph.calls and connected(carol_ph.calls[-1]), 10), \
+                second.states
+            consult_id = nt.call(lambda: next(c for c in nt.node.calls.calls if c != call_id))
+            assert carol.state()["state"] == "talking" and alice.state()["consult"] is True
+            phones.pump(0.5)
+            first.call.xferReplaces(second.call, pj.CallOpParam(True))
+            assert phones.wait(lambda: any(final for _, final in first.transfer_status), 5), first.transfer_status
+            assert first.transfer_status[-1][0] == 200
+            assert phones.wait(lambda: ended(first) and ended(second), 5)
+            assert connected(rec) and connected(carol_ph.calls[-1])
+            assert nt.call(lambda: acd().talking[call_id][0]) == "1003"
+            assert wait_for(lambda: alice.state()["state"] in ("wrap_up", "idle"), 5, phones)
+            assert alice.state()["consult"] is False and carol.state()["state"] == "talking"
+            phones.pump(2.5)
+            hang_up(rec)
+            assert phones.wait(lambda: ended(rec) and ended(carol_ph.calls[-1]), 5)
+            phones.pump(0.3)
+            rms, freq = segment(rec.recording, -1.5, -0.2)
+            assert rms > 300 and abs(freq - 2000) < 30, (rms, freq)            # the customer hears carol
+            rms, freq = segment(carol_ph.calls[-1].recording, -1.5, -0.2)
+            assert rms > 300 and abs(freq - 440) < 30, (rms, freq)             # carol hears the customer
+            assert wait_for(lambda: cdr_extra(tmp_path, call_id) and cdr_extra(tmp_path, consult_id), 5, phones)
+            agent, extra = cdr_extra(tmp_path, call_id)
+            (t,) = extra["transfers"]
+            assert agent == "1003" and (t["from_agent"], t["kind"], t["by"]) == ("1001", "attended", "refer")
+            _, extra2 = cdr_extra(tmp_path, consult_id)
+            assert extra2["transfers"][0] == {**extra2["transfers"][0], "kind": "replaced", "into": call_id}
+            assert wait_for(lambda: carol.state()["state"] in ("wrap_up", "idle"), 5, phones)
+        finally:
+            phones.remove(cust, unregister=False)
+            phones.remove(alice_ph)
+            phones.remove(carol_ph)

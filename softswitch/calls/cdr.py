@@ -7,6 +7,8 @@ def outcome(call, acd_state: str | None, acd_outcome: str | None) -> str:
     """How the call went, as the ACD will have it once told of the end: a call still waiting in the queue is
     abandoned by its end; one connected or already out of the queue keeps the outcome the ACD gave it.
     acd_state: "talking", "waiting" or None (the ACD does not know the call)."""
+    if call.transfers and call.transfers[-1]["kind"] == "replaced":
+        return "transferred"          # a consult call whose far side was joined to a customer's call
     if call.outbound_to is not None:
         return "outbound"
     if acd_state == "waiting":

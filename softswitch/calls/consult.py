@@ -165,6 +165,33 @@ def leg_gone(call, leg, now: float) -> list | None:
     return None
 
 
+def joined_by_replaces(call, other, far_agent_id: str, now: float, *, refer=None) -> list:
+    """A SIP phone's attended transfer (REFER with Replaces, RFC 3891): its agent talks with the customer on
+    `call` and has placed `other` (the consult: the agent is its caller; the far side an agent's or any phone,
+    or the agent that answered in a queue). The customer is joined to that far side, both of the agent's legs
+    end (the REFER first hears its final NOTIFY), and the ACD hands the call to the far agent if there is one.
+    Returns the effects; `other` must then be ended by the caller (its record says it was replaced)."""
+    agent = call.agent_leg
+    far = other.outbound_to or other.agent_leg
+    if far is None or far.state != "confirmed" or other.customer.agent_id != agent.agent_id:
+        raise TransferError(409, "the replaced call is not this agent's answered consult")
+    if call.consult is not None:
+        raise TransferError(409, "a consult is already in progress on this call")
+    other.outbound_to = other.agent_leg = None
+    other.transfers = [*(other.transfers or ()), {"at": round(now, 3), "kind": "replaced", "into": call.id}]
+    record = {"at": round(now, 3), "from_agent": agent.agent_id, "kind": "attended", "to": far_agent_id or
+              other.number, "by": "refer", "conference": False}
+    call.transfers = [*(call.transfers or ()), record]
+    far.call, far.agent_id = call, far_agent_id
+    call.agent_leg = far
+    out: list = [Log("call_transferred", {"call_id": call.id, "replaced": other.id, **record}),
+                 Mix(call, present=(call.customer, far)),
+                 AcdTakeOver(call.id, far_agent_id, other.id) if far_agent_id else AcdCallEnded(call.id)]
+    if refer is not None:
+        out.append(Notify(refer, 200, "OK", True))
+    return out + [*hangup(agent), Forget(agent), CloseMedia(agent)]
+
+
 def ended(call) -> list:
     """The call ends during a consult: the consulted agent is freed (the legs are hung up by the end)."""
     c = call.consult

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Callable
+from urllib.parse import unquote
 
 from .effects import (AcdCallEnded, AcdTransfer, Bridge, CloseMedia, CloseRecording, DialNumber, Forget, HoldCustomer,
                       Log, Notify, Reinvite, StartIvr)
@@ -81,13 +82,27 @@ def _dialable(name: str) -> bool:
     return 0 < len(digits) <= 32 and digits.isdigit()
 
 
-def refer_target(uri_user: str | None, has_replaces: bool) -> str:
+def refer_target(uri_user: str | None) -> str:
     """The bare target name a REFER's Refer-To names (the URI's user part)."""
-    if has_replaces:
-        raise TransferError(501, "attended transfer (Replaces) is not supported")
     if not uri_user:
         raise TransferError(400, "Refer-To names no user")
     return uri_user
+
+
+def replaces_of(uri_headers: str | None) -> tuple[str, str, str] | None:
+    """(call-id, to-tag, from-tag) of a Refer-To URI's Replaces header (RFC 3891 s. 6.1, escaped as a URI
+    header, RFC 3515 s. 2.1), None without one; TransferError for one that is malformed."""
+    for part in (uri_headers or "").split("&"):
+        name, _, value = part.partition("=")
+        if name.strip().lower() != "replaces":
+            continue
+        fields = unquote(value).split(";")
+        params = dict(p.strip().partition("=")[::2] for p in fields[1:])
+        call_id, to_tag, from_tag = fields[0].strip(), params.get("to-tag", ""), params.get("from-tag", "")
+        if not call_id or not to_tag or not from_tag or len(call_id) > 256:
+            raise TransferError(400, "Replaces needs a call-id, to-tag and from-tag")
+        return call_id, to_tag, from_tag
+    return None
 
 
 def check(call, by_agent: str | None) -> None:

@@ -38,9 +38,11 @@ def test_targets_are_resolved_by_kind_then_by_bare_name_then_by_route():
         with pytest.raises(TransferError) as err:
             resolve(bad)
         assert err.value.status == status, bad
-    with pytest.raises(TransferError) as err:
-        transfer.refer_target("1002", has_replaces=True)
-    assert err.value.status == 501
+    assert transfer.replaces_of("Replaces=abc%40h%3Bto-tag%3Dt1%3Bfrom-tag%3Df1") == ("abc@h", "t1", "f1")
+    assert transfer.replaces_of("x=1") is None and transfer.replaces_of(None) is None
+    for bad in ("Replaces=abc", "Replaces=%3Bto-tag%3Dt%3Bfrom-tag%3Df", "Replaces=a%3Bto-tag%3Dt"):
+        with pytest.raises(TransferError):
+            transfer.replaces_of(bad)
 
 
 def connected_call(w, agent_id="1001", **kw):
