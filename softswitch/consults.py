@@ -50,6 +50,7 @@ def act(cc, call_id: str, action: str, body: dict, *, by_agent: str | None, by: 
         effects = consult.conference(call, by_agent)
     elif action == "complete":
         effects = consult.complete(call, time.time(), by_agent=by_agent, by=by)
+        cc.stats["attended_transfers"] += 1
     elif action == "cancel":
         effects = consult.cancel(call, by_agent)
     else:

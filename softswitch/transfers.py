@@ -31,6 +31,7 @@ log = get_logger("transfer")
 def install(cc) -> None:
     """REFER handling and the transfer effects' carriers on a CallControl."""
     cc.endpoint.handlers["REFER"] = lambda tx, req: on_refer(cc, tx, req)
+    cc.stats.update({"transfers": 0, "attended_transfers": 0, "refer_notifies": 0})
     cc._carriers.update({
         fx.Notify: lambda e: notify(e.leg, e.status, e.reason, e.final),
         fx.HoldCustomer: lambda e: _hold(cc, e),
@@ -64,6 +65,7 @@ def transfer_call(cc, call_id: str, to: str, *, by_agent: str | None, by: str, r
     acd = cc.acd_state()
     talking = acd is not None and call.id in acd.talking
     cc.carry(transfer.blind(call, target, time.time(), by=by, talking=talking, refer=refer))
+    cc.stats["transfers"] += 1
     return {"call_id": call.id, "kind": target.kind, "to": target.name, "queue": call.queue}
 
 
@@ -136,11 +138,13 @@ def _join(cc, call, other, *, refer: Leg | None) -> None:
             notify(refer, transfer.sip_status(err.status), "Not Acceptable", True)
         return
     cc.carry(effects)
+    cc.stats["attended_transfers"] += 1
     cc.end_call(other, "attended transfer")
 
 
 def notify(leg: Leg, status: int, reason: str, final: bool) -> None:
     state = "terminated;reason=noresource" if final else "active;expires=60"
+    leg.cc.stats["refer_notifies"] += 1
     leg.request("NOTIFY", f"SIP/2.0 {status} {reason}\r\n".encode(), "message/sipfrag;version=2.0",
                 [("Event", "refer"), ("Subscription-State", state)])
 

@@ -74,10 +74,15 @@ def test_refer_from_the_agent_phone_moves_the_customer_to_another_queue(phones, 
             phones.pump(0.5)
             leg = alice_ph.calls[-1]
             (call_id,) = nt.call(lambda: list(nt.node.calls.calls))
+            leg.call.xfer(f"sip:nowhere@127.0.0.1:{port}", pj.CallOpParam(True))     # refused, call goes on
+            assert phones.wait(lambda: leg.transfer_status, 5)
+            assert leg.transfer_status == [(404, True)] and connected(leg) and connected(rec)
+            leg.transfer_status.clear()
             leg.call.xfer(f"sip:sales@127.0.0.1:{port}", pj.CallOpParam(True))
             # 202, then NOTIFY 100 and a final NOTIFY 200 (sipfrag); the switch then hangs the agent up
             assert phones.wait(lambda: any(final for _, final in leg.transfer_status), 5), leg.transfer_status
             assert [c for c, _ in leg.transfer_status][-1] == 200
+            assert nt.call(lambda: nt.node.calls.stats["refer_notifies"]) == 2        # 100 Trying, 200 OK
             assert phones.wait(lambda: ended(leg), 5)
             assert connected(rec)                                     # the customer stays, on hold in sales
             assert wait_for(lambda: alice.state()["state"] in ("wrap_up", "idle"), 5, phones)
@@ -295,6 +300,37 @@ def test_attended_transfer_from_the_agent_phone_with_replaces(phones, tmp_path):
             _, extra2 = cdr_extra(tmp_path, consult_id)
             assert extra2["transfers"][0] == {**extra2["transfers"][0], "kind": "replaced", "into": call_id}
             assert wait_for(lambda: carol.state()["state"] in ("wrap_up", "idle"), 5, phones)
+        finally:
+            phones.remove(cust, unregister=False)
+            phones.remove(alice_ph)
+            phones.remove(carol_ph)
+
+
+def test_refer_with_refer_sub_false_gets_no_notify_and_reaches_an_idle_agent(phones, tmp_path):
+    with cc_node(tmp_path, wrap_up="1s") as (nt, port, http):
+        alice_ph = agent_phone(phones, "70001", port, tone_hz=1000)
+        carol_ph = agent_phone(phones, "70003", port, tone_hz=2000)
+        cust = caller(phones, port, "5553006")
+        try:
+            signed_in(http, "acme_alice"), signed_in(http, "acme_carol")
+            rec = cust.call(f"sip:4001@127.0.0.1:{port}")
+            assert phones.wait(lambda: alice_ph.calls and connected(alice_ph.calls[-1]) and connected(rec), 10)
+            leg = alice_ph.calls[-1]
+            # a bare in-dialog REFER (pjsua's own transfer would wait for NOTIFYs): RFC 4488 Refer-Sub: false
+            prm = pj.CallSendRequestParam()
+            prm.method = "REFER"
+            for name, value in (("Refer-To", f"<sip:1003@127.0.0.1:{port}>"), ("Refer-Sub", "false")):
+                h = pj.SipHeader()
+                h.hName, h.hValue = name, value
+                prm.txOption.headers.append(h)
+            leg.call.sendRequest(prm)
+            assert phones.wait(lambda: ended(leg), 5)                          # the switch hangs the agent up
+            assert phones.wait(lambda: carol_ph.calls and connected(carol_ph.calls[-1]), 10)   # carol, by id
+            stats = nt.call(lambda: dict(nt.node.calls.stats))
+            assert (stats["transfers"], stats["refer_notifies"]) == (1, 0)
+            assert connected(rec)
+            hang_up(rec)
+            assert phones.wait(lambda: ended(carol_ph.calls[-1]), 5)
         finally:
             phones.remove(cust, unregister=False)
             phones.remove(alice_ph)
