@@ -250,12 +250,19 @@ class CallControl:
 
     def live_agent_calls(self) -> dict[str, set[str]]:
         out: dict[str, set[str]] = {}
+        acd = self.acd_state()
         for call in self.calls.values():
             for agent_id, leg in call.offers.items():
                 if leg.state != "ended":
                     out.setdefault(agent_id, set()).add(call.id)
             if call.outbound_to is not None and call.customer.agent_id:
                 out.setdefault(call.customer.agent_id, set()).add(call.id)
+            callee = acd.by_softphone.get(call.number) if acd is not None and call.outbound_to else None
+            for agent_id, key in ((getattr(call.agent_leg, "agent_id", ""), call.id),     # after a hand-over
+                                  (call.consult.agent_id, call.consult.key) if call.consult else ("", ""),
+                                  (callee.id if callee else "", call.id)):        # consulted from a phone
+                if agent_id:
+                    out.setdefault(agent_id, set()).add(key)
         for call_id, agent_id in self.preparing:    # a WebRTC offer can take a while before it has a leg
             out.setdefault(agent_id, set()).add(call_id)
         return out
