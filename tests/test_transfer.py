@@ -335,3 +335,37 @@ def test_refer_with_refer_sub_false_gets_no_notify_and_reaches_an_idle_agent(pho
             phones.remove(cust, unregister=False)
             phones.remove(alice_ph)
             phones.remove(carol_ph)
+
+
+def test_api_blind_transfer_to_a_number_rings_its_phone_and_an_unregistered_one_is_refused(phones, tmp_path):
+    with cc_node(tmp_path, wrap_up="1s") as (nt, port, http):
+        alice_ph = agent_phone(phones, "70001", port, tone_hz=1000)
+        far_ph = agent_phone(phones, "70004", port, tone_hz=2000)         # a phone, dialled by number
+        cust = caller(phones, port, "5553008")
+        try:
+            alice = signed_in(http, "acme_alice")
+            rec = cust.call(f"sip:4001@127.0.0.1:{port}")
+            assert phones.wait(lambda: alice_ph.calls and connected(alice_ph.calls[-1]) and connected(rec), 10)
+            (call_id,) = nt.call(lambda: list(nt.node.calls.calls))
+            path = f"/api/calls/{call_id}/transfer"
+            st, body = alice.call("POST", path, {"to": "number:70002"})       # bob's phone is not registered
+            assert st == 404 and "trunk" in body["error"]
+            assert connected(alice_ph.calls[-1])                              # nothing changed
+            alice.call("POST", path, {"to": "number:70004"}, expect=200)
+            assert phones.wait(lambda: ended(alice_ph.calls[-1]), 5)
+            assert phones.wait(lambda: far_ph.calls and connected(far_ph.calls[-1]), 10)
+            assert wait_for(lambda: alice.state()["state"] in ("wrap_up", "idle"), 5, phones)
+            phones.pump(2.5)
+            hang_up(rec)
+            assert phones.wait(lambda: ended(rec) and ended(far_ph.calls[-1]), 5)
+            phones.pump(0.3)
+            rms, freq = segment(rec.recording, -1.5, -0.2)
+            assert rms > 300 and abs(freq - 2000) < 30, (rms, freq)
+            rms, freq = segment(far_ph.calls[-1].recording, -1.5, -0.2)
+            assert rms > 300 and abs(freq - 440) < 30, (rms, freq)
+            assert wait_for(lambda: cdr_extra(tmp_path, call_id), 5, phones)
+            assert cdr_extra(tmp_path, call_id)[1]["transfers"][0]["kind"] == "number"
+        finally:
+            phones.remove(cust, unregister=False)
+            phones.remove(alice_ph)
+            phones.remove(far_ph)

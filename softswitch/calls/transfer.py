@@ -120,6 +120,8 @@ def blind(call, target: Target, now: float, *, by: str, talking: bool, refer=Non
     is simply dropped). refer: the agent leg whose REFER asked it; it hears 100 then 200 (sipfrag) before its
     BYE."""
     check(call, None)
+    if call.consult is not None:
+        raise TransferError(409, "finish the consult first (complete, conference or cancel)")
     agent = call.agent_leg
     if target.kind == "agent" and target.name == agent.agent_id:
         raise TransferError(409, "an agent cannot transfer a call to themselves")

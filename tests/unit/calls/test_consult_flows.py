@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from softswitch.calls import consult
+from softswitch.calls import consult, transfer
 from softswitch.calls.effects import (AcdCallEnded, CloseMedia, DialConsult, Log, Mix, SendBye, SendCancel)
 from softswitch.calls.leg import LegState
 from softswitch.calls.transfer import Target, TransferError
@@ -44,6 +44,9 @@ def test_consult_an_agent_swap_conference_then_complete():
     assert w.acd.agent_view("1001")["consult"] is True
     with pytest.raises(TransferError):
         consult.swap(call, "1001")                                     # still ringing
+    with pytest.raises(TransferError) as err:
+        transfer.blind(call, Target("queue", "sales"), w.now, by="x", talking=True)
+    assert err.value.status == 409 and call.agent_leg is agent
     with pytest.raises(TransferError):
         consult.start(call, Target("number", "5"), by_agent="1001", acd=w.acd)   # one at a time
     second = LegState("uac", call, "1002")
