@@ -18,7 +18,7 @@ from acd import AcdError, Leave, Offer, Withdraw
 from .agent_offers import browser_answered, offer
 from .aio import drive
 from .callbacks import call_back, confirm_callback
-from .calls import admission, callback, outbound, sessions, session_timer
+from .calls import admission, callback, consult, outbound, sessions, session_timer
 from .calls import effects as fx
 from .calls.bindings import choose_binding
 from .calls.call import Call, priority_of
@@ -527,6 +527,8 @@ class CallControl:
         body = sessions.hold_answer(leg.local_sdp, req.body, leg.rtc is not None)
         self.endpoint.respond(tx, make_response(req, 200, headers=headers + (
             [("Content-Type", "application/sdp")] if body else []), body=body))
+        if call is not None and leg is call.agent_leg and req.body:
+            self.carry(consult.agent_hold(call, leg, sessions.holds(req.body)))
 
     # --- callback ------------------------------------------------------------------------------------------
     def customer_digit(self, call: Call, digit: str) -> None:

@@ -97,7 +97,7 @@ def _mix(cc, e: fx.Mix) -> None:
             cc.media.hold_music(s, q.music_on_hold if q is not None else None)
     for leg in e.present:
         s = getattr(leg, "stream", None)
-        if s is not None and not s.closed:
+        if s is not None and not s.closed and s.room != e.call.id:     # already there: its mixing stays as set
             engine.stop_play(s)
             engine.join(s, e.call.id)
 

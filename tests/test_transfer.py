@@ -270,6 +270,9 @@ def test_attended_transfer_from_the_agent_phone_with_replaces(phones, tmp_path):
             assert phones.wait(lambda: alice_ph.calls and connected(alice_ph.calls[-1]) and connected(rec), 10)
             (call_id,) = nt.call(lambda: list(nt.node.calls.calls))
             first = alice_ph.calls[-1]
+            first.call.setHold(pj.CallOpParam(True))           # the phone holds the customer: music on hold
+            phones.pump(2.0)
+            held_at = time.monotonic()
             # the agent's phone calls carol while talking with the customer: a consult, not refused
             second = alice_ph.call(f"sip:70003@127.0.0.1:{port}")
             assert phones.wait(lambda: connected(second) and carol_ph.calls and connected(carol_ph.calls[-1]), 10), \
@@ -293,6 +296,9 @@ def test_attended_transfer_from_the_agent_phone_with_replaces(phones, tmp_path):
             assert rms > 300 and abs(freq - 2000) < 30, (rms, freq)            # the customer hears carol
             rms, freq = segment(carol_ph.calls[-1].recording, -1.5, -0.2)
             assert rms > 300 and abs(freq - 440) < 30, (rms, freq)             # carol hears the customer
+            t = held_at - rec.answered_at
+            moh = tone_levels(rec.recording, t - 1.3, t - 0.1, freqs=(1000, 261, 329, 392, 523))
+            assert moh[1000] < 300 and max(moh[f] for f in (261, 329, 392, 523)) > 300, moh   # music, not alice
             assert wait_for(lambda: cdr_extra(tmp_path, call_id) and cdr_extra(tmp_path, consult_id), 5, phones)
             agent, extra = cdr_extra(tmp_path, call_id)
             (t,) = extra["transfers"]

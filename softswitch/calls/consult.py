@@ -192,6 +192,16 @@ def joined_by_replaces(call, other, far_agent_id: str, now: float, *, refer=None
     return out + [*hangup(agent), Forget(agent), CloseMedia(agent)]
 
 
+def agent_hold(call, leg, held: bool | None) -> list:
+    """The agent's phone holds (or resumes) the customer with a re-INVITE: the customer hears music on hold
+    meanwhile. Outside a consult run from the API, whose room the API commands arrange."""
+    if held is None or call.ended or leg is not call.agent_leg or call.consult is not None:
+        return []
+    if held:
+        return [Mix(call, present=(leg,), held=(call.customer,)), Log("customer_held", {"call_id": call.id})]
+    return [Mix(call, present=(leg, call.customer))]
+
+
 def ended(call) -> list:
     """The call ends during a consult: the consulted agent is freed (the legs are hung up by the end)."""
     c = call.consult

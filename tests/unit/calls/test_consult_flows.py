@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from softswitch.calls import consult, transfer
+from softswitch.calls import consult, sessions, transfer
 from softswitch.calls.effects import (AcdCallEnded, CloseMedia, DialConsult, Log, Mix, SendBye, SendCancel)
 from softswitch.calls.leg import LegState
 from softswitch.calls.transfer import Target, TransferError
@@ -127,3 +127,18 @@ def test_a_consult_refuses_busy_agents_queues_and_other_agents_calls():
             consult.start(call, target, by_agent=by, acd=w.acd)
         assert err.value.status == status
     assert call.consult is None and w.acd.agents["1002"].state == "busy"
+
+
+def test_the_agent_phone_holding_the_customer_plays_music_outside_a_consult():
+    w = World(agents=2)
+    w.ready("1001", "1002")
+    call = w.customer_calls()
+    w.answers(w.rung[0])
+    agent = call.agent_leg
+    offer = b"v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=%s\r\n"
+    assert sessions.holds(offer % b"sendonly") is True and sessions.holds(offer % b"inactive") is True
+    assert sessions.holds(offer % b"sendrecv") is False and sessions.holds(b"garbage") is None
+    assert consult.agent_hold(call, agent, True)[0] == Mix(call, present=(agent,), held=(call.customer,))
+    assert consult.agent_hold(call, agent, False) == [Mix(call, present=(agent, call.customer))]
+    assert consult.agent_hold(call, call.customer, True) == []             # only the agent's phone holds
+    assert consult.agent_hold(call, agent, None) == []
