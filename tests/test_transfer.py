@@ -214,6 +214,12 @@ def test_consult_then_conference_then_the_agent_leaves_and_the_others_talk_on(ph
                             phones)
             a = alice.state()
             assert (a["state"], a["consult"]) == ("talking", True)
+            sam = Api(http)
+            sam.login("acme_sam")
+            row = next(c for c in sam.call("GET", "/api/calls", expect=200)[1] if c["id"] == call_id)
+            assert row["consulting"] == "talking"
+            _, active = nt.call(lambda: call_rows(nt.node.calls, acd(), 0.0))
+            assert [r["consulting"] for r in active if r["id"] == call_id] == ["talking"]   # the wallboard
             assert carol.state()["state"] == "talking"
             marks = {"consult": time.monotonic()}
             phones.pump(1.5)

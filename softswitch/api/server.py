@@ -264,7 +264,8 @@ async def calls(request: web.Request) -> web.Response:
     for c in node.calls.calls.values():
         out.append({"id": c.id, "number": c.number, "queue": c.queue, "started": c.started,
                     "agent_id": c.agent_leg.agent_id if c.agent_leg is not None else None,
-                    "supervisor_mode": c.supervisor_mode or None, "transferred": len(c.transfers or ())})
+                    "supervisor_mode": c.supervisor_mode or None, "transferred": len(c.transfers or ()),
+                    "consulting": c.consult.mode if c.consult is not None else None})
     return _json(out)
 
 

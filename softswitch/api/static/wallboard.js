@@ -392,7 +392,8 @@
         el("td", { class: "supervise-col" }, box));
       return { tr, f };
     }, (r, row) => {
-      r.f.queue.textContent = (row.outbound ? "outbound" : row.queue) + (row.transferred ? " · transferred" : "");
+      r.f.queue.textContent = (row.outbound ? "outbound" : row.queue) + (row.transferred ? " · transferred" : "") +
+        (row.consulting ? (row.consulting === "conference" ? " · conference" : " · consulting") : "");
       r.f.agent.textContent = row.agent_name || row.agent_id || "";
       r.f.waited.textContent = duration(row.wait);
       const mode = row.supervisor_mode;
