@@ -14,6 +14,7 @@ import pytest
 from softswitch.api.wallboard_data import call_rows
 from softswitch.softphone import PhoneCall
 from tests.support.cc import Api, cc_node, wait_for
+from tests.support.sipclient import UdpClient
 from tests.test_audio import segment, tone_levels
 from tests.test_calls import agent_phone, connected, ended, hang_up, signed_in
 
@@ -41,6 +42,31 @@ def call_with(phones, acc, uri, headers=()):
     phones.keep.append(c)
     c.makeCall(uri, op)
     return c.record
+
+
+def hostile_refers(nt, port, leg_key, remote_tag):
+    """REFERs a broken or malicious phone could send in an agent's dialog: each gets its 4xx/5xx at once and
+    changes nothing. Returns the statuses in order."""
+    call_id, our_tag = leg_key
+    client = UdpClient(("127.0.0.1", port))
+    out = []
+    try:
+        for n, refer_to in enumerate((None, "<sip:sales@x>\r\nRefer-To: <sip:support@x>", "<<<not an address",
+                                      "<tel:+15550100>", "<sip:x@h?Replaces=abc%3Bto-tag%3Dt>",
+                                      "<sip:x@h?Replaces=nope%3Bto-tag%3Dt%3Bfrom-tag%3Df>", "<sip:nowhere@h>")):
+            lines = [f"REFER sip:softswitch@127.0.0.1:{port} SIP/2.0",
+                     f"Via: SIP/2.0/UDP {client.addr[0]}:{client.addr[1]};branch=z9hG4bK-hr{n}",
+                     "Max-Forwards: 70", f"From: <sip:70001@cc.test>;tag={remote_tag}",
+                     f"To: <sip:softswitch@cc.test>;tag={our_tag}", f"Call-ID: {call_id}", f"CSeq: {900 + n} REFER",
+                     "Contact: <sip:70001@127.0.0.1:9>"]
+            if refer_to is not None:
+                lines.append(f"Refer-To: {refer_to}")
+            client.send(("\r\n".join(lines) + "\r\nContent-Length: 0\r\n\r\n").encode())
+            resp = client.recv(3.0)
+            out.append(resp.status if resp is not None else None)
+    finally:
+        client.close()
+    return out
 
 
 def queue_log(tmp_path, call_id):
@@ -74,6 +100,10 @@ def test_refer_from_the_agent_phone_moves_the_customer_to_another_queue(phones, 
             phones.pump(0.5)
             leg = alice_ph.calls[-1]
             (call_id,) = nt.call(lambda: list(nt.node.calls.calls))
+            key, remote = nt.call(lambda: next((k, l.dialog.remote_tag) for k, l in nt.node.calls.dialogs.items()
+                                              if l.agent_id == "1001"))
+            assert hostile_refers(nt, port, key, remote) == [400, 400, 400, 416, 400, 404, 404]
+            assert connected(leg) and connected(rec) and nt.call(lambda: nt.node.calls.stats["transfers"]) == 0
             leg.call.xfer(f"sip:nowhere@127.0.0.1:{port}", pj.CallOpParam(True))     # refused, call goes on
             assert phones.wait(lambda: leg.transfer_status, 5)
             assert leg.transfer_status == [(404, True)] and connected(leg) and connected(rec)
