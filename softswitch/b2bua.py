@@ -18,7 +18,7 @@ from acd import AcdError, Leave, Offer, Withdraw
 from .agent_offers import browser_answered, offer
 from .aio import drive
 from .callbacks import call_back, confirm_callback
-from .calls import admission, callback, consult, outbound, sessions, session_timer
+from .calls import admission, callback, cdr, consult, outbound, sessions, session_timer
 from .calls import effects as fx
 from .calls.bindings import choose_binding
 from .calls.call import Call, priority_of
@@ -35,9 +35,10 @@ from .sip.errors import SipError
 from .sip.message import Request, Response, make_response
 from .sip.transaction import Transaction
 from .sip.uri import SipURI, parse_uri
-from .consults import install as install_consults
+from .consults import consult_agent_calls, install as install_consults
 from .transfers import install as install_transfers
 from .transport.base import Target
+from .widget.sip import admit_widget_call
 
 MIN_SE = session_timer.MIN_SE
 __all__ = ["Call", "CallControl", "MIN_SE"]
@@ -64,6 +65,7 @@ class CallControl:
         self.pool = pool                        # Pool in pool mode: agent reservations across nodes
         self.records = records                  # RecordStore: a CDR for every call
         self.queue_settings: dict = queue_settings or {}   # queue name -> settings.SkillQueue
+        self.widgets = None                     # widget.gate.WidgetGate: click-to-dial tokens
         self.ivr_runner = None
         self.listen: dict[str, tuple[str, int]] = {}
         self.calls: dict[str, Call] = self.core.calls
@@ -87,6 +89,8 @@ class CallControl:
         self.max_resend_ratio = 0.1
         self.backlog = 0.0                      # smoothed age of queued datagrams, seconds (set by the node)
         self.max_backlog = 0.1
+        self.trunks = None           # TrunkService (node.trunks): outbound calls over the dial plan
+        self.trunk_invite = None     # (tx, req) -> True when a trunk's INVITE was answered there (node.trunks)
         self._carriers = {
             fx.SendBye: lambda e: e.leg.carry([e]), fx.SendCancel: lambda e: e.leg.carry([e]),
             fx.SendRefresh: lambda e: e.leg.carry([e]), fx.StopTimers: lambda e: e.leg.carry([e]),
@@ -257,12 +261,7 @@ class CallControl:
                     out.setdefault(agent_id, set()).add(call.id)
             if call.outbound_to is not None and call.customer.agent_id:
                 out.setdefault(call.customer.agent_id, set()).add(call.id)
-            callee = acd.by_softphone.get(call.number) if acd is not None and call.outbound_to else None
-            for agent_id, key in ((getattr(call.agent_leg, "agent_id", ""), call.id),     # after a hand-over
-                                  (call.consult.agent_id, call.consult.key) if call.consult else ("", ""),
-                                  (callee.id if callee else "", call.id)):        # consulted from a phone
-                if agent_id:
-                    out.setdefault(agent_id, set()).add(key)
+            consult_agent_calls(call, acd, out)
         for call_id, agent_id in self.preparing:    # a WebRTC offer can take a while before it has a leg
             out.setdefault(agent_id, set()).add(call_id)
         return out
@@ -272,6 +271,8 @@ class CallControl:
         if req.to.tag:
             self._reinvite(tx, req)
             return
+        if self.trunk_invite is not None and self.trunk_invite(tx, req):
+            return                 # a trunk's INVITE refused or challenged by the trunk's own rules
         # Headers the call task reads later, once it holds a media stream: a malformed one is refused here with
         # its 400 (the parse is cached), not by a task that fails silently and leaves the stream open.
         if req.has("Contact"):
@@ -281,6 +282,8 @@ class CallControl:
         uri = req.uri
         number = uri.user_unescaped if isinstance(uri, SipURI) else None
         ext = uri.param("ext") if isinstance(uri, SipURI) else None
+        if self.widgets is not None and not admit_widget_call(self, tx, req, number):
+            return
         caller_agent = None
         if self.authn is not None and not self.router.has_route(number, ext):
             # Only an agent calls numbers outside the called routes: challenged before any state is kept,
@@ -363,6 +366,7 @@ class CallControl:
         call = Call(req.call_id, leg, number, time.time())
         leg.call = call
         call.offer_sdp, call.offer = req.body, offer
+        call.channel = self.widgets.cdr_fields(req) if self.widgets is not None else {}
         call.video = bool(offer is not None and offer.has_video)
         call.priority = priority_of(req.get("Priority"))
         call.customer_contact = callback.customer_contact(req.contacts if req.has("Contact") else [],
@@ -569,7 +573,11 @@ class CallControl:
     def _write_cdr(self, e: fx.WriteCdr) -> None:
         if self.records is None:
             return
-        fut = e.call.committed = self.records.add_cdr(e.row)
+        row = e.row
+        if self.center is not None:     # carried after the ACD's effects: the call's queue-log figures are in
+            row = cdr.with_queue_timing(row, *self.center.call_timing(row["call_id"]))
+        row = {**row, **(getattr(e.call, "channel", None) or {"channel": "phone"})}   # click-to-dial or not
+        fut = e.call.committed = self.records.add_cdr(row)
         fut.add_done_callback(lambda f, cid=e.row["call_id"]: f.exception() and self.log.error(
             "cdr_write_failed", call_id=cid, error=repr(f.exception())))
 

@@ -20,6 +20,7 @@ from .phone import run as run_phone
 from .records import RecordStore
 from .records_export import MEANINGS
 from .routing import Router
+from .trunks.describe import trunk_route
 from .settings import ConfigError, PasswordPolicy, hash_password, load_config, softphone_hash
 
 DEFAULT_CONFIG = "config/example.yaml"
@@ -47,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     rt.add_argument("--ext", default=None, help="extension code sent separately (R-URI ;ext=)")
     rt.add_argument("--media", choices=("voice", "video"), default="voice")
     rt.add_argument("--from-agent", default=None, help="the call comes from this agent's softphone")
+    rt.add_argument("--from-trunk", default=None, help="the call arrives on this trunk (NUMBER as it delivers it)")
     pw = sub.add_parser("passwd", help="hash a password for the YAML, or reset a softphone password")
     who = pw.add_mutually_exclusive_group()
     who.add_argument("--account", help="business account name (prints password_hash)")
@@ -124,6 +126,8 @@ def config_route(args) -> int:
     if cfg is None:
         return 1
     router = Router(cfg.routes, {a.softphone: a.id for a in cfg.agents})
+    if args.from_trunk is not None:
+        return trunk_route(cfg, router, args)
     if args.from_agent and cfg.agent(args.from_agent) is None:
         print(f"no agent {args.from_agent!r}", file=sys.stderr)
         return 1

@@ -78,6 +78,17 @@ def occupy_for_outbound(cc, agent_id: str, number: str, call_id: str) -> None:
     cc.center.run(acd.outbound, agent_id, call_id)
 
 
+def consult_agent_calls(call, acd, out: dict) -> None:
+    """The agents a call engages beyond its offers (for the reconciler's live calls): the agent it was handed
+    over to, the agent it consults, and an agent called from an agent's phone (a consult placed there)."""
+    callee = acd.by_softphone.get(call.number) if acd is not None and call.outbound_to is not None else None
+    for agent_id, key in ((getattr(call.agent_leg, "agent_id", ""), call.id),
+                          (call.consult.agent_id, call.consult.key) if call.consult else ("", ""),
+                          (callee.id if callee else "", call.id)):
+        if agent_id:
+            out.setdefault(agent_id, set()).add(key)
+
+
 def _acd(cc, fn, *args) -> None:
     try:
         cc.center.run(fn, cc.center.acd, *args)

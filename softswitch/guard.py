@@ -7,6 +7,7 @@ A source is an IP address (NAT'd offices share one, so the limits are per addres
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 SCANNERS = ("friendly-scanner", "sipvicious", "sipcli", "sip-scan", "vaxsipuseragent", "iwar", "sundayddr",
             "smap", "sipsak-scan", "pplsip", "cbvoip")
@@ -41,6 +42,8 @@ class Guard:
         self.stats = {"scanner_dropped": 0, "rate_limited": 0, "banned_dropped": 0, "bans": 0}
         self._scanners = tuple(s.lower() for s in options.scanners)
         self._sweep_at = 0.0
+        # Peers limited elsewhere (a trunk's own caps): a carrier sends every customer's call from one address
+        self.trusted: Callable[[str], bool] | None = None
 
     def reconfigure(self, options: GuardOptions) -> None:
         """New limits from a reload; buckets, bans and counted failures stay."""
@@ -58,14 +61,14 @@ class Guard:
 
     def admit(self, host: str, now: float) -> bool:
         """Before parsing: False (and counted) for a banned source."""
-        if self.bans and self.banned(host, now):
+        if self.bans and self.banned(host, now) and not (self.trusted is not None and self.trusted(host)):
             self.stats["banned_dropped"] += 1
             return False
         return True
 
     def allow(self, host: str, user_agent: str | None, now: float) -> bool:
         """False: drop the request silently (no answer tells a scanner or a flooder anything)."""
-        if host in self.o.exempt:
+        if host in self.o.exempt or (self.trusted is not None and self.trusted(host)):
             return True
         if self.banned(host, now):
             self.stats["banned_dropped"] += 1
@@ -93,7 +96,7 @@ class Guard:
         return False
 
     def auth_failed(self, host: str, now: float) -> None:
-        if host in self.o.exempt:
+        if host in self.o.exempt or (self.trusted is not None and self.trusted(host)):
             return
         src = self.sources.setdefault(host, _Source(float(self.o.burst), now))
         src.failures.append(now)

@@ -36,6 +36,9 @@ from .sip.message import make_response
 from .sip.uas import error_answer
 from .transport.tcp import listen_tcp
 from .transport.udp import listen_udp
+from .widget.gate import WidgetGate
+from .widget.sip import end_calls_of_flow
+from .trunks.service import TrunkService
 
 
 @dataclass
@@ -142,9 +145,20 @@ class Node:
                                  node_id=config.server.node_id if config else "",
                                  queue_settings={q.name: q for q in config.queues} if config else {},
                                  max_calls=config.server.sip.max_calls if config else 0)
+        # click-to-dial: tokens for web visitors; it reads self.config, so a reload applies to it too
+        self.widgets = self.calls.widgets = WidgetGate(lambda: self.config) if config is not None else None
+        if self.widgets is not None:
+            self.endpoint.flow_listeners.append(lambda conn: end_calls_of_flow(self.calls, conn))
         self.guard = None
         if config is not None:
             self._security(config.server.sip.security)
+        self.trunks = TrunkService(self, config.trunks, log.get("trunks")) if config is not None else None
+        if self.trunks is not None:
+            if self.guard is not None:
+                self.guard.trusted = self.trunks.trusted
+            self.endpoint.filters.append(self.trunks.admit)
+            self.calls.trunk_invite = self.trunks.on_invite
+            self.calls.trunks = self.trunks
         self.phones = PhoneWatch(self.loop, self.endpoint, self.registrar, options.keepalive, self.calls,
                                  options.domain)
         self.registrar.listeners.insert(0, self.phones.on_bindings)    # first: the others see reachability
@@ -214,7 +228,8 @@ class Node:
                     import ssl
                     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
                     ctx.load_cert_chain(*self.config.server.sip.tls)
-                srv = await listen_ws(self.loop, ep, spec.host, spec.port, ssl=ctx)
+                srv = await listen_ws(self.loop, ep, spec.host, spec.port, ssl=ctx,
+                                      widget_origin=self.widgets.ws_origin_allowed if self.widgets else None)
                 self.servers.append(srv)
                 self.bound.append(Listen(spec.proto, spec.host, srv.port))
             else:
@@ -237,6 +252,8 @@ class Node:
             resume_agents(self.center, self.records, self._resume)
             self._resume = []
         ep.start()
+        if self.trunks is not None:
+            await self.trunks.start()
         if self.center is not None:
             self.center.start()
         if self.pool is not None:
@@ -338,6 +355,8 @@ class Node:
             await self.loop.run_in_executor(None, self.records.flush, 10)
 
     async def stop(self) -> None:
+        if self.trunks is not None:
+            await self.trunks.stop()        # un-REGISTER while the transports are still up
         self.phones.stop()
         self.calls.stop()
         if self.records is not None:     # the calls' BYEs leave once their records are in

@@ -42,7 +42,8 @@ from typing import IO, Any, Iterator
 from . import log, records_export
 
 CDR_COLUMNS = ("id", "call_id", "node", "caller", "called", "queue", "agent_id", "started_at", "answered_at",
-               "connected_at", "ended_at", "wait_s", "talk_s", "outcome", "end_reason", "recording", "extra")
+               "connected_at", "ended_at", "wait_s", "talk_s", "outcome", "end_reason", "recording", "extra",
+               "channel", "page")
 QUEUE_LOG_COLUMNS = ("id", "at", "queue", "call_id", "agent_id", "event", "old", "new", "reason", "wait", "talk")
 WRAPUP_COLUMNS = ("id", "call_id", "agent_id", "at", "disposition", "notes")
 OUTCOMES = ("answered", "abandoned", "overflowed", "rejected", "outbound", "failed", "interrupted")
@@ -80,6 +81,8 @@ MIGRATIONS = [
         resume TEXT, PRIMARY KEY (node, agent_id));
     CREATE TABLE node_alive (node TEXT PRIMARY KEY, at {real});
     """,
+    # how the customer came (phone, click_to_dial) and, from a website widget, the page they called from
+    "ALTER TABLE cdr ADD COLUMN channel TEXT; ALTER TABLE cdr ADD COLUMN page TEXT",
 ]
 COMPONENT = "records"  # the cdr file is shared (credentials live there too): versions are per component
 # Web chats: one row per chat when it ends, its transcript a JSON list of messages (seq, from, agent_id, text,

@@ -31,7 +31,7 @@ The caller's From header is split into caller_number, caller_name and caller_uri
 
 CDR_EXPORT = ("id", "call_id", "node", "caller_number", "caller_name", "caller_uri", "called", "queue",
               "agent_id", "started_at", "answered_at", "connected_at", "ended_at", "wait_s", "talk_s", "outcome",
-              "end_reason", "recording", "extra", "disposition", "notes")
+              "end_reason", "recording", "extra", "channel", "page", "disposition", "notes")
 QUEUE_LOG_EXPORT = ("id", "at", "queue", "call_id", "agent_id", "event", "old", "new", "reason", "wait_s",
                     "talk_s")
 CHATS_EXPORT = ("id", "chat_id", "node", "queue", "agent_id", "agents", "visitor", "origin", "page", "address",

@@ -2,7 +2,8 @@
 
 Routes, IVR flows, queue settings, agents and softphone secrets change in place. A queue that disappears
 keeps serving the calls already in it (no new calls are routed there); an agent that disappears is signed
-out (after the current call, if talking). Security and overload limits change in place, keeping the bans,
+out (after the current call, if talking). Trunks change in place (caps keep their counts; a registration or
+pinger restarts only when its own settings changed). Security and overload limits change in place, keeping the bans,
 locks and counts already made. Listen addresses, media ports and storage need a restart: a
 change there is reported, not applied.
 """
@@ -22,7 +23,7 @@ def apply_config(node, new) -> dict:
     old = node.config
     changes: dict[str, list] = {"queues_added": [], "queues_removed": [], "queues_changed": [],
                                 "agents_added": [], "agents_removed": [], "agents_changed": [],
-                                "routes": [], "needs_restart": [], "security": []}
+                                "routes": [], "needs_restart": [], "security": [], "trunks": []}
     for key, label in ((lambda c: c.server.sip.listen, "server.sip.listen"),
                        (lambda c: c.server.media, "server.media"), (lambda c: c.server.storage, "server.storage"),
                        (lambda c: c.server.http_listen, "server.http"), (lambda c: c.server.sip.realm, "realm")):
@@ -77,6 +78,8 @@ def apply_config(node, new) -> dict:
                     acd.remove_agent(agent_id)
         center.cfg = new
         center.run(acd.dispatch)          # new agents or queues may match waiting calls now
+    if getattr(node, "trunks", None) is not None:
+        changes["trunks"] = node.trunks.reconfigure(new.trunks)
     node.calls.queue_settings = {q.name: q for q in new.queues}
     if node.calls.ivr_runner is not None:
         node.calls.ivr_runner.flows = new.ivr

@@ -32,7 +32,8 @@ def cdr(call_id: str, started: float, queue: str = "sales", **kw) -> dict:
     row = {"call_id": call_id, "node": "n1", "caller": "+3312345", "called": "100", "queue": queue,
            "agent_id": "a1", "started_at": started, "answered_at": started + 0.1, "connected_at": started + 5,
            "ended_at": started + 65, "wait_s": 5.0, "talk_s": 60.0, "outcome": "answered",
-           "end_reason": "caller_bye", "recording": f"rec/{call_id}.wav", "extra": {"ivr": ["1", "2"]}}
+           "end_reason": "caller_bye", "recording": f"rec/{call_id}.wav", "extra": {"ivr": ["1", "2"]},
+           "channel": "click_to_dial", "page": "https://shop.example/contact?from=ad"}
     row.update(kw)
     return row
 

@@ -40,7 +40,9 @@ def test_example_config_loads_and_is_complete():
     cfg = load_config(EXAMPLE)
     assert cfg.server.sip.realm == "cc.example.com"
     assert {a.id for a in cfg.agents} == {"1001", "1002", "1003", "1004"}
-    assert {q.type for q in cfg.queues} == {"voice", "video", "multimedia"}
+    assert {q.type for q in cfg.queues} == {"voice", "video", "multimedia", "voice_click_to_dial",
+                                            "video_click_to_dial"}
+    assert [(w.name, w.routes) for w in cfg.click_to_dial.widgets] == [("website", ("4010", "4011"))]
     assert {r.kind for r in cfg.routes} == {"queue", "ivr"}
     assert all(len(a.ha1["MD5"]) == 32 and len(a.ha1["SHA-256"]) == 64 for a in cfg.agents)
     # the documented demo secrets match the hashes in the file

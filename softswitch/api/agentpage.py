@@ -3,9 +3,9 @@
 GET /agent serves the page and GET /agent/static/... its assets (JsSIP vendored under static/vendor/, see
 tools/vendor_jssip.sh); neither needs a token. The agent signs in on the page with the business account
 (POST /api/login); the page then asks GET /agent/config (bearer token) where the node's SIP-over-WebSocket
-listener is and which softphone is theirs, registers that softphone with JsSIP using the softphone password the
-agent types (never sent to the API), and drives the ACD state through /api/agents/me/... while it follows
-/api/events live.
+listener is (in pool mode: every node's, from pool.nodes) and which softphone is theirs, registers that
+softphone with JsSIP (one phone per pool node) using the softphone password the agent types (never sent to the
+API), and drives the ACD state through /api/agents/me/... while it follows /api/events live.
 
 Wiring, in make_app():  from .agentpage import setup as setup_agent_page; setup_agent_page(app, NODE)
 """
@@ -53,6 +53,15 @@ def ws_url(node, request: web.Request) -> str | None:
     return f"{proto}://{host}:{port}"
 
 
+def pool_urls(node) -> list[str]:
+    """The SIP WebSocket URLs of the pool's nodes (pool.nodes, validated ws:// or wss:// URLs), in order: the page
+    registers one phone to each, and places its outbound calls through the first registered one."""
+    try:
+        return list(node.config.pool_nodes)
+    except AttributeError:
+        return []
+
+
 def _headers(node, request: web.Request) -> dict:
     # No inline script, nothing from elsewhere: scripts, styles and the API from this origin only; the only other
     # place the page connects to is the node's SIP WebSocket listener.
@@ -60,6 +69,8 @@ def _headers(node, request: web.Request) -> dict:
     url = ws_url(node, request)
     if url:
         connect.append(url)
+    # in pool mode the page registers a phone to every node of the pool as well
+    connect += [u for u in pool_urls(node) if u != url]
     return {
         "Content-Security-Policy": ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                                     f"media-src 'self'; connect-src {' '.join(connect)}; base-uri 'none'; "
@@ -102,8 +113,8 @@ def setup(app: web.Application, node_key: web.AppKey) -> None:
         body = {"ws_url": url, "domain": sip.domain, "realm": sip.realm or sip.domain,
                 "softphone": agent.softphone, "agent_id": agent.id, "account": session.account,
                 "auto_answer_after": getattr(agent, "auto_answer_after", None),
-                "dispositions": dispositions_of(node.config, agent.queues)}
-        if url is None:
+                "dispositions": dispositions_of(node.config, agent.queues), "pool": pool_urls(node)}
+        if url is None and not body["pool"]:
             body["error"] = "this node has no ws: or wss: SIP listener (server.sip.listen)"
         return web.json_response(body, headers={"Cache-Control": "no-store"})
 

@@ -59,12 +59,17 @@ class NodeCollector:
         if node.guard is not None:
             yield counters("softswitch_guard", "Requests dropped and sources banned", "kind", node.guard.stats)
             yield GaugeMetricFamily("softswitch_guard_bans_active", "Sources banned now", value=len(node.guard.bans))
+        if getattr(node, "widgets", None) is not None:
+            yield counters("softswitch_click_to_dial", "Click-to-dial nonces and tokens issued, requests refused or "
+                           "rate-limited, calls let in and refused", "kind", node.widgets.stats)
         lockout = getattr(getattr(node, "authn", None), "lockout", None)
         if lockout is not None:
             yield counters("softswitch_account_lockout", "Failed digest attempts per account, "
                            "lockouts, and attempts refused while locked", "kind", lockout.stats)
             yield GaugeMetricFamily("softswitch_accounts_locked", "Accounts (usernames) locked now",
                                     value=lockout.active(time.time()))
+        if getattr(node, "trunks", None) is not None:
+            yield from node.trunks.metric_families()
         if getattr(node, "pool", None) is not None:
             yield GaugeMetricFamily("softswitch_pool_redis_up", "Redis reachable (pool mode)", value=int(node.pool.up))
             yield counters("softswitch_pool", "Pool reservations and state sharing", "kind", node.pool.stats)

@@ -21,6 +21,7 @@ from ..consults import ACTIONS as CONSULT_ACTIONS, act as consult_act
 from ..transfers import TransferError, resolve as resolve_target, transfer_call as transfer
 from .passwords import login_hash, refuse_until_changed, setup as setup_passwords
 from .sessions import Sessions
+from ..widget.http import setup as setup_widget
 
 SESSION = web.AppKey("session_store", Sessions)
 NODE = web.AppKey("node", object)
@@ -378,6 +379,7 @@ def make_app(node) -> web.Application:
     from .agentpage import setup as setup_agent_page
     setup_agent_page(app, NODE)
     setup_chat(app, NODE, SESSION_OF)
+    setup_widget(app, NODE)
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/api/admin/reload", reload_config)
     setup_passwords(app, NODE, SESSION_OF)

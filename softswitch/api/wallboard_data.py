@@ -124,4 +124,11 @@ def board(node, role: str, account: str, now: float) -> dict:
             "supervisor_phone": me.softphone if me is not None else None,
             "queues": queue_rows(center.acd, config), "agents": agents,
             "calls": {"waiting": waiting, "active": active},
-            "chat": node.chat.kpis() if getattr(node, "chat", None) is not None else None}
+            "chat": node.chat.kpis() if getattr(node, "chat", None) is not None else None,
+            "trunks": trunk_rows(getattr(node, "trunks", None))}
+
+
+def trunk_rows(trunks) -> list[dict]:
+    """Each trunk's state (up, down by OPTIONS, or unknown when not pinged), its registration, its calls in
+    progress (in and out) and its failed outbound attempts."""
+    return trunks.view() if trunks is not None else []

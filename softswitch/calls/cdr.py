@@ -26,3 +26,13 @@ def cdr_row(call, *, node: str, reason: str, outcome: str, now: float, caller: s
             "wait_s": round((connected or now) - call.started, 3),
             "talk_s": round(now - connected, 3) if connected else 0.0, "outcome": outcome,
             "end_reason": reason, "recording": getattr(call.recording, "path", None)}
+
+
+def with_queue_timing(row: dict, wait: float | None, talk: float | None) -> dict:
+    """The row with wait and talk as the call's queue-log rows have them (README "Records"): wait summed over
+    the queues the call went through (None when it entered none), talk from the agent's answer; a call no
+    queue handed over (an agent's outbound call) keeps the talk counted from its own answer."""
+    out = dict(row, wait_s=None if wait is None else round(wait, 3))
+    if talk is not None:
+        out["talk_s"] = round(talk, 3)
+    return out

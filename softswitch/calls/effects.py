@@ -46,6 +46,7 @@ class Respond:
     status: int
     body: bytes = b""
     provisional: bool = False
+    reason: str | None = None             # the reason phrase, when the default one would not say why
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,8 @@ def as_dtls_answer(ours: bytes, offer: bytes) -> bytes:
 
 
 def hold_answer(ours: bytes, offer: bytes, webrtc: bool) -> bytes:
-    """Our answer to a re-INVITE on an anchored leg: our session, direction mirrored from the offer's audio."""
+    """Our answer to a re-INVITE on an anchored leg: our session, direction mirrored from the offer's audio;
+    streams the offer adds (a browser turning a voice call into video) are refused, not ignored."""
     if not (offer and ours):
         return ours
     body = ours
@@ -36,6 +37,7 @@ def hold_answer(ours: bytes, offer: bytes, webrtc: bool) -> bytes:
         body = with_direction(ours, ANSWER_DIRECTION[parse_sdp(offer).first("audio").direction])
     except (SipError, AttributeError):
         pass
+    body = refuse_added_media(body, offer)
     return as_dtls_answer(body, offer) if webrtc else body
 
 
@@ -47,6 +49,35 @@ def holds(offer: bytes) -> bool | None:
     except SipError:
         return None
     return None if audio is None else audio.direction in ("sendonly", "inactive")
+
+
+def _media_sections(sdp: bytes) -> list[list[bytes]]:
+    """The session part, then each m= section, as lines (CRLF or LF)."""
+    out: list[list[bytes]] = [[]]
+    for line in sdp.replace(b"\r\n", b"\n").split(b"\n"):
+        if line.startswith(b"m="):
+            out.append([])
+        if line:
+            out[-1].append(line)
+    return out
+
+
+def refuse_added_media(answer: bytes, offer: bytes) -> bytes:
+    """RFC 3264 s. 6: an answer has as many m= lines as the offer, in the same order. An m= section the offer
+    has beyond ours is answered with port 0 (refused), keeping its media, transport and mid, so the call goes
+    on with the streams it has instead of the offerer failing on a malformed answer."""
+    theirs, ours = _media_sections(offer), _media_sections(answer)
+    extra = theirs[len(ours):]
+    if not extra:
+        return answer
+    lines = [ln for section in ours for ln in section]
+    for section in extra:
+        kind, _, rest = section[0][2:].partition(b" ")
+        parts = rest.split(b" ")
+        proto, fmt = (parts[1], parts[2]) if len(parts) >= 3 else (b"RTP/AVP", b"0")
+        lines.append(b"m=" + kind + b" 0 " + proto + b" " + fmt)
+        lines += [ln for ln in section[1:] if ln.startswith(b"a=mid:")][:1]
+    return b"\r\n".join(lines) + b"\r\n"
 
 
 def relays_reinvite(has_body: bool, other, anchored: bool) -> bool:

@@ -15,7 +15,9 @@ from .reader import MISSING, Bad, Reader
 from .secrets import RULES, PasswordPolicy, hash_password, parse_softphone_hash, valid_password_hash
 from .source import ConfigError, Located, load_located
 from .chat import read_chat
+from .trunks import read_trunks
 from .wallboard import percent, read_wallboard
+from .widgets import read_click_to_dial
 from ..credentials import ha1_pair
 
 NAME = re.compile(r"[A-Za-z0-9_.-]+")
@@ -52,9 +54,10 @@ def _parse(text: str, file: str) -> Config:
         "password_policy": (lambda r, l, p: l, None), "employees": (lambda r, l, p: l, None),
         "agents": (lambda r, l, p: l, None), "skill_queues": (lambda r, l, p: l, None),
         "called_routes": (lambda r, l, p: l, None), "ivr": (lambda r, l, p: l, None),
-        "wallboard": (lambda r, l, p: l, None),
+        "wallboard": (lambda r, l, p: l, None), "click_to_dial": (lambda r, l, p: l, None),
         "phones": (lambda r, l, p: l, None),
         "chat": (lambda r, l, p: l, None),
+        "trunks": (lambda r, l, p: l, None), "dial_plan": (lambda r, l, p: l, None),
     })
     server = _server(r, top["server"])
     policy = _policy(r, top["password_policy"])
@@ -63,13 +66,16 @@ def _parse(text: str, file: str) -> Config:
     queues = _queues(r, top["skill_queues"])
     routes = _routes(r, top["called_routes"])
     ivr = _ivr(r, top["ivr"])
-    pool = r.mapping(top["pool"], "pool", {"nodes": (R.list_of(R.nonempty), list)}) if top["pool"] else {"nodes": []}
+    pool = r.mapping(top["pool"], "pool", {"nodes": (_pool_nodes, list)}) if top["pool"] else {"nodes": []}
     wallboard = read_wallboard(r, top["wallboard"], {q.name for q in queues})
     chat = read_chat(r, top["chat"], {a.id: a.queues for a in agents},
                      {q.name for q in queues if q.type == "multimedia"})
+    c2d = read_click_to_dial(r, top["click_to_dial"], routes, {q.name: q.type for q in queues}.get)
+    trunks = read_trunks(r, top["trunks"], top["dial_plan"], server.sip.realm if server else "",
+                         {q.name for q in queues}, {a.id for a in agents})
     cfg = Config(file, server, policy, tuple(employees), tuple(agents), tuple(queues), tuple(routes), ivr,
                  tuple(pool["nodes"] or ()), wallboard,
-                 _phones(r, top["phones"]), chat)
+                 _phones(r, top["phones"]), chat, click_to_dial=c2d, trunks=trunks)
     if server is not None:
         # also after problems in the sections (a bad value has been read as its default), so one run
         # reports every problem: a wrong name is found beside a typo'd key
@@ -87,6 +93,29 @@ def _listen(r, loc, path) -> ListenSpec:
         raise Bad(f"expected TRANSPORT:HOST:PORT with TRANSPORT one of udp, tcp, tls, ws, wss; got {v!r}")
     host, port = R.host_port(r, Located(m.group(2), loc.line), path)
     return ListenSpec(m.group(1), host, port)
+
+
+# A pool node as the agent page's browser phone reaches it: its SIP WebSocket URL (it also goes into the page's
+# Content-Security-Policy, so nothing but a scheme, a host, a port and a plain path).
+_WS_URL = re.compile(r"(wss?)://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})(/[A-Za-z0-9._~/-]*)?")
+
+
+def _pool_node(r, loc, path) -> str:
+    v = R.nonempty(r, loc, path).strip()
+    m = _WS_URL.fullmatch(v)
+    if not m or not 1 <= int(m.group(3)) <= 65535:
+        raise Bad(f"expected the node's SIP WebSocket URL, ws://HOST:PORT or wss://HOST:PORT; got {v!r}")
+    R.host(r, Located(m.group(2).strip("[]"), loc.line), path)
+    return v
+
+
+def _pool_nodes(r, loc, path) -> list[str]:
+    out = R.list_of(_pool_node)(r, loc, path)
+    if len(out) > 4:
+        raise Bad(f"a pool has at most 4 nodes, got {len(out)}")
+    if len(set(out)) != len(out):
+        raise Bad("a node is listed twice")
+    return out
 
 
 def _ports(r, loc, path) -> tuple[int, int]:

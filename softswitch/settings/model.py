@@ -7,7 +7,9 @@ from functools import cached_property
 
 from .chat import ChatSettings
 from .secrets import PasswordPolicy
+from .trunks import TrunkSettings
 from .wallboard import WallboardSettings
+from .widgets import ClickToDialSettings
 
 QUEUE_TYPES = ("voice", "multimedia", "video", "voice_click_to_dial", "video_click_to_dial")
 STRATEGIES = ("longest_idle", "round_robin", "fewest_calls", "random", "ring_all", "linear")
@@ -194,6 +196,8 @@ class Config:
     wallboard: WallboardSettings = WallboardSettings()
     keepalive: KeepaliveSettings = KeepaliveSettings()
     chat: ChatSettings = ChatSettings()
+    click_to_dial: ClickToDialSettings = ClickToDialSettings()
+    trunks: TrunkSettings = TrunkSettings()      # SIP trunks and the outbound dial plan
 
     @cached_property
     def _index(self) -> tuple[dict, dict, dict, dict]:

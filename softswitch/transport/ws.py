@@ -11,7 +11,9 @@ Handshake policy:
     with `Upgrade: websocket` and `Sec-WebSocket-Version: 13` (RFC 6455 s. 4.2.2 / 4.4);
   - a WebSocket upgrade that does not offer the `sip` subprotocol -> 400 Bad Request (RFC 7118 s. 4: the
     connection is for SIP only; accepting it without a subprotocol would leave the client guessing);
-  - an Origin outside `origins` (when given) -> 403; a source the endpoint's source_filter bans -> 403.
+  - an Origin outside `origins` (when given) -> 403; a source the endpoint's source_filter bans -> 403;
+  - at WIDGET_PATH, the click-to-dial widget's own path, an Origin `widget_origin` does not allow -> 403 (none
+    given: no such path). Each connection keeps its Origin header and whether it came in there (`widget`).
   On success the response carries `Sec-WebSocket-Protocol: sip`.
 
 Keepalives: an empty message or a bare CRLF is ignored; a double CRLF gets a CRLF pong (RFC 5626 s. 3.5.1,
@@ -36,14 +38,16 @@ from .base import Target
 
 SUBPROTOCOL = "sip"
 MAX_QUEUE = 2000          # frames waiting for a slow client before the connection is dropped
+WIDGET_PATH = "/widget"
 
 
 class WsConnection:
     """One SIP-over-WebSocket flow. Same surface as transport.tcp.StreamConnection."""
 
     def __init__(self, endpoint, ws: web.WebSocketResponse, proto: str, peer: tuple[str, int],
-                 max_queue: int = MAX_QUEUE) -> None:
+                 max_queue: int = MAX_QUEUE, widget_origin=None) -> None:
         self.endpoint = endpoint
+        self.widget_origin = widget_origin      # Origin header -> allowed at WIDGET_PATH
         self.ws = ws
         self.proto = proto                      # "ws" or "wss"
         self.peer = peer                        # the client's TCP address
@@ -51,6 +55,8 @@ class WsConnection:
         self.partial_since: float | None = None  # WebSocket frames are whole messages: never half a message
         self.closed = False
         self.close_code: int | None = None
+        self.origin: str | None = None          # the upgrade's Origin header
+        self.widget = False                     # upgraded at WIDGET_PATH
         self.max_queue = max_queue
         self.ready = asyncio.get_event_loop().create_future()
         self._queue: deque[bytes] = deque()
@@ -170,8 +176,9 @@ class WsServer:
 
     def __init__(self, endpoint, host: str, port: int, *, ssl=None, path: str = "/",
                  max_message: int = 65535, origins=None, heartbeat: float | None = None,
-                 max_queue: int = MAX_QUEUE) -> None:
+                 max_queue: int = MAX_QUEUE, widget_origin=None) -> None:
         self.endpoint = endpoint
+        self.widget_origin = widget_origin      # Origin header -> allowed at WIDGET_PATH
         self.host = host
         self.requested_port = port
         self.ssl = ssl
@@ -198,7 +205,7 @@ class WsServer:
 
     async def start(self) -> "WsServer":
         app = web.Application()
-        for p in dict.fromkeys((self.path, "/ws")):
+        for p in dict.fromkeys((self.path, "/ws", *((WIDGET_PATH,) if self.widget_origin else ()))):
             app.router.add_get(p, self._handle)
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
         await runner.setup()
@@ -226,6 +233,9 @@ class WsServer:
         origin = request.headers.get("Origin")
         if self.origins is not None and origin is not None and origin not in self.origins:
             return web.Response(status=403, text="origin not allowed\n")
+        widget = request.path == WIDGET_PATH and self.widget_origin is not None
+        if widget and not self.widget_origin(origin):
+            return web.Response(status=403, text="origin not allowed\n")
         peername = request.transport.get_extra_info("peername") if request.transport else None
         if not peername:
             return web.Response(status=400)
@@ -242,6 +252,7 @@ class WsServer:
             return web.Response(status=426, headers={"Upgrade": "websocket", "Sec-WebSocket-Version": "13"})
         await ws.prepare(request)
         conn = WsConnection(ep, ws, self.proto, peer, self.max_queue)
+        conn.origin, conn.widget = origin, widget
         self.connections.add(conn)
         self.log.info("ws_connected", proto=self.proto, peer=f"{peer[0]}:{peer[1]}", origin=origin)
         try:
@@ -300,9 +311,10 @@ class WsServer:
 
 
 async def listen_ws(loop, endpoint, host: str, port: int, ssl=None, path: str = "/", *,
-                    max_message: int = 65535, origins=None, heartbeat: float | None = None) -> WsServer:
+                    max_message: int = 65535, origins=None, heartbeat: float | None = None,
+                    widget_origin=None) -> WsServer:
     """Serve SIP over WebSocket on host:port (wss when `ssl` is an SSLContext). Returns the running WsServer.
     `origins`: when given, browsers whose Origin is not in it are refused (403); `heartbeat`: seconds between
     WebSocket pings (a client that does not pong is dropped); None leaves it to the clients' own keepalives."""
     return await WsServer(endpoint, host, port, ssl=ssl, path=path, max_message=max_message, origins=origins,
-                          heartbeat=heartbeat).start()
+                          heartbeat=heartbeat, widget_origin=widget_origin).start()

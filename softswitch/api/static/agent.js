@@ -6,7 +6,7 @@
   const $ = (id) => document.getElementById(id);
   const S = {
     token: null, agentId: null, account: null, config: null,
-    ua: null, session: null, sip: "unregistered",
+    phones: null, session: null, sip: "unregistered",
     events: 0, ws: null, wsRetry: null, poll: null, view: null, viewAt: 0, refetch: null,
     autoTimer: null, autoTick: null, autoAt: 0,
     localStream: null, remoteStream: null, muted: false, held: false,
@@ -15,6 +15,8 @@
   const pub = window.agentPage = {
     events: 0, sip: "unregistered", sipCause: null, call: "none", lastInvite: null, autoAnswered: false,
     answerError: null, endCause: null, endText: null, remoteTracks: 0, video: false,
+    phones: [],            // each browser phone: { url, state, cause } (two or more in pool mode)
+    dialedVia: null,       // the phone (its node's URL) the last outbound call left through
   };
   // agent-desk.js (queues, history, wrap-up, keypad, video controls) follows the page through these events
   const emit = (name, detail) => document.dispatchEvent(new CustomEvent(`desk:${name}`, { detail }));
@@ -57,7 +59,7 @@
   }
 
   const STATE_WORDS = { offline: "not taking calls", idle: "idle", ringing: "ringing", talking: "on a call",
-                        busy: "busy", rest: "rest", wrap_up: "wrap-up" };
+                        busy: "busy", rest: "rest", wrap_up: "wrap-up", elsewhere: "engaged at another node" };
 
   function fmtDuration(s) {
     s = Math.max(0, Math.floor(s));
@@ -95,8 +97,12 @@
     $("logout").hidden = false;
     $("who").textContent = `${S.account} · agent ${S.agentId}`;
     $("sp-number").textContent = c.softphone;
-    $("sp-server").textContent = c.ws_url ? `via ${c.ws_url}` : (c.error || "no WebSocket listener");
-    if (!c.ws_url) $("sp-error").textContent = c.error || "this node has no SIP WebSocket listener";
+    const urls = phoneUrls(c);
+    $("sp-server").textContent = urls.length > 1 ? `pool: ${urls.length} phones, one per node`
+      : (urls.length ? `via ${urls[0]}` : (c.error || "no WebSocket listener"));
+    if (!urls.length) $("sp-error").textContent = c.error || "this node has no SIP WebSocket listener";
+    $("sp-connect").textContent = urls.length > 1 ? "Connect phones" : "Connect phone";
+    $("sp-disconnect").textContent = urls.length > 1 ? "Disconnect phones" : "Disconnect";
     if (typeof JsSIP === "undefined") $("sp-error").textContent = "JsSIP did not load (static/vendor/jssip.min.js)";
     log(`logged in as ${S.account}`);
     emit("signed-on", { agentId: S.agentId, config: c });
@@ -145,6 +151,8 @@
       const view = await api(`/api/agents/me/${name}`, { method: "POST", body: JSON.stringify(body || {}) });
       showState(view);
       log(`${name}${body && body.state ? " " + body.state : ""}${body && body.reason ? " (" + body.reason + ")" : ""}`);
+      // signing out signs the phones out too (every one of them in pool mode)
+      if (name === "sign-out" && S.phones && S.phones.active()) { stopUa(); log("phones signed out"); }
     } catch (e) {
       if (!authFailed(e)) $("state-error").textContent = e.message;
     }
@@ -163,7 +171,13 @@
   function showState(view) {
     S.view = view; S.viewAt = Date.now();
     const el = $("state");
-    const state = view ? view.state : "offline";
+    let state = view ? view.state : "offline";
+    // pool mode: another node holds the agent's call; this node only knows the agent is engaged there, and the
+    // page knows what its own phone is doing
+    if (view && view.elsewhere && state !== "offline") {
+      state = pub.call === "incoming" ? "ringing"
+        : ["connecting", "active", "held"].includes(pub.call) ? "talking" : "elsewhere";
+    }
     el.textContent = STATE_WORDS[state] || state.replace("_", " ");
     el.dataset.state = state;
     el.className = `chip state-${state}`;
@@ -178,7 +192,7 @@
       const b = $(id);
       b.setAttribute("aria-pressed", String(state === st));
       b.classList.toggle("current", state === st);
-      b.disabled = state === "offline" || state === "ringing" || state === "talking";
+      b.disabled = state === "offline" || state === "ringing" || state === "talking" || state === "elsewhere";
     }
     const signedIn = state !== "offline";
     $("btn-sign-in").disabled = signedIn; $("btn-sign-out").disabled = !signedIn;
@@ -253,18 +267,74 @@
   // --- the softphone -----------------------------------------------------------------------------------------
   const REG_WORDS = { "Connection Error": "the switch cannot be reached", "Request Timeout": "the switch did not answer",
                       "SIP Failure Code": "the switch refused it", "Internal Error": "the browser phone failed" };
+  const POOL_WORDS = { "Connection Error": "its node cannot be reached", "Request Timeout": "its node did not answer" };
   const SIP_WORDS = { unregistered: "not connected", connecting: "connecting…", registering: "signing in…",
                       registered: "registered", failed: "failed", disconnected: "disconnected" };
-  function setSip(state, cause) {
+  // the node's own listener, or every node of the pool (pool.nodes), in the pool's order
+  const phoneUrls = (c) => (c && c.pool && c.pool.length ? c.pool : (c && c.ws_url ? [c.ws_url] : []));
+
+  // one state for the page from the phones' states: registered while any is (calls can reach the agent)
+  function overall(list) {
+    const has = (st) => list.some((p) => p.state === st);
+    if (!list.length) return "unregistered";
+    if (has("registered")) return "registered";
+    for (const st of ["registering", "connecting", "failed", "disconnected"]) if (has(st)) return st;
+    return "unregistered";
+  }
+
+  function onPhones(list) {
+    pub.phones = list;
+    const failed = list.map((p, i) => [p, i]).filter(([p]) => p.state === "failed");
+    const errors = failed.map(([p, i]) => {
+      const wrong = p.cause === "Authentication Error" || p.cause === "Rejected";
+      if (list.length < 2) return wrong ? "wrong softphone password" : `the phone could not connect: ${REG_WORDS[p.cause] || p.cause}`;
+      const why = wrong ? "wrong softphone password" : (POOL_WORDS[p.cause] || REG_WORDS[p.cause] || p.cause);
+      return `phone ${i + 1} (${p.url}): ${why}; click it to register again`;
+    });
+    $("sp-error").textContent = errors.join("; ");
+    if (list.length > 1) {
+      const n = list.filter((p) => p.state === "registered").length;
+      setSip(overall(list), null, `phones: ${n} of ${list.length} registered`);
+    } else {
+      setSip(list.length ? list[0].state : "unregistered", list.length ? list[0].cause : null);
+    }
+    showPhones(list);
+    refetchSoon();
+  }
+
+  // pool mode: a chip per phone in the header; a failed one is a button that registers it again
+  function showPhones(list) {
+    const box = $("sip-phones");
+    box.replaceChildren();
+    box.hidden = list.length < 2;
+    $("sip-status").hidden = list.length > 1;
+    if (list.length < 2) return;
+    list.forEach((p, i) => {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = `chip phone sip-${p.state}`;
+      b.dataset.sip = p.state;
+      b.dataset.phone = String(i + 1);
+      const again = p.state === "failed" || p.state === "unregistered" || p.state === "disconnected";
+      b.disabled = !again;
+      b.textContent = `phone ${i + 1}: ${SIP_WORDS[p.state] || p.state}${again ? " ↻" : ""}`;
+      b.title = `${p.url}${p.cause ? " · " + p.cause : ""}${again ? " · click to register again" : ""}`;
+      b.setAttribute("aria-label", `phone ${i + 1} at ${p.url}: ${SIP_WORDS[p.state] || p.state}${again ? ", register again" : ""}`);
+      b.addEventListener("click", () => { if (S.phones) S.phones.retry(i); });
+      box.append(b);
+    });
+  }
+
+  function setSip(state, cause, text) {
     S.sip = state; pub.sip = state; pub.sipCause = cause || null;
     const el = $("sip-status");
     el.dataset.sip = state;
     el.className = `chip sip-${state}`;
-    el.textContent = `phone: ${SIP_WORDS[state] || state}${cause ? " (" + cause + ")" : ""}`;
+    el.textContent = text || `phone: ${SIP_WORDS[state] || state}${cause ? " (" + cause + ")" : ""}`;
     const up = state === "registered";
     $("btn-dial").disabled = !up || !!S.session;
     $("sp-connect").disabled = state === "registered" || state === "connecting" || state === "registering";
-    $("sp-disconnect").disabled = !S.ua;
+    $("sp-disconnect").disabled = !(S.phones && S.phones.active());
     // connected: the password box and Connect make no sense until it is disconnected again
     $("sp-credentials").hidden = up; $("sp-connect").hidden = up;
   }
@@ -274,54 +344,22 @@
     const c = S.config;
     $("sp-error").textContent = "";
     if (typeof JsSIP === "undefined") { $("sp-error").textContent = "JsSIP did not load"; return; }
-    if (!c || !c.ws_url) { $("sp-error").textContent = "this node has no SIP WebSocket listener"; return; }
+    const urls = phoneUrls(c);
+    if (!urls.length) { $("sp-error").textContent = "this node has no SIP WebSocket listener"; return; }
     stopUa();
-    let ua;
-    try {
-      const socket = new JsSIP.WebSocketInterface(c.ws_url);
-      ua = new JsSIP.UA({
-        sockets: [socket],
-        uri: `sip:${c.softphone}@${c.domain}`,
-        authorization_user: c.softphone,
-        password: $("sp-password").value,
-        realm: c.realm,
-        display_name: S.account,
-        register: true,
-        register_expires: 300,
-        session_timers: true,
-        user_agent: "softswitch-agent-page JsSIP",
-      });
-    } catch (e) {
-      $("sp-error").textContent = `softphone: ${e.message}`;
-      return;
-    }
-    S.ua = ua;
-    ua.on("connecting", () => { if (S.ua === ua) setSip("connecting"); });
-    ua.on("connected", () => { if (S.ua === ua) { setSip("registering"); log(`connected to ${c.ws_url}`); } });
-    ua.on("disconnected", () => { if (S.ua === ua && S.sip !== "failed") setSip("disconnected"); });
-    ua.on("registered", () => { if (S.ua === ua) { setSip("registered"); log(`registered ${c.softphone}`); refetchSoon(); } });
-    ua.on("unregistered", () => { if (S.ua === ua) setSip("unregistered"); });
-    ua.on("registrationFailed", (e) => {
-      if (S.ua !== ua) return;
-      const cause = e.cause || (e.response && e.response.status_code) || "failed";
-      setSip("failed", cause);
-      $("sp-error").textContent = cause === "Authentication Error" || cause === "Rejected"
-        ? "wrong softphone password" : `the phone could not connect: ${REG_WORDS[cause] || cause}`;
-      log(`registration failed: ${cause}`);
-      ua.stop();
+    S.phones = new AgentPhones({
+      softphone: c.softphone, domain: c.domain, realm: c.realm, displayName: S.account, pool: urls.length > 1,
+      onSession: onNewSession, onChange: onPhones, log,
     });
-    ua.on("newRTCSession", onNewSession);
-    setSip("connecting");
-    ua.start();
+    S.phones.start(urls, $("sp-password").value);
     $("sp-password").value = "";
   }
 
   function stopUa() {
-    const ua = S.ua;
-    S.ua = null;
-    if (ua) { try { ua.stop(); } catch (_) { /* gone */ } }
-    setSip("unregistered");
-    refetchSoon();
+    const phones = S.phones;
+    S.phones = null;
+    if (phones) phones.stop();
+    onPhones([]);
   }
 
   // --- calls -------------------------------------------------------------------------------------------------
@@ -338,6 +376,7 @@
     $("btn-hold").disabled = !live;
     $("btn-dial").disabled = S.sip !== "registered" || (!!s && state !== "ended");
     emit("call", { state, session: s, video: pub.video });
+    if (S.view && S.view.elsewhere) showState(S.view);       // the agent's state follows the call of this page
   }
 
   function answerAfter(request) {
@@ -355,7 +394,7 @@
     return name && user && name !== user ? `${name} <${user}>` : (user || name || "anonymous");
   }
 
-  function onNewSession(data) {
+  function onNewSession(data, via) {
     const session = data.session;
     if (S.session && S.session !== session && !S.session.isEnded()) {
       if (data.originator === "remote") session.terminate({ status_code: 486, reason_phrase: "Busy Here" });
@@ -379,7 +418,7 @@
       const { info, delay } = answerAfter(req);
       const queue = req.getHeader("X-CC-Queue") || "";
       S.offerVideo = /\r?\nm=video /.test(req.body || "");
-      pub.lastInvite = { from: caller, callInfo: info, answerAfter: delay, queue, video: S.offerVideo, at: Date.now() };
+      pub.lastInvite = { from: caller, callInfo: info, answerAfter: delay, queue, video: S.offerVideo, at: Date.now(), via };
       const from = session.remote_identity;
       emit("incoming", { number: from.uri ? from.uri.user : "", name: from.display_name || "", queue, video: S.offerVideo });
       $("call-queue").textContent = queue ? `· queue ${queue}` : "";
@@ -447,13 +486,15 @@
   async function dial(ev) {
     ev.preventDefault();
     const number = $("dial-number").value.trim().replace(/[^0-9A-Za-z*#+._-]/g, "");
-    if (!number || !S.ua || S.sip !== "registered") return;
+    const out = S.phones && S.phones.outbound();      // the first registered phone
+    if (!number || !out) return;
     $("call-error").textContent = "";
     try {
       const video = $("video").checked;
       const stream = await localMedia(video);
       S.offerVideo = video; pub.video = !!video;
-      S.ua.call(`sip:${number}@${S.config.domain}`, { ...RTC, mediaStream: stream, mediaConstraints: { audio: true, video } });
+      pub.dialedVia = out.url;
+      out.ua.call(`sip:${number}@${S.config.domain}`, { ...RTC, mediaStream: stream, mediaConstraints: { audio: true, video } });
       $("caller").textContent = number; $("caller-name").textContent = "";
       log(`calling ${number}`);
     } catch (e) {
@@ -584,6 +625,6 @@
     preferMd5Challenges();
     setSip("unregistered");
     setCall("none", "no call");
-    window.addEventListener("beforeunload", () => { if (S.ua) S.ua.stop(); });
+    window.addEventListener("beforeunload", () => { if (S.phones) S.phones.stop(); });
   });
 })();

@@ -556,6 +556,24 @@
     $("chat-sub").textContent = c.queues.map((q) => q.name).join(", ");
   }
 
+  // --- trunks: a tile each, when the node has trunks --------------------------------------------------------------
+  function renderTrunks() {
+    const rows = S.board.trunks || [], card = $("trunk-tile"), box = $("trunk-tiles");
+    card.hidden = !rows.length;
+    if (card.hidden) return;
+    box.replaceChildren(...rows.map((t) => {
+      const reg = t.registration ? `, ${t.registration === "registered" ? "registered" : `registration ${t.registration}`}` : "";
+      const lvl = t.state === "down" ? "alarm" : (t.registration && t.registration !== "registered") ? "warn"
+        : t.state === "up" ? "ok" : "none";
+      return el("div", { class: "tile", "data-trunk": t.trunk, "data-level": lvl },
+        el("div", { class: "label", text: t.trunk }),
+        el("div", { class: "value", "data-field": "state", text: t.state + reg }),
+        el("div", { class: "sub", "data-field": "counts",
+          text: `${t.calls} call${t.calls === 1 ? "" : "s"} now, ${t.failures} failed outbound` }));
+    }));
+    $("trunk-sub").textContent = `${rows.filter((t) => t.state === "down").length} down`;
+  }
+
   function render() {
     const b = S.board;
     document.body.classList.toggle("supervisor", !!b.can_supervise);
@@ -564,6 +582,7 @@
     renderCalls();
     renderAgents();
     renderChat();
+    renderTrunks();
     tick();
   }
 
