@@ -2,8 +2,8 @@
 the API's POST /api/calls/{id}/transfer feed calls/transfer.py, and this module carries out what it decides
 (the sipfrag NOTIFYs, the customer's music on hold, the ACD's transfer, an IVR flow, a number dialled).
 
-The far side of a number is a registered softphone reached through the outbound path: there is no outbound
-trunk yet, so a number with no registration is refused (404) before anything changes.
+The far side of a number is a registered phone, else the outbound dial plan's trunks (as an agent's own
+outbound call); a number neither reaches is refused (404) before anything changes.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from .sip.errors import SipError
 from .sip.headers import parse_name_addr
 from .sip.message import Request, Response, make_response
 from .sip.uri import SipURI
+from .trunk_calls import place_via_dial_plan, routes_via_trunks
 
 __all__ = ["TransferError", "install", "transfer_call"]
 
@@ -50,9 +51,8 @@ def resolve(cc, text: str) -> transfer.Target:
     flows = cc.ivr_runner.flows if cc.ivr_runner is not None else {}
     target = transfer.resolve(text, queues=acd.queues if acd is not None else {}, agents=agents, flows=flows,
                               route=route)
-    if target.kind == "number" and cc.binding_for(target.name) is None:
-        raise TransferError(404, f"no route to {target.name} (no registered phone; outbound trunks are not "
-                                 "configured)")
+    if target.kind == "number" and cc.binding_for(target.name) is None and not routes_via_trunks(cc, target.name):
+        raise TransferError(404, f"no route to {target.name} (no registered phone, no outbound trunk for it)")
     return target
 
 
@@ -176,17 +176,17 @@ def _acd_transfer(cc, e: fx.AcdTransfer) -> None:
 
 
 def _dial(cc, call, number: str) -> None:
-    """The outbound path for a transferred customer: the number's registered phone is called; its answer joins
-    the customer to it, a failure ends the call."""
+    """The outbound path for a transferred customer: the number's registered phone, else the dial plan's
+    trunks (the queue's caller ID); its answer joins the customer to it, a failure ends the call."""
     b = cc.binding_for(number)
-    if b is None or call.ended:
+    via_trunks = b is None and routes_via_trunks(cc, number)
+    if (b is None and not via_trunks) or call.ended:
         cc.end_call(call, "transfer target unreachable")
         return
-    leg = Leg(cc, "uac", call, cc.binding_target(b))
+    leg = Leg(cc, "uac", call, cc.binding_target(b) if b is not None else None)
     leg.agent_id = ""
     call.offers[""] = leg
     caller = call.customer.remote_uri or "<sip:anonymous@anonymous.invalid>"
-    extra = [("Route", p) for p in b.path]
 
     async def go() -> None:
         sdp = call.offer_sdp
@@ -195,12 +195,20 @@ def _dial(cc, call, number: str) -> None:
         if call.ended:
             cc.carry([fx.CloseMedia(leg)])
             return
-        leg.invite(b.contact, f"<sip:{number}@{cc.domain}>", caller, sdp, extra,
+        if via_trunks:
+            place_via_dial_plan(cc, call, leg, number, sdp, queue=call.queue or None, caller_fallback=call.number,
+                                on_progress=lambda lg, status, resp: _far_response(cc, call, lg, "response", resp),
+                                on_answered=lambda lg, resp: _far_response(cc, call, lg, "response", resp),
+                                on_failed=lambda lg, status, reason: _far_response(cc, call, lg, "failed", None))
+            return
+        leg.invite(b.contact, f"<sip:{number}@{cc.domain}>", caller, sdp, [("Route", p) for p in b.path],
                    lambda ev, tx, resp: _far_response(cc, call, leg, ev, resp))
     drive(go(), cc.done_for(call.id))
 
 
 def _far_response(cc, call, leg: Leg, event: str, resp: Response | None) -> None:
+    if call.offers.get("") is not None and call.offers[""] is not leg:     # a trunk's failover: a new leg
+        call.offers[""] = leg
     if event == "response" and resp.status < 200:
         leg.provisional(resp.status)
         return
@@ -208,7 +216,9 @@ def _far_response(cc, call, leg: Leg, event: str, resp: Response | None) -> None
         if leg.accept_2xx(resp):
             cc.carry(transfer.number_answered(call, leg, resp.body, cc.media is not None))
         return
-    if leg.state != "ended":
+    if leg.state == "init":
+        leg.fire("hangup")          # no trunk could be tried: the leg never left
+    elif leg.state != "ended":
         leg.fire("failed")
     call.offers.pop("", None)
     cc.carry([fx.Forget(leg), fx.CloseMedia(leg)])

@@ -13,6 +13,7 @@ import pytest
 
 from softswitch.api.wallboard_data import call_rows
 from softswitch.softphone import PhoneCall
+from tests.conftest import free_port
 from tests.support.cc import Api, cc_node, wait_for
 from tests.support.sipclient import UdpClient
 from tests.test_audio import segment, tone_levels
@@ -391,7 +392,7 @@ def test_api_blind_transfer_to_a_number_rings_its_phone_and_an_unregistered_one_
             (call_id,) = nt.call(lambda: list(nt.node.calls.calls))
             path = f"/api/calls/{call_id}/transfer"
             st, body = alice.call("POST", path, {"to": "number:70002"})       # bob's phone is not registered
-            assert st == 404 and "trunk" in body["error"]
+            assert st == 404 and "no outbound trunk" in body["error"]
             assert connected(alice_ph.calls[-1])                              # nothing changed
             alice.call("POST", path, {"to": "number:70004"}, expect=200)
             assert phones.wait(lambda: ended(alice_ph.calls[-1]), 5)
@@ -411,3 +412,43 @@ def test_api_blind_transfer_to_a_number_rings_its_phone_and_an_unregistered_one_
             phones.remove(cust, unregister=False)
             phones.remove(alice_ph)
             phones.remove(far_ph)
+
+
+def test_api_blind_transfer_to_an_external_number_goes_out_through_the_trunks(phones, tmp_path):
+    from tests.integration.test_trunk_outbound import Carrier, trunks_yaml
+    from tests.support.sipp import SIPP
+    assert SIPP is not None, "sipp missing: run tools/install-sysdeps.sh"
+    a_port, b_port = free_port(), free_port()
+    a = Carrier(tmp_path, "a", "trunk_503.xml", a_port)
+    b = Carrier(tmp_path, "b", "trunk_answers.xml", b_port)
+    try:
+        with cc_node(tmp_path, phones=trunks_yaml(a_port, b_port)) as (nt, port, http):
+            alice_ph = agent_phone(phones, "70001", port, tone_hz=1000)
+            cust = caller(phones, port, "5553009")
+            try:
+                alice = signed_in(http, "acme_alice")
+                rec = cust.call(f"sip:4001@127.0.0.1:{port}")
+                assert phones.wait(lambda: alice_ph.calls and connected(alice_ph.calls[-1]) and connected(rec), 10)
+                (call_id,) = nt.call(lambda: list(nt.node.calls.calls))
+                assert alice.call("POST", f"/api/calls/{call_id}/transfer", {"to": "+4930123456"},
+                                  expect=200)[1]["kind"] == "number"
+                assert phones.wait(lambda: ended(alice_ph.calls[-1]), 5)
+                # carrier_a refuses (503), carrier_b challenges then answers: the customer talks to it
+                assert wait_for(lambda: len(b.invites()) == 2, 30, phones)
+                assert wait_for(lambda: nt.call(lambda: getattr(nt.node.calls.calls[call_id].agent_leg, "state",
+                                                                 None)) == "confirmed", 15, phones)
+                assert "sip:+4930123456@127.0.0.1" in a.invites()[0]
+                assert "authvalid=true" in b.text(b.logs)
+                phones.pump(1.0)
+                assert connected(rec)
+                hang_up(rec)
+                assert wait_for(lambda: "BYE sip:" in b.text(b.messages), 10, phones)
+                assert wait_for(lambda: cdr_extra(tmp_path, call_id), 5, phones)
+                (t,) = cdr_extra(tmp_path, call_id)[1]["transfers"]
+                assert (t["kind"], t["to"]) == ("number", "+4930123456")
+            finally:
+                phones.remove(cust, unregister=False)
+                phones.remove(alice_ph)
+    finally:
+        a.stop()
+        b.stop()

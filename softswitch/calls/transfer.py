@@ -2,7 +2,7 @@
 
 A target is a skill queue (the customer keeps their priority and their first arrival, and hears no welcome
 again), an agent (rung through the ACD only when ready, else the call waits in that agent's queue), an IVR
-flow, or a number (the outbound path: a registered softphone; there is no outbound trunk yet).
+flow, or a number (the outbound path: a registered phone, else the outbound dial plan's trunks).
 
 Asked from the API (`queue:sales`, `agent:1002`, `ivr:menu`, `number:70009`, or a bare name resolved in that
 order and then by the called routes) or by a phone's REFER (RFC 3515), whose Refer-To URI's user part is such a
