@@ -43,6 +43,8 @@ def act(cc, call_id: str, action: str, body: dict, *, by_agent: str | None, by: 
         if not isinstance(to, str):
             raise TransferError(400, "body must be JSON {to}")
         target = resolve(to)
+        if target.kind == "number" and cc.binding_for(target.name) is None:
+            raise TransferError(501, "a consult reaches registered phones only (trunks: transfer blind)")
         effects = consult.start(call, target, by_agent=by_agent, acd=cc.acd_state())
     elif action == "swap":
         effects = consult.swap(call, by_agent)
