@@ -21,7 +21,7 @@ from .agent_state import SETTABLE, WITHDRAW_FIRST
 from .agents import Agent
 from .deadlines import Deadlines
 from .errors import LocalProtocolError
-from .roster import Roster
+from .roster import Roster, is_ready
 from .stats import QueueStats
 
 
@@ -52,6 +52,7 @@ class Entry:
     hops: int = 0
     ringing: dict[str, float] = field(default_factory=dict)     # agent id -> offer deadline
     callback: bool = False        # the caller hung up to be called back: keeps its place, no max wait
+    rank: float = 0.0             # place among equal priorities: the arrival (a transferred call keeps its first)
 
 
 # --- actions for call control ------------------------------------------------------------------------------
@@ -113,12 +114,14 @@ class Acd:
         self.entries: dict[str, Entry] = {}
         self.talking: dict[str, tuple[str, str, float]] = {}          # call id -> (agent id, queue, answered at)
         self.answer_waits: dict[str, float] = {}                     # call id -> its wait, while talking
+        self.arrivals: dict[str, tuple[float, int, bool]] = {}        # talking call -> first arrival, priority, video
+        self.consulting: dict[str, str] = {}                         # agent id -> their consult's key (handover.py)
         self.outcomes: dict[str, str] = {}                           # call id -> answered/abandoned/overflowed/rejected
         self.stats: dict[str, QueueStats] = {}
         self.roster = Roster()
         self._strategy_state: dict[str, dict] = {}
         self._waiting: dict[str, dict[str, Entry]] = {}       # queue -> its entries, ringing or not
-        self._unoffered: dict[str, list] = {}                 # queue -> heap of (-priority, seq, call id)
+        self._unoffered: dict[str, list] = {}                 # queue -> heap of (-priority, rank, seq, call id)
         self._deadlines = Deadlines()
         self._seq = 0
         for q in queues:
@@ -225,8 +228,10 @@ class Acd:
     def enqueue(self, call_id: str, queue: str, priority: int = 0, video: bool = False) -> list:
         return self._enqueue(call_id, queue, priority, video, self.entries.get(call_id))
 
-    def _enqueue(self, call_id: str, queue: str, priority: int, video: bool, old: Entry | None) -> list:
-        """`old`: the entry the call had (an overflow from another queue), whose hops and first arrival carry on."""
+    def _enqueue(self, call_id: str, queue: str, priority: int, video: bool, old: Entry | None,
+                 rank: float | None = None) -> list:
+        """`old`: the entry the call had (an overflow from another queue), whose hops and first arrival carry on.
+        `rank`: a transferred call's first arrival, its place among callers of its priority."""
         now = self.clock()
         spec = self.queues.get(queue)
         if spec is None:
@@ -234,7 +239,7 @@ class Acd:
         if old is not None and self.entries.get(call_id) is old:
             self._drop(call_id)
         hops = old.hops + 1 if old else 0
-        first = old.first_enqueued if old else now
+        first = old.first_enqueued if old else (now if rank is None else rank)
         if spec.type in ("video", "video_click_to_dial") and not video:
             return self._leave_rejected(call_id, queue, "video_required")
         if len(self._waiting[queue]) >= spec.max_calls:
@@ -242,7 +247,8 @@ class Acd:
         if not self.roster.staffed(queue):
             return self._overflow(Entry(call_id, queue, priority, now, 0, video, first, hops), "no_agents")
         self._seq += 1
-        e = self.entries[call_id] = Entry(call_id, queue, priority, now, self._seq, video, first, hops)
+        e = self.entries[call_id] = Entry(call_id, queue, priority, now, self._seq, video, first, hops,
+                                          rank=now if rank is None else rank)
         self._waiting[queue][call_id] = e
         self._deadlines.add(now + spec.max_wait, ("wait", call_id, e.seq))
         self._unoffer(e)
@@ -267,6 +273,7 @@ class Acd:
         a.talk_started = now
         a.answered += 1
         self.talking[call_id] = (agent_id, e.queue, now)
+        self.arrivals[call_id] = (e.first_enqueued, e.priority, e.video)
         self.outcomes[call_id] = "answered"
         wait = self.answer_waits[call_id] = now - e.enqueued_at
         self.stats[e.queue].answered(now, wait)
@@ -318,6 +325,9 @@ class Acd:
         """A connected call ended (either side hung up): the agent goes to wrap-up."""
         now = self.clock()
         item = self.talking.pop(call_id, None)
+        self.arrivals.pop(call_id, None)
+        if self.consulting:         # a consult call placed from the agent's phone ends: the flag goes
+            self.consulting = {a: k for a, k in self.consulting.items() if k != call_id}
         if item is None:
             return []
         agent_id, queue, at = item
@@ -336,6 +346,40 @@ class Acd:
             else:
                 self._change(a, "hangup_no_wrap", "call ended")
         return self.dispatch()
+
+    def transfer(self, call_id: str, queue: str = "", agent_id: str = "") -> list:
+        """A connected call is transferred: its agent is done with it (wrap-up, as at any end) and the call
+        waits in `queue` with its priority, placed by its first arrival (ahead of callers who came later, not
+        behind them). With `agent_id` it rings that agent alone when they are ready for it (signed in, phone
+        registered, idle), else it waits in the agent's queue: the call's own when the agent serves it, else
+        the agent's first. A `transfer` line says who gave it where."""
+        item = self.talking.get(call_id)
+        if item is None:
+            raise AcdError(f"{call_id} is not connected to an agent")
+        target = self.agent(agent_id) if agent_id else None
+        if target is not None:
+            if target.id == item[0]:
+                raise AcdError("an agent cannot transfer a call to themselves")
+            if not target.queues:
+                raise AcdError(f"agent {agent_id} serves no skill queue")
+            queue = item[1] if item[1] in target.queues else min(target.queues, key=lambda q: (target.queues[q], q))
+        if queue not in self.queues:
+            raise AcdError(f"no skill queue {queue!r}")
+        now = self.clock()
+        first, priority, video = self.arrivals.get(call_id, (now, 0, False))
+        self._emit(Event(now, "transfer", queue, call_id, item[0], old=item[1],
+                         new=f"agent/{agent_id}" if agent_id else f"queue/{queue}"))
+        out = self.call_ended(call_id)
+        if target is None or not is_ready(target) or queue not in target.queues:
+            return out + self._enqueue(call_id, queue, priority, video, None, rank=first)
+        spec = self.queues[queue]
+        self._seq += 1
+        e = self.entries[call_id] = Entry(call_id, queue, priority, now, self._seq, video, first, rank=first)
+        self._waiting[queue][call_id] = e
+        self._deadlines.add(now + spec.max_wait, ("wait", call_id, e.seq))
+        self.stats[queue].entered(now)
+        self._emit(Event(now, "enqueue", queue, call_id, reason=f"priority {priority}, transferred"))
+        return out + [self._offer(e, target, spec)] + self.dispatch()
 
     def offer_lost(self, call_id: str, agent_id: str) -> list:
         """Pool mode: another node reserved the agent first; this offer never went out. The call goes on to
@@ -422,7 +466,7 @@ class Acd:
                     best = (head, q)
             if best is None:
                 break
-            (_, _, call_id), q = best
+            (*_, call_id), q = best
             heapq.heappop(self._unoffered[q])
             e, spec = self.entries[call_id], self.queues[q]
             for a in self.roster.pick(q, self.rng, self._strategy_state[q]):
@@ -433,7 +477,7 @@ class Acd:
         """The first waiting call of the queue that is not ringing anyone, dropping stale heap items."""
         heap = self._unoffered.get(q)
         while heap:
-            _, seq, call_id = heap[0]
+            _, _, seq, call_id = heap[0]
             e = self.entries.get(call_id)
             if e is not None and e.seq == seq and e.queue == q and not e.ringing:
                 return heap[0]
@@ -442,7 +486,7 @@ class Acd:
 
     def _unoffer(self, e: Entry) -> None:
         """The entry rings no one (new, or its offers failed): it waits for the next ready agent."""
-        heapq.heappush(self._unoffered[e.queue], (-e.priority, e.seq, e.call_id))
+        heapq.heappush(self._unoffered[e.queue], (-e.priority, e.rank, e.seq, e.call_id))
         self.roster.gained.add(e.queue)
 
     def _drop(self, call_id: str) -> Entry | None:
@@ -507,7 +551,7 @@ class Acd:
         e = self.entries.get(call_id)
         if e is None:
             return None
-        ahead = sum(1 for o in self._waiting[e.queue].values() if (-o.priority, o.seq) < (-e.priority, e.seq))
+        ahead = sum(1 for o in self._waiting[e.queue].values() if (-o.priority, o.rank, o.seq) < (-e.priority, e.rank, e.seq))
         return ahead + 1
 
     def estimated_wait(self, call_id: str, default_handle_time: float = 180.0) -> float | None:
@@ -537,4 +581,5 @@ class Acd:
         a = self.agent(agent_id)
         return {"id": a.id, "softphone": a.softphone, "state": a.state, "reason": a.reason,
                 "since": a.since, "registered": a.registered, "call_id": a.call_id,
-                "queues": sorted(a.queues), "answered": a.answered, "elsewhere": a.elsewhere}
+                "queues": sorted(a.queues), "answered": a.answered, "elsewhere": a.elsewhere,
+                "consult": a.id in self.consulting}

@@ -17,6 +17,8 @@ from acd import AcdError, AgentStateError
 from ..chat.web import setup as setup_chat
 from ..log import get as get_logger
 from ..settings import check_password
+from ..b2bua.consults import ACTIONS as CONSULT_ACTIONS, act as consult_act
+from ..b2bua.transfers import TransferError, resolve as resolve_target, transfer_call as transfer
 from .passwords import login_hash, refuse_until_changed, setup as setup_passwords
 from .sessions import Sessions
 from ..widget.http import setup as setup_widget
@@ -263,7 +265,8 @@ async def calls(request: web.Request) -> web.Response:
     for c in node.calls.calls.values():
         out.append({"id": c.id, "number": c.number, "queue": c.queue, "started": c.started,
                     "agent_id": c.agent_leg.agent_id if c.agent_leg is not None else None,
-                    "supervisor_mode": c.supervisor_mode or None})
+                    "supervisor_mode": c.supervisor_mode or None, "transferred": len(c.transfers or ()),
+                    "consulting": c.consult.mode if c.consult is not None else None})
     return _json(out)
 
 
@@ -284,6 +287,49 @@ async def supervise_call(request: web.Request) -> web.Response:
     except SuperviseError as exc:
         return _error(exc.status, str(exc))
     return _json({"call_id": request.match_info["call"], "mode": result})
+
+
+async def transfer_call(request: web.Request) -> web.Response:
+    """Blind transfer {to: queue:NAME | agent:ID | ivr:FLOW | number:DIGITS | a bare name}: an agent their
+    own call, a supervisor any."""
+    s = request[SESSION_OF]
+    if s.role not in ("supervisor", "admin") and s.agent_id is None:
+        return _error(403, "only agents and supervisors transfer calls")
+    try:
+        body = await request.json()
+        to = body.get("to") if isinstance(body, dict) else None
+    except ValueError:
+        return _error(400, "body must be JSON {to}")
+    if not isinstance(to, str):
+        return _error(400, "body must be JSON {to}")
+    by_agent = None if s.role in ("supervisor", "admin") else s.agent_id
+    try:
+        result = transfer(request.app[NODE].calls, request.match_info["call"], to, by_agent=by_agent,
+                          by=s.account)
+    except TransferError as exc:
+        return _error(exc.status, str(exc))
+    return _json(result)
+
+
+async def consult_action(request: web.Request) -> web.Response:
+    """consult {to}, swap, conference, complete, cancel: an agent on their own call, a supervisor on any."""
+    s = request[SESSION_OF]
+    if s.role not in ("supervisor", "admin") and s.agent_id is None:
+        return _error(403, "only agents and supervisors consult")
+    try:
+        body = await request.json() if request.can_read_body else {}
+    except ValueError:
+        return _error(400, "body must be JSON")
+    if not isinstance(body, dict):
+        return _error(400, "body must be a JSON object")
+    cc = request.app[NODE].calls
+    by_agent = None if s.role in ("supervisor", "admin") else s.agent_id
+    action = request.path.rsplit("/", 1)[-1]
+    try:
+        return _json(consult_act(cc, request.match_info["call"], action, body, by_agent=by_agent, by=s.account,
+                                 resolve=lambda text: resolve_target(cc, text)))
+    except TransferError as exc:
+        return _error(exc.status, str(exc))
 
 
 async def reload_config(request: web.Request) -> web.Response:
@@ -324,6 +370,9 @@ def make_app(node) -> web.Application:
     app.router.add_get("/api/events", events)
     app.router.add_get("/api/calls", calls)
     app.router.add_post("/api/calls/{call}/supervise", supervise_call)
+    app.router.add_post("/api/calls/{call}/transfer", transfer_call)
+    for action in CONSULT_ACTIONS:
+        app.router.add_post(f"/api/calls/{{call}}/{action}", consult_action)
     app.router.add_get("/health", health)
     from .wallboard import setup as setup_wallboard
     setup_wallboard(app, NODE, SESSION_OF)

@@ -57,7 +57,9 @@ def call_rows(cc, acd, now: float) -> tuple[list[dict], list[dict]]:
         cust = getattr(c, "customer", None)
         dialog = getattr(cust, "dialog", None)
         row = {"id": c.id, "queue": c.queue or "", "caller": caller_of(getattr(dialog, "remote_uri", "")),
-               "started": c.started, "video": bool(getattr(c, "video", False))}
+               "started": c.started, "video": bool(getattr(c, "video", False)),
+               "transferred": len(getattr(c, "transfers", None) or ()),
+               "consulting": getattr(getattr(c, "consult", None), "mode", None)}
         entry = acd.entries.get(c.id)
         leg = getattr(c, "agent_leg", None)
         if entry is not None:

@@ -18,7 +18,7 @@ from acd import AcdError, Leave, Offer, Withdraw
 from .agent_offers import browser_answered, offer
 from ..aio import drive
 from .callbacks import call_back, confirm_callback
-from ..calls import admission, callback, cdr, outbound, sessions, session_timer
+from ..calls import admission, callback, cdr, consult, outbound, sessions, session_timer
 from ..calls import effects as fx
 from ..calls.bindings import choose_binding
 from ..calls.call import Call, priority_of
@@ -35,6 +35,8 @@ from ..sip.errors import SipError
 from ..sip.message import Request, Response, make_response
 from ..sip.transaction import Transaction
 from ..sip.uri import SipURI, parse_uri
+from .consults import consult_agent_calls, install as install_consults
+from .transfers import install as install_transfers
 from ..transport.base import Target
 from ..widget.sip import admit_widget_call
 
@@ -43,7 +45,7 @@ __all__ = ["Call", "CallControl", "MIN_SE"]
 
 
 class CallControl:
-    ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, REGISTER"
+    ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, REGISTER, REFER"
 
     def __init__(self, endpoint, router: Router, *, domain: str = "localhost", media_address: str = "127.0.0.1",
                  rtp_ports: tuple[int, int] = (20000, 29999), session_expires: int = 1800, authn=None,
@@ -114,6 +116,8 @@ class CallControl:
         for m, h in (("INVITE", self.on_invite), ("BYE", self.on_bye), ("CANCEL", self.on_cancel),
                      ("UPDATE", self.on_update), ("INFO", self.on_info)):
             endpoint.handlers[m] = h
+        install_transfers(self)
+        install_consults(self)
         endpoint.ack_handler = self.on_ack
         endpoint.stray_response_handler = self.on_stray_response
 
@@ -250,12 +254,14 @@ class CallControl:
 
     def live_agent_calls(self) -> dict[str, set[str]]:
         out: dict[str, set[str]] = {}
+        acd = self.acd_state()
         for call in self.calls.values():
             for agent_id, leg in call.offers.items():
                 if leg.state != "ended":
                     out.setdefault(agent_id, set()).add(call.id)
             if call.outbound_to is not None and call.customer.agent_id:
                 out.setdefault(call.customer.agent_id, set()).add(call.id)
+            consult_agent_calls(call, acd, out)
         for call_id, agent_id in self.preparing:    # a WebRTC offer can take a while before it has a leg
             out.setdefault(agent_id, set()).add(call_id)
         return out
@@ -525,6 +531,8 @@ class CallControl:
         body = sessions.hold_answer(leg.local_sdp, req.body, leg.rtc is not None)
         self.endpoint.respond(tx, make_response(req, 200, headers=headers + (
             [("Content-Type", "application/sdp")] if body else []), body=body))
+        if call is not None and leg is call.agent_leg and req.body:
+            self.carry(consult.agent_hold(call, leg, sessions.holds(req.body)))
 
     # --- callback ------------------------------------------------------------------------------------------
     def customer_digit(self, call: Call, digit: str) -> None:

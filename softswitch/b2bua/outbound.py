@@ -18,6 +18,7 @@ from ..calls.effects import Respond
 from ..calls.outbound import (far_side_answered, far_side_failed, far_side_provisional, far_side_unreachable,
                              map_failure)
 from ..calls.trunk_outbound import agent_hears_progress, agent_queue, no_trunk_answered
+from .consults import occupy_for_outbound
 from .legs import Leg, new_tag
 from ..sip.sdp import parse_sdp
 from ..sip.errors import SipError
@@ -37,7 +38,7 @@ def place_outbound(cc, tx, req: Request, number: str, agent_id: str) -> None:
                                               to_tag=new_tag()))
         return
     try:
-        cc.center.run(cc.center.acd.outbound, agent_id, req.call_id)
+        occupy_for_outbound(cc, agent_id, number, req.call_id)      # a consult while talking
     except AgentStateError as exc:
         cc.endpoint.respond(tx, make_response(req, 403, str(exc).capitalize(), to_tag=new_tag()))
         return

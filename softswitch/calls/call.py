@@ -29,10 +29,13 @@ class Call:
         self.offer = None                       # the customer's parsed SDP offer
         self.recording = None
         self.committed = None                   # the shell's: a Future, the call's last records stored
+        self.transfers: list | None = None      # transfers so far (dicts for the CDR), None: none
+        self.consult = None                     # calls.consult.Consult while the agent consults a second party
 
     def legs(self) -> list:
         """Every leg of the call, the customer's first."""
-        return [leg for leg in (self.customer, self.agent_leg, self.outbound_to, self.supervisor,
+        second = self.consult.leg if self.consult is not None else None
+        return [leg for leg in (self.customer, self.agent_leg, self.outbound_to, self.supervisor, second,
                                 *self.offers.values()) if leg is not None]
 
     def other_side(self, leg):

@@ -7,6 +7,8 @@ def outcome(call, acd_state: str | None, acd_outcome: str | None) -> str:
     """How the call went, as the ACD will have it once told of the end: a call still waiting in the queue is
     abandoned by its end; one connected or already out of the queue keeps the outcome the ACD gave it.
     acd_state: "talking", "waiting" or None (the ACD does not know the call)."""
+    if call.transfers and call.transfers[-1]["kind"] == "replaced":
+        return "transferred"          # a consult call whose far side was joined to a customer's call
     if call.outbound_to is not None:
         return "outbound"
     if acd_state == "waiting":
@@ -17,7 +19,8 @@ def outcome(call, acd_state: str | None, acd_outcome: str | None) -> str:
 def cdr_row(call, *, node: str, reason: str, outcome: str, now: float, caller: str) -> dict:
     connected = call.answered_at or None
     agent = call.agent_leg.agent_id if call.agent_leg is not None else call.customer.agent_id
-    return {"call_id": call.id, "node": node, "caller": caller, "called": call.number, "queue": call.queue,
+    extra = {"extra": {"transfers": list(call.transfers)}} if getattr(call, "transfers", None) else {}
+    return {**extra, "call_id": call.id, "node": node, "caller": caller, "called": call.number, "queue": call.queue,
             "agent_id": agent, "started_at": call.started, "answered_at": call.started,
             "connected_at": connected, "ended_at": now,
             "wait_s": round((connected or now) - call.started, 3),

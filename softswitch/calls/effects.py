@@ -151,6 +151,82 @@ class SetSupervision:
     mode: str
 
 
+# --- transfers ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Notify:
+    """Report a REFER's progress to the phone that sent it: a NOTIFY in its dialog, Event: refer, with a
+    message/sipfrag status line (RFC 3515 s. 2.4.5); `final` ends the implicit subscription."""
+    leg: Any
+    status: int
+    reason: str
+    final: bool
+
+
+@dataclass(frozen=True)
+class HoldCustomer:
+    """The customer's stream leaves the call's room; `music`: it hears the queue's music on hold meanwhile."""
+    call: Any
+    music: bool = True
+
+
+@dataclass(frozen=True)
+class AcdTransfer:
+    """Acd.transfer: the agent to wrap-up, the call back in a queue (or ringing one agent)."""
+    call_id: str
+    queue: str
+    agent_id: str
+
+
+@dataclass(frozen=True)
+class StartIvr:
+    call: Any
+    flow: str
+
+
+@dataclass(frozen=True)
+class DialNumber:
+    """Call `number` through the outbound path for the call's customer."""
+    call: Any
+    number: str
+
+
+@dataclass(frozen=True)
+class Mix:
+    """Who is in the call's room: `present` legs join it (their music stops), `held` legs leave it and hear
+    music on hold (consult, swap, conference)."""
+    call: Any
+    present: tuple
+    held: tuple = ()
+
+
+@dataclass(frozen=True)
+class DialConsult:
+    """Call the consult's second party (an agent's softphone or a number) for the call's agent."""
+    call: Any
+    phone: str
+
+
+@dataclass(frozen=True)
+class AcdConsult:
+    """acd handover.begin_consult: `other` occupied by the consult `key`, `agent_id` flagged as consulting."""
+    agent_id: str
+    other: str
+    key: str
+
+
+@dataclass(frozen=True)
+class AcdConsultOver:
+    key: str
+
+
+@dataclass(frozen=True)
+class AcdTakeOver:
+    """acd handover.take_over: the call is `agent_id`'s now, the first agent to wrap-up."""
+    call_id: str
+    agent_id: str
+    key: str
+
+
 # --- the ACD and records -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class AcdOfferFailed:
@@ -195,4 +271,5 @@ class Log:
 Effect = (SendBye | SendCancel | SendRefresh | Reinvite | Respond | AnswerCall | StopTimers | ArmSessionTimer | Forget | LegFailed
           | CloseMedia | PointMedia | Bridge | AcceptBrowserAnswer | Record | PlayCallbackConfirm | CallBack
           | StopIvr | CloseRecording | SetSupervision | AcdOfferFailed | AcdCallEnded | AcdCallerGone
-          | AcdCallback | CallOver | WriteCdr | Log)
+          | AcdCallback | CallOver | WriteCdr | Log | Notify | HoldCustomer | AcdTransfer | StartIvr | DialNumber
+          | Mix | DialConsult | AcdConsult | AcdConsultOver | AcdTakeOver)

@@ -8,45 +8,16 @@ Nothing here sends, sleeps or reads a clock; tests drive it with a fake clock (t
 
 from __future__ import annotations
 
-from . import cdr, session_timer
+from . import cdr, consult, session_timer
 from .effects import (AcceptBrowserAnswer, AcdCallback, AcdCallEnded, AcdCallerGone, AcdOfferFailed,
                       ArmSessionTimer, Bridge, CallBack, CallOver, CloseMedia, CloseRecording, Forget, LegFailed, Log,
                       PlayCallbackConfirm, PointMedia, Record, Reinvite, SendBye, SendCancel, SendRefresh,
                       SetSupervision, StopIvr, StopTimers, WriteCdr)
+from .hangup import _cancel, cancel, hangup  # noqa: F401  (flow.hangup, flow.cancel: the legs' API)
 from .leg import LegState
 
 
-# --- one leg -------------------------------------------------------------------------------------------------
-def hangup(leg: LegState) -> list:
-    """End a leg from our side: BYE when its dialog is up, CANCEL while our INVITE rings (RFC 3261 s. 9.1:
-    before any provisional response the CANCEL waits for one), nothing for a UAS leg never answered."""
-    if leg.state == "ended":
-        return []
-    before = leg.state
-    leg.fire("hangup")
-    out: list = [StopTimers(leg)]
-    if before == "confirmed":
-        out.append(SendBye(leg))
-    elif leg.role == "uac" and before in ("calling", "early"):
-        out += _cancel(leg, before)
-    return out
-
-
-def cancel(leg: LegState) -> list:
-    """CANCEL our INVITE while it rings, keeping the leg's state (the final response ends it)."""
-    if leg.state not in ("calling", "early"):
-        return []
-    return _cancel(leg, leg.state)
-
-
-def _cancel(leg: LegState, state: str) -> list:
-    leg.cancelled = True
-    if state == "calling":
-        leg.cancel_pending = True
-        return []
-    return [SendCancel(leg)]
-
-
+# --- one leg ---------------------------------------------------------------------------------------------------
 def provisional(leg: LegState, status: int) -> list:
     """A 1xx to our INVITE: 18x moves the leg to early; any of them, 100 included, lets a waiting CANCEL go."""
     if status > 100:
@@ -169,6 +140,10 @@ class CallCore:
         call = leg.call
         if call is None or call.ended:
             return []
+        if leg is not call.customer and call.consult is not None:
+            handled = consult.leg_gone(call, leg, now)
+            if handled is not None:
+                return handled
         if leg is call.customer:
             return self.end_call(call, "customer " + why, now, acd)
         if leg is call.agent_leg or leg is call.outbound_to:
@@ -205,6 +180,7 @@ class CallCore:
             out.append(AcdCallEnded(call.id))
         elif acd_state == "waiting":
             out.append(AcdCallerGone(call.id))
+        out += consult.ended(call)
         out.append(Log("call_ended", {"call_id": call.id, "reason": reason, "duration": round(now - call.started, 3)}))
         return out
 

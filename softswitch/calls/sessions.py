@@ -41,6 +41,16 @@ def hold_answer(ours: bytes, offer: bytes, webrtc: bool) -> bytes:
     return as_dtls_answer(body, offer) if webrtc else body
 
 
+def holds(offer: bytes) -> bool | None:
+    """Whether a re-INVITE's offer puts the call on hold (audio sendonly or inactive, RFC 3264 s. 8.4); None
+    when it has no readable audio."""
+    try:
+        audio = parse_sdp(offer).first("audio") if offer else None
+    except SipError:
+        return None
+    return None if audio is None else audio.direction in ("sendonly", "inactive")
+
+
 def _media_sections(sdp: bytes) -> list[list[bytes]]:
     """The session part, then each m= section, as lines (CRLF or LF)."""
     out: list[list[bytes]] = [[]]

@@ -41,6 +41,7 @@ class CallRecord:
     dtmf: list = field(default_factory=list)
     reason: str = ""
     hung_up_here: bool = False
+    transfer_status: list = field(default_factory=list)   # (code, final) of each NOTIFY to our REFER
 
     @property
     def state(self) -> str:
@@ -127,6 +128,10 @@ class PhoneCall(pj.Call):
                     self._tone.play(descs, True)
                     self._tone.startTransmit(aud)
                     acc.event("playing", call=self.getId(), tone=f"{acc.tone_hz}Hz")
+
+    def onCallTransferStatus(self, prm) -> None:
+        self.record.transfer_status.append((prm.statusCode, prm.finalNotify))
+        self.account.event("transfer_status", call=self.getId(), code=prm.statusCode, final=prm.finalNotify)
 
     def onDtmfDigit(self, prm) -> None:
         self.record.dtmf.append(prm.digit)

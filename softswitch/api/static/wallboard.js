@@ -371,7 +371,7 @@
         (f.ringing = el("td", { "data-field": "ringing" })));
       return { tr, f };
     }, (r, row) => {
-      r.f.queue.textContent = row.queue;
+      r.f.queue.textContent = row.queue + (row.transferred ? " · transferred" : "");
       r.f.ringing.textContent = row.ringing.length ? row.ringing.map(agentName).join(", ") : "—";
     });
     syncRows(document.querySelector("#active-calls tbody"), S.activeRows, active, (row) => {
@@ -392,7 +392,8 @@
         el("td", { class: "supervise-col" }, box));
       return { tr, f };
     }, (r, row) => {
-      r.f.queue.textContent = row.outbound ? "outbound" : row.queue;
+      r.f.queue.textContent = (row.outbound ? "outbound" : row.queue) + (row.transferred ? " · transferred" : "") +
+        (row.consulting ? (row.consulting === "conference" ? " · conference" : " · consulting") : "");
       r.f.agent.textContent = row.agent_name || row.agent_id || "";
       r.f.waited.textContent = duration(row.wait);
       const mode = row.supervisor_mode;

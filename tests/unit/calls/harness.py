@@ -11,8 +11,9 @@ import random
 from acd import Acd, Agent, Leave, Offer, QueueSpec, Withdraw
 from softswitch.calls import flow
 from softswitch.calls.call import Call
-from softswitch.calls.effects import (AcdCallback, AcdCallEnded, AcdCallerGone, AcdOfferFailed, LegFailed,
-                                      WriteCdr)
+from acd import handover
+from softswitch.calls.effects import (AcdCallback, AcdCallEnded, AcdCallerGone, AcdConsult, AcdConsultOver,
+                                      AcdOfferFailed, AcdTakeOver, AcdTransfer, LegFailed, WriteCdr)
 from softswitch.calls.flow import CallCore
 from softswitch.calls.leg import LegState
 
@@ -26,11 +27,12 @@ class Clock:
 
 
 class World:
-    def __init__(self, agents: int = 2, **queue) -> None:
+    def __init__(self, agents: int = 2, extra_agents: tuple = (), **queue) -> None:
         self.clock = Clock()
         spec = QueueSpec("sales", **{"ring_timeout": 15.0, "wrap_up": 5.0, **queue})
         ags = [Agent(str(1001 + i), str(70001 + i), {"sales": 0}, order=i) for i in range(agents)]
-        self.acd = Acd([spec], ags, self.clock, random.Random(1))
+        self.acd = Acd([spec, QueueSpec("support", ring_timeout=15.0, wrap_up=5.0)], ags + list(extra_agents),
+                       self.clock, random.Random(1))
         self.core = CallCore(node_id="n1")
         self.effects: list = []
         self.rung: list[LegState] = []          # agent legs in the order they were offered
@@ -58,6 +60,14 @@ class World:
                 self.act(self.acd.call_ended(e.call_id))
             elif isinstance(e, AcdCallerGone):
                 self.act(self.acd.caller_gone(e.call_id))
+            elif isinstance(e, AcdConsult):
+                self.act(handover.begin_consult(self.acd, e.agent_id, e.other, e.key))
+            elif isinstance(e, AcdConsultOver):
+                self.act(handover.consult_over(self.acd, e.key))
+            elif isinstance(e, AcdTakeOver):
+                self.act(handover.take_over(self.acd, e.call_id, e.agent_id, e.key))
+            elif isinstance(e, AcdTransfer):
+                self.act(self.acd.transfer(e.call_id, e.queue, e.agent_id))
             elif isinstance(e, AcdCallback):
                 self.act(self.acd.callback(e.call_id))
             elif isinstance(e, LegFailed):
@@ -80,15 +90,16 @@ class World:
                 self.carry(self.core.end_call(self.core.calls[a.call_id], a.reason, self.now, self.acd))
 
     # the peers' side -----------------------------------------------------------------------------------------
-    def customer_calls(self, call_id: str = "c1", interval: int = 0, we_refresh: bool = True) -> Call:
+    def customer_calls(self, call_id: str = "c1", interval: int = 0, we_refresh: bool = True,
+                       queue: str = "sales", priority: int = 0) -> Call:
         leg = LegState("uas")
         call = Call(call_id, leg, "100", self.now)
-        call.queue = "sales"
+        call.queue, call.priority = queue, priority
         leg.call = call
         leg.fire("answer")
         self.core.add(call)
         self.carry(flow.start_session(leg, interval, we_refresh))
-        self.act(self.acd.enqueue(call_id, "sales"))
+        self.act(self.acd.enqueue(call_id, queue, priority))
         return call
 
     def rings(self, leg: LegState) -> list:
