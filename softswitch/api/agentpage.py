@@ -18,6 +18,7 @@ from pathlib import Path
 from aiohttp import web
 
 from .agentdesk import dispositions_of, setup as setup_desk
+from .sessions import SESSION
 
 STATIC = Path(__file__).parent / "static"
 PAGE = STATIC / "agent.html"
@@ -95,7 +96,6 @@ def setup(app: web.Application, node_key: web.AppKey) -> None:
         raise web.HTTPFound("/agent")
 
     def session_of(request: web.Request):
-        from .server import SESSION        # the API's session store (server imports this module)
         header = request.headers.get("Authorization", "")
         token = header[7:] if header.startswith("Bearer ") else ""
         return request.app[SESSION].get(token) if token else None

@@ -20,12 +20,13 @@ from ..settings import check_password
 from ..b2bua.consults import ACTIONS as CONSULT_ACTIONS, act as consult_act
 from ..b2bua.transfers import TransferError, resolve as resolve_target, transfer_call as transfer
 from .passwords import login_hash, refuse_until_changed, setup as setup_passwords
-from .sessions import Sessions
+from .agentpage import setup as setup_agent_page
+from .metrics import CONTENT_TYPE, render
+from .sessions import NODE, SESSION, SESSION_OF, Sessions
+from .wallboard import setup as setup_wallboard
+from ..b2bua.supervise import SuperviseError, supervise
 from ..widget.http import setup as setup_widget
 
-SESSION = web.AppKey("session_store", Sessions)
-NODE = web.AppKey("node", object)
-SESSION_OF = web.RequestKey("session", object)      # the signed-on session of a request
 
 
 def _json(data, status: int = 200) -> web.Response:
@@ -271,7 +272,6 @@ async def calls(request: web.Request) -> web.Response:
 
 
 async def supervise_call(request: web.Request) -> web.Response:
-    from ..b2bua.supervise import SuperviseError, supervise
     s = request[SESSION_OF]
     if s.role not in ("supervisor", "admin"):
         return _error(403, "supervisors only")
@@ -340,7 +340,6 @@ async def reload_config(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    from .metrics import CONTENT_TYPE, render
     return web.Response(body=render(request.app[NODE]), headers={"Content-Type": CONTENT_TYPE})
 
 
@@ -374,9 +373,7 @@ def make_app(node) -> web.Application:
     for action in CONSULT_ACTIONS:
         app.router.add_post(f"/api/calls/{{call}}/{action}", consult_action)
     app.router.add_get("/health", health)
-    from .wallboard import setup as setup_wallboard
     setup_wallboard(app, NODE, SESSION_OF)
-    from .agentpage import setup as setup_agent_page
     setup_agent_page(app, NODE)
     setup_chat(app, NODE, SESSION_OF)
     setup_widget(app, NODE)

@@ -6,6 +6,8 @@ import secrets
 import time
 from dataclasses import dataclass
 
+from aiohttp import web
+
 
 @dataclass
 class Session:
@@ -44,3 +46,9 @@ class Sessions:
         now = self.clock()
         for t in [t for t, s in self._by_token.items() if s.expires_at <= now]:
             del self._by_token[t]
+
+
+# The application's keys, shared by the API's modules: server builds the app, the pages read it.
+SESSION = web.AppKey("session_store", Sessions)
+NODE = web.AppKey("node", object)
+SESSION_OF = web.RequestKey("session", object)      # the signed-on session of a request

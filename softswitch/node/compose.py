@@ -6,39 +6,54 @@ import asyncio
 import gc
 import os
 import signal
+import ssl
 import sys
 import time
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from media.engine import MediaEngine
 
 from .. import log
 from ..aio import drive, finish_tasks
 from ..api.account_passwords import AccountPasswords
-from ..security.authn import Authenticator
-from ..registrar.credentials import Credentials
-from ..endpoint import Endpoint
-from ..registrar.location import MemoryLocationStore
-from ..options import make_options_handler
-from ..registrar.keepalive import KeepaliveOptions
-from ..registrar.phones import PhoneWatch, keepalive_options
-from ..records.store import RecordStore, RecordStoreClosed
-from ..records.recovery import recover, resume_agents
-from ..security.overload import OverloadOptions
-from ..security.config import agent_algorithms, guard_options, lockout_options, overload_options
-from ..b2bua.control import CallControl
+from ..api.server import start_api
+from ..b2bua.call_media import CallMedia
 from ..b2bua.contact_center import ContactCenter
+from ..b2bua.control import CallControl
 from ..b2bua.ivr import IvrRunner
-from ..registrar.registrar import Registrar, RegistrarOptions
 from ..b2bua.routing import Router
+from ..endpoint import Endpoint
+from ..options import make_options_handler
+from ..pool.queue_board import RedisQueueBoard
+from ..pool.reservations import Pool
+from ..records.recovery import recover, resume_agents
+from ..records.store import RecordStore, RecordStoreClosed, redact_url
+from ..registrar.credentials import Credentials
+from ..registrar.keepalive import KeepaliveOptions
+from ..registrar.location import MemoryLocationStore
+from ..registrar.location_redis import RedisLocationStore
+from ..registrar.location_sqlite import SqliteLocationStore
+from ..registrar.phones import keepalive_options, PhoneWatch
+from ..registrar.registrar import Registrar, RegistrarOptions
+from ..security.authn import Authenticator
+from ..security.config import agent_algorithms, guard_options, lockout_options, overload_options
+from ..security.guard import Guard
+from ..security.lockout import AccountLockout
+from ..security.overload import OverloadOptions, OverloadPolicy
+from ..security.watchdog import Watchdog
+from ..settings import ConfigError, load_config
 from ..sip.digest import DigestAuth
 from ..sip.errors import SipError
 from ..sip.message import make_response
 from ..sip.uas import error_answer
-from ..transport.tcp import listen_tcp
+from ..transport.tcp import listen_tcp, TlsConnection
 from ..transport.udp import listen_udp
+from ..transport.ws import listen_ws
+from ..trunks.service import TrunkService
 from ..widget.gate import WidgetGate
 from ..widget.sip import end_calls_of_flow
-from ..trunks.service import TrunkService
+from .reload import apply_config
 
 
 @dataclass
@@ -77,8 +92,6 @@ class Node:
         self.endpoint = Endpoint(self.loop, force_rport=options.force_rport,
                                  partial_timeout=options.partial_timeout, user_agent=options.user_agent)
         self.endpoint.handlers["OPTIONS"] = make_options_handler(self.endpoint)
-        from ..security.overload import OverloadPolicy
-        from ..security.watchdog import Watchdog
         self.watchdog = Watchdog(config.server.stall_threshold if config is not None else 0.1, time.perf_counter,
                                  log.get("watchdog"))
         self.endpoint.watchdog = self.watchdog
@@ -93,14 +106,11 @@ class Node:
         state_url = config.server.storage.state if config is not None else "memory"
         self.pool = None
         if state_url.startswith(("redis://", "rediss://")):
-            from ..registrar.location_redis import RedisLocationStore
-            from ..pool.reservations import Pool
             # each node stays an independent registrar (its own bindings, kept in Redis); agents are shared
             self.location = RedisLocationStore(state_url, prefix=f"ss:loc:{config.server.node_id}:")
             self.pool = Pool(state_url, config.server.node_id, self.loop)
             self.accounts.redis = self.pool.redis          # changed passwords shared by the pool
         elif db_file:
-            from ..registrar.location_sqlite import SqliteLocationStore
             self.location = SqliteLocationStore(db_file)      # registrations survive a restart
         else:
             self.location = MemoryLocationStore()
@@ -129,7 +139,6 @@ class Node:
             if self.pool is not None:
                 self.pool.center = self.center
                 self.center.pool = self.pool
-                from ..pool.queue_board import RedisQueueBoard
                 self.center.board = self.pool.board = RedisQueueBoard(self.pool.redis, config.server.node_id)
             self.registrar.listeners.append(self.center.on_bindings)
             base = Path(config.file).resolve().parent
@@ -178,20 +187,16 @@ class Node:
         self.stopped = asyncio.Event()
 
     def _security(self, sec) -> None:
-        from ..security.guard import Guard
         self.guard = Guard(guard_options(sec), log.get("guard"))
         guard, loop, ep = self.guard, self.loop, self.endpoint
         ep.source_filter = lambda src: guard.admit(src.host, loop.time())
         ep.filters.append(lambda msg, src: guard.allow(src.host, msg.get("User-Agent"), loop.time()))
         ep.limits, ep.max_message_size, ep.max_vias = True, sec.max_message_size, sec.max_vias
         self.authn.on_source_failure = lambda host: guard.auth_failed(host, loop.time())
-        from ..security.lockout import AccountLockout
         self.authn.lockout = AccountLockout(lockout_options(sec), log.get("guard"))
         self.calls.outbound_per_minute = sec.outbound_calls_per_minute
 
     def _media(self, config, base: Path):
-        from media.engine import MediaEngine
-        from ..b2bua.call_media import CallMedia
         self.media_engine = MediaEngine(self.loop, config.server.media.address, config.server.media.rtp_ports)
         recordings = recordings_dir(config.server.storage.cdr)
         return CallMedia(self.media_engine, base, recordings, log.get("media"))
@@ -212,20 +217,16 @@ class Node:
                 self.servers.append(srv)
                 self.bound.append(Listen("tcp", spec.host, srv.sockets[0].getsockname()[1]))
             elif spec.proto == "tls" and self.config is not None and self.config.server.sip.tls:
-                import ssl
-                from ..transport.tcp import TlsConnection
                 ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
                 ctx.load_cert_chain(*self.config.server.sip.tls)
                 srv = await listen_tcp(self.loop, ep, spec.host, spec.port, ssl=ctx, conn_class=TlsConnection)
                 self.servers.append(srv)
                 self.bound.append(Listen("tls", spec.host, srv.sockets[0].getsockname()[1]))
             elif spec.proto in ("ws", "wss"):
-                from ..transport.ws import listen_ws
                 ctx = None
                 if spec.proto == "wss":
                     if self.config is None or not self.config.server.sip.tls:
                         raise ValueError("wss: listener needs server.sip.tls (certificate, key)")
-                    import ssl
                     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
                     ctx.load_cert_chain(*self.config.server.sip.tls)
                 srv = await listen_ws(self.loop, ep, spec.host, spec.port, ssl=ctx,
@@ -260,7 +261,6 @@ class Node:
             self.pool.start()
         http = self.config.server.http_listen if self.config is not None else None
         if http is not None and self.center is not None:
-            from ..api.server import start_api
             self.api = await start_api(self, http[0], http[1])
         self._tasks.append(self.loop.create_task(self._expire_bindings()))
         if self.accounts.redis is not None:
@@ -327,8 +327,6 @@ class Node:
 
     def reload(self, path: str | None = None) -> dict:
         """Re-read the config; a file that fails validation changes nothing and says why."""
-        from .reload import apply_config
-        from ..settings import ConfigError, load_config
         path = path or (self.config.file if self.config is not None else None)
         try:
             new = load_config(path)
@@ -438,7 +436,6 @@ def sqlite_path(url: str) -> str | None:
 def storage_paths(cfg) -> list[tuple[str, str]]:
     """Where this node writes, as absolute paths (a relative sqlite:/// path is relative to the working
     directory, which an operator starting the node from elsewhere would not guess)."""
-    from ..records.store import redact_url
     db = sqlite_path(cfg.server.storage.cdr)
     where = str(Path(db).resolve()) if db else redact_url(cfg.server.storage.cdr)
     recordings = recordings_dir(cfg.server.storage.cdr)
@@ -461,7 +458,6 @@ def tune_gc() -> None:
 
 
 def run(config_path: str) -> int:
-    from ..settings import ConfigError, load_config
     log.setup()
     # The tenant's objects are built once and live for the run: no cyclic collections while they are made
     # (at 20,000 agents these cost more than the building); tune_gc freezes them and turns the collector on.

@@ -8,6 +8,7 @@ per batch. On open, stored bindings are loaded and the expired ones dropped.
 from __future__ import annotations
 
 import json
+import logging
 import queue
 import sqlite3
 import threading
@@ -91,7 +92,6 @@ class SqliteLocationStore(MemoryLocationStore):
                         else:
                             db.execute("DELETE FROM bindings WHERE aor = ?", (aor,))
             except sqlite3.Error:
-                import logging
                 logging.getLogger("softswitch.registrar.location").exception("bindings_write_failed")
             for w in waiters:
                 w.set()
