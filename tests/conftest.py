@@ -139,5 +139,5 @@ def sip_node():
 def pytest_sessionfinish(session, exitstatus):
     """pjsua2 must be destroyed before interpreter exit tears its Python objects down."""
     import sys
-    if "tools.softphone" in sys.modules:
-        sys.modules["tools.softphone"].shutdown()
+    if "softswitch.phone.softphone" in sys.modules:     # tools.softphone is a name for the same module
+        sys.modules["softswitch.phone.softphone"].shutdown()

@@ -73,6 +73,9 @@ class CallRecord:
 class PhoneCall(pj.Call):
     def __init__(self, account: "PhoneAccount", call_id: int = pj.PJSUA_INVALID_ID) -> None:
         super().__init__(account, call_id)
+        # The collector must never run pjsua's Call destructor: it may do so in any thread, or after the library
+        # is gone, and pjsua then asserts and aborts the whole process. The library hangs calls up itself.
+        self.thisown = False
         self.account = account
         self.record = CallRecord(self, incoming=call_id != pj.PJSUA_INVALID_ID)
         self._recorder: pj.AudioMediaRecorder | None = None
