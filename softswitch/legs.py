@@ -145,6 +145,8 @@ class Leg(LegState):
         if self.dialog is None:
             self.dialog = Dialog.as_uac(self.invite_req, resp)
             self.cc.register_leg(self)
+            # Answered: no CANCEL can follow (calls/flow.py cancel), the dialog has what the INVITE gave it.
+            self.invite_req = None
         else:
             self.dialog.update_from_response(resp)
         ack = self.dialog.request("ACK", via=self.via(), branch=self.cc.endpoint.layer.new_branch(),
