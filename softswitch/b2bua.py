@@ -353,7 +353,9 @@ class CallControl:
         """A customer's call from its INVITE, registered as in progress."""
         call = Call(req.call_id, leg, number, time.time())
         leg.call = call
-        call.offer_sdp, call.offer = req.body, offer
+        # the parsed offer is what anchored media builds the agents' offers from; without media they get the
+        # customer's own body (offer_sdp), and nothing reads it again for as long as the call lasts
+        call.offer_sdp, call.offer = req.body, offer if leg.stream is not None else None
         call.video = bool(offer is not None and offer.has_video)
         call.priority = priority_of(req.get("Priority"))
         call.customer_contact = callback.customer_contact(req.contacts if req.has("Contact") else [],
