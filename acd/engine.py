@@ -82,7 +82,7 @@ class Leave:
     reason: str          # max_wait, max_calls, no_agents, video_required, overflow_loop
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)        # a node keeps the last 10,000 (ContactCenter.events)
 class Event:
     at: float
     kind: str            # enqueue, offer, answer, no_answer, declined, abandon, overflow, complete, state
@@ -94,6 +94,9 @@ class Event:
     reason: str = ""
     wait: float = 0.0    # seconds from entering this queue to the answer, abandon or overflow (complete: the answer's)
     talk: float = 0.0    # complete: seconds from the agent's answer to the end
+
+    def as_dict(self) -> dict:
+        return {name: getattr(self, name) for name in self.__slots__}
 
 
 class AcdError(LocalProtocolError):

@@ -64,7 +64,7 @@ def main() -> None:
     hold_ms = int((build_up + 30) * 1000)
     try:
         uas = subprocess.Popen(["sipp", "-sf", os.path.join(ROOT, "tools", "sipp", "agent_uas.xml"), "-i", "127.0.0.1",
-                                "-p", str(uas_port), "-nostdin", "-max_recv_loops", "10000"], cwd=work,
+                                "-p", str(uas_port), "-nostdin", "-max_recv_loops", "10000", "-aa"], cwd=work,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         assert register_agents(tenant.sip_port, tenant.phones, tenant.realm, uas_port) == len(tenant.phones)
         signed = sign_in_all(tenant.http_port, *tenant.supervisor, tenant.agent_ids)
@@ -73,7 +73,7 @@ def main() -> None:
         customers = subprocess.Popen(
             ["sipp", f"127.0.0.1:{tenant.sip_port}", "-sf", os.path.join(ROOT, "tools", "sipp", scenario),
              "-s", "4001", "-m", str(args.calls), "-r", str(args.rate), "-l", str(args.calls), "-d", str(hold_ms),
-             "-i", "127.0.0.1", "-p", "0", "-nostdin", "-max_recv_loops", "10000", "-max_sched_loops", "10000",
+             "-i", "127.0.0.1", "-p", str(free_port()), "-nostdin", "-max_recv_loops", "10000", "-max_sched_loops", "10000",
              "-timeout", f"{int(build_up + 90)}s"], cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         h0 = health(tenant.http_port)["call_stats"]["answered_by_agent"]
         deadline = time.monotonic() + build_up + 25

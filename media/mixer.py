@@ -235,11 +235,14 @@ class Mixer:
     def _grow(self) -> None:
         old = self._room.size
         new = old * 2
-        for name, fill in (("frames", 0), ("_out", 0), ("_acc", 0), ("_g", 0), ("_gacc", 0), ("_sums", 0),
-                           ("_gc", 0), ("_gc_out", 0), ("_codes_out", 0)):
+        # Zeroed (calloc'd) arrays cost no memory until a tick writes their rows: the int32 scratch of the
+        # general mix() (2.5 KB a row) is written only when some room needs it. Scratch is rewritten before
+        # every read, so only the frames are copied.
+        for name in ("frames", "_out", "_acc", "_g", "_gacc", "_sums", "_gc", "_gc_out", "_codes_out"):
             a = getattr(self, name)
-            b = np.full((new,) + a.shape[1:], fill, dtype=a.dtype)
-            b[:old] = a
+            b = np.zeros((new,) + a.shape[1:], dtype=a.dtype)
+            if name == "frames":
+                b[:old] = a
             setattr(self, name, b)
         room = np.full(new, -1, dtype=np.int64)
         room[:old] = self._room

@@ -138,9 +138,10 @@ class ContactCenter:
                     t[1] = ev.talk      # its wait repeats the answer's, already counted
                 else:
                     t[0] += ev.wait     # a call that overflowed waited in each queue in turn
-        fields = {k: v for k, v in ev.__dict__.items() if v not in ("", 0.0) and k != "at"}
+        values = ev.as_dict()
+        fields = {k: v for k, v in values.items() if v not in ("", 0.0) and k != "at"}
         self.log.info("acd_" + ev.kind, **fields)
-        payload = {"type": ev.kind, **{k: v for k, v in ev.__dict__.items()}}
+        payload = {"type": ev.kind, **values}
         for q in list(self.subscribers):
             if q.qsize() < 1000:
                 q.put_nowait(payload)

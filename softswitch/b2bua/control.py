@@ -26,6 +26,7 @@ from ..calls.flow import CallCore
 from ..calls.outbound import OutboundLimit
 from .customer_media import announce_and_queue, answer_anchored
 from .invite_auth import authenticate_agent
+from .leg_timers import LegTimers
 from .legs import Leg, new_tag
 from ..log import get as get_logger
 from .outbound import place_outbound, respond
@@ -70,6 +71,7 @@ class CallControl:
         self.listen: dict[str, tuple[str, int]] = {}
         self.calls: dict[str, Call] = self.core.calls
         self.dialogs: dict[tuple[str, str], Leg] = {}
+        self.leg_timers = LegTimers(self.loop)  # every leg's session timer
         self.pending: dict[str, Leg] = {}       # our INVITEs by Call-ID until they have a dialog
         self.preparing: set[tuple[str, str]] = set()   # (call, agent) offers still being set up (media, pool)
         self.outbound_by_tx: dict[int, Leg] = {}   # agents' unanswered outbound INVITEs -> the far leg
@@ -365,7 +367,9 @@ class CallControl:
         """A customer's call from its INVITE, registered as in progress."""
         call = Call(req.call_id, leg, number, time.time())
         leg.call = call
-        call.offer_sdp, call.offer = req.body, offer
+        # the parsed offer is what anchored media builds the agents' offers from; without media they get the
+        # customer's own body (offer_sdp), and nothing reads it again for as long as the call lasts
+        call.offer_sdp, call.offer = req.body, offer if leg.stream is not None else None
         call.channel = self.widgets.cdr_fields(req) if self.widgets is not None else {}
         call.video = bool(offer is not None and offer.has_video)
         call.priority = priority_of(req.get("Priority"))

@@ -3,8 +3,7 @@ announcement, then music on hold with position and estimated wait announced whil
 
 from __future__ import annotations
 
-import asyncio
-
+from ..aio import drive
 from .call_media import number_prompts
 from ..calls.call import Call
 from .legs import Leg, new_tag
@@ -54,33 +53,51 @@ async def announce_and_queue(cc, call: Call, queue: str) -> None:
     cc.media.hold_music(call.customer.stream, q.music_on_hold if q else None)
     cc.enqueue(call, queue)
     if q is not None and (q.announce_position or q.announce_wait):
-        await periodic_announcements(cc, call, q)
+        periodic_announcements(cc, call, q)
 
 
-async def periodic_announcements(cc, call: Call, q) -> None:
-    """While the caller waits: position and estimated wait every announce_every seconds, music between."""
+def periodic_announcements(cc, call: Call, q) -> None:
+    """While the caller waits: position and estimated wait every announce_every seconds, music between.
+    A timer handle waits between announcements, not a task: a waiting task's frames would cost every call
+    kilobytes for as long as it lasts."""
+    cc.loop.call_later(q.announce_every, _announcement_due, cc, call, q)
+
+
+def _announcement_due(cc, call: Call, q) -> None:
+    try:
+        _announce(cc, call, q)
+    except Exception as exc:  # noqa: BLE001 - logged as a failed call task, as the coroutine's errors are
+        cc._task_done(None, exc, call.id)
+
+
+def _announce(cc, call: Call, q) -> None:
     acd = cc.center.acd
-    while True:
-        await asyncio.sleep(q.announce_every)
-        entry = acd.entries.get(call.id)
-        if call.ended or entry is None or entry.ringing or call.agent_leg is not None:
-            if call.ended or entry is None:
-                return
-            continue
-        names: list[str] = []
-        if q.announce_position:
-            names += ["caller_number", *number_prompts(min(acd.position(call.id) or 1, 99))]
-        wait = acd.estimated_wait(call.id) if q.announce_wait else None
-        if wait is not None:
-            minutes = int(round(wait / 60))
-            names += ["estimated_wait"] + (["less_than_a_minute"] if minutes < 1 else
-                                           [*number_prompts(min(minutes, 99)), "minutes"])
-        frames = cc.media.sentence(names)
-        if frames is None:
-            continue
-        cc.stats["announcements"] += 1
-        cc.log.info("queue_announcement", call_id=call.id, position=acd.position(call.id),
-                      estimated_wait=round(wait, 1) if wait is not None else None)
-        finished = await cc.media.play(call.customer.stream, frames)
-        if finished and not call.ended and call.agent_leg is None and call.id in acd.entries:
-            cc.media.hold_music(call.customer.stream, q.music_on_hold)
+    entry = acd.entries.get(call.id)
+    if call.ended or entry is None:
+        return
+    if entry.ringing or call.agent_leg is not None:
+        periodic_announcements(cc, call, q)
+        return
+    names: list[str] = []
+    if q.announce_position:
+        names += ["caller_number", *number_prompts(min(acd.position(call.id) or 1, 99))]
+    wait = acd.estimated_wait(call.id) if q.announce_wait else None
+    if wait is not None:
+        minutes = int(round(wait / 60))
+        names += ["estimated_wait"] + (["less_than_a_minute"] if minutes < 1 else
+                                       [*number_prompts(min(minutes, 99)), "minutes"])
+    frames = cc.media.sentence(names)
+    if frames is None:
+        periodic_announcements(cc, call, q)
+        return
+    cc.stats["announcements"] += 1
+    cc.log.info("queue_announcement", call_id=call.id, position=acd.position(call.id),
+                estimated_wait=round(wait, 1) if wait is not None else None)
+    drive(_play_announcement(cc, call, q, frames), cc.done_for(call.id))
+
+
+async def _play_announcement(cc, call: Call, q, frames) -> None:
+    finished = await cc.media.play(call.customer.stream, frames)
+    if finished and not call.ended and call.agent_leg is None and call.id in cc.center.acd.entries:
+        cc.media.hold_music(call.customer.stream, q.music_on_hold)
+    periodic_announcements(cc, call, q)     # the next wait starts once this announcement is over

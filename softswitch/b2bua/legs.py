@@ -44,7 +44,6 @@ class Leg(LegState):
         self.sdp_version = 1
         self._ack_timer = None
         self._ack_wait: ack.AckWait | None = None
-        self._session_timer = None
         self._pending_reinvite = None     # (tx, req) of a relayed re-INVITE waiting for the other side
 
     # --- addressing ----------------------------------------------------------------------------------------
@@ -145,6 +144,8 @@ class Leg(LegState):
         if self.dialog is None:
             self.dialog = Dialog.as_uac(self.invite_req, resp)
             self.cc.register_leg(self)
+            # Answered: no CANCEL can follow (calls/flow.py cancel), the dialog has what the INVITE gave it.
+            self.invite_req = None
         else:
             self.dialog.update_from_response(resp)
         ack = self.dialog.request("ACK", via=self.via(), branch=self.cc.endpoint.layer.new_branch(),
@@ -213,16 +214,13 @@ class Leg(LegState):
         self.carry(flow.refreshed(self))
 
     def _arm_session(self, delay: float) -> None:
-        if self._session_timer is not None:
-            self._session_timer.cancel()
-        self._session_timer = self.cc.loop.call_later(delay, self._session_due)
+        self.cc.leg_timers.arm(self, delay, self._session_due)     # softswitch/leg_timers.py: shared loop timers
 
     def _session_due(self) -> None:
-        self._session_timer = None
         self.carry(flow.session_due(self))
 
     def stop_timers(self) -> None:
-        for t in (self._ack_timer, self._session_timer):
-            if t is not None:
-                t.cancel()
-        self._ack_timer = self._session_timer = None
+        if self._ack_timer is not None:
+            self._ack_timer.cancel()
+        self._ack_timer = None
+        self.cc.leg_timers.cancel(self)

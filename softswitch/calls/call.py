@@ -26,7 +26,7 @@ class Call:
         self.supervisor_mode = ""
         self.ivr = None
         self.priority = 0
-        self.offer = None                       # the customer's parsed SDP offer
+        self.offer = None                       # the customer's parsed SDP offer (media anchored: leg.stream)
         self.recording = None
         self.committed = None                   # the shell's: a Future, the call's last records stored
         self.transfers: list | None = None      # transfers so far (dicts for the CDR), None: none

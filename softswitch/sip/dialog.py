@@ -13,7 +13,7 @@ from .message import Request, Response
 from .uri import URI, SipURI, parse_uri
 
 
-@dataclass
+@dataclass(slots=True)        # one per leg of every call in progress
 class Dialog:
     call_id: str
     local_tag: str

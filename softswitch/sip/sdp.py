@@ -15,7 +15,7 @@ MAX_FORMATS = 256
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 
 
-@dataclass
+@dataclass(slots=True)        # a call keeps the customer's offer (Call.offer) while it lasts
 class Media:
     kind: str                       # audio, video, ...
     port: int
@@ -31,7 +31,7 @@ class Media:
         return self.rtpmap.get(fmt) or AUDIO_CODECS.get(int(fmt), "") if fmt.isdigit() else ""
 
 
-@dataclass
+@dataclass(slots=True)
 class Session:
     origin: str
     address: str | None

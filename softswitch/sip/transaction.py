@@ -249,6 +249,11 @@ class TransactionLayer:
             # 32 s); dropping the parsed request keeps the heap of a registration storm, or of a flood of
             # refused INVITEs, small for the collector.
             tx.request = None
+        elif tx.state == "accepted":
+            # A 2xx sent: the TU re-sends it until the ACK (s. 13.3.1.4), and a later 2xx is serialised anew;
+            # the transaction only absorbs retransmissions now. The INVITE and the 2xx's bytes would otherwise
+            # live as long as the call's leg holds its transaction.
+            tx.request = tx.last = None
 
     # --- client side ----------------------------------------------------------------------------------------
     def new_branch(self) -> str:
@@ -286,6 +291,10 @@ class TransactionLayer:
         status = resp.status
         event = "rx_1xx" if status < 200 else ("rx_2xx" if status < 300 else "rx_final")
         self._event(tx, event, now, resp)
+        if tx.state in ("accepted", "completed"):
+            # Nothing is re-sent from here on (the ACK of a non-2xx is kept as bytes in tx.ack): the request
+            # and its bytes would otherwise live as long as a leg holds its INVITE transaction.
+            tx.request = tx.last = None
         return tx
 
     def transport_error(self, tx: Transaction, now: float) -> None:

@@ -170,6 +170,43 @@ def test_non_2xx_ack_generated_by_client():
     assert not layer.client  # Timer D is 0 on a reliable transport
 
 
+def test_accepted_invite_server_keeps_neither_request_nor_bytes():
+    """A leg holds its INVITE transaction for the whole call: past the 2xx it keeps nothing of the message,
+    and a retransmitted INVITE is still absorbed (the TU re-sends the 2xx)."""
+    layer = TransactionLayer()
+    req = request()
+    _, tx = layer.receive_request(req, "t", False, 0.0)
+    layer.respond(tx, make_response(req, 200, to_tag="x"), 0.0)
+    assert tx.state == "accepted" and tx.request is None and tx.last is None
+    assert [e[0] for e in layer.effects] == ["send"]
+    layer.effects.clear()
+    assert layer.receive_request(request(), "t", False, 1.0)[0] == "retransmission"
+    assert not layer.effects
+    layer.respond(tx, make_response(req, 200, to_tag="x"), 1.1)      # the TU may still send its 2xx here
+    assert [e[0] for e in layer.effects] == ["send"] and tx.last is None
+
+
+def test_answered_client_transactions_keep_neither_request_nor_bytes():
+    layer = TransactionLayer()
+    req = request()
+    tx = layer.send_request(req, "t", False, 0.0)
+    resp = parse_message(make_response(req, 200, to_tag="zz").serialize())
+    layer.receive_response(resp, 0.1)
+    assert tx.state == "accepted" and tx.request is None and tx.last is None
+    layer.effects.clear()
+    layer.poll(0.5)                       # Timer A is no longer live: nothing to re-send
+    assert not layer.effects
+    # A non-2xx: its ACK is kept as bytes and re-sent for every copy of the response.
+    req2 = request(branch="z9hG4bK-2")
+    tx2 = layer.send_request(req2, "t", False, 0.0)
+    err = parse_message(make_response(req2, 486, to_tag="e").serialize())
+    layer.receive_response(err, 0.1)
+    assert tx2.state == "completed" and tx2.request is None and tx2.last is None
+    layer.effects.clear()
+    layer.receive_response(err, 0.2)
+    assert [e[0] for e in layer.effects] == ["send"] and parse_message(layer.effects[0][1]).method == "ACK"
+
+
 @given(st.lists(st.sampled_from(["retx", "1xx", "final", "poll"]), max_size=12))
 def test_server_transactions_always_end(ops):
     """Whatever order the TU and the network act in, a transaction never outlives its timers."""
