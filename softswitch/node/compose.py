@@ -305,21 +305,23 @@ class Node:
 
     async def _watch_loop_lag(self, every: float = 0.05) -> None:
         """Overload signals for call admission, smoothed: how late the loop runs callbacks, the share of time
-        spent handling SIP, and how many messages are being re-sent (peers or we retransmit when the node falls
-        behind). Past their limits new calls get 503 + Retry-After instead of every call slowing down."""
+        spent handling SIP, and how often peers' requests wait long enough for an answer to be re-sent. Our own
+        requests re-sent to a peer that does not answer (keepalives to a phone that went away, an agent's phone
+        that never rings) say nothing of this node's load and are left out. Past their limits new calls get
+        503 + Retry-After instead of every call slowing down."""
         lag = busy = resend = backlog = 0.0
         ep, stats = self.endpoint, self.endpoint.layer.stats
-        last_busy, last_resent, last_created = ep.busy, stats["resent"], stats["server_created"] + stats["client_created"]
+        last_busy, last_resent, last_created = ep.busy, stats["server_resent"], stats["server_created"]
         while True:
             t0 = self.loop.time()
             await asyncio.sleep(every)
             dt = self.loop.time() - t0
             lag = lag * 0.8 + max(0.0, dt - every) * 0.2
             busy = busy * 0.95 + min(1.0, (ep.busy - last_busy) / dt) * 0.05     # about a second
-            created = stats["server_created"] + stats["client_created"]
-            ratio = (stats["resent"] - last_resent) / max(1, created - last_created)
+            created = stats["server_created"]
+            ratio = (stats["server_resent"] - last_resent) / max(1, created - last_created)
             resend = resend * 0.95 + min(1.0, ratio) * 0.05
-            last_busy, last_resent, last_created = ep.busy, stats["resent"], created
+            last_busy, last_resent, last_created = ep.busy, stats["server_resent"], created
             self.calls.loop_lag, self.calls.busy, self.calls.resend_ratio = lag, busy, resend
             if self.overload is not None:     # how long datagrams wait in the receive queue, ~0.25 s memory
                 backlog = backlog * 0.8 + self.overload.take_worst() * 0.2

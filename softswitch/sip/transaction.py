@@ -190,7 +190,7 @@ class TransactionLayer:
         self.effects: list[tuple] = []
         self._branches = itertools.count(1)
         self.stats = {"server_created": 0, "client_created": 0, "retransmissions_absorbed": 0, "resent": 0,
-                      "timeouts": 0}
+                      "server_resent": 0, "timeouts": 0}
 
     # --- server side ----------------------------------------------------------------------------------------
     def receive_request(self, req: Request, reply_to: Any, reliable: bool, now: float) -> tuple[str, Any]:
@@ -339,6 +339,8 @@ class TransactionLayer:
         if action == "send" or action == "resend":
             if action == "resend":
                 self.stats["resent"] += 1     # ours on a timer, or answering a peer's retransmission
+                if tx.kind.endswith("server"):
+                    self.stats["server_resent"] += 1    # a peer that waited for our answer
             if tx.last is not None:
                 eff.append(("send", tx.last, tx.target))
         elif action.startswith("arm_"):
