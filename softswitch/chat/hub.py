@@ -17,6 +17,7 @@ from acd.chat_router import Assigned, ChatError, ChatRouter, Ended, Requeued
 from .. import log
 from .frames import AGENT, VISITOR, FrameError, parse
 from .limits import AddressLimits, Bucket
+from ..widget.origins import origin_or_none
 
 MAX_MESSAGES = 1000          # per chat: a transcript stays a size a record can hold
 
@@ -63,7 +64,9 @@ class ChatHub:
               ) -> tuple[int, str] | None:
         """(HTTP status, why) when a widget's WebSocket must be refused before it is opened, else None."""
         refusal = None
-        if not origin or (origin not in self.settings.origins and origin not in own_origins):
+        origin = origin_or_none(origin)       # compared as the settings keep them: normalised
+        if origin is None or (origin not in self.settings.origins
+                              and origin not in {origin_or_none(o) for o in own_origins}):
             refusal = 403, "this website may not open the chat (origin not allowed)"
         elif queue not in self.router.queues:
             refusal = 404, "no such chat queue"

@@ -16,14 +16,13 @@ visitor's browser must keep to. Agents serve chats of the `multimedia` skill que
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from . import reader as R
 from .reader import Bad, Reader
 from .source import Located
+from ..widget.origins import OriginError, normalize_origin
 
-_ORIGIN = re.compile(r"(https?)://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::([0-9]{1,5}))?")
 
 
 @dataclass(frozen=True)
@@ -49,18 +48,13 @@ class ChatSettings:
 
 
 def origin(r, loc, path) -> str:
-    """scheme://host[:port], as a browser sends it in Origin (lower case, no default port, no path)."""
+    """scheme://host[:port], as a browser sends it in Origin (widget/origins.py normalises every allow-list)."""
     v = R.nonempty(r, loc, path)
-    m = _ORIGIN.fullmatch(v)
-    if not m:
+    try:
+        return normalize_origin(v)
+    except OriginError:
         raise Bad(f"expected an origin like https://www.example.com (scheme, host, optional port; no path), "
-                  f"got {v!r}")
-    scheme, host, port = m.group(1), m.group(2).lower(), m.group(3)
-    if port is not None and not 1 <= int(port) <= 65535:
-        raise Bad(f"port {port} is out of range")
-    if port in (("443",) if scheme == "https" else ("80",)):
-        port = None         # browsers leave the default port out
-    return f"{scheme}://{host}" + (f":{port}" if port else "")
+                  f"got {v!r}") from None
 
 
 def _concurrency(r: Reader, loc: Located, path: str, base: Concurrency) -> Concurrency:

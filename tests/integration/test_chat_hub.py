@@ -71,6 +71,10 @@ def test_origin_queue_and_address_admission():
     assert hub.admit("chat", "https://evil.example", "1.2.3.4")[0] == 403
     assert hub.admit("chat", None, "1.2.3.4")[0] == 403
     assert hub.admit("chat", "http://node:8080", "1.2.3.4", ("http://node:8080",)) is None
+    # origins compare normalised, as the click-to-dial widget's do: case and the default port do not matter
+    assert hub.admit("chat", "HTTPS://Shop.Example:443", "1.2.3.6") is None
+    assert hub.admit("chat", "http://node", "1.2.3.6", ("http://node:80",)) is None
+    assert hub.admit("chat", "https://shop.example/path", "1.2.3.6")[0] == 403
     assert hub.admit("nope", SITE, "1.2.3.4")[0] == 404
     visitor(hub, "1.2.3.4")
     visitor(hub, "1.2.3.4")
