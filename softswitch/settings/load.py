@@ -315,11 +315,7 @@ def _agents(r: Reader, loc, policy, realm: str) -> list[Agent]:
     return out
 
 
-def _dtmf_digit(r, loc, path) -> str:
-    v = R.text(r, loc, path)
-    if not re.fullmatch(r"[0-9*#]", v):
-        raise Bad(f"expected one DTMF digit (0-9, * or #), got {v!r}")
-    return v
+_dtmf_digit = R.matching(r"[0-9*#]", "one DTMF digit (0-9, * or #)")
 
 
 def _readable_file(r, loc, path) -> str:

@@ -97,11 +97,19 @@ def nonempty(r, loc, path) -> str:
     return v
 
 
-def number_string(r, loc, path) -> str:
-    v = text(r, loc, path)
-    if not re.fullmatch(r"\+?[0-9*#]+", v):
-        raise Bad(f"expected digits (optionally with + * #), got {v!r}")
-    return v
+def matching(pattern: str, expected: str) -> Callable:
+    """Text that `pattern` matches whole; else "expected EXPECTED, got 'VALUE'"."""
+    rx = re.compile(pattern)
+
+    def conv(r, loc, path) -> str:
+        v = text(r, loc, path)
+        if not rx.fullmatch(v):
+            raise Bad(f"expected {expected}, got {v!r}")
+        return v
+    return conv
+
+
+number_string = matching(r"\+?[0-9*#]+", "digits (optionally with + * #)")
 
 
 def integer(lo: int | None = None, hi: int | None = None) -> Callable:

@@ -234,18 +234,8 @@ def _trunk(r: Reader, item: Located, path: str, realm: str) -> Trunk | None:
                  tuple(t["reach"]) if t["reach"] else ("all",), inbound, outbound, options, register)
 
 
-def _digits(r, loc, path) -> str:
-    v = R.text(r, loc, path)
-    if not re.fullmatch(r"[0-9]{0,6}", v):
-        raise Bad(f"expected up to 6 digits (quote it: \"49\"), got {v!r}")
-    return v
-
-
-def _prefix(r, loc, path) -> str:
-    v = R.text(r, loc, path)
-    if not re.fullmatch(r"[0-9*#+]{0,16}", v):
-        raise Bad(f"expected up to 16 of 0-9 * # +, got {v!r}")
-    return v
+_digits = R.matching(r"[0-9]{0,6}", 'up to 6 digits (quote it: "49")')
+_prefix = R.matching(r"[0-9*#+]{0,16}", "up to 16 of 0-9 * # +")
 
 
 def _number(r, loc, path) -> str:
