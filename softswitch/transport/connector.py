@@ -109,6 +109,7 @@ class Connector:
         self.tls: dict[tuple[str, int], ClientTls] = {}     # (host, port) -> how to check that TLS peer
         self.pending: dict[tuple[str, str, int], _Pending] = {}
         self.stats = {"opened": 0, "failed": 0, "dropped": 0}
+        self.last_error: dict[tuple[str, str, int], str] = {}   # why the last connect to a destination failed
         self.log = log.get("sip")
 
     def dialable(self, target: Target) -> bool:
@@ -175,11 +176,13 @@ class Connector:
         queued, p.queue = p.queue, []
         if conn is None or conn.closed:
             self.stats["failed"] += 1
+            self.last_error[key] = error or "closed"
             self.log.info("stream_connect_failed", proto=proto, host=host, port=port, error=error or "closed",
                           dropped=len(queued) + p.dropped)
             ep.on_connect_failed(proto, host, port)
             return None
         self.stats["opened"] += 1
+        self.last_error.pop(key, None)
         self.log.info("stream_connected", proto=proto, host=host, port=port,
                       check=_check(policy) if proto == "tls" else "none")
         for data in queued:

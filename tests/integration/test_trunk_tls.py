@@ -1,0 +1,119 @@
+"""Trunks over TLS against Kamailio as the carrier (its tls module, a certificate this test makes): the trunk
+registers over TLS with digest and is pinged with OPTIONS on the same one connection, and the carrier's requests
+for the registered contact come back on that connection (the node has no TLS listener of its own); a carrier whose
+certificate does not verify (another CA, another name, not the pinned one) is refused before anything is sent,
+and a pinned one is taken; an agent's outbound call leaves through the TLS trunk and the called party's hang-up
+comes back on the same connection. Waits are for conditions; their deadlines only bound a hang."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+
+import pytest
+
+from tests.conftest import free_port
+from tests.integration.test_trunks_kamailio import metrics, node_config, start_node, wait_for
+from tests.support.certs import Ca
+from tests.support.kamailio_tls import TlsCarrier
+from tests.support.sipp import SIPP
+from tools.kamailioserver import MODULES, kamailio_binary, request
+
+pytestmark = pytest.mark.skipif(kamailio_binary() is None or not os.path.exists(MODULES + "tls.so"),
+                                reason="kamailio or its tls module missing: run tools/install-sysdeps.sh")
+DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "sipp")
+
+
+@pytest.fixture
+def pki(tmp_path):
+    ca = Ca(tmp_path / "pki")
+    return ca, ca.issue("carrier", ["carrier.test"], ["127.0.0.1"]), Ca(tmp_path / "pki", "Someone Else")
+
+
+def test_registers_and_is_pinged_over_one_verified_tls_connection_that_the_carrier_uses_back(tmp_path, pki):
+    ca, cert, _ = pki
+    tls_port = free_port()
+    kam = TlsCarrier(tmp_path, free_port(), [tls_port], cert.cert, cert.key)
+    kam.start()
+    http = free_port()
+    cfg = node_config(tmp_path, free_port(), http, f"""\
+trunks:
+  - name: carrier
+    proxy: 127.0.0.1:{tls_port}
+    transport: tls
+    tls: {{ca_file: "{ca.pem}", server_name: carrier.test}}
+    options: {{interval: 300ms, threshold: 2, timeout: 2s}}
+    register: {{registrar: "sip:127.0.0.1:{tls_port}", username: trunk1, password: S3cret-Trunk}}
+""")
+    nt = start_node(cfg)
+    try:
+        reg = nt.call(lambda: nt.node.trunks.registrations["carrier"])
+        pinger = nt.call(lambda: nt.node.trunks.pingers["carrier"])
+        wait_for(lambda: nt.call(lambda: reg.state) == "registered", "registered over TLS")
+        pings = lambda: [rx for rx in kam.received("OPTIONS") if f"to port {tls_port} " in rx]    # noqa: E731
+        wait_for(lambda: len(pings()) >= 3, "three pings")
+        assert nt.call(lambda: pinger.state) == "up"
+        (line,) = [line for line in kam.lines if "REGISTERED" in line]
+        assert "transport=tls" in line and f"over tls port {tls_port}" in line
+        for rx in kam.received("REGISTER") + pings():
+            assert " over tls " in rx and re.search(r"via=<SIP/2\.0/TLS 127\.0\.0\.1:\d+;rport;alias;", rx), rx
+        # the carrier's request for the registered user reaches the node on the connection the node opened: the
+        # node listens on UDP and TCP only, so there is no other way in over TLS
+        status, text = request(kam.port, "trunk1")
+        assert status == 200 and "Server: softswitch" in text
+        stats = nt.call(lambda: dict(nt.node.endpoint.connector.stats))
+        assert stats["opened"] == 1 and stats["failed"] == 0
+        assert 'softswitch_trunk_registered{trunk="carrier"} 1.0' in metrics(http)
+        # the carrier restarts: the connection closes, and the trunk opens a new one and registers again
+        kam.restart()
+        wait_for(lambda: kam.registered() >= 1, "a registration over a new TLS connection")
+        wait_for(lambda: nt.call(lambda: reg.state) == "registered", "registered again")
+        wait_for(lambda: request(kam.port, "trunk1", timeout=1)[0] == 200, "the carrier's requests reaching the node")
+        assert nt.call(lambda: nt.node.endpoint.connector.stats["opened"]) >= 2
+    finally:
+        nt.stop()
+        kam.stop()
+
+
+def test_a_carrier_whose_certificate_does_not_verify_is_refused_and_a_pinned_one_taken(tmp_path, pki):
+    ca, cert, other = pki
+    ports = [free_port() for _ in range(4)]
+    kam = TlsCarrier(tmp_path, free_port(), ports, cert.cert, cert.key)
+    kam.start()
+    wrong_pin = "AB:" * 31 + "AB"
+    trunks = "trunks:\n"
+    for name, port, tls in [("pinned", ports[0], f'pin_sha256: ["{cert.sha256}"]'),
+                            ("other_ca", ports[1], f'ca_file: "{other.pem}", server_name: carrier.test'),
+                            ("other_name", ports[2], f'ca_file: "{ca.pem}", server_name: sbc.elsewhere.test'),
+                            ("wrong_pin", ports[3], f'pin_sha256: ["{wrong_pin}"]')]:
+        trunks += f"""\
+  - name: {name}
+    transport: tls
+    tls: {{{tls}}}
+    register: {{registrar: "sip:127.0.0.1:{port};transport=tls", username: trunk1, password: S3cret-Trunk,
+               retry: 200ms, retry_max: 1s}}
+"""
+    http = free_port()
+    nt = start_node(node_config(tmp_path, free_port(), http, trunks))
+    try:
+        regs = nt.call(lambda: dict(nt.node.trunks.registrations))
+        wait_for(lambda: nt.call(lambda: regs["pinned"].state) == "registered", "the pinned carrier's registration")
+        for name in ("other_ca", "other_name", "wrong_pin"):
+            wait_for(lambda: nt.call(lambda: regs[name].machine.stats["failures"]) >= 2, f"{name} failing twice")
+            assert nt.call(lambda: regs[name].state) != "registered"
+        errors = nt.call(lambda: dict(nt.node.endpoint.connector.last_error))
+        assert "certificate verify failed: unable to get local issuer certificate" in errors[("tls", "127.0.0.1",
+                                                                                              ports[1])]
+        assert "certificate verify failed" in errors[("tls", "127.0.0.1", ports[2])]
+        assert "sbc.elsewhere.test" in errors[("tls", "127.0.0.1", ports[2])]
+        assert "certificate not pinned" in errors[("tls", "127.0.0.1", ports[3])]
+        # nothing was sent on the refused connections: the carrier saw REGISTERs on the pinned port only
+        assert kam.registered() >= 1
+        assert all(f"to port {ports[0]} " in rx for rx in kam.received("REGISTER"))
+        text = metrics(http)
+        assert 'softswitch_trunk_registered{trunk="pinned"} 1.0' in text
+        assert 'softswitch_trunk_registered{trunk="other_ca"} 0.0' in text
+    finally:
+        nt.stop()
+        kam.stop()
