@@ -117,3 +117,62 @@ def test_a_carrier_whose_certificate_does_not_verify_is_refused_and_a_pinned_one
     finally:
         nt.stop()
         kam.stop()
+
+
+@pytest.mark.skipif(SIPP is None, reason="sipp missing: run tools/install-sysdeps.sh")
+def test_an_agents_call_leaves_through_the_tls_trunk_and_the_called_partys_hang_up_comes_back_on_it(tmp_path, pki):
+    from tools.softphone import Softphones
+    from tests.integration.test_trunk_outbound import agent_phone, signed_in
+    from tests.support.cc import cc_node
+    from tests.support.cc import wait_for as wait_phones
+    phones = Softphones.get()
+    ca, cert, _ = pki
+    tls_port, callee_port = free_port(), free_port()
+    callee_dir = tmp_path / "callee"
+    callee_dir.mkdir()
+    callee = subprocess.Popen(
+        [SIPP, "-sf", os.path.join(DATA, "callee_hangs_up.xml"), "-i", "127.0.0.1", "-p", str(callee_port),
+         "-m", "1", "-nostdin", "-trace_msg", "-message_file", str(callee_dir / "messages.log"),
+         "-trace_err", "-error_file", str(callee_dir / "errors.log")],
+        cwd=callee_dir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    kam = TlsCarrier(tmp_path, free_port(), [tls_port], cert.cert, cert.key, callee=callee_port)
+    kam.start()
+    trunks = f"""
+trunks:
+  - name: carrier
+    proxy: 127.0.0.1:{tls_port}
+    transport: tls
+    tls: {{ca_file: "{ca.pem}", server_name: carrier.test}}
+dial_plan:
+  routes: [{{numbers: "+49*", trunks: [carrier]}}]
+  caller_id: {{default: "+4930555000", queues: {{support: "+4930555100"}}}}
+"""
+    try:
+        with cc_node(tmp_path, phones=trunks) as (nt, port, http):
+            agent = agent_phone(phones, "70001", port)
+            try:
+                api = signed_in(http, "acme_alice")
+                rec = agent.call(f"sip:+4930123456@127.0.0.1:{port}")
+                assert phones.wait(lambda: rec.state == "CONFIRMED", 30), rec.states
+                assert api.state()["state"] == "talking"
+                (invite,) = kam.received("INVITE")
+                assert " over tls " in invite and f"to port {tls_port} " in invite
+                assert re.search(r"via=<SIP/2\.0/TLS 127\.0\.0\.1:\d+;rport;alias;branch=", invite), invite
+                assert re.search(r"contact=<<sip:softswitch@127\.0\.0\.1:\d+;transport=tls>>", invite), invite
+                # the called party hangs up: its BYE reaches the switch through the carrier on the connection the
+                # switch opened (the node has no TLS listener), and the agent's call ends
+                assert phones.wait(lambda: rec.ended_at is not None, 30), rec.states
+                assert callee.wait(30) == 0, (callee_dir / "errors.log").read_text(errors="replace") \
+                    if (callee_dir / "errors.log").exists() else "sipp failed"
+                bye = [rx for rx in kam.received("BYE") if "from 127.0.0.1:" + str(callee_port) in rx]
+                assert bye, kam.received("BYE")
+                assert wait_phones(lambda: api.state()["state"] in ("wrap_up", "idle"), 10, phones)
+                stats = nt.call(lambda: dict(nt.node.endpoint.connector.stats))
+                assert stats["opened"] == 1 and stats["failed"] == 0
+            finally:
+                phones.remove(agent)
+    finally:
+        if callee.poll() is None:
+            callee.kill()
+        callee.wait(10)
+        kam.stop()
