@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import ssl
 from dataclasses import dataclass, field
 
@@ -203,6 +204,10 @@ def _check(p: ClientTls) -> str:
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, ssl.SSLCertVerificationError):
         return f"certificate verify failed: {exc.verify_message}"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS: {exc.reason or exc}"
+    if isinstance(exc, OSError) and exc.errno:
+        return os.strerror(exc.errno)         # "Connection refused", without the address the log has already
     return str(exc) or type(exc).__name__
 
 
