@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
+import uuid
 
 import pytest
 
 from tests.conftest import free_port
 from tests.integration.test_trunks_kamailio import metrics, node_config, start_node, wait_for
 from tests.support.certs import Ca
+from softswitch.records.store import RecordStore
 from tests.support.kamailio_tls import TlsCarrier
 from tests.support.sipp import SIPP
 from tools.kamailioserver import MODULES, kamailio_binary, request
@@ -175,4 +178,42 @@ dial_plan:
         if callee.poll() is None:
             callee.kill()
         callee.wait(10)
+        kam.stop()
+
+
+def test_a_call_on_a_tls_registration_reaches_the_queue_over_the_connection_the_node_opened(tmp_path, pki):
+    ca, cert, _ = pki
+    tls_port = free_port()
+    kam = TlsCarrier(tmp_path, free_port(), [tls_port], cert.cert, cert.key)
+    kam.start()
+    cfg = node_config(tmp_path, free_port(), free_port(), f"""\
+trunks:
+  - name: provider
+    tls: {{ca_file: "{ca.pem}", server_name: carrier.test}}
+    register: {{registrar: "sips:127.0.0.1:{tls_port}", username: trunk1, password: S3cret-Trunk}}
+""")
+    nt = start_node(cfg)
+    try:
+        wait_for(lambda: kam.registered() >= 1, "the registration over TLS")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", 0))
+            me = s.getsockname()[1]
+            sdp = (f"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+                   f"m=audio {free_port()} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n")
+            # the provider's call to the registered user (the DID in To), relayed by Kamailio over TLS to the node
+            msg = (f"INVITE sip:trunk1@127.0.0.1:{kam.port} SIP/2.0\r\n"
+                   f"Via: SIP/2.0/UDP 127.0.0.1:{me};branch=z9hG4bK{uuid.uuid4().hex};rport\r\nMax-Forwards: 70\r\n"
+                   f"From: <sip:+4930999@provider.test>;tag=p1\r\nTo: <sip:4001@provider.test>\r\n"
+                   f"Call-ID: {uuid.uuid4().hex}\r\nCSeq: 1 INVITE\r\nContact: <sip:c@127.0.0.1:{me}>\r\n"
+                   f"Content-Type: application/sdp\r\nContent-Length: {len(sdp)}\r\n\r\n{sdp}")
+            s.sendto(msg.encode(), ("127.0.0.1", kam.port))
+            wait_for(lambda: nt.call(lambda: nt.node.trunks.stats["provider"]["calls"]) == 1, "the call at the node")
+            wait_for(lambda: not nt.call(lambda: len(nt.node.calls.calls)), "the call to end")
+            nt.call(lambda: nt.node.records.flush(10))
+        (cdr,) = RecordStore(f"sqlite:///{tmp_path}/cdr.db").cdrs()
+        assert (cdr["called"], cdr["queue"], cdr["outcome"]) == ("4001", "q1", "overflowed")
+        assert nt.call(lambda: nt.node.endpoint.connector.stats["opened"]) == 1
+        assert nt.call(lambda: [c.proto for c in nt.node.endpoint.connections]) == ["tls"]
+    finally:
+        nt.stop()
         kam.stop()
