@@ -3,7 +3,8 @@ registers over TLS with digest and is pinged with OPTIONS on the same one connec
 for the registered contact come back on that connection (the node has no TLS listener of its own); a carrier whose
 certificate does not verify (another CA, another name, not the pinned one) is refused before anything is sent,
 and a pinned one is taken; an agent's outbound call leaves through the TLS trunk and the called party's hang-up
-comes back on the same connection. Waits are for conditions; their deadlines only bound a hang."""
+comes back on the same connection, after a first trunk whose certificate does not verify was given up at once.
+Waits are for conditions; their deadlines only bound a hang."""
 
 from __future__ import annotations
 
@@ -16,7 +17,10 @@ import uuid
 import pytest
 
 from tests.conftest import free_port
+from tests.integration.test_trunk_outbound import agent_phone, signed_in
 from tests.integration.test_trunks_kamailio import metrics, node_config, start_node, wait_for
+from tests.support.cc import cc_node
+from tests.support.cc import wait_for as wait_phones
 from tests.support.certs import Ca
 from softswitch.records.store import RecordStore
 from tests.support.kamailio_tls import TlsCarrier
@@ -26,6 +30,12 @@ from tools.kamailioserver import MODULES, kamailio_binary, request
 pytestmark = pytest.mark.skipif(kamailio_binary() is None or not os.path.exists(MODULES + "tls.so"),
                                 reason="kamailio or its tls module missing: run tools/install-sysdeps.sh")
 DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "sipp")
+
+
+@pytest.fixture(scope="module")
+def phones():
+    from tools.softphone import Softphones      # pjsua2 starts only for the test that has phones
+    return Softphones.get()
 
 
 @pytest.fixture
@@ -123,14 +133,10 @@ def test_a_carrier_whose_certificate_does_not_verify_is_refused_and_a_pinned_one
 
 
 @pytest.mark.skipif(SIPP is None, reason="sipp missing: run tools/install-sysdeps.sh")
-def test_an_agents_call_leaves_through_the_tls_trunk_and_the_called_partys_hang_up_comes_back_on_it(tmp_path, pki):
-    from tools.softphone import Softphones
-    from tests.integration.test_trunk_outbound import agent_phone, signed_in
-    from tests.support.cc import cc_node
-    from tests.support.cc import wait_for as wait_phones
-    phones = Softphones.get()
-    ca, cert, _ = pki
-    tls_port, callee_port = free_port(), free_port()
+def test_an_agents_call_fails_over_from_an_unverified_carrier_to_a_verified_one_and_the_hang_up_comes_back_on_it(
+        phones, tmp_path, pki):
+    ca, cert, other = pki
+    tls_port, bad_port, callee_port = free_port(), free_port(), free_port()
     callee_dir = tmp_path / "callee"
     callee_dir.mkdir()
     callee = subprocess.Popen(
@@ -138,16 +144,20 @@ def test_an_agents_call_leaves_through_the_tls_trunk_and_the_called_partys_hang_
          "-m", "1", "-nostdin", "-trace_msg", "-message_file", str(callee_dir / "messages.log"),
          "-trace_err", "-error_file", str(callee_dir / "errors.log")],
         cwd=callee_dir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    kam = TlsCarrier(tmp_path, free_port(), [tls_port], cert.cert, cert.key, callee=callee_port)
+    kam = TlsCarrier(tmp_path, free_port(), [tls_port, bad_port], cert.cert, cert.key, callee=callee_port)
     kam.start()
     trunks = f"""
 trunks:
+  - name: unverified              # the same carrier, but its certificate is not from the CA this trunk trusts
+    proxy: 127.0.0.1:{bad_port}
+    transport: tls
+    tls: {{ca_file: "{other.pem}", server_name: carrier.test}}
   - name: carrier
     proxy: 127.0.0.1:{tls_port}
     transport: tls
     tls: {{ca_file: "{ca.pem}", server_name: carrier.test}}
 dial_plan:
-  routes: [{{numbers: "+49*", trunks: [carrier]}}]
+  routes: [{{numbers: "+49*", trunks: [unverified, carrier]}}]
   caller_id: {{default: "+4930555000", queues: {{support: "+4930555100"}}}}
 """
     try:
@@ -158,7 +168,12 @@ dial_plan:
                 rec = agent.call(f"sip:+4930123456@127.0.0.1:{port}")
                 assert phones.wait(lambda: rec.state == "CONFIRMED", 30), rec.states
                 assert api.state()["state"] == "talking"
+                # the unverified carrier's connection was refused before the INVITE was sent: the call went on
+                # to the next trunk at once (a transport error, not the 4 s attempt timeout)
                 (invite,) = kam.received("INVITE")
+                m = metrics(http)
+                assert 'softswitch_trunk_failures_total{kind="outbound",trunk="unverified"} 1.0' in m
+                assert 'softswitch_trunk_outbound_attempts_total{trunk="carrier"} 1.0' in m
                 assert " over tls " in invite and f"to port {tls_port} " in invite
                 assert re.search(r"via=<SIP/2\.0/TLS 127\.0\.0\.1:\d+;rport;alias;branch=", invite), invite
                 assert re.search(r"contact=<<sip:softswitch@127\.0\.0\.1:\d+;transport=tls>>", invite), invite
@@ -171,7 +186,7 @@ dial_plan:
                 assert bye, kam.received("BYE")
                 assert wait_phones(lambda: api.state()["state"] in ("wrap_up", "idle"), 10, phones)
                 stats = nt.call(lambda: dict(nt.node.endpoint.connector.stats))
-                assert stats["opened"] == 1 and stats["failed"] == 0
+                assert stats["opened"] == 1 and stats["failed"] == 1
             finally:
                 phones.remove(agent)
     finally:
