@@ -18,7 +18,10 @@ import pytest
 
 from tests.conftest import free_port
 from tests.integration.test_trunk_outbound import agent_phone, signed_in
-from tests.integration.test_trunks_kamailio import metrics, node_config, start_node, wait_for
+from softswitch.node.compose import Node, credentials_from_config, options_from_config
+from softswitch.settings import load_config
+from tests.conftest import NodeThread
+from tests.integration.test_trunks_kamailio import metrics, node_config, node_yaml, start_node, wait_for
 from tests.support.cc import cc_node
 from tests.support.cc import wait_for as wait_phones
 from tests.support.certs import Ca
@@ -229,6 +232,47 @@ trunks:
         assert (cdr["called"], cdr["queue"], cdr["outcome"]) == ("4001", "q1", "overflowed")
         assert nt.call(lambda: nt.node.endpoint.connector.stats["opened"]) == 1
         assert nt.call(lambda: [c.proto for c in nt.node.endpoint.connections]) == ["tls"]
+    finally:
+        nt.stop()
+        kam.stop()
+
+
+def test_a_reload_that_changes_how_the_carrier_is_checked_drops_the_connection_checked_the_old_way(tmp_path, pki):
+    ca, cert, _ = pki
+    tls_port = free_port()
+    kam = TlsCarrier(tmp_path, free_port(), [tls_port], cert.cert, cert.key)
+    kam.start()
+    path = tmp_path / "node.yaml"
+    port, http = free_port(), free_port()
+
+    def write(tls: str) -> None:
+        path.write_text(node_yaml(tmp_path, port, http, f"""\
+trunks:
+  - name: carrier
+    transport: tls
+    tls: {{{tls}}}
+    register: {{registrar: "sip:127.0.0.1:{tls_port}", username: trunk1, password: S3cret-Trunk,
+               retry: 200ms, retry_max: 1s}}
+"""))
+    write(f'ca_file: "{ca.pem}", server_name: carrier.test')
+    cfg = load_config(path)
+    nt = NodeThread(lambda loop: Node(options_from_config(cfg), cfg, loop, credentials_from_config(cfg)))
+    nt.start()
+    connector = nt.call(lambda: nt.node.endpoint.connector)
+    try:
+        wait_for(lambda: nt.call(lambda: nt.node.trunks.registrations["carrier"].state) == "registered", "registered")
+        # now pinned to a certificate the carrier does not have: the open connection goes, and no new one is taken
+        write('pin_sha256: ["' + "CD:" * 31 + 'CD"]')
+        assert nt.call(lambda: nt.node.reload(str(path)))["changes"]["trunks"] == ["carrier"]
+        wait_for(lambda: nt.call(lambda: connector.stats["failed"]) >= 2, "the new check refusing the carrier")
+        assert nt.call(lambda: nt.node.endpoint.connections) == set()
+        assert nt.call(lambda: nt.node.trunks.registrations["carrier"].state) != "registered"
+        # pinned to the carrier's own certificate: taken again, on a new connection
+        write(f'pin_sha256: ["{cert.sha256}"]')
+        assert nt.call(lambda: nt.node.reload(str(path)))["ok"]
+        wait_for(lambda: nt.call(lambda: nt.node.trunks.registrations["carrier"].state) == "registered",
+                 "registered with the pin")
+        assert nt.call(lambda: connector.stats["opened"]) == 2
     finally:
         nt.stop()
         kam.stop()
