@@ -113,6 +113,16 @@ class Connector:
         self.last_error: dict[tuple[str, str, int], str] = {}   # why the last connect to a destination failed
         self.log = log.get("sip")
 
+    def set_tls(self, policies: dict[tuple[str, int], ClientTls]) -> None:
+        """Replace the TLS policies: a destination whose policy changed (or went) loses its connection, so the
+        next message opens one checked the new way."""
+        for key in set(self.tls) | set(policies):
+            if self.tls.get(key) != policies.get(key):
+                conn = self.endpoint.find_connection("tls", *key)
+                if conn is not None:
+                    conn.close()
+        self.tls = dict(policies)
+
     def dialable(self, target: Target) -> bool:
         return target.proto == "tcp" or (target.proto == "tls" and (target.host, target.port) in self.tls)
 

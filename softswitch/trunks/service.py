@@ -251,8 +251,7 @@ class TrunkService:
         return Target(proto, addrs[0], port) if addrs else None
 
     def _install_tls(self) -> None:
-        """Tell the endpoint's connector how to check each TLS destination of the trunks (proxy, registrar): a
-        destination whose policy changed loses its connection, so the next message opens one checked anew."""
+        """Tell the endpoint's connector how to check each TLS destination of the trunks (proxy, registrar)."""
         policies: dict[tuple[str, int], ClientTls] = {}
         for t in self.settings.trunks:
             dests = []
@@ -267,13 +266,7 @@ class TrunkService:
                                    s.certificate, s.connect_timeout)
                 for addr in self.resolved.get(host) or ((host,) if parse_address(host) is not None else ()):
                     policies.setdefault((addr, port), policy)
-        connector = self.endpoint.connector
-        for key in set(connector.tls) | set(policies):
-            if connector.tls.get(key) != policies.get(key):
-                conn = self.endpoint.find_connection("tls", *key)
-                if conn is not None and key in connector.tls:
-                    conn.close()
-        connector.tls = policies
+        self.endpoint.connector.set_tls(policies)
         for key, p in policies.items():
             if not p.verify:
                 self.log.warning("trunk_tls_not_verified", host=key[0], port=key[1])
