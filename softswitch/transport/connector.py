@@ -133,10 +133,7 @@ class Connector:
         if conn is not None:
             conn.send(data)
             return
-        p = self.pending.get(key)
-        if p is None:
-            p = self.pending[key] = _Pending()
-            p.task = self.endpoint.loop.create_task(self._open(key, p))
+        p = self._opening(key)
         if len(p.queue) >= self.max_queued:
             p.dropped += 1
             self.stats["dropped"] += 1
@@ -149,14 +146,19 @@ class Connector:
         conn = self.endpoint.find_connection(*key)
         if conn is not None:
             return conn
+        p = self._opening(key)
+        conn = await asyncio.shield(p.task)
+        if conn is None:
+            raise ConnectionError(self.last_error.get(key) or f"cannot connect to {key[0]}:{key[1]}:{key[2]}")
+        return conn
+
+    def _opening(self, key: tuple[str, str, int]) -> _Pending:
+        """The connect under way to this destination, started now if there is none."""
         p = self.pending.get(key)
         if p is None:
             p = self.pending[key] = _Pending()
             p.task = self.endpoint.loop.create_task(self._open(key, p))
-        conn = await asyncio.shield(p.task)
-        if conn is None:
-            raise ConnectionError(f"cannot connect to {key[0]}:{key[1]}:{key[2]}")
-        return conn
+        return p
 
     async def _open(self, key: tuple[str, str, int], p: _Pending) -> StreamConnection | None:
         proto, host, port = key
