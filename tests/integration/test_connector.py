@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 
 from softswitch.endpoint import Endpoint
 from softswitch.sip.message import Request
 from softswitch.sip.uri import parse_uri
 from softswitch.transport.base import Target
-from softswitch.transport.connector import ClientTls
+from softswitch.transport.connector import ClientTls, client_context
 
 
 class Peer:
@@ -155,3 +156,13 @@ def test_tls_is_dialled_only_to_a_destination_with_a_policy():
         ep.stop()
         peer.close()
     run(main())
+
+
+def test_client_contexts_ask_for_tls_1_2_or_later_and_check_what_the_policy_says():
+    checked = client_context(ClientTls("sbc.carrier.test"))
+    assert checked.minimum_version == ssl.TLSVersion.TLSv1_2
+    assert checked.check_hostname and checked.verify_mode == ssl.CERT_REQUIRED
+    pinned = client_context(ClientTls("sbc.carrier.test", pins=(b"\0" * 32,)))   # the pin is checked instead
+    assert pinned.minimum_version == ssl.TLSVersion.TLSv1_2 and pinned.verify_mode == ssl.CERT_NONE
+    lab = client_context(ClientTls("sbc.carrier.test", verify=False))
+    assert not lab.check_hostname and lab.verify_mode == ssl.CERT_NONE
