@@ -20,7 +20,8 @@ from .sip.parser import parse_message
 from .sip.transaction import Transaction, TransactionLayer
 from .sip.uas import check_request, error_answer, error_response, response_address, stamp_via
 from .transport.base import Target
-from .transport.tcp import StreamConnection, connect_tcp
+from .transport.connector import Connector
+from .transport.tcp import StreamConnection
 
 Handler = Callable[[Transaction, Request], None]
 
@@ -62,6 +63,7 @@ class Endpoint:
         self.stateless: dict[str, Callable] = {}     # method -> fn(req, src) answering without a transaction
         self.filters: list[Callable[[Request, Target], bool]] = []   # return False to drop silently
         self.flow_listeners: list[Callable] = []     # fn(conn): a stream connection closed
+        self.connector = Connector(self)             # the connections the node opens (TCP, TLS)
 
     def now(self) -> float:
         return self.loop.time()
@@ -242,17 +244,18 @@ class Endpoint:
             if self.udp:
                 self.udp[0].send(data, target)
             return
-        # A stream whose connection is gone: open a new one to the same address (RFC 3261 s. 18.2.2).
+        # A stream whose connection is gone: the destination's own connection, opened if need be (RFC 3261
+        # s. 18.2.2); browsers and TLS phones cannot be dialled back on their ephemeral port: they reconnect
+        # and register again themselves (TLS is dialled only to destinations given a TLS policy: trunks)
+        connector = self.connector
+        if connector.dialable(target):
+            connector.send(data, target)
+            return
         existing = self.find_connection(target.proto, target.host, target.port)
         if existing is not None:
             existing.send(data)
             return
-        if target.proto in ("ws", "wss", "tls"):
-            # browsers and TLS phones cannot be dialled back on their ephemeral port: they reconnect and
-            # register again themselves
-            self.log.info("flow_gone", proto=target.proto, host=target.host, port=target.port)
-            return
-        self.loop.create_task(self._connect_and_send(data, target))
+        self.log.info("flow_gone", proto=target.proto, host=target.host, port=target.port)
 
     def find_connection(self, proto: str, host: str, port: int) -> StreamConnection | None:
         for c in self.connections:
@@ -260,12 +263,15 @@ class Endpoint:
                 return c
         return None
 
-    async def _connect_and_send(self, data: bytes, target: Target) -> None:
-        try:
-            conn = await connect_tcp(self.loop, self, target.host, target.port)
-            conn.send(data)
-        except OSError as exc:
-            self.log.info("stream_connect_failed", host=target.host, port=target.port, error=str(exc))
+    def on_connect_failed(self, proto: str, host: str, port: int) -> None:
+        """A connection to this destination could not be opened: the client transactions waiting for their
+        first answer from it fail now with a transport error (RFC 3261 s. 8.1.3.1)."""
+        layer, now = self.layer, self.loop.time()
+        for tx in list(layer.client.values()):
+            t = tx.target
+            if tx.state in ("calling", "trying") and (t.proto, t.host, t.port) == (proto, host, port):
+                layer.transport_error(tx, now)
+        self.flush()
 
     # --- timers ------------------------------------------------------------------------------------------
     def _rearm(self) -> None:
@@ -309,5 +315,6 @@ class Endpoint:
             self._timer = None
         for u in self.udp:
             u.close()
+        self.connector.close()
         for c in list(self.connections):
             c.close()

@@ -2,7 +2,8 @@
 # Installs the system programs the test suite uses as real peers (SIPp, a PostgreSQL server for the
 # records tests: tools/pgserver.py, a Redis server for the location store tests: tools/redisserver.py), the
 # headless browser of the wallboard test (Chromium) and two desktop softphones that register and take queued
-# calls in tests/integration/test_real_phones.py (baresip, linphonec) and Kamailio as a trunk's provider, when missing and root.
+# calls in tests/integration/test_real_phones.py (baresip, linphonec) and Kamailio (with its TLS module) as a
+# trunk's provider or carrier, when missing and root.
 set -euo pipefail
 need=()
 command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
@@ -15,6 +16,8 @@ command -v baresip >/dev/null 2>&1 || need+=(baresip-core)
 command -v linphonec >/dev/null 2>&1 || need+=(linphone-cli)
 # Kamailio: the SIP provider (registrar with digest auth, OPTIONS peer) a trunk registers to in tests/integration
 command -v kamailio >/dev/null 2>&1 || [ -x /usr/sbin/kamailio ] || need+=(kamailio)
+# its tls module: Kamailio as a carrier over TLS for the trunks' outbound TLS tests
+compgen -G '/usr/lib/*/kamailio/modules/tls.so' >/dev/null || need+=(kamailio-tls-modules)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" != 0 ]; then
     echo "missing: ${need[*]} (run as root, or install them with your package manager)" >&2

@@ -206,7 +206,8 @@ class CallControl:
 
     def via_for(self, proto: str) -> str:
         host, port = self._hostport(proto)
-        return f"SIP/2.0/{proto.upper()} {host}:{port};rport"
+        # alias (RFC 5923): a TLS peer (a trunk) may send its requests for our Contact back on this connection
+        return f"SIP/2.0/{proto.upper()} {host}:{port};rport" + (";alias" if proto == "tls" else "")
 
     def media_port(self) -> int:
         """Even ports round the configured range (RTP on even, RTCP on odd)."""

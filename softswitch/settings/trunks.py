@@ -6,6 +6,7 @@ outbound number takes (see config/example.yaml for a commented trunk).
         addresses: [203.0.113.10, 198.51.100.0/24, sbc.carrier.example]   # who it is, by source address
         proxy: sbc.carrier.example:5060      # where requests to it go (default: its first address, port 5060)
         transport: udp                       # udp, tcp or tls
+        tls: {ca_file: ..., server_name: ...} # how a tls carrier's certificate is checked (see trunk_tls.py)
         codecs: [PCMA, PCMU]
         called_number: ruri                  # ruri, to, diversion or p-called-party-id (default: to with register)
         numbers: {country_code: "49", strip: "99#", send_as: national}
@@ -41,6 +42,7 @@ from . import reader as R
 from .reader import MISSING, Bad, Reader
 from .secrets import parse_softphone_hash
 from .source import Located
+from .trunk_tls import TrunkTls, read_trunk_tls
 
 REACH = ("acd", "ivr", "agents", "all")
 CODECS = ("PCMU", "PCMA", "telephone-event")
@@ -91,6 +93,7 @@ class Trunk:
     outbound_auth: Secret | None = None
     options: OptionsPing | None = None
     register: Registration | None = None
+    tls: TrunkTls = TrunkTls()
 
     def may_reach(self, kind: str) -> bool:
         """kind: acd, ivr, agents."""
@@ -113,6 +116,14 @@ class TrunkSettings:
 
     def trunk(self, name: str) -> Trunk | None:
         return next((t for t in self.trunks if t.name == name), None)
+
+
+def register_proto(reg: Registration, default: str = "udp") -> str:
+    """The transport a registration goes over: the registrar URI's (sips: is TLS), else the trunk's."""
+    uri = parse_uri(reg.registrar)
+    if uri.scheme == "sips":
+        return "tls"
+    return (uri.param("transport") or default).lower()
 
 
 def _address(r, loc, path) -> str:
@@ -178,7 +189,8 @@ def _trunk(r: Reader, item: Located, path: str, realm: str) -> Trunk | None:
         "calls_per_second": (R.integer(0, 100000), 0), "burst": (R.integer(0, 1000000), 0),
         "max_calls": (R.integer(0, 1000000), 0), "reach": (R.list_of(R.choice(*REACH), 1), None),
         "inbound_auth": (lambda r, l, p: l, None), "outbound_auth": (lambda r, l, p: l, None),
-        "options": (lambda r, l, p: l, None), "register": (lambda r, l, p: l, None)})
+        "options": (lambda r, l, p: l, None), "register": (lambda r, l, p: l, None),
+        "tls": (lambda r, l, p: l, None)})
     n = r.mapping(t["numbers"], f"{path}.numbers", {
         "country_code": (_digits, ""), "national_prefix": (_digits, "0"), "international_prefix": (_digits, "00"),
         "strip": (_prefix, ""), "add": (_prefix, ""), "send_as": (R.choice(*FORMATS), "e164")})
@@ -218,10 +230,9 @@ def _trunk(r: Reader, item: Located, path: str, realm: str) -> Trunk | None:
         return None
     if not t["addresses"] and inbound is None and register is None and t["proxy"] is None:
         r.error(item.line, path, "a trunk needs addresses, inbound_auth, register or a proxy (who it is)")
-    if t["transport"] == "tls" and (options is not None or register is not None):
-        # the node answers TLS but does not dial it yet: its own requests would never leave
-        r.error(item.items["transport"].line, f"{path}.transport",
-                "options and register need udp or tcp (the node does not open TLS connections yet)")
+    tls = read_trunk_tls(r, t["tls"], f"{path}.tls")
+    if t["tls"] is not None and t["transport"] != "tls" and (register is None or register_proto(register) != "tls"):
+        r.error(item.items["tls"].line, f"{path}.tls", "only used with transport: tls (or a sips: registrar)")
     proxy = t["proxy"]
     if proxy is not None and proxy[1] == 0:
         proxy = (proxy[0], 5061 if t["transport"] == "tls" else 5060)
@@ -231,7 +242,7 @@ def _trunk(r: Reader, item: Located, path: str, realm: str) -> Trunk | None:
                  # calls on a registration are sent to the registered contact: the DID is in To
                  t["called_number"] or ("to" if register is not None else "ruri"),
                  NumberPlan(**n), float(cps), t["burst"] or max(1, cps), t["max_calls"] or 0,
-                 tuple(t["reach"]) if t["reach"] else ("all",), inbound, outbound, options, register)
+                 tuple(t["reach"]) if t["reach"] else ("all",), inbound, outbound, options, register, tls)
 
 
 _digits = R.matching(r"[0-9]{0,6}", 'up to 6 digits (quote it: "49")')

@@ -12,7 +12,6 @@ from ..sip.errors import SipError
 from ..sip.message import Request, Response
 from ..sip.uri import parse_uri
 from ..transport.base import Target
-from ..transport.tcp import connect_tcp
 from .ping import Arm as PingArm
 from .ping import Changed, Ping, PingState, answered
 from .register import Account, Arm, Registration, Send
@@ -41,7 +40,9 @@ class _Client:
         self.seq += 1
         seq = self.seq
         branch = ep.layer.new_branch()
-        headers = [["Via", f"SIP/2.0/{self.target.proto.upper()} {_h(host)}:{port};rport;branch={branch}"],
+        # alias (RFC 5923): the provider may send its requests for our Contact back on this connection
+        alias = ";alias" if self.target.proto == "tls" else ""
+        headers = [["Via", f"SIP/2.0/{self.target.proto.upper()} {_h(host)}:{port};rport{alias};branch={branch}"],
                    ["Max-Forwards", "70"], ["From", f"{to};tag={self.tag}"], ["To", to],
                    ["Call-ID", self.call_id], ["CSeq", f"{self.cseq} {method}"]] + extra
         if ep.user_agent:
@@ -97,8 +98,8 @@ class RegisterClient(_Client):
         self.svc.changed(self.trunk.name)
 
     def _send(self, extra) -> None:
-        """Over TCP the connection is opened first, so a provider that refuses it is a network error now (and
-        a back-off), not a transaction left to time out."""
+        """Over TCP and TLS the connection is opened first, so a provider that refuses it (or whose certificate
+        does not verify) is a network error now (and a back-off), not a transaction left to time out."""
         t = self.target
         if t.proto == "udp" or self.svc.endpoint.find_connection(t.proto, t.host, t.port) is not None:
             self._request("REGISTER", self.machine.account.registrar, f"<{self.aor}>", extra, self._answer)
@@ -109,7 +110,7 @@ class RegisterClient(_Client):
     async def _connect_then(self, extra) -> None:
         t = self.target
         try:
-            await connect_tcp(self.loop, self.svc.endpoint, t.host, t.port)
+            await self.svc.endpoint.connector.connect(t)
         except OSError as exc:
             if not self.stopped:
                 self.svc.log.info("trunk_connect_failed", trunk=self.trunk.name, error=str(exc))

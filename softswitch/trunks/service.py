@@ -18,7 +18,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from ..sip.errors import SipError
 from ..sip.message import make_response
 from ..sip.uri import parse_uri
+from ..settings.trunks import register_proto
 from ..transport.base import Target
+from ..transport.connector import ClientTls
 from .admission import on_trunk_invite
 from .caps import CallCaps
 from .clients import Pinger, RegisterClient
@@ -180,8 +182,8 @@ class TrunkService:
         self.settings = settings
         self._retune_caps()
         restart = [t for n, t in new.items() if n not in old or (old[n].register, old[n].options, old[n].target(),
-                                                                  old[n].transport) != (t.register, t.options,
-                                                                                        t.target(), t.transport)]
+                                                                  old[n].transport, old[n].tls) != (
+            t.register, t.options, t.target(), t.transport, t.tls)]
         for n in [n for n in old if n not in new] + [t.name for t in restart]:
             if n in self.registrations:
                 self.registrations.pop(n).unregister()
@@ -231,6 +233,7 @@ class TrunkService:
                 self.log.warning("trunk_host_unresolved", host=host, error=str(exc))
                 self.resolved.setdefault(host, ())
         self._reindex()
+        self._install_tls()
 
     def _reindex(self) -> None:
         table: dict[str, tuple[str, ...]] = {}
@@ -247,11 +250,32 @@ class TrunkService:
         addrs = self.resolved.get(host) or ((host,) if parse_address(host) is not None else ())
         return Target(proto, addrs[0], port) if addrs else None
 
+    def _install_tls(self) -> None:
+        """Tell the endpoint's connector how to check each TLS destination of the trunks (proxy, registrar)."""
+        policies: dict[tuple[str, int], ClientTls] = {}
+        for t in self.settings.trunks:
+            dests = []
+            if t.transport == "tls" and t.target() is not None:
+                dests.append(t.target())
+            if t.register is not None and register_proto(t.register, t.transport) == "tls":
+                uri = parse_uri(t.register.registrar)
+                dests.append((uri.host.strip("[]"), uri.port or 5061))
+            s = t.tls
+            for host, port in dests:
+                policy = ClientTls(s.server_name or host, s.ca_file, not s.insecure_skip_verify, s.pins,
+                                   s.certificate, s.connect_timeout)
+                for addr in self.resolved.get(host) or ((host,) if parse_address(host) is not None else ()):
+                    policies.setdefault((addr, port), policy)
+        self.endpoint.connector.set_tls(policies)
+        for key, p in policies.items():
+            if not p.verify:
+                self.log.warning("trunk_tls_not_verified", host=key[0], port=key[1])
+
     def _start_clients(self, trunks) -> None:
         for t in trunks:
             if t.register is not None and t.name not in self.registrations:
                 uri = parse_uri(t.register.registrar)
-                proto = (uri.param("transport") or t.transport).lower()
+                proto = register_proto(t.register, t.transport)
                 target = self._target(uri.host.strip("[]"), uri.port or (5061 if proto == "tls" else 5060), proto)
                 if target is not None:
                     self.registrations[t.name] = c = RegisterClient(self, t, target)

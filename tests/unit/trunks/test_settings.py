@@ -189,11 +189,11 @@ def test_an_outbound_call_walks_the_dial_plan_with_each_trunks_format_and_caller
     assert call.walk.tried == [("a", 503), ("b", "timeout")]
 
 
-def test_tls_trunks_take_calls_but_cannot_be_pinged_or_register_yet():
-    assert cfg("trunks: [{name: t, addresses: [192.0.2.1], transport: tls}]\n").trunks.trunks[0].target() == \
-        ("192.0.2.1", 5061)
-    got = problems("trunks: [{name: t, addresses: [192.0.2.1], transport: tls, options: true}]\n")
-    assert any(k == "trunks[0].transport" and "need udp or tcp" in m for (_, k), m in got.items())
+def test_tls_trunks_default_to_5061_and_may_be_pinged_and_register():
+    t = cfg("trunks: [{name: t, addresses: [192.0.2.1], transport: tls, options: true,\n"
+            "          register: {registrar: 'sip:192.0.2.1', username: u, password: p}}]\n").trunks.trunks[0]
+    assert t.target() == ("192.0.2.1", 5061) and t.options is not None and t.register is not None
+    assert t.tls.ca_file is None and not t.tls.insecure_skip_verify        # the system's CAs, checked
 
 
 def test_dial_plan_attempt_timeout_is_read_and_bounded():
