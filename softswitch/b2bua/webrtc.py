@@ -396,6 +396,13 @@ class WebRtcLeg:
                 self._tap_events(self._audio)
         return answer.encode()
 
+    def check_offer(self, offer_sdp: bytes) -> None:
+        """Raise (ValueError or a parse error) unless reanswer() can take this offer: checked before the other side
+        of the call is asked to change anything."""
+        desc = aiortc_sdp.SessionDescription.parse(offer_sdp.decode("latin-1"))
+        if not desc.media or any(m.port and not (m.ice.usernameFragment and m.ice.password) for m in desc.media):
+            raise ValueError("the offer has no media or no ICE credentials")
+
     def _check_stable(self) -> None:
         if self.closed:
             raise RuntimeError("leg is closed")
