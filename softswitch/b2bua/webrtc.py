@@ -36,9 +36,9 @@ Documented choices:
   first video m-line of a browser's offer (sendrecv). Without ``video=True`` video m-lines are rejected.
   The video the browser sends is decoded by aiortc and exposed as ``remote_video`` (a track; a drain task
   keeps reading it through a shared ``MediaRelay`` so frames never pile up while nobody watches it).
-  ``send_video(track)`` sends another leg's ``remote_video`` to this browser (``sender.replaceTrack`` of a
-  non-buffered relay subscription: the latest frame only, aiortc re-encodes it); until then the video
-  sender sends nothing. Further audio/video m-lines (and any other kind) are answered rejected (port 0,
+  ``send_video(track)`` sends another leg's ``remote_video`` to this browser (the sender holds a VideoFeed,
+  webrtc_video.py, fed by a non-buffered relay subscription: the latest frame only, aiortc re-encodes it);
+  until then the video sender sends nothing. Further audio/video m-lines (and any other kind) are answered rejected (port 0,
   removed from the BUNDLE group, the transceiver set inactive); ``rejected_mids`` lists what was refused.
 * Renegotiation (voice <-> video, re-INVITEs): ``reoffer(video)`` / ``reanswer(offer, video)`` keep audio and
   add the video transceiver (max-bundle: it shares the one ICE/DTLS transport) or set it inactive. aiortc has no

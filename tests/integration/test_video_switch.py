@@ -22,15 +22,36 @@ def _flowing(stats_of, key: str, more: int = 10, timeout: float = 30):
     return _until(lambda: (lambda s: s if s[key] > start + more else None)(stats_of()), timeout, step=0.25)
 
 
-def _switch(agent, expect, n: int, to: str) -> dict:
+def _switch(agent, expect, n: int, to: str, phones=None) -> dict:
     """Press the switch button and wait for the page to record the n-th switch."""
     button = agent.locator("#btn-switch-video")
     expect(button).to_be_enabled()
     expect(button).to_have_text("Switch to video" if to == "video" else "Switch to voice")
     button.click()
-    done = _until(lambda: len(agent.evaluate("window.agentDesk.switches")) >= n, 20)
+    done = _until(lambda: len(agent.evaluate("window.agentDesk.switches")) >= n, 20, phones)
     assert done, (agent.evaluate("window.agentDesk"), agent.evaluate("window.agentPage"))
     return agent.evaluate("window.agentDesk.switches")[n - 1]
+
+
+def _agent_page(browser, base: str, expect, problems: list):
+    """The agent page of acme_carol with softphone 70003 registered and taking calls (not "Accept video calls")."""
+    actx = browser.new_context(viewport={"width": 1280, "height": 1000})
+    actx.add_init_script(TRACK_PCS)
+    actx.add_init_script(path=RTC_STATS)
+    agent = actx.new_page()
+    agent.set_default_timeout(TIMEOUT_MS)
+    agent.on("pageerror", lambda exc: problems.append(f"agent pageerror: {exc}"))
+    agent.goto(base + "/agent")
+    agent.fill("#account", "acme_carol")
+    agent.fill("#password", ACCOUNTS["acme_carol"])
+    agent.click("#login-submit")
+    agent.fill("#sp-password", PASSWORDS["70003"])
+    agent.click("#sp-connect")
+    expect(agent.locator("#sip-status")).to_have_attribute("data-sip", "registered")
+    agent.click("#btn-sign-in")
+    expect(agent.locator("#state")).to_have_attribute("data-state", "idle")
+    expect(agent.locator("#btn-switch-video")).to_be_disabled()        # no call yet
+    return agent
 
 
 def test_voice_call_switched_to_video_and_back(tmp_path):
@@ -43,22 +64,7 @@ def test_voice_call_switched_to_video_and_back(tmp_path):
         api.login("acme_carol")
         with headless_chromium(MEDIA_FLAGS) as browser, customer_page_server() as page_server:
             problems: list[str] = []
-            actx = browser.new_context(viewport={"width": 1280, "height": 1000})
-            actx.add_init_script(TRACK_PCS)
-            actx.add_init_script(path=RTC_STATS)
-            agent = actx.new_page()
-            agent.set_default_timeout(TIMEOUT_MS)
-            agent.on("pageerror", lambda exc: problems.append(f"agent pageerror: {exc}"))
-            agent.goto(base + "/agent")
-            agent.fill("#account", "acme_carol")
-            agent.fill("#password", ACCOUNTS["acme_carol"])
-            agent.click("#login-submit")
-            agent.fill("#sp-password", PASSWORDS["70003"])
-            agent.click("#sp-connect")
-            expect(agent.locator("#sip-status")).to_have_attribute("data-sip", "registered")
-            agent.click("#btn-sign-in")
-            expect(agent.locator("#state")).to_have_attribute("data-state", "idle")
-            expect(agent.locator("#btn-switch-video")).to_be_disabled()        # no call yet
+            agent = _agent_page(browser, base, expect, problems)
 
             customer = browser.new_context(viewport={"width": 1100, "height": 560}).new_page()
             customer.set_default_timeout(TIMEOUT_MS)
@@ -116,4 +122,53 @@ def test_voice_call_switched_to_video_and_back(tmp_path):
             assert _until(lambda: agent.evaluate("window.agentPage.call") == "ended", 10)
             expect(agent.locator("#video-panel")).to_be_hidden()
             print("screenshots", *shots, sep="\n")
+            assert not [p for p in problems if "pageerror" in p], problems
+
+
+def test_switch_to_video_with_a_sip_phone_customer_is_refused_and_the_call_goes_on(tmp_path):
+    """The customer is a SIP phone (pjsua, audio only): the node cannot carry the browser's video to it, so the
+    re-INVITE is answered with the video m-line refused (port 0); the page says so, keeps the call as a voice call
+    (its camera off again) and the audio goes on."""
+    from tools.browser import headless_chromium
+    from tools.softphone import Softphones
+    expect = browser_expect(TIMEOUT_MS)
+    phones = Softphones.get()
+
+    with video_node(tmp_path) as (nt, sip_port, http_port, ws_port):
+        base = f"http://127.0.0.1:{http_port}"
+        api = Api(http_port)
+        api.login("acme_carol")
+        with headless_chromium(MEDIA_FLAGS) as browser:
+            problems: list[str] = []
+            agent = _agent_page(browser, base, expect, problems)
+            cust = phones.account("5559000", "x", f"127.0.0.1:{sip_port}", domain="cc.test", register=False,
+                                  auto_answer=False, tone_hz=440)
+            call = None
+            try:
+                call = cust.call(f"sip:4002@127.0.0.1:{sip_port}")
+                assert _until(lambda: agent.evaluate("window.agentPage.call") == "active", 40, phones), \
+                    (agent.evaluate("window.agentPage"), problems)
+                assert _until(lambda: call.state == "CONFIRMED", 10, phones), call.states
+                astats = lambda: agent.evaluate(AGENT_STATS)                         # noqa: E731
+                start = astats()["audioBytesReceived"]
+                assert _until(lambda: astats()["audioBytesReceived"] > start + 1000, 20, phones), astats()
+
+                switched = _switch(agent, expect, 1, "video", phones)
+                assert switched["video"] is False, switched
+                expect(agent.locator("#call-error")).to_have_text("the other side did not take video")
+                expect(agent.locator("#video-panel")).to_be_hidden()
+                expect(agent.locator("#btn-switch-video")).to_have_text("Switch to video")
+                assert agent.evaluate("window.agentPage.call") == "active"
+                assert agent.evaluate("window.agentPage.desk.localStream().getVideoTracks().length") == 0
+                assert call.state == "CONFIRMED" and api.state()["state"] == "talking", (call.states, api.state())
+                more = astats()["audioBytesReceived"]
+                assert _until(lambda: astats()["audioBytesReceived"] > more + 2000, 20, phones), astats()
+
+                agent.click("#btn-hangup")
+                assert _until(lambda: call.ended_at is not None, 10, phones), call.states
+            finally:
+                phones.remove(cust, unregister=False)
+                if call is not None:        # no pjsua2 object may outlive the library (see test_agent_page)
+                    call.call = None
+                call = cust = None
             assert not [p for p in problems if "pageerror" in p], problems
