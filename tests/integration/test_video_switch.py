@@ -118,6 +118,16 @@ def test_voice_call_switched_to_video_and_back(tmp_path):
             assert _flowing(cstats, "videoFramesDecoded") and _flowing(astats, "videoFramesDecoded"), \
                 (cstats(), astats())
 
+            # hold and resume on the switched call (re-INVITEs the leg answers alone, from its new session)
+            agent.click("#btn-hold")
+            assert _until(lambda: agent.evaluate("window.agentPage.call") == "held", 10), \
+                agent.evaluate("window.agentPage")
+            expect(agent.locator("#btn-switch-video")).to_be_disabled()
+            agent.click("#btn-hold")
+            assert _until(lambda: agent.evaluate("window.agentPage.call") == "active", 10), \
+                agent.evaluate("window.agentPage")
+            assert _flowing(cstats, "videoFramesDecoded") and _flowing(astats, "audioBytesReceived", 2000)
+
             customer.evaluate("window.customer.hangup()")
             assert _until(lambda: agent.evaluate("window.agentPage.call") == "ended", 10)
             expect(agent.locator("#video-panel")).to_be_hidden()
