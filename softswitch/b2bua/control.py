@@ -38,6 +38,7 @@ from ..sip.transaction import Transaction
 from ..sip.uri import SipURI, parse_uri
 from .consults import consult_agent_calls, install as install_consults
 from .transfers import install as install_transfers
+from . import video_switch
 from ..transport.base import Target
 from ..widget.sip import admit_widget_call
 
@@ -513,9 +514,7 @@ class CallControl:
         call = leg.call
         other = call.other_side(leg) if call is not None else None
         headers = [("Contact", leg.contact()), ("Allow", self.ALLOW)]
-        se = req.get("Session-Expires")
-        if se:
-            headers.append(("Session-Expires", se))
+        headers += [("Session-Expires", se)] if (se := req.get("Session-Expires")) else []
         if sessions.relays_reinvite(bool(req.body), other, self.media is not None):
             # Relay the new session (hold/unhold, codec change) and answer with what the other side answers.
             def relayed(event, ctx, resp, tx=tx, req=req):
@@ -531,6 +530,8 @@ class CallControl:
                     self.endpoint.respond(tx, make_response(req, 500, headers=[("Retry-After", "2")]))
             other.reinvite(req.body, relayed)
             return
+        if self.media is not None and video_switch.switches_video(leg, other, req.body):   # browsers: voice <-> video
+            return drive(video_switch.carry(self, tx, req, leg, other, headers), self.done_for(call.id))
         # Media anchored here: a re-INVITE (hold, resume, refresh) is answered by this leg alone, with the
         # session it already has and the direction mirrored; the other party sees nothing.
         body = sessions.hold_answer(leg.local_sdp, req.body, leg.rtc is not None)

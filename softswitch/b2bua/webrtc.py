@@ -36,10 +36,13 @@ Documented choices:
   first video m-line of a browser's offer (sendrecv). Without ``video=True`` video m-lines are rejected.
   The video the browser sends is decoded by aiortc and exposed as ``remote_video`` (a track; a drain task
   keeps reading it through a shared ``MediaRelay`` so frames never pile up while nobody watches it).
-  ``send_video(track)`` sends another leg's ``remote_video`` to this browser (``sender.replaceTrack`` of a
-  non-buffered relay subscription: the latest frame only, aiortc re-encodes it); until then the video
-  sender sends nothing. Further audio/video m-lines (and any other kind) are answered rejected (port 0,
+  ``send_video(track)`` sends another leg's ``remote_video`` to this browser (the sender holds a VideoFeed,
+  webrtc_video.py, fed by a non-buffered relay subscription: the latest frame only, aiortc re-encodes it);
+  until then the video sender sends nothing. Further audio/video m-lines (and any other kind) are answered rejected (port 0,
   removed from the BUNDLE group, the transceiver set inactive); ``rejected_mids`` lists what was refused.
+* Renegotiation (voice <-> video, re-INVITEs): ``reoffer(video)`` / ``reanswer(offer, video)`` keep audio and
+  add the video transceiver (max-bundle: it shares the one ICE/DTLS transport) or set it inactive. aiortc has no
+  rollback: after a re-offer the browser refuses, further renegotiation raises RuntimeError.
 * DTMF from the browser (RFC 4733, e.g. RTCDTMFSender / JsSIP sendDTMF RFC2833): aiortc knows no
   telephone-event, so the audio m-line of our SDP gets one (8 kHz; in an answer the browser's payload type,
   in an offer one no bundled m-line uses), and the events are taken off the decrypted RTP before aiortc's
@@ -55,14 +58,19 @@ import logging
 import socket
 
 import av
+from aioice.ice import get_host_addresses
 import numpy as np
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc import sdp as aiortc_sdp
-from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from media import g711
 from media.rtp import RtpError, build_rtp, is_rtcp, parse_rtp
+from .webrtc_video import RELAY as _RELAY, VideoFeed
+from .webrtc_sdp import _add_telephone_event, _reject_mids, _telephone_event_pt, keep_negotiated, video_offered
+
+__all__ = ["WebRtcLeg", "host_addresses", "restrict_host_candidates", "video_offered",
+           "_add_telephone_event", "_telephone_event_pt"]
 
 log = logging.getLogger("softswitch.b2bua.webrtc")
 
@@ -75,9 +83,6 @@ PREBUFFER = 2                   # frames to collect after an underrun before pla
 _DECODE = {0: g711.ULAW_DECODE, 8: g711.ALAW_DECODE}
 EVENT_PT = 101                  # telephone-event between the gateway and the engine
 _WILDCARDS = ("", "0.0.0.0", "::")
-# One relay for every leg's received video: each source track gets one reader task, any number of consumers
-# (the drain of its own leg, the video sender of the other leg of the call).
-_RELAY = MediaRelay()
 
 
 # --- ICE host candidates ---------------------------------------------------------------------------------
@@ -85,7 +90,6 @@ _RELAY = MediaRelay()
 def host_addresses(address: str) -> list[str]:
     """The IPv4 addresses to gather host candidates on for a leg bound to `address`."""
     if address in _WILDCARDS:
-        from aioice.ice import get_host_addresses
         addrs = get_host_addresses(use_ipv4=True, use_ipv6=False)
         return ["127.0.0.1"] + [a for a in addrs if a != "127.0.0.1"]
     return [address]
@@ -119,71 +123,6 @@ def restrict_host_candidates(pc: RTCPeerConnection, addresses: list[str]) -> Non
 
         conn._softswitch_addresses = list(addresses)
         conn.get_component_candidates = get_component_candidates
-
-
-def _reject_mids(sdp_text: str, mids: set[str]) -> str:
-    """Set the port of the m-sections with these mids to 0 and take them out of BUNDLE groups."""
-    if not mids:
-        return sdp_text
-    sections: list[list[str]] = [[]]
-    for line in sdp_text.splitlines():
-        if line.startswith("m="):
-            sections.append([])
-        sections[-1].append(line)
-    out = []
-    for lines in sections[1:]:
-        mid = next((ln[6:] for ln in lines if ln.startswith("a=mid:")), None)
-        if mid in mids:
-            parts = lines[0].split(" ")
-            parts[1] = "0"
-            lines = [" ".join(parts)] + [ln for ln in lines[1:] if not ln.startswith(
-                ("a=candidate:", "a=end-of-candidates", "a=sendrecv", "a=sendonly", "a=recvonly",
-                 "a=inactive", "a=ssrc", "a=msid:"))] + ["a=inactive"]
-        out.append(lines)
-    head = []
-    for ln in sections[0]:
-        if ln.startswith("a=group:BUNDLE"):
-            items = [x for x in ln.split(" ")[1:] if x not in mids]
-            if not items:
-                continue
-            ln = " ".join(["a=group:BUNDLE"] + items)
-        head.append(ln)
-    return "\r\n".join(head + [ln for sec in out for ln in sec]) + "\r\n"
-
-
-def _telephone_event_pt(sdp_text: str) -> int | None:
-    """The payload type of telephone-event/8000 in the first audio m-section, if any."""
-    audio = False
-    for line in sdp_text.splitlines():
-        if line.startswith("m="):
-            if audio:
-                return None
-            audio = line.startswith("m=audio")
-        elif audio and line.lower().startswith("a=rtpmap:") and "telephone-event/8000" in line.lower():
-            try:
-                return int(line[9:].split(" ", 1)[0])
-            except ValueError:
-                return None
-    return None
-
-
-def _add_telephone_event(sdp_text: str, pt: int | None = None) -> tuple[str, int | None]:
-    """Our SDP with telephone-event/8000 on its first (non-rejected) audio m-line: payload type `pt`, or one
-    no m-section uses. Returns the text and the payload type (None when there is no audio to add it to)."""
-    lines = sdp_text.splitlines()
-    used = {int(x) for ln in lines if ln.startswith("m=") for x in ln.split(" ")[3:] if x.isdigit()}
-    if pt is None:
-        pt = next((p for p in (101, 126, 127, 110, 112, 113, 114, 115) if p not in used), None)
-    start = next((i for i, ln in enumerate(lines) if ln.startswith("m=audio ") and not ln.startswith("m=audio 0 ")),
-                 None)
-    if pt is None or start is None:
-        return sdp_text, None
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("m=")), len(lines))
-    at = max((i for i in range(start, end) if lines[i].startswith(("a=rtpmap:", "a=fmtp:", "a=rtcp-fb:"))),
-             default=end - 1) + 1
-    lines[start] += f" {pt}"
-    lines[at:at] = [f"a=rtpmap:{pt} telephone-event/8000", f"a=fmtp:{pt} 0-16"]
-    return "\r\n".join(lines) + "\r\n", pt
 
 
 # --- the two directions of audio -------------------------------------------------------------------------
@@ -306,7 +245,9 @@ class WebRtcLeg:
                           video_frames_from_browser=0, dtmf_to_engine=0)
         self.remote_video: MediaStreamTrack | None = None     # the browser's video, decoded (see send_video)
         self._video = None                                    # the video transceiver, when video is negotiated
-        self._video_out: MediaStreamTrack | None = None       # the relay subscription being sent to the browser
+        self._audio = None                                    # the audio transceiver bridged to the engine
+        self._event_pt: int | None = None                     # telephone-event payload type in our SDP
+        self._video_out = VideoFeed()                         # what the video sender sends (see send_video)
         self._out_track = EngineAudioTrack(self)
         self._transport = None
         self._rtcp_transport = None
@@ -346,7 +287,9 @@ class WebRtcLeg:
         self.gateway = self._transport.get_extra_info("sockname")[:2]
         self._engine_addr = (host, self.stream.port)
         self.stream.set_remote(self.gateway[0], self.gateway[1], pt=0, event_pt=EVENT_PT)
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        # max-bundle: a video transceiver added later (a voice call turned into video) shares the one ICE/DTLS
+        # transport instead of gathering its own
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         self.pc.on("track", self._on_track)
         self.pc.on("connectionstatechange", self._on_state)
 
@@ -355,12 +298,13 @@ class WebRtcLeg:
     async def offer(self, video: bool = False) -> bytes:
         """Our SDP offer (all candidates included) for the browser; then call accept_answer()."""
         self._check_fresh()
-        audio = self.pc.addTransceiver(self._out_track, direction="sendrecv")
+        audio = self._audio = self.pc.addTransceiver(self._out_track, direction="sendrecv")
         if video:       # relayed to/from the other browser of the call (send_video), not the engine
             self._video = self.pc.addTransceiver("video", direction="sendrecv")
         restrict_host_candidates(self.pc, host_addresses(self.address))
         await self.pc.setLocalDescription(await self.pc.createOffer())
         text, pt = _add_telephone_event(self.pc.localDescription.sdp)
+        self._event_pt = pt
         if pt is not None:
             self._tap_events(audio)
         return text.encode()
@@ -389,6 +333,7 @@ class WebRtcLeg:
                 rejected.add(t.mid)
         if audio is None:
             raise ValueError("the offer has no audio m-line")
+        self._audio = audio
         self.pc.addTrack(self._out_track)          # reuses the audio transceiver, direction -> sendrecv
         restrict_host_candidates(self.pc, host_addresses(self.address))
         await self.pc.setLocalDescription(await self.pc.createAnswer())
@@ -397,14 +342,82 @@ class WebRtcLeg:
         offered = _telephone_event_pt(text)
         if offered is not None:
             answer, self._event_in = _add_telephone_event(answer, offered)
+            self._event_pt = self._event_in
             self._tap_events(audio)
         return answer.encode()
+
+    # --- renegotiation: a call switched between voice and video ----------------------------------------
+    async def reoffer(self, video: bool) -> bytes:
+        """A new offer of ours on the established connection, for a re-INVITE: the same audio, and video
+        sendrecv (a video transceiver added on a voice call, or the earlier one again) or inactive (back to
+        voice: nothing is sent or expected on it). Then accept_answer() with the browser's answer."""
+        self._check_stable()
+        t = self._video
+        if video and t is None:
+            t = self._video = self.pc.addTransceiver("video", direction="sendrecv")
+        if t is not None:
+            t.direction = "sendrecv" if video else "inactive"
+        if not video:
+            self._stop_video_out()
+        offer = keep_negotiated((await self.pc.createOffer()).sdp, self.pc.localDescription.sdp,
+                                self.pc.remoteDescription.sdp)
+        await self.pc.setLocalDescription(RTCSessionDescription(sdp=offer, type="offer"))
+        text = _reject_mids(self.pc.localDescription.sdp, set(self.rejected_mids))
+        text, _ = _add_telephone_event(text, self._event_pt)
+        return text.encode()
+
+    async def reanswer(self, offer_sdp: bytes, video: bool) -> bytes:
+        """Answer the browser's re-offer on the established connection: audio as before; its first video m-line
+        (added now, or the one it had) sendrecv with ``video=True``, inactive without; m-lines refused before,
+        or any further ones, stay refused."""
+        self._check_stable()
+        text = offer_sdp.decode() if isinstance(offer_sdp, (bytes, bytearray)) else offer_sdp
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=text, type="offer"))
+        rejected = set(self.rejected_mids)
+        for t in self.pc.getTransceivers():
+            if t is self._audio or t.mid in rejected:
+                continue
+            if t.kind == "video" and self._video in (None, t):
+                self._video = t
+                t.direction = "sendrecv" if video else "inactive"
+            else:
+                t.direction = "inactive"
+                rejected.add(t.mid)
+        if not video:
+            self._stop_video_out()
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        self.rejected_mids = sorted(m for m in rejected if m is not None)
+        answer = _reject_mids(self.pc.localDescription.sdp, set(self.rejected_mids))
+        offered = _telephone_event_pt(text)
+        if offered is not None:
+            answer, self._event_in = _add_telephone_event(answer, offered)
+            self._event_pt = self._event_in
+            if self._audio is not None:
+                self._tap_events(self._audio)
+        return answer.encode()
+
+    def check_offer(self, offer_sdp: bytes) -> None:
+        """Raise (ValueError or a parse error) unless reanswer() can take this offer: checked before the other side
+        of the call is asked to change anything."""
+        desc = aiortc_sdp.SessionDescription.parse(offer_sdp.decode("latin-1"))
+        if not desc.media or any(m.port and not (m.ice.usernameFragment and m.ice.password) for m in desc.media):
+            raise ValueError("the offer has no media or no ICE credentials")
+
+    def _check_stable(self) -> None:
+        if self.closed:
+            raise RuntimeError("leg is closed")
+        if not self._negotiated or self.pc.signalingState != "stable":
+            raise RuntimeError(f"cannot renegotiate in signalling state {self.pc.signalingState}")
+
+    def _stop_video_out(self) -> None:
+        """Send no more video to this browser (nothing is encoded meanwhile)."""
+        self._video_out.set_source(None)
 
     def _check_fresh(self) -> None:
         if self.closed:
             raise RuntimeError("leg is closed")
         if self._negotiated:
-            raise RuntimeError("renegotiation is not supported")
+            raise RuntimeError("the first offer/answer is done: reoffer() or reanswer() renegotiates")
         self._negotiated = True
 
     @property
@@ -428,15 +441,14 @@ class WebRtcLeg:
     def send_video(self, track: MediaStreamTrack | None) -> bool:
         """Send `track` (typically the other browser leg's ``remote_video``) to this browser; None stops.
 
-        The track is subscribed through the shared MediaRelay without buffering (latest frame only), so
-        one source can feed several legs. Returns False when this leg has no video."""
+        The sender holds this leg's VideoFeed, whose source is `track` subscribed through the shared MediaRelay
+        without buffering (latest frame only), so one source can feed several legs. Returns False when this
+        leg has no video."""
         if self.closed or not self.has_video:
             return False
-        old, self._video_out = self._video_out, (_RELAY.subscribe(track, buffered=False)
-                                                 if track is not None else None)
-        self._video.sender.replaceTrack(self._video_out)       # also forces a key frame
-        if old is not None:
-            old.stop()
+        if self._video.sender.track is not self._video_out:
+            self._video.sender.replaceTrack(self._video_out)
+        self._video_out.set_source(track)
         return True
 
     @property
@@ -571,8 +583,7 @@ class WebRtcLeg:
             return
         self.closed = True
         self._out_track.stop()
-        if self._video_out is not None:
-            self._video_out.stop()
+        self._video_out.stop()
         for task in list(self._pump_tasks):
             task.cancel()
         if self._pump_tasks:

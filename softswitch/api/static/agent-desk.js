@@ -1,6 +1,7 @@
 /* The agent desktop's panels around the call (agent.js runs the phone and the ACD state): the call timer, the
    keypad (DTMF), the agent's own queues (live), their last calls, the wrap-up (disposition and notes) and, on video
-   calls only, the video window and its controls (stop/start my video, share the screen, zoom, full screen, hide).
+   calls only, the video window and its controls (stop/start my video, share the screen, zoom, full screen, hide);
+   switching a call between voice and video (re-INVITE).
    It follows agent.js through document events desk:signed-on, desk:state, desk:incoming, desk:call, desk:queues,
    desk:signed-off, and calls the API through agentPage.desk.api (the page's token stays in agent.js). */
 "use strict";
@@ -10,12 +11,12 @@
   const D = {
     agentId: null, queues: [], dispositions: {}, callId: null, nextQueue: "", wrapCallId: null,
     started: null, stopped: null, tick: null, lastCall: "none",
-    camera: null, screen: null, videoOff: false, historyTimers: [],
+    camera: null, screen: null, videoOff: false, historyTimers: [], switching: false,
   };
   // What tests can read (nothing secret)
   const pub = window.agentDesk = {
     timer: 0, dtmf: "", dtmfTransport: null, queues: {}, history: [], wrapup: null, sharing: false,
-    videoPanel: false, sendingVideo: false,
+    videoPanel: false, sendingVideo: false, switches: [],
   };
   const desk = () => window.agentPage && window.agentPage.desk;
 
@@ -286,6 +287,59 @@
     }
   }
 
+  // --- switching the call between voice and video: a re-INVITE (JsSIP renegotiate) with the video m-line added,
+  // or set inactive; the call shows video only if the switch (and the far end) accepted it -----------------------
+  function videoTransceiver(pc) {
+    return pc.getTransceivers().find((t) => t.receiver && t.receiver.track && t.receiver.track.kind === "video" &&
+                                     t.currentDirection !== "stopped") || null;
+  }
+
+  async function switchVideo() {
+    const d = desk(), s = d && d.session(), pc = s && s.connection;
+    if (!pc || D.switching) return;
+    const on = !window.agentPage.video, local = d.localStream();
+    D.switching = true;
+    $("btn-switch-video").disabled = true;
+    $("call-error").textContent = "";
+    try {
+      let t = videoTransceiver(pc);
+      if (on) {
+        const cam = (await navigator.mediaDevices.getUserMedia({ video: true })).getVideoTracks()[0];
+        if (local) local.addTrack(cam);
+        if (t) { await t.sender.replaceTrack(cam); t.direction = "sendrecv"; }
+        else pc.addTrack(cam, local || new MediaStream([cam]));
+      } else {
+        await stopSharing(false);
+        if (t) { await t.sender.replaceTrack(null); t.direction = "inactive"; }
+        if (local) local.getVideoTracks().forEach((v) => { v.stop(); local.removeTrack(v); });
+      }
+      const done = await new Promise((resolve) => {
+        s.once("ended", () => resolve(false)); s.once("failed", () => resolve(false));
+        if (!s.renegotiate({}, () => resolve(true))) resolve(false);
+      });
+      if (!done || d.session() !== s) { if (!s.isEnded()) $("call-error").textContent = "could not switch now"; return; }
+      t = videoTransceiver(pc);
+      const video = !!t && /send|recv/.test(t.currentDirection || "");
+      pub.switches.push({ asked: on ? "video" : "voice", video, at: Date.now() });
+      if (on && !video) {          // refused: the camera goes off again
+        $("call-error").textContent = "the other side did not take video";
+        if (local) local.getVideoTracks().forEach((v) => { v.stop(); local.removeTrack(v); });
+      }
+      d.log(video ? "switched to video" : "switched to voice");
+      d.setVideo(video);
+    } catch (e) {
+      $("call-error").textContent = `switching failed: ${e.message || e}`;
+    } finally {
+      D.switching = false;
+      switchButton(window.agentPage.call, window.agentPage.video);
+    }
+  }
+
+  function switchButton(state, video) {
+    $("btn-switch-video").disabled = state !== "active" || D.switching;
+    setPressed("btn-switch-video", !!video, "Switch to voice", "Switch to video");
+  }
+
   // --- following agent.js ---------------------------------------------------------------------------------------
   document.addEventListener("desk:signed-on", (e) => {
     D.agentId = e.detail.agentId;
@@ -321,7 +375,8 @@
     if (live) startTimer();
     if (state === "ended" || state === "none") stopTimer();
     if (live && video && !pub.videoPanel) showVideoPanel(true);
-    if (!live && pub.videoPanel) showVideoPanel(false);
+    if ((!live || !video) && pub.videoPanel) showVideoPanel(false);
+    switchButton(state, video);
     if (state === "ended" && D.lastCall !== "ended") historySoon();
     D.lastCall = state;
   });
@@ -343,6 +398,7 @@
     $("wrapup-form").addEventListener("submit", saveWrapup);
     $("btn-camera").addEventListener("click", toggleCamera);
     $("btn-share").addEventListener("click", toggleShare);
+    $("btn-switch-video").addEventListener("click", switchVideo);
     $("btn-zoom").addEventListener("click", () => {
       const on = $("video-stage").classList.toggle("zoomed");
       setPressed("btn-zoom", on, "Normal size", "Zoom");

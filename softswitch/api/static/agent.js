@@ -587,7 +587,9 @@
 
   // for agent-desk.js: the API with this page's token, the current call, the log
   pub.desk = { api: (path, options) => api(path, options).catch((e) => { authFailed(e); throw e; }),
-               session: () => S.session, localStream: () => S.localStream, log };
+               session: () => S.session, localStream: () => S.localStream, log,
+               // a call switched between voice and video: the panels follow (desk:call with the new video flag)
+               setVideo: (on) => { pub.video = !!on; setCall(pub.call, $("call-status").textContent); } };
 
   // --- wiring --------------------------------------------------------------------------------------------------
   document.addEventListener("DOMContentLoaded", () => {
