@@ -2,8 +2,8 @@
 pings), a pjsua2 phone is the agent. An agent's call to an external number fails over from a trunk answering 503
 (or not there at all) to the next, answers that trunk's digest challenge with its outbound_auth, and shows the
 agent's queue's caller ID, each trunk offered its own codecs; a trunk taken down by OPTIONS is skipped until it
-answers again; a callback from the queue reaches the customer through the outbound trunk. Waits are for conditions; their deadlines only bound a
-hang."""
+answers again; a callback from the queue reaches the customer through the outbound trunk. Waits are for
+conditions; their deadlines only bound a hang."""
 
 from __future__ import annotations
 
