@@ -48,6 +48,7 @@ def ring_agent(cc, tx, req: Request, agent_id: str, number: str) -> None:
     call = Call(req.call_id, a, number, time.time())
     a.call = call
     call.offer_sdp = req.body
+    call.to_agent = True
     cc.core.add(call)
     b = Leg(cc, "uac", call, cc.binding_target(binding))
     call.outbound_to = b

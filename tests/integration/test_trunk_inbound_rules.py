@@ -131,4 +131,4 @@ def test_a_trunks_call_to_an_agents_own_number_rings_that_agent(tmp_path):
     assert {(r["called"], r["agent_id"]) for r in rows} == {("70001", "1001")}
     assert sorted(r["caller"] for r in rows) == ['"Customer 1" <sip:+49301231@carrier.test>',
                                                   '"Customer 2" <sip:+49301232@carrier.test>']
-    assert all(r["connected_at"] for r in rows)
+    assert all(r["connected_at"] for r in rows) and {r["outcome"] for r in rows} == {"answered"}
