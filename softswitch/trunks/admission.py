@@ -127,6 +127,7 @@ def _authenticated(svc, trunk, tx, req, now, new_tag) -> bool:
         if result.kind == "ok":
             return True
         if result.kind not in ("stale", "replay"):
+            svc.auth_failed(tx.context.host)     # counted against the source, as an agent's wrong password is
             svc.endpoint.respond(tx, make_response(req, 403, to_tag=new_tag()))
             return False
     challenge = make_response(req, 407, to_tag=new_tag(), headers=[

@@ -86,6 +86,12 @@ class TrunkService:
             to_tag=secrets.token_hex(6), headers=[("Retry-After", "1")]))
         return False
 
+    def auth_failed(self, host: str) -> None:
+        """A trunk's digest failed: the guard counts it against the source (and bans a guesser)."""
+        authn = getattr(self.node, "authn", None)
+        if authn is not None and authn.on_source_failure is not None:
+            authn.on_source_failure(host)
+
     def ring_agent(self, tx, req, agent_id: str, number: str) -> None:
         """A trunk's call to an agent's own number (the trunk may reach agents): their phone rings."""
         ring_agent(self.node.calls, tx, req, agent_id, number)

@@ -84,6 +84,8 @@ def test_a_trunk_known_only_by_its_credentials_is_routed_by_its_rules_after_the_
         status, _, challenge = invite(s, port, "0305554001")
         bad = make_authorization(challenge, "INVITE", f"sip:0305554001@127.0.0.1:{port}", "sbc-1", "guess")
         assert invite(s, port, "0305554001", auth=bad)[0] == 403
+        # a wrong trunk password counts against its source, as an agent's does (the guard bans a guesser)
+        assert nt.call(lambda: len(nt.node.guard.sources["127.0.0.1"].failures)) == 1
         nt.call(lambda: nt.node.records.flush(10))
     # no agent is signed in: the queue's overflow ends it, but it was the trunk's call, routed by its rules
     rows = RecordStore(f"sqlite:///{tmp_path}/cc.db").cdrs()
