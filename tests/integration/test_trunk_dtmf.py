@@ -1,7 +1,7 @@
 """RFC 4733 DTMF on a trunk's call, with real phones (pjsua2): the carrier's leg speaks the trunk's codec (PCMA
 only, its `codecs`) and the agent's phone picks PCMU from the switch's offer, so the switch mixes the two legs
 rather than relaying them; the carrier's digits still reach the agent, sent on as events of the agent leg's
-own telephone-event payload type. Waits are for conditions; their deadlines only bound a hang."""
+own telephone-event payload type, and the agent's reach the carrier. Waits are for conditions; their deadlines only bound a hang."""
 
 from __future__ import annotations
 
@@ -42,6 +42,8 @@ def test_a_carriers_digits_reach_the_agent_whose_phone_speaks_another_codec(phon
             assert rec.send_dtmf("58#")
             got = wait_for(lambda: "".join(agent.calls[-1].dtmf) == "58#", 15, phones)
             assert got, agent.calls[-1].dtmf
+            assert agent.calls[-1].send_dtmf("9*")                # and the agent's reach the carrier
+            assert wait_for(lambda: "".join(rec.dtmf) == "9*", 15, phones), rec.dtmf
             rec.hangup()
             assert wait_for(lambda: agent.calls[-1].state == "DISCONNECTED", 10, phones)
         finally:
