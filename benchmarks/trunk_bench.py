@@ -95,7 +95,7 @@ def inbound(rate: int, seconds: float, agents: int, hold_ms: int, work: str, unt
 
 def print_inbound(rate: int, seconds: float, agents: int, hold_ms: int, f: dict) -> None:
     # the sending window: SIPp's run less the last calls' hold (and never under the offered duration)
-    achieved = f["ok"] / max(seconds, f["elapsed"] - hold_ms / 1000)
+    achieved = f["by_agent"] / max(seconds, f["elapsed"] - hold_ms / 1000)
     print(f"carrier over a trunk trusted by address: {f['calls']} calls at {rate} calls/s for {seconds:g} s, "
           f"{agents} agents, hold {hold_ms} ms: {f['ok']} ok, {f['failed']} failed, {f['overloaded']} refused 503, "
           f"{f['by_agent']} answered by agents; node CPU {f['cpu_ms_per_call']:.2f} ms per call")
