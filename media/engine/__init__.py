@@ -45,7 +45,8 @@ Documented choices:
   counted for loss (RFC 3550 A.1/A.3), interarrival jitter is estimated on every 8th packet. A recorded
   pair also fills its jitter buffers for the recording. Routes are dropped at once when a prompt, a
   DTMF send, a supervisor override or a room change needs the mixer, and (re)made at the next tick.
-  Counted in ``stats["relayed_frames"]``.
+  Counted in ``stats["relayed_frames"]``. A two-party room that is mixed instead (different codecs) sends
+  each digit one side's RFC 4733 events carry on to the other as events of that side's payload type.
 * Only the stream's payload type is decoded (learned from the first packet if set_remote has not run);
   other payload types (comfort noise, video on an audio port, ...) are counted as ``ignored``.
 * RTCP: port+1 is bound; received RTCP (there or multiplexed on the RTP port) is counted and otherwise

@@ -173,6 +173,16 @@ class RelayRoutes:
                     if x.fwd is not None:
                         self._reroute(x)
 
+    def _dtmf_to_partner(self, s: Stream, digit: str) -> None:
+        """A digit from a stream of a two-party room that is mixed, not relayed (the two sides speak different
+        codecs): the mixer carries audio only, so the digit is sent on to the other party as RFC 4733 events of
+        that party's own payload type, as a relayed pair's events are."""
+        ms = self._rooms.get(s.room, ())
+        if len(ms) == 2:
+            other = ms[1] if ms[0] is s else ms[0]
+            if other.event_pt is not None and not other.closed:
+                other.send_dtmf(digit)
+
     def routes(self) -> dict[Stream, Stream]:
         """stream -> relay partner for every two-party relay in force (pending changes applied first)."""
         self._update_routes()

@@ -207,6 +207,8 @@ class Stream:
             digit = self.dtmf.feed(p.timestamp, p.payload, p.marker)
             if digit is not None:
                 self.counters["dtmf_events"] += 1
+                if t is None and self.room is not None:
+                    self.engine._dtmf_to_partner(self, digit)
                 cb = self.on_dtmf
                 if cb is not None:
                     try:

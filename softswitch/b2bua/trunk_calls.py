@@ -3,7 +3,8 @@ answer its challenge, when to fail over, what the caller is told when none is le
 one leg per trunk tried, the anchored media handed from one attempt's leg to the next.
 
 `place_via_dial_plan` is the one entry: agents' outbound calls (outbound.py) and callbacks (callbacks.py) use
-it, and so can anything else that calls an external number.
+it, and so can anything else that calls an external number. Each attempt offers the SDP cut to its trunk's
+codecs (trunks/codecs.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Callable
 from ..calls.trunk_outbound import Abandon, ArmAttempt, Authenticate, GiveUp, Place, TrunkDial, TrunkFailed
 from .legs import Leg
 from ..sip.message import Request
+from ..trunks.codecs import restrict
 
 __all__ = ["TrunkCall", "place_via_dial_plan", "routes_via_trunks"]
 
@@ -96,10 +98,16 @@ class TrunkCall:
         leg.peer = target
         self.trunks_tried.append(attempt.trunk)
         self.svc.attempt_placed(attempt.trunk)
+        trunk = self.svc.settings.trunk(attempt.trunk)
+        sdp = restrict(self.sdp, trunk.codecs) if self.sdp and trunk is not None else self.sdp
+        if sdp is None:              # the caller's own session (direct media) has none of the trunk's codecs
+            self.cc.log.warning("trunk_codecs_unmatched", call_id=self.call.id, trunk=attempt.trunk)
+            self._carry(self.dial.unreachable("error", self.cc.loop.time()))
+            return
         frm, extra = self.svc.caller_headers(attempt, self.caller_fallback)
         to = f"<{attempt.uri.split(';')[0]}>"
         self.cc.log.info("trunk_attempt", call_id=self.call.id, trunk=attempt.trunk, uri=attempt.uri)
-        leg.invite(attempt.uri, to, frm, self.sdp, extra, self._listener(leg))
+        leg.invite(attempt.uri, to, frm, sdp, extra, self._listener(leg))
 
     def _authenticate(self, e: Authenticate) -> None:
         """The same INVITE again, next CSeq and a new branch, with the credentials (RFC 3261 s. 22.2)."""

@@ -20,6 +20,7 @@ class Call:
         self.answered_at = 0.0
         self.ended = False
         self.outbound_to = None                 # outbound calls: the called leg
+        self.to_agent = False                   # a trunk's call to an agent's own number (outbound_to rings it)
         self.supervisor = None                  # a supervisor listening, whispering or barging in
         self.callback = False                   # the caller hung up to be called back in turn
         self.customer_contact = ""

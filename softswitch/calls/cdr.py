@@ -10,6 +10,8 @@ def outcome(call, acd_state: str | None, acd_outcome: str | None) -> str:
     if call.transfers and call.transfers[-1]["kind"] == "replaced":
         return "transferred"          # a consult call whose far side was joined to a customer's call
     if call.outbound_to is not None:
+        if call.to_agent:             # a customer's call to the agent's own number: no queue
+            return "answered" if call.answered_at else "failed"
         return "outbound"
     if acd_state == "waiting":
         return "abandoned"

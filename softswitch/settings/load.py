@@ -72,7 +72,7 @@ def _parse(text: str, file: str) -> Config:
                      {q.name for q in queues if q.type == "multimedia"})
     c2d = read_click_to_dial(r, top["click_to_dial"], routes, {q.name: q.type for q in queues}.get)
     trunks = read_trunks(r, top["trunks"], top["dial_plan"], server.sip.realm if server else "",
-                         {q.name for q in queues}, {a.id for a in agents})
+                         {q.name for q in queues}, {a.id for a in agents}, {a.softphone for a in agents})
     cfg = Config(file, server, policy, tuple(employees), tuple(agents), tuple(queues), tuple(routes), ivr,
                  tuple(pool["nodes"] or ()), wallboard,
                  _phones(r, top["phones"]), chat, click_to_dial=c2d, trunks=trunks)

@@ -13,7 +13,8 @@ outbound number takes (see config/example.yaml for a commented trunk).
         calls_per_second: 20                 # its own caps (it is exempt from the per-source flood limit)
         max_calls: 200
         reach: [acd, ivr]                    # acd, ivr, agents, or all
-        inbound_auth: {username: ..., password: ...}    # challenge its INVITEs (else trusted by address)
+        inbound_auth: {username: ..., password: ...}    # challenge its INVITEs (else trusted by address); a
+                                                        # trunk without addresses is known by this username
         outbound_auth: {username: ..., password: ...}   # answer its challenges
         options: {interval: 30s, threshold: 3, timeout: 2s}
         register: {registrar: "sip:provider.example", username: ..., password: ..., expires: 3600}
@@ -272,10 +273,11 @@ def _number_map(r: Reader, loc: Located | None, path: str, known: set[str], what
 
 
 def read_trunks(r: Reader, trunks_loc: Located | None, plan_loc: Located | None, realm: str,
-                queues: set[str], agents: set[str]) -> TrunkSettings:
+                queues: set[str], agents: set[str], softphones: set[str] = frozenset()) -> TrunkSettings:
     trunks: list[Trunk] = []
     owner: dict[str, str] = {}
     names: set[str] = set()
+    known_by: dict[str, str] = {}       # inbound_auth username -> the trunk it alone identifies (no addresses)
     for path, item in r.items_of(trunks_loc, "trunks"):
         t = _trunk(r, item, path, realm)
         if t is None:
@@ -289,6 +291,16 @@ def read_trunks(r: Reader, trunks_loc: Located | None, plan_loc: Located | None,
                 r.error(item.items["addresses"].line, f"{path}.addresses",
                         f"{a} is already an address of trunk {owner[a]!r}")
             owner.setdefault(a, t.name)
+        if t.inbound_auth is not None and not t.addresses:
+            # its INVITEs are told from anyone's by this username alone
+            user, line = t.inbound_auth.username, item.items["inbound_auth"].line
+            if user in softphones:
+                r.error(line, f"{path}.inbound_auth.username", f"{user!r} is an agent's softphone number: the "
+                        "agent's own calls would be taken for the trunk's")
+            elif user in known_by:
+                r.error(line, f"{path}.inbound_auth.username", f"{user!r} already identifies trunk "
+                        f"{known_by[user]!r}")
+            known_by.setdefault(user, t.name)
         trunks.append(t)
     plan = DialPlan()
     if plan_loc is not None:

@@ -9,7 +9,9 @@ from .inbound import route
 
 def describe_trunk(t) -> str:
     who = ", ".join(t.addresses) or "no address"
-    auth = (f"challenged as {t.inbound_auth.username!r}" if t.inbound_auth is not None
+    auth = (f"challenged as {t.inbound_auth.username!r}, caller from P-Asserted-Identity"
+            + ("" if t.addresses else " (known by these credentials from any address)")
+            if t.inbound_auth is not None
             else "trusted by address (no challenge), caller from P-Asserted-Identity" if t.addresses
             else "calls on its registration, from the registrar's address" if t.register is not None
             else "not reachable inbound")
@@ -18,6 +20,7 @@ def describe_trunk(t) -> str:
     extra = []
     if t.register is not None:
         extra.append(f"registers to {t.register.registrar} as {t.register.secret.username}")
+    extra.append(f"codecs {', '.join(t.codecs)}")
     if t.options is not None:
         extra.append(f"OPTIONS every {t.options.interval:g}s, down after {t.options.threshold} misses")
     return (f"trunk {t.name}: {who} over {t.transport}; {auth}; {caps}; may reach {', '.join(t.reach)}"

@@ -4,7 +4,8 @@ The called number (from the Request-URI, To, Diversion or P-Called-Party-ID, as 
 and goes through the called routes like any customer's call, first as E.164 and then as it came (so a route
 may list the DID either way). A number that is an agent's softphone reaches that agent only on a trunk allowed
 to reach agents; a queue or IVR only on a trunk allowed to reach the ACD or the IVR. The caller's number is
-P-Asserted-Identity's when the trunk is trusted by address, else From's.
+P-Asserted-Identity's when the trunk vouches for it (identified by address or proven by its digest
+credentials), else From's.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from ..sip.errors import SipError
 from ..sip.message import make_response
 from ..sip.uri import parse_uri
+from ..b2bua.trunk_agents import ring_agent
 from ..settings.trunks import register_proto
 from ..transport.base import Target
 from ..transport.connector import ClientTls
@@ -34,6 +35,7 @@ class TrunkService:
         self.settings = settings
         self.resolved: dict[str, tuple[str, ...]] = {}      # host name -> addresses
         self.index = TrunkIndex()
+        self.by_username: dict[str, str] = {}          # inbound_auth username -> trunk known only by it
         self.caps: dict[str, CallCaps] = {}
         self.registrations: dict[str, RegisterClient] = {}
         self.pingers: dict[str, Pinger] = {}
@@ -73,6 +75,28 @@ class TrunkService:
     def on_invite(self, tx, req) -> bool:
         """Call control's hook for a new INVITE: True when answered here (see admission.py)."""
         return on_trunk_invite(self, tx, req, time.time(), lambda: secrets.token_hex(6))
+
+    def admit_proven(self, name: str, tx, req) -> bool:
+        """A trunk known by its credentials (no address, so the endpoint filter could not tell): its caps now,
+        once its digest is proven; over them, 503 + Retry-After."""
+        caps = self.caps.get(name)
+        why = caps.admit(req.call_id, self.loop.time()) if caps is not None else None
+        if why is None:
+            return True
+        self.endpoint.respond(tx, make_response(
+            req, 503, "Trunk call rate exceeded" if why == "rate" else "Trunk call limit reached",
+            to_tag=secrets.token_hex(6), headers=[("Retry-After", "1")]))
+        return False
+
+    def auth_failed(self, host: str) -> None:
+        """A trunk's digest failed: the guard counts it against the source (and bans a guesser)."""
+        authn = getattr(self.node, "authn", None)
+        if authn is not None and authn.on_source_failure is not None:
+            authn.on_source_failure(host)
+
+    def ring_agent(self, tx, req, agent_id: str, number: str) -> None:
+        """A trunk's call to an agent's own number (the trunk may reach agents): their phone rings."""
+        ring_agent(self.node.calls, tx, req, agent_id, number)
 
     def outbound(self, number: str, queue: str | None = None, agent: str | None = None) -> OutboundCall:
         """The trunks an outbound call to `number` tries, in order (see outbound.py)."""
@@ -245,6 +269,8 @@ class TrunkService:
                 addrs.extend(self.resolved.get(parse_uri(t.register.registrar).host.strip("[]"), ()))
             table[t.name] = tuple(addrs)
         self.index = TrunkIndex.build(table)
+        self.by_username = {t.inbound_auth.username: t.name for t in self.settings.trunks
+                            if t.inbound_auth is not None and not table[t.name]}
 
     def _target(self, host: str, port: int, proto: str) -> Target | None:
         addrs = self.resolved.get(host) or ((host,) if parse_address(host) is not None else ())

@@ -641,6 +641,41 @@ def test_dtmf_in_and_out(phones):
     assert ev[0].marker and not any(pk.marker for pk in ev[1:])
 
 
+def test_dtmf_between_two_parties_of_different_codecs_is_sent_on_with_each_sides_payload_type(phones):
+    """A carrier leg (PCMU, events on 101) and an agent phone (PCMA, events on 96) are mixed, not relayed: each
+    digit one sends reaches the other as RFC 4733 events of the other's own payload type."""
+    pa, pb = phones(0), phones(8)
+
+    async def scenario():
+        async with clocked_engine() as (eng, clk):
+            a, b = await eng.open_stream(), await eng.open_stream()
+            a.set_remote("127.0.0.1", pa.port, 0, event_pt=101)
+            b.set_remote("127.0.0.1", pb.port, 8, event_pt=96)
+            clk.watch(pa, a)
+            clk.watch(pb, b)
+            heard: list[str] = []
+            a.on_dtmf = heard.append
+            eng.join(a, "call"), eng.join(b, "call")
+            await clk.step()
+            routes = eng.routes()
+            for sender, stream, pt, digit in ((pa, a, 101, "5"), (pb, b, 96, "#")):
+                for k in tone_packets(digit, sender.ts, 800):
+                    clk.deliver(sender, stream, sender.rtp(k.payload, pt=pt, marker=k.marker, ts=k.timestamp))
+                    await clk.step()
+                await clk.seconds(0.3)
+            await clk.settle()
+            return routes, heard
+
+    routes, heard = run(scenario)
+    assert routes == {}, "different codecs: mixed, not relayed"
+    assert heard == ["5"]                   # the digit still reaches the node's own listener
+    for phone, pt, digit, other in ((pb, 96, "5", 101), (pa, 101, "#", 96)):
+        rx = DtmfReceiver()
+        got = [d for pk in phone.packets(pt=pt) if (d := rx.feed(pk.timestamp, pk.payload, pk.marker))]
+        assert got == [digit], f"{digit} as payload type {pt}"
+        assert not phone.packets(pt=other)
+
+
 # --- (5) recording -------------------------------------------------------------------------------
 
 def test_recording_is_stereo_customer_left_agent_right(phones, tmp_path):

@@ -1,9 +1,9 @@
 """Outbound calls through trunks, with real peers: SIPp plays the carriers' SBCs (UAS; -aa answers the OPTIONS
 pings), a pjsua2 phone is the agent. An agent's call to an external number fails over from a trunk answering 503
 (or not there at all) to the next, answers that trunk's digest challenge with its outbound_auth, and shows the
-agent's queue's caller ID; a trunk taken down by OPTIONS is skipped until it answers again; a callback from the
-queue reaches the customer through the outbound trunk. Waits are for conditions; their deadlines only bound a
-hang."""
+agent's queue's caller ID, each trunk offered its own codecs; a trunk taken down by OPTIONS is skipped until it
+answers again; a callback from the queue reaches the customer through the outbound trunk. Waits are for
+conditions; their deadlines only bound a hang."""
 
 from __future__ import annotations
 
@@ -70,6 +70,7 @@ trunks:
   - name: carrier_b
     proxy: 127.0.0.1:{b_port}
     numbers: {{country_code: "49", send_as: national}}
+    codecs: [PCMA, PCMU, telephone-event]
     outbound_auth: {{username: acct7, password: Trunk-Pass9}}
 dial_plan:
   routes:
@@ -130,6 +131,9 @@ def test_agent_call_fails_over_from_a_503_trunk_answers_the_challenge_and_shows_
                 assert challenged.startswith("INVITE sip:030123456@127.0.0.1")      # carrier_b's national format
                 assert "\nAuthorization: Digest" in authed and 'username="acct7"' in authed
                 assert "authvalid=true" in b.text(b.logs)
+                # each trunk is offered its own codecs in its order (carrier_a: all, by default)
+                assert re.search(r"(?m)^m=audio \d+ RTP/AVP 0 8 101\r?$", a.invites()[0])
+                assert re.search(r"(?m)^m=audio \d+ RTP/AVP 8 0 101\r?$", authed)
                 # the same caller ID in carrier_b's national format
                 assert re.search(r"(?m)^From: <sip:030555100@", authed)
                 assert re.search(r"(?m)^P-Asserted-Identity: <sip:030555100@", authed)

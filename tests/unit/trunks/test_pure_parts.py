@@ -12,6 +12,7 @@ from softswitch.b2bua.routing import Router
 from softswitch.settings.model import CalledRoute
 from softswitch.settings.trunks import Trunk
 from softswitch.trunks.caps import CallCaps, TokenBucket
+from softswitch.trunks.codecs import restrict
 from softswitch.trunks.dialplan import CallerIds, DialPlan, Failover, Route, matches
 from softswitch.trunks.identify import TrunkIndex
 from softswitch.trunks.inbound import called_source, caller_number, route, uri_user
@@ -184,3 +185,45 @@ def test_a_caller_number_that_is_no_number_leaves_the_from_alone():
     assert caller_number(t, '<sip:+4930@x>', '<sip:a"b<c@carrier>', trusted=True) == "+4930"
     assert caller_number(t, '<sip:%00@x>', None, trusted=True) is None
     assert caller_number(t, "<sip:" + "1" * 100 + "@x>", None, trusted=False) is None
+
+
+# --- codecs ------------------------------------------------------------------------------------------------
+OFFER = ("v=0\r\no=c 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n"
+         "m=audio 4000 RTP/AVP 0 8 18 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:18 G729/8000\r\na=fmtp:18 annexb=no\r\n"
+         "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=sendrecv\r\n"
+         "m=video 4002 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n").encode()
+
+
+def audio_of(body: bytes) -> tuple[str, list[str]]:
+    lines = body.decode().split("\r\n")
+    m = next(line for line in lines if line.startswith("m=audio"))
+    section = lines[lines.index(m) + 1:]
+    section = section[:next((i for i, x in enumerate(section) if x.startswith("m=")), len(section))]
+    return m, section
+
+
+@pytest.mark.parametrize("codecs, answer, m_line", [
+    (("PCMA", "PCMU", "telephone-event"), False, "m=audio 4000 RTP/AVP 8 0 101"),
+    (("PCMA", "PCMU", "telephone-event"), True, "m=audio 4000 RTP/AVP 8 101"),
+    (("PCMU",), False, "m=audio 4000 RTP/AVP 0"),
+    (("PCMU", "PCMA"), True, "m=audio 4000 RTP/AVP 0"),
+])
+def test_sdp_for_a_trunk_lists_only_its_codecs_in_its_order(codecs, answer, m_line):
+    body = restrict(OFFER, codecs, answer=answer)
+    m, section = audio_of(body)
+    assert m == m_line
+    kept = m.split(" ")[3:]
+    assert all(line.split(":", 1)[1].split(" ")[0] in kept for line in section
+               if line.startswith(("a=rtpmap:", "a=fmtp:")))        # G.729's lines went with it
+    assert "a=sendrecv" in section and "m=video 4002 RTP/AVP 96\r\na=rtpmap:96 H264/90000" in body.decode()
+
+
+def test_an_offer_without_any_of_the_trunks_codecs_is_none_and_no_audio_is_left_alone():
+    g729 = OFFER.replace(b"RTP/AVP 0 8 18 101", b"RTP/AVP 18 101")
+    assert restrict(g729, ("PCMU", "PCMA", "telephone-event")) is None
+    assert restrict(OFFER.replace(b"RTP/AVP 0 8 18 101", b"RTP/AVP 0"), ("PCMA",), answer=True) is None
+    video_only = b"v=0\r\nc=IN IP4 192.0.2.1\r\nm=video 4002 RTP/AVP 96\r\n"
+    assert restrict(video_only, ("PCMA",)) == video_only
+    # the static payload types need no rtpmap (8 is PCMA by RFC 3551)
+    m, _ = audio_of(restrict(OFFER.replace(b"a=rtpmap:0 PCMU/8000\r\n", b""), ("PCMU", "PCMA")))
+    assert m == "m=audio 4000 RTP/AVP 0 8"

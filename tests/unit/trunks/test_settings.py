@@ -209,3 +209,20 @@ def test_dial_plan_attempt_timeout_is_read_and_bounded():
     assert cfg(plan % "1500ms").trunks.dial_plan.attempt_timeout == 1.5
     got = problems(plan % "1h")
     assert any(key == "dial_plan.attempt_timeout" for _, key in got), got
+
+
+def test_a_trunk_known_only_by_its_credentials_has_a_username_of_its_own():
+    ok = cfg("trunks: [{name: sbc, inbound_auth: {username: sbc-1, password: Secret-1}, reach: [acd]}]\n")
+    t = ok.trunks.trunks[0]
+    assert (t.addresses, t.inbound_auth.username) == ((), "sbc-1")
+    softphone = ok.agents[0].softphone
+    got = problems(f"""\
+        trunks:
+          - {{name: a, inbound_auth: {{username: "{softphone}", password: Secret-1}}}}
+          - {{name: b, inbound_auth: {{username: sbc-1, password: Secret-1}}}}
+          - {{name: c, inbound_auth: {{username: sbc-1, password: Secret-2}}}}
+          - {{name: d, addresses: [192.0.2.1], inbound_auth: {{username: sbc-1, password: Secret-3}}}}
+        """)
+    assert [k for _, k in got] == ["trunks[0].inbound_auth.username", "trunks[2].inbound_auth.username"], got
+    assert "agent's softphone number" in got[next(k for k in got if k[1] == "trunks[0].inbound_auth.username")]
+    assert "already identifies trunk 'b'" in got[next(k for k in got if k[1] == "trunks[2].inbound_auth.username")]
