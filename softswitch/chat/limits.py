@@ -1,7 +1,9 @@
 """Flood limits for the web chat, pure with an injected clock: token buckets (frames and bytes) per chat and per
 visitor address, and per agent panel and per agent, a cap on chats open at once from one address, and a short
 ban of an address whose chat was cut off for flooding.
-Memory stays bounded: address entries are dropped when full again and unused (swept as they are met)."""
+Memory stays bounded: an address's bucket goes with its last chat when it is full again, and the ones left
+behind (an address that used its budget, then left) are swept once they are full, whenever the table has
+doubled since the last sweep (amortised constant time per chat)."""
 
 from __future__ import annotations
 
@@ -44,6 +46,7 @@ class AddressLimits:
         self._buckets: dict[str, Bucket] = {}
         self._open: dict[str, int] = {}
         self._banned: dict[str, float] = {}
+        self._sweep_at = 1024
 
     def admit(self, address: str) -> str | None:
         """Why a new chat from this address is refused, or None."""
@@ -66,9 +69,13 @@ class AddressLimits:
             self._open[address] = n
         else:
             self._open.pop(address, None)
+            now = self.clock()
             b = self._buckets.get(address)
-            if b is not None and b.full(self.clock()):
+            if b is not None and b.full(now):
                 del self._buckets[address]
+            if len(self._buckets) >= self._sweep_at:
+                self._buckets = {a: b for a, b in self._buckets.items() if a in self._open or not b.full(now)}
+                self._sweep_at = max(1024, 2 * len(self._buckets))
 
     def take(self, address: str) -> bool:
         now = self.clock()

@@ -136,3 +136,20 @@ def test_adversarial_shapes_get_a_frame_or_frame_error(slot, run, breaker, n, ki
 def test_deep_nesting_and_huge_numbers_at_the_frame_limit(shape):
     with pytest.raises(FrameError):
         parse(shape, 8192, 2000, AGENT)
+
+
+def test_address_budgets_of_gone_visitors_do_not_pile_up():
+    hub, clock = make_hub(address_rate=(20.0, 40.0))
+    limits = hub.addresses
+    for i in range(100_000):                 # a spray of addresses, each using part of its budget, then leaving
+        address = f"2001:db8::{i:x}"
+        limits.opened(address)
+        assert limits.take(address)
+        limits.closed(address)
+        clock.t += 0.001
+    assert len(limits._buckets) < 5000       # the full ones were swept as the table grew
+    clock.t += 10
+    for i in range(3000):
+        limits.opened(f"198.51.100.{i}")
+        limits.closed(f"198.51.100.{i}")
+    assert len(limits._buckets) < 1100
