@@ -15,7 +15,7 @@ from typing import Callable
 from acd.chat_router import Assigned, ChatError, ChatRouter, Ended, Requeued
 
 from .. import log
-from .frames import AGENT, VISITOR, FrameError, parse
+from .frames import AGENT, VISITOR, FrameError, clean, parse
 from .limits import AddressLimits, Bucket, frame_size
 from ..widget.origins import origin_or_none
 
@@ -95,8 +95,9 @@ class ChatHub:
     def visitor_open(self, conn, queue: str, origin: str, address: str, page: str = "", visitor: str = ""
                      ) -> Session | None:
         now = self.clock()
-        s = Session(secrets.token_urlsafe(12), queue, origin, address, page[:500], visitor[:60] or "Visitor",
-                    now, conn, Bucket(*self.settings.rate, now), Bucket(*self.settings.byte_rate, now))
+        name = clean(visitor, 60) or "Visitor"
+        s = Session(secrets.token_urlsafe(12), queue, origin, address, clean(page, 500), name, now, conn,
+                    Bucket(*self.settings.rate, now), Bucket(*self.settings.byte_rate, now))
         try:
             effects = self.router.open(s.id, queue)
         except ChatError as exc:

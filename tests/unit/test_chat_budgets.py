@@ -153,3 +153,13 @@ def test_address_budgets_of_gone_visitors_do_not_pile_up():
         limits.opened(f"198.51.100.{i}")
         limits.closed(f"198.51.100.{i}")
     assert len(limits._buckets) < 1100
+
+
+def test_the_visitors_name_and_page_lose_controls_and_bidi_overrides():
+    hub, clock = make_hub()
+    c = Conn()
+    page = "https://shop.example/\x00cart\u202e" + "x" * 5000
+    s = hub.visitor_open(c, "chat", "https://shop.example", "192.0.2.1", page, "\x00\u202eBob\x1b[31m " + "\t" * 5000)
+    assert s.visitor == "Bob[31m" and s.page.startswith("https://shop.example/cart") and len(s.page) == 500
+    s2 = hub.visitor_open(Conn(), "chat", "https://shop.example", "192.0.2.1", "", "\u2066\u2069 ")
+    assert s2.visitor == "Visitor"
