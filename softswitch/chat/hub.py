@@ -112,22 +112,29 @@ class ChatHub:
             self.pool.offer(s)          # nobody here has room: it waits pool-wide
         return s
 
-    def visitor_frame(self, s: Session, data) -> None:
-        if s.id not in self.sessions:
-            return
+    def visitor_ping(self, s: Session, data: bytes) -> bool:
+        """A WebSocket ping costs a frame of the budget too: True when it is to be answered."""
+        return s.id in self.sessions and self._visitor_budget(s, data)
+
+    def _visitor_budget(self, s: Session, data) -> bool:
         now = self.clock()
         # every bucket is charged, so many chats of one address cannot share out a flood
-        if not all([s.bucket.take(now), s.bytes is None or s.bytes.take(now, frame_size(data)),
-                    self.addresses.take(s.address)]):
-            self.counters["rate_limited"] += 1
-            s.over += 1
-            if s.over >= self.settings.cut_off_after:
-                self.counters["cut_off"] += 1
-                self.addresses.ban(s.address)
-                s.conn.send({"type": "error", "error": "too many messages: the chat is closed"})
-                self._visitor_ends(s, "flood")
-            else:
-                s.conn.send({"type": "error", "error": "too many messages: slow down (dropped)"})
+        if all([s.bucket.take(now), s.bytes is None or s.bytes.take(now, frame_size(data)),
+                self.addresses.take(s.address)]):
+            return True
+        self.counters["rate_limited"] += 1
+        s.over += 1
+        if s.over >= self.settings.cut_off_after:
+            self.counters["cut_off"] += 1
+            self.addresses.ban(s.address)
+            s.conn.send({"type": "error", "error": "too many messages: the chat is closed"})
+            self._visitor_ends(s, "flood")
+        else:
+            s.conn.send({"type": "error", "error": "too many messages: slow down (dropped)"})
+        return False
+
+    def visitor_frame(self, s: Session, data) -> None:
+        if s.id not in self.sessions or not self._visitor_budget(s, data):
             return
         try:
             f = parse(data, self.settings.max_frame, self.settings.max_message, VISITOR)
@@ -216,22 +223,31 @@ class ChatHub:
         if effects:
             self._apply(effects)
 
-    def agent_frame(self, agent_id: str, conn, data) -> None:
+    def agent_ping(self, agent_id: str, conn, data: bytes) -> bool:
+        """A WebSocket ping costs a frame of the budget too: True when it is to be answered."""
+        return self._agent_budget(agent_id, conn, data)
+
+    def _agent_budget(self, agent_id: str, conn, data) -> bool:
         p = self.panels.get(conn)
         if p is None or p.agent_id != agent_id:
-            return
+            return False
         now = self.clock()
-        if not all([p.frames.take(now), p.bytes.take(now, frame_size(data)), self.agent_buckets[agent_id].take(now)]):
-            self.counters["agent_rate_limited"] += 1
-            p.over += 1
-            if p.over >= self.settings.cut_off_after:     # over the budget that many frames in a row: a flood
-                self.counters["agent_cut_off"] += 1
-                conn.send({"type": "error", "error": "too many frames: the chat panel is closed"})
-                conn.close(1008, "flood")
-            else:
-                conn.send({"type": "error", "error": "too many frames: slow down (dropped)"})
+        if all([p.frames.take(now), p.bytes.take(now, frame_size(data)), self.agent_buckets[agent_id].take(now)]):
+            p.over = 0
+            return True
+        self.counters["agent_rate_limited"] += 1
+        p.over += 1
+        if p.over >= self.settings.cut_off_after:     # over the budget that many frames in a row: a flood
+            self.counters["agent_cut_off"] += 1
+            conn.send({"type": "error", "error": "too many frames: the chat panel is closed"})
+            conn.close(1008, "flood")
+        else:
+            conn.send({"type": "error", "error": "too many frames: slow down (dropped)"})
+        return False
+
+    def agent_frame(self, agent_id: str, conn, data) -> None:
+        if not self._agent_budget(agent_id, conn, data):
             return
-        p.over = 0
         try:
             f = parse(data, self.settings.max_frame, self.settings.max_message, AGENT)
         except FrameError as exc:

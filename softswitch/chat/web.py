@@ -86,6 +86,19 @@ def build_hub(node) -> ChatHub:
     return ChatHub(cfg.chat, router, clock, cfg.server.node_id, node.records, names, state_of)
 
 
+def _websocket(hub: ChatHub) -> web.WebSocketResponse:
+    # pings come to the handler (autoping off), which answers them within the connection's budget: a ping is
+    # a frame too; any frame received keeps the heartbeat alive
+    return web.WebSocketResponse(heartbeat=30, autoping=False, max_msg_size=max(65536, 4 * hub.settings.max_frame))
+
+
+async def _pong(ws: web.WebSocketResponse, data: bytes) -> None:
+    try:
+        await ws.pong(data)
+    except ConnectionError:         # the peer went; the read loop ends with it
+        pass
+
+
 def _own_origins(request: web.Request) -> tuple[str, ...]:
     return (f"{request.scheme}://{request.host}",)
 
@@ -181,7 +194,7 @@ def setup(app: web.Application, node_key: web.AppKey, session_key: web.RequestKe
         refusal = hub.admit(queue, request.headers.get("Origin"), address, _own_origins(request))
         if refusal is not None:
             return web.json_response({"error": refusal[1]}, status=refusal[0])
-        ws = web.WebSocketResponse(heartbeat=30, max_msg_size=max(65536, 4 * hub.settings.max_frame))
+        ws = _websocket(hub)
         await ws.prepare(request)
         conn = WsConn(ws)
         s = hub.visitor_open(conn, queue, request.headers["Origin"], address, request.query.get("page", ""),
@@ -191,6 +204,8 @@ def setup(app: web.Application, node_key: web.AppKey, session_key: web.RequestKe
                 async for msg in ws:
                     if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
                         hub.visitor_frame(s, msg.data)
+                    elif msg.type == WSMsgType.PING and hub.visitor_ping(s, msg.data):
+                        await _pong(ws, msg.data)
                     if conn.closed:
                         break
         finally:
@@ -209,7 +224,7 @@ def setup(app: web.Application, node_key: web.AppKey, session_key: web.RequestKe
         refusal = hub.admit_agent(session.agent_id)
         if refusal is not None:
             return web.json_response({"error": refusal[1]}, status=refusal[0])
-        ws = web.WebSocketResponse(heartbeat=30, max_msg_size=max(65536, 4 * hub.settings.max_frame))
+        ws = _websocket(hub)
         await ws.prepare(request)
         conn = WsConn(ws)
         hub.agent_open(session.agent_id, conn)
@@ -217,6 +232,8 @@ def setup(app: web.Application, node_key: web.AppKey, session_key: web.RequestKe
             async for msg in ws:
                 if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
                     hub.agent_frame(session.agent_id, conn, msg.data)
+                elif msg.type == WSMsgType.PING and hub.agent_ping(session.agent_id, conn, msg.data):
+                    await _pong(ws, msg.data)
                 if conn.closed:
                     break
         finally:

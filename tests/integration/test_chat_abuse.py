@@ -1,6 +1,6 @@
 """Hostile chat peers over real sockets: an agent panel that floods is told and closed (1008), panels per agent
 are capped before the WebSocket opens (429), invalid UTF-8, deep nesting and oversized frames are answered and
-leave nothing behind, and the chat settings reload (POST /api/admin/reload) changes the limits in place."""
+leave nothing behind, pings cost the budget like frames, and the chat settings reload (POST /api/admin/reload) changes the limits in place."""
 
 from __future__ import annotations
 
@@ -118,11 +118,22 @@ def test_hostile_chat_peers_and_reloaded_limits(tmp_path):
                     async for _ in v:
                         pass
                 assert v.close_code == 1009
+                # a ping flood: pings cost the budget like frames; the budget's worth is answered, then the chat
+                # is cut off as a flood (and the address refused for a while)
+                reader, writer = await raw_ws(http_port, "/chat/ws?queue=web", SITE)
+                writer.write(b"".join(frame(9, b"p%d" % i) for i in range(200)))
+                got = await read_frames(reader)
+                writer.close()
+                pongs = [p for op, p in got if op == 10]
+                texts = [json.loads(p) for op, p in got if op == 1]
+                assert 1 <= len(pongs) < 50 and pongs == [b"p%d" % i for i in range(len(pongs))]
+                assert {"type": "ended", "reason": "flood"} in texts, texts
+                assert await _status(s, visit, origin=SITE) == 429
 
         asyncio.run(hostile())
         k = kpis(sam)
         assert k["waiting"] == 0 and k["active"] == 0 and k["chats"] == [], k       # nothing left behind
-        assert k["agent_cut_off"] == 1 and k["agent_rate_limited"] >= 5 and k["bad_frames"] >= 4
+        assert k["agent_cut_off"] == 1 and k["cut_off"] == 1 and k["agent_rate_limited"] >= 5 and k["bad_frames"] >= 4
 
         # reload: two panels per agent now
         path = tmp_path / "cc.yaml"
