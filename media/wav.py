@@ -166,7 +166,10 @@ def resample(x: np.ndarray, src: int, dst: int) -> np.ndarray:
         x = np.convolve(x, h / h.sum(), mode="same")
     n_out = int(len(x) * dst // src)
     pos = np.arange(n_out) * (src / dst)
-    return np.interp(pos, np.arange(len(x)), x)
+    # linear interpolation on the uniform grid: the index is the position's floor (no search, as np.interp does)
+    i = np.minimum(pos.astype(np.int64), len(x) - 1)
+    frac = pos - i
+    return x[i] * (1.0 - frac) + x[np.minimum(i + 1, len(x) - 1)] * frac
 
 
 def to_int16(x: np.ndarray) -> np.ndarray:
@@ -176,7 +179,7 @@ def to_int16(x: np.ndarray) -> np.ndarray:
 def read_wav(src, rate: int = RATE) -> np.ndarray:
     """Any supported WAV -> int16 mono at `rate` (channels averaged)."""
     x, src_rate = read_wav_raw(src)
-    return to_int16(resample(x.mean(axis=1), src_rate, rate))
+    return to_int16(resample(x[:, 0] if x.shape[1] == 1 else x.mean(axis=1), src_rate, rate))
 
 
 def frames(samples: np.ndarray, size: int = FRAME) -> np.ndarray:
