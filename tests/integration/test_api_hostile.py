@@ -57,4 +57,18 @@ def test_json_bodies_and_query_strings_never_get_500(tmp_path):
         assert status == 400 and b"JSON object" in payload
         status, payload = request(http_port, "POST", "/api/login", b'{"a":' * 50_000, None)
         assert status == 400 and b"expected JSON" in payload
+        # the widget's CORS preflight and POSTs with hostile Origin headers: refused, never 500
+        for origin in ("http://" + "a." * 3000 + "b", "https://" + "[" * 500, "null", "http://x:" + "9" * 500,
+                       "https://shop.example/" + "%" * 2000, "HTTP://" + "-" * 60 + ".example"):
+            for method, path, body in (("OPTIONS", "/widget/nonce", None), ("POST", "/widget/nonce", b'{"widget":"w"}'),
+                                       ("POST", "/widget/token", b'{"widget":"w","nonce":"x","page":"' +
+                                        origin.encode() + b'/p"}')):
+                r = urllib.request.Request(f"http://127.0.0.1:{http_port}{path}", data=body, method=method,
+                                           headers={"Origin": origin, "Content-Type": "application/json"})
+                try:
+                    with urllib.request.urlopen(r, timeout=30) as resp:
+                        status = resp.status
+                except urllib.error.HTTPError as e:
+                    status = e.code
+                assert 400 <= status < 500, (method, path, origin[:40], status)
         assert request(http_port, "GET", "/health", None, None)[0] == 200
