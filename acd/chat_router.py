@@ -159,6 +159,10 @@ class ChatRouter:
             self.queues[qn].members[agent_id] = a
 
     # --- inputs ------------------------------------------------------------------------------------------------
+    def dispatch(self) -> list:
+        """Give waiting chats to agents with room (after a reload changed queues or agents' figures)."""
+        return self._dispatch({name: 0 for name in self.queues})
+
     def set_state(self, agent_id: str, state: str) -> list:
         a = self.agents.get(agent_id)
         if a is None or a.state == state:

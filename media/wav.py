@@ -6,6 +6,7 @@ import io
 import os
 import struct
 import wave
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -26,33 +27,66 @@ class WavError(RemoteProtocolError):
     """An unreadable or unsupported WAV file."""
 
 
-def _chunks(data: bytes):
-    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
-        raise WavError("not a RIFF/WAVE file")
-    off = 12
-    while off + 8 <= len(data):
-        cid, size = struct.unpack_from("<4sI", data, off)
-        yield cid, data[off + 8:off + 8 + size]
-        off += 8 + size + (size & 1)   # chunks are word aligned
+# What a prompt may be, so loading one takes bounded time and memory (decoding is linear in the samples, and
+# the anti-alias filter's length grows with the rate ratio): telephone prompts are 8 kHz mono, music on hold a
+# few minutes; anything past this is refused with the way to fix it.
+MIN_RATE, MAX_RATE = 2000, 48000
+MAX_CHANNELS = 8
+MAX_SECONDS = 600.0
+MAX_SAMPLES = 12_000_000        # frames x channels decoded at once (96 MB as float64)
+FIX = "convert it to 8 kHz mono, e.g. `sox IN.wav -r 8000 -c 1 OUT.wav`"
 
 
-def read_wav_raw(src) -> tuple[np.ndarray, int]:
-    """(samples as float64 in int16 scale, shape (n, channels), sample rate) from a path, bytes or file."""
+@dataclass(frozen=True)
+class WavInfo:
+    tag: int
+    channels: int
+    rate: int
+    bits: int
+    frames: int
+
+    @property
+    def seconds(self) -> float:
+        return self.frames / self.rate
+
+
+def _open(src):
     if isinstance(src, (bytes, bytearray, memoryview)):
-        data = bytes(src)
-    elif isinstance(src, (str, os.PathLike)):
-        with open(src, "rb") as f:
-            data = f.read()
-    else:
-        data = src.read()
-    fmt = body = None
-    for cid, chunk in _chunks(data):
-        if cid == b"fmt ":
-            fmt = chunk
-        elif cid == b"data":
-            body = chunk
-    if fmt is None or body is None or len(fmt) < 16:
+        return io.BytesIO(bytes(src))
+    if isinstance(src, (str, os.PathLike)):
+        return open(src, "rb")
+    if src.seekable():
+        return src
+    # not seekable: read no more than the biggest file allowed (samples + room for other chunks)
+    data = src.read(MAX_SAMPLES * 8 + (1 << 20) + 1)
+    if len(data) > MAX_SAMPLES * 8 + (1 << 20):
+        raise WavError(f"file too large; {FIX}")
+    return io.BytesIO(data)
+
+
+def _scan(f) -> tuple[bytes, int, int]:
+    """(fmt chunk, data offset, data length) walking the chunk headers only: linear in the number of chunks,
+    and a huge chunk is skipped, not read."""
+    head = f.read(12)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        raise WavError("not a RIFF/WAVE file")
+    end = f.seek(0, os.SEEK_END)
+    off, fmt, data = 12, None, None
+    while off + 8 <= end and (fmt is None or data is None):
+        f.seek(off)
+        cid, size = struct.unpack("<4sI", f.read(8))
+        size = min(size, end - off - 8)          # a chunk cut short: what is there
+        if cid == b"fmt " and fmt is None:
+            fmt = f.read(min(size, 64))
+        elif cid == b"data" and data is None:
+            data = (off + 8, size)
+        off += 8 + size + (size & 1)   # chunks are word aligned
+    if fmt is None or data is None or len(fmt) < 16:
         raise WavError("missing fmt or data chunk")
+    return fmt, data[0], data[1]
+
+
+def _info(fmt: bytes, data_len: int) -> WavInfo:
     tag, channels, rate, _, align, bits = struct.unpack_from("<HHIIHH", fmt)
     if tag == WAVE_FORMAT_EXTENSIBLE and len(fmt) >= 26:
         tag = struct.unpack_from("<H", fmt, 24)[0]   # first two bytes of the SubFormat GUID
@@ -61,25 +95,62 @@ def read_wav_raw(src) -> tuple[np.ndarray, int]:
     if bits % 8 or align != channels * bits // 8:
         # Block align is one sample of every channel; anything else cannot be cut into samples.
         raise WavError(f"block align {align} does not fit {channels} channels of {bits} bits")
-    body = body[: len(body) - len(body) % align]
-    if tag == WAVE_FORMAT_PCM and bits == 8:
-        x = (np.frombuffer(body, np.uint8).astype(np.float64) - 128) * 256   # 8-bit PCM is unsigned
-    elif tag == WAVE_FORMAT_PCM and bits == 16:
-        x = np.frombuffer(body, "<i2").astype(np.float64)
-    elif tag == WAVE_FORMAT_PCM and bits == 24:
-        b = np.frombuffer(body, np.uint8).reshape(-1, 3).astype(np.int32)
-        x = (((b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)) << 8) >> 16).astype(np.float64)  # keep top 16 bits
-    elif tag == WAVE_FORMAT_PCM and bits == 32:
-        x = np.frombuffer(body, "<i4").astype(np.float64) / 65536
-    elif tag == WAVE_FORMAT_IEEE_FLOAT and bits in (32, 64):
-        x = np.frombuffer(body, "<f4" if bits == 32 else "<f8").astype(np.float64) * 32768
-    elif tag == WAVE_FORMAT_MULAW and bits == 8:
-        x = g711.ulaw_decode(np.frombuffer(body, np.uint8)).astype(np.float64)
-    elif tag == WAVE_FORMAT_ALAW and bits == 8:
-        x = g711.alaw_decode(np.frombuffer(body, np.uint8)).astype(np.float64)
-    else:
+    if (tag, bits) not in _DECODERS:
         raise WavError(f"unsupported WAV format tag {tag} with {bits} bits")
-    return x.reshape(-1, channels), rate
+    info = WavInfo(tag, channels, rate, bits, data_len // align)
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise WavError(f"sample rate {rate} Hz is outside {MIN_RATE}..{MAX_RATE} Hz; {FIX}")
+    if channels > MAX_CHANNELS:
+        raise WavError(f"{channels} channels (at most {MAX_CHANNELS}); {FIX}")
+    if info.seconds > MAX_SECONDS:
+        raise WavError(f"{info.seconds:.0f} s long (at most {MAX_SECONDS:.0f} s)")
+    if info.frames * channels > MAX_SAMPLES:
+        raise WavError(f"too many samples ({info.frames * channels}, at most {MAX_SAMPLES}); {FIX}")
+    return info
+
+
+def wav_info(src) -> WavInfo:
+    """The format of a WAV file, checked against what a prompt may be, reading its headers only."""
+    f = _open(src)
+    try:
+        fmt, _, length = _scan(f)
+        return _info(fmt, length)
+    finally:
+        if f is not src:
+            f.close()
+
+
+def _pcm24(body: bytes) -> np.ndarray:
+    b = np.frombuffer(body, np.uint8).reshape(-1, 3).astype(np.int32)
+    return (((b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)) << 8) >> 16).astype(np.float64)   # keep top 16 bits
+
+
+_DECODERS = {
+    (WAVE_FORMAT_PCM, 8): lambda b: (np.frombuffer(b, np.uint8).astype(np.float64) - 128) * 256,   # unsigned
+    (WAVE_FORMAT_PCM, 16): lambda b: np.frombuffer(b, "<i2").astype(np.float64),
+    (WAVE_FORMAT_PCM, 24): _pcm24,
+    (WAVE_FORMAT_PCM, 32): lambda b: np.frombuffer(b, "<i4").astype(np.float64) / 65536,
+    (WAVE_FORMAT_IEEE_FLOAT, 32): lambda b: np.frombuffer(b, "<f4").astype(np.float64) * 32768,
+    (WAVE_FORMAT_IEEE_FLOAT, 64): lambda b: np.frombuffer(b, "<f8").astype(np.float64) * 32768,
+    (WAVE_FORMAT_MULAW, 8): lambda b: g711.ulaw_decode(np.frombuffer(b, np.uint8)).astype(np.float64),
+    (WAVE_FORMAT_ALAW, 8): lambda b: g711.alaw_decode(np.frombuffer(b, np.uint8)).astype(np.float64),
+}
+
+
+def read_wav_raw(src) -> tuple[np.ndarray, int]:
+    """(samples as float64 in int16 scale, shape (n, channels), sample rate) from a path, bytes or file.
+    Raises WavError for anything unreadable, unsupported or past the bounds above, before decoding it."""
+    f = _open(src)
+    try:
+        fmt, start, length = _scan(f)
+        info = _info(fmt, length)
+        f.seek(start)
+        body = f.read(info.frames * info.channels * info.bits // 8)
+    finally:
+        if f is not src:
+            f.close()
+    x = _DECODERS[info.tag, info.bits](body)
+    return x.reshape(-1, info.channels), info.rate
 
 
 def resample(x: np.ndarray, src: int, dst: int) -> np.ndarray:
@@ -95,7 +166,10 @@ def resample(x: np.ndarray, src: int, dst: int) -> np.ndarray:
         x = np.convolve(x, h / h.sum(), mode="same")
     n_out = int(len(x) * dst // src)
     pos = np.arange(n_out) * (src / dst)
-    return np.interp(pos, np.arange(len(x)), x)
+    # linear interpolation on the uniform grid: the index is the position's floor (no search, as np.interp does)
+    i = np.minimum(pos.astype(np.int64), len(x) - 1)
+    frac = pos - i
+    return x[i] * (1.0 - frac) + x[np.minimum(i + 1, len(x) - 1)] * frac
 
 
 def to_int16(x: np.ndarray) -> np.ndarray:
@@ -105,7 +179,7 @@ def to_int16(x: np.ndarray) -> np.ndarray:
 def read_wav(src, rate: int = RATE) -> np.ndarray:
     """Any supported WAV -> int16 mono at `rate` (channels averaged)."""
     x, src_rate = read_wav_raw(src)
-    return to_int16(resample(x.mean(axis=1), src_rate, rate))
+    return to_int16(resample(x[:, 0] if x.shape[1] == 1 else x.mean(axis=1), src_rate, rate))
 
 
 def frames(samples: np.ndarray, size: int = FRAME) -> np.ndarray:

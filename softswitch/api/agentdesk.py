@@ -20,6 +20,7 @@ from typing import Callable
 from aiohttp import web
 
 from ..records.export import caller_parts
+from .bodies import json_object
 
 LIMIT_MAX = 50
 NOTES_MAX = 2000
@@ -100,7 +101,7 @@ def setup(app: web.Application, node_key: web.AppKey, session_of: Callable) -> N
         if not call_id or len(call_id) > CALL_ID_MAX:
             return _error(400, "no such call")
         try:
-            body = await request.json()
+            body = await json_object(request)
         except ValueError:
             return _error(400, "body must be JSON {disposition, notes}")
         if not isinstance(body, dict):

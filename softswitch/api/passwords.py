@@ -18,6 +18,7 @@ from aiohttp import web
 
 from ..log import get as get_logger
 from ..settings import check_password, hash_password
+from .bodies import json_object
 
 ALLOWED_WHILE_REQUIRED = frozenset({"/api/me/password", "/api/logout"})
 REQUIRED = "password_change_required"
@@ -41,7 +42,7 @@ def refuse_until_changed(node, session, path: str) -> web.Response | None:
 
 async def _body(request: web.Request, *keys: str) -> list[str] | web.Response:
     try:
-        body = await request.json()
+        body = await json_object(request)
         values = [body[k] for k in keys]
     except (ValueError, KeyError, TypeError):
         return _json({"error": f"expected JSON {{{', '.join(keys)}}}"}, 400)

@@ -26,6 +26,7 @@ from .sessions import NODE, SESSION, SESSION_OF, Sessions
 from .wallboard import setup as setup_wallboard
 from ..b2bua.supervise import SuperviseError, supervise
 from ..widget.http import setup as setup_widget
+from .bodies import json_object
 
 
 
@@ -120,7 +121,7 @@ def _agent_of(request: web.Request, agent_id: str) -> str:
 async def login(request: web.Request) -> web.Response:
     node = request.app[NODE]
     try:
-        body = await request.json()
+        body = await json_object(request)
         account, password = str(body["account"]), str(body["password"])
     except (ValueError, KeyError, TypeError):
         return _error(400, "expected JSON {account, password}")
@@ -158,9 +159,9 @@ async def agent_action(request: web.Request) -> web.Response:
     agent_id = _agent_of(request, request.match_info["agent"])
     action = request.match_info["action"]
     try:
-        body = await request.json() if request.can_read_body else {}
+        body = await json_object(request, optional=True)
     except ValueError:
-        return _error(400, "body must be JSON")
+        return _error(400, "body must be a JSON object")
     try:
         if action == "sign-in":
             return _json(center.sign_in(agent_id))
@@ -280,7 +281,7 @@ async def supervise_call(request: web.Request) -> web.Response:
     if agent is None:
         return _error(409, "this supervisor has no softphone (give the account an agents entry)")
     try:
-        body = await request.json()
+        body = await json_object(request)
         result = supervise(node.calls, request.match_info["call"], agent.softphone, str(body.get("mode", "")))
     except ValueError:
         return _error(400, "body must be JSON {mode}")
@@ -296,7 +297,7 @@ async def transfer_call(request: web.Request) -> web.Response:
     if s.role not in ("supervisor", "admin") and s.agent_id is None:
         return _error(403, "only agents and supervisors transfer calls")
     try:
-        body = await request.json()
+        body = await json_object(request)
         to = body.get("to") if isinstance(body, dict) else None
     except ValueError:
         return _error(400, "body must be JSON {to}")
@@ -317,7 +318,7 @@ async def consult_action(request: web.Request) -> web.Response:
     if s.role not in ("supervisor", "admin") and s.agent_id is None:
         return _error(403, "only agents and supervisors consult")
     try:
-        body = await request.json() if request.can_read_body else {}
+        body = await json_object(request, optional=True)
     except ValueError:
         return _error(400, "body must be JSON")
     if not isinstance(body, dict):

@@ -63,6 +63,12 @@ def parse(data, max_frame: int, max_message: int, kinds: dict[str, set[str]]) ->
     return obj
 
 
+def clean(v: str, limit: int) -> str:
+    """Text a visitor gave outside a frame (their name, the page's URL): cut to `limit`, without the controls and
+    bidi overrides messages lose too, so it shows to the agent as what it is."""
+    return v[:limit * 2].translate(_BAD_TABLE).strip()[:limit]
+
+
 def _text(v, max_message: int) -> str:
     if not isinstance(v, str):
         raise FrameError("text must be a string")

@@ -15,8 +15,8 @@ from typing import Callable
 from acd.chat_router import Assigned, ChatError, ChatRouter, Ended, Requeued
 
 from .. import log
-from .frames import AGENT, VISITOR, FrameError, parse
-from .limits import AddressLimits, Bucket
+from .frames import AGENT, VISITOR, FrameError, clean, parse
+from .limits import AddressLimits, Bucket, frame_size
 from ..widget.origins import origin_or_none
 
 MAX_MESSAGES = 1000          # per chat: a transcript stays a size a record can hold
@@ -33,6 +33,7 @@ class Session:
     opened: float
     conn: object
     bucket: Bucket
+    bytes: Bucket | None = None              # frame bytes per second (None: relayed from another node)
     agent_id: str | None = None
     agents: list[str] = field(default_factory=list)
     messages: list[dict] = field(default_factory=list)
@@ -42,6 +43,15 @@ class Session:
     home: str | None = None                  # pool mode: the visitor's node, which relays for us
     over: int = 0                            # frames over the rate
     read: dict = field(default_factory=lambda: {"visitor": 0, "agent": 0})   # read up to, by reader
+
+
+@dataclass(eq=False)
+class Panel:
+    """One agent chat panel's budget: frames and bytes per second, and the frames over it in a row."""
+    agent_id: str
+    frames: Bucket
+    bytes: Bucket
+    over: int = 0
 
 
 class ChatHub:
@@ -54,10 +64,14 @@ class ChatHub:
         self.state_of = state_of or (lambda agent_id: "idle")
         self.sessions: dict[str, Session] = {}
         self.agent_conns: dict[str, set] = {}
+        self.panels: dict[object, Panel] = {}           # agent panel connection -> its budget
+        self.agent_buckets: dict[str, Bucket] = {}      # per agent, all their panels (agents are configured)
         self.addresses = AddressLimits(settings.address_rate, settings.sessions_per_address, clock)
-        self.counters = {"messages": 0, "bad_frames": 0, "rate_limited": 0, "cut_off": 0, "refused": 0}
+        self.counters = {"messages": 0, "bad_frames": 0, "rate_limited": 0, "cut_off": 0, "refused": 0,
+                         "agent_rate_limited": 0, "agent_cut_off": 0, "agent_refused": 0}
         self.on_change: Callable[[], None] = lambda: None       # the shell re-arms its timer
         self.pool = None                    # ChatPool in pool mode (chat/pool.py)
+        self.accepting = set(router.queues)     # queues that take new chats (a reload may drop one)
 
     # --- visitors ----------------------------------------------------------------------------------------------
     def admit(self, queue: str, origin: str | None, address: str, own_origins: tuple[str, ...] = ()
@@ -68,7 +82,7 @@ class ChatHub:
         if origin is None or (origin not in self.settings.origins
                               and origin not in {origin_or_none(o) for o in own_origins}):
             refusal = 403, "this website may not open the chat (origin not allowed)"
-        elif queue not in self.router.queues:
+        elif queue not in self.accepting:
             refusal = 404, "no such chat queue"
         else:
             why = self.addresses.admit(address)
@@ -81,8 +95,9 @@ class ChatHub:
     def visitor_open(self, conn, queue: str, origin: str, address: str, page: str = "", visitor: str = ""
                      ) -> Session | None:
         now = self.clock()
-        s = Session(secrets.token_urlsafe(12), queue, origin, address, page[:500], visitor[:60] or "Visitor",
-                    now, conn, Bucket(*self.settings.rate, now))
+        name = clean(visitor, 60) or "Visitor"
+        s = Session(secrets.token_urlsafe(12), queue, origin, address, clean(page, 500), name, now, conn,
+                    Bucket(*self.settings.rate, now), Bucket(*self.settings.byte_rate, now))
         try:
             effects = self.router.open(s.id, queue)
         except ChatError as exc:
@@ -97,22 +112,29 @@ class ChatHub:
             self.pool.offer(s)          # nobody here has room: it waits pool-wide
         return s
 
-    def visitor_frame(self, s: Session, data) -> None:
-        if s.id not in self.sessions:
-            return
+    def visitor_ping(self, s: Session, data: bytes) -> bool:
+        """A WebSocket ping costs a frame of the budget too: True when it is to be answered."""
+        return s.id in self.sessions and self._visitor_budget(s, data)
+
+    def _visitor_budget(self, s: Session, data) -> bool:
         now = self.clock()
-        # the address's bucket is always charged, so many chats of one address cannot share out a flood
-        ok_address = self.addresses.take(s.address)
-        if not (s.bucket.take(now) and ok_address):
-            self.counters["rate_limited"] += 1
-            s.over += 1
-            if s.over >= self.settings.cut_off_after:
-                self.counters["cut_off"] += 1
-                self.addresses.ban(s.address)
-                s.conn.send({"type": "error", "error": "too many messages: the chat is closed"})
-                self._visitor_ends(s, "flood")
-            else:
-                s.conn.send({"type": "error", "error": "too many messages: slow down (dropped)"})
+        # every bucket is charged, so many chats of one address cannot share out a flood
+        if all([s.bucket.take(now), s.bytes is None or s.bytes.take(now, frame_size(data)),
+                self.addresses.take(s.address)]):
+            return True
+        self.counters["rate_limited"] += 1
+        s.over += 1
+        if s.over >= self.settings.cut_off_after:
+            self.counters["cut_off"] += 1
+            self.addresses.ban(s.address)
+            s.conn.send({"type": "error", "error": "too many messages: the chat is closed"})
+            self._visitor_ends(s, "flood")
+        else:
+            s.conn.send({"type": "error", "error": "too many messages: slow down (dropped)"})
+        return False
+
+    def visitor_frame(self, s: Session, data) -> None:
+        if s.id not in self.sessions or not self._visitor_budget(s, data):
             return
         try:
             f = parse(data, self.settings.max_frame, self.settings.max_message, VISITOR)
@@ -170,10 +192,26 @@ class ChatHub:
     def is_chat_agent(self, agent_id: str | None) -> bool:
         return agent_id is not None and agent_id in self.router.agents
 
+    def admit_agent(self, agent_id: str | None) -> tuple[int, str] | None:
+        """(HTTP status, why) when an agent's chat panel must be refused before it is opened, else None."""
+        refusal = None
+        if not self.is_chat_agent(agent_id):
+            refusal = 403, "this account serves no multimedia queue"
+        elif len(self.agent_conns.get(agent_id, ())) >= self.settings.agent_panels:
+            refusal = 429, f"too many chat panels open for this agent (at most {self.settings.agent_panels})"
+        if refusal is not None:
+            self.counters["agent_refused"] += 1
+        return refusal
+
     def agent_open(self, agent_id: str, conn) -> None:
         conns = self.agent_conns.setdefault(agent_id, set())
         first = not conns
         conns.add(conn)
+        now = self.clock()
+        self.panels[conn] = Panel(agent_id, Bucket(*self.settings.agent_rate, now),
+                                  Bucket(*self.settings.byte_rate, now))
+        if agent_id not in self.agent_buckets:
+            self.agent_buckets[agent_id] = Bucket(*self.settings.agent_rate, now)
         held = [self._chat_frame(s) for s in self.sessions.values() if s.agent_id == agent_id] \
             if not first else []
         effects = []
@@ -185,7 +223,31 @@ class ChatHub:
         if effects:
             self._apply(effects)
 
+    def agent_ping(self, agent_id: str, conn, data: bytes) -> bool:
+        """A WebSocket ping costs a frame of the budget too: True when it is to be answered."""
+        return self._agent_budget(agent_id, conn, data)
+
+    def _agent_budget(self, agent_id: str, conn, data) -> bool:
+        p = self.panels.get(conn)
+        if p is None or p.agent_id != agent_id:
+            return False
+        now = self.clock()
+        if all([p.frames.take(now), p.bytes.take(now, frame_size(data)), self.agent_buckets[agent_id].take(now)]):
+            p.over = 0
+            return True
+        self.counters["agent_rate_limited"] += 1
+        p.over += 1
+        if p.over >= self.settings.cut_off_after:     # over the budget that many frames in a row: a flood
+            self.counters["agent_cut_off"] += 1
+            conn.send({"type": "error", "error": "too many frames: the chat panel is closed"})
+            conn.close(1008, "flood")
+        else:
+            conn.send({"type": "error", "error": "too many frames: slow down (dropped)"})
+        return False
+
     def agent_frame(self, agent_id: str, conn, data) -> None:
+        if not self._agent_budget(agent_id, conn, data):
+            return
         try:
             f = parse(data, self.settings.max_frame, self.settings.max_message, AGENT)
         except FrameError as exc:
@@ -193,7 +255,7 @@ class ChatHub:
             conn.send({"type": "error", "error": str(exc)})
             return
         s = self.sessions.get(f["chat"])
-        if s is None or s.agent_id != agent_id:
+        if s is None or s.agent_id != agent_id:     # often a chat that just ended: answered, not a bad frame
             conn.send({"type": "error", "chat": f["chat"], "error": "not a chat of yours"})
             return
         kind = f["type"]
@@ -218,6 +280,7 @@ class ChatHub:
         if conns is None:
             return
         conns.discard(conn)
+        self.panels.pop(conn, None)
         if not conns:
             del self.agent_conns[agent_id]
             self._apply(self.router.set_online(agent_id, False))
@@ -226,6 +289,24 @@ class ChatHub:
         """The agent's ACD state changed (a call, a break, signing in or out)."""
         if agent_id in self.router.agents:
             self._apply(self.router.set_state(agent_id, state))
+            self._capacity(agent_id)
+
+    def reconfigure(self, settings, accepting: set[str], names: dict[str, str]) -> None:
+        """Reloaded settings (the router's queues and agents are already updated, see chat/config.py): limits
+        apply from the next frame, each bucket keeping what it has used; waiting chats go to any new room."""
+        self.settings, self.accepting, self.names = settings, accepting, names
+        self.addresses.reconfigure(settings.address_rate, settings.sessions_per_address)
+        for s in self.sessions.values():
+            if s.bytes is not None:         # not an adopted chat (its visitor's own node limits it)
+                s.bucket.set_rate(settings.rate)
+                s.bytes.set_rate(settings.byte_rate)
+        for p in self.panels.values():
+            p.frames.set_rate(settings.agent_rate)
+            p.bytes.set_rate(settings.byte_rate)
+        for b in self.agent_buckets.values():
+            b.set_rate(settings.agent_rate)
+        self._apply(self.router.dispatch())
+        for agent_id in self.agent_conns:
             self._capacity(agent_id)
 
     # --- time, views, shutdown -----------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ def chat_metrics(k: dict):
                             value=k["concurrency"])
     events = CounterMetricFamily("softswitch_chat_events", "Chat messages carried and visitor input refused",
                                  labels=["kind"])
-    for key in ("messages", "bad_frames", "rate_limited", "cut_off", "refused"):
+    for key in ("messages", "bad_frames", "rate_limited", "cut_off", "refused", "agent_rate_limited",
+                "agent_cut_off", "agent_refused"):
         events.add_metric([key], k[key])
     yield events

@@ -25,6 +25,7 @@ from aiohttp import WSMsgType, web
 from acd.chat_router import ChatRouter
 
 from ..log import get as get_logger
+from .config import add_roles, chat_roles
 from .hub import ChatHub
 from .pool import ChatPool
 
@@ -73,17 +74,8 @@ def build_hub(node) -> ChatHub:
     cfg = node.config
     clock = time.time
     router = ChatRouter(clock, random.Random())
-    multimedia = {q.name: q for q in cfg.queues if q.type == "multimedia"}
-    for q in multimedia.values():
-        router.add_queue(q.name, q.strategy, q.max_wait, q.max_calls)
-    names = {}
-    for i, a in enumerate(cfg.agents):
-        queues = {qn: a.penalties.get(qn, 0) for qn in a.queues if qn in multimedia}
-        if queues:
-            c = cfg.chat.of(a.id)
-            router.add_agent(a.id, queues, c.chats, c.while_on_call, order=i)
-            emp = cfg.employee(a.account)
-            names[a.id] = emp.name if emp is not None and emp.name else a.id
+    queues, agents, names = chat_roles(cfg)
+    add_roles(router, queues, agents)
     acd = node.center.acd
 
     def state_of(agent_id: str) -> str:
@@ -92,6 +84,19 @@ def build_hub(node) -> ChatHub:
         except Exception:          # an agent the ACD does not know (config reloaded): no chats
             return "offline"
     return ChatHub(cfg.chat, router, clock, cfg.server.node_id, node.records, names, state_of)
+
+
+def _websocket(hub: ChatHub) -> web.WebSocketResponse:
+    # pings come to the handler (autoping off), which answers them within the connection's budget: a ping is
+    # a frame too; any frame received keeps the heartbeat alive
+    return web.WebSocketResponse(heartbeat=30, autoping=False, max_msg_size=max(65536, 4 * hub.settings.max_frame))
+
+
+async def _pong(ws: web.WebSocketResponse, data: bytes) -> None:
+    try:
+        await ws.pong(data)
+    except ConnectionError:         # the peer went; the read loop ends with it
+        pass
 
 
 def _own_origins(request: web.Request) -> tuple[str, ...]:
@@ -166,7 +171,7 @@ def setup(app: web.Application, node_key: web.AppKey, session_key: web.RequestKe
     async def page(request: web.Request) -> web.Response:
         hub = request.app[HUB]
         queue = request.query.get("queue", "")
-        if queue not in hub.router.queues:
+        if queue not in hub.accepting:
             return web.json_response({"error": "no such chat queue: ?queue=NAME of a multimedia queue"},
                                      status=404)
         ws = ("wss" if request.scheme == "https" else "ws") + "://" + request.host
@@ -189,7 +194,7 @@ def setup(app: web.Application, node_key: web.AppKey, session_key: web.RequestKe
         refusal = hub.admit(queue, request.headers.get("Origin"), address, _own_origins(request))
         if refusal is not None:
             return web.json_response({"error": refusal[1]}, status=refusal[0])
-        ws = web.WebSocketResponse(heartbeat=30, max_msg_size=max(65536, 4 * hub.settings.max_frame))
+        ws = _websocket(hub)
         await ws.prepare(request)
         conn = WsConn(ws)
         s = hub.visitor_open(conn, queue, request.headers["Origin"], address, request.query.get("page", ""),
@@ -199,6 +204,8 @@ def setup(app: web.Application, node_key: web.AppKey, session_key: web.RequestKe
                 async for msg in ws:
                     if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
                         hub.visitor_frame(s, msg.data)
+                    elif msg.type == WSMsgType.PING and hub.visitor_ping(s, msg.data):
+                        await _pong(ws, msg.data)
                     if conn.closed:
                         break
         finally:
@@ -214,9 +221,10 @@ def setup(app: web.Application, node_key: web.AppKey, session_key: web.RequestKe
         origin = request.headers.get("Origin")
         if origin is not None and origin not in _own_origins(request):
             return web.json_response({"error": "the chat panel opens from this node's agent page only"}, status=403)
-        if not hub.is_chat_agent(session.agent_id):
-            return web.json_response({"error": "this account serves no multimedia queue"}, status=403)
-        ws = web.WebSocketResponse(heartbeat=30, max_msg_size=max(65536, 4 * hub.settings.max_frame))
+        refusal = hub.admit_agent(session.agent_id)
+        if refusal is not None:
+            return web.json_response({"error": refusal[1]}, status=refusal[0])
+        ws = _websocket(hub)
         await ws.prepare(request)
         conn = WsConn(ws)
         hub.agent_open(session.agent_id, conn)
@@ -224,6 +232,8 @@ def setup(app: web.Application, node_key: web.AppKey, session_key: web.RequestKe
             async for msg in ws:
                 if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
                     hub.agent_frame(session.agent_id, conn, msg.data)
+                elif msg.type == WSMsgType.PING and hub.agent_ping(session.agent_id, conn, msg.data):
+                    await _pong(ws, msg.data)
                 if conn.closed:
                     break
         finally:

@@ -3,7 +3,8 @@
 Routes, IVR flows, queue settings, agents and softphone secrets change in place. A queue that disappears
 keeps serving the calls already in it (no new calls are routed there); an agent that disappears is signed
 out (after the current call, if talking). Trunks change in place (caps keep their counts; a registration or
-pinger restarts only when its own settings changed). Security and overload limits change in place, keeping the bans,
+pinger restarts only when its own settings changed). The web chat's settings, queues and agents' figures change
+in place (chat/config.py). Security and overload limits change in place, keeping the bans,
 locks and counts already made. Listen addresses, media ports and storage need a restart: a
 change there is reported, not applied.
 """
@@ -15,6 +16,7 @@ from acd import Agent
 from ..b2bua.contact_center import agent_queues, queue_spec
 from ..registrar.phones import keepalive_options
 from ..b2bua.routing import Router
+from ..chat.config import reconfigure as reconfigure_chat
 from ..security.config import agent_algorithms, reconfigure
 
 
@@ -80,6 +82,8 @@ def apply_config(node, new) -> dict:
         center.run(acd.dispatch)          # new agents or queues may match waiting calls now
     if getattr(node, "trunks", None) is not None:
         changes["trunks"] = node.trunks.reconfigure(new.trunks)
+    if getattr(node, "chat", None) is not None:
+        changes["chat"] = reconfigure_chat(node.chat, old, new)
     node.calls.queue_settings = {q.name: q for q in new.queues}
     if node.calls.ivr_runner is not None:
         node.calls.ivr_runner.flows = new.ivr

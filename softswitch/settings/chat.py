@@ -12,6 +12,11 @@ visitor's browser must keep to. Agents serve chats of the `multimedia` skill que
       address_rate: {messages: 20, burst: 40}   # per visitor address, all its chats together
       cut_off_after: 20                         # frames over the rate that end the chat (flood)
       sessions_per_address: 5                   # chats open at once from one address
+      agent_rate: {messages: 10, burst: 30}     # per agent panel, and per agent (all their panels together)
+      agent_panels: 3                           # chat panels open at once per agent
+      byte_rate: {bytes: 32768, burst: 131072}  # per connection (a visitor's chat, an agent's panel), frame
+                                                # bytes per second; an address or an agent has at most
+                                                # sessions_per_address / agent_panels connections
 """
 
 from __future__ import annotations
@@ -42,6 +47,9 @@ class ChatSettings:
     address_rate: tuple[float, float] = (20.0, 40.0)    # per visitor address
     cut_off_after: int = 20
     sessions_per_address: int = 5
+    agent_rate: tuple[float, float] = (10.0, 30.0)      # per agent panel, and per agent
+    agent_panels: int = 3
+    byte_rate: tuple[float, float] = (32768.0, 131072.0)    # per connection, bytes
 
     def of(self, agent_id: str) -> Concurrency:
         return self.agents.get(agent_id, self.concurrency)
@@ -69,14 +77,18 @@ def _concurrency(r: Reader, loc: Located, path: str, base: Concurrency) -> Concu
     return Concurrency(chats, on_call)
 
 
-def _rate(r: Reader, loc: Located | None, path: str, default: tuple[float, float]) -> tuple[float, float]:
+def _rate(r: Reader, loc: Located | None, path: str, default: tuple[float, float], unit: str = "messages",
+          hi: int = 10000, least: int = 0) -> tuple[float, float]:
     if loc is None:
-        return default
-    m = r.mapping(loc, path, {"messages": (R.integer(1, 10000), int(default[0])),
-                              "burst": (R.integer(1, 100000), int(default[1]))})
-    if m["burst"] < m["messages"]:
-        r.error(loc.items["burst"].line, f"{path}.burst", f"must be at least messages ({m['messages']})")
-    return float(m["messages"]), float(max(m["burst"], m["messages"]))
+        return default[0], max(default[1], float(least))
+    m = r.mapping(loc, path, {unit: (R.integer(1, hi), int(default[0])),
+                              "burst": (R.integer(1, hi * 10), int(default[1]))})
+    line = loc.items["burst"].line if "burst" in loc.items else loc.line
+    if m["burst"] < m[unit]:
+        r.error(line, f"{path}.burst", f"must be at least {unit} ({m[unit]})")
+    elif m["burst"] < least:        # a frame of the largest size must fit in the bucket
+        r.error(line, f"{path}.burst", f"must be at least max_frame ({least})")
+    return float(m[unit]), float(max(m["burst"], m[unit], least))
 
 
 def read_chat(r: Reader, loc: Located | None, agent_queues: dict[str, tuple[str, ...]],
@@ -91,7 +103,9 @@ def read_chat(r: Reader, loc: Located | None, agent_queues: dict[str, tuple[str,
         "agents": (lambda r, l, p: l, None), "max_message": (R.integer(1, 100_000), d.max_message),
         "max_frame": (R.integer(256, 1_000_000), d.max_frame), "rate": (lambda r, l, p: l, None),
         "address_rate": (lambda r, l, p: l, None), "cut_off_after": (R.integer(1, 100_000), d.cut_off_after),
-        "sessions_per_address": (R.integer(1, 10_000), d.sessions_per_address)})
+        "sessions_per_address": (R.integer(1, 10_000), d.sessions_per_address),
+        "agent_rate": (lambda r, l, p: l, None), "agent_panels": (R.integer(1, 100), d.agent_panels),
+        "byte_rate": (lambda r, l, p: l, None)})
     base = _concurrency(r, c["concurrency"], "chat.concurrency", d.concurrency) \
         if c["concurrency"] is not None else d.concurrency
     agents = {}
@@ -112,4 +126,7 @@ def read_chat(r: Reader, loc: Located | None, agent_queues: dict[str, tuple[str,
     return ChatSettings(tuple(dict.fromkeys(c["origins"] or ())), base, agents, c["max_message"], c["max_frame"],
                         _rate(r, c["rate"], "chat.rate", d.rate),
                         _rate(r, c["address_rate"], "chat.address_rate", d.address_rate),
-                        c["cut_off_after"], c["sessions_per_address"])
+                        c["cut_off_after"], c["sessions_per_address"],
+                        _rate(r, c["agent_rate"], "chat.agent_rate", d.agent_rate), c["agent_panels"],
+                        _rate(r, c["byte_rate"], "chat.byte_rate", d.byte_rate, "bytes", 100_000_000,
+                              c["max_frame"]))

@@ -15,6 +15,7 @@ from .reader import MISSING, Bad, Reader
 from .secrets import RULES, PasswordPolicy, hash_password, parse_softphone_hash, valid_password_hash
 from .source import ConfigError, Located, load_located
 from .chat import read_chat
+from .prompts import prompt_file
 from .trunks import read_trunks
 from .wallboard import percent, read_wallboard
 from .widgets import read_click_to_dial
@@ -387,11 +388,11 @@ def _queues(r: Reader, loc) -> list[SkillQueue]:
             "record": (R.boolean, False), "service_level": (R.duration(1, 3600), d.service_level),
             "short_abandon": (R.duration(0, 600), d.short_abandon), "announce": (lambda r, l, p: l, None),
             "service_level_goal": (percent(1, 100), d.service_level_goal),
-            "music_on_hold": (R.nonempty, None), "callback_digit": (_dtmf_digit, None),
+            "music_on_hold": (prompt_file, None), "callback_digit": (_dtmf_digit, None),
             "dispositions": (_dispositions, ())})
         ov = r.mapping(q.pop("overflow"), f"{path}.overflow", {"to": (_target, Overflow("hangup"))})
         an = r.mapping(q.pop("announce"), f"{path}.announce", {
-            "entry": (R.nonempty, None), "every": (R.duration(5, 3600), d.announce_every),
+            "entry": (prompt_file, None), "every": (R.duration(5, 3600), d.announce_every),
             "position": (R.boolean, True), "wait": (R.boolean, True)})
         if q["name"] is None:
             continue
@@ -427,7 +428,7 @@ def _ivr(r: Reader, loc) -> dict[str, tuple[IvrStep, ...]]:
         steps = []
         for path, st in r.items_of(steps_loc, f"ivr.{name}"):
             s = r.mapping(st, path, {
-                "play": (R.list_of(R.nonempty, 1), None), "menu": (lambda r, l, p: l, None),
+                "play": (R.list_of(prompt_file, 1), None), "menu": (lambda r, l, p: l, None),
                 "queue": (_name, None), "goto": (_name, None), "hangup": (R.boolean, None),
                 "timeout": (R.duration(1, 60), 5.0), "retries": (R.integer(0, 10), 2)})
             kinds = [k for k in ("play", "menu", "queue", "goto", "hangup") if s[k] is not None]

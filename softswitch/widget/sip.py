@@ -20,7 +20,9 @@ def admit_widget_call(calls, tx, req, number: str | None) -> bool:
                       number=number)
             conn = getattr(tx.context, "conn", None)
             if conn is not None:
-                calls.widgets.flows.setdefault(conn, set()).add(req.call_id)
+                ids = calls.widgets.flows.setdefault(conn, set())
+                ids.intersection_update(calls.calls)    # the calls that are over: forgotten, so a long-lived
+                ids.add(req.call_id)                    # page's WebSocket holds only its live calls' ids
         return True
     _log.warning("click_to_dial_refused", call_id=req.call_id, number=number, reason=verdict.reason,
                  source=f"{tx.context.host}:{tx.context.port}")

@@ -3,6 +3,8 @@ and the `click_to_dial` YAML section's errors."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from softswitch.settings import parse_config
@@ -10,6 +12,7 @@ from softswitch.settings.source import ConfigError
 from softswitch.transport.base import Target
 from softswitch.widget.gate import CHANNEL, HEADER, Refusal, WidgetGate
 from softswitch.widget.limits import RateLimit
+from softswitch.widget.sip import admit_widget_call
 from softswitch.widget.origins import OriginError, OriginList, normalize_origin, origin_of_url
 from softswitch.widget.tokens import MAX_TICKET, Signer, TicketError
 from tests.support.cc import config_text
@@ -202,3 +205,24 @@ def test_a_reload_changes_origins_and_routes_at_once():
     token = token_for(g, local)
     assert isinstance(g.check_invite(Req(token), ws(local), "4011"), Refusal)
     assert not isinstance(g.check_invite(Req(token), ws(local), "4010"), Refusal)
+
+
+class Invite(Req):
+    def __init__(self, token: str, call_id: str) -> None:
+        super().__init__(token)
+        self.call_id = call_id
+
+
+def test_a_page_websocket_keeps_the_ids_of_its_live_calls_only(gate):
+    """One visitor page's WebSocket that makes call after call: what the node keeps for it stays the calls
+    still going (the flow's entry goes when the WebSocket closes)."""
+    g, clock = gate
+    calls = SimpleNamespace(widgets=g, calls={}, stats={"rejected": 0})
+    target = ws(SHOP)
+    for i in range(20):
+        clock.t += 60                                   # within the rate limits
+        call_id = f"call-{i}"
+        tx = SimpleNamespace(context=target)
+        assert admit_widget_call(calls, tx, Invite(token_for(g), call_id), "4010")
+        calls.calls = {call_id: object()}              # the earlier calls are over
+    assert g.flows[target.conn] == {"call-18", "call-19"}     # the one live when the last came, and the last
