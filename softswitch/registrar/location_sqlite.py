@@ -23,6 +23,10 @@ from .location import Binding, MemoryLocationStore
 _VOLATILE = ("expires_at", "call_id", "cseq")
 _STEADY = tuple(f for f in Binding.__dataclass_fields__ if f not in _VOLATILE)
 _steady_of = operator.attrgetter(*_STEADY)
+# A batch's rows arrive as one JSON array of [aor, bindings, expires_at] (json_extract gives an array as its text).
+_UPSERT = ("INSERT OR REPLACE INTO bindings (aor, data, expires_at) SELECT json_extract(value, '$[0]'), "
+           "json_extract(value, '$[1]'), json_extract(value, '$[2]') FROM json_each(?)")
+_DELETE = "DELETE FROM bindings WHERE aor IN (SELECT value FROM json_each(?))"
 
 
 class SqliteLocationStore(MemoryLocationStore):
@@ -98,13 +102,17 @@ class SqliteLocationStore(MemoryLocationStore):
             with self._lock:
                 pending, self._dirty = self._dirty, {}
                 waiters, self._waiters = self._waiters, []
+            # One statement per batch, its rows in one JSON parameter: sqlite3 releases the GIL around every
+            # statement step, and a step per row would make the writer and the event loop hand the GIL back
+            # and forth for each one.
+            rows = [encode.row(aor, bs) for aor, bs in pending.items() if bs]
+            gone = [aor for aor, bs in pending.items() if not bs]
             try:
                 with db:
-                    db.executemany("INSERT OR REPLACE INTO bindings VALUES (?, ?, ?)",
-                                   [encode.row(aor, bs) for aor, bs in pending.items() if bs])
-                    gone = [(aor,) for aor, bs in pending.items() if not bs]
+                    if rows:
+                        db.execute(_UPSERT, (f"[{','.join(rows)}]",))
                     if gone:
-                        db.executemany("DELETE FROM bindings WHERE aor = ?", gone)
+                        db.execute(_DELETE, (json.dumps(gone),))
                         encode.forget(gone)
             except sqlite3.Error:
                 logging.getLogger("softswitch.registrar.location").exception("bindings_write_failed")
@@ -122,7 +130,8 @@ class _Encoder:
     def __init__(self) -> None:
         self._steady: dict[str, dict[str, tuple[tuple, str]]] = {}
 
-    def row(self, aor: str, bindings: list[Binding]) -> tuple[str, str, float]:
+    def row(self, aor: str, bindings: list[Binding]) -> str:
+        """The JSON array [aor, [binding, ...], latest expiry] that _UPSERT reads."""
         known = self._steady.get(aor) or {}
         kept: dict[str, tuple[tuple, str]] = {}
         parts = []
@@ -135,8 +144,8 @@ class _Encoder:
             parts.append(f'{{"expires_at": {float(b.expires_at)!r}, "call_id": {_json_str(b.call_id)}, '
                          f'"cseq": {int(b.cseq)}, {entry[1]}}}')
         self._steady[aor] = kept
-        return aor, f"[{', '.join(parts)}]", max(b.expires_at for b in bindings)
+        return f"[{_json_str(aor)},[{','.join(parts)}],{float(max(b.expires_at for b in bindings))!r}]"
 
-    def forget(self, aors: list[tuple[str]]) -> None:
-        for (aor,) in aors:
+    def forget(self, aors: list[str]) -> None:
+        for aor in aors:
             self._steady.pop(aor, None)

@@ -117,7 +117,7 @@ def test_sqlite_store_keeps_every_field_and_the_latest_refresh_across_a_restart(
     read back after a restart is still the binding as it was last stored, every field of it."""
     path = str(tmp_path / "b.db")
     full = b("sip:70001@cc.test", "sip:70001@10.0.0.1:5060", 200.0, q=0.5, instance="<urn:uuid:1>", reg_id="1",
-             path=["<sip:edge;lr>"], source=("tcp", "10.0.0.1", 40000), user_agent='Phone "1.0" \u00e9',
+             path=["<sip:edge;lr>"], source=("tcp", "10.0.0.1", 40000), user_agent='Phone "1.0" \u00e9 \udcff',
              node="n2", registered_at=90.0, params=";+sip.instance=\"<urn:uuid:1>\"")
     s1 = SqliteLocationStore(path, now=100.0)
     run(s1.replace(full.aor, [full], 100.0))
