@@ -3,8 +3,9 @@ REGISTER/401/REGISTER/200 at increasing rates, the phones cycling over the tenan
 
 Prints, per rate, successful and failed registrations and retransmissions, the node's CPU microseconds per
 successful registration (user + system time of its process: robust on a shared machine, where wall-clock
-rates are noise), and the highest rate with zero failures and under 1% retransmissions. The node runs in its own process; SIPp on the same machine, its
-address in the tenant's `server.sip.security.exempt` (as an operator lists an SBC).
+rates are noise), and the highest rate with zero failures and under 1% retransmissions. The node runs in its
+own process; SIPp on the same machine, its address in the tenant's `server.sip.security.exempt` (as an
+operator lists an SBC).
 
     .venv/bin/python benchmarks/register_bench.py [--agents 10000] [--rates 1000,2000,...] [--seconds 5]
     .venv/bin/python benchmarks/register_bench.py --quick          (100 agents, one short run)
@@ -45,7 +46,8 @@ def main() -> None:
     print(f"softswitch serve: {args.agents} agents, {args.queues} queues, listening after {started:.1f} s")
     best = 0
     try:
-        print(f"{'rate/s':>7} {'ok':>7} {'failed':>7} {'retrans':>8} {'retrans%':>9} {'achieved/s':>11} {'cpu us/reg':>11}")
+        print(f"{'rate/s':>7} {'ok':>7} {'failed':>7} {'retrans':>8} {'retrans%':>9} {'achieved/s':>11} "
+              f"{'cpu us/reg':>11}")
         for rate in [int(r) for r in args.rates.split(",")]:
             calls = int(rate * args.seconds)
             cpu0 = cpu_seconds(node.pid)
@@ -53,8 +55,8 @@ def main() -> None:
             cpu_us = 1e6 * (cpu_seconds(node.pid) - cpu0) / max(1, r["ok"])
             pct = 100.0 * r["retrans"] / max(1, 2 * calls)
             achieved = r["ok"] / r["elapsed"] if r["elapsed"] else 0
-            print(f"{rate:7d} {r['ok']:7d} {r['failed']:7d} {r['retrans']:8d} {pct:8.2f}% {achieved:11.0f} {cpu_us:11.0f}",
-                  flush=True)
+            print(f"{rate:7d} {r['ok']:7d} {r['failed']:7d} {r['retrans']:8d} {pct:8.2f}% {achieved:11.0f} "
+                  f"{cpu_us:11.0f}", flush=True)
             if r["failed"] == 0 and r["ok"] == calls and pct < 1.0:
                 best = max(best, rate)
             elif r["failed"] > calls * 0.05:
