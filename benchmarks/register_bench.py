@@ -43,7 +43,8 @@ def main() -> None:
     tenant = write_tenant(os.path.join(work, "tenant.yaml"), args.agents, args.queues)
     csv_path = write_users_csv(os.path.join(work, "users.csv"), tenant)
     node, started = serve(tenant.path, work, args.profile)
-    print(f"softswitch serve: {args.agents} agents, {args.queues} queues, listening after {started:.1f} s")
+    print(f"softswitch serve: {args.agents} agents, {args.queues} queues, listening after {started:.1f} s "
+          f"({cpu_seconds(node.pid):.1f} s of CPU)")
     best = 0
     try:
         print(f"{'rate/s':>7} {'ok':>7} {'failed':>7} {'retrans':>8} {'retrans%':>9} {'achieved/s':>11} "
