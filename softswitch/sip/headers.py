@@ -186,30 +186,7 @@ class NameAddr:
 _DISPLAY_TOKENS = re.compile(r"[A-Za-z0-9\-.!%*_+`'~ \t]*\Z")
 
 
-_ADDR_CACHE: dict[str, tuple] = {}
-_ADDR_CACHE_MAX = 8192
-_ADDR_TEXT_MAX = 256       # longer values are rare; caching them would let a peer fill memory
-
-
 def parse_name_addr(value: str) -> NameAddr:
-    """A phone's addresses repeat (To and Contact on every registration, From in a challenge and its answer),
-    so good ones with a SIP URI are remembered (as field tuples) and handed out as new objects (they are
-    mutable: a tag gets added, a parameter set)."""
-    hit = _ADDR_CACHE.get(value)
-    if hit is not None:
-        scheme, user, password, host, port, uri_params, headers, display, params = hit
-        return NameAddr(SipURI(scheme, user, password, host, port, list(uri_params), headers), display, list(params))
-    addr = _parse_name_addr(value)
-    uri = addr.uri
-    if isinstance(uri, SipURI) and len(value) <= _ADDR_TEXT_MAX:
-        if len(_ADDR_CACHE) >= _ADDR_CACHE_MAX:
-            _ADDR_CACHE.clear()
-        _ADDR_CACHE[value] = (uri.scheme, uri.user, uri.password, uri.host, uri.port, tuple(uri.params), uri.headers,
-                              addr.display, tuple(addr.params))
-    return addr
-
-
-def _parse_name_addr(value: str) -> NameAddr:
     text = value.strip(_LWS)
     if not text:
         raise SipError(400, "empty address")

@@ -212,20 +212,3 @@ def test_mutated_torture_parse_or_peer_error(path, data):
                 pass
     except SipError as err:
         assert 400 <= err.status < 600
-
-
-def test_a_remembered_address_comes_back_as_a_new_object_each_time():
-    """Good name-addr values are remembered; each parse still hands out objects of its own, so adding a tag or
-    a URI parameter to one never shows in the next parse of the same text."""
-    text = '"Agent 1" <sip:100001@bench.test;transport=udp>;expires=60'
-    first = parse_name_addr(text)
-    first.set_param("tag", "abc")
-    first.uri.set_param("lr", None)
-    first.uri.params.append(("x", "1"))
-    again = parse_name_addr(text)
-    assert again is not first and again.uri is not first.uri
-    assert again.display == "Agent 1" and again.tag is None and again.param("expires") == "60"
-    assert str(again) == '"Agent 1" <sip:100001@bench.test;transport=udp>;expires=60'
-    assert str(parse_name_addr("tel:+15550100;tag=1")) == "<tel:+15550100>;tag=1"
-    with pytest.raises(SipError):
-        parse_name_addr("<sip:100001@bench.test")
