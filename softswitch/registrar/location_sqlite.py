@@ -105,16 +105,16 @@ class SqliteLocationStore(MemoryLocationStore):
             # One statement per batch, its rows in one JSON parameter: sqlite3 releases the GIL around every
             # statement step, and a step per row would make the writer and the event loop hand the GIL back
             # and forth for each one.
-            rows = [encode.row(aor, bs) for aor, bs in pending.items() if bs]
-            gone = [aor for aor, bs in pending.items() if not bs]
             try:
+                rows = [encode.row(aor, bs) for aor, bs in pending.items() if bs]
+                gone = [aor for aor, bs in pending.items() if not bs]
                 with db:
                     if rows:
                         db.execute(_UPSERT, (f"[{','.join(rows)}]",))
                     if gone:
                         db.execute(_DELETE, (json.dumps(gone),))
                         encode.forget(gone)
-            except sqlite3.Error:
+            except Exception:     # the writer outlives a bad batch: later changes of these AORs rewrite them
                 logging.getLogger("softswitch.registrar.location").exception("bindings_write_failed")
             for w in waiters:
                 w.set()
