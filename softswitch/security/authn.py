@@ -35,6 +35,7 @@ class Authenticator:
         self.per_user: dict[str, tuple[str, ...]] = {}      # softphone number -> its own algorithm list
         self.on_source_failure: Callable[[str], None] | None = None
         self.stats = {"failed": 0, "locked_rejected": 0}
+        self._upper: dict[tuple[str, ...], frozenset[str]] = {}
 
     def algorithms(self, user: str | None) -> tuple[str, ...]:
         return self.per_user.get(user or "") or self.digest.algorithms
@@ -50,7 +51,7 @@ class Authenticator:
         if kind in ("realm", "replay", "stale"):
             return Verdict("challenge" if kind == "realm" else kind, user, result.uri)
         good = kind == "ok" and (result.algorithm or "MD5").upper().removesuffix("-SESS") in \
-            {a.upper() for a in self.algorithms(user)}
+            self._allowed(self.algorithms(user))
         lockout = self.lockout
         if lockout is not None and lockout.locked(user or "", now):
             # The right password changes nothing while locked; only a wrong one counts against the source.
@@ -66,6 +67,17 @@ class Authenticator:
             lockout.failed(user or "", now)
         self._source_failed(source_host)
         return Verdict("forbidden", user, result.uri)
+
+    def _allowed(self, algorithms) -> frozenset[str]:
+        """The upper-case set of an algorithm list, made once per list (there is one per account at most)."""
+        if not isinstance(algorithms, tuple):
+            algorithms = tuple(algorithms)
+        allowed = self._upper.get(algorithms)
+        if allowed is None:
+            if len(self._upper) >= 1024:          # lists come from the config; bounded all the same
+                self._upper.clear()
+            allowed = self._upper[algorithms] = frozenset(a.upper() for a in algorithms)
+        return allowed
 
     def _source_failed(self, host: str) -> None:
         if self.on_source_failure is not None:

@@ -25,6 +25,9 @@ _NC_RE = re.compile(r"[0-9a-fA-F]{8}\Z")
 # the next item would retry from every position: quadratic on text that is not a list of items). quoted-string
 # is an unrolled loop (same language as "(?:[^"\\]|\\.)*"): re scans plain runs, not an alternation per character.
 _PARAM_RE = re.compile(r'\s*([A-Za-z0-9_\-]+)\s*=\s*("[^"\\]*(?:\\.[^"\\]*)*"|[^\s,"]*)\s*(?:,|\Z)', re.S)
+# The longest run of whole items from the start, each the match re gives at its position (atomic: a failure never
+# backtracks into the items before it). When it covers the text, findall finds exactly those items.
+_PARAM_RUN = re.compile(r"(?>" + _PARAM_RE.pattern + r")*+", re.S)
 
 
 class AuthParseError(RemoteProtocolError):
@@ -47,13 +50,10 @@ def parse_authorization(value: str) -> tuple[str, dict[str, str]]:
         raise AuthParseError("no auth scheme")
     rest = rest.strip()
     params: dict[str, str] = {}
-    pos, end, match = 0, len(rest), _PARAM_RE.match
-    while pos < end:
-        m = match(rest, pos)
-        if m is None:
-            raise AuthParseError(f"bad auth parameters {rest[:30]!r}")
-        pos = m.end()
-        name, raw = m.group(1).lower(), m.group(2)
+    if _PARAM_RUN.match(rest).end() != len(rest):
+        raise AuthParseError(f"bad auth parameters {rest[:30]!r}")
+    for name, raw in _PARAM_RE.findall(rest):
+        name = name.lower()
         if raw[:1] == '"':
             raw = raw[1:-1]
             if "\\" in raw:

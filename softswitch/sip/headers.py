@@ -122,8 +122,22 @@ _PARAM_ITEM = re.compile(r'[ \t]*;[ \t]*(' + TOKEN + r')(?:[ \t]*=[ \t]*("[^"\\]
 _PARAM_RUN = re.compile(r"(?>" + _PARAM_ITEM.pattern + r")*")
 
 
+# The usual parameters (;tag=..., ;branch=...;rport): no whitespace, no quoted values. Such text is one run of
+# items as _PARAM_RUN reads it, and splitting it at ';' and '=' (neither occurs in a token or a value) gives
+# the same items, without the two passes of the general case.
+_PLAIN_PARAMS = re.compile(r"(?:;" + TOKEN + r"(?:=[A-Za-z0-9\-.!%*_+`'~:\[\]]+)?)+")
+
+
 def parse_params(text: str, i: int = 0) -> list[tuple[str, str | None]]:
     """*( SEMI generic-param ): generic-param = token [ EQUAL gen-value ]; gen-value = token / host / quoted."""
+    if i >= len(text):
+        return []
+    if _PLAIN_PARAMS.fullmatch(text, i):
+        out: list[tuple[str, str | None]] = []
+        for item in text[i + 1:].split(";"):
+            name, eq, value = item.partition("=")
+            out.append((name, value if eq else None))
+        return out
     end = _PARAM_RUN.match(text, i).end()
     if end < len(text) and text[end:].strip(_LWS):
         rest = text[end:]

@@ -112,6 +112,29 @@ def test_sqlite_store_survives_a_restart_and_drops_expired(tmp_path):
     s2.close()
 
 
+def test_sqlite_store_keeps_every_field_and_the_latest_refresh_across_a_restart(tmp_path):
+    """A refresh that only moves the expiry (new Call-ID and CSeq) reuses the binding's encoded rest: what is
+    read back after a restart is still the binding as it was last stored, every field of it."""
+    path = str(tmp_path / "b.db")
+    full = b("sip:70001@cc.test", "sip:70001@10.0.0.1:5060", 200.0, q=0.5, instance="<urn:uuid:1>", reg_id="1",
+             path=["<sip:edge;lr>"], source=("tcp", "10.0.0.1", 40000), user_agent='Phone "1.0" \u00e9 \udcff',
+             node="n2", registered_at=90.0, params=";+sip.instance=\"<urn:uuid:1>\"")
+    s1 = SqliteLocationStore(path, now=100.0)
+    run(s1.replace(full.aor, [full], 100.0))
+    s1.flush()
+    refreshed = Binding(**{**full.to_dict(), "expires_at": 4000.5, "call_id": 'c"2\u00e9', "cseq": 7})
+    moved = Binding(**{**full.to_dict(), "key": "k2", "contact": "sip:70001@10.0.0.2", "expires_at": 300.0})
+    run(s1.replace(full.aor, [refreshed, moved], 150.0))
+    run(s1.replace("sip:gone@cc.test", [b("sip:gone@cc.test", "sip:gone@1", 900.0)], 150.0))
+    s1.flush()
+    run(s1.replace("sip:gone@cc.test", [], 160.0))
+    s1.close()
+    s2 = SqliteLocationStore(path, now=250.0)
+    assert run(s2.lookup(full.aor, 250.0)) == [refreshed, moved]
+    assert run(s2.lookup("sip:gone@cc.test", 250.0)) == []
+    s2.close()
+
+
 @settings(max_examples=150, deadline=None)
 @given(steps=st.lists(st.one_of(
     st.tuples(st.just("replace"), st.integers(0, 4), st.lists(st.integers(1, 60), max_size=3)),
