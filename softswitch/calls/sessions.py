@@ -86,15 +86,26 @@ def relays_reinvite(has_body: bool, other, anchored: bool) -> bool:
     return has_body and other is not None and other.state == "confirmed" and not anchored
 
 
+DTMF_DIGITS = frozenset("0123456789*#ABCD")
+# RFC 4733 event codes some gateways put in Signal= for the keys that are not digits
+_EVENT_KEYS = {"10": "*", "11": "#", "12": "A", "13": "B", "14": "C", "15": "D"}
+
+
 def dtmf_relay_digit(content_type: str, body: bytes) -> str | None:
-    """The digit of an INFO (application/dtmf-relay `Signal=5`, or application/dtmf `5`)."""
+    """The key of an INFO (application/dtmf-relay `Signal=5`, or application/dtmf `5`): one of 0-9 * # A-D,
+    or None for anything else (a peer's `Signal=<` must not reach the IVR or the other leg as a key)."""
     ctype = content_type.lower()
-    text = body.decode("latin-1", "replace")
+    text = body[:1024].decode("latin-1", "replace")
+    value = None
     if "dtmf-relay" in ctype:
         for line in text.splitlines():
             k, _, v = line.partition("=")
-            if k.strip().lower() == "signal" and v.strip():
-                return v.strip()[0]
-    if ctype.startswith("application/dtmf") and text.strip():
-        return text.strip()[0]
-    return None
+            if k.strip().lower() == "signal":
+                value = v.strip()
+                break
+    elif ctype.startswith("application/dtmf"):
+        value = text.strip()
+    if not value:
+        return None
+    value = _EVENT_KEYS.get(value, value).upper()
+    return value if value in DTMF_DIGITS else None

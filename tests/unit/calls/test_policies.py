@@ -135,3 +135,8 @@ def test_dtmf_relay_digits():
     assert sessions.dtmf_relay_digit("application/dtmf-relay", b"Signal=5\r\nDuration=160\r\n") == "5"
     assert sessions.dtmf_relay_digit("application/dtmf", b"#") == "#"
     assert sessions.dtmf_relay_digit("text/plain", b"5") is None
+    assert sessions.dtmf_relay_digit("application/dtmf-relay", b"Signal=11\r\n") == "#"
+    assert sessions.dtmf_relay_digit("application/dtmf-relay", b"Signal=a\r\n") == "A"
+    for hostile in (b"Signal=<\r\n", b"Signal=55\r\n", b"Signal=\r\n", b"Signal=5" + b"5" * 100000, b"\xff\xfe"):
+        assert sessions.dtmf_relay_digit("application/dtmf-relay", hostile) is None
+    assert sessions.dtmf_relay_digit("application/dtmf", b"x") is None
