@@ -14,8 +14,13 @@ reads the kernel's receive time of every datagram; one that waited longer than `
   - a REGISTER without credentials (new work whose normal answer is itself stateless): 503 with Retry-After,
     built from the raw header lines, so it costs a few microseconds instead of a parse and a challenge;
     past `drop_after` it is dropped (the client retransmits or gives up; even a 503 costs too much then);
-    a retransmission of a REGISTER the node served on time while shedding is dropped instead (the client has
-    its 401, or gets the answer to the copy already served; RFC 3261 s. 17.2.2 absorbs such copies too);
+  - a late copy of a request the node took in late (admitted or answered 503), or served on time while
+    shedding: dropped, from the first late datagram on, before shedding starts. It is a retransmission queued
+    behind its original, or sent because the answer took long: the original has or gets the answer (RFC 3261
+    s. 17.2.2 absorbs such copies too), and a 503 to the copy of a REGISTER already challenged would end a
+    registration in progress. The onset of a storm is when every queued request is retransmitted, so the
+    common case, a byte-identical copy, is found by the hash of the datagram, before any peek; a copy whose
+    bytes differ by its top-Via branch and method;
   - any other new request (an INVITE above all): admitted up to `drop_after`, so the transaction layer
     absorbs its retransmissions and call admission answers 503 + Retry-After statefully (a stateless answer
     to the retransmission of an INVITE already proceeding would end that call half set up); dropped after.
@@ -35,7 +40,7 @@ _KEEP = {b"via": b"Via", b"v": b"Via", b"from": b"From", b"f": b"From", b"to": b
          b"call-id": b"Call-ID", b"i": b"Call-ID", b"cseq": b"CSeq"}
 _AUTH = frozenset({b"authorization", b"proxy-authorization"})
 _ONCE = (b"From", b"To", b"Call-ID", b"CSeq")
-MAX_SERVED = 50000
+MAX_SEEN = 100000                  # remembered requests (about 25 s at 4,000 late requests/s; ~10 MB at most)
 
 
 @dataclass
@@ -117,6 +122,13 @@ def top_branch(p: Peek) -> bytes:
     return b""
 
 
+def request_key(p: Peek) -> bytes:
+    """What a retransmission shares with its original: top-Via branch and method (a CANCEL or the ACK of a
+    failed INVITE carries the INVITE's branch, and is not its copy). b"" without a branch."""
+    branch = top_branch(p)
+    return branch + b" " + p.method if branch else b""
+
+
 def service_unavailable(p: Peek, tag: str, retry_after: int, server: str = "") -> bytes | None:
     """A stateless 503 (RFC 3261 s. 8.2.6) echoing the request's Via, From, To, Call-ID and CSeq; None when
     they are not all there exactly once (the parser would have answered 400, and under overload nobody does)."""
@@ -151,9 +163,10 @@ class OverloadPolicy:
         self.shedding = False
         self.above_since: float | None = None      # start of a run of late datagrams, before shedding starts
         self.last_late = float("-inf")
-        # top-Via branches of new REGISTERs served while shedding: their retransmissions are dropped, not
-        # answered 503 (a 503 after the 401 would end a registration the node is already serving)
-        self.served: dict[bytes, None] = {}
+        # requests taken in late, or served on time while shedding -> when: their late retransmissions are
+        # dropped, not served again or answered 503 (a 503 after the 401 would end a registration the node is
+        # already serving)
+        self.seen: dict[int | bytes, float] = {}
 
     def reconfigure(self, options: OverloadOptions) -> None:
         """New thresholds from a reload; the shedding state and the counters stay."""
@@ -176,20 +189,30 @@ class OverloadPolicy:
         self.above_since = None
 
     def served_on_time(self, data: bytes, now: float) -> None:
-        """While shedding, the shells pass every datagram that was on time: a new REGISTER among them is about
-        to be challenged, so its branch is remembered."""
+        """While shedding, the shells pass every datagram that was on time: a request among them is about to be
+        served, so its bytes are remembered (a hash and a dictionary entry: no parse on the path of the work
+        being served)."""
         if now - self.last_late > self.o.sustain:
             self.shedding = False           # the episode is over: nothing more to remember
-            self.served.clear()
+            self.seen.clear()
             return
-        p = peek(data)
-        if p is not None and p.kind == "new" and p.method == b"REGISTER":
-            branch = top_branch(p)
-            if branch:
-                served = self.served
-                served[branch] = None
-                if len(served) > MAX_SERVED:
-                    del served[next(iter(served))]
+        if not data.startswith(b"SIP/2.0 "):
+            self.remember(hash(data), now)
+
+    def remember(self, key, now: float) -> None:
+        """`key`: the hash of a datagram (its byte-identical copies, found without a parse) or its request_key
+        (copies that differ in bytes)."""
+        if not key:
+            return
+        seen = self.seen
+        seen[key] = now
+        if len(seen) > MAX_SEEN:
+            del seen[next(iter(seen))]
+
+    def retransmission(self, key, now: float) -> bool:
+        """A copy of a request taken in less than `give_up` seconds ago."""
+        when = self.seen.get(key)
+        return when is not None and now - when <= self.o.give_up
 
     def late(self, now: float) -> bool:
         """A datagram waited past `queue_delay` at `now`: True once they have done so without a break for
@@ -204,29 +227,63 @@ class OverloadPolicy:
                 self.shedding, self.above_since = True, None
         return self.shedding
 
+    def take(self, data: bytes, age: float, now: float, allowed=None) -> tuple[str, bytes | None]:
+        """Any datagram (the shells call this only when `age > queue_delay` or `watching`, one attribute test
+        per datagram otherwise): the verdict and the 503 to send back, as `shed`."""
+        if age > self.queue_delay:
+            return self.shed(data, age, now, allowed)
+        if self.above_since is not None:
+            self.on_time()
+        elif self.shedding:
+            self.served_on_time(data, now)
+        return ADMIT, None
+
+    @property
+    def watching(self) -> bool:
+        """An on-time datagram still matters: it breaks a run of late ones, or is remembered while shedding."""
+        return self.above_since is not None or self.shedding
+
     def shed(self, data: bytes, age: float, now: float, allowed=None) -> tuple[str, bytes | None]:
         """(verdict, 503 bytes to send back or None) for a datagram that waited `age` seconds (> queue_delay),
         read at `now`. `allowed`: fn(user_agent) -> bool, the per-source guard, asked before anything is
         answered (a banned or rate-limited source, or a scanner, gets nothing, overloaded or not)."""
-        if not self.late(now) and age <= self.o.give_up:
-            self.stats["admitted_late"] += 1
-            return ADMIT, None
-        if age > self.worst:
+        shedding = self.late(now)
+        if (shedding or age > self.o.give_up) and age > self.worst:
             self.worst = age
+        h = hash(data)
+        if self.seen and self.retransmission(h, now):
+            self.stats["dropped_retransmission"] += 1      # a byte-identical copy: not even peeked at
+            return DROP, None
         p = peek(data)
         if p is None:
+            if not shedding and age <= self.o.give_up:
+                self.stats["admitted_late"] += 1
+                return ADMIT, None          # the parser answers what it can
             self.stats["dropped"] += 1
             return DROP, None
-        verdict = self.decide(p.kind, p.method, age)
-        if verdict == REJECT and self.served and top_branch(p) in self.served:
+        if p.kind == "response":
+            self.stats["admitted_late"] += 1
+            return ADMIT, None
+        key = request_key(p)
+        if key and self.retransmission(key, now):
             self.stats["dropped_retransmission"] += 1
             return DROP, None
+        if not shedding and age <= self.o.give_up:
+            self.remember(h, now)
+            self.remember(key, now)
+            self.stats["admitted_late"] += 1
+            return ADMIT, None
+        verdict = self.decide(p.kind, p.method, age)
         if verdict == ADMIT:
+            self.remember(h, now)
+            self.remember(key, now)
             self.stats["admitted_late"] += 1
             return ADMIT, None
         if verdict == REJECT:
             reply = service_unavailable(p, self.tag, self.o.retry_after, self.server)
             if reply is not None and (allowed is None or allowed(p.user_agent)):
+                self.remember(h, now)
+                self.remember(key, now)
                 self.stats["rejected"] += 1
                 return REJECT, reply
         self.stats["dropped_given_up" if age > self.o.give_up else "dropped"] += 1

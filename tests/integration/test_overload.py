@@ -121,14 +121,14 @@ def test_policy_table():
 
 def test_shed_answers_drops_and_asks_the_guard_first():
     p = OverloadPolicy(OverloadOptions(queue_delay=0.2, sustain=0.0, drop_after=2.0), tag="T", server="ss")
-    verdict, reply = p.shed(register(), 0.5, 10.0)
+    verdict, reply = p.shed(register(n=1), 0.5, 10.0)
     assert verdict == REJECT and parse_message(reply).status == 503
-    assert p.shed(register(), 2.5, 10.0) == (DROP, None)
-    assert p.shed(register(auth="Authorization: Digest x\r\n"), 1.5, 10.0) == (ADMIT, None)
-    assert p.shed(register(auth="Authorization: Digest x\r\n"), 40.0, 10.0) == (DROP, None)
+    assert p.shed(register(n=2), 2.5, 10.0) == (DROP, None)
+    assert p.shed(register(n=3, auth="Authorization: Digest x\r\n"), 1.5, 10.0) == (ADMIT, None)
+    assert p.shed(register(n=4, auth="Authorization: Digest x\r\n"), 40.0, 10.0) == (DROP, None)
     assert p.shed(b"\x00garbage", 0.5, 10.0) == (DROP, None)
     asked = []
-    assert p.shed(register(), 0.5, 10.0, lambda ua: asked.append(ua) or False) == (DROP, None)
+    assert p.shed(register(n=5), 0.5, 10.0, lambda ua: asked.append(ua) or False) == (DROP, None)
     assert asked == ["TestPhone"]
     assert p.stats == {"admitted_late": 1, "rejected": 1, "dropped": 3, "dropped_given_up": 1,
                        "dropped_retransmission": 0}
@@ -138,33 +138,33 @@ def test_shed_answers_drops_and_asks_the_guard_first():
 def test_while_shedding_a_retransmission_of_a_registration_served_on_time_is_dropped_not_refused():
     p = OverloadPolicy(OverloadOptions(queue_delay=0.2, sustain=0.5))
     assert p.shed(register(n=1), 0.3, 50.0)[0] == ADMIT
-    assert p.shed(register(n=1), 0.3, 50.5)[0] == REJECT          # shedding from now on
+    assert p.shed(register(n=6), 0.3, 50.5)[0] == REJECT          # shedding from now on
     p.served_on_time(register(n=2), 50.6)                          # on time: served, its branch remembered
-    p.served_on_time(invite(n=3), 50.6)                            # only REGISTERs are remembered
-    assert list(p.served) == [b"z9hg4bk-r2"]
+    p.served_on_time(b"SIP/2.0 200 OK\r\n\r\n", 50.6)           # answers are not remembered
+    assert hash(register(n=2)) in p.seen and len(p.seen) == 5      # (late ones by hash and branch)
     assert p.shed(register(n=2), 0.6, 50.7) == (DROP, None)        # its retransmission, late
     assert p.shed(register(n=4), 0.6, 50.7)[0] == REJECT
     assert p.stats["dropped_retransmission"] == 1 and p.stats["rejected"] == 2
     p.served_on_time(register(n=5), 51.3)                          # nothing late for > sustain: episode over
-    assert not p.shedding and p.served == {}
+    assert not p.shedding and p.seen == {}
 
 
 def test_shedding_starts_only_after_a_sustained_run_of_late_datagrams_and_ends_after_a_quiet_spell():
     p = OverloadPolicy(OverloadOptions(queue_delay=0.2, sustain=0.5))
     # a short stall of the machine: late datagrams for 0.4 s, then one on time -> everything is served
     for t in (0.0, 0.2, 0.4):
-        assert p.shed(register(), 0.3, 100.0 + t) == (ADMIT, None)
+        assert p.shed(register(n=int(10 * t)), 0.3, 100.0 + t) == (ADMIT, None)
     p.on_time()
-    assert p.shed(register(), 0.3, 100.6) == (ADMIT, None)    # the run starts again at 100.6
-    assert p.shed(register(), 0.3, 101.0) == (ADMIT, None)
+    assert p.shed(register(n=21), 0.3, 100.6) == (ADMIT, None)    # the run starts again at 100.6
+    assert p.shed(register(n=22), 0.3, 101.0) == (ADMIT, None)
     assert p.take_worst() == 0.0                                # nothing shed: the call watcher sees no backlog
-    verdict, _ = p.shed(register(), 0.3, 101.1)                 # 0.5 s of late datagrams without a break
+    verdict, _ = p.shed(register(n=23), 0.3, 101.1)                 # 0.5 s of late datagrams without a break
     assert verdict == REJECT and p.shedding and p.take_worst() == 0.3
     p.on_time()                                                 # while shedding, an on-time datagram changes nothing
-    assert p.shed(register(), 0.3, 101.5)[0] == REJECT
-    assert p.shed(register(), 0.3, 102.1)[0] == ADMIT          # none late for > 0.5 s: the episode is over
+    assert p.shed(register(n=24), 0.3, 101.5)[0] == REJECT
+    assert p.shed(register(n=25), 0.3, 102.1)[0] == ADMIT          # none late for > 0.5 s: the episode is over
     assert not p.shedding
-    assert p.shed(register(), 30.0 + 3, 102.2) == (DROP, None)  # given up: dropped whatever the state
+    assert p.shed(register(n=26), 30.0 + 3, 102.2) == (DROP, None)  # given up: dropped whatever the state
 
 
 # --- a real node --------------------------------------------------------------------------------------------
