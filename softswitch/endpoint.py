@@ -20,6 +20,7 @@ from .sip.parser import parse_message
 from .sip.transaction import Transaction, TransactionLayer
 from .sip.uas import check_request, error_answer, error_response, response_address, stamp_via
 from .transport.base import Target
+from .transport.connections import Connections
 from .transport.tcp import StreamConnection, connect_tcp
 
 Handler = Callable[[Transaction, Request], None]
@@ -40,7 +41,7 @@ class Endpoint:
         self.supported = supported
         self.user_agent = user_agent
         self.udp: list = []              # UdpTransport listeners
-        self.connections: set[StreamConnection] = set()
+        self.connections = Connections()     # open StreamConnection / WsConnection, by peer
         self.stream_idle_timeout = stream_idle_timeout
         self.partial_timeout = partial_timeout
         self.log = get_logger("sip")
@@ -255,10 +256,7 @@ class Endpoint:
         self.loop.create_task(self._connect_and_send(data, target))
 
     def find_connection(self, proto: str, host: str, port: int) -> StreamConnection | None:
-        for c in self.connections:
-            if c.proto == proto and c.peer == (host, port) and not c.closed:
-                return c
-        return None
+        return self.connections.find(proto, host, port)
 
     async def _connect_and_send(self, data: bytes, target: Target) -> None:
         try:
