@@ -54,6 +54,7 @@ class Endpoint:
         self._sweeper: asyncio.Task | None = None
         self.busy = 0.0                  # seconds spent handling messages (overload control reads it)
         self.watchdog = None             # softswitch.security.watchdog.Watchdog: the stream shells time their inputs
+        self.overload = None             # softswitch.security.overload.OverloadPolicy: the stream shells shed with it
         self.source_filter: Callable[[Target], bool] | None = None     # before parsing (bans)
         self.limits = False                                            # enforce the two limits below
         self.max_message_size = 65535

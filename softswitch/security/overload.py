@@ -20,7 +20,7 @@ reads the kernel's receive time of every datagram; one that waited longer than `
     s. 17.2.2 absorbs such copies too), and a 503 to the copy of a REGISTER already challenged would end a
     registration in progress. The onset of a storm is when every queued request is retransmitted, so the
     common case, a byte-identical copy, is found by the hash of the datagram, before any peek; a copy whose
-    bytes differ by its top-Via branch and method;
+    bytes differ by its top-Via branch, method and CSeq;
   - any other new request (an INVITE above all): admitted up to `drop_after`, so the transaction layer
     absorbs its retransmissions and call admission answers 503 + Retry-After statefully (a stateless answer
     to the retransmission of an INVITE already proceeding would end that call half set up); dropped after.
@@ -122,11 +122,21 @@ def top_branch(p: Peek) -> bytes:
     return b""
 
 
+def retry_spread(call_id: bytes, retry_after: int) -> int:
+    """Between `retry_after` and twice that, by Call-ID: the refused clients do not all come back at once."""
+    return retry_after + (hash(call_id) % max(1, retry_after + 1))
+
+
 def request_key(p: Peek) -> bytes:
-    """What a retransmission shares with its original: top-Via branch and method (a CANCEL or the ACK of a
-    failed INVITE carries the INVITE's branch, and is not its copy). b"" without a branch."""
+    """What a retransmission shares with its original: top-Via branch, method and CSeq. The branch alone is not
+    enough: a CANCEL or the ACK of a failed INVITE carries the INVITE's branch, and some clients (SIPp among
+    them) send the second REGISTER of a challenge with the first one's branch; the CSeq tells them apart.
+    b"" without a branch."""
     branch = top_branch(p)
-    return branch + b" " + p.method if branch else b""
+    if not branch:
+        return b""
+    cseq = b"".join(v for c, v in p.headers if c == b"CSeq").replace(b" ", b"").replace(b"\t", b"")
+    return branch + b" " + p.method + b" " + cseq
 
 
 def service_unavailable(p: Peek, tag: str, retry_after: int, server: str = "") -> bytes | None:
@@ -143,7 +153,7 @@ def service_unavailable(p: Peek, tag: str, retry_after: int, server: str = "") -
         elif canon == b"Call-ID":
             call_id = value
         out.append(canon + b": " + value)
-    spread = retry_after + (hash(call_id) % max(1, retry_after + 1))
+    spread = retry_spread(call_id, retry_after)
     out.append(b"Retry-After: " + str(spread).encode())
     if server:
         out.append(b"Server: " + server.encode())
@@ -160,6 +170,9 @@ class OverloadPolicy:
         self.stats = {"admitted_late": 0, "rejected": 0, "dropped": 0, "dropped_given_up": 0,
                       "dropped_retransmission": 0}
         self.worst = 0.0                           # oldest datagram seen while shedding, since `take_worst`
+        # how late the event loop runs ready callbacks (the node's watcher sets it): what a stream
+        # connection's bytes wait, at least, before they are read
+        self.loop_lag = 0.0
         self.shedding = False
         self.above_since: float | None = None      # start of a run of late datagrams, before shedding starts
         self.last_late = float("-inf")
@@ -288,6 +301,51 @@ class OverloadPolicy:
                 return REJECT, reply
         self.stats["dropped_given_up" if age > self.o.give_up else "dropped"] += 1
         return DROP, None
+
+    # --- stream connections (TCP, TLS, WebSocket) -----------------------------------------------------------
+    # No kernel stamp per message there: a message's age is the loop's lag plus what it waited behind the
+    # messages read with it. Reliable transports have no retransmissions to drop, and a request left without
+    # an answer waits for its client's 32 s timer: new work is answered 503 (any method: with no copy to come,
+    # a stateless 503 ends an INVITE cleanly, before any call exists), started work is served, only what its
+    # client has given up on is dropped.
+    def note_loop_lag(self, lag: float) -> None:
+        self.loop_lag = lag
+
+    def stream_late(self, waited: float) -> float | None:
+        """The age of a stream message that waited `waited` s behind others read with it, or None when it
+        is on time (the shells' one test per message)."""
+        age = self.loop_lag + waited
+        return age if age > self.queue_delay else None
+
+    def shed_stream(self, kind: str, age: float, now: float) -> str:
+        """ADMIT, REJECT (answer 503) or DROP for a stream request of `kind` ("new"/"continuing") that is late
+        (`stream_late`), read at `now` (the clock of `shed`)."""
+        shedding = self.late(now)
+        if shedding and age > self.worst:
+            self.worst = age
+        if age > self.o.give_up:
+            self.stats["dropped_given_up"] += 1
+            return DROP
+        if kind == "new" and shedding:
+            self.stats["rejected"] += 1
+            return REJECT
+        self.stats["admitted_late"] += 1
+        return ADMIT
+
+    def shed_stream_bytes(self, data: bytes, age: float, now: float) -> tuple[str, bytes | None]:
+        """`shed_stream` for a message not parsed yet (a WebSocket frame): the verdict and the 503's bytes."""
+        p = peek(data)
+        if p is None or p.kind == "response":
+            return ADMIT, None                  # the parser answers what it can; responses are started work
+        verdict = self.shed_stream(p.kind, age, now)
+        if verdict == REJECT:
+            reply = service_unavailable(p, self.tag, self.o.retry_after, self.server)
+            if reply is not None:
+                return REJECT, reply
+            self.stats["rejected"] -= 1         # no headers to answer with: the parser answers 400
+            self.stats["admitted_late"] += 1
+            return ADMIT, None
+        return verdict, None
 
     def take_worst(self) -> float:
         """The oldest queued datagram seen since the last call (0 when none waited past `queue_delay`)."""

@@ -3,8 +3,10 @@ listener is told datagrams are old by moving the clock it compares kernel receiv
 
 from __future__ import annotations
 
+import asyncio
 import time
 
+import aiohttp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -14,7 +16,8 @@ from softswitch.sip.parser import parse_message
 from tests.support.cc import cc_node, wait_for
 from tests.conftest import running_node
 from tests.support.nodes import ACCOUNTS, REALM, authorize, registrar_node
-from tests.support.sipclient import UdpClient, options_request
+from tests.support.sipclient import TcpClient, UdpClient, options_request
+from softswitch.transport.ws import listen_ws
 
 
 def register(user: str = "70001", n: int = 1, auth: str = "", extra: str = "", compact: bool = False) -> bytes:
@@ -272,3 +275,70 @@ def test_the_config_sets_overload_control_and_the_stall_threshold_and_names_a_ba
         parse_config(config_text(5060, 8080, str(tmp_path / "cc.db"), 30000,
                                  security=", overload: {queue_delay: soon}"), "cc.yaml")
     assert "server.sip.overload.queue_delay" in str(err.value)
+
+
+# --- stream connections -------------------------------------------------------------------------------------
+def _lag(nt, seconds: float) -> None:
+    """Test hook: the event loop is taken to run `seconds` late (the node's watcher no longer updates it), so
+    every message read from a stream connection looks that old."""
+    def move():
+        policy = nt.node.overload
+        policy.note_loop_lag = lambda lag: None
+        policy.loop_lag = seconds
+    nt.call(move)
+
+
+def test_an_old_tcp_backlog_gets_503_for_new_registrations_and_still_completes_started_ones():
+    with registrar_node(overload=OverloadOptions(sustain=0.0)) as nt:
+        c = TcpClient(("127.0.0.1", nt.port))
+        first = register("70002", n=7).replace(b"UDP", b"TCP")
+        c.send(first)
+        challenge = c.recv()
+        assert challenge.status == 401
+        _lag(nt, 0.5)
+        c.send(register("70001", n=1).replace(b"UDP", b"TCP"))
+        shed = c.recv()
+        assert shed.status == 503 and 5 <= int(shed.get("Retry-After")) <= 10 and shed.to.tag
+        assert shed.call_id == "reg-1@test" and shed.cseq == (1, "REGISTER")
+        c.send(authorize(first, challenge, "70002", ACCOUNTS["70002"]))
+        assert c.recv().status == 200                   # the second half of a started registration is served
+        stats = nt.call(lambda: (dict(nt.node.overload.stats), dict(nt.node.registrar.stats)))
+        assert stats[0]["rejected"] == 1 and stats[0]["admitted_late"] == 1
+        assert stats[1]["challenged"] == 1 and stats[1]["registered"] == 1
+        _lag(nt, 0.0)                                   # the loop keeps up again: served as usual
+        c.send(register("70003", n=4).replace(b"UDP", b"TCP"))
+        assert c.recv().status == 401
+        c.close()
+
+
+def test_an_invite_over_tcp_to_an_overloaded_node_gets_503_and_no_call_is_created(tmp_path):
+    with cc_node(tmp_path, security=", overload: {sustain: 0s}") as (nt, sip_port, http_port):
+        _lag(nt, 0.5)
+        c = TcpClient(("127.0.0.1", sip_port))
+        c.send(invite(n=5).replace(b"UDP", b"TCP"))
+        answer = c.recv()
+        assert answer.status == 503 and int(answer.get("Retry-After")) >= 5 and answer.call_id == "inv-5@test"
+        assert c.recv(0.5) is None                      # nothing else: no 100, no call
+        assert nt.call(lambda: (len(nt.node.calls.calls), nt.node.calls.stats["calls"])) == (0, 0)
+        _lag(nt, 0.0)
+        c.close()
+
+
+def test_an_old_websocket_backlog_gets_503_for_new_registrations_before_parsing():
+    with registrar_node(overload=OverloadOptions(sustain=0.0)) as nt:
+        srv = nt.call(listen_ws, nt.loop, nt.node.endpoint, "127.0.0.1", 0)
+
+        async def go():
+            async with aiohttp.ClientSession() as s, \
+                    s.ws_connect(f"ws://127.0.0.1:{srv.port}/", protocols=("sip",)) as ws:
+                await ws.send_bytes(register("70001", n=2).replace(b"UDP", b"WS"))
+                return parse_message((await asyncio.wait_for(ws.receive(), 5)).data.encode())
+        try:
+            assert asyncio.run(go()).status == 401
+            _lag(nt, 0.5)
+            shed = asyncio.run(go())
+            assert shed.status == 503 and 5 <= int(shed.get("Retry-After")) <= 10 and shed.to.tag
+            assert nt.call(lambda: (nt.node.overload.stats["rejected"], nt.node.registrar.stats["challenged"])) \
+                == (1, 1)
+        finally:
+            nt.call(srv.stop)

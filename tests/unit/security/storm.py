@@ -28,9 +28,12 @@ class Costs:
         return 1.0 / (self.challenge + self.register)
 
 
-def register(n: int, stage: int) -> bytes:
+def register(n: int, stage: int, branch: int | None = None) -> bytes:
+    """Stage 1 or 2 (with credentials) of registration `n`; `branch`: the branch's stage (SIPp reuses the
+    first's for the second)."""
     auth = 'Authorization: Digest username="u", nonce="x"\r\n' if stage == 2 else ""
-    return (f"REGISTER sip:bench.test SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:6000;branch=z9hG4bK-{n}-{stage}\r\n"
+    return (f"REGISTER sip:bench.test SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:6000;branch=z9hG4bK-{n}-{branch or stage}\r\n"
             f"From: <sip:u{n}@bench.test>;tag=f{n}\r\nTo: <sip:u{n}@bench.test>\r\nCall-ID: c{n}\r\n"
             f"CSeq: {stage} REGISTER\r\n{auth}Contact: <sip:u{n}@127.0.0.1:6000>\r\nUser-Agent: phone\r\n"
             f"Content-Length: 0\r\n\r\n").encode()
@@ -52,11 +55,11 @@ class Result:
 
 
 def run(policy: OverloadPolicy, phases: list[tuple[float, float]], costs: Costs | None = None,
-        lag=lambda t: 0.0, stall=lambda t: 0.0) -> Result:
+        lag=lambda t: 0.0, stall=lambda t: 0.0, one_branch: bool = False) -> Result:
     """`phases`: (seconds, registrations started per second), one after the other from t=0. Each registration is
     a new phone's (a new Call-ID and branches). `lag(t)`: how late the phones read an answer sent at t (a load
     generator short of CPU); `stall(t)`: seconds the node is off the CPU before it serves at t (a machine
-    shared with other work)."""
+    shared with other work); `one_branch`: both REGISTERs of a registration carry the same branch."""
     c = costs or Costs()
     res = Result()
     events: list = []           # (time, seq, kind, payload)
@@ -84,7 +87,7 @@ def run(policy: OverloadPolicy, phases: list[tuple[float, float]], costs: Costs 
 
     def send(now: float, n: int, stage: int) -> None:
         nonlocal serving
-        queue.append((now, n, stage, register(n, stage)))
+        queue.append((now, n, stage, register(n, stage, 1 if one_branch else None)))
         if not serving:
             serving = True
             at(max(now, busy_until), "serve", None)
