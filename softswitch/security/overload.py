@@ -178,8 +178,11 @@ class OverloadPolicy:
         self.last_late = float("-inf")
         # requests taken in late, or served on time while shedding -> when: their late retransmissions are
         # dropped, not served again or answered 503 (a 503 after the 401 would end a registration the node is
-        # already serving)
+        # already serving). Two generations: when `seen` holds half the bound it becomes `older` and the one
+        # before is dropped whole (evicting entry by entry from the front of a dict costs a scan over the
+        # holes left at its front, quadratic in a storm).
         self.seen: dict[int | bytes, float] = {}
+        self.older: dict[int | bytes, float] = {}
 
     def reconfigure(self, options: OverloadOptions) -> None:
         """New thresholds from a reload; the shedding state and the counters stay."""
@@ -207,7 +210,7 @@ class OverloadPolicy:
         being served)."""
         if now - self.last_late > self.o.sustain:
             self.shedding = False           # the episode is over: nothing more to remember
-            self.seen.clear()
+            self.seen, self.older = {}, {}
             return
         if not data.startswith(b"SIP/2.0 "):
             self.remember(hash(data), now)
@@ -219,12 +222,14 @@ class OverloadPolicy:
             return
         seen = self.seen
         seen[key] = now
-        if len(seen) > MAX_SEEN:
-            del seen[next(iter(seen))]
+        if len(seen) >= MAX_SEEN // 2:
+            self.older, self.seen = seen, {}
 
     def retransmission(self, key, now: float) -> bool:
         """A copy of a request taken in less than `give_up` seconds ago."""
         when = self.seen.get(key)
+        if when is None:
+            when = self.older.get(key)
         return when is not None and now - when <= self.o.give_up
 
     def late(self, now: float) -> bool:
@@ -264,7 +269,7 @@ class OverloadPolicy:
         if (shedding or age > self.o.give_up) and age > self.worst:
             self.worst = age
         h = hash(data)
-        if self.seen and self.retransmission(h, now):
+        if (self.seen or self.older) and self.retransmission(h, now):
             self.stats["dropped_retransmission"] += 1      # a byte-identical copy: not even peeked at
             return DROP, None
         p = peek(data)

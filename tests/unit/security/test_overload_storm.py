@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import statistics
 
-from softswitch.security.overload import ADMIT, DROP, REJECT, OverloadOptions, OverloadPolicy, peek, request_key
+from softswitch.security.overload import (ADMIT, DROP, MAX_SEEN, REJECT, OverloadOptions, OverloadPolicy, peek,
+                                         request_key)
 
 from .storm import Costs, register, run
 
@@ -79,3 +80,13 @@ def test_while_shedding_work_served_on_time_is_remembered_without_a_parse():
     assert p.take(register(4, 1), 0.3, 5.7)[0] == REJECT
     assert p.take(register(5, 1), 0.05, 6.3) == (ADMIT, None)   # nothing late for > sustain: episode over
     assert not p.shedding and not p.seen and not p.watching
+
+
+def test_the_memory_of_requests_taken_in_is_bounded_and_keeps_the_most_recent():
+    p = OverloadPolicy(OverloadOptions())
+    for i in range(3 * MAX_SEEN):
+        p.remember(i, 1.0)
+        assert len(p.seen) + len(p.older) <= MAX_SEEN
+    recent = range(3 * MAX_SEEN - MAX_SEEN // 2, 3 * MAX_SEEN)
+    assert all(p.retransmission(i, 2.0) for i in recent)
+    assert not p.retransmission(0, 2.0)
