@@ -40,6 +40,7 @@ _KEEP = {b"via": b"Via", b"v": b"Via", b"from": b"From", b"f": b"From", b"to": b
          b"call-id": b"Call-ID", b"i": b"Call-ID", b"cseq": b"CSeq"}
 _AUTH = frozenset({b"authorization", b"proxy-authorization"})
 _ONCE = (b"From", b"To", b"Call-ID", b"CSeq")
+REARM = 4                          # x sustain: a late run this soon after an episode this long sheds at once
 MAX_SEEN = 100000                  # remembered requests (about 25 s at 4,000 late requests/s; ~10 MB at most)
 
 
@@ -176,6 +177,9 @@ class OverloadPolicy:
         self.shedding = False
         self.above_since: float | None = None      # start of a run of late datagrams, before shedding starts
         self.last_late = float("-inf")
+        self.ended = float("-inf")                 # when the last episode of shedding ended
+        self.began = 0.0                           # ... when the current one began
+        self.lasted = 0.0                          # ... how long the last one lasted
         # requests taken in late, or served on time while shedding -> when: their late retransmissions are
         # dropped, not served again or answered 503 (a 503 after the 401 would end a registration the node is
         # already serving). Two generations: when `seen` holds half the bound it becomes `older` and the one
@@ -210,6 +214,7 @@ class OverloadPolicy:
         being served)."""
         if now - self.last_late > self.o.sustain:
             self.shedding = False           # the episode is over: nothing more to remember
+            self.ended, self.lasted = self.last_late, self.last_late - self.began
             self.seen, self.older = {}, {}
             return
         if not data.startswith(b"SIP/2.0 "):
@@ -237,12 +242,17 @@ class OverloadPolicy:
         `sustain` seconds; shedding then lasts until none has been late for `sustain` seconds."""
         if self.shedding and now - self.last_late > self.o.sustain:
             self.shedding = False
+            self.ended, self.lasted = self.last_late, self.last_late - self.began
         self.last_late = now
         if not self.shedding:
             if self.above_since is None:
                 self.above_since = now
-            if now - self.above_since >= self.o.sustain:
-                self.shedding, self.above_since = True, None
+            # shortly after a long episode the queue is old again because the storm goes on: shedding at
+            # once, since admitting everything for `sustain` again builds a queue older than the clients' T1
+            # (after a short one, e.g. the machine's stalls, the sustained run is asked for again)
+            if now - self.above_since >= self.o.sustain or (
+                    now - self.ended <= REARM * self.o.sustain and self.lasted >= REARM * self.o.sustain):
+                self.shedding, self.above_since, self.began = True, None, now
         return self.shedding
 
     def take(self, data: bytes, age: float, now: float, allowed=None) -> tuple[str, bytes | None]:

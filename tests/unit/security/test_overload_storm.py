@@ -90,3 +90,24 @@ def test_the_memory_of_requests_taken_in_is_bounded_and_keeps_the_most_recent():
     recent = range(3 * MAX_SEEN - MAX_SEEN // 2, 3 * MAX_SEEN)
     assert all(p.retransmission(i, 2.0) for i in recent)
     assert not p.retransmission(0, 2.0)
+
+
+def test_soon_after_a_long_episode_a_late_queue_sheds_at_once_after_a_stall_it_waits_again():
+    p = OverloadPolicy(OverloadOptions(queue_delay=0.2, sustain=0.5))
+    n = iter(range(100, 1000))
+    t = 10.0
+    while t < 13.0:                                        # a storm: late datagrams for 3 s
+        p.shed(register(next(n), 1), 0.3, t)
+        t += 0.1
+    assert p.shedding
+    assert p.take(register(next(n), 1), 0.05, 13.6) == (ADMIT, None)     # quiet for > sustain: over
+    assert not p.shedding
+    assert p.shed(register(next(n), 1), 0.3, 14.0)[0] == REJECT         # the storm goes on: at once
+    assert p.take(register(next(n), 1), 0.05, 14.6) == (ADMIT, None)     # a 0 s episode ends
+    assert p.shed(register(next(n), 1), 0.3, 15.0) == (ADMIT, None)     # a late run needs sustain again
+    assert p.shed(register(next(n), 1), 0.3, 15.5)[0] == REJECT
+    q = OverloadPolicy(OverloadOptions(queue_delay=0.2, sustain=0.5))
+    assert q.shed(register(1, 1), 0.3, 10.0) == (ADMIT, None)
+    assert q.shed(register(2, 1), 0.3, 10.5)[0] == REJECT                # a short episode (a stall)
+    assert q.take(register(3, 1), 0.05, 11.1) == (ADMIT, None)
+    assert q.shed(register(4, 1), 0.3, 11.5) == (ADMIT, None)           # waits for sustain again
