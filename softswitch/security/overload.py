@@ -14,13 +14,14 @@ reads the kernel's receive time of every datagram; one that waited longer than `
   - a REGISTER without credentials (new work whose normal answer is itself stateless): 503 with Retry-After,
     built from the raw header lines, so it costs a few microseconds instead of a parse and a challenge;
     past `drop_after` it is dropped (the client retransmits or gives up; even a 503 costs too much then);
-  - a late copy of a request the node took in late (admitted or answered 503), or served on time while
-    shedding: dropped, from the first late datagram on, before shedding starts. It is a retransmission queued
-    behind its original, or sent because the answer took long: the original has or gets the answer (RFC 3261
-    s. 17.2.2 absorbs such copies too), and a 503 to the copy of a REGISTER already challenged would end a
-    registration in progress. The onset of a storm is when every queued request is retransmitted, so the
-    common case, a byte-identical copy, is found by the hash of the datagram, before any peek; a copy whose
-    bytes differ by its top-Via branch, method and CSeq;
+  - a late copy of a request the node took in (late, or on time while shedding) that was sent before the
+    original was taken in: dropped, from the first late datagram on, before shedding starts. It only waited
+    behind its original, whose answer answers it; the onset of a storm is when every queued request is
+    retransmitted. The common case, a byte-identical copy, is found by the hash of the datagram before any
+    peek; a copy whose bytes differ by its top-Via branch, method and CSeq. A copy sent after the original
+    was taken in may mean the answer was lost: one of work the node admitted is served (the transaction
+    layer re-sends its answer; a 503 to the copy of a REGISTER already challenged would end a registration
+    in progress), one of work answered 503 is sorted as new work again;
   - any other new request (an INVITE above all): admitted up to `drop_after`, so the transaction layer
     absorbs its retransmissions and call admission answers 503 + Retry-After statefully (a stateless answer
     to the retransmission of an INVITE already proceeding would end that call half set up); dropped after.
@@ -185,8 +186,8 @@ class OverloadPolicy:
         # already serving). Two generations: when `seen` holds half the bound it becomes `older` and the one
         # before is dropped whole (evicting entry by entry from the front of a dict costs a scan over the
         # holes left at its front, quadratic in a storm).
-        self.seen: dict[int | bytes, float] = {}
-        self.older: dict[int | bytes, float] = {}
+        self.seen: dict[int | bytes, tuple[float, bool]] = {}
+        self.older: dict[int | bytes, tuple[float, bool]] = {}
 
     def reconfigure(self, options: OverloadOptions) -> None:
         """New thresholds from a reload; the shedding state and the counters stay."""
@@ -220,22 +221,31 @@ class OverloadPolicy:
         if not data.startswith(b"SIP/2.0 "):
             self.remember(hash(data), now)
 
-    def remember(self, key, now: float) -> None:
+    def remember(self, key, now: float, admitted: bool = True) -> None:
         """`key`: the hash of a datagram (its byte-identical copies, found without a parse) or its request_key
-        (copies that differ in bytes)."""
+        (copies that differ in bytes); taken in at `now`, `admitted` or answered 503."""
         if not key:
             return
         seen = self.seen
-        seen[key] = now
+        seen[key] = (now, admitted)
         if len(seen) >= MAX_SEEN // 2:
             self.older, self.seen = seen, {}
 
+    def copy_of(self, key, sent: float, now: float) -> tuple[str, bool] | None:
+        """For a request sent at `sent` (its kernel stamp): None when no original was taken in less than
+        `give_up` ago; else ("queued", _) when the copy was sent before the original was taken in (it only
+        waited behind it: the original's answer answers it), or ("again", admitted) when it was sent after
+        (the client may have lost the answer, and asks again)."""
+        entry = self.seen.get(key)
+        if entry is None:
+            entry = self.older.get(key)
+        if entry is None or now - entry[0] > self.o.give_up:
+            return None
+        return ("queued" if sent < entry[0] else "again"), entry[1]
+
     def retransmission(self, key, now: float) -> bool:
-        """A copy of a request taken in less than `give_up` seconds ago."""
-        when = self.seen.get(key)
-        if when is None:
-            when = self.older.get(key)
-        return when is not None and now - when <= self.o.give_up
+        """A copy of a request taken in less than `give_up` seconds ago (sent whenever)."""
+        return self.copy_of(key, float("inf"), now) is not None
 
     def late(self, now: float) -> bool:
         """A datagram waited past `queue_delay` at `now`: True once they have done so without a break for
@@ -279,7 +289,9 @@ class OverloadPolicy:
         if (shedding or age > self.o.give_up) and age > self.worst:
             self.worst = age
         h = hash(data)
-        if (self.seen or self.older) and self.retransmission(h, now):
+        sent = now - age
+        copy = self.copy_of(h, sent, now) if self.seen or self.older else None
+        if copy is not None and copy[0] == "queued":
             self.stats["dropped_retransmission"] += 1      # a byte-identical copy: not even peeked at
             return DROP, None
         p = peek(data)
@@ -293,10 +305,15 @@ class OverloadPolicy:
             self.stats["admitted_late"] += 1
             return ADMIT, None
         key = request_key(p)
-        if key and self.retransmission(key, now):
-            self.stats["dropped_retransmission"] += 1
-            return DROP, None
-        if not shedding and age <= self.o.give_up:
+        if copy is None and key:
+            copy = self.copy_of(key, sent, now)
+            if copy is not None and copy[0] == "queued":
+                self.stats["dropped_retransmission"] += 1
+                return DROP, None
+        if (not shedding and age <= self.o.give_up) or (
+                copy is not None and copy[1] and age <= self.o.drop_after):
+            # on time for the policy, or asked again after the node answered work it took in: served (the
+            # transaction layer re-sends its answer; a 503 now would end what the node has started)
             self.remember(h, now)
             self.remember(key, now)
             self.stats["admitted_late"] += 1
@@ -310,8 +327,8 @@ class OverloadPolicy:
         if verdict == REJECT:
             reply = service_unavailable(p, self.tag, self.o.retry_after, self.server)
             if reply is not None and (allowed is None or allowed(p.user_agent)):
-                self.remember(h, now)
-                self.remember(key, now)
+                self.remember(h, now, False)
+                self.remember(key, now, False)
                 self.stats["rejected"] += 1
                 return REJECT, reply
         self.stats["dropped_given_up" if age > self.o.give_up else "dropped"] += 1

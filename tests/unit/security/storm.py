@@ -55,11 +55,12 @@ class Result:
 
 
 def run(policy: OverloadPolicy, phases: list[tuple[float, float]], costs: Costs | None = None,
-        lag=lambda t: 0.0, stall=lambda t: 0.0, one_branch: bool = False) -> Result:
+        lag=lambda t: 0.0, stall=lambda t: 0.0, one_branch: bool = False, lose=lambda t, k: False) -> Result:
     """`phases`: (seconds, registrations started per second), one after the other from t=0. Each registration is
     a new phone's (a new Call-ID and branches). `lag(t)`: how late the phones read an answer sent at t (a load
     generator short of CPU); `stall(t)`: seconds the node is off the CPU before it serves at t (a machine
-    shared with other work); `one_branch`: both REGISTERs of a registration carry the same branch."""
+    shared with other work); `one_branch`: both REGISTERs of a registration carry the same branch;
+    `lose(t, k)`: whether the k-th answer, sent at t, is lost on its way."""
     c = costs or Costs()
     res = Result()
     events: list = []           # (time, seq, kind, payload)
@@ -84,6 +85,14 @@ def run(policy: OverloadPolicy, phases: list[tuple[float, float]], costs: Costs 
     registered: set[int] = set()    # registrations whose second REGISTER the node completed (its answer)
     busy_until = 0.0
     serving = False
+
+    answers = 0
+
+    def answer(t: float, payload) -> None:
+        nonlocal answers
+        answers += 1
+        if not lose(t, answers):
+            at(t, "answer", payload)
 
     def send(now: float, n: int, stage: int) -> None:
         nonlocal serving
@@ -142,7 +151,7 @@ def run(policy: OverloadPolicy, phases: list[tuple[float, float]], costs: Costs 
                 if age > policy.queue_delay:
                     cost = c.reject if verdict == REJECT else c.peek
                 if verdict == REJECT:
-                    at(now + cost + lag(now), "answer", (n, stage, 503))
+                    answer(now + cost + lag(now), (n, stage, 503))
             if verdict == ADMIT:
                 if stage == 1:
                     cost += c.challenge
@@ -151,7 +160,7 @@ def run(policy: OverloadPolicy, phases: list[tuple[float, float]], costs: Costs 
                 else:
                     cost += c.register
                     registered.add(n)
-                at(now + cost + lag(now), "answer", (n, stage, 401 if stage == 1 else 200))
+                answer(now + cost + lag(now), (n, stage, 401 if stage == 1 else 200))
             busy_until = now + cost
             at(busy_until, "serve", None)
     return res
