@@ -181,9 +181,9 @@ class OverloadPolicy:
         self.ended = float("-inf")                 # when the last episode of shedding ended
         self.began = 0.0                           # ... when the current one began
         self.lasted = 0.0                          # ... how long the last one lasted
-        # requests taken in late, or served on time while shedding -> when: their late retransmissions are
-        # dropped, not served again or answered 503 (a 503 after the 401 would end a registration the node is
-        # already serving). Two generations: when `seen` holds half the bound it becomes `older` and the one
+        # requests taken in late, or served on time while shedding -> (when, admitted): their late copies are
+        # dropped or served, not answered 503 (a 503 after the 401 would end a registration the node is
+        # already serving), see `copy_of`. Two generations: when `seen` holds half the bound it becomes `older` and the one
         # before is dropped whole (evicting entry by entry from the front of a dict costs a scan over the
         # holes left at its front, quadratic in a storm).
         self.seen: dict[int | bytes, tuple[float, bool]] = {}
@@ -214,9 +214,8 @@ class OverloadPolicy:
         served, so its bytes are remembered (a hash and a dictionary entry: no parse on the path of the work
         being served)."""
         if now - self.last_late > self.o.sustain:
-            self.shedding = False           # the episode is over: nothing more to remember
-            self.ended, self.lasted = self.last_late, self.last_late - self.began
-            self.seen, self.older = {}, {}
+            self.shedding = False           # the episode is over: nothing more to remember (what is
+            self.ended, self.lasted = self.last_late, self.last_late - self.began   # remembered expires)
             return
         if not data.startswith(b"SIP/2.0 "):
             self.remember(hash(data), now)

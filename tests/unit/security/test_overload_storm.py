@@ -98,7 +98,7 @@ def test_while_shedding_work_served_on_time_is_remembered_without_a_parse():
     assert p.take(on_time, 0.3, 6.0) == (ADMIT, None)      # sent after the 401: challenged again, no 503
     assert p.take(register(4, 1), 0.3, 6.0)[0] == REJECT
     assert p.take(register(5, 1), 0.05, 6.6) == (ADMIT, None)   # nothing late for > sustain: episode over
-    assert not p.shedding and not p.seen and not p.watching
+    assert not p.shedding and not p.watching
 
 
 def test_the_memory_of_requests_taken_in_is_bounded_and_keeps_the_most_recent():
