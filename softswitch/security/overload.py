@@ -18,10 +18,10 @@ reads the kernel's receive time of every datagram; one that waited longer than `
     original was taken in: dropped, from the first late datagram on, before shedding starts. It only waited
     behind its original, whose answer answers it; the onset of a storm is when every queued request is
     retransmitted. The common case, a byte-identical copy, is found by the hash of the datagram before any
-    peek; a copy whose bytes differ by its top-Via branch, method and CSeq. A copy sent after the original
-    was taken in may mean the answer was lost: one of work the node admitted is served (the transaction
-    layer re-sends its answer; a 503 to the copy of a REGISTER already challenged would end a registration
-    in progress), one of work answered 503 is sorted as new work again;
+    peek; while shedding, also a copy whose bytes differ, by its top-Via branch, method and CSeq. A copy sent
+    after the original was taken in may mean the answer was lost: one of work the node admitted is served
+    (the transaction layer re-sends its answer; a 503 to the copy of a REGISTER already challenged would end
+    a registration in progress), one of work answered 503 is sorted as new work again;
   - any other new request (an INVITE above all): admitted up to `drop_after`, so the transaction layer
     absorbs its retransmissions and call admission answers 503 + Retry-After statefully (a stateless answer
     to the retransmission of an INVITE already proceeding would end that call half set up); dropped after.
@@ -293,11 +293,15 @@ class OverloadPolicy:
         if copy is not None and copy[0] == "queued":
             self.stats["dropped_retransmission"] += 1      # a byte-identical copy: not even peeked at
             return DROP, None
+        if not shedding and age <= self.o.give_up:
+            # not shedding (yet): served as usual, remembered by its bytes only, no peek on the way of work
+            # that is served anyway (a peek here made a node just past capacity slower still)
+            if not data.startswith(b"SIP/2.0 "):
+                self.remember(h, now)
+            self.stats["admitted_late"] += 1
+            return ADMIT, None
         p = peek(data)
         if p is None:
-            if not shedding and age <= self.o.give_up:
-                self.stats["admitted_late"] += 1
-                return ADMIT, None          # the parser answers what it can
             self.stats["dropped"] += 1
             return DROP, None
         if p.kind == "response":
@@ -309,10 +313,9 @@ class OverloadPolicy:
             if copy is not None and copy[0] == "queued":
                 self.stats["dropped_retransmission"] += 1
                 return DROP, None
-        if (not shedding and age <= self.o.give_up) or (
-                copy is not None and copy[1] and age <= self.o.drop_after):
-            # on time for the policy, or asked again after the node answered work it took in: served (the
-            # transaction layer re-sends its answer; a 503 now would end what the node has started)
+        if copy is not None and copy[1] and age <= self.o.drop_after:
+            # asked again after the node answered work it took in: served (the transaction layer re-sends
+            # its answer; a 503 now would end what the node has started)
             self.remember(h, now)
             self.remember(key, now)
             self.stats["admitted_late"] += 1
