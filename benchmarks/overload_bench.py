@@ -74,7 +74,8 @@ def sipp(port: int, rate: float, calls: int, users: str, workdir: str, name: str
     stat = os.path.join(workdir, f"{name}.csv")
     if os.path.exists(stat):
         os.remove(stat)
-    cmd = ["sipp", f"127.0.0.1:{port}", "-sf", SCENARIO, "-oocsf", KEEPALIVES, "-inf", users, "-m", str(calls), "-r", str(int(rate)),
+    cmd = ["sipp", f"127.0.0.1:{port}", "-sf", SCENARIO, "-oocsf", KEEPALIVES, "-inf", users,
+           "-m", str(calls), "-r", str(int(rate)),
            "-i", "127.0.0.1", "-p", "0", "-nostdin", "-trace_stat", "-stf", stat, "-fd", "1",
            "-l", str(max(1000, int(rate * 40))), "-timeout", "60s", "-max_recv_loops", "10000",
            "-max_sched_loops", "10000", "-default_behaviors", "abortunexp",     # no BYE after a refused REGISTER

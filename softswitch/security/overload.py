@@ -183,9 +183,9 @@ class OverloadPolicy:
         self.lasted = 0.0                          # ... how long the last one lasted
         # requests taken in late, or served on time while shedding -> (when, admitted): their late copies are
         # dropped or served, not answered 503 (a 503 after the 401 would end a registration the node is
-        # already serving), see `copy_of`. Two generations: when `seen` holds half the bound it becomes `older` and the one
-        # before is dropped whole (evicting entry by entry from the front of a dict costs a scan over the
-        # holes left at its front, quadratic in a storm).
+        # already serving), see `copy_of`. Two generations: when `seen` holds half the bound it becomes
+        # `older` and the one before is dropped whole (evicting entry by entry from the front of a dict costs
+        # a scan over the holes left at its front, quadratic in a storm).
         self.seen: dict[int | bytes, tuple[float, bool]] = {}
         self.older: dict[int | bytes, tuple[float, bool]] = {}
 
