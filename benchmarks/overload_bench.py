@@ -1,17 +1,19 @@
-"""Registrations past capacity: goodput during a REGISTER storm at FACTOR x capacity and how fast the node
-serves everyone again once it ends. Measured as users run it: `softswitch serve --config` on a generated
+"""Registrations past capacity: goodput during a REGISTER storm at each of FACTORS x capacity and how fast the
+node serves everyone again once it ends. Measured as users run it: `softswitch serve --config` on a generated
 tenant (benchmarks/tenant.py, the load generator's address exempt from the per-source limit, as for an SBC),
 SIPp REGISTER/401/REGISTER/200 on the same machine.
 
-    .venv/bin/python benchmarks/overload_bench.py [--agents 2000] [--capacity N] [--factor 2] [--seconds 10]
-        [--code DIR --code DIR2 ...] [--quick]
+    .venv/bin/python benchmarks/overload_bench.py [--agents 10000] [--capacity N] [--factors 1,1.5,2]
+        [--seconds 10] [--code DIR --code DIR2 ...] [--quick]
 
 Capacity: the highest rate of `--rates` with no failed registration and under 1% retransmissions, measured on
-the first --code (or given with --capacity); every code then gets the same storm. During the storm a second
-SIPp offers nothing; after it, 0.5 x capacity of fresh registrations for `--after` seconds shows recovery:
+the first --code (or given with --capacity); every code then gets the same storms, one per factor, a few
+seconds apart. After each storm, 0.5 x capacity of fresh registrations for `--after` seconds shows recovery:
 the first second from which every registration offered succeeds (and they keep succeeding).
-Prints per second: registrations completed (storm + after), failures and retransmissions, then one figure
-line per code.
+Prints per second: registrations completed (storm + after), failures and retransmissions; per storm the
+median goodput as a share of capacity and the node's CPU per registration beside the 1x storm's (the machine
+is shared: CPU per registration is the steadier measure of what shedding costs); then one figure line per
+code.
 """
 
 from __future__ import annotations
@@ -34,9 +36,11 @@ FIGURE_LINE = r"^overload .+: goodput at"
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
+from benchmarks.common import cpu_seconds  # noqa: E402
 from benchmarks.tenant import write_tenant, write_users_csv  # noqa: E402
 
 SCENARIO = os.path.join(ROOT, "tools", "sipp", "register_auth.xml")
+KEEPALIVES = os.path.join(ROOT, "tools", "sipp", "answer_options.xml")    # the phones answer OPTIONS probes
 TRACE_ERRORS = False      # --errors: SIPp logs every failed call (costly for SIPp, which shares the CPU)
 
 
@@ -70,7 +74,8 @@ def sipp(port: int, rate: float, calls: int, users: str, workdir: str, name: str
     stat = os.path.join(workdir, f"{name}.csv")
     if os.path.exists(stat):
         os.remove(stat)
-    cmd = ["sipp", f"127.0.0.1:{port}", "-sf", SCENARIO, "-inf", users, "-m", str(calls), "-r", str(int(rate)),
+    cmd = ["sipp", f"127.0.0.1:{port}", "-sf", SCENARIO, "-oocsf", KEEPALIVES, "-inf", users,
+           "-m", str(calls), "-r", str(int(rate)),
            "-i", "127.0.0.1", "-p", "0", "-nostdin", "-trace_stat", "-stf", stat, "-fd", "1",
            "-l", str(max(1000, int(rate * 40))), "-timeout", "60s", "-max_recv_loops", "10000",
            "-max_sched_loops", "10000", "-default_behaviors", "abortunexp",     # no BYE after a refused REGISTER
@@ -132,12 +137,14 @@ def find_capacity(port: int, users: str, workdir: str, rates: list[int], seconds
     return best
 
 
-def storm(port: int, users: str, workdir: str, capacity: int, factor: float, seconds: int, after: int,
-          tag: str) -> dict:
+def storm(node: subprocess.Popen, port: int, users: str, workdir: str, capacity: int, factor: float,
+          seconds: int, after: int, tag: str) -> dict:
     rate = capacity * factor
     t0 = time.time()
+    cpu0 = cpu_seconds(node.pid)
     a, a_stat = sipp(port, rate, int(rate * seconds), users, workdir, f"{tag}-storm")
     time.sleep(seconds)
+    cpu = cpu_seconds(node.pid) - cpu0
     b_rate = max(1, capacity // 2)
     b, b_stat = sipp(port, b_rate, int(b_rate * after), users, workdir, f"{tag}-after")
     b.wait()
@@ -155,33 +162,36 @@ def storm(port: int, users: str, workdir: str, capacity: int, factor: float, sec
         if tail and all(f == 0 for _, f, _ in tail) and all(ok >= 0.9 * b_rate for ok, _, _ in tail):
             recovery = i - seconds
             break
+    ok_window = sum(both[i][0] for i in range(seconds))
     return {"per_second": both, "during": during, "median": statistics.median(during) if during else 0,
             "min": min(during) if during else 0, "recovery": recovery, "storm": (ok_a, failed_a, retrans_a),
-            "after": (ok_b, failed_b, retrans_b), "offered": int(rate * seconds), "rate": rate}
+            "after": (ok_b, failed_b, retrans_b), "offered": int(rate * seconds), "rate": rate, "factor": factor,
+            "cpu_per_ok": cpu / max(1, ok_window)}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--code", action="append", help="source tree to run the node from (repeat to compare)")
-    ap.add_argument("--agents", type=int, default=2000)
+    ap.add_argument("--agents", type=int, default=10000)
     ap.add_argument("--capacity", type=int, help="registrations/s the node serves clean (skips the probe)")
-    ap.add_argument("--rates", default="500,1000,1500,2000,2500,3000,3500,4000,4500,5000")
-    ap.add_argument("--factor", type=float, default=2.0)
+    ap.add_argument("--rates", default="1000,1500,2000,2500,3000,3500,4000,4500,5000")
+    ap.add_argument("--factors", default="1,1.5,2", help="storms, as multiples of capacity")
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--after", type=int, default=6)
     ap.add_argument("--errors", action="store_true", help="keep SIPp's log of failed calls (RUN-errors.log)")
-    ap.add_argument("--quick", action="store_true", help="smoke run: 200 agents, capacity 200/s, 2 s storm")
+    ap.add_argument("--quick", action="store_true", help="smoke run: 200 agents, capacity 200/s, one 2 s storm")
     args = ap.parse_args()
     global TRACE_ERRORS
     TRACE_ERRORS = args.errors
     if shutil.which("sipp") is None:
         sys.exit("sipp is not installed")
+    factors = [float(f) for f in args.factors.split(",")]
     if args.quick:
-        args.agents, args.seconds, args.after = 200, 2, 3
+        args.agents, args.seconds, args.after, factors = 200, 2, 3, [2.0]
         args.capacity = args.capacity or 200
     codes = [os.path.abspath(c) for c in (args.code or [ROOT])]
     work = tempfile.mkdtemp(prefix="overload-")
-    results = []
+    results: list[list[dict]] = []
     capacity = args.capacity
     for n, code in enumerate(codes):
         d = os.path.join(work, f"code{n}")
@@ -189,32 +199,46 @@ def main() -> None:
         tenant = write_tenant(os.path.join(d, "tenant.yaml"), agents=args.agents, queues=4, workdir=d)
         users = write_users_csv(os.path.join(d, "users.csv"), tenant)
         node = serve(code, tenant.path, os.path.join(d, "node.log"))
+        runs = []
         try:
             if capacity is None:
                 print(f"finding capacity on {code}", flush=True)
                 capacity = find_capacity(tenant.sip_port, users, d, [int(r) for r in args.rates.split(",")], 3.0)
                 print(f"capacity: {capacity}/s", flush=True)
                 time.sleep(2.0)
-            r = storm(tenant.sip_port, users, d, capacity, args.factor, args.seconds, args.after, "run")
+            for k, factor in enumerate(factors):
+                if k:
+                    time.sleep(3.0)
+                r = storm(node, tenant.sip_port, users, d, capacity, factor, args.seconds, args.after, f"run{k}")
+                r["code"] = code
+                runs.append(r)
         finally:
             stop(node)
-        r["code"] = code
-        results.append(r)
-    print(f"\nstorm: {args.factor:g} x {capacity}/s for {args.seconds} s, then {max(1, capacity // 2)}/s fresh "
-          f"for {args.after} s ({args.agents}-agent tenant)")
-    print("second " + "".join(f"| {os.path.basename(r['code']) or r['code']:>24} " for r in results))
-    print("       " + "".join(f"| {'ok':>7} {'failed':>7} {'retrans':>8} " for _ in results))
+        results.append(runs)
+    print(f"\nstorms of {args.seconds} s at {', '.join(f'{f:g}' for f in factors)} x {capacity}/s, each followed by "
+          f"{max(1, capacity // 2)}/s fresh for {args.after} s ({args.agents}-agent tenant)")
+    flat = [r for runs in results for r in runs]
+    print("second " + "".join(f"| {(os.path.basename(r['code']) or r['code'])[:15]:>15} {r['factor']:>5g}x "
+                              for r in flat))
+    print("       " + "".join(f"| {'ok':>6} {'failed':>6} {'retrans':>8} " for _ in flat))
     for i in range(args.seconds + args.after):
         mark = "*" if i < args.seconds else " "
-        print(f"{i:5d}{mark} " + "".join(f"| {r['per_second'][i][0]:7d} {r['per_second'][i][1]:7d} "
-                                        f"{r['per_second'][i][2]:8d} " for r in results))
-    for r in results:
-        ok, failed, retrans = r["storm"]
-        rec = f"{r['recovery']} s" if r["recovery"] is not None else f"not within {args.after - 1} s"
-        print(f"overload {r['code']}: goodput at {args.factor:g}x median {r['median']:.0f}/s "
-              f"({100 * r['median'] / capacity:.0f}% of capacity {capacity}/s), worst second {r['min']}/s; "
-              f"storm ok {ok} failed {failed} retransmissions {retrans}; recovery {rec}; "
-              f"after: ok {r['after'][0]} failed {r['after'][1]}", flush=True)
+        print(f"{i:5d}{mark} " + "".join(f"| {r['per_second'][i][0]:6d} {r['per_second'][i][1]:6d} "
+                                        f"{r['per_second'][i][2]:8d} " for r in flat))
+    for runs in results:
+        base = runs[0]["cpu_per_ok"]
+        parts, recs = [], []
+        for r in runs:
+            ok, failed, retrans = r["storm"]
+            rec = f"{r['recovery']} s" if r["recovery"] is not None else f">{args.after - 1} s"
+            recs.append(rec)
+            print(f"  {r['factor']:g}x: median {r['median']:.0f}/s ({100 * r['median'] / capacity:.0f}%), worst "
+                  f"second {r['min']}/s, ok {ok} failed {failed} retransmissions {retrans}, node CPU "
+                  f"{1e6 * r['cpu_per_ok']:.0f} us per registration ({r['cpu_per_ok'] / base:.2f} x the first "
+                  f"storm's), recovery {rec}, after: ok {r['after'][0]} failed {r['after'][1]}")
+            parts.append(f"{r['factor']:g}x {100 * r['median'] / capacity:.0f}%")
+        print(f"overload {runs[0]['code']}: goodput at {', '.join(parts)} of capacity {capacity}/s; "
+              f"recovery {', '.join(recs)}", flush=True)
 
 
 if __name__ == "__main__":

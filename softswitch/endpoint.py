@@ -20,6 +20,7 @@ from .sip.parser import parse_message
 from .sip.transaction import Transaction, TransactionLayer
 from .sip.uas import check_request, error_answer, error_response, response_address, stamp_via
 from .transport.base import Target
+from .transport.connections import Connections
 from .transport.connector import Connector
 from .transport.tcp import StreamConnection
 
@@ -41,7 +42,7 @@ class Endpoint:
         self.supported = supported
         self.user_agent = user_agent
         self.udp: list = []              # UdpTransport listeners
-        self.connections: set[StreamConnection] = set()
+        self.connections = Connections()     # open StreamConnection / WsConnection, by peer
         self.stream_idle_timeout = stream_idle_timeout
         self.partial_timeout = partial_timeout
         self.log = get_logger("sip")
@@ -54,6 +55,7 @@ class Endpoint:
         self._sweeper: asyncio.Task | None = None
         self.busy = 0.0                  # seconds spent handling messages (overload control reads it)
         self.watchdog = None             # softswitch.security.watchdog.Watchdog: the stream shells time their inputs
+        self.overload = None             # softswitch.security.overload.OverloadPolicy: the stream shells shed with it
         self.source_filter: Callable[[Target], bool] | None = None     # before parsing (bans)
         self.limits = False                                            # enforce the two limits below
         self.max_message_size = 65535
@@ -258,10 +260,7 @@ class Endpoint:
         self.log.info("flow_gone", proto=target.proto, host=target.host, port=target.port)
 
     def find_connection(self, proto: str, host: str, port: int) -> StreamConnection | None:
-        for c in self.connections:
-            if c.proto == proto and c.peer == (host, port) and not c.closed:
-                return c
-        return None
+        return self.connections.find(proto, host, port)
 
     def on_connect_failed(self, proto: str, host: str, port: int) -> None:
         """A connection to this destination could not be opened: the client transactions waiting for their

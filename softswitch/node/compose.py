@@ -203,6 +203,7 @@ class Node:
 
     async def start(self) -> None:
         ep = self.endpoint
+        ep.overload = self.overload
         for spec in self.options.listen:
             if spec.proto == "udp":
                 u = await listen_udp(self.loop, ep, spec.host, spec.port)
@@ -324,6 +325,7 @@ class Node:
             last_busy, last_resent, last_created = ep.busy, stats["server_resent"], created
             self.calls.loop_lag, self.calls.busy, self.calls.resend_ratio = lag, busy, resend
             if self.overload is not None:     # how long datagrams wait in the receive queue, ~0.25 s memory
+                self.overload.note_loop_lag(lag)      # what stream connections' bytes wait
                 backlog = backlog * 0.8 + self.overload.take_worst() * 0.2
                 self.calls.backlog = backlog
 

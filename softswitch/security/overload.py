@@ -14,8 +14,14 @@ reads the kernel's receive time of every datagram; one that waited longer than `
   - a REGISTER without credentials (new work whose normal answer is itself stateless): 503 with Retry-After,
     built from the raw header lines, so it costs a few microseconds instead of a parse and a challenge;
     past `drop_after` it is dropped (the client retransmits or gives up; even a 503 costs too much then);
-    a retransmission of a REGISTER the node served on time while shedding is dropped instead (the client has
-    its 401, or gets the answer to the copy already served; RFC 3261 s. 17.2.2 absorbs such copies too);
+  - a late copy of a request the node took in (late, or on time while shedding) that was sent before the
+    original was taken in: dropped, from the first late datagram on, before shedding starts. It only waited
+    behind its original, whose answer answers it; the onset of a storm is when every queued request is
+    retransmitted. The common case, a byte-identical copy, is found by the hash of the datagram before any
+    peek; while shedding, also a copy whose bytes differ, by its top-Via branch, method and CSeq. A copy sent
+    after the original was taken in may mean the answer was lost: one of work the node admitted is served
+    (the transaction layer re-sends its answer; a 503 to the copy of a REGISTER already challenged would end
+    a registration in progress), one of work answered 503 is sorted as new work again;
   - any other new request (an INVITE above all): admitted up to `drop_after`, so the transaction layer
     absorbs its retransmissions and call admission answers 503 + Retry-After statefully (a stateless answer
     to the retransmission of an INVITE already proceeding would end that call half set up); dropped after.
@@ -35,7 +41,8 @@ _KEEP = {b"via": b"Via", b"v": b"Via", b"from": b"From", b"f": b"From", b"to": b
          b"call-id": b"Call-ID", b"i": b"Call-ID", b"cseq": b"CSeq"}
 _AUTH = frozenset({b"authorization", b"proxy-authorization"})
 _ONCE = (b"From", b"To", b"Call-ID", b"CSeq")
-MAX_SERVED = 50000
+REARM = 4                          # x sustain: a late run this soon after an episode this long sheds at once
+MAX_SEEN = 100000                  # remembered requests (about 25 s at 4,000 late requests/s; ~10 MB at most)
 
 
 @dataclass
@@ -117,6 +124,23 @@ def top_branch(p: Peek) -> bytes:
     return b""
 
 
+def retry_spread(call_id: bytes, retry_after: int) -> int:
+    """Between `retry_after` and twice that, by Call-ID: the refused clients do not all come back at once."""
+    return retry_after + (hash(call_id) % max(1, retry_after + 1))
+
+
+def request_key(p: Peek) -> bytes:
+    """What a retransmission shares with its original: top-Via branch, method and CSeq. The branch alone is not
+    enough: a CANCEL or the ACK of a failed INVITE carries the INVITE's branch, and some clients (SIPp among
+    them) send the second REGISTER of a challenge with the first one's branch; the CSeq tells them apart.
+    b"" without a branch."""
+    branch = top_branch(p)
+    if not branch:
+        return b""
+    cseq = b"".join(v for c, v in p.headers if c == b"CSeq").replace(b" ", b"").replace(b"\t", b"")
+    return branch + b" " + p.method + b" " + cseq
+
+
 def service_unavailable(p: Peek, tag: str, retry_after: int, server: str = "") -> bytes | None:
     """A stateless 503 (RFC 3261 s. 8.2.6) echoing the request's Via, From, To, Call-ID and CSeq; None when
     they are not all there exactly once (the parser would have answered 400, and under overload nobody does)."""
@@ -131,7 +155,7 @@ def service_unavailable(p: Peek, tag: str, retry_after: int, server: str = "") -
         elif canon == b"Call-ID":
             call_id = value
         out.append(canon + b": " + value)
-    spread = retry_after + (hash(call_id) % max(1, retry_after + 1))
+    spread = retry_spread(call_id, retry_after)
     out.append(b"Retry-After: " + str(spread).encode())
     if server:
         out.append(b"Server: " + server.encode())
@@ -148,12 +172,22 @@ class OverloadPolicy:
         self.stats = {"admitted_late": 0, "rejected": 0, "dropped": 0, "dropped_given_up": 0,
                       "dropped_retransmission": 0}
         self.worst = 0.0                           # oldest datagram seen while shedding, since `take_worst`
+        # how late the event loop runs ready callbacks (the node's watcher sets it): what a stream
+        # connection's bytes wait, at least, before they are read
+        self.loop_lag = 0.0
         self.shedding = False
         self.above_since: float | None = None      # start of a run of late datagrams, before shedding starts
         self.last_late = float("-inf")
-        # top-Via branches of new REGISTERs served while shedding: their retransmissions are dropped, not
-        # answered 503 (a 503 after the 401 would end a registration the node is already serving)
-        self.served: dict[bytes, None] = {}
+        self.ended = float("-inf")                 # when the last episode of shedding ended
+        self.began = 0.0                           # ... when the current one began
+        self.lasted = 0.0                          # ... how long the last one lasted
+        # requests taken in late, or served on time while shedding -> (when, admitted): their late copies are
+        # dropped or served, not answered 503 (a 503 after the 401 would end a registration the node is
+        # already serving), see `copy_of`. Two generations: when `seen` holds half the bound it becomes
+        # `older` and the one before is dropped whole (evicting entry by entry from the front of a dict costs
+        # a scan over the holes left at its front, quadratic in a storm).
+        self.seen: dict[int | bytes, tuple[float, bool]] = {}
+        self.older: dict[int | bytes, tuple[float, bool]] = {}
 
     def reconfigure(self, options: OverloadOptions) -> None:
         """New thresholds from a reload; the shedding state and the counters stay."""
@@ -176,61 +210,176 @@ class OverloadPolicy:
         self.above_since = None
 
     def served_on_time(self, data: bytes, now: float) -> None:
-        """While shedding, the shells pass every datagram that was on time: a new REGISTER among them is about
-        to be challenged, so its branch is remembered."""
+        """While shedding, the shells pass every datagram that was on time: a request among them is about to be
+        served, so its bytes are remembered (a hash and a dictionary entry: no parse on the path of the work
+        being served)."""
         if now - self.last_late > self.o.sustain:
-            self.shedding = False           # the episode is over: nothing more to remember
-            self.served.clear()
+            self.shedding = False           # the episode is over: nothing more to remember (what is
+            self.ended, self.lasted = self.last_late, self.last_late - self.began   # remembered expires)
             return
-        p = peek(data)
-        if p is not None and p.kind == "new" and p.method == b"REGISTER":
-            branch = top_branch(p)
-            if branch:
-                served = self.served
-                served[branch] = None
-                if len(served) > MAX_SERVED:
-                    del served[next(iter(served))]
+        if not data.startswith(b"SIP/2.0 "):
+            self.remember(hash(data), now)
+
+    def remember(self, key, now: float, admitted: bool = True) -> None:
+        """`key`: the hash of a datagram (its byte-identical copies, found without a parse) or its request_key
+        (copies that differ in bytes); taken in at `now`, `admitted` or answered 503."""
+        if not key:
+            return
+        seen = self.seen
+        seen[key] = (now, admitted)
+        if len(seen) >= MAX_SEEN // 2:
+            self.older, self.seen = seen, {}
+
+    def copy_of(self, key, sent: float, now: float) -> tuple[str, bool] | None:
+        """For a request sent at `sent` (its kernel stamp): None when no original was taken in less than
+        `give_up` ago; else ("queued", _) when the copy was sent before the original was taken in (it only
+        waited behind it: the original's answer answers it), or ("again", admitted) when it was sent after
+        (the client may have lost the answer, and asks again)."""
+        entry = self.seen.get(key)
+        if entry is None:
+            entry = self.older.get(key)
+        if entry is None or now - entry[0] > self.o.give_up:
+            return None
+        return ("queued" if sent < entry[0] else "again"), entry[1]
+
+    def retransmission(self, key, now: float) -> bool:
+        """A copy of a request taken in less than `give_up` seconds ago (sent whenever)."""
+        return self.copy_of(key, float("inf"), now) is not None
 
     def late(self, now: float) -> bool:
         """A datagram waited past `queue_delay` at `now`: True once they have done so without a break for
         `sustain` seconds; shedding then lasts until none has been late for `sustain` seconds."""
         if self.shedding and now - self.last_late > self.o.sustain:
             self.shedding = False
+            self.ended, self.lasted = self.last_late, self.last_late - self.began
         self.last_late = now
         if not self.shedding:
             if self.above_since is None:
                 self.above_since = now
-            if now - self.above_since >= self.o.sustain:
-                self.shedding, self.above_since = True, None
+            # shortly after a long episode the queue is old again because the storm goes on: shedding at
+            # once, since admitting everything for `sustain` again builds a queue older than the clients' T1
+            # (after a short one, e.g. the machine's stalls, the sustained run is asked for again)
+            if now - self.above_since >= self.o.sustain or (
+                    now - self.ended <= REARM * self.o.sustain and self.lasted >= REARM * self.o.sustain):
+                self.shedding, self.above_since, self.began = True, None, now
         return self.shedding
+
+    def take(self, data: bytes, age: float, now: float, allowed=None) -> tuple[str, bytes | None]:
+        """Any datagram (the shells call this only when `age > queue_delay` or `watching`, one attribute test
+        per datagram otherwise): the verdict and the 503 to send back, as `shed`."""
+        if age > self.queue_delay:
+            return self.shed(data, age, now, allowed)
+        if self.above_since is not None:
+            self.on_time()
+        elif self.shedding:
+            self.served_on_time(data, now)
+        return ADMIT, None
+
+    @property
+    def watching(self) -> bool:
+        """An on-time datagram still matters: it breaks a run of late ones, or is remembered while shedding."""
+        return self.above_since is not None or self.shedding
 
     def shed(self, data: bytes, age: float, now: float, allowed=None) -> tuple[str, bytes | None]:
         """(verdict, 503 bytes to send back or None) for a datagram that waited `age` seconds (> queue_delay),
         read at `now`. `allowed`: fn(user_agent) -> bool, the per-source guard, asked before anything is
         answered (a banned or rate-limited source, or a scanner, gets nothing, overloaded or not)."""
-        if not self.late(now) and age <= self.o.give_up:
+        shedding = self.late(now)
+        if (shedding or age > self.o.give_up) and age > self.worst:
+            self.worst = age
+        h = hash(data)
+        sent = now - age
+        copy = self.copy_of(h, sent, now) if self.seen or self.older else None
+        if copy is not None and copy[0] == "queued":
+            self.stats["dropped_retransmission"] += 1      # a byte-identical copy: not even peeked at
+            return DROP, None
+        if not shedding and age <= self.o.give_up:
+            # not shedding (yet): served as usual, remembered by its bytes only, no peek on the way of work
+            # that is served anyway (a peek here made a node just past capacity slower still)
+            if not data.startswith(b"SIP/2.0 "):
+                self.remember(h, now)
             self.stats["admitted_late"] += 1
             return ADMIT, None
-        if age > self.worst:
-            self.worst = age
         p = peek(data)
         if p is None:
             self.stats["dropped"] += 1
             return DROP, None
+        if p.kind == "response":
+            self.stats["admitted_late"] += 1
+            return ADMIT, None
+        key = request_key(p)
+        if copy is None and key:
+            copy = self.copy_of(key, sent, now)
+            if copy is not None and copy[0] == "queued":
+                self.stats["dropped_retransmission"] += 1
+                return DROP, None
+        if copy is not None and copy[1] and age <= self.o.drop_after:
+            # asked again after the node answered work it took in: served (the transaction layer re-sends
+            # its answer; a 503 now would end what the node has started)
+            self.remember(h, now)
+            self.remember(key, now)
+            self.stats["admitted_late"] += 1
+            return ADMIT, None
         verdict = self.decide(p.kind, p.method, age)
-        if verdict == REJECT and self.served and top_branch(p) in self.served:
-            self.stats["dropped_retransmission"] += 1
-            return DROP, None
         if verdict == ADMIT:
+            self.remember(h, now)
+            self.remember(key, now)
             self.stats["admitted_late"] += 1
             return ADMIT, None
         if verdict == REJECT:
             reply = service_unavailable(p, self.tag, self.o.retry_after, self.server)
             if reply is not None and (allowed is None or allowed(p.user_agent)):
+                self.remember(h, now, False)
+                self.remember(key, now, False)
                 self.stats["rejected"] += 1
                 return REJECT, reply
         self.stats["dropped_given_up" if age > self.o.give_up else "dropped"] += 1
         return DROP, None
+
+    # --- stream connections (TCP, TLS, WebSocket) -----------------------------------------------------------
+    # No kernel stamp per message there: a message's age is the loop's lag plus what it waited behind the
+    # messages read with it. Reliable transports have no retransmissions to drop, and a request left without
+    # an answer waits for its client's 32 s timer: new work is answered 503 (any method: with no copy to come,
+    # a stateless 503 ends an INVITE cleanly, before any call exists), started work is served, only what its
+    # client has given up on is dropped.
+    def note_loop_lag(self, lag: float) -> None:
+        self.loop_lag = lag
+
+    def stream_late(self, waited: float) -> float | None:
+        """The age of a stream message that waited `waited` s behind others read with it, or None when it
+        is on time (the shells' one test per message)."""
+        age = self.loop_lag + waited
+        return age if age > self.queue_delay else None
+
+    def shed_stream(self, kind: str, age: float, now: float) -> str:
+        """ADMIT, REJECT (answer 503) or DROP for a stream request of `kind` ("new"/"continuing") that is late
+        (`stream_late`), read at `now` (the clock of `shed`)."""
+        shedding = self.late(now)
+        if shedding and age > self.worst:
+            self.worst = age
+        if age > self.o.give_up:
+            self.stats["dropped_given_up"] += 1
+            return DROP
+        if kind == "new" and shedding:
+            self.stats["rejected"] += 1
+            return REJECT
+        self.stats["admitted_late"] += 1
+        return ADMIT
+
+    def shed_stream_bytes(self, data: bytes, age: float, now: float) -> tuple[str, bytes | None]:
+        """`shed_stream` for a message not parsed yet (a WebSocket frame): the verdict and the 503's bytes."""
+        p = peek(data)
+        if p is None or p.kind == "response":
+            return ADMIT, None                  # the parser answers what it can; responses are started work
+        verdict = self.shed_stream(p.kind, age, now)
+        if verdict == REJECT:
+            reply = service_unavailable(p, self.tag, self.o.retry_after, self.server)
+            if reply is not None:
+                return REJECT, reply
+            self.stats["rejected"] -= 1         # no headers to answer with: the parser answers 400
+            self.stats["admitted_late"] += 1
+            return ADMIT, None
+        return verdict, None
 
     def take_worst(self) -> float:
         """The oldest queued datagram seen since the last call (0 when none waited past `queue_delay`)."""

@@ -4,10 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 
-from ..sip.framing import StreamFramer
+from ..log import get as get_logger
+from ..security.overload import CONTINUING, REJECT, retry_spread
 from ..security.watchdog import describe
+from ..sip.errors import SipError
+from ..sip.framing import StreamFramer
+from ..sip.message import Request, make_response
 from .base import Target
+
+MAX_WRITE_BUFFER = 2 * 1024 * 1024      # bytes queued for a peer that does not read before it is cut off
+
+
+def stream_kind(req: Request) -> str:
+    """"continuing" for work already started (ACK, BYE..., in-dialog, the second half of a challenge), else
+    "new": the overload policy's sorting, on a parsed request."""
+    try:
+        if req.method.encode() in CONTINUING or req.to.tag or req.has("Authorization") \
+                or req.has("Proxy-Authorization"):
+            return "continuing"
+    except SipError:
+        return "continuing"             # the endpoint answers what is wrong with it
+    return "new"
 
 
 class StreamConnection(asyncio.Protocol):
@@ -53,16 +72,34 @@ class StreamConnection(asyncio.Protocol):
                          f"{self.proto} chunk of {len(data)} bytes, " + describe(data), data)
 
     def _received(self, data: bytes) -> None:
-        now = self.endpoint.now()
+        ep = self.endpoint
+        now = ep.now()
         self.last_activity = now
         items = self.framer.feed(data)
         self.partial_since = (self.partial_since or now) if self.framer.pending else None
+        policy = getattr(ep, "overload", None)
         for item in items:
-            self.endpoint.on_stream_item(item, self)
+            if policy is not None and isinstance(item, Request):
+                # its age: the loop's lag plus the time spent on the messages read before it
+                age = policy.stream_late(ep.now() - now)
+                if age is not None and not self._admit_late(item, age, policy):
+                    continue
+            ep.on_stream_item(item, self)
             if self.closed:
                 return
         if self.framer.closed:
             self.finish()
+
+    def _admit_late(self, req: Request, age: float, policy) -> bool:
+        """A request that waited past the overload bound: the policy decides (True: handle it as usual)."""
+        verdict = policy.shed_stream(stream_kind(req), age, time.time())
+        if verdict == REJECT:
+            retry = retry_spread(req.call_id.encode(), policy.o.retry_after)
+            resp = make_response(req, 503, to_tag=policy.tag, headers=[("Retry-After", str(retry))])
+            if policy.server:
+                resp.add("Server", policy.server)
+            self.endpoint.send_stateless(resp, self.target)
+        return verdict == "admit"
 
     def connection_lost(self, exc) -> None:
         self.closed = True
@@ -72,6 +109,13 @@ class StreamConnection(asyncio.Protocol):
     def send(self, data: bytes, target: Target | None = None) -> None:
         if self.transport is not None and not self.closed:
             self.transport.write(data)
+            if self.transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
+                # a peer that stopped reading: its answers would pile up in memory without end
+                get_logger("sip").warning("stream_send_buffer_full", proto=self.proto,
+                                          peer=f"{self.peer[0]}:{self.peer[1]}")
+                self.closed = True
+                self.endpoint.connections.discard(self)
+                self.transport.abort()
 
     def finish(self, linger: float = 2.0) -> None:
         """Close after a fatal framing error without losing our answer: half-close, drop what the peer is

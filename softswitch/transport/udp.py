@@ -68,10 +68,8 @@ class UdpTransport:
                 if age > policy.queue_delay:
                     if not self._admit_late(data, addr, age, now):
                         continue
-                elif policy.above_since is not None:
-                    policy.on_time()
-                elif policy.shedding:
-                    policy.served_on_time(data, now)
+                elif policy.watching:
+                    policy.take(data, age, now)
             if wd is None:
                 ep.on_datagram(data, Target("udp", addr[0], addr[1], self))
                 continue

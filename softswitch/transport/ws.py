@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections import deque
 
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -84,6 +85,15 @@ class WsConnection:
             return
         if ep.source_filter is not None and not ep.source_filter(self.target):
             return                          # banned (or flooding) source: not even parsed, like UDP
+        policy = getattr(ep, "overload", None)
+        if policy is not None:
+            age = policy.stream_late(0.0)   # the loop's lag: how long frames wait before they are read
+            if age is not None:
+                verdict, reply = policy.shed_stream_bytes(data, age, time.time())
+                if reply is not None:
+                    self.send(reply)
+                if verdict != "admit":
+                    return
         try:
             msg = parse_message(data, datagram=True)
         except SipError as err:

@@ -3,8 +3,10 @@ listener is told datagrams are old by moving the clock it compares kernel receiv
 
 from __future__ import annotations
 
+import asyncio
 import time
 
+import aiohttp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -14,7 +16,8 @@ from softswitch.sip.parser import parse_message
 from tests.support.cc import cc_node, wait_for
 from tests.conftest import running_node
 from tests.support.nodes import ACCOUNTS, REALM, authorize, registrar_node
-from tests.support.sipclient import UdpClient, options_request
+from tests.support.sipclient import TcpClient, UdpClient, options_request
+from softswitch.transport.ws import listen_ws
 
 
 def register(user: str = "70001", n: int = 1, auth: str = "", extra: str = "", compact: bool = False) -> bytes:
@@ -121,14 +124,14 @@ def test_policy_table():
 
 def test_shed_answers_drops_and_asks_the_guard_first():
     p = OverloadPolicy(OverloadOptions(queue_delay=0.2, sustain=0.0, drop_after=2.0), tag="T", server="ss")
-    verdict, reply = p.shed(register(), 0.5, 10.0)
+    verdict, reply = p.shed(register(n=1), 0.5, 10.0)
     assert verdict == REJECT and parse_message(reply).status == 503
-    assert p.shed(register(), 2.5, 10.0) == (DROP, None)
-    assert p.shed(register(auth="Authorization: Digest x\r\n"), 1.5, 10.0) == (ADMIT, None)
-    assert p.shed(register(auth="Authorization: Digest x\r\n"), 40.0, 10.0) == (DROP, None)
+    assert p.shed(register(n=2), 2.5, 10.0) == (DROP, None)
+    assert p.shed(register(n=3, auth="Authorization: Digest x\r\n"), 1.5, 10.0) == (ADMIT, None)
+    assert p.shed(register(n=4, auth="Authorization: Digest x\r\n"), 40.0, 10.0) == (DROP, None)
     assert p.shed(b"\x00garbage", 0.5, 10.0) == (DROP, None)
     asked = []
-    assert p.shed(register(), 0.5, 10.0, lambda ua: asked.append(ua) or False) == (DROP, None)
+    assert p.shed(register(n=5), 0.5, 10.0, lambda ua: asked.append(ua) or False) == (DROP, None)
     assert asked == ["TestPhone"]
     assert p.stats == {"admitted_late": 1, "rejected": 1, "dropped": 3, "dropped_given_up": 1,
                        "dropped_retransmission": 0}
@@ -138,33 +141,33 @@ def test_shed_answers_drops_and_asks_the_guard_first():
 def test_while_shedding_a_retransmission_of_a_registration_served_on_time_is_dropped_not_refused():
     p = OverloadPolicy(OverloadOptions(queue_delay=0.2, sustain=0.5))
     assert p.shed(register(n=1), 0.3, 50.0)[0] == ADMIT
-    assert p.shed(register(n=1), 0.3, 50.5)[0] == REJECT          # shedding from now on
+    assert p.shed(register(n=6), 0.3, 50.5)[0] == REJECT          # shedding from now on
     p.served_on_time(register(n=2), 50.6)                          # on time: served, its branch remembered
-    p.served_on_time(invite(n=3), 50.6)                            # only REGISTERs are remembered
-    assert list(p.served) == [b"z9hg4bk-r2"]
+    p.served_on_time(b"SIP/2.0 200 OK\r\n\r\n", 50.6)           # answers are not remembered
+    assert hash(register(n=2)) in p.seen and len(p.seen) == 4      # (late ones by hash, and branch once shedding)
     assert p.shed(register(n=2), 0.6, 50.7) == (DROP, None)        # its retransmission, late
     assert p.shed(register(n=4), 0.6, 50.7)[0] == REJECT
     assert p.stats["dropped_retransmission"] == 1 and p.stats["rejected"] == 2
     p.served_on_time(register(n=5), 51.3)                          # nothing late for > sustain: episode over
-    assert not p.shedding and p.served == {}
+    assert not p.shedding
 
 
 def test_shedding_starts_only_after_a_sustained_run_of_late_datagrams_and_ends_after_a_quiet_spell():
     p = OverloadPolicy(OverloadOptions(queue_delay=0.2, sustain=0.5))
     # a short stall of the machine: late datagrams for 0.4 s, then one on time -> everything is served
     for t in (0.0, 0.2, 0.4):
-        assert p.shed(register(), 0.3, 100.0 + t) == (ADMIT, None)
+        assert p.shed(register(n=int(10 * t)), 0.3, 100.0 + t) == (ADMIT, None)
     p.on_time()
-    assert p.shed(register(), 0.3, 100.6) == (ADMIT, None)    # the run starts again at 100.6
-    assert p.shed(register(), 0.3, 101.0) == (ADMIT, None)
+    assert p.shed(register(n=21), 0.3, 100.6) == (ADMIT, None)    # the run starts again at 100.6
+    assert p.shed(register(n=22), 0.3, 101.0) == (ADMIT, None)
     assert p.take_worst() == 0.0                                # nothing shed: the call watcher sees no backlog
-    verdict, _ = p.shed(register(), 0.3, 101.1)                 # 0.5 s of late datagrams without a break
+    verdict, _ = p.shed(register(n=23), 0.3, 101.1)                 # 0.5 s of late datagrams without a break
     assert verdict == REJECT and p.shedding and p.take_worst() == 0.3
     p.on_time()                                                 # while shedding, an on-time datagram changes nothing
-    assert p.shed(register(), 0.3, 101.5)[0] == REJECT
-    assert p.shed(register(), 0.3, 102.1)[0] == ADMIT          # none late for > 0.5 s: the episode is over
+    assert p.shed(register(n=24), 0.3, 101.5)[0] == REJECT
+    assert p.shed(register(n=25), 0.3, 102.1)[0] == ADMIT          # none late for > 0.5 s: the episode is over
     assert not p.shedding
-    assert p.shed(register(), 30.0 + 3, 102.2) == (DROP, None)  # given up: dropped whatever the state
+    assert p.shed(register(n=26), 30.0 + 3, 102.2) == (DROP, None)  # given up: dropped whatever the state
 
 
 # --- a real node --------------------------------------------------------------------------------------------
@@ -272,3 +275,70 @@ def test_the_config_sets_overload_control_and_the_stall_threshold_and_names_a_ba
         parse_config(config_text(5060, 8080, str(tmp_path / "cc.db"), 30000,
                                  security=", overload: {queue_delay: soon}"), "cc.yaml")
     assert "server.sip.overload.queue_delay" in str(err.value)
+
+
+# --- stream connections -------------------------------------------------------------------------------------
+def _lag(nt, seconds: float) -> None:
+    """Test hook: the event loop is taken to run `seconds` late (the node's watcher no longer updates it), so
+    every message read from a stream connection looks that old."""
+    def move():
+        policy = nt.node.overload
+        policy.note_loop_lag = lambda lag: None
+        policy.loop_lag = seconds
+    nt.call(move)
+
+
+def test_an_old_tcp_backlog_gets_503_for_new_registrations_and_still_completes_started_ones():
+    with registrar_node(overload=OverloadOptions(sustain=0.0)) as nt:
+        c = TcpClient(("127.0.0.1", nt.port))
+        first = register("70002", n=7).replace(b"UDP", b"TCP")
+        c.send(first)
+        challenge = c.recv()
+        assert challenge.status == 401
+        _lag(nt, 0.5)
+        c.send(register("70001", n=1).replace(b"UDP", b"TCP"))
+        shed = c.recv()
+        assert shed.status == 503 and 5 <= int(shed.get("Retry-After")) <= 10 and shed.to.tag
+        assert shed.call_id == "reg-1@test" and shed.cseq == (1, "REGISTER")
+        c.send(authorize(first, challenge, "70002", ACCOUNTS["70002"]))
+        assert c.recv().status == 200                   # the second half of a started registration is served
+        stats = nt.call(lambda: (dict(nt.node.overload.stats), dict(nt.node.registrar.stats)))
+        assert stats[0]["rejected"] == 1 and stats[0]["admitted_late"] == 1
+        assert stats[1]["challenged"] == 1 and stats[1]["registered"] == 1
+        _lag(nt, 0.0)                                   # the loop keeps up again: served as usual
+        c.send(register("70003", n=4).replace(b"UDP", b"TCP"))
+        assert c.recv().status == 401
+        c.close()
+
+
+def test_an_invite_over_tcp_to_an_overloaded_node_gets_503_and_no_call_is_created(tmp_path):
+    with cc_node(tmp_path, security=", overload: {sustain: 0s}") as (nt, sip_port, http_port):
+        _lag(nt, 0.5)
+        c = TcpClient(("127.0.0.1", sip_port))
+        c.send(invite(n=5).replace(b"UDP", b"TCP"))
+        answer = c.recv()
+        assert answer.status == 503 and int(answer.get("Retry-After")) >= 5 and answer.call_id == "inv-5@test"
+        assert c.recv(0.5) is None                      # nothing else: no 100, no call
+        assert nt.call(lambda: (len(nt.node.calls.calls), nt.node.calls.stats["calls"])) == (0, 0)
+        _lag(nt, 0.0)
+        c.close()
+
+
+def test_an_old_websocket_backlog_gets_503_for_new_registrations_before_parsing():
+    with registrar_node(overload=OverloadOptions(sustain=0.0)) as nt:
+        srv = nt.call(listen_ws, nt.loop, nt.node.endpoint, "127.0.0.1", 0)
+
+        async def go():
+            async with aiohttp.ClientSession() as s, \
+                    s.ws_connect(f"ws://127.0.0.1:{srv.port}/", protocols=("sip",)) as ws:
+                await ws.send_bytes(register("70001", n=2).replace(b"UDP", b"WS"))
+                return parse_message((await asyncio.wait_for(ws.receive(), 5)).data.encode())
+        try:
+            assert asyncio.run(go()).status == 401
+            _lag(nt, 0.5)
+            shed = asyncio.run(go())
+            assert shed.status == 503 and 5 <= int(shed.get("Retry-After")) <= 10 and shed.to.tag
+            assert nt.call(lambda: (nt.node.overload.stats["rejected"], nt.node.registrar.stats["challenged"])) \
+                == (1, 1)
+        finally:
+            nt.call(srv.stop)
