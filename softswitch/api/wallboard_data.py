@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import re
 
+from acd.agent_state import STATES
+
 from ..records.export import caller_parts
+
+MAX_CALL_ROWS = 100         # calls listed per table: the longest waits and talks (totals say how many in all)
 
 # Reasons the ACD and call control record, in the words a supervisor reads. Anything else is an agent's own
 # reason ("lunch") and is shown as given.
@@ -78,15 +82,13 @@ def call_rows(cc, acd, now: float) -> tuple[list[dict], list[dict]]:
     return waiting, active
 
 
-def agent_rows(acd, config) -> list[dict]:
-    out = []
-    for agent_id in acd.agents:
-        v = acd.agent_view(agent_id)
+def agent_names(config, agent_ids) -> dict[str, str]:
+    """The names of the given agents (the calls' agents: a few, never the tenant)."""
+    out = {}
+    for agent_id in agent_ids:
         conf = config.agent(agent_id) if config is not None else None
         emp = config.employee(conf.account) if conf is not None else None
-        v["name"] = emp.name if emp is not None else ""
-        v["reason_text"] = reason_words(v["state"], v["reason"])
-        out.append(v)
+        out[agent_id] = emp.name if emp is not None else ""
     return out
 
 
@@ -101,31 +103,52 @@ def queue_rows(acd, config) -> list[dict]:
     return out
 
 
-def board(node, role: str, account: str, now: float) -> dict:
-    """The whole board for one signed-in account: callers' numbers and the supervise buttons for supervisors
-    and admins only."""
+def shared_board(node, supervisor: bool, now: float, max_calls: int = MAX_CALL_ROWS) -> dict:
+    """The part of the board every viewer of a scope sees alike: queues, the tenant's agents per state, the calls
+    (the longest waiting and longest talking first, at most `max_calls` of each, with their totals), chat and
+    trunks. Callers' numbers for supervisors only. The agent list is asked for apart (wallboard_agents.py)."""
     center, config = node.center, node.config
-    supervisor = role in ("supervisor", "admin")
     waiting, active = call_rows(node.calls, center.acd, now)
-    agents = agent_rows(center.acd, config)
-    names = {a["id"]: a["name"] for a in agents}
+    totals = {"waiting": len(waiting), "active": len(active)}
+    waiting, active = waiting[:max_calls], active[:max_calls]
+    names = agent_names(config, {r["agent_id"] for r in active} | {i for r in waiting for i in r["ringing"]})
     for row in active:
         row["agent_name"] = names.get(row["agent_id"], "")
+    for row in waiting:
+        row["ringing_names"] = [names.get(i) or i for i in row["ringing"]]
     if not supervisor:
         for row in waiting + active:
             row.pop("caller", None)
-    me = config.agent_of_account(account) if config is not None and supervisor else None
-    emp = config.employee(account) if config is not None else None
     try:
         node_id = node.options.registrar.node_id
     except AttributeError:
         node_id = None
-    return {"now": now, "node_id": node_id, "account": account, "name": emp.name if emp is not None else "", "role": role, "can_supervise": supervisor,
-            "supervisor_phone": me.softphone if me is not None else None,
-            "queues": queue_rows(center.acd, config), "agents": agents,
-            "calls": {"waiting": waiting, "active": active},
+    return {"now": now, "node_id": node_id, "queues": queue_rows(center.acd, config),
+            "agent_counts": state_counts(center.acd),
+            "calls": {"waiting": waiting, "active": active, "totals": totals},
             "chat": node.chat.kpis() if getattr(node, "chat", None) is not None else None,
             "trunks": trunk_rows(getattr(node, "trunks", None))}
+
+
+def viewer(config, role: str, account: str) -> dict:
+    """What the board says about the one who looks at it."""
+    supervisor = role in ("supervisor", "admin")
+    me = config.agent_of_account(account) if config is not None and supervisor else None
+    emp = config.employee(account) if config is not None else None
+    return {"account": account, "name": emp.name if emp is not None else "", "role": role,
+            "can_supervise": supervisor, "supervisor_phone": me.softphone if me is not None else None}
+
+
+def board(node, role: str, account: str, now: float) -> dict:
+    """The board for one signed-in account (the shared part and the viewer's)."""
+    return {**viewer(node.config, role, account), **shared_board(node, role in ("supervisor", "admin"), now)}
+
+
+def state_counts(acd) -> dict:
+    """Agents of the tenant in each state, and in all (from the ACD's index: no walk over the agents)."""
+    by_state = acd.roster.by_state
+    counts = {s: len(by_state.get(s, ())) for s in STATES}
+    return {"total": len(acd.agents), "signed_in": len(acd.agents) - counts["offline"], "by_state": counts}
 
 
 def trunk_rows(trunks) -> list[dict]:
