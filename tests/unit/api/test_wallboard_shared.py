@@ -1,0 +1,122 @@
+"""The wallboard at site scale, as pure functions: answers built once per interval and shared, change notices at
+most once per interval, and the agents panel as counts plus one filtered page (fake clock, no node)."""
+
+from __future__ import annotations
+
+import pytest
+
+from acd import Acd, Agent, QueueSpec
+from softswitch.api.wallboard_agents import AgentQuery, NameOrder, QueryError, agent_page, parse_query
+from softswitch.api.wallboard_cache import ChangeTicker, SharedAnswers
+
+
+def test_an_answer_is_built_once_per_interval_and_shared_by_key():
+    answers, builds = SharedAnswers(every=1.0, keep=3), []
+
+    def build(tag):
+        return lambda: builds.append(tag) or tag.encode()
+    assert answers.get("sup", 100.0, build("a")) == b"a"
+    assert answers.get("sup", 100.9, build("b")) == b"a"          # within the interval: the same bytes
+    assert answers.get("agent", 100.9, build("c")) == b"c"        # another scope: its own
+    assert answers.get("sup", 101.0, build("d")) == b"d"          # the interval is over: built anew
+    assert answers.get("sup", 50.0, build("e")) == b"e"           # the clock stepped back: built anew
+    assert builds == ["a", "c", "d", "e"] and (answers.built, answers.served) == (4, 5)
+    for k in range(10):                                           # many keys: only the newest few are kept
+        answers.get(("q", k), 200.0, build(str(k)))
+    assert len(answers._answers) == 3
+
+
+def test_changes_are_told_at_most_once_per_interval():
+    t = ChangeTicker(every=1.0)
+    assert not t.due(10.0)                      # nothing changed
+    for _ in range(1000):
+        t.mark()
+    assert t.due(10.0) and t.seq == 1
+    t.mark()
+    assert not t.due(10.5)                      # too soon: kept for later
+    assert t.due(11.0) and t.seq == 2
+    assert not t.due(20.0)
+
+
+class _Emp:
+    def __init__(self, name):
+        self.name = name
+
+
+class _Conf:
+    def __init__(self, account):
+        self.account = account
+
+
+class _Config:
+    """The two lookups the panel makes of a config."""
+
+    def __init__(self, names: dict[str, str]) -> None:
+        self.names = names
+
+    def agent(self, agent_id):
+        return _Conf(agent_id) if agent_id in self.names else None
+
+    def employee(self, account):
+        return _Emp(self.names[account]) if account in self.names else None
+
+
+def _site(n: int):
+    now = [1000.0]
+    agents = [Agent(str(1000 + i), str(70000 + i), {f"q{i % 3}": 0}) for i in range(n)]
+    acd = Acd([QueueSpec(f"q{k}") for k in range(3)], agents, lambda: now[0])
+    config = _Config({str(1000 + i): f"Agent {i:03d}" for i in range(n)})
+    return acd, config, now
+
+
+def test_counts_per_state_follow_every_change_without_a_walk():
+    acd, config, now = _site(30)
+    page = agent_page(acd, config, NameOrder(), AgentQuery())
+    assert page["counts"] == {"total": 30, "signed_in": 0,
+                              "by_state": {"offline": 30, "idle": 0, "ringing": 0, "talking": 0, "busy": 0,
+                                           "rest": 0, "wrap_up": 0}}
+    for i in range(5):
+        acd.registration(str(1000 + i), True)
+        acd.sign_in(str(1000 + i))
+    acd.set_state("1001", "busy", "lunch")
+    acd.remove_agent("1029")
+    c = agent_page(acd, config, NameOrder(), AgentQuery())["counts"]
+    assert (c["total"], c["signed_in"], c["by_state"]["idle"], c["by_state"]["busy"], c["by_state"]["offline"]) == \
+        (29, 5, 4, 1, 24)
+
+
+def test_a_page_of_agents_filtered_by_queue_state_and_search():
+    acd, config, now = _site(300)
+    order = NameOrder()
+    first = agent_page(acd, config, order, AgentQuery(limit=50))
+    assert first["total"] == 300 and len(first["agents"]) == 50
+    assert [a["name"] for a in first["agents"][:2]] == ["Agent 000", "Agent 001"]
+    assert first["agents"][0]["reason_text"] == "not signed in" and "call_id" not in first["agents"][0]
+    last = agent_page(acd, config, order, AgentQuery(offset=280, limit=50))
+    assert last["total"] == 300 and len(last["agents"]) == 20 and last["agents"][-1]["name"] == "Agent 299"
+    for i in (3, 6, 7, 150):
+        acd.registration(str(1000 + i), True)
+        now[0] += 1
+        acd.sign_in(str(1000 + i))
+    q0 = agent_page(acd, config, order, AgentQuery(queue="q0", state="idle"))
+    assert [a["id"] for a in q0["agents"]] == ["1003", "1006", "1150"] and q0["total"] == 3
+    signed = agent_page(acd, config, order, AgentQuery(state="signed_in", sort="time"))
+    assert [a["id"] for a in signed["agents"]] == ["1003", "1006", "1007", "1150"]      # longest in state first
+    assert agent_page(acd, config, order, AgentQuery(queue="q1", state="offline"))["total"] == 99
+    found = agent_page(acd, config, order, AgentQuery(search="agent 15"))
+    assert found["total"] == 10 and found["agents"][0]["id"] == "1150"      # Agent 150..159
+    assert [a["id"] for a in agent_page(acd, config, order, AgentQuery(search="70150"))["agents"]] == ["1150"]
+    assert agent_page(acd, config, order, AgentQuery(search="nobody"))["agents"] == []
+
+
+def test_hostile_queries_are_refused_with_a_reason():
+    queues = {"q0": None}
+    assert parse_query({}, queues) == AgentQuery()
+    assert parse_query({"q": "  Ann   LEE ", "limit": "200", "offset": "50"}, queues) == \
+        AgentQuery(search="ann lee", limit=200, offset=50)
+    for bad, says in (({"queue": "nope"}, "no skill queue"), ({"state": "asleep"}, "state must be"),
+                      ({"limit": "0"}, "limit"), ({"limit": "201"}, "limit"), ({"limit": "-1"}, "limit"),
+                      ({"offset": "1e9"}, "offset"), ({"offset": "9" * 5000}, "offset"),
+                      ({"q": "x" * 65}, "longer"), ({"sort": "random"}, "sort")):
+        with pytest.raises(QueryError, match=says):
+            parse_query(bad, queues)
