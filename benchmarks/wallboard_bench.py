@@ -1,6 +1,7 @@
 """What supervisors' wallboards cost the node: `softswitch serve` on a generated tenant (default 20,000 agents,
 some registered and signed in), V supervisors each refreshing their board once a second as the page does; prints
-the node's CPU per refresh and the bytes each one downloads, and how long SIP OPTIONS waits meanwhile.
+the node's CPU per refresh and the bytes each one downloads, how long SIP OPTIONS waits meanwhile, and the CPU of
+a /metrics scrape.
 
     .venv/bin/python benchmarks/wallboard_bench.py [--agents 20000] [--signed-in 200] [--viewers 5] [--seconds 5]
 
@@ -104,6 +105,15 @@ def main(argv: list[str] | None = None) -> int:
         cpu = cpu_seconds(pid) - c0 - idle_rate * wall
         stop_ping.set()
         pinging.join(10)
+
+        # a Prometheus scrape: what it costs, alone
+        c0, scrapes, scraped = cpu_seconds(pid), 0, 0
+        w0 = time.perf_counter()
+        while scrapes < 20:
+            status, body = call(base, "/metrics")
+            failures += status != 200
+            scrapes, scraped = scrapes + 1, len(body)
+        metrics_ms = 1000 * max(0.0, cpu_seconds(pid) - c0 - idle_rate * (time.perf_counter() - w0)) / scrapes
     finally:
         stop(proc)
     per = 1000 * max(0.0, cpu) / max(1, refreshes)
@@ -112,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wallboard: {a.agents} agents, {a.viewers} viewers: {per:.1f} ms node CPU per refresh, "
           f"{sum(sizes) / max(1, len(sizes)) / 1024:.1f} KB per refresh, {refreshes} refreshes in {wall:.1f} s "
           f"({failures} failed); {pinger.summary()}")
+    print(f"metrics: {metrics_ms:.1f} ms node CPU per scrape of /metrics, {scraped / 1024:.1f} KB")
     return 1 if failures else 0
 
 

@@ -178,6 +178,9 @@ def setup(app: web.Application, node_key: web.AppKey, session_key: web.RequestKe
             app[SAMPLER] = loop.create_task(sampler(app))
             app[NOTIFIER] = loop.create_task(notifier(app))
             center.subscribers.add(_Changes(app[TICKER]))
+            # the agents' name order, made now (a tenth of a second at 20,000 agents) rather than on a
+            # supervisor's first look while calls are up
+            app[ORDER].refresh(center.acd, app[node_key].config)
 
     async def on_shutdown(app: web.Application) -> None:
         for ws in list(app[WATCHERS]):

@@ -3,6 +3,9 @@ most once per interval, and the agents panel as counts plus one filtered page (f
 
 from __future__ import annotations
 
+import random
+from types import SimpleNamespace
+
 import pytest
 
 from acd import Acd, Agent, QueueSpec
@@ -38,27 +41,12 @@ def test_changes_are_told_at_most_once_per_interval():
     assert not t.due(20.0)
 
 
-class _Emp:
-    def __init__(self, name):
-        self.name = name
-
-
-class _Conf:
-    def __init__(self, account):
-        self.account = account
-
-
 class _Config:
-    """The two lookups the panel makes of a config."""
+    """What the panel reads of a config: agents (id, account) and employees (account, name)."""
 
     def __init__(self, names: dict[str, str]) -> None:
-        self.names = names
-
-    def agent(self, agent_id):
-        return _Conf(agent_id) if agent_id in self.names else None
-
-    def employee(self, account):
-        return _Emp(self.names[account]) if account in self.names else None
+        self.agents = tuple(SimpleNamespace(id=i, account=f"acct{i}") for i in names)
+        self.employees = tuple(SimpleNamespace(account=f"acct{i}", name=n) for i, n in names.items())
 
 
 def _site(n: int):
@@ -120,3 +108,35 @@ def test_hostile_queries_are_refused_with_a_reason():
                       ({"q": "x" * 65}, "longer"), ({"sort": "random"}, "sort")):
         with pytest.raises(QueryError, match=says):
             parse_query(bad, queues)
+
+
+def test_every_query_answers_as_a_walk_over_all_agents_would():
+    acd, config, now = _site(240)
+    rng = random.Random(7)
+    for i in rng.sample(range(240), 120):
+        agent_id = str(1000 + i)
+        now[0] += 1
+        acd.registration(agent_id, True)
+        acd.sign_in(agent_id)
+        now[0] += 1
+        acd.set_state(agent_id, rng.choice(["busy", "rest", "idle"]), "")
+    order = NameOrder()
+    names = {str(1000 + i): f"Agent {i:03d}" for i in range(240)}
+    everyone = sorted(acd.agents.values(), key=lambda a: names[a.id])
+    for queue in ("", "q1"):
+        for state in ("", "signed_in", "idle", "busy", "offline", "ringing"):
+            for search in ("", "agent 1", "10"):
+                for offset in (0, 30, 500):
+                    for sort in ("name", "time"):
+                        q = AgentQuery(queue, state, search, sort, offset, 40)
+                        want = [a for a in everyone
+                                if (not queue or queue in a.queues)
+                                and (not state or (a.state != "offline" if state == "signed_in" else a.state == state))
+                                and (not search or search in f"{names[a.id]} {a.id} {a.softphone}".lower())]
+                        page = agent_page(acd, config, order, q)
+                        assert page["total"] == len(want), q
+                        if sort == "name":
+                            assert [a["id"] for a in page["agents"]] == [a.id for a in want[offset:offset + 40]], q
+                        else:
+                            since = sorted(a.since for a in want)[offset:offset + 40]
+                            assert [a["since"] for a in page["agents"]] == since, q
