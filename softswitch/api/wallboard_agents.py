@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import re
 from dataclasses import dataclass
 
 from acd.agent_state import STATES
@@ -85,14 +86,25 @@ class NameOrder:
             by_id = {a.id: a.account for a in config.agents}
             employees = {e.account: e.name for e in config.employees}
             names = {i: employees.get(by_id.get(i, ""), "") for i in acd.agents}
-        keyed = sorted((names.get(i, "").lower() or "\uffff", len(i) if i.isdigit() else 1 << 30, i)
-                       for i in acd.agents)
+        keyed = sorted((_natural(names.get(i, "")), len(i), i) for i in acd.agents)
         self.ids = [k[2] for k in keyed]
         self.rank = {i: n for n, i in enumerate(self.ids)}
         self.names = names
         agents = acd.agents
         self.texts = [f"{names.get(i, '')} {i} {agents[i].softphone}".lower() for i in self.ids]
         self._for = key
+
+
+_DIGITS = re.compile(r"\d+")
+
+
+def _pad(m: re.Match) -> str:
+    return m.group().zfill(20)
+
+
+def _natural(text: str) -> str:
+    """Sort key that reads numbers as numbers: "Agent 2" before "Agent 10" (digit runs padded); empty last."""
+    return _DIGITS.sub(_pad, text.lower()) if text else "\uffff"
 
 
 NOT_OFFLINE = tuple(s for s in STATES if s != "offline")

@@ -14,6 +14,7 @@
   const POLL_MS = 2000;        // fallback refresh, with or without the WebSocket
   const TREND_MS = 10000;      // the trend is per minute: a few fetches a minute are plenty
   const THROTTLE_MS = 1000;    // at most one refresh per this, however many events arrive (the server's interval)
+  const COMPACT_FROM = 4;      // more queues than this: compact cards, opened one at a time
   const PAGE_SIZE = 50;        // agents per page of the panel
   const BIG_SITE = 200;        // past this many agents the panel starts with the signed-in ones
   const TICK_MS = 500;         // client-side clocks
@@ -234,6 +235,9 @@
     ["average_handle_time", "Handle time"], ["agents_needed", "Agents needed"],
   ];
 
+  // a compact card's four tiles are narrow: their labels in a word
+  const SHORT_LABELS = { longest_wait: "Longest", service_level: "SL", abandon_rate: "Abandon" };
+
   function queueCard(name) {
     const f = { tiles: {}, subs: {}, chips: {} };
     const tiles = el("div", { class: "tiles" });
@@ -241,10 +245,13 @@
       f[key] = el("div", { class: "value", "data-field": key });
       f.subs[key] = el("div", { class: "sub", "data-sub": key });
       f.tiles[key] = el("div", { class: "tile", "data-kpi": key, "data-level": "none" },
-        el("div", { class: "label", text: label }), f[key], f.subs[key]);
+        el("div", { class: "label" }, el("span", { class: "full", text: label }),
+           el("span", { class: "short", text: SHORT_LABELS[key] || label })), f[key], f.subs[key]);
       tiles.append(f.tiles[key]);
     }
     f.goal = el("span", { class: "goal", "data-field": "goal" });
+    // many queues: cards show the four main figures until opened (all figures and the trend, full width)
+    f.more = el("button", { type: "button", class: "quiet more", "aria-expanded": "false", text: "details" });
     f.by_state = el("div", { class: "by-state", "data-field": "agents" });
     for (const st of STATES) {
       f.chips[st] = el("span", { class: `chip state-${st}`, "data-state": st });
@@ -255,7 +262,7 @@
     f.chart.dataset.points = "0";
     f.counts = el("div", { class: "counts", "data-field": "counts" });
     const card = el("section", { class: "queue", "data-queue": name },
-      el("div", { class: "queue-head" }, el("h3", { text: name }), f.goal),
+      el("div", { class: "queue-head" }, el("h3", { text: name }), f.goal, f.more),
       tiles, f.by_state,
       el("div", { class: "trend" }, f.chart,
         el("div", { class: "legend" },
@@ -265,6 +272,12 @@
           el("span", {}, el("i", { class: "k-abandoned" }), "abandoned"),
           el("span", { text: "per minute, last 60 min" }))),
       f.counts);
+    f.more.addEventListener("click", () => {
+      const open = !card.classList.contains("open");
+      card.classList.toggle("open", open);
+      f.more.setAttribute("aria-expanded", String(open));
+      f.more.textContent = open ? "less" : "details";
+    });
     return { card, f };
   }
 
@@ -292,6 +305,7 @@
   function renderQueues() {
     const box = $("queues");
     const queues = S.board.queues;
+    box.classList.toggle("compact", queues.length > COMPACT_FROM);
     const names = new Set(queues.map((q) => q.name));
     for (const [name, c] of S.cards) if (!names.has(name)) { c.card.remove(); S.cards.delete(name); }
     for (const q of queues) {
