@@ -3,12 +3,15 @@ most once per interval, and the agents panel as counts plus one filtered page (f
 
 from __future__ import annotations
 
+import asyncio
+import json
 import random
 from types import SimpleNamespace
 
 import pytest
 
 from acd import Acd, Agent, QueueSpec
+from softswitch.api.event_fanout import MAX_BACKLOG, EventRouter
 from softswitch.api.wallboard_agents import AgentQuery, NameOrder, QueryError, agent_page, parse_query
 from softswitch.api.wallboard_cache import ChangeTicker, SharedAnswers
 
@@ -140,3 +143,28 @@ def test_every_query_answers_as_a_walk_over_all_agents_would():
                         else:
                             since = sorted(a.since for a in want)[offset:offset + 40]
                             assert [a["since"] for a in page["agents"]] == since, q
+
+
+def test_events_go_to_their_agent_and_to_supervisors_only_and_kpis_are_encoded_once():
+    router = EventRouter()
+    sup, alice, alice2, bob = (asyncio.Queue() for _ in range(4))
+    router.add(sup, None, everything=True)
+    router.add(alice, "1001", everything=False)
+    router.add(alice2, "1001", everything=False)
+    router.add(bob, "1002", everything=False)
+    router.put_nowait({"type": "state", "agent_id": "1001"})
+    router.put_nowait({"type": "enqueue", "agent_id": ""})
+    assert (sup.qsize(), alice.qsize(), alice2.qsize(), bob.qsize()) == (2, 1, 1, 0)
+    router.discard(alice, "1001")
+    router.discard(alice2, "1001")
+    assert "1001" not in router.by_agent
+    for _ in range(MAX_BACKLOG + 5):                 # a page that never reads: bounded
+        router.put_nowait({"type": "state", "agent_id": "1002"})
+    assert bob.qsize() == MAX_BACKLOG
+    acd, _, now = _site(3)
+    calls = []
+    view = acd.queue_view
+    acd.queue_view = lambda name: calls.append(name) or view(name)
+    first = router.queues_message(acd, 100.0)
+    assert router.queues_message(acd, 100.5) is first and len(calls) == 3      # one build for every page
+    assert json.loads(first)["type"] == "queues" and len(json.loads(first)["queues"]) == 3
