@@ -516,6 +516,7 @@ def test_wallboard_of_a_big_site_is_a_page_of_agents_and_compact_queues(tmp_path
     and open one at a time; nothing overflows at 1280 and 1920 px."""
     expect = browser_expect(TIMEOUT_MS)
     nt, t = _site_node(tmp_path, 600, 8)
+    customers: list[Customer] = []
     try:
         base = f"http://127.0.0.1:{t.http_port}"
         assert register_agents(t.sip_port, t.phones[:12], t.realm, free_port()) == 12
@@ -580,6 +581,19 @@ def test_wallboard_of_a_big_site_is_a_page_of_agents_and_compact_queues(tmp_path
             page.locator('#agent-states [data-state="rest"]').click()
             expect(page.locator("#agents tbody tr")).to_have_count(1)
             expect(page.locator("#filter-state")).to_have_value("rest")
+            # many callers waiting: the longest twelve, and a button for the rest
+            for agent_id in (t.agent_ids[0], t.agent_ids[8]):            # q0's signed-in agents: busy
+                sup.call("POST", f"/api/agents/{agent_id}/state", {"state": "busy", "reason": "meeting"}, expect=200)
+            for k in range(14):
+                customers.append(Customer(t.sip_port, f"55502{k:02d}", "4001", call_id=f"many-{k}").dial())
+            expect(page.locator("#waiting-count")).to_have_text("14")
+            expect(page.locator("#waiting-calls tbody tr")).to_have_count(12)
+            expect(page.locator("#waiting-calls tbody tr").first).to_have_attribute("data-call", "many-0")
+            expect(page.locator("#more-waiting")).to_have_text("show 2 more")
+            page.click("#more-waiting")
+            expect(page.locator("#waiting-calls tbody tr")).to_have_count(14)
+            _fits(page, 1280)
+            _screenshot(page, tmp_path, "site-callers-1280")
             # a compact card opens with all its figures and its trend
             q0 = page.locator('section[data-queue="q0"]')
             expect(q0.locator("svg.trend-chart")).to_be_hidden()
@@ -589,6 +603,9 @@ def test_wallboard_of_a_big_site_is_a_page_of_agents_and_compact_queues(tmp_path
             _fits(page, 1920)
             assert not problems, problems
     finally:
+        for c in customers:
+            c.hang_up()
+            c.close()
         nt.stop()
 
 

@@ -15,7 +15,8 @@
   const TREND_MS = 10000;      // the trend is per minute: a few fetches a minute are plenty
   const THROTTLE_MS = 1000;    // at most one refresh per this, however many events arrive (the server's interval)
   const COMPACT_FROM = 4;      // more queues than this: compact cards, opened one at a time
-  const PAGE_SIZE = 50;        // agents per page of the panel
+  const PAGE_SIZE = 50;
+  const SHOW_CALLS = 12;       // calls listed per table before "show more"        // agents per page of the panel
   const BIG_SITE = 200;        // past this many agents the panel starts with the signed-in ones
   const TICK_MS = 500;         // client-side clocks
   const TOKEN_KEY = "wallboard.token";
@@ -27,7 +28,7 @@
     pending: null, inflight: false, again: false, lastRefresh: 0,
     events: 0, refreshes: 0, conn: "off", supervising: new Map(),
     cards: new Map(), rows: new Map(), waitRows: new Map(), activeRows: new Map(),
-    agents: null, query: { queue: "", state: null, sort: "name", q: "", offset: 0 }, agentsSeq: 0,
+    showAll: { waiting: false, active: false }, agents: null, query: { queue: "", state: null, sort: "name", q: "", offset: 0 }, agentsSeq: 0,
   };
   // Read-only counters for tests and the curious (no token here).
   window.wallboard = Object.freeze({
@@ -374,12 +375,21 @@
     }
   }
 
+  // the longest waits and talks first; past SHOW_CALLS a button shows the rest the board has (up to 100 each)
+  function shown(list, key) {
+    const all = S.showAll[key], extra = list.length - SHOW_CALLS;
+    const button = $(`more-${key}`);
+    button.hidden = extra <= 0;
+    button.textContent = all ? "show fewer" : `show ${extra} more`;
+    return all ? list : list.slice(0, SHOW_CALLS);
+  }
+
   function renderCalls() {
-    const { waiting, active } = S.board.calls;
-    const totals = S.board.calls.totals || { waiting: waiting.length, active: active.length };
-    const counted = (shown, all, what) => (all > shown ? `${all} (the ${shown} ${what} shown)` : String(all));
-    $("waiting-count").textContent = counted(waiting.length, totals.waiting, "longest waiting");
-    $("active-count").textContent = counted(active.length, totals.active, "longest talking");
+    const waiting = shown(S.board.calls.waiting, "waiting"), active = shown(S.board.calls.active, "active");
+    const totals = S.board.calls.totals || { waiting: S.board.calls.waiting.length, active: S.board.calls.active.length };
+    const counted = (shown, all, what) => (all > shown ? `${all} (the ${shown} ${what} listed)` : String(all));
+    $("waiting-count").textContent = counted(S.board.calls.waiting.length, totals.waiting, "longest waiting");
+    $("active-count").textContent = counted(S.board.calls.active.length, totals.active, "longest talking");
     $("no-waiting").hidden = waiting.length > 0;
     $("no-active").hidden = active.length > 0;
     $("waiting-calls").hidden = waiting.length === 0;
@@ -707,6 +717,12 @@
       requery(false);
     });
     $("page-next").addEventListener("click", () => { S.query.offset += PAGE_SIZE; requery(false); });
+    for (const key of ["waiting", "active"]) {
+      $(`more-${key}`).addEventListener("click", () => {
+        S.showAll[key] = !S.showAll[key];
+        if (S.board) { renderCalls(); tick(); }
+      });
+    }
     let saved = null;
     try { saved = sessionStorage.getItem(TOKEN_KEY); } catch (_) { /* storage disabled */ }
     if (saved) { S.token = saved; startBoard(); }
