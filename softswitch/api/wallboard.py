@@ -154,6 +154,8 @@ def setup(app: web.Application, node_key: web.AppKey, session_key: web.RequestKe
         while True:
             await asyncio.sleep(ticker.every / 4)
             if watchers and ticker.due(time.time()):
+                # answers built before the change must not be what the told pages fetch next
+                app[ANSWERS].clear()
                 message = json.dumps({"type": "changed", "seq": ticker.seq})
                 for ws in list(watchers):
                     if not ws.closed:
