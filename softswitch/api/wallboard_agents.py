@@ -39,7 +39,7 @@ class AgentQuery:
 
 
 def _int(raw: str, name: str, low: int, high: int) -> int:
-    if not raw.isdigit() or len(raw) > 9:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:
         raise QueryError(f"{name} must be a whole number from {low} to {high}")
     n = int(raw)
     if not low <= n <= high:

@@ -108,7 +108,8 @@ def test_hostile_queries_are_refused_with_a_reason():
     for bad, says in (({"queue": "nope"}, "no skill queue"), ({"state": "asleep"}, "state must be"),
                       ({"limit": "0"}, "limit"), ({"limit": "201"}, "limit"), ({"limit": "-1"}, "limit"),
                       ({"offset": "1e9"}, "offset"), ({"offset": "9" * 5000}, "offset"),
-                      ({"q": "x" * 65}, "longer"), ({"sort": "random"}, "sort")):
+                      ({"q": "x" * 65}, "longer"), ({"sort": "random"}, "sort"),
+                      ({"limit": "²"}, "limit"), ({"offset": "٣"}, "offset"), ({"limit": ""}, "limit")):
         with pytest.raises(QueryError, match=says):
             parse_query(bad, queues)
 
