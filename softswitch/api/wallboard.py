@@ -28,7 +28,7 @@ from ..log import get as get_logger
 from .trend import TrendRing
 from .wallboard_agents import NameOrder, QueryError, agent_page, parse_query
 from .wallboard_cache import ChangeTicker, SharedAnswers
-from .wallboard_data import shared_board, viewer
+from .wallboard_data import MAX_CALL_ROWS, call_lists, shared_board, viewer
 
 STATIC = Path(__file__).parent / "static"
 PAGE = STATIC / "wallboard.html"
@@ -109,8 +109,12 @@ def setup(app: web.Application, node_key: web.AppKey, session_key: web.RequestKe
     async def board_view(request: web.Request) -> web.Response:
         s, node, now = request[session_key], request.app[node_key], time.time()
         supervisor = s.role in ("supervisor", "admin")
-        shared = request.app[ANSWERS].get(("board", supervisor), now,
-                                          lambda: _encode(shared_board(node, supervisor, now)))
+        answers = request.app[ANSWERS]
+        # the calls' rows are made once for both scopes (a pass over every call), the board once per scope
+        calls = lambda: answers.get(("calls",), now, lambda: call_lists(node.calls, node.center.acd, now,  # noqa: E731
+                                                                        MAX_CALL_ROWS))
+        shared = answers.get(("board", supervisor), now,
+                             lambda: _encode(shared_board(node, supervisor, now, calls())))
         # the viewer's few fields, then the shared object's members: one copy of the shared bytes, no re-encoding
         mine = _encode({**viewer(node.config, s.role, s.account), "served_at": now})
         return _json_bytes(mine[:-1] + b"," + shared[1:])

@@ -4,7 +4,9 @@ words, and the calls waiting and talking with their times. Pure functions of the
 
 from __future__ import annotations
 
+import heapq
 import re
+from operator import itemgetter
 
 from acd.agent_state import STATES
 
@@ -52,33 +54,51 @@ def caller_of(remote_uri: str) -> dict:
     return {"number": number[:64], "name": name[:64]}
 
 
-def call_rows(cc, acd, now: float) -> tuple[list[dict], list[dict]]:
-    """(waiting, active): customers' calls in a queue waiting for an agent, and calls connected to an agent."""
+def _row(c, now: float) -> dict:
+    cust = getattr(c, "customer", None)
+    dialog = getattr(cust, "dialog", None)
+    return {"id": c.id, "queue": c.queue or "", "caller": caller_of(getattr(dialog, "remote_uri", "")),
+            "started": c.started, "video": bool(getattr(c, "video", False)),
+            "transferred": len(getattr(c, "transfers", None) or ()),
+            "consulting": getattr(getattr(c, "consult", None), "mode", None)}
+
+
+def call_lists(cc, acd, now: float, limit: int | None = None) -> tuple[list[dict], list[dict], dict]:
+    """(waiting, active, totals): the customers' calls waiting in a queue, longest wait first, and the calls
+    connected to an agent, longest talk first, at most `limit` of each, and how many there are of each. One cheap
+    pass sorts the calls; rows (the caller parsed from the From header) are made for the listed ones only."""
     waiting, active = [], []
-    for c in list(cc.calls.values()):
-        if getattr(c, "ended", False):
+    entries = acd.entries
+    for c in cc.calls.values():             # plain attribute reads: this pass sees every call
+        if c.ended:
             continue
-        cust = getattr(c, "customer", None)
-        dialog = getattr(cust, "dialog", None)
-        row = {"id": c.id, "queue": c.queue or "", "caller": caller_of(getattr(dialog, "remote_uri", "")),
-               "started": c.started, "video": bool(getattr(c, "video", False)),
-               "transferred": len(getattr(c, "transfers", None) or ()),
-               "consulting": getattr(getattr(c, "consult", None), "mode", None)}
-        entry = acd.entries.get(c.id)
-        leg = getattr(c, "agent_leg", None)
+        entry = entries.get(c.id)
         if entry is not None:
-            since = entry.first_enqueued or entry.enqueued_at
-            row.update(waiting_since=since, wait=round(now - since, 3), ringing=sorted(entry.ringing))
-            waiting.append(row)
-        elif leg is not None and getattr(c, "answered_at", 0):
-            sup = getattr(c, "supervisor", None)
-            row.update(agent_id=leg.agent_id, answered_at=c.answered_at, talk=round(now - c.answered_at, 3),
-                       wait=round(c.answered_at - c.started, 3), outbound=getattr(c, "outbound_to", None) is not None,
-                       supervisor_mode=getattr(c, "supervisor_mode", "") or None,
-                       supervisor=None if sup is None else ("connected" if sup.state == "confirmed" else "calling"))
-            active.append(row)
-    waiting.sort(key=lambda r: r["waiting_since"])
-    active.sort(key=lambda r: r["answered_at"])
+            waiting.append((entry.first_enqueued or entry.enqueued_at, c.id, c, entry))
+        elif c.answered_at and c.agent_leg is not None:
+            active.append((c.answered_at, c.id, c))
+    totals = {"waiting": len(waiting), "active": len(active)}
+    first = (lambda items: heapq.nsmallest(limit, items, key=itemgetter(0, 1))) if limit is not None else \
+        (lambda items: sorted(items, key=itemgetter(0, 1)))
+    waiting_rows, active_rows = [], []
+    for since, _, c, entry in first(waiting):
+        row = _row(c, now)
+        row.update(waiting_since=since, wait=round(now - since, 3), ringing=sorted(entry.ringing))
+        waiting_rows.append(row)
+    for answered_at, _, c in first(active):
+        sup = getattr(c, "supervisor", None)
+        row = _row(c, now)
+        row.update(agent_id=c.agent_leg.agent_id, answered_at=answered_at, talk=round(now - answered_at, 3),
+                   wait=round(answered_at - c.started, 3), outbound=getattr(c, "outbound_to", None) is not None,
+                   supervisor_mode=getattr(c, "supervisor_mode", "") or None,
+                   supervisor=None if sup is None else ("connected" if sup.state == "confirmed" else "calling"))
+        active_rows.append(row)
+    return waiting_rows, active_rows, totals
+
+
+def call_rows(cc, acd, now: float) -> tuple[list[dict], list[dict]]:
+    """(waiting, active): every waiting call and every call connected to an agent (see call_lists)."""
+    waiting, active, _ = call_lists(cc, acd, now)
     return waiting, active
 
 
@@ -103,14 +123,14 @@ def queue_rows(acd, config) -> list[dict]:
     return out
 
 
-def shared_board(node, supervisor: bool, now: float, max_calls: int = MAX_CALL_ROWS) -> dict:
+def shared_board(node, supervisor: bool, now: float, calls: tuple | None = None) -> dict:
     """The part of the board every viewer of a scope sees alike: queues, the tenant's agents per state, the calls
     (the longest waiting and longest talking first, at most `max_calls` of each, with their totals), chat and
-    trunks. Callers' numbers for supervisors only. The agent list is asked for apart (wallboard_agents.py)."""
+    trunks. Callers' numbers for supervisors only. The agent list is asked for apart (wallboard_agents.py).
+    `calls`: call_lists' answer when already made for the other scope (it is not changed here)."""
     center, config = node.center, node.config
-    waiting, active = call_rows(node.calls, center.acd, now)
-    totals = {"waiting": len(waiting), "active": len(active)}
-    waiting, active = waiting[:max_calls], active[:max_calls]
+    waiting, active, totals = calls or call_lists(node.calls, center.acd, now, MAX_CALL_ROWS)
+    waiting, active = [dict(r) for r in waiting], [dict(r) for r in active]
     names = agent_names(config, {r["agent_id"] for r in active} | {i for r in waiting for i in r["ringing"]})
     for row in active:
         row["agent_name"] = names.get(row["agent_id"], "")

@@ -14,6 +14,7 @@ from acd import Acd, Agent, QueueSpec
 from softswitch.api.event_fanout import MAX_BACKLOG, EventRouter
 from softswitch.api.wallboard_agents import AgentQuery, NameOrder, QueryError, agent_page, parse_query
 from softswitch.api.wallboard_cache import ChangeTicker, SharedAnswers
+from softswitch.api.wallboard_data import call_lists, call_rows
 
 
 def test_an_answer_is_built_once_per_interval_and_shared_by_key():
@@ -169,3 +170,36 @@ def test_events_go_to_their_agent_and_to_supervisors_only_and_kpis_are_encoded_o
     first = router.queues_message(acd, 100.0)
     assert router.queues_message(acd, 100.5) is first and len(calls) == 3      # one build for every page
     assert json.loads(first)["type"] == "queues" and len(json.loads(first)["queues"]) == 3
+
+
+def _calls(acd, now, n_waiting: int, n_talking: int):
+    """Call-control's calls as the board reads them: waiting ones in the ACD, talking ones with an agent leg."""
+    calls = {}
+    for k in range(n_waiting):
+        now[0] += 0.01
+        acd.enqueue(f"w{k}", "q0")
+        calls[f"w{k}"] = SimpleNamespace(id=f"w{k}", queue="q0", started=now[0], ended=False, agent_leg=None,
+                                         answered_at=0.0,
+                                         customer=SimpleNamespace(dialog=SimpleNamespace(
+                                             remote_uri=f'"Caller {k}" <sip:555{k:04d}@x>')))
+    for k in range(n_talking):
+        calls[f"t{k}"] = SimpleNamespace(id=f"t{k}", queue="q1", started=500.0 + k, answered_at=600.0 + k,
+                                         ended=False, agent_leg=SimpleNamespace(agent_id=str(1000 + k)),
+                                         customer=SimpleNamespace(dialog=None), supervisor=None)
+    return SimpleNamespace(calls=calls)
+
+
+def test_the_board_lists_the_longest_waits_and_talks_and_counts_the_rest():
+    acd, _, now = _site(30)
+    for i in range(0, 30, 3):                   # q0's agents signed in and busy: callers wait
+        acd.registration(str(1000 + i), True)
+        acd.sign_in(str(1000 + i))
+        acd.set_state(str(1000 + i), "busy", "")
+    cc = _calls(acd, now, 90, 250)           # a queue holds 100 at most
+    waiting, active, totals = call_lists(cc, acd, now[0], 10)
+    assert totals == {"waiting": 90, "active": 250}
+    assert [r["id"] for r in waiting] == [f"w{k}" for k in range(10)]
+    assert waiting[0]["caller"] == {"number": "5550000", "name": "Caller 0"} and waiting[0]["ringing"] == []
+    assert [r["id"] for r in active] == [f"t{k}" for k in range(10)] and active[0]["talk"] == round(now[0] - 600, 3)
+    every_waiting, every_active = call_rows(cc, acd, now[0])
+    assert len(every_waiting) == 90 and len(every_active) == 250
