@@ -32,6 +32,8 @@ class Roster:
         self.members: dict[str, dict[str, Agent]] = {}
         self.ready: dict[str, dict[str, Agent]] = {}        # insertion order: when each became ready
         self.counts: dict[str, dict[str, int]] = {}
+        # every agent by its state, tenant-wide, oldest in the state first (the wallboard's counts and lists)
+        self.by_state: dict[str, dict[str, Agent]] = {s: {} for s in STATES}
         self.strategy: dict[str, str] = {}
         self.gained: set[str] = set()                      # queues that gained a ready agent (to dispatch)
         self._heaps: dict[str, list] = {}
@@ -56,6 +58,9 @@ class Roster:
         if was is not None and was[0] == now[0] and was[1:] == now[1:]:
             return
         old_queues, old_state, old_ready, _ = was or ({}, "", False, 0.0)
+        if old_state != a.state:
+            self.by_state.get(old_state, {}).pop(a.id, None)
+            self.by_state.setdefault(a.state, {})[a.id] = a
         for q in old_queues:
             self.counts[q][old_state] -= 1
             if old_ready:
@@ -76,6 +81,7 @@ class Roster:
         was = self._seen.pop(a.id, None)
         if was is None:
             return
+        self.by_state.get(was[1], {}).pop(a.id, None)
         for q in was[0]:
             self.counts[q][was[1]] -= 1
             self.members[q].pop(a.id, None)

@@ -71,7 +71,9 @@ class QueueStats:
         """Erlang-C agents for the recent arrival rate and handle time to meet the service level goal."""
         if now is None or not self.completed_n:
             return None
-        recent = [t for t in self.arrivals if t >= now - self.window]
+        recent = self.arrivals           # in arrival order: drop the old from the left, no walk over the rest
+        while recent and recent[0] < now - self.window:
+            recent.popleft()
         span = max(60.0, min(self.window, now - recent[0])) if recent else self.window
         per_hour = len(recent) * 3600.0 / span
         return agents_needed(per_hour, self.talk_total / self.completed_n, self.service_level_s, self.target_share)

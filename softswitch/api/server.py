@@ -21,12 +21,15 @@ from ..b2bua.consults import ACTIONS as CONSULT_ACTIONS, act as consult_act
 from ..b2bua.transfers import TransferError, resolve as resolve_target, transfer_call as transfer
 from .passwords import login_hash, refuse_until_changed, setup as setup_passwords
 from .agentpage import setup as setup_agent_page
+from .event_fanout import EventRouter
 from .metrics import CONTENT_TYPE, render
 from .sessions import NODE, SESSION, SESSION_OF, Sessions
 from .wallboard import setup as setup_wallboard
 from ..b2bua.supervise import SuperviseError, supervise
 from ..widget.http import setup as setup_widget
 from .bodies import json_object
+
+EVENTS = web.AppKey("event_router", EventRouter)
 
 
 
@@ -227,22 +230,21 @@ async def events(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(heartbeat=30)
     await ws.prepare(request)
     q: asyncio.Queue = asyncio.Queue()
-    node.center.subscribers.add(q)
+    router = request.app[EVENTS]
+    node.center.subscribers.add(router)         # one router among the ACD's subscribers stands for every page
+    everything = s.role in ("supervisor", "admin")
+    router.add(q, s.agent_id, everything)
     if s.agent_id:
         await ws.send_json({"type": "snapshot", **node.center.acd.agent_view(s.agent_id)})
 
     async def pump():
         while True:
-            ev = await q.get()
-            if s.role in ("supervisor", "admin") or ev.get("agent_id") == s.agent_id:
-                await ws.send_json(ev)
+            await ws.send_json(await q.get())
 
     async def kpis(every: float = 2.0):
-        """Live queue KPIs on the stream too, so a wallboard needs no polling."""
-        acd = node.center.acd
+        """Live queue KPIs on the stream too, so a wallboard needs no polling (one text for all pages)."""
         while True:
-            await ws.send_json({"type": "queues", "at": time.time(),
-                                "queues": [acd.queue_view(name) for name in acd.queues]})
+            await ws.send_str(router.queues_message(node.center.acd, time.time()))
             await asyncio.sleep(every)
     loop = asyncio.get_running_loop()
     task = loop.create_task(pump())
@@ -254,7 +256,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     finally:
         task.cancel()
         kpi_task.cancel()
-        node.center.subscribers.discard(q)
+        router.discard(q, s.agent_id)
     return ws
 
 
@@ -360,6 +362,7 @@ def make_app(node) -> web.Application:
     app = web.Application(middlewares=[watch_middleware, auth_middleware])
     app[NODE] = node
     app[SESSION] = Sessions()
+    app[EVENTS] = EventRouter()
     app.router.add_post("/api/login", login)
     app.router.add_post("/api/logout", logout)
     app.router.add_get("/api/agents", agents)

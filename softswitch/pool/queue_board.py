@@ -70,14 +70,22 @@ class RedisQueueBoard:
         await self.redis.set(self._k("node", self.node_id), str(time.time()), px=int(self.ttl * 1000))
 
     async def sweep(self, queues) -> int:
-        """Drop the entries of nodes whose heartbeat is gone (their calls died with them)."""
+        """Drop the entries of nodes whose heartbeat is gone (their calls died with them). Each node's
+        heartbeat is asked once per sweep and each queue's dead entries go in one command: the round trips
+        grow with the queues and the nodes, not with the calls waiting."""
         gone = 0
+        alive: dict[str, bool] = {}
         for q in queues:
-            members = await self.redis.zrange(self._k("waiting", q), 0, -1)
-            for m in members:
+            key = self._k("waiting", q)
+            dead = []
+            for m in await self.redis.zrange(key, 0, -1):
                 node = m.split("|", 1)[0]
-                if not await self.redis.exists(self._k("node", node)):
-                    gone += await self.redis.zrem(self._k("waiting", q), m)
+                if node not in alive:
+                    alive[node] = bool(await self.redis.exists(self._k("node", node)))
+                if not alive[node]:
+                    dead.append(m)
+            if dead:
+                gone += await self.redis.zrem(key, *dead)
         return gone
 
     async def add(self, queue: str, call_id: str, at: float) -> None:

@@ -77,3 +77,31 @@ def test_redis_board_adds_up_nodes_and_sweeps_dead_ones(redis_url):
         assert await n1.sweep(["q"]) == 1
         assert await n1.waiting("q", 3.0) == (1, 2.0)
     run(scenario())
+
+
+class _Counting:
+    """The real client, counting the commands sent through it."""
+
+    def __init__(self, redis) -> None:
+        self.redis, self.sent = redis, []
+
+    def __getattr__(self, name):
+        self.sent.append(name)
+        return getattr(self.redis, name)
+
+
+def test_redis_sweep_asks_each_node_once_whatever_the_calls_waiting(redis_url):
+    async def scenario():
+        n1 = await _redis_board(redis_url, "n1")
+        dead = await _redis_board(redis_url, "n9")
+        await n1.heartbeat()
+        for q in ("q", "r"):
+            for i in range(200):
+                await dead.add(q, f"{q}{i}", float(i))        # n9 never beat: its calls are gone
+            await n1.add(q, f"live-{q}", 5.0)
+        counting = _Counting(n1.redis)
+        n1.redis = counting
+        assert await n1.sweep(["q", "r"]) == 400
+        assert counting.sent.count("exists") == 2 and counting.sent.count("zrem") == 2
+        assert await n1.waiting("q", 10.0) == (1, 5.0) and await n1.waiting("r", 10.0) == (1, 5.0)
+    run(scenario())

@@ -1,8 +1,10 @@
 // Wallboard: queues (KPIs with threshold colours, service level against its goal, 60-minute trend), calls waiting
 // and with agents, and agents by name, of one node, live.
-// Data: GET /api/wallboard (refetched on each /api/events WebSocket event, throttled, and every 2 s as a fallback)
-// and GET /api/wallboard/trends (every 10 s). Waits, talk times and times in state tick client-side between
-// fetches. Supervisors' Listen / Whisper / Barge buttons call POST /api/calls/ID/supervise.
+// Data: GET /api/wallboard and GET /api/wallboard/agents (the page of agents the panel shows: filtered by queue,
+// state and a search, sorted, 50 at a time), refetched when the /api/wallboard/events WebSocket says something
+// changed (at most once a second) and every 2 s as a fallback, and GET /api/wallboard/trends (every 10 s).
+// The server builds each answer once per second for all viewers. Waits, talk times and times in state tick
+// client-side between fetches. Supervisors' Listen / Whisper / Barge buttons call POST /api/calls/ID/supervise.
 "use strict";
 (() => {
   const STATES = ["idle", "ringing", "talking", "wrap_up", "busy", "rest", "offline"];
@@ -11,7 +13,11 @@
   const MODES = [["listen", "Listen"], ["whisper", "Whisper"], ["barge", "Barge"]];
   const POLL_MS = 2000;        // fallback refresh, with or without the WebSocket
   const TREND_MS = 10000;      // the trend is per minute: a few fetches a minute are plenty
-  const THROTTLE_MS = 250;     // at most one refresh per this, however many events arrive
+  const THROTTLE_MS = 1000;    // at most one refresh per this, however many events arrive (the server's interval)
+  const COMPACT_FROM = 4;      // more queues than this: compact cards, opened one at a time
+  const PAGE_SIZE = 50;
+  const SHOW_CALLS = 12;       // calls listed per table before "show more"        // agents per page of the panel
+  const BIG_SITE = 200;        // past this many agents the panel starts with the signed-in ones
   const TICK_MS = 500;         // client-side clocks
   const TOKEN_KEY = "wallboard.token";
 
@@ -22,6 +28,7 @@
     pending: null, inflight: false, again: false, lastRefresh: 0,
     events: 0, refreshes: 0, conn: "off", supervising: new Map(),
     cards: new Map(), rows: new Map(), waitRows: new Map(), activeRows: new Map(),
+    showAll: { waiting: false, active: false }, agents: null, query: { queue: "", state: null, sort: "name", q: "", offset: 0 }, agentsSeq: 0,
   };
   // Read-only counters for tests and the curious (no token here).
   window.wallboard = Object.freeze({
@@ -43,7 +50,8 @@
     return `${Number.isInteger(Math.round(p * 10) / 10) ? Math.round(p) : p.toFixed(1)}%`;
   }
   const serverNow = () => Date.now() / 1000 + S.skew;
-  const sinceFetch = () => (performance.now() - S.boardAt) / 1000;
+  // seconds since the board's figures were taken: its age when served (it is shared for a second) plus since
+  const sinceFetch = () => (performance.now() - S.boardAt) / 1000 + Math.max(0, (S.board.served_at || 0) - S.board.now);
 
   function el(tag, attrs = {}, ...children) {
     const e = document.createElement(tag);
@@ -117,6 +125,7 @@
     if (ws) ws.close();
     S.token = null;
     S.board = null;
+    S.agents = null;
     try { sessionStorage.removeItem(TOKEN_KEY); } catch (_) { /* storage disabled */ }
     setConn("off");
     $("board").hidden = true;
@@ -156,7 +165,7 @@
   function connectEvents() {
     if (!S.token) return;
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
-    const ws = new WebSocket(`${proto}//${location.host}/api/events?token=${encodeURIComponent(S.token)}`);
+    const ws = new WebSocket(`${proto}//${location.host}/api/wallboard/events?token=${encodeURIComponent(S.token)}`);
     S.ws = ws;
     ws.onopen = () => {
       if (S.ws !== ws) return;
@@ -198,9 +207,12 @@
     S.lastRefresh = performance.now();
     try {
       const wantTrends = performance.now() - S.trendsAt > TREND_MS;
-      const [board, trends] = await Promise.all([api("/api/wallboard"),
-                                                 wantTrends ? api("/api/wallboard/trends") : null]);
+      const seq = S.agentsSeq;
+      const [board, trends, agents] = await Promise.all([api("/api/wallboard"),
+                                                         wantTrends ? api("/api/wallboard/trends") : null,
+                                                         fetchAgents()]);
       S.board = board;
+      if (seq === S.agentsSeq) S.agents = agents;         // else the filter changed meanwhile: its own fetch wins
       S.boardAt = performance.now();
       S.skew = board.now - Date.now() / 1000;
       if (trends) { S.trends = trends; S.trendsAt = performance.now(); }
@@ -224,6 +236,9 @@
     ["average_handle_time", "Handle time"], ["agents_needed", "Agents needed"],
   ];
 
+  // a compact card's four tiles are narrow: their labels in a word
+  const SHORT_LABELS = { longest_wait: "Longest", service_level: "SL", abandon_rate: "Abandon" };
+
   function queueCard(name) {
     const f = { tiles: {}, subs: {}, chips: {} };
     const tiles = el("div", { class: "tiles" });
@@ -231,10 +246,13 @@
       f[key] = el("div", { class: "value", "data-field": key });
       f.subs[key] = el("div", { class: "sub", "data-sub": key });
       f.tiles[key] = el("div", { class: "tile", "data-kpi": key, "data-level": "none" },
-        el("div", { class: "label", text: label }), f[key], f.subs[key]);
+        el("div", { class: "label" }, el("span", { class: "full", text: label }),
+           el("span", { class: "short", text: SHORT_LABELS[key] || label })), f[key], f.subs[key]);
       tiles.append(f.tiles[key]);
     }
     f.goal = el("span", { class: "goal", "data-field": "goal" });
+    // many queues: cards show the four main figures until opened (all figures and the trend, full width)
+    f.more = el("button", { type: "button", class: "quiet more", "aria-expanded": "false", text: "details" });
     f.by_state = el("div", { class: "by-state", "data-field": "agents" });
     for (const st of STATES) {
       f.chips[st] = el("span", { class: `chip state-${st}`, "data-state": st });
@@ -245,7 +263,7 @@
     f.chart.dataset.points = "0";
     f.counts = el("div", { class: "counts", "data-field": "counts" });
     const card = el("section", { class: "queue", "data-queue": name },
-      el("div", { class: "queue-head" }, el("h3", { text: name }), f.goal),
+      el("div", { class: "queue-head" }, el("h3", { text: name }), f.goal, f.more),
       tiles, f.by_state,
       el("div", { class: "trend" }, f.chart,
         el("div", { class: "legend" },
@@ -255,6 +273,12 @@
           el("span", {}, el("i", { class: "k-abandoned" }), "abandoned"),
           el("span", { text: "per minute, last 60 min" }))),
       f.counts);
+    f.more.addEventListener("click", () => {
+      const open = !card.classList.contains("open");
+      card.classList.toggle("open", open);
+      f.more.setAttribute("aria-expanded", String(open));
+      f.more.textContent = open ? "less" : "details";
+    });
     return { card, f };
   }
 
@@ -282,6 +306,7 @@
   function renderQueues() {
     const box = $("queues");
     const queues = S.board.queues;
+    box.classList.toggle("compact", queues.length > COMPACT_FROM);
     const names = new Set(queues.map((q) => q.name));
     for (const [name, c] of S.cards) if (!names.has(name)) { c.card.remove(); S.cards.delete(name); }
     for (const q of queues) {
@@ -350,15 +375,21 @@
     }
   }
 
-  const agentName = (id) => {
-    const a = (S.board.agents || []).find((x) => x.id === id);
-    return a ? (a.name || a.id) : id;
-  };
+  // the longest waits and talks first; past SHOW_CALLS a button shows the rest the board has (up to 100 each)
+  function shown(list, key) {
+    const all = S.showAll[key], extra = list.length - SHOW_CALLS;
+    const button = $(`more-${key}`);
+    button.hidden = extra <= 0;
+    button.textContent = all ? "show fewer" : `show ${extra} more`;
+    return all ? list : list.slice(0, SHOW_CALLS);
+  }
 
   function renderCalls() {
-    const { waiting, active } = S.board.calls;
-    $("waiting-count").textContent = String(waiting.length);
-    $("active-count").textContent = String(active.length);
+    const waiting = shown(S.board.calls.waiting, "waiting"), active = shown(S.board.calls.active, "active");
+    const totals = S.board.calls.totals || { waiting: S.board.calls.waiting.length, active: S.board.calls.active.length };
+    const counted = (shown, all, what) => (all > shown ? `${all} (the ${shown} ${what} listed)` : String(all));
+    $("waiting-count").textContent = counted(S.board.calls.waiting.length, totals.waiting, "longest waiting");
+    $("active-count").textContent = counted(S.board.calls.active.length, totals.active, "longest talking");
     $("no-waiting").hidden = waiting.length > 0;
     $("no-active").hidden = active.length > 0;
     $("waiting-calls").hidden = waiting.length === 0;
@@ -372,7 +403,7 @@
       return { tr, f };
     }, (r, row) => {
       r.f.queue.textContent = row.queue + (row.transferred ? " · transferred" : "");
-      r.f.ringing.textContent = row.ringing.length ? row.ringing.map(agentName).join(", ") : "—";
+      r.f.ringing.textContent = row.ringing.length ? (row.ringing_names || row.ringing).join(", ") : "—";
     });
     syncRows(document.querySelector("#active-calls tbody"), S.activeRows, active, (row) => {
       const f = {};
@@ -471,15 +502,94 @@
     return { row, f };
   }
 
+  function agentsPath() {
+    const q = S.query, p = new URLSearchParams();
+    for (const k of ["queue", "state", "q"]) if (q[k]) p.set(k, q[k]);
+    if (q.sort !== "name") p.set("sort", q.sort);
+    if (q.offset) p.set("offset", String(q.offset));
+    p.set("limit", String(PAGE_SIZE));
+    return `/api/wallboard/agents?${p}`;
+  }
+
+  function fetchAgents() {
+    if (S.query.state === null) {         // first fetch: a big site starts with the agents signed in
+      S.query.state = "";
+      return api(agentsPath()).then((page) => {
+        if (page.counts.total <= BIG_SITE) return page;
+        S.query.state = "signed_in";
+        $("filter-state").value = "signed_in";
+        return api(agentsPath());
+      });
+    }
+    return api(agentsPath());
+  }
+
+  // A filter, sort or page changed: fetch that page now (the shared answers make this cheap on the server).
+  async function requery(resetOffset = true) {
+    if (resetOffset) S.query.offset = 0;
+    const seq = ++S.agentsSeq;
+    try {
+      const page = await api(agentsPath());
+      if (seq !== S.agentsSeq || !S.board) return;
+      S.agents = page;
+      renderAgents();
+      tick();
+      showError("board-error", "");
+    } catch (e) {
+      if (e instanceof Unauthorized) { stopBoard(); $("login-error").textContent = "Session expired: sign in again."; return; }
+      showError("board-error", `Cannot list the agents: ${e.message || e}`);
+    }
+  }
+
+  function renderAgentStates() {
+    const box = $("agent-states"), counts = S.board.agent_counts;
+    if (!counts) return;
+    if (!box.children.length) {
+      for (const st of STATES) {
+        const chip = el("button", { type: "button", class: `chip state-${st}`, "data-state": st,
+                                    title: `list the agents who are ${STATE_WORDS[st]}` });
+        chip.addEventListener("click", () => {
+          S.query.state = S.query.state === st ? "" : st;
+          $("filter-state").value = S.query.state;
+          requery();
+        });
+        box.append(chip);
+      }
+    }
+    for (const chip of box.children) {
+      const st = chip.dataset.state, n = counts.by_state[st] || 0;
+      chip.textContent = `${STATE_WORDS[st]} ${n.toLocaleString()}`;
+      chip.dataset.count = n;
+      chip.classList.toggle("zero", n === 0);
+      chip.setAttribute("aria-pressed", String(S.query.state === st));
+    }
+  }
+
+  function renderQueueOptions() {
+    const sel = $("filter-queue"), names = S.board.queues.map((q) => q.name);
+    const have = [...sel.options].slice(1).map((o) => o.value);
+    if (have.join("\n") === names.join("\n")) return;
+    const keep = sel.value;
+    sel.replaceChildren(el("option", { value: "", text: "all queues" }), ...names.map((n) => el("option", { value: n, text: n })));
+    sel.value = names.includes(keep) ? keep : "";
+  }
+
   function renderAgents() {
     const body = document.querySelector("#agents tbody");
-    const agents = [...S.board.agents].sort((a, b) =>
-      String(a.name || a.id).localeCompare(String(b.name || b.id)) ||
-      String(a.id).localeCompare(String(b.id), undefined, { numeric: true }));
+    const page = S.agents;
+    if (!page) return;
+    const agents = page.agents;
     const ids = new Set(agents.map((a) => String(a.id)));
     for (const [id, r] of S.rows) if (!ids.has(id)) { r.row.remove(); S.rows.delete(id); }
-    const signedIn = agents.filter((a) => a.state !== "offline").length;
-    $("agents-count").textContent = `${signedIn} of ${agents.length} signed in`;
+    const c = page.counts;
+    $("agents-count").textContent = `${c.signed_in.toLocaleString()} of ${c.total.toLocaleString()} signed in`;
+    const first = page.total ? page.offset + 1 : 0, last = page.offset + agents.length;
+    $("page-info").textContent = page.total ? `${first.toLocaleString()}–${last.toLocaleString()} of ` +
+      `${page.total.toLocaleString()} listed` : "";
+    $("page-prev").disabled = page.offset === 0;
+    $("page-next").disabled = last >= page.total;
+    $("no-agents").hidden = agents.length > 0;
+    $("agents").hidden = agents.length === 0;
     for (const a of agents) {
       const id = String(a.id);
       let r = S.rows.get(id);
@@ -580,6 +690,8 @@
     $("who").textContent = `${b.name || b.account} (${b.role})`;
     renderQueues();
     renderCalls();
+    renderQueueOptions();
+    renderAgentStates();
     renderAgents();
     renderChat();
     renderTrunks();
@@ -590,6 +702,27 @@
   document.addEventListener("DOMContentLoaded", () => {
     $("login-form").addEventListener("submit", onLogin);
     $("sign-out").addEventListener("click", () => signOut());
+    const form = $("agent-filter");
+    form.addEventListener("submit", (ev) => ev.preventDefault());
+    for (const [id, key] of [["filter-queue", "queue"], ["filter-state", "state"], ["filter-sort", "sort"]]) {
+      $(id).addEventListener("change", () => { S.query[key] = $(id).value; requery(); });
+    }
+    let typing = null;
+    $("filter-q").addEventListener("input", () => {
+      clearTimeout(typing);
+      typing = setTimeout(() => { S.query.q = $("filter-q").value.trim(); requery(); }, 300);
+    });
+    $("page-prev").addEventListener("click", () => {
+      S.query.offset = Math.max(0, S.query.offset - PAGE_SIZE);
+      requery(false);
+    });
+    $("page-next").addEventListener("click", () => { S.query.offset += PAGE_SIZE; requery(false); });
+    for (const key of ["waiting", "active"]) {
+      $(`more-${key}`).addEventListener("click", () => {
+        S.showAll[key] = !S.showAll[key];
+        if (S.board) { renderCalls(); tick(); }
+      });
+    }
     let saved = null;
     try { saved = sessionStorage.getItem(TOKEN_KEY); } catch (_) { /* storage disabled */ }
     if (saved) { S.token = saved; startBoard(); }
