@@ -271,13 +271,14 @@ def open_backend(url: str | os.PathLike, busy_timeout: float = 5.0) -> Backend:
 
 class RecordStore:
     def __init__(self, url: str | os.PathLike, *, max_delay: float = 0.02, max_rows: int = 500,
-                 busy_timeout: float = 5.0, node: str = "", commit_wait: float = 2.0) -> None:
+                 busy_timeout: float = 5.0, node: str = "", commit_wait: float = 2.0, gather: float = 0.005) -> None:
         self._backend = open_backend(url, busy_timeout)
         self.node = node                # whose journal rows and agent states this store writes
         self.commit_wait = commit_wait  # how long the end of a call waits for its rows before going on
         self.where = self._backend.where                   # the file, or the URL without its password
         self.path = getattr(self._backend, "path", None)   # SQLite only
         self.max_delay, self.max_rows = max_delay, max_rows
+        self.gather = gather            # how long the writer lets rows gather once the first has come
         self._log = log.get("records")
         self._backend.open()
         self._read_lock = threading.Lock()
@@ -428,11 +429,14 @@ class RecordStore:
     def _run(self) -> None:
         while True:
             item = self._queue.get()
+            # Group commit: let rows gather for a few milliseconds, then take what is queued, up to max_rows or
+            # max_delay, and commit at once. Under load a call's steps come in bursts; a transaction (and a wake-up
+            # of this thread, which takes the interpreter lock from the event loop) per step costs more than the
+            # wait. An item's statements always share one transaction.
+            if item is not None and item[0] is not None and self.gather > 0:
+                time.sleep(self.gather)
             batch, markers, stop, rows = [], [], item is None, 0
             deadline = time.monotonic() + self.max_delay
-            # Group commit: take what is already queued, up to max_rows or max_delay, and commit at once.
-            # No waiting for more when the queue is empty: a commit without fsync is cheap, latency is not.
-            # An item's statements always share one transaction.
             while item is not None:
                 if item[0] is None:
                     markers.append(item[1])
