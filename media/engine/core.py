@@ -39,7 +39,7 @@ class MediaEngine(Ticker, RelayRoutes, Prompts):
         self.record_flush = record_flush
         self.mixer = Mixer()
         self.streams: set[Stream] = set()
-        self._audio: list[Stream] = []
+        self._audio: dict[Stream, None] = {}       # in opening order; a stream leaves in O(1)
         self._recordings: set[Recording] = set()
         self._next_port = lo + 2 * random.randrange((hi - lo) // 2) if hi - lo >= 4 else lo
         self._relayed_closed = 0        # packets relayed by streams that are gone
@@ -114,7 +114,7 @@ class MediaEngine(Ticker, RelayRoutes, Prompts):
         self.streams.add(stream)
         if kind == "audio":
             self.mixer.add_leg(stream)
-            self._audio.append(stream)
+            self._audio[stream] = None
         return stream
 
     def _close_stream(self, s: Stream) -> None:
@@ -131,7 +131,7 @@ class MediaEngine(Ticker, RelayRoutes, Prompts):
             self._move(s, None)
             self._relayed_closed += s._fwd_n
             self.mixer.remove_leg(s)
-            self._audio.remove(s)
+            del self._audio[s]
         self.streams.discard(s)
         for t in (s.transport, s.rtcp_transport):
             if t is not None:
