@@ -23,9 +23,33 @@ FIGURE_LINE = r"^highest rate with zero failed calls, all answered by agents: \d
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from benchmarks.common import free_port, serve, sipp, stop  # noqa: E402
+from benchmarks.common import cpu_seconds, free_port, serve, sipp, stop  # noqa: E402
 from benchmarks.tenant import write_tenant  # noqa: E402
 from tools.agents_load import api, register_agents, sign_in_all  # noqa: E402
+
+
+def thread_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds of each thread of a process (the node's event loop runs in its main thread, tid == pid)."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:         # the thread ended meanwhile
+            continue
+        out[int(tid)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
+def log_counts(workdir: str) -> tuple[int, int]:
+    """Offers declined and stuck calls repaired by the reconciler so far, from the node's log: both stay at 0
+    while the node keeps up, and past capacity (calls refused with 503) too, unless it collapses."""
+    declined = stuck = 0
+    with open(os.path.join(workdir, "node.log"), errors="replace") as f:
+        for line in f:
+            declined += '"event": "acd_declined"' in line
+            stuck += '"event": "reconcile_stuck_call"' in line
+    return declined, stuck
 
 
 def main() -> None:
@@ -37,6 +61,7 @@ def main() -> None:
     ap.add_argument("--max-calls", type=int, default=5000)
     ap.add_argument("--direct-media", action="store_true",
                     help="signalling only: server.media.anchor false, customers re-INVITEd to the agent")
+    ap.add_argument("--profile", metavar="FILE", help="run the node under cProfile, its stats written to FILE")
     ap.add_argument("--quick", action="store_true", help="20 agents, 10 calls/s for 1 s (a smoke run)")
     args = ap.parse_args()
     if args.quick:
@@ -46,7 +71,7 @@ def main() -> None:
     tenant = write_tenant(os.path.join(work, "tenant.yaml"), args.agents, queues=1, anchor=not args.direct_media,
                           max_calls=args.max_calls, wrap_up="0s", ring_timeout="10s")
     phones, sip_port, http_port = tenant.phones, tenant.sip_port, tenant.http_port
-    node, started = serve(tenant.path, work)
+    node, started = serve(tenant.path, work, profile=args.profile and os.path.abspath(args.profile))
     uas = None
     try:
         uas = subprocess.Popen(["sipp", "-sf", os.path.join(ROOT, "tools", "sipp", "agent_uas.xml"), "-i", "127.0.0.1",
@@ -57,18 +82,25 @@ def main() -> None:
         signed = sign_in_all(http_port, *tenant.supervisor, tenant.agent_ids)
         print(f"softswitch serve listening after {started:.1f} s; {len(phones)} agents registered and {signed} "
               f"signed in ({time.perf_counter() - t0:.1f} s)")
-        print(f"{'rate/s':>7} {'calls':>7} {'ok':>7} {'failed':>7} {'503':>6} {'to agent':>9} {'achieved/s':>11}")
+        print(f"{'rate/s':>7} {'calls':>7} {'ok':>7} {'failed':>7} {'503':>6} {'to agent':>9} {'achieved/s':>11} "
+              f"{'node CPU us/call':>17} {'of which loop':>14} {'declined':>9} {'stuck':>6}")
         best = 0
         for rate in [int(r) for r in args.rates.split(",")]:
             calls = int(rate * args.seconds)
             h0 = api(f"http://127.0.0.1:{http_port}", "GET", "/health")["call_stats"]
+            c0, t0, l0 = cpu_seconds(node.pid), thread_cpu(node.pid), log_counts(work)
             r = sipp("customer_call_direct.xml" if args.direct_media else "customer_call.xml", sip_port, calls, rate, work,
                      ["-s", "4001", "-d", str(args.hold_ms), "-timeout_error", "-trace_err"], timeout=int(args.seconds * 4 + 30))
+            # the node's CPU over the calls (set-up, media while held, tear-down): robust where wall-clock is not
+            cpu_us = (cpu_seconds(node.pid) - c0) * 1e6 / max(1, r["ok"])
+            t1 = thread_cpu(node.pid)
+            loop_us = (t1[node.pid] - t0.get(node.pid, 0.0)) * 1e6 / max(1, r["ok"])
+            l1 = log_counts(work)
             h1 = api(f"http://127.0.0.1:{http_port}", "GET", "/health")["call_stats"]
             s503 = h1["overloaded"] - h0["overloaded"]
             by_agent = h1["answered_by_agent"] - h0["answered_by_agent"]
             achieved = r["ok"] / r["elapsed"] if r["elapsed"] else 0
-            print(f"{rate:7d} {calls:7d} {r['ok']:7d} {r['failed']:7d} {s503:6d} {by_agent:9d} {achieved:11.0f}",
+            print(f"{rate:7d} {calls:7d} {r['ok']:7d} {r['failed']:7d} {s503:6d} {by_agent:9d} {achieved:11.0f} {cpu_us:17.0f} {loop_us:14.0f} {l1[0] - l0[0]:9d} {l1[1] - l0[1]:6d}",
                   flush=True)
             if r["failed"] == 0 and r["ok"] == calls and by_agent == calls:
                 best = rate

@@ -215,6 +215,8 @@ class Mixer:
         self._index: dict[object, int] = {}
         self._free: list[int] = list(range(capacity))   # a heap, so new legs take the lowest free row
         self._room_code: dict[object, int] = {}
+        self._code_room: dict[int, object] = {}     # the reverse: a room's code is forgotten in O(1)
+        self._used = bytearray(capacity)            # rows held by a leg (how _high shrinks in O(1) amortised)
         self._room_refs: dict[int, int] = {}
         self._next_code = 0
         self._over: dict[tuple[int, int], bool] = {}
@@ -247,6 +249,7 @@ class Mixer:
         room = np.full(new, -1, dtype=np.int64)
         room[:old] = self._room
         self._room = room
+        self._used.extend(bytes(new - old))
         for i in range(old, new):
             heapq.heappush(self._free, i)
 
@@ -258,6 +261,7 @@ class Mixer:
             self._grow()
         idx = heapq.heappop(self._free)
         self._index[leg_id] = idx
+        self._used[idx] = 1
         self.frames[idx] = 0
         self._high = max(self._high, idx + 1)
         self._layout = None
@@ -267,12 +271,18 @@ class Mixer:
     def remove_leg(self, leg_id) -> None:
         idx = self._index.pop(leg_id)
         self.set_room_index(idx, None)
-        self._over = {k: v for k, v in self._over.items() if idx not in k}
-        self._over_arrays = None
-        self.over_version += 1
+        if self._over:
+            kept = {k: v for k, v in self._over.items() if idx not in k}
+            if len(kept) != len(self._over):        # the relay routes re-decide every room on a change
+                self._over, self._over_arrays = kept, None
+                self.over_version += 1
         self.frames[idx] = 0
         heapq.heappush(self._free, idx)
-        self._high = max(self._index.values(), default=-1) + 1
+        self._used[idx] = 0
+        used, h = self._used, self._high
+        while h and not used[h - 1]:        # each row is stepped over once per time it was taken: O(1) amortised
+            h -= 1
+        self._high = h
         self._layout = None
 
     def index(self, leg_id) -> int:
@@ -288,13 +298,14 @@ class Mixer:
             self._room_refs[old] -= 1
             if not self._room_refs[old]:
                 del self._room_refs[old]
-                self._room_code = {k: c for k, c in self._room_code.items() if c != old}
+                del self._room_code[self._code_room.pop(old)]
         if room is None:
             self._room[idx] = -1
             return
         code = self._room_code.get(room)
         if code is None:
             code = self._room_code[room] = self._next_code
+            self._code_room[code] = room
             self._next_code += 1
         self._room_refs[code] = self._room_refs.get(code, 0) + 1
         self._room[idx] = code

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 import socket
+from collections import deque
 
 from ..errors import LocalProtocolError
 from ..mixer import FRAME, Mixer
@@ -13,7 +14,7 @@ from . import stages
 from .codecs import CODEC_BY_PT
 from .player import Prompts
 from .recording import Recording
-from .relay import RelayRoutes, _Proto
+from .relay import RelayRoutes, _Discard, _Proto
 from .stream import Stream
 from .ticker import Ticker
 
@@ -23,7 +24,8 @@ class MediaEngine(Ticker, RelayRoutes, Prompts):
 
     def __init__(self, loop: asyncio.AbstractEventLoop | None = None, address: str = "127.0.0.1",
                  port_range: tuple[int, int] = (20000, 29999), ptime: float = 0.02, *,
-                 max_catchup: int = 50, rtcp_interval: float = 5.0, record_flush: int = 25) -> None:
+                 max_catchup: int = 50, rtcp_interval: float = 5.0, record_flush: int = 25,
+                 port_rest: float = 2.0, spare_ports: int = 4096) -> None:
         if abs(ptime - FRAME / 8000) > 1e-9:
             raise LocalProtocolError("only 20 ms frames (160 samples at 8 kHz) are supported")
         lo, hi = port_range
@@ -39,10 +41,15 @@ class MediaEngine(Ticker, RelayRoutes, Prompts):
         self.record_flush = record_flush
         self.mixer = Mixer()
         self.streams: set[Stream] = set()
-        self._audio: list[Stream] = []
+        self._audio: dict[Stream, None] = {}       # in opening order; a stream leaves in O(1)
         self._recordings: set[Recording] = set()
         self._next_port = lo + 2 * random.randrange((hi - lo) // 2) if hi - lo >= 4 else lo
         self._relayed_closed = 0        # packets relayed by streams that are gone
+        # A closed stream's two sockets rest here (stray packets discarded) and are handed to a later stream
+        # once they have rested port_rest seconds: no sockets to make, bind and close per call, and
+        # open_stream_now() needs no await. At most spare_ports pairs are kept; the oldest goes first.
+        self._resting: deque[tuple[float, int, object, object]] = deque()
+        self.port_rest, self.spare_ports = port_rest, spare_ports
 
     @property
     def stats(self) -> dict:
@@ -62,6 +69,10 @@ class MediaEngine(Ticker, RelayRoutes, Prompts):
         self._stop_ticking()
         for s in list(self.streams):
             self._close_stream(s)
+        while self._resting:
+            _, _, a, b = self._resting.popleft()
+            a.close()
+            b.close()
         for r in list(self._recordings):
             r.close()
 
@@ -77,10 +88,37 @@ class MediaEngine(Ticker, RelayRoutes, Prompts):
         sock.setblocking(False)
         return sock
 
-    async def open_stream(self, kind: str = "audio") -> Stream:
-        """Bind an even free port of the range (and port+1 for RTCP); the stream is idle until used."""
+    def open_stream_now(self, kind: str = "audio") -> Stream | None:
+        """A stream on a pair of sockets that has rested since its last stream closed, without waiting;
+        None when no pair has rested long enough (open_stream then binds a new one)."""
         if kind not in ("audio", "video"):
             raise LocalProtocolError("kind must be 'audio' or 'video'")
+        resting = self._resting
+        if not resting or self.clock() - resting[0][0] < self.port_rest:
+            return None
+        return self._reuse(kind, resting.popleft())
+
+    def _reuse(self, kind: str, pair) -> Stream:
+        _, port, rtp, rtcp = pair
+        stream = Stream(self, kind, port, rtp, rtcp)
+        rtp.set_protocol(_Proto(stream, False))
+        rtcp.set_protocol(_Proto(stream, True))
+        self._opened(stream)
+        return stream
+
+    def _opened(self, stream: Stream) -> None:
+        self.streams.add(stream)
+        if stream.kind == "audio":
+            self.mixer.add_leg(stream)
+            self._audio[stream] = None
+
+    async def open_stream(self, kind: str = "audio") -> Stream:
+        """Bind an even free port of the range (and port+1 for RTCP); the stream is idle until used. A pair
+        of sockets that has rested since its last stream (open_stream_now) is taken first, and any resting
+        pair, however recently closed, when no port of the range is free."""
+        ready = self.open_stream_now(kind)
+        if ready is not None:
+            return ready
         lo, hi = self.port_range
         count = (hi - lo + 1) // 2
         port = self._next_port
@@ -101,6 +139,8 @@ class MediaEngine(Ticker, RelayRoutes, Prompts):
             self._next_port = port      # rotate: a just-freed port is not reused at once
             break
         else:
+            if self._resting:
+                return self._reuse(kind, self._resting.popleft())
             raise OSError(f"no free RTP port pair in {self.port_range}")
         stream = Stream(self, kind, cand, None, None)
         try:
@@ -111,10 +151,7 @@ class MediaEngine(Ticker, RelayRoutes, Prompts):
             for t, sk in ((stream.transport, rtp), (stream.rtcp_transport, rtcp)):
                 (t.close() if t is not None else sk.close())
             raise
-        self.streams.add(stream)
-        if kind == "audio":
-            self.mixer.add_leg(stream)
-            self._audio.append(stream)
+        self._opened(stream)
         return stream
 
     def _close_stream(self, s: Stream) -> None:
@@ -131,11 +168,23 @@ class MediaEngine(Ticker, RelayRoutes, Prompts):
             self._move(s, None)
             self._relayed_closed += s._fwd_n
             self.mixer.remove_leg(s)
-            self._audio.remove(s)
+            del self._audio[s]
         self.streams.discard(s)
-        for t in (s.transport, s.rtcp_transport):
-            if t is not None:
-                t.close()
+        self._rest(s.port, s.transport, s.rtcp_transport)
+
+    def _rest(self, port: int, rtp, rtcp) -> None:
+        if rtp is None or rtcp is None or rtp.is_closing() or rtcp.is_closing() or not self.running:
+            for t in (rtp, rtcp):
+                if t is not None:
+                    t.close()
+            return
+        rtp.set_protocol(_Discard())
+        rtcp.set_protocol(_Discard())
+        self._resting.append((self.clock(), port, rtp, rtcp))
+        while len(self._resting) > self.spare_ports:
+            _, _, a, b = self._resting.popleft()
+            a.close()
+            b.close()
 
     # --- rooms and supervisor modes -----------------------------------------------------------------
 

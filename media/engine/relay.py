@@ -49,6 +49,19 @@ class _Proto(asyncio.DatagramProtocol):
         self.stream.counters["send_errors"] += 1
 
 
+class _Discard(asyncio.DatagramProtocol):
+    """The sockets of a closed stream while they rest before their next stream: late packets of the call
+    that ended are dropped."""
+
+    __slots__ = ()
+
+    def datagram_received(self, data: bytes, addr) -> None:
+        pass
+
+    def error_received(self, exc) -> None:
+        pass
+
+
 class _RelayProto(_Proto):
     """Installed on a stream's RTP transport while its packets are relayed to its partner (package doc).
 

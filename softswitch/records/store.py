@@ -42,67 +42,12 @@ from typing import IO, Any, Iterator
 from .. import log
 from . import export as records_export
 
-CDR_COLUMNS = ("id", "call_id", "node", "caller", "called", "queue", "agent_id", "started_at", "answered_at",
-               "connected_at", "ended_at", "wait_s", "talk_s", "outcome", "end_reason", "recording", "extra",
-               "channel", "page")
-QUEUE_LOG_COLUMNS = ("id", "at", "queue", "call_id", "agent_id", "event", "old", "new", "reason", "wait", "talk")
-WRAPUP_COLUMNS = ("id", "call_id", "agent_id", "at", "disposition", "notes")
-OUTCOMES = ("answered", "abandoned", "overflowed", "rejected", "outbound", "failed", "interrupted")
+# the tables live in schema.py; CDR_COLUMNS and MIGRATIONS are named here too, for the store's users
+from .schema import CDR_COLUMNS, JSON_COLUMNS as _JSON, MIGRATIONS, SCHEMAS, TABLES as _TABLES, WRAPUP_EXPORT
 
-# Each entry moves the schema one version up; never edit a released entry, append a new one.
-# {pk} and {real} are filled in by the backend (SQLite: INTEGER PRIMARY KEY, REAL - the original text).
-MIGRATIONS = [
-    """
-    CREATE TABLE cdr (id {pk}, call_id TEXT UNIQUE, node TEXT, caller TEXT, called TEXT,
-        queue TEXT, agent_id TEXT, started_at {real}, answered_at {real}, connected_at {real}, ended_at {real},
-        wait_s {real}, talk_s {real}, outcome TEXT, end_reason TEXT, recording TEXT, extra TEXT);
-    CREATE INDEX cdr_started_at ON cdr (started_at);
-    CREATE TABLE queue_log (id {pk}, at {real}, queue TEXT, call_id TEXT, agent_id TEXT,
-        event TEXT, old TEXT, new TEXT, reason TEXT, wait {real});
-    CREATE INDEX queue_log_at ON queue_log (at);
-    CREATE INDEX queue_log_call_id ON queue_log (call_id);
-    CREATE INDEX queue_log_agent_id ON queue_log (agent_id);
-    """,
-    # complete rows carry the talk time in its own column (wait keeps the answer's wait)
-    "ALTER TABLE queue_log ADD COLUMN talk {real}",
-    # the agent's wrap-up of a call (disposition code, notes): a row per save, the latest per call_id counts
-    """
-    CREATE TABLE call_wrapup (id {pk}, call_id TEXT NOT NULL, agent_id TEXT, at {real}, disposition TEXT,
-        notes TEXT);
-    CREATE INDEX call_wrapup_call_id ON call_wrapup (call_id);
-    CREATE INDEX cdr_agent_id ON cdr (agent_id, started_at);
-    """,
-    # the journal of calls in progress (written at enqueue/answer, deleted with the final CDR), each node's
-    # agents' states and the node's last sign of life: what a restart after a crash needs to close its books
-    """
-    CREATE TABLE open_call (call_id TEXT PRIMARY KEY, node TEXT, caller TEXT, called TEXT, queue TEXT,
-        agent_id TEXT, started_at {real}, answered_at {real});
-    CREATE INDEX open_call_node ON open_call (node);
-    CREATE TABLE agent_state (node TEXT NOT NULL, agent_id TEXT NOT NULL, state TEXT, reason TEXT, at {real},
-        resume TEXT, PRIMARY KEY (node, agent_id));
-    CREATE TABLE node_alive (node TEXT PRIMARY KEY, at {real});
-    """,
-    # how the customer came (phone, click_to_dial) and, from a website widget, the page they called from
-    "ALTER TABLE cdr ADD COLUMN channel TEXT; ALTER TABLE cdr ADD COLUMN page TEXT",
-]
-COMPONENT = "records"  # the cdr file is shared (credentials live there too): versions are per component
-# Web chats: one row per chat when it ends, its transcript a JSON list of messages (seq, from, agent_id, text,
-# at, delivered_at, read_at). A component of its own, so its versions never interleave with the calls' ones.
-CHAT_COLUMNS = ("id", "chat_id", "node", "queue", "agent_id", "agents", "visitor", "origin", "page", "address",
-                "started_at", "answered_at", "ended_at", "wait_s", "outcome", "end_reason", "messages", "transcript")
-CHAT_MIGRATIONS = [
-    """
-    CREATE TABLE chats (id {pk}, chat_id TEXT UNIQUE, node TEXT, queue TEXT, agent_id TEXT, agents TEXT,
-        visitor TEXT, origin TEXT, page TEXT, address TEXT, started_at {real}, answered_at {real},
-        ended_at {real}, wait_s {real}, outcome TEXT, end_reason TEXT, messages INTEGER, transcript TEXT);
-    CREATE INDEX chats_started_at ON chats (started_at);
-    """,
-]
-SCHEMAS = ((COMPONENT, MIGRATIONS), ("chat", CHAT_MIGRATIONS))
-_TABLES = {"cdr": (CDR_COLUMNS, "started_at"), "queue_log": (QUEUE_LOG_COLUMNS, "at"),
-           "call_wrapup": (WRAPUP_COLUMNS, "at"), "chats": (CHAT_COLUMNS, "started_at")}
-WRAPUP_EXPORT = ("disposition", "notes")   # appended to each exported CDR: its latest wrap-up
-_JSON = ("extra", "agents", "transcript")     # stored as JSON text
+__all__ = ["CDR_COLUMNS", "MIGRATIONS", "PG_SCHEMES", "Backend", "RecordStore", "RecordStoreClosed", "SQLiteBackend",
+           "db_path", "open_backend", "redact_url"]
+
 PG_SCHEMES = ("postgresql://", "postgres://")
 
 
@@ -271,16 +216,18 @@ def open_backend(url: str | os.PathLike, busy_timeout: float = 5.0) -> Backend:
 
 class RecordStore:
     def __init__(self, url: str | os.PathLike, *, max_delay: float = 0.02, max_rows: int = 500,
-                 busy_timeout: float = 5.0, node: str = "", commit_wait: float = 2.0) -> None:
+                 busy_timeout: float = 5.0, node: str = "", commit_wait: float = 2.0, gather: float = 0.005) -> None:
         self._backend = open_backend(url, busy_timeout)
         self.node = node                # whose journal rows and agent states this store writes
         self.commit_wait = commit_wait  # how long the end of a call waits for its rows before going on
         self.where = self._backend.where                   # the file, or the URL without its password
         self.path = getattr(self._backend, "path", None)   # SQLite only
         self.max_delay, self.max_rows = max_delay, max_rows
+        self.gather = gather            # how long the writer lets rows gather once the first has come
         self._log = log.get("records")
         self._backend.open()
         self._read_lock = threading.Lock()
+        self._sql: dict[tuple, Any] = {}     # statements spelled, by table and column names (a few, from the code)
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._closed = False
         self._close_lock = threading.Lock()  # no item may slip into the queue behind the stop marker
@@ -347,19 +294,26 @@ class RecordStore:
         return []
 
     def insert_stmt(self, table: str, row: dict) -> tuple[str, tuple]:
-        cols = _TABLES[table][0]
-        unknown = set(row) - set(cols[1:])
-        if unknown:  # a typo would otherwise drop data silently
-            raise ValueError(f"unknown {table} fields: {sorted(unknown)}")
-        values = tuple(json.dumps(v) if k in _JSON and v is not None else v for k, v in row.items())
-        return self._backend.insert_sql(table, tuple(row)), values
+        names = tuple(row)
+        plan = self._sql.get((table, names))
+        if plan is None:        # the same few column sets come back on every call: checked and spelled once
+            unknown = set(names) - set(_TABLES[table][0][1:])
+            if unknown:  # a typo would otherwise drop data silently
+                raise ValueError(f"unknown {table} fields: {sorted(unknown)}")
+            plan = self._sql[table, names] = (self._backend.insert_sql(table, names), any(k in _JSON for k in names))
+        if plan[1]:
+            return plan[0], tuple(json.dumps(v) if k in _JSON and v is not None else v for k, v in row.items())
+        return plan[0], tuple(row.values())
 
     def _upsert(self, table: str, key: tuple[str, ...], row: dict, keep: tuple[str, ...] = ()) -> tuple[str, tuple]:
         """INSERT, or UPDATE the row with the same key (SQLite and PostgreSQL spell it alike)."""
         names = tuple(row)
-        sets = ", ".join(f"{n} = excluded.{n}" for n in names if n not in key and n not in keep)
-        sql = (f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join([self._backend.ph] * len(names))}) "
-               f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {sets}")
+        sql = self._sql.get((table, names, key, keep))
+        if sql is None:
+            sets = ", ".join(f"{n} = excluded.{n}" for n in names if n not in key and n not in keep)
+            sql = self._sql[table, names, key, keep] = (
+                f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join([self._backend.ph] * len(names))}) "
+                f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {sets}")
         return sql, tuple(row.values())
 
     def _submit(self, stmts: list[tuple[str, tuple]]) -> Future:
@@ -428,11 +382,13 @@ class RecordStore:
     def _run(self) -> None:
         while True:
             item = self._queue.get()
+            # Group commit: rows gather for `gather` s (a transaction and a wake-up of this thread, which takes the
+            # interpreter lock from the event loop, per call step cost more than the wait), then what is queued, up
+            # to max_rows or max_delay, commits at once. An item's statements always share one transaction.
+            if item is not None and item[0] is not None and self.gather > 0:
+                time.sleep(self.gather)
             batch, markers, stop, rows = [], [], item is None, 0
             deadline = time.monotonic() + self.max_delay
-            # Group commit: take what is already queued, up to max_rows or max_delay, and commit at once.
-            # No waiting for more when the queue is empty: a commit without fsync is cheap, latency is not.
-            # An item's statements always share one transaction.
             while item is not None:
                 if item[0] is None:
                     markers.append(item[1])

@@ -942,6 +942,51 @@ def test_rtcp_reports_long_stall_and_close():
     assert n_streams == 1
 
 
+@pytest.mark.parametrize("loop_kind", LOOPS)
+def test_closed_streams_sockets_rest_then_serve_a_later_stream(loop_kind):
+    """A closed stream's sockets stay bound, dropping what still arrives, and serve a later stream once they
+    have rested port_rest seconds (on the engine's clock, moved by hand here): that stream opens without
+    waiting and receives on them. A range with no free port takes a resting pair early; stop() closes them."""
+    phone = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    phone.bind(("127.0.0.1", 0))
+
+    async def scenario():
+        async with clocked_engine(port_range=(43000, 43005), port_rest=2.0) as (eng, clk):
+            a = await eng.open_stream()
+            old = a.port
+            a.close()
+            phone.sendto(build_rtp(0, 1, 160, 7, b"\xff" * 160), ("127.0.0.1", old))     # late packet, dropped
+            assert eng.open_stream_now() is None, "not rested yet"
+            b = await eng.open_stream()
+            assert b.port != old
+            clk.t += 2.5                                # the engine's clock; no tick is due on it meanwhile
+            c = eng.open_stream_now()
+            assert c is not None and c.port == old and not c.closed and c in eng.streams
+            c.set_remote("127.0.0.1", phone.getsockname()[1], 0, latch=False)
+            phone.sendto(build_rtp(0, 5, 800, 9, b"\xff" * 160), ("127.0.0.1", old))
+            await until(lambda: c.stats["rx_packets"] == 1, "the rested socket receives for its new stream")
+            c_rx = dict(c.stats)
+            # 3 pairs in the range (43000, 43002, 43004): b and c hold two, d the last; then a recent pair
+            d = await eng.open_stream()
+            b.close()
+            e = await eng.open_stream()                 # no free port: b's pair, closed a moment ago
+            assert e.port == b.port
+            with pytest.raises(OSError):
+                await eng.open_stream()
+            c.close(), d.close(), e.close()
+        return old, c_rx, [d.port, e.port]
+
+    try:
+        old, c_rx, ports = run(scenario, loop_kind)
+    finally:
+        phone.close()
+    assert c_rx["rx_packets"] == 1 and c_rx["errors"] == 0
+    for port in (old, *ports):                      # stop() closed every resting socket
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", port))
+        s.close()
+
+
 # --- (9) two-party relay without transcoding -------------------------------------------------------
 
 def _payload_frames(seed: int, count: int) -> list[bytes]:
