@@ -169,7 +169,7 @@ class ContactCenter:
                     await b.count(ev.queue, "wait_total", ev.wait)
             elif ev.kind == "complete":
                 await b.count(ev.queue, "completed")
-                await b.count(ev.queue, "talk_total", ev.wait)
+                await b.count(ev.queue, "talk_total", ev.talk)
         except Exception as exc:          # the board is a view: a failure must not disturb calls
             self.log.warning("queue_board_failed", call_id=ev.call_id, error=str(exc))
 
