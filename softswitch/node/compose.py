@@ -171,6 +171,8 @@ class Node:
         self.phones = PhoneWatch(self.loop, self.endpoint, self.registrar, options.keepalive, self.calls,
                                  options.domain)
         self.registrar.listeners.insert(0, self.phones.on_bindings)    # first: the others see reachability
+        if self.overload is not None:
+            self.phones.deferring = lambda: self.overload.shedding
         self.endpoint.flow_listeners.append(self.phones.flow_closed)
         if self.center is not None:
             self.center.calls = self.calls      # the ACD's actions (offers, withdrawals) go to call control
@@ -317,7 +319,8 @@ class Node:
             t0 = self.loop.time()
             await asyncio.sleep(every)
             dt = self.loop.time() - t0
-            lag = lag * 0.8 + max(0.0, dt - every) * 0.2
+            # about a second of memory: one stall of a busy machine is not overload, a second of lag is
+            lag = lag * 0.95 + max(0.0, dt - every) * 0.05
             busy = busy * 0.95 + min(1.0, (ep.busy - last_busy) / dt) * 0.05     # about a second
             created = stats["server_created"]
             ratio = (stats["server_resent"] - last_resent) / max(1, created - last_created)

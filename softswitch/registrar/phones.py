@@ -27,6 +27,7 @@ from ..sip.message import Request
 from ..sip.uri import parse_uri
 
 STREAMS = ("tcp", "tls", "ws", "wss")
+DEFER = 1.0          # seconds between looks while the node sheds
 Flow = tuple[str, str, int]          # transport, peer host, peer port: one connection
 _PREFIX = os.urandom(3).hex()
 _tags = itertools.count(1)
@@ -59,9 +60,12 @@ class PhoneWatch:
         self._timer: asyncio.TimerHandle | None = None
         self._armed_for: float | None = None
         self._pending: dict[int, object] = {}       # probe token -> its client transaction
-        self.stats = {"flows_closed": 0, "bindings_dropped": 0}
+        self.stats = {"flows_closed": 0, "bindings_dropped": 0, "ticks_deferred": 0}
         self.stopped = False
         self.restoring = False      # bindings kept from a previous run are coming in: unreachable until answered
+        # fn() -> True while the node sheds peers' requests: probes wait (the peers' work comes first, and a
+        # phone's answer queued behind a storm would read as silence)
+        self.deferring: Callable[[], bool] = lambda: False
 
     def stop(self) -> None:
         """The node is stopping: its connections close, but the bindings are no business of ours now."""
@@ -180,6 +184,12 @@ class PhoneWatch:
     def _tick(self) -> None:
         self._timer = None
         self._armed_for = None
+        if self.deferring():
+            self.stats["ticks_deferred"] += 1
+            if not self.stopped:         # due probes stay due: _rearm sees them armed and leaves the timer
+                self._armed_for = self.core.next_deadline()
+                self._timer = self.loop.call_later(DEFER, self._tick)
+            return
         try:
             self._carry_out(self.core.poll(self.clock()))
         except Exception:

@@ -142,3 +142,23 @@ def test_a_closed_connection_drops_only_its_bindings_and_a_reload_keeps_verdicts
     w.flow_closed(Conn("tcp", 5001))                      # stopping: connections close, bindings stay
     assert ("sip:70001@cc.test", {"k"}) not in w.registrar.dropped
     loop.close()
+
+
+def test_probes_wait_while_the_node_sheds_and_go_out_after():
+    w, clock, heard, loop = watch()
+    shedding = [True]
+    w.deferring = lambda: shedding[0]
+    w.on_bindings("70001", [], [binding("70001", "udp", 5001)])
+    clock.now += 10
+    w._tick()
+    assert w.endpoint.sent == [] and w.stats["ticks_deferred"] == 1
+    w._rearm()                                            # a registration meanwhile leaves the deferral armed
+    assert w._timer is not None and w._armed_for is not None
+    clock.now += 5                                        # long past the probe's timeout: nobody concluded anything
+    w._tick()
+    assert w.endpoint.sent == [] and heard == []
+    shedding[0] = False
+    w._tick()
+    assert [str(req.uri) for req, _, _ in w.endpoint.sent] == ["sip:70001@127.0.0.1:5001"]
+    w._timer.cancel()
+    loop.close()
