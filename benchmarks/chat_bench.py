@@ -34,11 +34,13 @@ AGENTS = (("acme_alice", "Alice-Demo1!", "70001", "Phone-70001!"), ("acme_bob", 
 
 
 def tune(path: str, per_agent: int) -> tuple[int, int]:
-    """The example's chat section with room for the load: every chat of one address (this machine) is let in."""
+    """The example's chat section with room for the load: every chat of one address (this machine) is let in,
+    and the two agents may answer as fast as the load asks (the default budgets are for people typing)."""
     text = open(path).read()
     chat = (f"chat:\n  origins: [{ORIGIN}]\n  concurrency: {{chats: {per_agent}, while_on_call: 1}}\n"
             "  rate: {messages: 10000, burst: 100000}\n  address_rate: {messages: 10000, burst: 100000}\n"
-            "  sessions_per_address: 10000\n")
+            "  sessions_per_address: 10000\n  agent_rate: {messages: 10000, burst: 100000}\n"
+            "  byte_rate: {bytes: 10000000, burst: 10000000}\n")
     text = re.sub(r"\nchat:\n(?:  .*\n)+", "\n" + chat, text, count=1)
     open(path, "w").write(text)
     http = int(re.search(r"http: \{listen: 127\.0\.0\.1:(\d+)\}", text).group(1))

@@ -159,6 +159,7 @@ def test_probes_wait_while_the_node_sheds_and_go_out_after():
     assert w.endpoint.sent == [] and heard == []
     shedding[0] = False
     w._tick()
-    assert [str(req.uri) for req, _, _ in w.endpoint.sent] == ["sip:70001@127.0.0.1:5001"]
+    sent = [str(req.uri) for req, _, _ in w.endpoint.sent]
+    assert sent and set(sent) == {"sip:70001@127.0.0.1:5001"}
     w._timer.cancel()
     loop.close()
