@@ -255,6 +255,10 @@ class Node:
         if self.center is not None and self._resume:
             resume_agents(self.center, self.records, self._resume)
             self._resume = []
+            try:        # the agents' lines after a restart are on disk before the node says it listens
+                await self.loop.run_in_executor(None, self.records.flush, self.records.commit_wait)
+            except Exception as exc:
+                self.log.error("records_flush_failed", error=repr(exc))
         ep.start()
         if self.trunks is not None:
             await self.trunks.start()
