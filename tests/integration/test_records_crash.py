@@ -87,8 +87,10 @@ def test_calls_up_at_a_crash_are_closed_and_agents_resumed_after_restart(tmp_pat
         while api(base, "GET", f"/api/agents/{first}", token=token)["state"] != "idle":
             assert time.monotonic() < deadline, "the resumed agent's phone answered and it stayed busy"
             calls.pump(time.monotonic() + 0.05)         # the phone answers the node's OPTIONS
-        assert _rows(db, "SELECT old, new, reason FROM queue_log WHERE event = 'state' AND agent_id = ? "
-                         "ORDER BY id DESC LIMIT 1", (first,)) == [("busy", "idle", "phone_reachable")]
+        # the state's line is written behind (a few ms of group commit): the API may show it first
+        assert wait_for(lambda: _rows(db, "SELECT old, new, reason FROM queue_log WHERE event = 'state' AND "
+                                          "agent_id = ? ORDER BY id DESC LIMIT 1", (first,))
+                        == [("busy", "idle", "phone_reachable")], 10)
         assert api(base, "GET", f"/api/agents/{second}", token=token)["state"] == "offline"
         # the resumed agent takes the next call without signing in
         for p in phones:
