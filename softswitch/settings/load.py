@@ -147,8 +147,8 @@ def _server(r: Reader, loc: Located) -> ServerSettings | None:
         "session_expires": (R.duration(90, 86400), 1800.0), "max_calls": (R.integer(0, 1000000), 5000),
         "security": (lambda r, l, p: l, None), "tls": (lambda r, l, p: l, None),
         "overload": (lambda r, l, p: l, None)})
-    tls = r.mapping(sip["tls"], "server.sip.tls", {"certificate": (_readable_file, MISSING),
-                                                   "key": (_readable_file, MISSING)}) if sip["tls"] else None
+    tls = r.mapping(sip["tls"], "server.sip.tls", {"certificate": (R.readable_file, MISSING),
+                                                   "key": (R.readable_file, MISSING)}) if sip["tls"] else None
     if any(spec.transport in ("tls", "wss") for spec in (sip["listen"] or ())) and not tls:
         r.error(s["sip"].line if s["sip"] else 0, "server.sip.tls",
                 "tls: and wss: listeners need server.sip.tls {certificate, key}")
@@ -317,17 +317,6 @@ def _agents(r: Reader, loc, policy, realm: str) -> list[Agent]:
 
 
 _dtmf_digit = R.matching(r"[0-9*#]", "one DTMF digit (0-9, * or #)")
-
-
-def _readable_file(r, loc, path) -> str:
-    v = R.nonempty(r, loc, path)
-    p = Path(v) if Path(v).is_absolute() else Path(r.file).resolve().parent / v
-    try:
-        with open(p, "rb"):
-            pass
-    except OSError as exc:
-        raise Bad(f"cannot read {p}: {exc.strerror or exc}") from None
-    return str(p)
 
 
 def _agent_queue(r, loc, path) -> tuple[str, int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import re
+from pathlib import Path
 from typing import Any, Callable
 
 from .source import Located
@@ -95,6 +96,19 @@ def nonempty(r, loc, path) -> str:
     if not v.strip():
         raise Bad("must not be empty")
     return v
+
+
+def readable_file(r, loc, path) -> str:
+    """A file the node reads (a certificate, a key, a CA bundle): relative to the YAML's directory, and
+    readable now, so a wrong path is found at load with its line, not at the first connection."""
+    v = nonempty(r, loc, path)
+    p = Path(v) if Path(v).is_absolute() else Path(r.file).resolve().parent / v
+    try:
+        with open(p, "rb"):
+            pass
+    except OSError as exc:
+        raise Bad(f"cannot read {p}: {exc.strerror or exc}") from None
+    return str(p)
 
 
 def matching(pattern: str, expected: str) -> Callable:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import re
 import ssl
 from dataclasses import dataclass
-from pathlib import Path
 
 from . import reader as R
 from .reader import Bad, Reader
@@ -39,19 +38,8 @@ class TrunkTls:
     connect_timeout: float = 5.0
 
 
-def _file(r: Reader, loc: Located, path: str) -> str:
-    v = R.nonempty(r, loc, path)
-    p = Path(v) if Path(v).is_absolute() else Path(r.file).resolve().parent / v
-    try:
-        with open(p, "rb"):
-            pass
-    except OSError as exc:
-        raise Bad(f"cannot read {p}: {exc.strerror or exc}") from None
-    return str(p)
-
-
 def _ca_file(r: Reader, loc: Located, path: str) -> str:
-    p = _file(r, loc, path)
+    p = R.readable_file(r, loc, path)
     try:
         ssl.create_default_context(cafile=p)
     except (ssl.SSLError, ValueError, OSError):
@@ -71,7 +59,7 @@ def read_trunk_tls(r: Reader, loc: Located | None, path: str) -> TrunkTls:
         return TrunkTls()
     t = r.mapping(loc, path, {
         "ca_file": (_ca_file, None), "server_name": (R.host, None), "pin_sha256": (R.list_of(_pin, 1), None),
-        "certificate": (_file, None), "key": (_file, None), "insecure_skip_verify": (R.boolean, False),
+        "certificate": (R.readable_file, None), "key": (R.readable_file, None), "insecure_skip_verify": (R.boolean, False),
         "connect_timeout": (R.duration(0.1, 120), 5.0)})
     cert = None
     if (t["certificate"] is None) != (t["key"] is None) and loc.kind == "mapping":
