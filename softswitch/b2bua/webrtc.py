@@ -336,15 +336,7 @@ class WebRtcLeg:
         self._audio = audio
         self.pc.addTrack(self._out_track)          # reuses the audio transceiver, direction -> sendrecv
         restrict_host_candidates(self.pc, host_addresses(self.address))
-        await self.pc.setLocalDescription(await self.pc.createAnswer())
-        self.rejected_mids = sorted(m for m in rejected if m is not None)
-        answer = _reject_mids(self.pc.localDescription.sdp, set(self.rejected_mids))
-        offered = _telephone_event_pt(text)
-        if offered is not None:
-            answer, self._event_in = _add_telephone_event(answer, offered)
-            self._event_pt = self._event_in
-            self._tap_events(audio)
-        return answer.encode()
+        return await self._local_answer(text, rejected)
 
     # --- renegotiation: a call switched between voice and video ----------------------------------------
     async def reoffer(self, video: bool) -> bytes:
@@ -385,10 +377,15 @@ class WebRtcLeg:
                 rejected.add(t.mid)
         if not video:
             self._stop_video_out()
+        return await self._local_answer(text, rejected)
+
+    async def _local_answer(self, offer_text: str, rejected: set) -> bytes:
+        """Our answer to the offer just set: the `rejected` m-lines refused, and the offer's telephone-event
+        payload type taken for the browser's digits (tapped off the audio transport)."""
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         self.rejected_mids = sorted(m for m in rejected if m is not None)
         answer = _reject_mids(self.pc.localDescription.sdp, set(self.rejected_mids))
-        offered = _telephone_event_pt(text)
+        offered = _telephone_event_pt(offer_text)
         if offered is not None:
             answer, self._event_in = _add_telephone_event(answer, offered)
             self._event_pt = self._event_in
