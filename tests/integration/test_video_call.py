@@ -31,6 +31,30 @@ TRACK_PCS = """(() => {
 })();"""
 
 RTC_STATS = Path(__file__).resolve().parents[1] / "data" / "rtc_stats.js"     # the customer page loads it too
+
+
+def agent_page(browser, base: str, expect, problems: list, *, height: int, video: bool):
+    """acme_carol's agent page, 1280 px wide: logged in, softphone 70003 registered, "Accept video calls" as
+    `video` says, taking calls (idle); peer connections and their stats tracked, page errors into `problems`."""
+    actx = browser.new_context(viewport={"width": 1280, "height": height})
+    actx.add_init_script(TRACK_PCS)
+    actx.add_init_script(path=RTC_STATS)
+    agent = actx.new_page()
+    agent.set_default_timeout(TIMEOUT_MS)
+    agent.on("pageerror", lambda exc: problems.append(f"agent pageerror: {exc}"))
+    agent.goto(base + "/agent")
+    agent.fill("#account", "acme_carol")
+    agent.fill("#password", ACCOUNTS["acme_carol"])
+    agent.click("#login-submit")
+    expect(agent.locator("#sp-number")).to_have_text("70003")
+    agent.fill("#sp-password", PASSWORDS["70003"])
+    agent.click("#sp-connect")
+    expect(agent.locator("#sip-status")).to_have_attribute("data-sip", "registered")
+    if video:
+        agent.check("#video")
+    agent.click("#btn-sign-in")
+    expect(agent.locator("#state")).to_have_attribute("data-state", "idle")
+    return agent
 AGENT_STATS = "window.rtcStats(window.__pcs || [])"
 
 
@@ -87,23 +111,7 @@ def test_browser_customer_video_call_to_browser_agent(tmp_path):
             problems: list[str] = []
 
             # --- the agent: sign in, register 70003, video on, ACD idle
-            actx = browser.new_context(viewport={"width": 1280, "height": 900})
-            actx.add_init_script(TRACK_PCS)
-            actx.add_init_script(path=RTC_STATS)
-            agent = actx.new_page()
-            agent.set_default_timeout(TIMEOUT_MS)
-            agent.on("pageerror", lambda exc: problems.append(f"agent pageerror: {exc}"))
-            agent.goto(base + "/agent")
-            agent.fill("#account", "acme_carol")
-            agent.fill("#password", ACCOUNTS["acme_carol"])
-            agent.click("#login-submit")
-            expect(agent.locator("#sp-number")).to_have_text("70003")
-            agent.fill("#sp-password", PASSWORDS["70003"])
-            agent.click("#sp-connect")
-            expect(agent.locator("#sip-status")).to_have_attribute("data-sip", "registered")
-            agent.check("#video")
-            agent.click("#btn-sign-in")
-            expect(agent.locator("#state")).to_have_attribute("data-state", "idle")
+            agent = agent_page(browser, base, expect, problems, height=900, video=True)
 
             # --- the customer: a static page served from 127.0.0.1 (a secure context, and the same local address
             # space as the node's ws: listener), JsSIP loaded from the node
@@ -189,22 +197,7 @@ def test_video_window_controls_and_screen_sharing(tmp_path):
         with headless_chromium(SHARE_FLAGS) as browser, customer_page_server() as page_server:
             problems: list[str] = []
             # a 16:9 window: the shared "screen" of headless Chromium is the page's, unlike the 4:3 fake camera
-            actx = browser.new_context(viewport={"width": 1280, "height": 720})
-            actx.add_init_script(TRACK_PCS)
-            actx.add_init_script(path=RTC_STATS)
-            agent = actx.new_page()
-            agent.set_default_timeout(TIMEOUT_MS)
-            agent.on("pageerror", lambda exc: problems.append(f"agent pageerror: {exc}"))
-            agent.goto(base + "/agent")
-            agent.fill("#account", "acme_carol")
-            agent.fill("#password", ACCOUNTS["acme_carol"])
-            agent.click("#login-submit")
-            agent.fill("#sp-password", PASSWORDS["70003"])
-            agent.click("#sp-connect")
-            expect(agent.locator("#sip-status")).to_have_attribute("data-sip", "registered")
-            agent.check("#video")
-            agent.click("#btn-sign-in")
-            expect(agent.locator("#state")).to_have_attribute("data-state", "idle")
+            agent = agent_page(browser, base, expect, problems, height=720, video=True)
             expect(agent.locator("#video-panel")).to_be_hidden()
 
             customer = browser.new_context(viewport={"width": 1100, "height": 560}).new_page()

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from tests.support.cc import ACCOUNTS, PASSWORDS, Api, browser_expect
+from tests.support.cc import Api, browser_expect
 from tests.integration.test_agent_page import MEDIA_FLAGS, TIMEOUT_MS, _until
-from tests.integration.test_video_call import (AGENT_STATS, CUSTOMER_PAGE, RTC_STATS, TRACK_PCS, _desk_shot, _shot,
+from tests.integration.test_video_call import (AGENT_STATS, CUSTOMER_PAGE, _desk_shot, _shot, agent_page,
                                                customer_page_server, video_node)
 
 
@@ -35,21 +35,7 @@ def _switch(agent, expect, n: int, to: str, phones=None) -> dict:
 
 def _agent_page(browser, base: str, expect, problems: list):
     """The agent page of acme_carol with softphone 70003 registered and taking calls (not "Accept video calls")."""
-    actx = browser.new_context(viewport={"width": 1280, "height": 1000})
-    actx.add_init_script(TRACK_PCS)
-    actx.add_init_script(path=RTC_STATS)
-    agent = actx.new_page()
-    agent.set_default_timeout(TIMEOUT_MS)
-    agent.on("pageerror", lambda exc: problems.append(f"agent pageerror: {exc}"))
-    agent.goto(base + "/agent")
-    agent.fill("#account", "acme_carol")
-    agent.fill("#password", ACCOUNTS["acme_carol"])
-    agent.click("#login-submit")
-    agent.fill("#sp-password", PASSWORDS["70003"])
-    agent.click("#sp-connect")
-    expect(agent.locator("#sip-status")).to_have_attribute("data-sip", "registered")
-    agent.click("#btn-sign-in")
-    expect(agent.locator("#state")).to_have_attribute("data-state", "idle")
+    agent = agent_page(browser, base, expect, problems, height=1000, video=False)
     expect(agent.locator("#btn-switch-video")).to_be_disabled()        # no call yet
     return agent
 
