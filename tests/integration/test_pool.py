@@ -139,8 +139,11 @@ def test_a_node_killed_mid_call_frees_the_agent_for_the_survivor(phones, redis_u
             new = [r for a in agents for r in a.calls][-1]
             assert phones.wait(lambda: new.state == "CONFIRMED", 6)
             assert api_b.state()["state"] == "talking"
+            # the customer's own leg answered too: hanging up before its 200 would be a CANCEL crossing it,
+            # and a phone removed before it ACKs leaves the node re-sending the 200 for 32 s (and draining on stop)
+            assert phones.wait(lambda: r2.state == "CONFIRMED", 6)
             r2.call.hangup(pjsua2.CallOpParam(True))
-            phones.wait(lambda: new.ended_at is not None, 5)
+            assert phones.wait(lambda: new.ended_at is not None, 10)
         finally:
             phones.remove(cust2, unregister=False)
     finally:

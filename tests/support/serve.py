@@ -98,6 +98,10 @@ class Served:
         self.proc.send_signal(sig)
         try:
             return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            tail = "".join(self.stderr().splitlines(True)[-40:])     # why it did not stop: the log's end
+            raise AssertionError(f"the node did not stop within {timeout} s; its log ends:\n{tail}") from None
         finally:
             if self.proc.poll() is None:
                 self.proc.kill()
