@@ -38,6 +38,7 @@ class Roster:
         self.gained: set[str] = set()                      # queues that gained a ready agent (to dispatch)
         self._heaps: dict[str, list] = {}
         self._seen: dict[str, tuple] = {}                  # agent id -> what it was indexed as
+        self.elsewhere: dict[str, Agent] = {}              # pool mode: engaged at another node
 
     def _queue(self, q: str) -> None:
         if q not in self.members:
@@ -52,6 +53,10 @@ class Roster:
 
     def sync(self, a: Agent) -> None:
         """Index the agent as it is now (after any change of state, registration, queues or pool flag)."""
+        if a.elsewhere:
+            self.elsewhere[a.id] = a
+        else:
+            self.elsewhere.pop(a.id, None)
         ready = is_ready(a)
         now = (a.queues, a.state, ready, a.idle_since)
         was = self._seen.get(a.id)
@@ -78,6 +83,7 @@ class Roster:
         self._seen[a.id] = (dict(a.queues), a.state, ready, a.idle_since)
 
     def remove(self, a: Agent) -> None:
+        self.elsewhere.pop(a.id, None)
         was = self._seen.pop(a.id, None)
         if was is None:
             return

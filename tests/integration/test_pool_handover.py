@@ -5,9 +5,11 @@ SIGKILL hand their agent to a survivor, one call at a time. The timings are in b
 from __future__ import annotations
 
 import asyncio
+import random
 
 import pytest
 
+from acd import Acd, Agent, QueueSpec
 from softswitch.pool.reservations import Pool
 from tools.pool_scenarios import handover, next_call
 from tools.redisserver import redis_server
@@ -64,3 +66,41 @@ def test_one_node_offers_its_agent_the_next_call_after_wrap_up(redis_url, tmp_pa
     r = next_call(redis_url, str(tmp_path), wrap_up=1.0)
     assert len(r["gaps_s"]) == 2
     assert r["reserved_elsewhere"] == 0                 # the node never found its own agent reserved
+
+
+class _Center:
+    """What the pool drives of the contact center: a real ACD, each input carried out at once."""
+
+    def __init__(self, acd) -> None:
+        self.acd = acd
+
+    def run(self, fn, *args):
+        return fn(*args)
+
+
+def test_many_agents_engaged_elsewhere_are_checked_in_batches_and_the_unheld_freed(redis_url):
+    # 2,500 agents engaged at another node; that node holds 2,000 of them: the 500 others are free again here,
+    # and the check goes by the roster's index of engaged agents, in pipelined batches
+    ags = [Agent(str(1 + i), str(50001 + i), {"q": 0}) for i in range(5000)]
+    acd = Acd([QueueSpec("q")], ags, lambda: 1000.0, random.Random(0))
+    engaged = [a.id for a in ags[:2500]]
+    for agent_id in engaged:
+        acd.set_elsewhere(agent_id, True)
+    assert set(acd.roster.elsewhere) == set(engaged)
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        holder, here = Pool(redis_url, "b1", loop, prefix="bt:"), Pool(redis_url, "b2", loop, prefix="bt:")
+        here.center = _Center(acd)
+        try:
+            for agent_id in engaged[:2000]:
+                assert await holder.reserve(agent_id, "c-" + agent_id)
+            await holder._refresh_held()
+            assert await holder.holder(engaged[1999]) == "b1"
+            await here._free_unheld()
+        finally:
+            await holder.stop()
+            await here.stop()
+    asyncio.run(scenario())
+    assert set(acd.roster.elsewhere) == set(engaged[:2000])
+    assert {a.id for a in acd.agents.values() if a.elsewhere} == set(engaged[:2000])

@@ -230,6 +230,7 @@ def assert_roster_matches_scan(acd):
             assert n == sum(1 for a in members_of(acd, q) if a.state == state)
         assert acd.roster.staffed(q) == sum(1 for a in members_of(acd, q) if a.state != "offline")
         assert sorted(acd._waiting[q]) == sorted(c for c, e in acd.entries.items() if e.queue == q)
+    assert set(acd.roster.elsewhere) == {a.id for a in acd.agents.values() if a.elsewhere}
 
 
 def members_of(acd, q):
