@@ -68,6 +68,11 @@ class NodeCollector:
                            "lockouts, and attempts refused while locked", "kind", lockout.stats)
             yield GaugeMetricFamily("softswitch_accounts_locked", "Accounts (usernames) locked now",
                                     value=lockout.active(time.time()))
+        connector = getattr(ep, "connector", None)
+        if connector is not None:
+            yield counters("softswitch_sip_client_connections", "TCP/TLS connections the node opened to peers: "
+                           "opened, failed (refused, unverified, timed out), messages dropped while one was "
+                           "opening", "kind", connector.stats)
         if getattr(node, "trunks", None) is not None:
             yield from node.trunks.metric_families()
         if getattr(node, "pool", None) is not None:

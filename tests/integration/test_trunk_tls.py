@@ -130,6 +130,10 @@ def test_a_carrier_whose_certificate_does_not_verify_is_refused_and_a_pinned_one
         text = metrics(http)
         assert 'softswitch_trunk_registered{trunk="pinned"} 1.0' in text
         assert 'softswitch_trunk_registered{trunk="other_ca"} 0.0' in text
+        opened = re.search(r'softswitch_sip_client_connections_total\{kind="opened"\} ([0-9.]+)', text)
+        failed = re.search(r'softswitch_sip_client_connections_total\{kind="failed"\} ([0-9.]+)', text)
+        assert opened and float(opened.group(1)) >= 1          # the pinned carrier's connection
+        assert failed and float(failed.group(1)) >= 6          # three carriers refused, twice each at least
     finally:
         nt.stop()
         kam.stop()
