@@ -47,6 +47,7 @@ from ..sip.digest import DigestAuth
 from ..sip.errors import SipError
 from ..sip.message import make_response
 from ..sip.uas import error_answer
+from ..sip.uri import size_cache
 from ..transport.tcp import listen_tcp, TlsConnection
 from ..transport.udp import listen_udp
 from ..transport.ws import listen_ws
@@ -98,6 +99,8 @@ class Node:
         self.overload = None if options.overload is None else OverloadPolicy(
             options.overload, tag=os.urandom(4).hex(), server=options.user_agent)
         realm = options.registrar.realm
+        if config is not None:
+            size_cache(4 * len(config.agents))     # an AOR and a contact or two per softphone, with room
         self.credentials = credentials or Credentials(realm, {})
         self.auth = DigestAuth(realm, os.urandom(32), nonce_ttl=options.nonce_ttl,
                                algorithms=options.registrar.algorithms)
