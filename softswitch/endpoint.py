@@ -148,7 +148,10 @@ class Endpoint:
                                                   else "Too many Via headers"), src)
                 return
         stamp_via(msg, src.host, src.port, self.force_rport)
-        reply_to = src if src.reliable else Target(src.proto, *response_address(msg), src.conn)
+        if src.reliable or (self.force_rport and msg.top_via.param("maddr") is None):
+            reply_to = src      # what response_address gives once rport and received name the source
+        else:
+            reply_to = Target(src.proto, *response_address(msg), src.conn)
         quick = self.stateless.get(msg.method)
         if quick is not None:
             try:
