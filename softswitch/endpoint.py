@@ -16,8 +16,9 @@ from .log import get as get_logger
 from .sip.errors import SipError
 from .sip.framing import Keepalive
 from .sip.message import Request, Response, make_response
+from .sip.answers import Answers
 from .sip.parser import parse_message
-from .sip.transaction import Transaction, TransactionLayer
+from .sip.transaction import Transaction, TransactionLayer, server_key
 from .sip.uas import check_request, error_answer, error_response, response_address, stamp_via
 from .transport.base import Target
 from .transport.connections import Connections
@@ -25,6 +26,8 @@ from .transport.connector import Connector
 from .transport.tcp import StreamConnection
 
 Handler = Callable[[Transaction, Request], None]
+Answer = Callable[[Response], None]
+AnsweredHandler = Callable[[Request, Target, Answer], None]    # the request, where it came from, its answer
 
 SUPPORTED = frozenset({"path", "outbound", "gruu", "timer", "replaces", "100rel"})
 
@@ -63,6 +66,10 @@ class Endpoint:
         self._allowed: frozenset[str] = frozenset()
         self._allowed_for = -1
         self.stateless: dict[str, Callable] = {}     # method -> fn(req, src) answering without a transaction
+        # method -> handler of a non-INVITE request whose final answer is kept for its retransmissions without
+        # a transaction object (REGISTER: a registration storm's cost is mostly per-message machinery)
+        self.answered: dict[str, AnsweredHandler] = {}
+        self.answers = Answers(64 * self.layer.t1)
         self.filters: list[Callable[[Request, Target], bool]] = []   # return False to drop silently
         self.flow_listeners: list[Callable] = []     # fn(conn): a stream connection closed
         self.connector = Connector(self)             # the connections the node opens (TCP, TLS)
@@ -72,9 +79,10 @@ class Endpoint:
 
     @property
     def allowed(self) -> frozenset[str]:
-        if self._allowed_for != len(self.handlers):      # handlers are only ever added
-            self._allowed = frozenset(self.handlers) | {"ACK"}
-            self._allowed_for = len(self.handlers)
+        n = len(self.handlers) + len(self.answered)
+        if self._allowed_for != n:      # handlers are only ever added
+            self._allowed = frozenset(self.handlers) | frozenset(self.answered) | {"ACK"}
+            self._allowed_for = n
         return self._allowed
 
     # --- inputs ------------------------------------------------------------------------------------------
@@ -140,7 +148,10 @@ class Endpoint:
                                                   else "Too many Via headers"), src)
                 return
         stamp_via(msg, src.host, src.port, self.force_rport)
-        reply_to = src if src.reliable else Target(src.proto, *response_address(msg), src.conn)
+        if src.reliable or (self.force_rport and msg.top_via.param("maddr") is None):
+            reply_to = src      # what response_address gives once rport and received name the source
+        else:
+            reply_to = Target(src.proto, *response_address(msg), src.conn)
         quick = self.stateless.get(msg.method)
         if quick is not None:
             try:
@@ -162,6 +173,11 @@ class Endpoint:
                 self._count_status(resp.status)
                 self.send_stateless(resp, reply_to)
                 return
+        answered = self.answered.get(msg.method)
+        if answered is not None:
+            self._answer(answered, msg, src, reply_to, now)
+            self.flush()
+            return
         status, tx = self.layer.receive_request(msg, reply_to, src.reliable, now)
         if status == "new":
             tx.context = src
@@ -188,6 +204,49 @@ class Endpoint:
             self.log.exception("handler_failed", method=req.method, call_id=req.call_id)
             if tx.state in ("trying", "proceeding"):
                 self.respond(tx, make_response(req, 500))
+
+    def _answer(self, handler: AnsweredHandler, req: Request, src: Target, reply_to: Target, now: float) -> None:
+        """A request of an `answered` method: what its server transaction would do (absorb retransmissions
+        while it is handled, re-send the final answer for Timer J), kept as the answer's bytes only."""
+        answers, stats = self.answers, self.layer.stats
+        key = server_key(req)
+        kept = answers.get(key)
+        if kept is not None:
+            stats["retransmissions_absorbed"] += 1
+            if kept[1] is not None:
+                stats["resent"] += 1
+                stats["server_resent"] += 1     # a peer that waited for our answer
+                self._send(kept[1], kept[2])
+            return
+        stats["server_created"] += 1
+        answers.expire(now)
+        answers.pending(key, reply_to)
+        reliable = src.reliable
+
+        def answer(resp: Response) -> None:
+            if not answers.is_pending(key):
+                return                          # answered already: a transaction would refuse a second one
+            if self.user_agent and not resp.has("Server"):
+                resp.add("Server", self.user_agent)
+            self._count_status(resp.status)
+            data = resp.serialize()
+            answers.done(key, data, self.loop.time(), reliable)
+            self._send(data, reply_to)
+        try:
+            early = check_request(req, supported=self.supported, allowed=self.allowed)
+        except SipError as err:
+            early = make_response(req, err.status)
+        if early is not None:
+            answer(early)
+            return
+        try:
+            handler(req, src, answer)
+        except SipError as err:
+            answer(error_answer(req, err))
+        except Exception:
+            self.counters["handler_errors"] += 1
+            self.log.exception("handler_failed", method=req.method, call_id=req.call_id)
+            answer(make_response(req, 500))
 
     # --- outputs -----------------------------------------------------------------------------------------
     def respond(self, tx: Transaction, resp: Response) -> None:
@@ -294,6 +353,7 @@ class Endpoint:
         while True:
             await asyncio.sleep(min(1.0, self.partial_timeout / 2))
             now = self.loop.time()
+            self.answers.expire(now)
             for conn in list(self.connections):
                 if conn.partial_since is not None and now - conn.partial_since > self.partial_timeout:
                     self.log.info("stream_partial_timeout", peer=f"{conn.peer[0]}:{conn.peer[1]}")

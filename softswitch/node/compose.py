@@ -47,6 +47,7 @@ from ..sip.digest import DigestAuth
 from ..sip.errors import SipError
 from ..sip.message import make_response
 from ..sip.uas import error_answer
+from ..sip.uri import size_cache
 from ..transport.tcp import listen_tcp, TlsConnection
 from ..transport.udp import listen_udp
 from ..transport.ws import listen_ws
@@ -98,6 +99,8 @@ class Node:
         self.overload = None if options.overload is None else OverloadPolicy(
             options.overload, tag=os.urandom(4).hex(), server=options.user_agent)
         realm = options.registrar.realm
+        if config is not None:
+            size_cache(4 * len(config.agents))     # an AOR and a contact or two per softphone, with room
         self.credentials = credentials or Credentials(realm, {})
         self.auth = DigestAuth(realm, os.urandom(32), nonce_ttl=options.nonce_ttl,
                                algorithms=options.registrar.algorithms)
@@ -119,7 +122,7 @@ class Node:
             self.authn.per_user = agent_algorithms(config)
         self.registrar = Registrar(self.location, self.auth, self.credentials.ha1, options.registrar,
                                    authn=self.authn)
-        self.endpoint.handlers["REGISTER"] = self._on_register
+        self.endpoint.answered["REGISTER"] = self._on_register
         self.endpoint.stateless["REGISTER"] = lambda req: self.registrar.challenge_if_needed(req, time.time())
         self.router = Router(config.routes if config else [],
                              {a.softphone: a.id for a in config.agents} if config else {})
@@ -277,17 +280,15 @@ class Node:
             self._tasks.append(self.loop.create_task(self._alive()))
         self.log.info("listening", sip=[str(b) for b in self.bound])
 
-    def _on_register(self, tx, req) -> None:
-        src = tx.context
-
+    def _on_register(self, req, src, answer) -> None:
         def done(resp, err) -> None:
             if err is None:
-                self.endpoint.respond(tx, resp)
+                answer(resp)
             elif isinstance(err, SipError):
-                self.endpoint.respond(tx, error_answer(req, err))
+                answer(error_answer(req, err))
             else:
                 self.log.error("register_failed", call_id=req.call_id, error=repr(err))
-                self.endpoint.respond(tx, make_response(req, 500))
+                answer(make_response(req, 500))
         drive(self.registrar.register(req, (src.proto, src.host, src.port), time.time()), done)
 
     async def _expire_bindings(self) -> None:

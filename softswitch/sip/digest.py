@@ -49,6 +49,12 @@ def parse_authorization(value: str) -> tuple[str, dict[str, str]]:
     if not scheme or not _SCHEME_RE.match(scheme):
         raise AuthParseError("no auth scheme")
     rest = rest.strip()
+    params = _plain_params(rest)
+    return scheme.lower(), (_regex_params(rest) if params is None else params)
+
+
+def _regex_params(rest: str) -> dict[str, str]:
+    """Any auth-param list, by the grammar."""
     params: dict[str, str] = {}
     if _PARAM_RUN.match(rest).end() != len(rest):
         raise AuthParseError(f"bad auth parameters {rest[:30]!r}")
@@ -61,7 +67,40 @@ def parse_authorization(value: str) -> tuple[str, dict[str, str]]:
         if name in params:
             raise AuthParseError(f"repeated auth parameter {name}")
         params[name] = raw
-    return scheme.lower(), params
+    return params
+
+
+_NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+
+
+def _plain_params(rest: str) -> dict[str, str] | None:
+    """The common shape of a credentials line, read with str methods (the two regexes cost most of a
+    REGISTER's digest check): printable ASCII, items split at every comma, each `name=token` or
+    `name="text"` with no quote, backslash or comma inside. Returns what the regexes would, or None for
+    anything else (a comma or quoted-pair inside quotes, control characters, a stray quote, an empty
+    item, a repeated name), which the regexes then judge."""
+    if not rest.isascii() or not rest.isprintable() or "\\" in rest:
+        return None
+    params: dict[str, str] = {}
+    for item in rest.split(","):
+        name, eq, raw = item.partition("=")
+        name = name.strip(" ")
+        if not eq or not name or not _NAME_CHARS.issuperset(name):
+            return None
+        raw = raw.strip(" ")
+        if raw[:1] == '"':
+            if len(raw) < 2 or raw[-1] != '"':
+                return None
+            raw = raw[1:-1]
+            if '"' in raw:
+                return None
+        elif '"' in raw or " " in raw:
+            return None
+        name = name.lower()
+        if name in params:
+            return None
+        params[name] = raw
+    return params
 
 
 def _h(algorithm: str, text: str) -> str:

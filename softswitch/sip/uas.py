@@ -25,9 +25,8 @@ def stamp_via(req: Request, src_host: str, src_port: int, force_rport: bool) -> 
     """RFC 3261 s. 18.2.1: add `received` when sent-by differs from the source; RFC 3581: fill `rport`
     when the client asked for it (or always with force_rport, which NAT'd softphones need)."""
     via = req.top_via
-    rport = via.param("rport")
     changed = False
-    if rport is not None or force_rport:
+    if force_rport or via.param("rport") is not None:
         via.set_param("rport", str(src_port))
         via.set_param("received", src_host)
         changed = True

@@ -155,8 +155,16 @@ def normalise_host(host: str) -> str:
 
 
 _CACHE: dict[str, tuple] = {}
-_CACHE_MAX = 16384
+_CACHE_MAX = 16384         # at least; a node sizes it for its tenant (size_cache)
 _CACHE_TEXT_MAX = 256      # longer URIs are rare; caching them would let a peer fill memory
+
+
+def size_cache(entries: int) -> None:
+    """Room for `entries` URIs (at least the default). Each softphone brings two (its address of record,
+    its contact) and phones cycle over the tenant: a cache smaller than that is emptied again and again by
+    one round of registrations and hardly ever hits, so a big tenant paid the full parse for most URIs."""
+    global _CACHE_MAX
+    _CACHE_MAX = max(16384, entries)
 
 
 def parse_uri(text: str) -> URI:

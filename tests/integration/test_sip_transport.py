@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from softswitch.sip.parser import parse_message
 from tests.conftest import running_node
+from tests.support.nodes import ACCOUNTS, REALM, authorize, registrar_node
 from tests.support.sipclient import TcpClient, UdpClient, options_request
 from tests.support.sipp import run_sipp
 
@@ -87,3 +88,28 @@ def test_sipp_options_pings(sip_node, tmp_path):
     res = run_sipp("options.xml", sip_node.port, calls=300, rate=300, workdir=str(tmp_path))
     assert res.returncode == 0, res.stderr[-2000:]
     assert res.successful == 300 and res.failed == 0
+
+
+def test_register_retransmission_gets_the_same_answer_without_a_transaction():
+    """REGISTER is answered without a transaction object; its retransmissions still get the same answer for
+    Timer J, and the registration is done once."""
+    with registrar_node() as nt:
+        c = UdpClient(("127.0.0.1", nt.port))
+        first = (f"REGISTER sip:{REALM} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:6000;branch=z9hG4bK-rr1;rport\r\n"
+                 f"From: <sip:70001@{REALM}>;tag=f1\r\nTo: <sip:70001@{REALM}>\r\nCall-ID: rr-1@test\r\n"
+                 f"CSeq: 1 REGISTER\r\nContact: <sip:70001@127.0.0.1:6000>\r\nMax-Forwards: 70\r\n"
+                 f"Expires: 600\r\nContent-Length: 0\r\n\r\n").encode()
+        c.send(first)
+        challenge = c.recv()
+        assert challenge.status == 401
+        second = authorize(first, challenge, "70001", ACCOUNTS["70001"]).replace(b"z9hG4bK-rr1", b"z9hG4bK-rr2")
+        c.send(second)
+        ok = c.recv()
+        c.send(second)
+        again = c.recv()
+        assert ok.status == 200 and again.serialize() == ok.serialize()
+        stats = nt.call(lambda: (nt.node.registrar.stats["registered"], dict(nt.node.endpoint.layer.stats),
+                                 len(nt.node.endpoint.layer.server), len(nt.node.endpoint.answers)))
+        assert stats[0] == 1
+        assert stats[1]["server_created"] == 1 and stats[1]["server_resent"] == 1
+        assert stats[2] == 0 and stats[3] == 1

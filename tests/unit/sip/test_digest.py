@@ -7,7 +7,9 @@ import re
 from hypothesis import given, settings, strategies as st
 
 from softswitch.registrar.credentials import ha1_pair
-from softswitch.sip.digest import DigestAuth, compute_response, make_authorization, parse_authorization
+from softswitch.sip import digest
+from softswitch.sip.digest import (AuthParseError, DigestAuth, compute_response, make_authorization,
+                                    parse_authorization)
 
 
 def test_rfc2617_md5_vector():
@@ -130,3 +132,34 @@ def test_non_ascii_nonce_or_response_gets_a_verdict():
     assert a.verify("REGISTER", value, lookup, 1.0).kind in ("fail", "stale")
     value = f'Digest username="70001", realm="{REALM}", nonce="abc", uri="sip:{REALM}", response="é"'
     assert a.verify("REGISTER", value, lookup, 1.0).kind == "fail"
+
+
+# Items as phones write them, and the near misses the plain reading must hand to the grammar.
+_ITEM_PARTS = st.sampled_from(['username', 'Realm', 'nc', 'qop', 'x-y_z', 'a b', 'n"', '', '=', ' ', '  ',
+                               '"', '"v"', '"a,b"', '"a\\"b"', '"', 'v', '00000001', 'auth', 'é', '\t', ',',
+                               '\\', '"sip:a@b;x=1"', ';', 'c=d', '\x1c', '\u00a0'])
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(st.lists(_ITEM_PARTS, min_size=1, max_size=5).map("".join), min_size=1, max_size=6))
+def test_plain_reading_of_credentials_agrees_with_the_grammar(items):
+    rest = ",".join(items).strip()
+    plain = digest._plain_params(rest)
+    try:
+        grammar = digest._regex_params(rest)
+    except AuthParseError:
+        grammar = None
+    if plain is not None:
+        assert plain == grammar, rest
+        assert list(plain) == list(grammar)
+
+
+def test_plain_reading_takes_what_phones_send():
+    sipp = ('username="100001",realm="bench.test",cnonce="6b8b4567",nc=00000001,qop=auth,'
+            'uri="sip:127.0.0.1:5060",nonce="MTc5Ng",response="0123abcd",algorithm=MD5,opaque="0f"')
+    assert digest._plain_params(sipp) == digest._regex_params(sipp)
+    assert digest._plain_params(sipp)["qop"] == "auth"
+    spaced = 'username="70001", realm="cc.test", nonce="n", uri="sip:cc.test", response="r", algorithm=MD5'
+    assert digest._plain_params(spaced) == digest._regex_params(spaced)
+    for odd in ('username="a,b", realm="r"', 'username="a\\"b"', 'a=b,', 'a=b, a=c', 'a="b', 'a=b c'):
+        assert digest._plain_params(odd) is None

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from softswitch.sip import uri as uri_mod
 from softswitch.sip.errors import SipError
 from softswitch.sip.headers import parse_name_addr, parse_via, split_commas
 from softswitch.sip.message import Request, Response, make_response
@@ -212,3 +213,25 @@ def test_mutated_torture_parse_or_peer_error(path, data):
                 pass
     except SipError as err:
         assert 400 <= err.status < 600
+
+
+def test_uri_cache_sized_for_the_tenant_keeps_a_round_of_registrations():
+    """Phones cycling over a tenant bigger than the default cache emptied it on every round; sized for the
+    tenant, a second round finds every URI, and each hit is still a new object (URIs are mutable)."""
+    saved_max, saved = uri_mod._CACHE_MAX, dict(uri_mod._CACHE)
+    try:
+        uri_mod._CACHE.clear()
+        uri_mod.size_cache(4 * 10000)
+        texts = [t for i in range(10000) for t in (f"sip:{100000 + i}@bench.test",
+                                                  f"sip:{100000 + i}@127.0.0.1:5060;transport=UDP")]
+        for t in texts:
+            uri_mod.parse_uri(t)
+        assert len(uri_mod._CACHE) == len(texts)
+        a, b = uri_mod.parse_uri(texts[1]), uri_mod.parse_uri(texts[1])
+        assert a is not b and a.params == [("transport", "UDP")] and a.params is not b.params
+        uri_mod.size_cache(10)                   # never below the default
+        assert uri_mod._CACHE_MAX == 16384
+    finally:
+        uri_mod._CACHE_MAX = saved_max
+        uri_mod._CACHE.clear()
+        uri_mod._CACHE.update(saved)
