@@ -116,7 +116,7 @@ class CallControl:
             fx.Respond: lambda e: respond(self, e),
             fx.AnswerCall: lambda e: e.leg.answer(e.leg.invite_tx.request, e.body),
             fx.CallOver: self._call_over, fx.WriteCdr: self._write_cdr,
-            fx.Log: lambda e: self.log.info(e.event, **e.fields)}
+            fx.Log: lambda e: getattr(self.log, e.level)(e.event, **e.fields)}
         for m, h in (("INVITE", self.on_invite), ("BYE", self.on_bye), ("CANCEL", self.on_cancel),
                      ("UPDATE", self.on_update), ("INFO", self.on_info)):
             endpoint.handlers[m] = h
@@ -402,7 +402,7 @@ class CallControl:
         call = self.customer_call(leg, req, number, offer)
         leg.answer(req, sdp, headers)
         leg.start_session_timer(interval, we_refresh)
-        self.log.info("call_answered", call_id=call.id, number=number, video=call.video)
+        self.log.debug("call_answered", call_id=call.id, number=number, video=call.video)
         return call
 
     # --- queue and ACD actions -----------------------------------------------------------------------------
