@@ -145,11 +145,13 @@ class ContactCenter:
                     t[1] = ev.talk      # its wait repeats the answer's, already counted
                 else:
                     t[0] += ev.wait     # a call that overflowed waited in each queue in turn
+        routine = ev.kind in ROUTINE_KINDS or (ev.kind == "state" and (ev.old, ev.new) in ROUTINE_STATES)
+        if routine and not self.debug and not self.subscribers:
+            return
         values = ev.as_dict()
-        if ev.kind not in ROUTINE_KINDS and (ev.kind != "state" or (ev.old, ev.new) not in ROUTINE_STATES):
-            self.log.info("acd_" + ev.kind, **{k: v for k, v in values.items() if v not in ("", 0.0) and k != "at"})
-        elif self.debug:
-            self.log.debug("acd_" + ev.kind, **{k: v for k, v in values.items() if v not in ("", 0.0) and k != "at"})
+        if not routine or self.debug:
+            fields = {k: v for k, v in values.items() if v not in ("", 0.0) and k != "at"}
+            (self.log.debug if routine else self.log.info)("acd_" + ev.kind, **fields)
         if self.subscribers:
             payload = {"type": ev.kind, **values}
             for q in list(self.subscribers):
