@@ -56,24 +56,30 @@ def admit(draining: bool, load: Load) -> Refusal | None:
 
 
 class Watch:
-    """The node's overload measures, each smoothed over about a second of the watcher's ticks (weight 0.05 at
-    one tick per 50 ms). One stall of a busy machine (a GC pass, the process descheduled for half a second)
-    is one tick's sample and moves a measure by a twentieth of it; a second of overload moves it most of the
-    way: calls are refused when the node is past capacity, not when it was late once."""
-    WEIGHT = 0.05
+    """The node's overload measures, smoothed over the watcher's ticks (one per 50 ms): a measure rises by a
+    twentieth of the way to each sample (about a second of memory) and falls by nearly a third. One stall of
+    a busy machine (a GC pass, the process descheduled for half a second) is one tick's sample and moves a
+    measure by a twentieth of it; half a second of overload and more moves it most of the way; and once the
+    node keeps up again, calls are taken again within a few ticks, not after a second of 503s to a node that
+    has caught up (goodput past capacity)."""
+    RISE, FALL = 0.05, 0.3
 
     def __init__(self) -> None:
         self.loop_lag = self.busy = self.resend_ratio = self.backlog = 0.0
+
+    @classmethod
+    def _smooth(cls, value: float, sample: float) -> float:
+        return value + (sample - value) * (cls.RISE if sample > value else cls.FALL)
 
     def tick(self, every: float, dt: float, busy: float, resent: int, created: int, worst_age: float) -> None:
         """One tick of the watcher, `dt` seconds after the last (it asked for `every`): `busy` seconds spent
         handling SIP meanwhile, peers' requests `resent` and server transactions `created`, and the oldest
         message the overload policy saw while it shed (0 when it did not)."""
-        w, k = self.WEIGHT, 1.0 - self.WEIGHT
-        self.loop_lag = self.loop_lag * k + max(0.0, dt - every) * w
-        self.busy = self.busy * k + min(1.0, busy / dt if dt > 0 else 0.0) * w
-        self.resend_ratio = self.resend_ratio * k + min(1.0, resent / max(1, created)) * w
-        self.backlog = self.backlog * k + worst_age * w
+        smooth = self._smooth
+        self.loop_lag = smooth(self.loop_lag, max(0.0, dt - every))
+        self.busy = smooth(self.busy, min(1.0, busy / dt if dt > 0 else 0.0))
+        self.resend_ratio = smooth(self.resend_ratio, min(1.0, resent / max(1, created)))
+        self.backlog = smooth(self.backlog, worst_age)
 
 
 class Refusals:

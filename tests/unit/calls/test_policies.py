@@ -179,8 +179,8 @@ def test_admission_watch_one_stall_does_not_refuse_a_second_of_overload_does():
     for _ in range(20):
         w.tick(every=0.05, dt=0.25, busy=0.25, resent=0, created=10, worst_age=0.3)
     assert _refused(w) == ("loop_lag", "backlog")
-    # and within 2 s of the overload ending calls are taken again
-    for _ in range(40):
+    # and a few ticks after the node keeps up again, calls are taken again
+    for _ in range(4):
         w.tick(**calm)
     assert _refused(w) == ()
 
