@@ -301,6 +301,7 @@ def test_a_silent_room_sends_nothing_then_marks_the_first_packet_when_someone_sp
             await clk.settle()
             quiet = (pa.mark(), pb.mark(), a.stats["tx_packets"], b.stats["tx_packets"])
             clk.audio(pa, a, frames(tone(440, 0.2)))
+            clk.watch(pb, b)                    # settle() waits for what b sent too
             await clk.seconds(0.4)
             await clk.settle()
             return quiet
