@@ -52,6 +52,15 @@ def log_counts(workdir: str) -> tuple[int, int]:
     return declined, stuck
 
 
+def refusal_causes(before: dict, after: dict) -> str:
+    """The node's 503s for overload between two /health answers, per measure past its ceiling ("-": none;
+    a node older than the per-measure count says "?")."""
+    if "refused_overloaded" not in after:
+        return "?"
+    a, b = before.get("refused_overloaded", {}), after["refused_overloaded"]
+    return " ".join(f"{k}={b[k] - a.get(k, 0)}" for k in b if b[k] - a.get(k, 0)) or "-"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--agents", type=int, default=1000)
@@ -83,11 +92,12 @@ def main() -> None:
         print(f"softswitch serve listening after {started:.1f} s; {len(phones)} agents registered and {signed} "
               f"signed in ({time.perf_counter() - t0:.1f} s)")
         print(f"{'rate/s':>7} {'calls':>7} {'ok':>7} {'failed':>7} {'503':>6} {'to agent':>9} {'achieved/s':>11} "
-              f"{'node CPU us/call':>17} {'of which loop':>14} {'declined':>9} {'stuck':>6}")
+              f"{'node CPU us/call':>17} {'of which loop':>14} {'declined':>9} {'stuck':>6}  503 by measure")
         best = 0
         for rate in [int(r) for r in args.rates.split(",")]:
             calls = int(rate * args.seconds)
-            h0 = api(f"http://127.0.0.1:{http_port}", "GET", "/health")["call_stats"]
+            health0 = api(f"http://127.0.0.1:{http_port}", "GET", "/health")
+            h0 = health0["call_stats"]
             c0, t0, l0 = cpu_seconds(node.pid), thread_cpu(node.pid), log_counts(work)
             r = sipp("customer_call_direct.xml" if args.direct_media else "customer_call.xml", sip_port, calls, rate, work,
                      ["-s", "4001", "-d", str(args.hold_ms), "-timeout_error", "-trace_err"], timeout=int(args.seconds * 4 + 30))
@@ -96,11 +106,13 @@ def main() -> None:
             t1 = thread_cpu(node.pid)
             loop_us = (t1[node.pid] - t0.get(node.pid, 0.0)) * 1e6 / max(1, r["ok"])
             l1 = log_counts(work)
-            h1 = api(f"http://127.0.0.1:{http_port}", "GET", "/health")["call_stats"]
+            health1 = api(f"http://127.0.0.1:{http_port}", "GET", "/health")
+            h1 = health1["call_stats"]
+            why = refusal_causes(health0, health1)
             s503 = h1["overloaded"] - h0["overloaded"]
             by_agent = h1["answered_by_agent"] - h0["answered_by_agent"]
             achieved = r["ok"] / r["elapsed"] if r["elapsed"] else 0
-            print(f"{rate:7d} {calls:7d} {r['ok']:7d} {r['failed']:7d} {s503:6d} {by_agent:9d} {achieved:11.0f} {cpu_us:17.0f} {loop_us:14.0f} {l1[0] - l0[0]:9d} {l1[1] - l0[1]:6d}",
+            print(f"{rate:7d} {calls:7d} {r['ok']:7d} {r['failed']:7d} {s503:6d} {by_agent:9d} {achieved:11.0f} {cpu_us:17.0f} {loop_us:14.0f} {l1[0] - l0[0]:9d} {l1[1] - l0[1]:6d}  {why}",
                   flush=True)
             if r["failed"] == 0 and r["ok"] == calls and by_agent == calls:
                 best = rate

@@ -371,6 +371,11 @@ class Mixer:
     def has_overrides(self) -> bool:
         return bool(self._over)
 
+    def room_size(self, room) -> int:
+        """How many legs are in `room` (0 for a room nobody is in)."""
+        code = self._room_code.get(room)
+        return 0 if code is None else self._room_refs[code]
+
     @property
     def rows(self) -> dict:
         """leg id -> row index (read only), for callers that look up every leg on every tick."""

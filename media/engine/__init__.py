@@ -24,6 +24,9 @@ Documented choices:
 * Sending: an audio stream sends one packet per tick when it has a remote address AND (it is in a room,
   or a prompt is playing to it, or DTMF is being sent on it). A stream alone in a room sends silence
   (keeps NAT bindings and the far jitter buffer alive). A stream in no room with no prompt sends nothing.
+  A room of two or more where no member sent a frame this tick sends nothing (no supervisor override
+  set): the parties are silent and send nothing themselves, so the switch does as they do (silence
+  suppression, RFC 3551 s. 4.1; the first packet after it has the marker bit); RTCP reports go on.
 * A prompt playing to a stream REPLACES the room audio for that stream (the caller hears the prompt
   only); what the stream says is still mixed into its room. ``play`` on a stream that is already
   playing stops the earlier prompt (its future resolves False).

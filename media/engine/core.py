@@ -270,7 +270,7 @@ class MediaEngine(Ticker, RelayRoutes, Prompts):
             return
         mixer = self.mixer
         index = mixer.rows          # leg -> row
-        silent, groups, odd, pts = stages.receive(decode, index, now)
+        silent, groups, odd, pts, sounding = stages.receive(decode, index, now)
         g711_mix = len(pts) == 1 and not odd and not mixer.has_overrides
         if g711_mix:
             pt = next(iter(pts))
@@ -285,7 +285,7 @@ class MediaEngine(Ticker, RelayRoutes, Prompts):
             if not ticked:
                 return
             out = mixer.mix()
-        outgoing, mixed_rows = stages.plan(self, ticked, n, index)
+        outgoing, mixed_rows = stages.plan(self, ticked, n, index, sounding)
         if mixed_rows:
             outgoing += stages.encode_rows(out, mixed_rows, g711_mix)
         stages.send(outgoing, n)

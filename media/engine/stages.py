@@ -24,8 +24,10 @@ if TYPE_CHECKING:
 
 
 def receive(decode: list[Stream], index: dict, now: float):
-    """(silent rows, {pt: (rows, payloads)} of whole frames, [(row, pt, payload)] odd-sized, heard pts)."""
+    """(silent rows, {pt: (rows, payloads)} of whole frames, [(row, pt, payload)] odd-sized, heard pts,
+    rooms with a member that sent a frame)."""
     silent: list[int] = []
+    sounding: set = set()
     groups: dict[int, tuple[list[int], list[bytes]]] = {}
     odd: list[tuple[int, int, bytes]] = []
     pts: set[int] = set()
@@ -37,7 +39,10 @@ def receive(decode: list[Stream], index: dict, now: float):
         payload = f.payload if f is not None else None
         if payload is None:
             silent.append(row)
-        elif len(payload) == FRAME:
+            continue
+        if s.room is not None:
+            sounding.add(s.room)
+        if len(payload) == FRAME:
             g = groups.get(s.pt)
             if g is None:
                 g = groups[s.pt] = ([], [])
@@ -46,7 +51,7 @@ def receive(decode: list[Stream], index: dict, now: float):
         else:
             odd.append((row, s.pt, payload))
     pts.discard(None)
-    return silent, groups, odd, pts
+    return silent, groups, odd, pts, sounding
 
 
 def gather_codes(n_rows: int, groups: dict, silent: list[int], pt: int) -> np.ndarray:
@@ -81,13 +86,17 @@ def record_frames(recordings: set[Recording], frames: np.ndarray, index: dict) -
         r._add(frames[[index[r.customer], index[r.agent]]])
 
 
-def plan(engine: MediaEngine, ticked: list[Stream], n: int, index: dict):
+def plan(engine: MediaEngine, ticked: list[Stream], n: int, index: dict, sounding: set):
     """What each stream sends this tick: (prompt frames as (stream, payload), [(stream, mixer row)]).
 
     DTMF packets and due RTCP reports go out from here; a prompt's time passes even while nobody can
-    hear it yet.
+    hear it yet. A room of two or more where nobody sent a frame (`sounding`: the rooms where someone
+    did) sends nothing this tick, as the phones themselves do (silence suppression, RFC 3551 s. 4.1;
+    the next packet carries the marker bit), unless a supervisor's override is set.
     """
     rtcp_due = n % engine.rtcp_every == 0 and n > 0
+    mixer = engine.mixer
+    suppress = not mixer.has_overrides
     mixed_rows: list[tuple[Stream, int]] = []
     outgoing: list[tuple[Stream, bytes]] = []
     for s in ticked:
@@ -112,6 +121,8 @@ def plan(engine: MediaEngine, ticked: list[Stream], n: int, index: dict):
         if p is not None:
             outgoing.append((s, p.payload(s.pt)))
             p.pos += 1
+        elif suppress and s.room not in sounding and mixer.room_size(s.room) > 1:
+            s._sent_last_tick = False
         else:
             mixed_rows.append((s, index[s]))
     return outgoing, mixed_rows

@@ -38,6 +38,8 @@ class NodeCollector:
                                 value=node.calls.busy)
         yield GaugeMetricFamily("softswitch_loop_lag_seconds", "Event loop lateness (smoothed)",
                                 value=node.calls.loop_lag)
+        yield counters("softswitch_calls_refused_overloaded", "New calls answered 503 for overload, per measure "
+                       "past its ceiling (a refusal counts under each)", "reason", node.calls.refusals.by_reason)
         wd = getattr(node, "watchdog", None)
         if wd is not None:
             stalls = CounterMetricFamily("softswitch_loop_stalls", "Inputs that held the event loop past the "

@@ -354,6 +354,7 @@ async def health(request: web.Request) -> web.Response:
                   "calls": len(node.calls.calls), "bindings": await node.location.count(),
                   "loop_lag_ms": round(1000 * node.calls.loop_lag, 1),
                   "sip_busy": round(node.calls.busy, 3), "resend_ratio": round(node.calls.resend_ratio, 3), "call_stats": dict(node.calls.stats),
+                  "refused_overloaded": dict(node.calls.refusals.by_reason),
                   "keepalive": {**node.phones.core.stats, **node.phones.stats}},
                  status=503 if draining else 200)
 

@@ -20,7 +20,7 @@ from ..aio import drive
 from .callbacks import call_back, confirm_callback
 from ..calls import admission, callback, cdr, consult, outbound, sessions, session_timer
 from ..calls import effects as fx
-from ..calls.bindings import choose_binding
+from ..calls.bindings import choose_binding, ring_target
 from ..calls.call import Call, priority_of
 from ..calls.flow import CallCore
 from ..calls.outbound import OutboundLimit
@@ -35,7 +35,7 @@ from ..sip.sdp import ANSWER_DIRECTION, answer_events, build_sdp, negotiate_audi
 from ..sip.errors import SipError
 from ..sip.message import Request, Response, make_response
 from ..sip.transaction import Transaction
-from ..sip.uri import SipURI, parse_uri
+from ..sip.uri import SipURI
 from .consults import consult_agent_calls, install as install_consults
 from .transfers import install as install_transfers
 from . import video_switch
@@ -92,6 +92,7 @@ class CallControl:
         self.max_resend_ratio = 0.1
         self.backlog = 0.0                      # smoothed age of queued datagrams, seconds (set by the node)
         self.max_backlog = 0.1
+        self.refusals = admission.Refusals()    # calls refused for overload, per cause
         self.trunks = None           # TrunkService (node.trunks): outbound calls over the dial plan
         self.trunk_invite = None     # (tx, req) -> True when a trunk's INVITE was answered there (node.trunks)
         self._carriers = {
@@ -115,7 +116,7 @@ class CallControl:
             fx.Respond: lambda e: respond(self, e),
             fx.AnswerCall: lambda e: e.leg.answer(e.leg.invite_tx.request, e.body),
             fx.CallOver: self._call_over, fx.WriteCdr: self._write_cdr,
-            fx.Log: lambda e: self.log.info(e.event, **e.fields)}
+            fx.Log: lambda e: getattr(self.log, e.level)(e.event, **e.fields)}
         for m, h in (("INVITE", self.on_invite), ("BYE", self.on_bye), ("CANCEL", self.on_cancel),
                      ("UPDATE", self.on_update), ("INFO", self.on_info)):
             endpoint.handlers[m] = h
@@ -219,19 +220,8 @@ class CallControl:
         return port
 
     def binding_target(self, b) -> Target:
-        """Where requests for a registered phone go: over its own connection for stream transports; over UDP
-        to the Contact when it names the address the REGISTER came from (no NAT between), else to that source
-        address (received/rport), which is what gets through a NAT."""
-        proto, host, port = b.source
-        if proto != "udp":
-            return Target(proto, host, port, self.endpoint.find_connection(proto, host, port))
-        try:
-            uri = parse_uri(b.contact)
-        except SipError:
-            uri = None
-        if isinstance(uri, SipURI) and uri.host == host and uri.port and not b.path:
-            return Target("udp", host, uri.port)
-        return Target("udp", host, port)
+        """Where requests for a registered phone go (calls.bindings.ring_target)."""
+        return ring_target(b, self.endpoint.find_connection)
 
     def binding_for(self, softphone: str):
         """The binding to ring for a softphone now (calls.bindings.choose_binding), None when it has none."""
@@ -242,8 +232,17 @@ class CallControl:
                               self.max_busy, self.resend_ratio, self.max_resend_ratio, self.backlog,
                               self.max_backlog)
 
-    def overloaded(self) -> bool:
-        return admission.overloaded(self.load())
+    def refusal(self) -> admission.Refusal | None:
+        """None: a new call is taken; else why not (admission.admit), an overload counted per cause and
+        logged at most every few seconds with the figures."""
+        load = self.load()
+        refusal = admission.admit(self.draining, load)
+        if refusal is not None and refusal.overloaded:
+            self.stats["overloaded"] += 1
+            warn = self.refusals.count(refusal, load, self.loop.time())
+            if warn is not None:
+                self.log.warning("calls_refused_overloaded", **warn)
+        return refusal
 
     def register_leg(self, leg: Leg) -> None:
         self.dialogs[leg.key] = leg
@@ -296,9 +295,8 @@ class CallControl:
             if caller_agent is None:
                 return
         ep.respond(tx, make_response(req, 100))
-        refusal = admission.admit(self.draining, self.load())
+        refusal = self.refusal()
         if refusal is not None:
-            self.stats["overloaded"] += refusal.overloaded
             ep.respond(tx, make_response(req, refusal.status, refusal.reason, to_tag=new_tag(),
                                          headers=[("Retry-After", str(refusal.retry_after))]))
             return
@@ -404,7 +402,7 @@ class CallControl:
         call = self.customer_call(leg, req, number, offer)
         leg.answer(req, sdp, headers)
         leg.start_session_timer(interval, we_refresh)
-        self.log.info("call_answered", call_id=call.id, number=number, video=call.video)
+        self.log.debug("call_answered", call_id=call.id, number=number, video=call.video)
         return call
 
     # --- queue and ACD actions -----------------------------------------------------------------------------

@@ -39,7 +39,7 @@ async def answer_anchored(cc, tx, req: Request, offer, number: str, decision) ->
     leg.stream.on_dtmf = lambda d, call=call: cc.customer_digit(call, d)
     leg.answer(req, sdp, headers)
     leg.start_session_timer(interval, we_refresh)
-    cc.log.info("call_answered", call_id=call.id, number=number, video=call.video, rtp=leg.stream.port)
+    cc.log.debug("call_answered", call_id=call.id, number=number, video=call.video, rtp=leg.stream.port)
     cc.route_answered(call, decision)
 
 

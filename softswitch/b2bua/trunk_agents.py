@@ -9,7 +9,6 @@ import time
 from acd import AgentStateError
 
 from ..aio import drive
-from ..calls import admission
 from ..calls.call import Call
 from .legs import Leg, new_tag
 from .outbound import _anchor_then, _response
@@ -25,7 +24,7 @@ def ring_agent(cc, tx, req: Request, agent_id: str, number: str) -> None:
     is not registered is not reachable (480)."""
     ep = cc.endpoint
     ep.respond(tx, make_response(req, 100))
-    refusal = admission.admit(cc.draining, cc.load())
+    refusal = cc.refusal()
     if refusal is not None:
         ep.respond(tx, make_response(req, refusal.status, refusal.reason, to_tag=new_tag(),
                                      headers=[("Retry-After", str(refusal.retry_after))]))

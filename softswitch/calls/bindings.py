@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from ..sip.errors import SipError
+from ..sip.uri import SipURI, parse_uri
+from ..transport.base import Target
+
 
 def live(bindings: Iterable, now: float) -> list:
     return [b for b in bindings if b.expires_at > now]
@@ -23,3 +27,19 @@ def choose_binding(bindings: Iterable, now: float):
     """The binding to ring, or None when the phone has no live binding."""
     alive = live(bindings, now)
     return max(alive, key=rank) if alive else None
+
+
+def ring_target(b, find_connection) -> Target:
+    """Where requests for a registered phone go: over its own connection for stream transports
+    (`find_connection(proto, host, port)`); over UDP to the Contact when it names the address the REGISTER came
+    from (no NAT between), else to that source address (received/rport), which is what gets through a NAT."""
+    proto, host, port = b.source
+    if proto != "udp":
+        return Target(proto, host, port, find_connection(proto, host, port))
+    try:
+        uri = parse_uri(b.contact)
+    except SipError:
+        uri = None
+    if isinstance(uri, SipURI) and uri.host == host and uri.port and not b.path:
+        return Target("udp", host, uri.port)
+    return Target("udp", host, port)

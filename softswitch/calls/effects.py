@@ -266,6 +266,7 @@ class WriteCdr:
 class Log:
     event: str
     fields: dict = field(default_factory=dict)
+    level: str = "info"         # "debug": a routine step of every call (the CDR and queue log hold it too)
 
 
 Effect = (SendBye | SendCancel | SendRefresh | Reinvite | Respond | AnswerCall | StopTimers | ArmSessionTimer | Forget | LegFailed

@@ -81,7 +81,8 @@ class CallCore:
         media goes straight between the phones)."""
         call.agent_leg = leg
         call.answered_at = now
-        out: list = [Log("call_connected", {"call_id": call.id, "agent_id": leg.agent_id, "queue": call.queue})]
+        out: list = [Log("call_connected", {"call_id": call.id, "agent_id": leg.agent_id, "queue": call.queue},
+                         "debug")]
         if leg.rtc is not None and body:
             out.append(AcceptBrowserAnswer(call, leg, body))
         elif call.callback and leg.stream is not None and body:

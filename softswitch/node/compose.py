@@ -23,6 +23,7 @@ from ..b2bua.contact_center import ContactCenter
 from ..b2bua.control import CallControl
 from ..b2bua.ivr import IvrRunner
 from ..b2bua.routing import Router
+from ..calls import admission
 from ..endpoint import Endpoint
 from ..options import make_options_handler
 from ..pool.queue_board import RedisQueueBoard
@@ -312,30 +313,28 @@ class Node:
             await asyncio.sleep(every)
 
     async def _watch_loop_lag(self, every: float = 0.05) -> None:
-        """Overload signals for call admission, smoothed: how late the loop runs callbacks, the share of time
-        spent handling SIP, and how often peers' requests wait long enough for an answer to be re-sent. Our own
-        requests re-sent to a peer that does not answer (keepalives to a phone that went away, an agent's phone
-        that never rings) say nothing of this node's load and are left out. Past their limits new calls get
-        503 + Retry-After instead of every call slowing down."""
-        lag = busy = resend = backlog = 0.0
+        """Overload signals for call admission, smoothed (admission.Watch): how late the loop runs callbacks,
+        the share of time spent handling SIP, how often peers' requests wait long enough for an answer to be
+        re-sent, and how old the datagrams the overload policy sheds are. Our own requests re-sent to a peer
+        that does not answer (keepalives to a phone that went away, an agent's phone that never rings) say
+        nothing of this node's load and are left out. Past their limits new calls get 503 + Retry-After
+        instead of every call slowing down."""
+        watch = admission.Watch()
         ep, stats = self.endpoint, self.endpoint.layer.stats
         last_busy, last_resent, last_created = ep.busy, stats["server_resent"], stats["server_created"]
         while True:
             t0 = self.loop.time()
             await asyncio.sleep(every)
             dt = self.loop.time() - t0
-            # about a second of memory: one stall of a busy machine is not overload, a second of lag is
-            lag = lag * 0.95 + max(0.0, dt - every) * 0.05
-            busy = busy * 0.95 + min(1.0, (ep.busy - last_busy) / dt) * 0.05     # about a second
-            created = stats["server_created"]
-            ratio = (stats["server_resent"] - last_resent) / max(1, created - last_created)
-            resend = resend * 0.95 + min(1.0, ratio) * 0.05
-            last_busy, last_resent, last_created = ep.busy, stats["server_resent"], created
-            self.calls.loop_lag, self.calls.busy, self.calls.resend_ratio = lag, busy, resend
-            if self.overload is not None:     # how long datagrams wait in the receive queue, ~0.25 s memory
-                self.overload.note_loop_lag(lag)      # what stream connections' bytes wait
-                backlog = backlog * 0.8 + self.overload.take_worst() * 0.2
-                self.calls.backlog = backlog
+            busy, resent, created = ep.busy, stats["server_resent"], stats["server_created"]
+            worst = self.overload.take_worst() if self.overload is not None else 0.0
+            watch.tick(every, dt, busy - last_busy, resent - last_resent, created - last_created, worst)
+            last_busy, last_resent, last_created = busy, resent, created
+            calls = self.calls
+            calls.loop_lag, calls.busy, calls.resend_ratio, calls.backlog = (
+                watch.loop_lag, watch.busy, watch.resend_ratio, watch.backlog)
+            if self.overload is not None:
+                self.overload.note_loop_lag(watch.loop_lag)      # what stream connections' bytes wait
 
     def reload(self, path: str | None = None) -> dict:
         """Re-read the config; a file that fails validation changes nothing and says why."""

@@ -281,8 +281,38 @@ def test_two_party_room_each_hears_the_other(phones, loop_kind):
         assert pk[0].marker and not any(p.marker for p in pk[1:])
         assert all(len(p.payload) == 160 for p in pk)
     for st in (sa, sb):
-        assert st["rx_packets"] == 50 and st["lost"] == 0 and st["tx_packets"] >= 55
+        # a packet for each of the other's frames; the quarter second after both tones ended, the room is
+        # silent and sends nothing (as the phones do), where it sent silence before
+        assert st["rx_packets"] == 50 and st["lost"] == 0 and st["tx_packets"] == 50
         assert st["garbage"] == 0 and st["errors"] == 0
+
+
+def test_a_silent_room_sends_nothing_then_marks_the_first_packet_when_someone_speaks(phones):
+    pa, pb = phones(0), phones(8)          # different codecs: the pair is mixed by the tick, not relayed
+
+    async def scenario():
+        async with clocked_engine() as (eng, clk):
+            a, b = await eng.open_stream(), await eng.open_stream()
+            a.set_remote("127.0.0.1", pa.port, 0)
+            b.set_remote("127.0.0.1", pb.port, 8)
+            eng.join(a, "call")
+            eng.join(b, "call")
+            await clk.seconds(0.3)              # nobody speaks: nothing sent either way
+            await clk.settle()
+            quiet = (pa.mark(), pb.mark(), a.stats["tx_packets"], b.stats["tx_packets"])
+            clk.audio(pa, a, frames(tone(440, 0.2)))
+            clk.watch(pb, b)                    # settle() waits for what b sent too
+            await clk.seconds(0.4)
+            await clk.settle()
+            return quiet
+
+    quiet = run(scenario)
+    assert quiet == (0, 0, 0, 0)
+    pk = pb.packets()
+    assert len(pk) == 10 and pk[0].marker and not any(p.marker for p in pk[1:])
+    assert abs(dominant_frequency(pb.audio()) - 440) < 10
+    # the speaker hears the silence of the other (its own voice makes the room sound), then nothing again
+    assert len(pa.packets()) == 10
 
 
 # --- (2) prompts and music on hold ----------------------------------------------------------------

@@ -4,7 +4,9 @@ listener is told datagrams are old by moving the clock it compares kernel receiv
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+import urllib.request
 
 import aiohttp
 from hypothesis import given, settings
@@ -231,6 +233,12 @@ def test_invites_get_503_while_the_receive_queue_is_old_and_no_call_is_created(t
         answers = [m.status for m in c.recv_all(0.5)]
         assert answers[-1] == 503 and 180 not in answers
         assert nt.call(lambda: (len(nt.node.calls.calls), nt.node.calls.stats["overloaded"])) == (0, 1)
+        # the measure that refused it is counted on /metrics and /health
+        text = urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=10).read().decode()
+        assert 'softswitch_calls_refused_overloaded_total{reason="backlog"} 1.0' in text
+        assert 'softswitch_calls_refused_overloaded_total{reason="loop_lag"} 0.0' in text
+        health = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{http_port}/health", timeout=10).read())
+        assert health["refused_overloaded"]["backlog"] == 1
         c.close()
 
 

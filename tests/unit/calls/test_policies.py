@@ -140,3 +140,56 @@ def test_dtmf_relay_digits():
     for hostile in (b"Signal=<\r\n", b"Signal=55\r\n", b"Signal=\r\n", b"Signal=5" + b"5" * 100000, b"\xff\xfe"):
         assert sessions.dtmf_relay_digit("application/dtmf-relay", hostile) is None
     assert sessions.dtmf_relay_digit("application/dtmf", b"x") is None
+
+
+def test_admission_refusals_counted_per_cause_and_warned_at_most_every_few_seconds():
+    refusals = admission.Refusals(every=5.0)
+    load = admission.Load(loop_lag=0.3, backlog=0.4, calls=7)
+    r = admission.admit(False, load)
+    assert r.causes == ("loop_lag", "backlog")
+    warn = refusals.count(r, load, 100.0)
+    assert warn["refused"] == 1 and warn["causes"] == ["loop_lag", "backlog"] and warn["backlog_ms"] == 400.0
+    assert refusals.count(r, load, 101.0) is None and refusals.count(r, load, 104.9) is None
+    assert refusals.count(r, load, 105.0)["refused"] == 3          # the refusals since the last warning
+    assert refusals.by_reason == {"max_calls": 0, "loop_lag": 4, "sip_busy": 0, "resend_ratio": 0, "backlog": 4}
+    assert admission.admit(False, admission.Load(calls=3, max_calls=3, busy=0.99)).causes == ("max_calls", "sip_busy")
+    assert admission.admit(True, load).causes == ()                 # draining: no overload to count
+
+
+def _refused(watch: admission.Watch) -> tuple[str, ...]:
+    return admission.causes(admission.Load(loop_lag=watch.loop_lag, busy=watch.busy,
+                                           resend_ratio=watch.resend_ratio, backlog=watch.backlog))
+
+
+def test_admission_watch_one_stall_does_not_refuse_a_second_of_overload_does():
+    calm = dict(every=0.05, dt=0.05, busy=0.02, resent=0, created=10, worst_age=0.0)
+    w = admission.Watch()
+    for _ in range(40):
+        w.tick(**calm)
+    # one tick held the loop for 0.8 s (a GC pass, the process descheduled), and the datagrams that
+    # queued meanwhile are shed for a few ticks while the node catches up: no call is refused
+    w.tick(every=0.05, dt=0.85, busy=0.85, resent=2, created=10, worst_age=0.8)
+    for age in (0.6, 0.4, 0.25):
+        w.tick(**{**calm, "worst_age": age})
+    assert _refused(w) == ()
+    for _ in range(20):
+        w.tick(**calm)
+    assert _refused(w) == ()
+    # twenty ticks in a row with the loop 0.2 s late and datagrams shed at 0.3 s old: past capacity
+    for _ in range(20):
+        w.tick(every=0.05, dt=0.25, busy=0.25, resent=0, created=10, worst_age=0.3)
+    assert _refused(w) == ("loop_lag", "backlog")
+    # and a few ticks after the node keeps up again, calls are taken again
+    for _ in range(4):
+        w.tick(**calm)
+    assert _refused(w) == ()
+
+
+def test_admission_watch_counts_peers_resends_per_new_transaction():
+    w = admission.Watch()
+    for _ in range(30):
+        w.tick(every=0.05, dt=0.05, busy=0.0, resent=5, created=10, worst_age=0.0)
+    assert _refused(w) == ("resend_ratio",)
+    w2 = admission.Watch()
+    w2.tick(every=0.05, dt=0.0, busy=0.0, resent=0, created=0, worst_age=0.0)     # no time passed: no share
+    assert (w2.busy, w2.resend_ratio) == (0.0, 0.0)
