@@ -26,6 +26,7 @@ sys.path.insert(0, ROOT)
 from benchmarks.common import cpu_seconds, free_port, serve, sipp, stop  # noqa: E402
 from benchmarks.tenant import write_tenant  # noqa: E402
 from tools.agents_load import api, register_agents, sign_in_all  # noqa: E402
+from tools.sipp.talk_wav import NAME as TALK_WAV, write_talk_wav  # noqa: E402
 
 
 def thread_cpu(pid: int) -> dict[int, float]:
@@ -70,12 +71,18 @@ def main() -> None:
     ap.add_argument("--max-calls", type=int, default=5000)
     ap.add_argument("--direct-media", action="store_true",
                     help="signalling only: server.media.anchor false, customers re-INVITEd to the agent")
+    ap.add_argument("--rtp", action="store_true",
+                    help="the SIPp customers and agents talk: each streams PCMU for the whole call (anchored only)")
     ap.add_argument("--profile", metavar="FILE", help="run the node under cProfile, its stats written to FILE")
     ap.add_argument("--quick", action="store_true", help="20 agents, 10 calls/s for 1 s (a smoke run)")
     args = ap.parse_args()
     if args.quick:
         args.agents, args.rates, args.seconds, args.hold_ms = 20, "10", 1.0, 200
+    if args.rtp and args.direct_media:
+        ap.error("--rtp measures the switch relaying the phones' audio: anchored media only")
     work = tempfile.mkdtemp(prefix="callbench-")
+    if args.rtp:
+        write_talk_wav(os.path.join(work, TALK_WAV))
     uas_port = free_port()
     tenant = write_tenant(os.path.join(work, "tenant.yaml"), args.agents, queues=1, anchor=not args.direct_media,
                           max_calls=args.max_calls, wrap_up="0s", ring_timeout="10s")
@@ -83,7 +90,8 @@ def main() -> None:
     node, started = serve(tenant.path, work, profile=args.profile and os.path.abspath(args.profile))
     uas = None
     try:
-        uas = subprocess.Popen(["sipp", "-sf", os.path.join(ROOT, "tools", "sipp", "agent_uas.xml"), "-i", "127.0.0.1",
+        uas = subprocess.Popen(["sipp", "-sf", os.path.join(ROOT, "tools", "sipp",
+                                                         "agent_uas_rtp.xml" if args.rtp else "agent_uas.xml"), "-i", "127.0.0.1",
                                 "-p", str(uas_port), "-nostdin", "-trace_err", "-max_recv_loops", "10000", "-aa"], cwd=work,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         t0 = time.perf_counter()
@@ -99,7 +107,9 @@ def main() -> None:
             health0 = api(f"http://127.0.0.1:{http_port}", "GET", "/health")
             h0 = health0["call_stats"]
             c0, t0, l0 = cpu_seconds(node.pid), thread_cpu(node.pid), log_counts(work)
-            r = sipp("customer_call_direct.xml" if args.direct_media else "customer_call.xml", sip_port, calls, rate, work,
+            scenario = ("customer_call_direct.xml" if args.direct_media else
+                        "customer_call_rtp.xml" if args.rtp else "customer_call.xml")
+            r = sipp(scenario, sip_port, calls, rate, work,
                      ["-s", "4001", "-d", str(args.hold_ms), "-timeout_error", "-trace_err"], timeout=int(args.seconds * 4 + 30))
             # the node's CPU over the calls (set-up, media while held, tear-down): robust where wall-clock is not
             cpu_us = (cpu_seconds(node.pid) - c0) * 1e6 / max(1, r["ok"])
@@ -120,7 +130,9 @@ def main() -> None:
                 break
             if rate != int(args.rates.split(",")[-1]):
                 time.sleep(3)          # calls of this rate finish before the next
-        mode = "direct media" if args.direct_media else "media anchored by the switch"
+        mode = ("direct media" if args.direct_media else
+                "media anchored by the switch" + (", both phones talking (PCMU both ways)" if args.rtp else
+                                                  ", phones silent (hold music while queued)"))
         print(f"highest rate with zero failed calls, all answered by agents: {best} calls/s "
               f"({args.agents} agents, hold {args.hold_ms} ms, {mode})")
     finally:

@@ -72,3 +72,12 @@ def test_generated_tenant_loads_with_its_agents_queues_and_routes(tmp_path):
     number, password = t.phones[7]
     from softswitch.registrar.credentials import ha1_pair
     assert cfg.agents[7].ha1 == ha1_pair(number, t.realm, password)
+
+
+def test_call_bench_with_talking_phones_runs(tmp_path):
+    # the SIPp phones stream PCMU through the anchored switch (their scenarios and the WAV they play load)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "call_bench.py"), "--quick", "--rtp"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+    assert re.search(r"highest rate .*: 10 calls/s .*both phones talking", proc.stdout), proc.stdout[-2000:]
