@@ -1,4 +1,9 @@
-"""The command line: serve, config check, config route, passwd, records, phone (see SPEC "Command line")."""
+"""The command line: serve, config check, config route, passwd, records, phone (see SPEC "Command line").
+
+`serve` hands the process over to the node's own program (`python -m softswitch.node`, by exec: the same
+process id, signals and output), so this module imports only what the other commands use: `config check` on
+a big tenant should not first spend a second importing the node (numpy, aiohttp, the call core).
+"""
 
 from __future__ import annotations
 
@@ -13,11 +18,9 @@ from pathlib import Path
 import config  # the shipped configs are package data
 
 from .registrar.credentials import Credentials
-from .node.compose import run as serve
-from .node.compose import sqlite_path
 from .phone.command import add_arguments as phone_arguments
 from .phone.command import run as run_phone
-from .records.store import RecordStore
+from .records.store import RecordStore, db_path
 from .records.export import MEANINGS
 from .b2bua.routing import Router
 from .trunks.describe import trunk_route
@@ -82,6 +85,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "config":
         return config_check(args.file) if args.action == "check" else config_route(args)
     return passwd(args)
+
+
+def serve(config_path: str) -> int:
+    """Become the node: exec `python -m softswitch.node --config FILE` (it returns only if the exec fails)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    python = sys.executable or "python3"
+    os.execv(python, [python, "-m", "softswitch.node", "--config", config_path])
+    return 1
 
 
 def version() -> str:
@@ -211,7 +223,8 @@ def passwd(args) -> int:
         print(f"password rejected by the password policy: {'; '.join(bad)}", file=sys.stderr)
         return 1
     if args.reset:
-        path = sqlite_path(cfg.server.storage.cdr)
+        url = cfg.server.storage.cdr
+        path = db_path(url) if url.startswith("sqlite:///") else None
         creds = Credentials(realm, {a.softphone: dict(a.ha1) for a in cfg.agents}, db_path=path)
         try:
             creds.reset(number, password)
