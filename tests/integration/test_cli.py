@@ -10,6 +10,7 @@ import time
 import pytest
 
 from softswitch.cli import moment, version
+from tests.support.serve import Served, example_on_free_ports
 
 
 def test_version_is_the_installed_package_version():
@@ -45,3 +46,26 @@ def test_a_date_is_local_time_without_an_offset(zone):
     zone("Europe/Berlin")
     assert moment("2026-12-01") == 1796083200.0 - 3600
     assert moment("2026-12-01T00:00Z") == 1796083200.0
+
+
+def test_the_command_line_does_not_import_the_node_and_serve_becomes_it(tmp_path):
+    """`config check` of a big tenant starts at once: the CLI imports neither the node nor numpy nor aiohttp;
+    `serve` execs the node program, so it keeps the process id a supervisor started."""
+    code = ("import sys, softswitch.cli; "
+            "print(sorted(m for m in ('softswitch.node.compose', 'numpy', 'aiohttp', 'softswitch.b2bua.control') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("server: {sip: {listen: [udp:127.0.0.1:1], domain: x}, bogus: 1}\n")
+    proc = subprocess.Popen([sys.executable, "-m", "softswitch.cli", "serve", "--config", str(bad)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and f"{bad}:1: server.bogus: unknown key" in err, err
+    config, _ = example_on_free_ports(tmp_path)
+    node = Served(config)          # returns once the node says it listens
+    try:
+        with open(f"/proc/{node.proc.pid}/cmdline", "rb") as f:
+            assert f.read().split(b"\0")[1:5] == [b"-m", b"softswitch.node", b"--config", str(config).encode()]
+    finally:
+        assert node.stop() == 0
