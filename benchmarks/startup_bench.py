@@ -3,7 +3,8 @@ listens, on a generated tenant (benchmarks/tenant.py), each timed in wall-clock 
 CPU seconds (on a shared machine the CPU figure is the one to compare). Then, right after the listen, SIPp
 registers a batch of the tenant's phones (REGISTER/401/REGISTER/200) and another batch of other phones after
 it: start-up work left for later would show in the first batch as more node CPU per registration, failures or
-retransmissions (answers later than SIPp's 500 ms).
+retransmissions (answers later than SIPp's 500 ms). Last the node is restarted on the same database, with
+those phones' bindings to restore before it listens, and the first batch registers again.
 
     .venv/bin/python benchmarks/startup_bench.py [--agents 20000] [--runs 3] [--registrations 2000]
     .venv/bin/python benchmarks/startup_bench.py --quick          (300 agents, one run: a smoke run)
@@ -71,8 +72,16 @@ def one_run(agents: int, queues: int, registrations: int, rate: int) -> dict:
         b = register_batch(tenant, work, node.pid, os.path.join(work, "second.csv"), count, rate)
     finally:
         stop(node)
+    # a restart: the same node on the same database, its phones' bindings to restore before it listens
+    node, restart_wall = serve(tenant.path, work)
+    try:
+        restart_cpu = cpu_seconds(node.pid)
+        c = register_batch(tenant, work, node.pid, first, count, rate)
+    finally:
+        stop(node)
     return {"check_wall": check_wall, "check_cpu": check_cpu, "listen_wall": listen_wall, "listen_cpu": listen_cpu,
-            "first": a, "second": b, "count": count}
+            "first": a, "second": b, "count": count, "restart_wall": restart_wall, "restart_cpu": restart_cpu,
+            "again": c}
 
 
 def main() -> None:
@@ -94,14 +103,18 @@ def main() -> None:
               f"{r['listen_wall']:.2f} s ({r['listen_cpu']:.2f} s CPU); registrations right after: "
               f"{r['first']['ok']} ok {r['first']['failed']} failed, {r['first']['cpu_us']:.0f} us CPU each, "
               f"{r['first']['retrans']} retransmissions; the next batch: {r['second']['ok']} ok {r['second']['failed']} failed, "
-              f"{r['second']['cpu_us']:.0f} us CPU each, {r['second']['retrans']} retransmissions", flush=True)
+              f"{r['second']['cpu_us']:.0f} us CPU each, {r['second']['retrans']} retransmissions; restarted with "
+              f"{2 * r['count']} bindings: listening after {r['restart_wall']:.2f} s ({r['restart_cpu']:.2f} s CPU), "
+              f"the first phones again: {r['again']['ok']} ok {r['again']['failed']} failed, "
+              f"{r['again']['cpu_us']:.0f} us CPU each", flush=True)
     med = lambda key: statistics.median(r[key] for r in runs)
     med2 = lambda batch, key: statistics.median(r[batch][key] for r in runs)
     print(f"startup: {args.agents} agents: config check {med('check_wall'):.2f} s ({med('check_cpu'):.2f} s CPU), "
           f"serve listening after {med('listen_wall'):.2f} s ({med('listen_cpu'):.2f} s CPU); "
           f"node CPU per registration, first {runs[0]['count']} after the listen "
-          f"{med2('first', 'cpu_us'):.0f} us, the next {runs[0]['count']} {med2('second', 'cpu_us'):.0f} us "
-          f"(medians of {len(runs)})")
+          f"{med2('first', 'cpu_us'):.0f} us, the next {runs[0]['count']} {med2('second', 'cpu_us'):.0f} us; "
+          f"restart with {2 * runs[0]['count']} bindings listening after {med('restart_wall'):.2f} s "
+          f"({med('restart_cpu'):.2f} s CPU) (medians of {len(runs)})")
 
 
 if __name__ == "__main__":
