@@ -315,7 +315,7 @@ def _agents(r: Reader, loc, policy, realm: str) -> list[Agent]:
         elif a["softphone_password"] is None:
             r.error(item.line, f"{path}.softphone_password_hash", "required key is missing")
         queues = [q for q in (a["queues"] or ()) if q is not None]
-        out.append(Agent(a["id"], a["account"] or "", a["softphone"], ha1 or {}, tuple(n for n, _ in queues),
+        out.append(Agent(a["id"], a["account"] or "", a["softphone"], ha1 or {}, tuple([n for n, _ in queues]),
                          a["auto_answer_after"], {n: p for n, p in queues}, tuple(a["digest"] or ())))
     return out
 
