@@ -440,7 +440,8 @@ def _ivr(r: Reader, loc) -> dict[str, tuple[IvrStep, ...]]:
                 choices = []
                 for digit, tgt in menu.items.items():
                     if not re.fullmatch(r"[0-9*#]", digit):
-                        r.error(menu.key_lines.get(digit, tgt.line), f"{path}.menu.{digit}", "menu keys are single DTMF digits")
+                        r.error(menu.key_lines.get(digit, tgt.line), f"{path}.menu.{digit}",
+                                "menu keys are single DTMF digits")
                         continue
                     try:
                         t = R.nonempty(r, tgt, f"{path}.menu.{digit}")
