@@ -51,7 +51,7 @@ def serve(config: str, workdir: str, profile: str | None = None,
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.setdefault("PYTHONPATH", ROOT)
     # `softswitch serve` execs the node program; a profile is taken of that program directly
-    cmd = ([PY, "-m", "cProfile", "-o", profile, "-m", "softswitch.node", "--config", config] if profile
+    cmd = ([PY, "-m", "cProfile", "-o", profile, "-m", "softswitch.serve", "--config", config] if profile
            else [PY, "-m", "softswitch.cli", "serve", "--config", config])
     t0 = time.perf_counter()
     with open(os.path.join(workdir, "node.log"), "w") as log:

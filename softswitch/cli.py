@@ -1,6 +1,6 @@
 """The command line: serve, config check, config route, passwd, records, phone (see SPEC "Command line").
 
-`serve` hands the process over to the node's own program (`python -m softswitch.node`, by exec: the same
+`serve` hands the process over to the node's own program (`python -m softswitch.serve`, by exec: the same
 process id, signals and output), so this module imports only what the other commands use: `config check` on
 a big tenant should not first spend a second importing the node (numpy, aiohttp, the call core).
 """
@@ -88,11 +88,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def serve(config_path: str) -> int:
-    """Become the node: exec `python -m softswitch.node --config FILE` (it returns only if the exec fails)."""
+    """Become the node: exec `python -m softswitch.serve --config FILE` (it returns only if the exec fails)."""
     sys.stdout.flush()
     sys.stderr.flush()
     python = sys.executable or "python3"
-    os.execv(python, [python, "-m", "softswitch.node", "--config", config_path])
+    os.execv(python, [python, "-m", "softswitch.serve", "--config", config_path])
     return 1
 
 

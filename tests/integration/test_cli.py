@@ -66,6 +66,6 @@ def test_the_command_line_does_not_import_the_node_and_serve_becomes_it(tmp_path
     node = Served(config)          # returns once the node says it listens
     try:
         with open(f"/proc/{node.proc.pid}/cmdline", "rb") as f:
-            assert f.read().split(b"\0")[1:5] == [b"-m", b"softswitch.node", b"--config", str(config).encode()]
+            assert f.read().split(b"\0")[1:5] == [b"-m", b"softswitch.serve", b"--config", str(config).encode()]
     finally:
         assert node.stop() == 0
