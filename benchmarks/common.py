@@ -50,9 +50,8 @@ def serve(config: str, workdir: str, profile: str | None = None,
     reads would block it once full); PYTHONPATH picks the code under test (this tree when unset)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.setdefault("PYTHONPATH", ROOT)
-    # `softswitch serve` execs the node program; a profile is taken of that program directly
-    cmd = ([PY, "-m", "cProfile", "-o", profile, "-m", "softswitch.serve", "--config", config] if profile
-           else [PY, "-m", "softswitch.cli", "serve", "--config", config])
+    cmd = [PY, *(["-m", "cProfile", "-o", profile] if profile else []), "-m", "softswitch.cli", "serve",
+           "--config", config]
     t0 = time.perf_counter()
     with open(os.path.join(workdir, "node.log"), "w") as log:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, cwd=workdir, env=env)

@@ -1,9 +1,4 @@
-"""The command line: serve, config check, config route, passwd, records, phone (see SPEC "Command line").
-
-`serve` hands the process over to the node's own program (`python -m softswitch.serve`, by exec: the same
-process id, signals and output), so this module imports only what the other commands use: `config check` on
-a big tenant should not first spend a second importing the node (numpy, aiohttp, the call core).
-"""
+"""The command line: serve, config check, config route, passwd, records, phone (see SPEC "Command line")."""
 
 from __future__ import annotations
 
@@ -18,6 +13,7 @@ from pathlib import Path
 import config  # the shipped configs are package data
 
 from .registrar.credentials import Credentials
+from .node.compose import run as serve
 from .phone.command import add_arguments as phone_arguments
 from .phone.command import run as run_phone
 from .records.store import RecordStore, db_path
@@ -85,15 +81,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "config":
         return config_check(args.file) if args.action == "check" else config_route(args)
     return passwd(args)
-
-
-def serve(config_path: str) -> int:
-    """Become the node: exec `python -m softswitch.serve --config FILE` (it returns only if the exec fails)."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    python = sys.executable or "python3"
-    os.execv(python, [python, "-m", "softswitch.serve", "--config", config_path])
-    return 1
 
 
 def version() -> str:

@@ -48,24 +48,15 @@ def test_a_date_is_local_time_without_an_offset(zone):
     assert moment("2026-12-01T00:00Z") == 1796083200.0
 
 
-def test_the_command_line_does_not_import_the_node_and_serve_becomes_it(tmp_path):
-    """`config check` of a big tenant starts at once: the CLI imports neither the node nor numpy nor aiohttp;
-    `serve` execs the node program, so it keeps the process id a supervisor started."""
-    code = ("import sys, softswitch.cli; "
-            "print(sorted(m for m in ('softswitch.node.compose', 'numpy', 'aiohttp', 'softswitch.b2bua.control') "
-            "if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
+def test_serve_drains_on_a_sigterm_sent_as_soon_as_it_says_it_listens(tmp_path):
+    """A supervisor may stop the node the moment it reads the listening lines: the signal is handled (drain,
+    exit 0), not lost nor fatal; a config with a problem is refused with its line before anything listens."""
     bad = tmp_path / "bad.yaml"
     bad.write_text("server: {sip: {listen: [udp:127.0.0.1:1], domain: x}, bogus: 1}\n")
-    proc = subprocess.Popen([sys.executable, "-m", "softswitch.cli", "serve", "--config", str(bad)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 2 and f"{bad}:1: server.bogus: unknown key" in err, err
+    proc = subprocess.run([sys.executable, "-m", "softswitch.cli", "serve", "--config", str(bad)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and f"{bad}:1: server.bogus: unknown key" in proc.stderr, proc.stderr
     config, _ = example_on_free_ports(tmp_path)
     node = Served(config)          # returns once the node says it listens
-    try:
-        with open(f"/proc/{node.proc.pid}/cmdline", "rb") as f:
-            assert f.read().split(b"\0")[1:5] == [b"-m", b"softswitch.serve", b"--config", str(config).encode()]
-    finally:
-        assert node.stop() == 0
+    assert node.stop() == 0
+    assert "stopped" in node.stderr()
