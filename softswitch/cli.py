@@ -14,10 +14,9 @@ import config  # the shipped configs are package data
 
 from .registrar.credentials import Credentials
 from .node.compose import run as serve
-from .node.compose import sqlite_path
 from .phone.command import add_arguments as phone_arguments
 from .phone.command import run as run_phone
-from .records.store import RecordStore
+from .records.store import RecordStore, db_path
 from .records.export import MEANINGS
 from .b2bua.routing import Router
 from .trunks.describe import trunk_route
@@ -211,7 +210,8 @@ def passwd(args) -> int:
         print(f"password rejected by the password policy: {'; '.join(bad)}", file=sys.stderr)
         return 1
     if args.reset:
-        path = sqlite_path(cfg.server.storage.cdr)
+        url = cfg.server.storage.cdr
+        path = db_path(url) if url.startswith("sqlite:///") else None
         creds = Credentials(realm, {a.softphone: dict(a.ha1) for a in cfg.agents}, db_path=path)
         try:
             creds.reset(number, password)

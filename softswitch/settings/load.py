@@ -22,6 +22,7 @@ from .widgets import read_click_to_dial
 from ..registrar.credentials import ha1_pair
 
 NAME = re.compile(r"[A-Za-z0-9_.-]+")
+_name_match = NAME.fullmatch
 
 
 def load_config(path: str | Path) -> Config:
@@ -239,6 +240,9 @@ def _policy(r: Reader, loc: Located | None) -> PasswordPolicy:
 
 
 def _name(r, loc, path) -> str:
+    v = loc.value
+    if type(v) is str and _name_match(v):
+        return v
     v = R.nonempty(r, loc, path)
     if not NAME.fullmatch(v):
         raise Bad(f"use letters, digits, '_', '.' and '-' only; got {v!r}")
@@ -311,7 +315,7 @@ def _agents(r: Reader, loc, policy, realm: str) -> list[Agent]:
         elif a["softphone_password"] is None:
             r.error(item.line, f"{path}.softphone_password_hash", "required key is missing")
         queues = [q for q in (a["queues"] or ()) if q is not None]
-        out.append(Agent(a["id"], a["account"] or "", a["softphone"], ha1 or {}, tuple(n for n, _ in queues),
+        out.append(Agent(a["id"], a["account"] or "", a["softphone"], ha1 or {}, tuple([n for n, _ in queues]),
                          a["auto_answer_after"], {n: p for n, p in queues}, tuple(a["digest"] or ())))
     return out
 
@@ -319,10 +323,13 @@ def _agents(r: Reader, loc, policy, realm: str) -> list[Agent]:
 _dtmf_digit = R.matching(r"[0-9*#]", "one DTMF digit (0-9, * or #)")
 
 
+_AGENT_QUEUE = {"queue": (_name, MISSING), "penalty": (R.integer(0, 100), 0)}
+
+
 def _agent_queue(r, loc, path) -> tuple[str, int]:
     """A skill queue of an agent: NAME, or {queue: NAME, penalty: N} (lower penalties are offered first)."""
     if loc.kind == "mapping":
-        m = r.mapping(loc, path, {"queue": (_name, MISSING), "penalty": (R.integer(0, 100), 0)})
+        m = r.mapping(loc, path, _AGENT_QUEUE)
         if m["queue"] is None:
             raise Bad("needs a queue name")
         return m["queue"], m["penalty"]
@@ -433,7 +440,8 @@ def _ivr(r: Reader, loc) -> dict[str, tuple[IvrStep, ...]]:
                 choices = []
                 for digit, tgt in menu.items.items():
                     if not re.fullmatch(r"[0-9*#]", digit):
-                        r.error(menu.key_lines[digit], f"{path}.menu.{digit}", "menu keys are single DTMF digits")
+                        r.error(menu.key_lines.get(digit, tgt.line), f"{path}.menu.{digit}",
+                                "menu keys are single DTMF digits")
                         continue
                     try:
                         t = R.nonempty(r, tgt, f"{path}.menu.{digit}")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from media.wav import WavError, wav_info
+from media.wav_header import WavError, wav_info
 
 from . import reader as R
 from .reader import Bad

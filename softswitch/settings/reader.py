@@ -51,7 +51,7 @@ class Reader:
                     out[key] = default() if callable(default) else default
                 continue
             try:
-                out[key] = conv(self, sub, join(path, key))
+                out[key] = conv(self, sub, f"{path}.{key}" if path else key)
             except Bad as exc:
                 self.error(sub.line, join(path, key), str(exc))
                 out[key] = None if default is MISSING or callable(default) else default
@@ -85,6 +85,9 @@ def scalar(loc: Located) -> Any:
 
 
 def text(r: Reader, loc: Located, path: str) -> str:
+    v = loc.value
+    if type(v) is str:          # only scalars have string values: the common case, checked first
+        return v
     v = scalar(loc)
     if isinstance(v, bool) or v is None or not isinstance(v, (str, int)):
         raise Bad(f"expected a string, got {describe(loc)}")
@@ -92,6 +95,9 @@ def text(r: Reader, loc: Located, path: str) -> str:
 
 
 def nonempty(r, loc, path) -> str:
+    v = loc.value
+    if type(v) is str and v and not v.isspace():
+        return v
     v = text(r, loc, path)
     if not v.strip():
         raise Bad("must not be empty")
@@ -113,11 +119,14 @@ def readable_file(r, loc, path) -> str:
 
 def matching(pattern: str, expected: str) -> Callable:
     """Text that `pattern` matches whole; else "expected EXPECTED, got 'VALUE'"."""
-    rx = re.compile(pattern)
+    match = re.compile(pattern).fullmatch
 
     def conv(r, loc, path) -> str:
+        v = loc.value
+        if type(v) is str and match(v):
+            return v
         v = text(r, loc, path)
-        if not rx.fullmatch(v):
+        if not match(v):
             raise Bad(f"expected {expected}, got {v!r}")
         return v
     return conv

@@ -12,11 +12,14 @@ import base64
 import hashlib
 import hmac
 import os
+import re
 from dataclasses import dataclass, field
 
 from ..registrar.credentials import ha1_pair
 
 PBKDF2_ITERATIONS = 200_000
+_MD5_HEX = re.compile(r"[0-9a-f]{32}").fullmatch          # ASCII lower-case hex only
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}").fullmatch
 RULES = ("upper", "lower", "digit", "special")
 
 
@@ -83,10 +86,9 @@ def softphone_hash(number: str, realm: str, password: str) -> str:
 def parse_softphone_hash(encoded: str) -> tuple[str, dict[str, str]]:
     """(realm, {"MD5": ha1, "SHA-256": ha1}); ValueError with the reason when malformed."""
     parts = encoded.split("$")
-    hexd = set("0123456789abcdef")
     if len(parts) != 4 or parts[0] != "digest":
         raise ValueError("expected digest$<realm>$<md5 HA1>$<sha-256 HA1> (make one with `softswitch passwd`)")
     _, realm, md5, sha = parts
-    if len(md5) != 32 or len(sha) != 64 or not set(md5 + sha) <= hexd:
+    if not _MD5_HEX(md5) or not _SHA256_HEX(sha):
         raise ValueError("HA1 values must be 32 (MD5) and 64 (SHA-256) lower-case hex digits")
     return realm, {"MD5": md5, "SHA-256": sha}

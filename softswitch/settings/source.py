@@ -33,14 +33,15 @@ class Located:
     __slots__ = ("value", "line", "items", "seq", "key_lines", "kind")
 
     def __init__(self, value: object, line: int, items: dict[str, "Located"] | None = None,
-                 seq: list["Located"] | None = None, key_lines: dict[str, int] | None = None) -> None:
+                 seq: list["Located"] | None = None, key_lines: MappingProxyType | dict[str, int] = _NO_KEYS) -> None:
         self.value = value
         self.line = line
         self.items = items            # mappings
         self.seq = seq                # sequences
-        # scalars and lists share one read-only empty mapping: a 20,000-agent tenant has 300,000 of them
-        self.key_lines = key_lines if key_lines is not None else _NO_KEYS
-        self.kind = "mapping" if items is not None else "list" if seq is not None else "scalar"
+        # where a mapping's keys are, for those not on their value's line; every other Located shares one
+        # read-only empty mapping (a 20,000-agent tenant has 300,000 of them)
+        self.key_lines = key_lines
+        self.kind = "scalar" if items is None and seq is None else "mapping" if items is not None else "list"
 
     def __repr__(self) -> str:
         return f"Located({self.kind}, line {self.line}, {self.value!r})"
@@ -51,6 +52,7 @@ _STR = "tag:yaml.org,2002:str"
 _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
 _MERGE = "tag:yaml.org,2002:merge"
+_ScalarNode = yaml.ScalarNode
 
 
 # The implicit resolvers to try by a value's first character, the ones for any first character included.
@@ -82,9 +84,11 @@ class _FastLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
 
 
 def _convert(node: yaml.Node, file: str, problems: list) -> Located:
+    """The Located tree of a node. Plain-string scalars, most of a tenant, are made inline: a call per value
+    costs as much as the value."""
     line = node.start_mark.line + 1
     cls = type(node)
-    if cls is yaml.ScalarNode:
+    if cls is _ScalarNode:
         if node.tag == _STR:          # most values: no constructor needed
             return Located(node.value, line)
         try:
@@ -94,11 +98,17 @@ def _convert(node: yaml.Node, file: str, problems: list) -> Located:
             value = None
         return Located(value, line)
     if cls is yaml.SequenceNode:
-        return Located(None, line, seq=[_convert(n, file, problems) for n in node.value])
+        seq = []
+        for n in node.value:
+            if type(n) is _ScalarNode and n.tag == _STR:
+                seq.append(Located(n.value, n.start_mark.line + 1))
+            else:
+                seq.append(_convert(n, file, problems))
+        return Located(None, line, seq=seq)
     items: dict[str, Located] = {}
     key_lines: dict[str, int] = {}
     for knode, vnode in node.value:
-        if type(knode) is yaml.ScalarNode and knode.tag == _STR:
+        if type(knode) is _ScalarNode and knode.tag == _STR:
             k, kline = knode.value, knode.start_mark.line + 1
         elif knode.tag == _MERGE:
             problems.append((file, knode.start_mark.line + 1, "<<", "merge keys are not supported"))
@@ -110,11 +120,15 @@ def _convert(node: yaml.Node, file: str, problems: list) -> Located:
                 continue
             k, kline = str(key.value), key.line
         if k in items:
-            problems.append((file, kline, k, f"duplicate key (first at line {key_lines[k]})"))
+            problems.append((file, kline, k, f"duplicate key (first at line {key_lines.get(k, items[k].line)})"))
             continue
-        items[k] = _convert(vnode, file, problems)
-        key_lines[k] = kline
-    return Located(None, line, items=items, key_lines=key_lines)
+        if type(vnode) is _ScalarNode and vnode.tag == _STR:
+            sub = items[k] = Located(vnode.value, vnode.start_mark.line + 1)
+        else:
+            sub = items[k] = _convert(vnode, file, problems)
+        if sub.line != kline:
+            key_lines[k] = kline
+    return Located(None, line, items=items, key_lines=key_lines or _NO_KEYS)
 
 
 def load_located(text: str, file: str) -> Located:

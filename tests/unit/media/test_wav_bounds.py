@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from media import wav, wav_header
 from media.wav import MAX_SECONDS, WavError, read_wav, tone, wav_bytes, wav_info
 from softswitch.settings import ConfigError, load_config
 from tests.integration.test_settings import BASE
@@ -112,3 +113,14 @@ def test_announcement_files_are_checked_with_file_line_and_key(tmp_path):
     assert got[line_q, "skill_queues[0].announce.entry"].endswith("long.wav: 700 s long (at most 600 s)")
     assert "sample rate 96000 Hz is outside" in got[line_q, "skill_queues[0].music_on_hold"]
     assert got[len(text.splitlines()), "ivr.main[0].play[1]"].endswith("text.wav: not a RIFF/WAVE file")
+
+
+def test_the_header_check_accepts_exactly_the_formats_the_decoder_reads():
+    """The settings check prompts with media.wav_header (no numpy); media.wav decodes: one list of formats."""
+    assert set(wav._DECODERS) == wav_header.SUPPORTED
+    for tag, bits in wav_header.SUPPORTED:
+        channels, align = 1, bits // 8
+        fmt = struct.pack("<HHIIHH", tag, channels, 8000, 8000 * align, align, bits)
+        assert wav_header.check_format(fmt, 800 * align).frames == 800
+    with pytest.raises(WavError, match="unsupported WAV format tag 1 with 40 bits"):
+        wav_header.check_format(struct.pack("<HHIIHH", 1, 1, 8000, 40000, 5, 40), 50)
