@@ -167,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"loadtest: {p}", file=sys.stderr)
         return 2
     previous = signal.signal(signal.SIGTERM, _interrupt)
+    # Ctrl-C stops a run even when it was started from a script's background job, which inherits SIGINT ignored
+    previous_int = signal.signal(signal.SIGINT, _interrupt)
     try:
         result = run_loadtest(cfg)
     except SetupError as e:
@@ -177,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
     print(summary(result))
     print(f"report in {os.path.join(cfg.out, 'report.md')}")
     return 0 if result["ok"] else 1
