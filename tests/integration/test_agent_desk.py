@@ -10,7 +10,7 @@ import json
 import subprocess
 import sys
 
-from tests.support.cc import ACCOUNTS, PASSWORDS, Api, browser_expect, ws_node
+from tests.support.cc import Api, browser_expect, sign_on, ws_node
 from tests.integration.test_agent_page import MEDIA_FLAGS, TIMEOUT_MS, _until
 from tests.integration.test_video_call import ARTIFACTS
 
@@ -27,21 +27,6 @@ def shot(page, name: str, width: int) -> str:
     page.screenshot(path=str(path), full_page=True)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
     return str(path)
-
-
-def sign_on(page, base: str, account: str, softphone: str, expect, video: bool = False) -> None:
-    page.goto(base + "/agent")
-    page.fill("#account", account)
-    page.fill("#password", ACCOUNTS[account])
-    page.click("#login-submit")
-    expect(page.locator("#sp-number")).to_have_text(softphone)
-    page.fill("#sp-password", PASSWORDS[softphone])
-    page.click("#sp-connect")
-    expect(page.locator("#sip-status")).to_have_attribute("data-sip", "registered")
-    if video:
-        page.check("#video")
-    page.click("#btn-sign-in")
-    expect(page.locator("#state")).to_have_attribute("data-state", "idle")
 
 
 def pressed(page) -> dict:

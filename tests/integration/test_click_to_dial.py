@@ -24,9 +24,9 @@ from urllib.parse import urlencode
 
 import aiohttp
 
-from tests.support.cc import ACCOUNTS, PASSWORDS, Api, browser_expect, ws_node
+from tests.support.cc import Api, browser_expect, ws_node
 from tests.integration.test_agent_page import MEDIA_FLAGS, TIMEOUT_MS, _loudest_rms, _until
-from tests.integration.test_video_call import RTC_STATS, TRACK_PCS, customer_page_server
+from tests.integration.test_video_call import agent_page, customer_page_server
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 PAGE = "c2d_shop.html"
@@ -93,28 +93,6 @@ def _shot(page, name: str) -> Path:
     return path
 
 
-def _agent_page(browser, base: str, account: str, softphone: str, expect, problems, video: bool = False):
-    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
-    ctx.add_init_script(TRACK_PCS)
-    ctx.add_init_script(path=RTC_STATS)
-    agent = ctx.new_page()
-    agent.set_default_timeout(TIMEOUT_MS)
-    agent.on("pageerror", lambda exc: problems.append(f"agent pageerror: {exc}"))
-    agent.goto(base + "/agent")
-    agent.fill("#account", account)
-    agent.fill("#password", ACCOUNTS[account])
-    agent.click("#login-submit")
-    expect(agent.locator("#sp-number")).to_have_text(softphone)
-    agent.fill("#sp-password", PASSWORDS[softphone])
-    agent.click("#sp-connect")
-    expect(agent.locator("#sip-status")).to_have_attribute("data-sip", "registered")
-    if video:
-        agent.check("#video")
-    agent.click("#btn-sign-in")
-    expect(agent.locator("#state")).to_have_attribute("data-state", "idle")
-    return agent
-
-
 def _visitor(browser, page_url: str, width: int, problems):
     ctx = browser.new_context(viewport={"width": width, "height": 900 if width < 1600 else 1080})
     page = ctx.new_page()
@@ -136,7 +114,8 @@ def test_click_to_dial_voice_call_from_another_origin(tmp_path):
             problems: list[str] = []
             api = Api(http_port)
             api.login("acme_alice")
-            agent = _agent_page(browser, base, "acme_alice", "70001", expect, problems)
+            agent = agent_page(browser, base, expect, problems, height=900, video=False, account="acme_alice",
+                               softphone="70001")
 
             # A page on an origin the widget does not list: the button is there, the node refuses it a token.
             stranger = _visitor(browser, f"http://127.0.0.1:{other.server_port}/{PAGE}?" +
@@ -220,7 +199,7 @@ def test_click_to_dial_video_call(tmp_path):
                 headless_chromium(MEDIA_FLAGS) as browser:
             base = f"http://127.0.0.1:{http_port}"
             problems: list[str] = []
-            agent = _agent_page(browser, base, "acme_carol", "70003", expect, problems, video=True)
+            agent = agent_page(browser, base, expect, problems, height=900, video=True)
             visitor = _visitor(browser, f"{shop_origin}/{PAGE}?" + urlencode(
                 {"node": base, "route": "4011", "label": "Video call"}), 1280, problems)
             visitor.click("[data-click-to-dial] .call")

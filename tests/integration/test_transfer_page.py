@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import time
 
-from tests.support.cc import PASSWORDS, browser_expect, ws_node
-from tests.integration.test_agent_desk import sign_on
+from tests.support.cc import PASSWORDS, browser_expect, sign_on, ws_node
 from tests.integration.test_agent_page import MEDIA_FLAGS, TIMEOUT_MS, _until
 from tests.integration.test_audio import tone_levels
 from tests.integration.test_calls import connected, ended, hang_up, signed_in

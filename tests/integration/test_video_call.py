@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 
-from tests.support.cc import ACCOUNTS, PASSWORDS, Api, browser_expect, ws_node
+from tests.support.cc import Api, browser_expect, sign_on, ws_node
 from tests.integration.test_agent_page import MEDIA_FLAGS, TIMEOUT_MS, _until
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
@@ -33,27 +33,18 @@ TRACK_PCS = """(() => {
 RTC_STATS = Path(__file__).resolve().parents[1] / "data" / "rtc_stats.js"     # the customer page loads it too
 
 
-def agent_page(browser, base: str, expect, problems: list, *, height: int, video: bool):
-    """acme_carol's agent page, 1280 px wide: logged in, softphone 70003 registered, "Accept video calls" as
-    `video` says, taking calls (idle); peer connections and their stats tracked, page errors into `problems`."""
+def agent_page(browser, base: str, expect, problems: list, *, height: int, video: bool,
+               account: str = "acme_carol", softphone: str = "70003"):
+    """An agent's page (acme_carol's unless said), 1280 px wide: logged in, softphone registered, "Accept video
+    calls" as `video` says, taking calls (idle); peer connections and their stats tracked, page errors into
+    `problems`."""
     actx = browser.new_context(viewport={"width": 1280, "height": height})
     actx.add_init_script(TRACK_PCS)
     actx.add_init_script(path=RTC_STATS)
     agent = actx.new_page()
     agent.set_default_timeout(TIMEOUT_MS)
     agent.on("pageerror", lambda exc: problems.append(f"agent pageerror: {exc}"))
-    agent.goto(base + "/agent")
-    agent.fill("#account", "acme_carol")
-    agent.fill("#password", ACCOUNTS["acme_carol"])
-    agent.click("#login-submit")
-    expect(agent.locator("#sp-number")).to_have_text("70003")
-    agent.fill("#sp-password", PASSWORDS["70003"])
-    agent.click("#sp-connect")
-    expect(agent.locator("#sip-status")).to_have_attribute("data-sip", "registered")
-    if video:
-        agent.check("#video")
-    agent.click("#btn-sign-in")
-    expect(agent.locator("#state")).to_have_attribute("data-state", "idle")
+    sign_on(agent, base, account, softphone, expect, video)
     return agent
 AGENT_STATS = "window.rtcStats(window.__pcs || [])"
 

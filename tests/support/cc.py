@@ -149,6 +149,22 @@ def browser_expect(timeout_ms: int):
     return expect
 
 
+def sign_on(page, base: str, account: str, softphone: str, expect, video: bool = False) -> None:
+    """On the agent page: log in, register the softphone, accept video calls if `video`, sign in (idle)."""
+    page.goto(base + "/agent")
+    page.fill("#account", account)
+    page.fill("#password", ACCOUNTS[account])
+    page.click("#login-submit")
+    expect(page.locator("#sp-number")).to_have_text(softphone)
+    page.fill("#sp-password", PASSWORDS[softphone])
+    page.click("#sp-connect")
+    expect(page.locator("#sip-status")).to_have_attribute("data-sip", "registered")
+    if video:
+        page.check("#video")
+    page.click("#btn-sign-in")
+    expect(page.locator("#state")).to_have_attribute("data-state", "idle")
+
+
 def wait_for(pred, timeout=5.0, phones=None):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
