@@ -40,6 +40,7 @@ class UdpTransport:
         self.stamped = False
         self.wall = time.time           # the kernel stamps datagrams with this clock (tests move it)
         self._pending: deque = deque()
+        self._held: list | None = None  # while a batch is read: its answers, sent together after it
         self._writing = False
         self._closed = False
         if SO_TIMESTAMPNS is not None and _ANC:
@@ -51,6 +52,17 @@ class UdpTransport:
         loop.add_reader(sock.fileno(), self._on_readable)
 
     def _on_readable(self) -> None:
+        # The answers to a batch go out after it: a peer reading them (SIPp, a proxy) is woken once per batch
+        # rather than once per answer, and a wake-up is most of what a datagram to it costs the kernel here.
+        self._held = []
+        try:
+            self._read_batch()
+        finally:
+            held, self._held = self._held, None
+            for data, target in held:
+                self.send(data, target)
+
+    def _read_batch(self) -> None:
         recvmsg, ep, wall = self.sock.recvmsg, self.endpoint, self.wall
         wd, policy = self.watchdog, self.overload
         for _ in range(BATCH):
@@ -95,6 +107,9 @@ class UdpTransport:
 
     def send(self, data: bytes, target: Target) -> None:
         if self._closed:
+            return
+        if self._held is not None:
+            self._held.append((data, target))
             return
         if self._pending:
             self._queue(data, (target.host, target.port))
