@@ -70,6 +70,9 @@ class Endpoint:
         # a transaction object (REGISTER: a registration storm's cost is mostly per-message machinery)
         self.answered: dict[str, AnsweredHandler] = {}
         self.answers = Answers(64 * self.layer.t1)
+        # fn(datagram, source) -> bool: takes a plain REGISTER datagram past the general parser and dispatch
+        # (softswitch/registrar/lane.py); False sends it the general way
+        self.register_lane: Callable[[bytes, Target], bool] | None = None
         self.filters: list[Callable[[Request, Target], bool]] = []   # return False to drop silently
         self.flow_listeners: list[Callable] = []     # fn(conn): a stream connection closed
         self.connector = Connector(self)             # the connections the node opens (TCP, TLS)
@@ -92,6 +95,10 @@ class Endpoint:
         if self.source_filter is not None and not self.source_filter(src):
             return  # banned source: not even parsed
         t0 = perf_counter()
+        lane = self.register_lane
+        if lane is not None and data[:9] == b"REGISTER " and lane(data, src):
+            self.busy += perf_counter() - t0
+            return
         try:
             msg = parse_message(data)
         except SipError as err:
@@ -205,11 +212,14 @@ class Endpoint:
             if tx.state in ("trying", "proceeding"):
                 self.respond(tx, make_response(req, 500))
 
-    def _answer(self, handler: AnsweredHandler, req: Request, src: Target, reply_to: Target, now: float) -> None:
+    def _answer(self, handler: AnsweredHandler, req: Request, src: Target, reply_to: Target, now: float,
+                key: tuple | None = None) -> None:
         """A request of an `answered` method: what its server transaction would do (absorb retransmissions
-        while it is handled, re-send the final answer for Timer J), kept as the answer's bytes only."""
+        while it is handled, re-send the final answer for Timer J), kept as the answer's bytes only. `key`:
+        its server_key when the caller has it already."""
         answers, stats = self.answers, self.layer.stats
-        key = server_key(req)
+        if key is None:
+            key = server_key(req)
         kept = answers.get(key)
         if kept is not None:
             stats["retransmissions_absorbed"] += 1

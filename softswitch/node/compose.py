@@ -15,7 +15,7 @@ from pathlib import Path
 from media.engine import MediaEngine
 
 from .. import log
-from ..aio import drive, finish_tasks
+from ..aio import finish_tasks
 from ..api.account_passwords import AccountPasswords
 from ..api.server import start_api
 from ..b2bua.call_media import CallMedia
@@ -36,6 +36,7 @@ from ..registrar.location import MemoryLocationStore
 from ..registrar.location_redis import RedisLocationStore
 from ..registrar.location_sqlite import SqliteLocationStore
 from ..registrar.phones import keepalive_options, PhoneWatch
+from ..registrar.lane import RegisterLane
 from ..registrar.registrar import Registrar, RegistrarOptions
 from ..security.authn import Authenticator
 from ..security.config import agent_algorithms, guard_options, lockout_options, overload_options
@@ -45,9 +46,6 @@ from ..security.overload import OverloadOptions, OverloadPolicy
 from ..security.watchdog import Watchdog
 from ..settings import ConfigError, load_config
 from ..sip.digest import DigestAuth
-from ..sip.errors import SipError
-from ..sip.message import make_response
-from ..sip.uas import error_answer
 from ..sip.uri import size_cache
 from ..transport.tcp import listen_tcp, TlsConnection
 from ..transport.udp import listen_udp
@@ -123,8 +121,9 @@ class Node:
             self.authn.per_user = agent_algorithms(config)
         self.registrar = Registrar(self.location, self.auth, self.credentials.ha1, options.registrar,
                                    authn=self.authn)
-        self.endpoint.answered["REGISTER"] = self._on_register
+        self.endpoint.answered["REGISTER"] = self.registrar.serve
         self.endpoint.stateless["REGISTER"] = lambda req: self.registrar.challenge_if_needed(req, time.time())
+        self.endpoint.register_lane = RegisterLane(self.endpoint, self.registrar)
         self.router = Router(config.routes if config else [],
                              {a.softphone: a.id for a in config.agents} if config else {})
         self.center: ContactCenter | None = None
@@ -280,17 +279,6 @@ class Node:
         if self.records is not None:
             self._tasks.append(self.loop.create_task(self._alive()))
         self.log.info("listening", sip=[str(b) for b in self.bound])
-
-    def _on_register(self, req, src, answer) -> None:
-        def done(resp, err) -> None:
-            if err is None:
-                answer(resp)
-            elif isinstance(err, SipError):
-                answer(error_answer(req, err))
-            else:
-                self.log.error("register_failed", call_id=req.call_id, error=repr(err))
-                answer(make_response(req, 500))
-        drive(self.registrar.register(req, (src.proto, src.host, src.port), time.time()), done)
 
     async def _expire_bindings(self) -> None:
         while True:

@@ -9,17 +9,22 @@ from __future__ import annotations
 
 import email.utils
 import random
+import time
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
+from ..aio import drive
+from ..log import get as get_logger
 from ..security.authn import Authenticator, Verdict
 from .location import Binding, LocationStore
 from ..sip.digest import DigestAuth
 from ..sip.errors import SipError
 from ..sip.headers import NameAddr, params_str
 from ..sip.message import Request, Response, make_response
+from ..sip.uas import error_answer
 from ..sip.uri import SipURI, parse_uri
 
+_log = get_logger("node")
 BindingListener = Callable[[str, list[Binding], list[Binding]], None]   # user, before, after
 
 
@@ -58,6 +63,19 @@ class Registrar:
         self.authn.lookup_ha1 = fn
 
     # --- the request --------------------------------------------------------------------------------------
+    def serve(self, req: Request, src, answer: Callable[[Response], None]) -> None:
+        """The endpoint's `answered` handler for REGISTER: `answer` gets the response once the store has
+        answered (at once for the in-memory stores: no task per request)."""
+        def done(resp, err) -> None:
+            if err is None:
+                answer(resp)
+            elif isinstance(err, SipError):
+                answer(error_answer(req, err))
+            else:
+                _log.error("register_failed", call_id=req.call_id, error=repr(err))
+                answer(make_response(req, 500))
+        drive(self.register(req, (src.proto, src.host, src.port), time.time()), done)
+
     async def register(self, req: Request, source: tuple[str, str, int], now: float) -> Response:
         to_uri = req.to.uri
         if not isinstance(to_uri, SipURI):
