@@ -32,26 +32,27 @@ from ..transport.base import Target
 
 MAX_SIZE = 4096
 _PRINTABLE = bytes(range(0x20, 0x7F)) + b"\t"
-# names (lower case, compact forms too) -> canonical name; a header outside this list sends the request to the
+# names (lower case and canonical spelling, compact forms too) -> canonical name; a header outside this list sends the request to the
 # general path. Besides what the registrar reads, the ones a REGISTER carries that no UAS check looks at.
-NAMES = {n.encode(): canonical_name(n) for n in (
+_LOWER = (
     "via", "v", "from", "f", "to", "t", "call-id", "i", "cseq", "contact", "m", "expires", "max-forwards",
     "authorization", "content-length", "l", "user-agent", "allow", "supported", "k", "accept",
-    "accept-encoding", "accept-language", "allow-events", "u", "date", "organization", "content-type", "c")}
+    "accept-encoding", "accept-language", "allow-events", "u", "date", "organization", "content-type", "c")
+NAMES = {n: canonical_name(n) for n in _LOWER} | {canonical_name(n): canonical_name(n) for n in _LOWER}
 _ONCE = frozenset({"Via", "From", "To", "Call-ID", "CSeq", "Max-Forwards", "Content-Length", "Content-Type",
                    "Expires", "Authorization", "User-Agent"})
-_REQUEST_LINE = re.compile(rb"REGISTER (sip:[A-Za-z0-9.\-]+(?::[0-9]{1,5})?"
-                           rb"(?:;[A-Za-z0-9\-_.!~*']+(?:=[A-Za-z0-9\-_.!~*']+)?)*) SIP/2\.0")
-_TOKEN = rb"[A-Za-z0-9\-.!%*_+`'~]+"
-_VIA = re.compile(rb"SIP/2\.0/UDP ([A-Za-z0-9.\-]+)(?::([0-9]{1,5}))?((?:;" + _TOKEN + rb"(?:=" + _TOKEN + rb")?)*)")
+_REQUEST_LINE = re.compile(r"REGISTER (sip:[A-Za-z0-9.\-]+(?::[0-9]{1,5})?"
+                           r"(?:;[A-Za-z0-9\-_.!~*']+(?:=[A-Za-z0-9\-_.!~*']+)?)*) SIP/2\.0", re.A)
+_TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]+"
+_VIA = re.compile(r"SIP/2\.0/UDP ([A-Za-z0-9.\-]+)(?::([0-9]{1,5}))?((?:;" + _TOKEN + r"(?:=" + _TOKEN + r")?)*)", re.A)
 # [display-name] <sip:user@host[:port]> *(;param): a quoted display name without escapes, or one character
 # class of token characters and spaces (no nested quantifiers: linear on any input)
-_ADDR = re.compile(rb'(?:"[\x20\x21\x23-\x5b\x5d-\x7e]*" *|[A-Za-z0-9\-.!%*_+`\'~ ]*)'
-                   rb"<sip:([A-Za-z0-9\-_.!~*'()&=+$,]+)@[A-Za-z0-9.\-]+(?::[0-9]{1,5})?>"
-                   rb"((?:;" + _TOKEN + rb"(?:=" + _TOKEN + rb")?)*)")
-_CALL_ID = re.compile(rb"[A-Za-z0-9\-.!%*_+`'~()<>:\\\"/\[\]?{}]+(?:@[A-Za-z0-9\-.!%*_+`'~()<>:\\\"/\[\]?{}]+)?")
-_CSEQ = re.compile(rb"[0-9]{1,10} REGISTER")
-_DIGITS = re.compile(rb"[0-9]{1,10}")
+_ADDR = re.compile(r'(?:"[\x20\x21\x23-\x5b\x5d-\x7e]*" *|[A-Za-z0-9\-.!%*_+`\'~ ]*)'
+                   r"<sip:([A-Za-z0-9\-_.!~*'()&=+$,]+)@[A-Za-z0-9.\-]+(?::[0-9]{1,5})?>"
+                   r"((?:;" + _TOKEN + r"(?:=" + _TOKEN + r")?)*)", re.A)
+_CALL_ID = re.compile(r"[A-Za-z0-9\-.!%*_+`'~()<>:\\\"/\[\]?{}]+(?:@[A-Za-z0-9\-.!%*_+`'~()<>:\\\"/\[\]?{}]+)?", re.A)
+_CSEQ = re.compile(r"[0-9]{1,10} REGISTER", re.A)
+_DIGITS = re.compile(r"[0-9]{1,10}", re.A)
 
 class RegisterLane:
     def __init__(self, endpoint, registrar) -> None:
@@ -59,7 +60,7 @@ class RegisterLane:
         self.registrar = registrar
         self.clock = time.time                 # the challenge's nonce clock, as the general path's
         self.stats = {"challenged": 0, "passed": 0, "declined": 0}
-        self._uris: dict[bytes, SipURI] = {}   # Request-URIs seen (a tenant has a handful)
+        self._uris: dict[str, SipURI] = {}   # Request-URIs seen (a tenant has a handful)
 
     def __call__(self, data: bytes, src: Target) -> bool:
         """Handle a datagram that starts with "REGISTER ": True when it is handled, False when the general
@@ -71,8 +72,8 @@ class RegisterLane:
         parsed = read(data)
         if parsed is None:
             return self._decline()
-        uri_b, headers, via_at, via_key, user = parsed
-        uri = self._uri(uri_b)
+        uri_text, headers, via_at, via_key, user = parsed
+        uri = self._uri(uri_text)
         if uri is None:
             return self._decline()
         port = src.port
@@ -83,7 +84,7 @@ class RegisterLane:
             stamped.append(f";rport={port}")
         stamped.append(f";received={src.host}")
         headers[via_at][1] = "".join(stamped)      # what stamp_via makes of it (RFC 3261 s. 18.2.1, RFC 3581)
-        req = Request("REGISTER", uri, headers, b"", uri_b.decode())
+        req = Request("REGISTER", uri, headers, b"", uri_text)
         # from here on the request is taken: what the general dispatch does before its handlers
         counters = ep.counters
         counters["rx_requests"] += 1
@@ -104,11 +105,11 @@ class RegisterLane:
         self.stats["declined"] += 1
         return False
 
-    def _uri(self, text: bytes) -> SipURI | None:
+    def _uri(self, text: str) -> SipURI | None:
         uri = self._uris.get(text)
         if uri is None:
             try:
-                uri = parse_uri(text.decode())
+                uri = parse_uri(text)
             except Exception:
                 return None
             if not isinstance(uri, SipURI):
@@ -141,70 +142,67 @@ _COPIED = frozenset({"Via", "From", "To", "Call-ID", "CSeq"})
 
 
 def read(data: bytes):
-    """(Request-URI bytes, header lines [[canonical name, value]], index of the Via line, the Via's server
-    key and whether it asked for rport, the To user) for a REGISTER of the lane's shape, else None."""
+    """(Request-URI, header lines [[canonical name, value]], index of the Via line, what `_via_key` says of the
+    Via, the To user) for a REGISTER of the lane's shape, else None."""
     end = data.find(b"\r\n\r\n")
     if end < 0 or end + 4 != len(data):
         return None                       # no end of headers, or a body
     head = data[:end]
-    lines = head.split(b"\r\n")
-    if head.translate(None, _PRINTABLE) != b"\r\n" * (len(lines) - 1):
+    if head.translate(None, _PRINTABLE) != b"\r\n" * head.count(b"\r\n"):
         return None                       # a control octet, a bare CR or LF, or a non-ASCII octet
+    lines = head.decode("ascii").split("\r\n")
     m = _REQUEST_LINE.fullmatch(lines[0])
     if m is None:
         return None
     headers: list[list[str]] = []
-    seen: dict[str, bytes] = {}
+    seen: dict[str, str] = {}
     via_at = -1
     contact = False
     names = NAMES
     for line in lines[1:]:
-        name, colon, value = line.partition(b":")
-        canon = names.get(name.lower())
+        name, _, value = line.partition(":")
+        canon = names.get(name) or names.get(name.lower())
         if canon is None:
             return None                   # unknown or folded header, a space before the colon, no colon
-        value = value.strip(b" \t")
         if canon in seen and canon in _ONCE:
             return None
+        value = value.strip(" \t")
         if canon == "Contact":
-            if contact or value == b"*":
+            if contact or value == "*":
                 return None
             contact = True
         elif canon == "Via":
             via_at = len(headers)
         seen[canon] = value
-        headers.append([canon, value.decode()])
-    if len(seen) < 5 or via_at < 0 or "From" not in seen or "To" not in seen or "Call-ID" not in seen \
-            or "CSeq" not in seen:
+        headers.append([canon, value])
+    if via_at < 0 or "From" not in seen or "To" not in seen or "Call-ID" not in seen or "CSeq" not in seen:
         return None
-    if _CALL_ID.fullmatch(seen["Call-ID"]) is None or _CSEQ.fullmatch(seen["CSeq"]) is None \
-            or int(seen["CSeq"][:-9]) > 0xFFFFFFFF:
-        return None
-    if _ADDR.fullmatch(seen["From"]) is None:
+    cseq = seen["CSeq"]
+    if _CALL_ID.fullmatch(seen["Call-ID"]) is None or _CSEQ.fullmatch(cseq) is None \
+            or int(cseq[:-9]) > 0xFFFFFFFF or _ADDR.fullmatch(seen["From"]) is None:
         return None
     to = _ADDR.fullmatch(seen["To"])
     if to is None or to.group(2):
         return None                       # To parameters (a tag above all) take the general path
-    for name in ("Max-Forwards", "Expires", "Content-Length"):
-        v = seen.get(name)
-        if v is not None and _DIGITS.fullmatch(v) is None:
-            return None
     mf = seen.get("Max-Forwards")
-    if mf is not None and not 0 < int(mf) <= 255:
+    if mf is not None and (_DIGITS.fullmatch(mf) is None or not 0 < int(mf) <= 255):
         return None
-    cl = seen.get("Content-Length")
-    if cl is not None and int(cl) != 0:
+    v = seen.get("Expires")
+    if v is not None and _DIGITS.fullmatch(v) is None:
+        return None
+    v = seen.get("Content-Length")
+    if v is not None and (_DIGITS.fullmatch(v) is None or int(v) != 0):
         return None
     auth = seen.get("Authorization")
-    if auth is not None and auth[:7].lower() != b"digest ":
+    if auth is not None and auth[:7].lower() != "digest ":
         return None
     key = _via_key(seen["Via"])
     if key is None:
         return None
-    return m.group(1), headers, via_at, key, to.group(1).decode()
+    return m.group(1), headers, via_at, key, to.group(1)
 
 
-def _via_key(value: bytes):
+def _via_key(value: str):
     """(branch, host, port, "REGISTER", asked for rport, "SIP/2.0/UDP sent-by", [(param, value or None)])
     of a lane-shaped Via, else None; the first four are its server key (softswitch/sip/transaction.py)."""
     m = _VIA.fullmatch(value)
@@ -217,21 +215,20 @@ def _via_key(value: bytes):
     rport = False
     names = set()
     kept = []
-    for p in params.split(b";")[1:]:
-        name, eq, v = p.partition(b"=")
+    for p in params.split(";")[1:]:
+        name, eq, v = p.partition("=")
         if name in names or name != name.lower():
             return None                   # a repeated or upper-case parameter: the general path
         names.add(name)
-        kept.append((name.decode(), v.decode() if eq else None))
-        if name == b"branch":
+        kept.append((name, v if eq else None))
+        if name == "branch":
             branch = v
-        elif name == b"rport":
+        elif name == "rport":
             if eq:
                 return None
             rport = True
-        elif name in (b"maddr", b"received"):
+        elif name in ("maddr", "received"):
             return None
-    if not branch or not branch.startswith(MAGIC.encode()):
+    if not branch or not branch.startswith(MAGIC):
         return None
-    return (branch.decode(), host.decode().lower(), int(port) if port else None, "REGISTER", rport,
-            value[:m.start(3)].decode(), kept)
+    return branch, host.lower(), int(port) if port else None, "REGISTER", rport, value[:m.start(3)], kept
