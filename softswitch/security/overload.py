@@ -34,6 +34,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from itertools import chain
+from operator import itemgetter
 
 ADMIT, REJECT, DROP = "admit", "reject", "drop"
 T1 = 0.5
@@ -56,6 +58,8 @@ _NAME |= dict.fromkeys((b"Contact", b"Max-Forwards", b"Expires", b"Content-Lengt
                         b"Allow-Events", b"Subject", b"Timestamp", b"Accept-Language", b"Session-Expires",
                         b"Min-SE", b"Privilege", b"P-Asserted-Identity", b"Organization", b"Server"), _SKIP)
 RESPONSE = "response"
+_FIRST = itemgetter(0)
+_STATUS, _END = b"SIP/2.0 503 Service Unavailable", b"\r\nContent-Length: 0\r\n\r\n"
 REARM = 4                          # x sustain: a late run this soon after an episode this long sheds at once
 MAX_SEEN = 100000                  # remembered requests (about 25 s at 4,000 late requests/s; ~10 MB at most)
 
@@ -164,13 +168,14 @@ def classify(data: bytes) -> str | tuple[bytes, bool, bytes, list[tuple[bytes, b
     if len(parts) != 3 or parts[2] != b"SIP/2.0" or not parts[0].isalpha():
         return None
     method = parts[0]
+    del lines[0]
     picked = []
     continuing = method in CONTINUING
     via = user_agent = b""
-    cseq = []
+    cseq = b""
     get = _NAME.get
-    for i in range(1, n + 1):
-        name, sep, value = lines[i].partition(b":")
+    for raw in lines:
+        name, sep, value = raw.partition(b":")
         if not sep:
             return None
         line = get(name)
@@ -193,7 +198,7 @@ def classify(data: bytes) -> str | tuple[bytes, bool, bytes, list[tuple[bytes, b
                 if not via:
                     via = value or b" "
             elif line is CSEQ:
-                cseq.append(value)
+                cseq += value
             elif line is TO and not continuing and b";tag=" in value.lower().replace(b" ", b""):
                 continuing = True
     return method, continuing, _key(via, method, cseq), picked, user_agent
@@ -205,38 +210,32 @@ def _from_peek(p: Peek | None):
         return None if p is None else RESPONSE
     picked = [(_LINE[c], v) for c, v in p.headers]
     via = next((v or b" " for c, v in picked if c is VIA), b"")
-    return (p.method, p.kind == "continuing", _key(via, p.method, [v for c, v in picked if c is CSEQ]), picked,
+    return (p.method, p.kind == "continuing", _key(via, p.method, b"".join(v for c, v in picked if c is CSEQ)), picked,
             p.user_agent.encode("latin-1"))
 
 
-def _key(via: bytes, method: bytes, cseq: list[bytes]) -> bytes:
-    """`request_key` from the top Via's value and the CSeq values."""
+def _key(via: bytes, method: bytes, cseq: bytes) -> bytes:
+    """`request_key` from the top Via's value and the CSeq values (joined)."""
     top = via.lower()
     i = top.find(b"branch=")
     if i < 0 or top.find(b",", 0, i) >= 0:        # no branch in the topmost Via
         return b""
     branch = _BRANCH.match(top, i + 7).group()
-    if not branch:
-        return b""
-    return b" ".join((branch, method, b"".join(cseq).replace(b" ", b"").replace(b"\t", b"")))
+    return branch and b" ".join((branch, method, cseq.replace(b" ", b"").replace(b"\t", b"")))
 
 
 def refusal(method: bytes, picked: list[tuple[bytes, bytes]], tag: bytes, retry_after: int,
             server_line: bytes = b"") -> bytes | None:
     """`service_unavailable` from `classify`'s picked headers, assembled with one join."""
-    lines = [line for line, _ in picked]
+    lines = list(map(_FIRST, picked))
     if len(lines) - lines.count(VIA) != 4 or len(set(lines)) != 5 or method == b"ACK":
         return None                             # not Via(s) and each of the other four exactly once
-    out = [b"SIP/2.0 503 Service Unavailable"]
-    call_id = b""
-    for line, value in picked:
-        if line is TO and b";tag=" not in value.lower().replace(b" ", b""):
-            value += b";tag=" + tag
-        elif line is CALL_ID:
-            call_id = value
-        out += (line, value)
-    out += (b"\r\nRetry-After: ", b"%d" % retry_spread(call_id, retry_after), server_line,
-            b"\r\nContent-Length: 0\r\n\r\n")
+    out = [_STATUS, *chain.from_iterable(picked), b"\r\nRetry-After: ",
+           b"%d" % retry_spread(picked[lines.index(CALL_ID)][1], retry_after), server_line, _END]
+    i = lines.index(TO)
+    to = picked[i][1]
+    if b";tag=" not in to.lower().replace(b" ", b""):
+        out[2 * i + 2] = to + b";tag=" + tag
     return b"".join(out)
 
 
