@@ -11,13 +11,14 @@ guard, and the 503 sent with sendto on a real socket on 127.0.0.1), per kind:
 Goodput at 2x capacity is about (1 - 2s)/(1 - s) of capacity with s = shed cost / cost of a full registration:
 90% takes s <= ~9%, a handful of microseconds.
 
-    .venv/bin/python benchmarks/shed_cost.py [--n 20000] [--repeat 7] [--quick]
+    .venv/bin/python benchmarks/shed_cost.py [--n 20000] [--repeat 5] [--against /path/to/other/checkout] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import os
 import socket
 import statistics
@@ -25,8 +26,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))   # this tree's softswitch
-from softswitch.security.overload import OverloadOptions, OverloadPolicy  # noqa: E402
-from softswitch.transport.udp import UdpTransport  # noqa: E402
+from softswitch.security import overload  # noqa: E402
+from softswitch.transport import udp  # noqa: E402
 
 # the line the smoke run (tests/integration/test_benchmarks_smoke.py) looks for
 FIGURE_LINE = r"^shed: \d+\.\d+ us per new REGISTER answered 503"
@@ -54,10 +55,66 @@ def datagrams(n: int) -> dict[str, list[bytes]]:
             "resent": [register(i, agent="SIPp/resent", port=6001) for i in range(n)]}
 
 
-def shedding_policy() -> OverloadPolicy:
-    """A policy that sheds from the first late datagram on (no `sustain` to wait for)."""
-    return OverloadPolicy(OverloadOptions(sustain=0.0, queue_delay=0.2, drop_after=2.0), tag="b1a2", server="bench")
+def load(tree: str | None):
+    """The overload policy and UDP listener modules of this tree, or of `tree` (another checkout, loaded beside
+    this one under other names, so both are measured in one process, chunk by chunk in turn: on a shared
+    machine, separate runs differ by more than the change being measured)."""
+    if tree is None:
+        return overload, udp
+    out = []
+    for pkg, name in (("softswitch.security", "overload"), ("softswitch.transport", "udp")):
+        path = os.path.join(tree, *pkg.split("."), name + ".py")
+        spec = importlib.util.spec_from_file_location(f"{pkg}._against_{name}", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+        out.append(module)
+    return tuple(out)
 
+
+class Variant:
+    """One tree's policy and listener, with its own datagrams (a bytes object caches its hash)."""
+    def __init__(self, label: str, modules, n: int, through_udp: bool) -> None:
+        self.label, (self.ovl, udp_module) = label, modules
+        self.data = datagrams(n)
+        self.udp = self.peer = self.loop = None
+        if through_udp:
+            self.loop = asyncio.new_event_loop()
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock.bind(("127.0.0.1", 0))
+            sock.setblocking(False)
+            self.peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+            self.peer.bind(("127.0.0.1", 0))
+            self.peer.setblocking(False)
+            self.udp = udp_module.UdpTransport(_Endpoint(), sock, self.loop)
+            self.udp.allowed = lambda host, ua: True
+            self.addr = self.peer.getsockname()
+        self.fresh()
+
+    def fresh(self) -> None:
+        self.policy = self.ovl.OverloadPolicy(self.ovl.OverloadOptions(sustain=0.0, queue_delay=0.2,
+                                                                       drop_after=2.0), tag="b1a2", server="bench")
+        if self.udp is not None:
+            self.udp.overload = self.policy
+
+    def sort(self, data: bytes, age: float, now: float):
+        if self.udp is not None:
+            return self.udp._admit_late(data, self.addr, age, now)
+        return self.policy.shed(data, age, now)
+
+    def drain(self) -> None:
+        while self.peer is not None:
+            try:
+                self.peer.recv(65536)
+            except BlockingIOError:
+                return
+
+    def close(self) -> None:
+        if self.udp is not None:
+            self.udp.close()
+            self.peer.close()
+            self.loop.close()
 
 class _Endpoint:
     """What `_admit_late` asks of the endpoint: the per-source filter (admits all, as for an exempt source)."""
@@ -78,82 +135,60 @@ def run_kind(kind: str, items: list[bytes], sort, originals: list[bytes] | None)
     return (time.process_time() - t0) / len(items)
 
 
-def measure(n: int, through_udp: bool, expect: dict[str, str]) -> dict[str, float]:
-    """One round of every kind on a fresh policy (and listener)."""
-    data = datagrams(n)
-    policy = shedding_policy()
-    loop = sock = peer = None
-    if through_udp:
-        loop = asyncio.new_event_loop()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sock.bind(("127.0.0.1", 0))
-        sock.setblocking(False)
-        peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-        peer.bind(("127.0.0.1", 0))
-        peer.setblocking(False)
-        udp = UdpTransport(_Endpoint(), sock, loop)
-        udp.overload = policy
-        udp.allowed = lambda host, ua: True
-        addr = peer.getsockname()
+CHUNK = 500
+EXPECT = {"new": "rejected", "auth": "admitted_late", "copy": "dropped_retransmission",
+          "resent": "dropped_retransmission"}
 
-        def drain() -> None:
-            while True:
-                try:
-                    peer.recv(65536)
-                except BlockingIOError:
-                    return
 
-        def sort(d: bytes, age: float, now: float):
-            return udp._admit_late(d, addr, age, now)
-    else:
-        def drain() -> None:
-            pass
-
-        def sort(d: bytes, age: float, now: float):
-            return policy.shed(d, age, now)
-    out = {}
+def measure(n: int, through_udp: bool, trees: list[tuple[str, str | None]]) -> dict[str, dict[str, float]]:
+    """One round of every kind on fresh policies: {tree label: {kind: CPU seconds per datagram}}, the median
+    over chunks of CHUNK datagrams (a chunk that shared the CPU with another process counts once)."""
+    variants = [Variant(label, load(tree), n, through_udp) for label, tree in trees]
+    out: dict[str, dict[str, float]] = {v.label: {} for v in variants}
     try:
         for kind in ("new", "auth", "copy", "resent"):
-            # a copy's original: taken in (answered 503) before the copy is sorted
-            originals = data["new"] if kind in ("copy", "resent") else None
-            if originals is not None:
-                policy = shedding_policy()
-                if through_udp:
-                    udp.overload = policy
-            before = dict(policy.stats)
-            chunks, cost = [data[kind][i:i + 500] for i in range(0, n, 500)], []
-            for j, chunk in enumerate(chunks):
-                cost.append(run_kind(kind, chunk, sort, None if originals is None else originals[j * 500:j * 500 + 500]))
-                drain()
-            out[kind] = statistics.median(cost)     # a chunk that shared the CPU counts once
-            moved = {k: policy.stats[k] - before.get(k, 0) for k in policy.stats if policy.stats[k] != before.get(k, 0)}
-            assert expect[kind] in moved, (kind, moved)
+            copies = kind in ("copy", "resent")         # their originals taken in (answered 503) first
+            costs: dict[str, list[float]] = {v.label: [] for v in variants}
+            for v in variants:
+                if copies:
+                    v.fresh()
+                v.before = dict(v.policy.stats)
+            for j in range(0, n, CHUNK):
+                for v in variants:                      # in turn, chunk by chunk
+                    originals = v.data["new"][j:j + CHUNK] if copies else None
+                    costs[v.label].append(run_kind(kind, v.data[kind][j:j + CHUNK], v.sort, originals))
+                    v.drain()
+            for v in variants:
+                out[v.label][kind] = statistics.median(costs[v.label])
+                moved = {k for k, c in v.policy.stats.items() if c != v.before.get(k, 0)}
+                assert EXPECT[kind] in moved, (v.label, kind, moved)
     finally:
-        if through_udp:
-            udp.close()
-            peer.close()
-            loop.close()
+        for v in variants:
+            v.close()
     return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=20000, help="datagrams per kind per round")
-    ap.add_argument("--repeat", type=int, default=7, help="rounds; the figure is the median")
+    ap.add_argument("--repeat", type=int, default=5, help="rounds; the figure is the median")
+    ap.add_argument("--against", metavar="TREE", help="another checkout (e.g. the last landed commit) measured "
+                    "in the same process, in turn")
     ap.add_argument("--quick", action="store_true", help="a smoke run of a fraction of a second")
     args = ap.parse_args()
     n, repeat = (1000, 1) if args.quick else (args.n, args.repeat)
-    expect = {"new": "rejected", "auth": "admitted_late", "copy": "dropped_retransmission",
-              "resent": "dropped_retransmission"}
+    trees = [("this", None)] + ([(os.path.basename(os.path.abspath(args.against)), args.against)]
+                                if args.against else [])
     for through_udp, name in ((False, "OverloadPolicy.shed"), (True, "UdpTransport._admit_late")):
-        rounds = [measure(n, through_udp, expect) for _ in range(repeat)]
-        med = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
-        print(f"{name:26s} " + "  ".join(f"{k} {1e6 * v:5.2f} us" for k, v in med.items()))
-        if through_udp:
-            print(f"shed: {1e6 * med['new']:.2f} us per new REGISTER answered 503 (sent), "
-                  f"{1e6 * med['auth']:.2f} us per REGISTER with credentials, "
-                  f"{1e6 * med['copy']:.2f} / {1e6 * med['resent']:.2f} us per identical / differing copy")
+        rounds = [measure(n, through_udp, trees) for _ in range(repeat)]
+        for label, _ in trees:
+            med = {k: statistics.median(r[label][k] for r in rounds) for k in EXPECT}
+            print(f"{name:24s} {label:>8s}: " + "  ".join(f"{k} {1e6 * v:5.2f} us" for k, v in med.items()))
+            if through_udp and label == "this":
+                figure = med
+    print(f"shed: {1e6 * figure['new']:.2f} us per new REGISTER answered 503 (sent), "
+          f"{1e6 * figure['auth']:.2f} us per REGISTER with credentials, "
+          f"{1e6 * figure['copy']:.2f} / {1e6 * figure['resent']:.2f} us per identical / differing copy")
 
 
 if __name__ == "__main__":

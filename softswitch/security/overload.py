@@ -154,7 +154,7 @@ def classify(data: bytes) -> str | tuple[bytes, bool, bytes, list[tuple[bytes, b
 
     One split of the head in C, then per line a partition and a lookup of the name as sent (the usual
     spellings are in `_NAME`; another is stripped and lowercased first). A head with a bare CR or LF, or no
-    CRLFCRLF, goes to `peek` (linear too), as does a folded line; a line without a colon is not SIP."""
+    CRLFCRLF, goes to `peek` (linear too), as does a folded line or one without a colon."""
     if data.startswith(b"SIP/2.0 "):
         return RESPONSE
     end = data.find(b"\r\n\r\n")
@@ -176,11 +176,9 @@ def classify(data: bytes) -> str | tuple[bytes, bool, bytes, list[tuple[bytes, b
     get = _NAME.get
     for raw in lines:
         name, sep, value = raw.partition(b":")
-        if not sep:
-            return None
         line = get(name)
-        if line is None:
-            if name[:1] in b" \t":             # a folded line (or an empty name)
+        if line is None or not sep:
+            if not sep or name[:1] in (b" ", b"\t"):     # not SIP, unless a folded line: `peek` reads them
                 return _from_peek(peek(data))
             line = get(name.rstrip(b" \t").lower())
             if line is None:
