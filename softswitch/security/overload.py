@@ -26,16 +26,17 @@ reads the kernel's receive time of every datagram; one that waited longer than `
     absorbs its retransmissions and call admission answers 503 + Retry-After statefully (a stateless answer
     to the retransmission of an INVITE already proceeding would end that call half set up); dropped after.
 
-A datagram that claims credentials only to skip the queue is still parsed, authenticated and rate-limited per
-source by the guard. Pure: bytes and ages in, a verdict (and the bytes of a 503) out.
+A storm is sorted datagram by datagram, so the sorting is cheap: `classify` reads a head with one split and
+one name lookup per line and no object per datagram, the 503 is one join, and a copy's hash is looked up
+before anything is read; odd shapes (folded lines, bare CR or LF) are read line by line by `peek`, which
+`classify` agrees with. A datagram that claims credentials only to skip the queue is still parsed,
+authenticated and rate-limited per source by the guard. Pure: bytes and ages in, a verdict (and the bytes of a 503) out.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from itertools import chain
-from operator import itemgetter
 
 ADMIT, REJECT, DROP = "admit", "reject", "drop"
 T1 = 0.5
@@ -58,7 +59,6 @@ _NAME |= dict.fromkeys((b"Contact", b"Max-Forwards", b"Expires", b"Content-Lengt
                         b"Allow-Events", b"Subject", b"Timestamp", b"Accept-Language", b"Session-Expires",
                         b"Min-SE", b"Privilege", b"P-Asserted-Identity", b"Organization", b"Server"), _SKIP)
 RESPONSE = "response"
-_FIRST = itemgetter(0)
 _STATUS, _END = b"SIP/2.0 503 Service Unavailable", b"\r\nContent-Length: 0\r\n\r\n"
 REARM = 4                          # x sustain: a late run this soon after an episode this long sheds at once
 MAX_SEEN = 100000                  # remembered requests (about 25 s at 4,000 late requests/s; ~10 MB at most)
@@ -144,13 +144,13 @@ def request_key(p: Peek) -> bytes:
 def service_unavailable(p: Peek, tag: str, retry_after: int, server: str = "") -> bytes | None:
     """A stateless 503 (RFC 3261 s. 8.2.6) echoing the request's Via, From, To, Call-ID and CSeq; None when
     they are not all there exactly once (the parser would have answered 400, and under overload nobody does)."""
-    return refusal(p.method, [(_LINE[c], v) for c, v in p.headers], tag.encode(), retry_after,
+    return refusal(p.method, _flat(p), tag.encode(), retry_after,
                    b"\r\nServer: " + server.encode() if server else b"")
 
 
 def classify(data: bytes) -> str | tuple[bytes, bool, bytes, list[tuple[bytes, bytes]], bytes] | None:
     """What `peek` says of a datagram, without a dataclass: None (not SIP enough to answer), RESPONSE, or a
-    request's (method, continuing, request key, picked headers as (line start, value), user agent).
+    request's (method, continuing, request key, picked headers as [line start, value, ...], user agent).
 
     One split of the head in C, then per line a partition and a lookup of the name as sent (the usual
     spellings are in `_NAME`; another is stripped and lowercased first). A head with a bare CR or LF, or no
@@ -191,7 +191,7 @@ def classify(data: bytes) -> str | tuple[bytes, bool, bytes, list[tuple[bytes, b
         elif line is _UA:
             user_agent = value[:200]
         else:
-            picked.append((line, value))
+            picked += (line, value)
             if line is VIA:
                 if not via:
                     via = value or b" "
@@ -206,9 +206,9 @@ def _from_peek(p: Peek | None):
     """`classify`'s answer from `peek`'s (the shapes its fast path leaves to the line-by-line reading)."""
     if p is None or p.kind == RESPONSE:
         return None if p is None else RESPONSE
-    picked = [(_LINE[c], v) for c, v in p.headers]
-    via = next((v or b" " for c, v in picked if c is VIA), b"")
-    return (p.method, p.kind == "continuing", _key(via, p.method, b"".join(v for c, v in picked if c is CSEQ)), picked,
+    via = next((v for c, v in p.headers if c == b"Via"), b"")
+    cseq = b"".join(v for c, v in p.headers if c == b"CSeq")
+    return (p.method, p.kind == "continuing", _key(via, p.method, cseq), _flat(p),
             p.user_agent.encode("latin-1"))
 
 
@@ -222,16 +222,21 @@ def _key(via: bytes, method: bytes, cseq: bytes) -> bytes:
     return branch and b" ".join((branch, method, cseq.replace(b" ", b"").replace(b"\t", b"")))
 
 
-def refusal(method: bytes, picked: list[tuple[bytes, bytes]], tag: bytes, retry_after: int,
+def _flat(p: Peek) -> list[bytes]:
+    """A Peek's headers as `classify` picks them."""
+    return [x for c, v in p.headers for x in (_LINE[c], v)]
+
+
+def refusal(method: bytes, picked: list[bytes], tag: bytes, retry_after: int,
             server_line: bytes = b"") -> bytes | None:
     """`service_unavailable` from `classify`'s picked headers, assembled with one join."""
-    lines = list(map(_FIRST, picked))
+    lines = picked[::2]
     if len(lines) - lines.count(VIA) != 4 or len(set(lines)) != 5 or method == b"ACK":
         return None                             # not Via(s) and each of the other four exactly once
-    out = [_STATUS, *chain.from_iterable(picked), b"\r\nRetry-After: ",
-           b"%d" % retry_spread(picked[lines.index(CALL_ID)][1], retry_after), server_line, _END]
+    out = [_STATUS, *picked, b"\r\nRetry-After: ",
+           b"%d" % retry_spread(picked[2 * lines.index(CALL_ID) + 1], retry_after), server_line, _END]
     i = lines.index(TO)
-    to = picked[i][1]
+    to = picked[2 * i + 1]
     if b";tag=" not in to.lower().replace(b" ", b""):
         out[2 * i + 2] = to + b";tag=" + tag
     return b"".join(out)
@@ -395,16 +400,13 @@ class OverloadPolicy:
                 stats["dropped_retransmission"] += 1
                 return DROP, None
         o = self.o
-        if age > o.drop_after:
-            verdict = DROP
-        elif continuing or (copy is not None and copy[1]) or method != b"REGISTER" or age <= o.queue_delay:
-            # started work, or asked again after the node answered work it took in (the transaction layer
-            # re-sends its answer; a 503 now would end what the node has started): served. `decide`'s table
-            # for a request older than `queue_delay`
-            self.remember(h, now, True, key)
-            stats["admitted_late"] += 1
-            return ADMIT, None
-        else:
+        # `decide`'s table, for a request, and past it: started work, or work asked again after the node
+        # answered it (the transaction layer re-sends its answer; a 503 now would end what the node has started)
+        if age <= o.drop_after:
+            if continuing or (copy is not None and copy[1]) or method != b"REGISTER" or age <= o.queue_delay:
+                self.remember(h, now, True, key)
+                stats["admitted_late"] += 1
+                return ADMIT, None
             reply = refusal(method, picked, self._tag, o.retry_after, self._server)
             if reply is not None and (allowed is None or (
                     allowed(user_agent.decode("latin-1")) if host is None else
