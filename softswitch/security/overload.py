@@ -177,14 +177,14 @@ def classify(data: bytes) -> str | tuple[bytes, bool, bytes, list[tuple[bytes, b
     for raw in lines:
         name, sep, value = raw.partition(b":")
         line = get(name)
+        if line is _SKIP and sep:
+            continue
         if line is None or not sep:
             if not sep or name[:1] in (b" ", b"\t"):     # not SIP, unless a folded line: `peek` reads them
                 return _from_peek(peek(data))
             line = get(name.rstrip(b" \t").lower())
-            if line is None:
+            if line is None or line is _SKIP:
                 continue
-        if line is _SKIP:
-            continue
         value = value.strip(b" \t")
         if line is _CRED:
             continuing = True
