@@ -370,16 +370,22 @@ class OverloadPolicy:
         `host` is given, asked before anything is answered (a banned or rate-limited source, or a scanner, gets
         nothing, overloaded or not)."""
         shedding = self.late(now)
-        if (shedding or age > self.o.give_up) and age > self.worst:
+        o = self.o
+        if (shedding or age > o.give_up) and age > self.worst:
             self.worst = age
-        stats = self.stats
+        stats, seen, older = self.stats, self.seen, self.older
         h = hash(data)
         sent = now - age
-        copy = self.copy_of(h, sent, now) if self.seen or self.older else None
-        if copy is not None and copy[0] == "queued":
-            stats["dropped_retransmission"] += 1           # a byte-identical copy: not even classified
-            return DROP, None
-        if not shedding and age <= self.o.give_up:
+        # `copy_of`, inline (every datagram of a storm comes here): the entry of an original taken in less than
+        # `give_up` ago; a copy sent before it was taken in only queued behind it
+        first = seen.get(h) or older.get(h)
+        if first is not None:
+            if now - first[0] > o.give_up:
+                first = None
+            elif sent < first[0]:
+                stats["dropped_retransmission"] += 1       # a byte-identical copy: not even classified
+                return DROP, None
+        if not shedding and age <= o.give_up:
             # not shedding (yet): served as usual, remembered by its bytes only, not classified on the way of
             # work that is served anyway (a peek here made a node just past capacity slower still)
             if not data.startswith(b"SIP/2.0 "):
@@ -394,16 +400,19 @@ class OverloadPolicy:
             stats["admitted_late"] += 1
             return ADMIT, None
         method, continuing, key, picked, user_agent = c
-        if copy is None and key:
-            copy = self.copy_of(key, sent, now)
-            if copy is not None and copy[0] == "queued":
-                stats["dropped_retransmission"] += 1
-                return DROP, None
-        o = self.o
+        if first is None and key:
+            first = seen.get(key) or older.get(key)
+            if first is not None:
+                if now - first[0] > o.give_up:
+                    first = None
+                elif sent < first[0]:
+                    stats["dropped_retransmission"] += 1
+                    return DROP, None
+        answered = first is not None and first[1]           # ... and admitted
         # `decide`'s table, for a request, and past it: started work, or work asked again after the node
         # answered it (the transaction layer re-sends its answer; a 503 now would end what the node has started)
         if age <= o.drop_after:
-            if continuing or (copy is not None and copy[1]) or method != b"REGISTER" or age <= o.queue_delay:
+            if continuing or answered or method != b"REGISTER" or age <= o.queue_delay:
                 self.remember(h, now, True, key)
                 stats["admitted_late"] += 1
                 return ADMIT, None

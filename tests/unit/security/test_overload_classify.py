@@ -198,3 +198,15 @@ def test_many_header_layouts_cost_no_more_than_one():
         data = sipp_register(i).replace(b"Max-Forwards", f"X-Header-{i}".encode())
         verdicts.add(policy.shed(data, 0.5, 10.0)[0])
     assert verdicts == {REJECT}
+
+
+def test_a_copy_whose_bytes_expired_is_still_found_by_its_request_key():
+    p = OverloadPolicy(OverloadOptions(sustain=0.0, drop_after=3.0, give_up=5.0))
+    first = sipp_register(1)
+    resent = first.replace(b"User-Agent: SIPp", b"User-Agent: SIPp/2")      # same branch, method and CSeq
+    assert p.shed(first, 0.5, 10.0)[0] == REJECT                             # taken in at 10
+    assert p.shed(resent, 0.3, 14.0)[0] == REJECT       # sent after the 503 at 10: sorted again, taken in at 14
+    # the first bytes again at 16, sent at 13.5: their own entry (10) is past give_up, the request's (14) is
+    # not, and they were sent before it: a copy that only queued
+    assert p.shed(first, 2.5, 16.0) == ("drop", None)
+    assert p.stats["dropped_retransmission"] == 1 and p.stats["dropped"] == 0
