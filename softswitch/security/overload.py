@@ -138,7 +138,8 @@ def request_key(p: Peek) -> bytes:
     enough: a CANCEL or the ACK of a failed INVITE carries the INVITE's branch, and some clients (SIPp among
     them) send the second REGISTER of a challenge with the first one's branch; the CSeq tells them apart.
     b"" without a branch."""
-    return _from_peek(p)[2]
+    return _key(next((v for c, v in p.headers if c == b"Via"), b""), p.method,
+                b"".join(v for c, v in p.headers if c == b"CSeq"))
 
 
 def service_unavailable(p: Peek, tag: str, retry_after: int, server: str = "") -> bytes | None:
@@ -206,9 +207,7 @@ def _from_peek(p: Peek | None):
     """`classify`'s answer from `peek`'s (the shapes its fast path leaves to the line-by-line reading)."""
     if p is None or p.kind == RESPONSE:
         return None if p is None else RESPONSE
-    via = next((v for c, v in p.headers if c == b"Via"), b"")
-    cseq = b"".join(v for c, v in p.headers if c == b"CSeq")
-    return (p.method, p.kind == "continuing", _key(via, p.method, cseq), _flat(p),
+    return (p.method, p.kind == "continuing", request_key(p), _flat(p),
             p.user_agent.encode("latin-1"))
 
 
