@@ -30,7 +30,8 @@ A storm is sorted datagram by datagram, so the sorting is cheap: `classify` read
 one name lookup per line and no object per datagram, the 503 is one join, and a copy's hash is looked up
 before anything is read; odd shapes (folded lines, bare CR or LF) are read line by line by `peek`, which
 `classify` agrees with. A datagram that claims credentials only to skip the queue is still parsed,
-authenticated and rate-limited per source by the guard. Pure: bytes and ages in, a verdict (and the bytes of a 503) out.
+authenticated and rate-limited per source by the guard. Pure: bytes and ages in, a verdict (and the bytes of
+a 503) out.
 """
 
 from __future__ import annotations
@@ -44,7 +45,6 @@ CONTINUING = frozenset({b"ACK", b"BYE", b"CANCEL", b"PRACK", b"UPDATE", b"INFO",
 _KEEP = {b"via": b"Via", b"v": b"Via", b"from": b"From", b"f": b"From", b"to": b"To", b"t": b"To",
          b"call-id": b"Call-ID", b"i": b"Call-ID", b"cseq": b"CSeq"}
 _AUTH = frozenset({b"authorization", b"proxy-authorization"})
-_ONCE = (b"From", b"To", b"Call-ID", b"CSeq")
 _BRANCH = re.compile(rb"[^,; \t]*")         # a branch's value, from after "branch=" (lowercased)
 # a picked header is kept as the bytes that start its line in a response; the policy compares them by identity
 VIA, FROM, TO, CALL_ID, CSEQ = (b"\r\n" + c + b": " for c in (b"Via", b"From", b"To", b"Call-ID", b"CSeq"))
@@ -149,7 +149,7 @@ def service_unavailable(p: Peek, tag: str, retry_after: int, server: str = "") -
                    b"\r\nServer: " + server.encode() if server else b"")
 
 
-def classify(data: bytes) -> str | tuple[bytes, bool, bytes, list[tuple[bytes, bytes]], bytes] | None:
+def classify(data: bytes) -> str | tuple[bytes, bool, bytes, list[bytes], bytes] | None:
     """What `peek` says of a datagram, without a dataclass: None (not SIP enough to answer), RESPONSE, or a
     request's (method, continuing, request key, picked headers as [line start, value, ...], user agent).
 
@@ -195,7 +195,7 @@ def classify(data: bytes) -> str | tuple[bytes, bool, bytes, list[tuple[bytes, b
             picked += (line, value)
             if line is VIA:
                 if not via:
-                    via = value or b" "
+                    via = value or b" "         # (an empty top Via is still the top one: no branch)
             elif line is CSEQ:
                 cseq += value
             elif line is TO and not continuing and b";tag=" in value.lower().replace(b" ", b""):
