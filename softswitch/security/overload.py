@@ -26,12 +26,17 @@ reads the kernel's receive time of every datagram; one that waited longer than `
     absorbs its retransmissions and call admission answers 503 + Retry-After statefully (a stateless answer
     to the retransmission of an INVITE already proceeding would end that call half set up); dropped after.
 
-A datagram that claims credentials only to skip the queue is still parsed, authenticated and rate-limited per
-source by the guard. Pure: bytes and ages in, a verdict (and the bytes of a 503) out.
+A storm is sorted datagram by datagram, so the sorting is cheap: `classify` reads a head with one split and
+one name lookup per line and no object per datagram, the 503 is one join, and a copy's hash is looked up
+before anything is read; odd shapes (folded lines, bare CR or LF) are read line by line by `peek`, which
+`classify` agrees with. A datagram that claims credentials only to skip the queue is still parsed,
+authenticated and rate-limited per source by the guard. Pure: bytes and ages in, a verdict (and the bytes of
+a 503) out.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 ADMIT, REJECT, DROP = "admit", "reject", "drop"
@@ -40,7 +45,21 @@ CONTINUING = frozenset({b"ACK", b"BYE", b"CANCEL", b"PRACK", b"UPDATE", b"INFO",
 _KEEP = {b"via": b"Via", b"v": b"Via", b"from": b"From", b"f": b"From", b"to": b"To", b"t": b"To",
          b"call-id": b"Call-ID", b"i": b"Call-ID", b"cseq": b"CSeq"}
 _AUTH = frozenset({b"authorization", b"proxy-authorization"})
-_ONCE = (b"From", b"To", b"Call-ID", b"CSeq")
+_BRANCH = re.compile(rb"[^,; \t]*")         # a branch's value, from after "branch=" (lowercased)
+# a picked header is kept as the bytes that start its line in a response; the policy compares them by identity
+VIA, FROM, TO, CALL_ID, CSEQ = (b"\r\n" + c + b": " for c in (b"Via", b"From", b"To", b"Call-ID", b"CSeq"))
+_LINE = {b"Via": VIA, b"From": FROM, b"To": TO, b"Call-ID": CALL_ID, b"CSeq": CSEQ}
+_CRED, _UA = b"credentials", b"user-agent"
+_NAME = {k: _LINE[c] for k, c in _KEEP.items()} | {k: _CRED for k in _AUTH} | {b"user-agent": _UA}
+_NAME |= {k.title(): c for k, c in _NAME.items()} | {k.upper(): c for k, c in _NAME.items()} | {
+    b"Call-ID": CALL_ID, b"CSeq": CSEQ}         # the usual spellings found as sent; any other, lowercased
+_SKIP = b"skip"                                 # headers the policy does not read, as phones spell them
+_NAME |= dict.fromkeys((b"Contact", b"Max-Forwards", b"Expires", b"Content-Length", b"Content-Type", b"Allow",
+                        b"Supported", b"Accept", b"Route", b"Record-Route", b"Event", b"Require", b"Date",
+                        b"Allow-Events", b"Subject", b"Timestamp", b"Accept-Language", b"Session-Expires",
+                        b"Min-SE", b"Privilege", b"P-Asserted-Identity", b"Organization", b"Server"), _SKIP)
+RESPONSE = "response"
+_STATUS, _END = b"SIP/2.0 503 Service Unavailable", b"\r\nContent-Length: 0\r\n\r\n"
 REARM = 4                          # x sustain: a late run this soon after an episode this long sheds at once
 MAX_SEEN = 100000                  # remembered requests (about 25 s at 4,000 late requests/s; ~10 MB at most)
 
@@ -109,21 +128,6 @@ def peek(data: bytes) -> Peek | None:
     return Peek(kind, method, tuple((c, v) for c, v in kept), user_agent)
 
 
-def top_branch(p: Peek) -> bytes:
-    """The branch parameter of the topmost Via (b"" when there is none)."""
-    for canon, value in p.headers:
-        if canon == b"Via":
-            top = value.split(b",", 1)[0].lower()
-            i = top.find(b"branch=")
-            if i < 0:
-                return b""
-            rest = top[i + 7:]
-            for stop in (b";", b" ", b"\t"):
-                rest = rest.split(stop, 1)[0]
-            return rest
-    return b""
-
-
 def retry_spread(call_id: bytes, retry_after: int) -> int:
     """Between `retry_after` and twice that, by Call-ID: the refused clients do not all come back at once."""
     return retry_after + (hash(call_id) % max(1, retry_after + 1))
@@ -134,33 +138,107 @@ def request_key(p: Peek) -> bytes:
     enough: a CANCEL or the ACK of a failed INVITE carries the INVITE's branch, and some clients (SIPp among
     them) send the second REGISTER of a challenge with the first one's branch; the CSeq tells them apart.
     b"" without a branch."""
-    branch = top_branch(p)
-    if not branch:
-        return b""
-    cseq = b"".join(v for c, v in p.headers if c == b"CSeq").replace(b" ", b"").replace(b"\t", b"")
-    return branch + b" " + p.method + b" " + cseq
+    return _key(next((v for c, v in p.headers if c == b"Via"), b""), p.method,
+                b"".join(v for c, v in p.headers if c == b"CSeq"))
 
 
 def service_unavailable(p: Peek, tag: str, retry_after: int, server: str = "") -> bytes | None:
     """A stateless 503 (RFC 3261 s. 8.2.6) echoing the request's Via, From, To, Call-ID and CSeq; None when
     they are not all there exactly once (the parser would have answered 400, and under overload nobody does)."""
-    names = [c for c, _ in p.headers]
-    if b"Via" not in names or any(names.count(c) != 1 for c in _ONCE) or p.method == b"ACK":
+    return refusal(p.method, _flat(p), tag.encode(), retry_after,
+                   b"\r\nServer: " + server.encode() if server else b"")
+
+
+def classify(data: bytes) -> str | tuple[bytes, bool, bytes, list[bytes], bytes] | None:
+    """What `peek` says of a datagram, without a dataclass: None (not SIP enough to answer), RESPONSE, or a
+    request's (method, continuing, request key, picked headers as [line start, value, ...], user agent).
+
+    One split of the head in C, then per line a partition and a lookup of the name as sent (the usual
+    spellings are in `_NAME`; another is stripped and lowercased first). A head with a bare CR or LF, or no
+    CRLFCRLF, goes to `peek` (linear too), as does a folded line or one without a colon."""
+    if data.startswith(b"SIP/2.0 "):
+        return RESPONSE
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        return _from_peek(peek(data))
+    lines = data[:end].split(b"\r\n")
+    n = len(lines) - 1
+    if data.count(b"\n", 0, end) != n or data.count(b"\r", 0, end) != n:
+        return _from_peek(peek(data))
+    parts = lines[0].split(b" ")
+    if len(parts) != 3 or parts[2] != b"SIP/2.0" or not parts[0].isalpha():
         return None
-    out = [b"SIP/2.0 503 Service Unavailable"]
-    call_id = b""
-    for canon, value in p.headers:
-        if canon == b"To" and b";tag=" not in value.lower().replace(b" ", b""):
-            value += b";tag=" + tag.encode()
-        elif canon == b"Call-ID":
-            call_id = value
-        out.append(canon + b": " + value)
-    spread = retry_spread(call_id, retry_after)
-    out.append(b"Retry-After: " + str(spread).encode())
-    if server:
-        out.append(b"Server: " + server.encode())
-    out.append(b"Content-Length: 0")
-    return b"\r\n".join(out) + b"\r\n\r\n"
+    method = parts[0]
+    del lines[0]
+    picked = []
+    continuing = method in CONTINUING
+    via = user_agent = b""
+    cseq = b""
+    get = _NAME.get
+    for raw in lines:
+        name, sep, value = raw.partition(b":")
+        line = get(name)
+        if line is _SKIP and sep:
+            continue
+        if line is None or not sep:
+            if not sep or name[:1] in (b" ", b"\t"):     # not SIP, unless a folded line: `peek` reads them
+                return _from_peek(peek(data))
+            line = get(name.rstrip(b" \t").lower())
+            if line is None or line is _SKIP:
+                continue
+        value = value.strip(b" \t")
+        if line is _CRED:
+            continuing = True
+        elif line is _UA:
+            user_agent = value[:200]
+        else:
+            picked += (line, value)
+            if line is VIA:
+                if not via:
+                    via = value or b" "         # (an empty top Via is still the top one: no branch)
+            elif line is CSEQ:
+                cseq += value
+            elif line is TO and not continuing and b";tag=" in value.lower().replace(b" ", b""):
+                continuing = True
+    return method, continuing, _key(via, method, cseq), picked, user_agent
+
+
+def _from_peek(p: Peek | None):
+    """`classify`'s answer from `peek`'s (the shapes its fast path leaves to the line-by-line reading)."""
+    if p is None or p.kind == RESPONSE:
+        return None if p is None else RESPONSE
+    return (p.method, p.kind == "continuing", request_key(p), _flat(p),
+            p.user_agent.encode("latin-1"))
+
+
+def _key(via: bytes, method: bytes, cseq: bytes) -> bytes:
+    """`request_key` from the top Via's value and the CSeq values (joined)."""
+    top = via.lower()
+    i = top.find(b"branch=")
+    if i < 0 or top.find(b",", 0, i) >= 0:        # no branch in the topmost Via
+        return b""
+    branch = _BRANCH.match(top, i + 7).group()
+    return branch and b" ".join((branch, method, cseq.replace(b" ", b"").replace(b"\t", b"")))
+
+
+def _flat(p: Peek) -> list[bytes]:
+    """A Peek's headers as `classify` picks them."""
+    return [x for c, v in p.headers for x in (_LINE[c], v)]
+
+
+def refusal(method: bytes, picked: list[bytes], tag: bytes, retry_after: int,
+            server_line: bytes = b"") -> bytes | None:
+    """`service_unavailable` from `classify`'s picked headers, assembled with one join."""
+    lines = picked[::2]
+    if len(lines) - lines.count(VIA) != 4 or len(set(lines)) != 5 or method == b"ACK":
+        return None                             # not Via(s) and each of the other four exactly once
+    out = [_STATUS, *picked, b"\r\nRetry-After: ",
+           b"%d" % retry_spread(picked[2 * lines.index(CALL_ID) + 1], retry_after), server_line, _END]
+    i = lines.index(TO)
+    to = picked[2 * i + 1]
+    if b";tag=" not in to.lower().replace(b" ", b""):
+        out[2 * i + 2] = to + b";tag=" + tag
+    return b"".join(out)
 
 
 class OverloadPolicy:
@@ -169,6 +247,8 @@ class OverloadPolicy:
         self.queue_delay = self.o.queue_delay      # the shells compare against this before calling `shed`
         self.tag = tag
         self.server = server
+        self._tag = tag.encode()                   # ... as the 503 carries them
+        self._server = b"\r\nServer: " + server.encode() if server else b""
         self.stats = {"admitted_late": 0, "rejected": 0, "dropped": 0, "dropped_given_up": 0,
                       "dropped_retransmission": 0}
         self.worst = 0.0                           # oldest datagram seen while shedding, since `take_worst`
@@ -220,13 +300,16 @@ class OverloadPolicy:
         if not data.startswith(b"SIP/2.0 "):
             self.remember(hash(data), now)
 
-    def remember(self, key, now: float, admitted: bool = True) -> None:
+    def remember(self, key, now: float, admitted: bool = True, also: bytes = b"") -> None:
         """`key`: the hash of a datagram (its byte-identical copies, found without a parse) or its request_key
-        (copies that differ in bytes); taken in at `now`, `admitted` or answered 503."""
-        if not key:
-            return
+        (copies that differ in bytes); taken in at `now`, `admitted` or answered 503. `also`: a second key
+        (the request key beside the hash) for the same entry."""
         seen = self.seen
-        seen[key] = (now, admitted)
+        entry = (now, admitted)
+        if key:
+            seen[key] = entry
+        if also:
+            seen[also] = entry
         if len(seen) >= MAX_SEEN // 2:
             self.older, self.seen = seen, {}
 
@@ -280,60 +363,66 @@ class OverloadPolicy:
         """An on-time datagram still matters: it breaks a run of late ones, or is remembered while shedding."""
         return self.above_since is not None or self.shedding
 
-    def shed(self, data: bytes, age: float, now: float, allowed=None) -> tuple[str, bytes | None]:
+    def shed(self, data: bytes, age: float, now: float, allowed=None, host=None) -> tuple[str, bytes | None]:
         """(verdict, 503 bytes to send back or None) for a datagram that waited `age` seconds (> queue_delay),
-        read at `now`. `allowed`: fn(user_agent) -> bool, the per-source guard, asked before anything is
-        answered (a banned or rate-limited source, or a scanner, gets nothing, overloaded or not)."""
+        read at `now`. `allowed`: the per-source guard, fn(user_agent) -> bool, or fn(host, user_agent) when
+        `host` is given, asked before anything is answered (a banned or rate-limited source, or a scanner, gets
+        nothing, overloaded or not)."""
         shedding = self.late(now)
-        if (shedding or age > self.o.give_up) and age > self.worst:
+        o = self.o
+        if (shedding or age > o.give_up) and age > self.worst:
             self.worst = age
+        stats, seen, older = self.stats, self.seen, self.older
         h = hash(data)
         sent = now - age
-        copy = self.copy_of(h, sent, now) if self.seen or self.older else None
-        if copy is not None and copy[0] == "queued":
-            self.stats["dropped_retransmission"] += 1      # a byte-identical copy: not even peeked at
-            return DROP, None
-        if not shedding and age <= self.o.give_up:
-            # not shedding (yet): served as usual, remembered by its bytes only, no peek on the way of work
-            # that is served anyway (a peek here made a node just past capacity slower still)
+        # `copy_of`, inline (every datagram of a storm comes here): the entry of an original taken in less than
+        # `give_up` ago; a copy sent before it was taken in only queued behind it
+        first = seen.get(h) or older.get(h)
+        if first is not None:
+            if now - first[0] > o.give_up:
+                first = None
+            elif sent < first[0]:
+                stats["dropped_retransmission"] += 1       # a byte-identical copy: not even classified
+                return DROP, None
+        if not shedding and age <= o.give_up:
+            # not shedding (yet): served as usual, remembered by its bytes only, not classified on the way of
+            # work that is served anyway (a peek here made a node just past capacity slower still)
             if not data.startswith(b"SIP/2.0 "):
                 self.remember(h, now)
-            self.stats["admitted_late"] += 1
+            stats["admitted_late"] += 1
             return ADMIT, None
-        p = peek(data)
-        if p is None:
-            self.stats["dropped"] += 1
+        c = classify(data)
+        if c is None:
+            stats["dropped"] += 1
             return DROP, None
-        if p.kind == "response":
-            self.stats["admitted_late"] += 1
+        if c is RESPONSE:
+            stats["admitted_late"] += 1
             return ADMIT, None
-        key = request_key(p)
-        if copy is None and key:
-            copy = self.copy_of(key, sent, now)
-            if copy is not None and copy[0] == "queued":
-                self.stats["dropped_retransmission"] += 1
-                return DROP, None
-        if copy is not None and copy[1] and age <= self.o.drop_after:
-            # asked again after the node answered work it took in: served (the transaction layer re-sends
-            # its answer; a 503 now would end what the node has started)
-            self.remember(h, now)
-            self.remember(key, now)
-            self.stats["admitted_late"] += 1
-            return ADMIT, None
-        verdict = self.decide(p.kind, p.method, age)
-        if verdict == ADMIT:
-            self.remember(h, now)
-            self.remember(key, now)
-            self.stats["admitted_late"] += 1
-            return ADMIT, None
-        if verdict == REJECT:
-            reply = service_unavailable(p, self.tag, self.o.retry_after, self.server)
-            if reply is not None and (allowed is None or allowed(p.user_agent)):
-                self.remember(h, now, False)
-                self.remember(key, now, False)
-                self.stats["rejected"] += 1
+        method, continuing, key, picked, user_agent = c
+        if first is None and key:
+            first = seen.get(key) or older.get(key)
+            if first is not None:
+                if now - first[0] > o.give_up:
+                    first = None
+                elif sent < first[0]:
+                    stats["dropped_retransmission"] += 1
+                    return DROP, None
+        answered = first is not None and first[1]           # ... and admitted
+        # `decide`'s table, for a request, and past it: started work, or work asked again after the node
+        # answered it (the transaction layer re-sends its answer; a 503 now would end what the node has started)
+        if age <= o.drop_after:
+            if continuing or answered or method != b"REGISTER" or age <= o.queue_delay:
+                self.remember(h, now, True, key)
+                stats["admitted_late"] += 1
+                return ADMIT, None
+            reply = refusal(method, picked, self._tag, o.retry_after, self._server)
+            if reply is not None and (allowed is None or (
+                    allowed(user_agent.decode("latin-1")) if host is None else
+                    allowed(host, user_agent.decode("latin-1")))):
+                self.remember(h, now, False, key)
+                stats["rejected"] += 1
                 return REJECT, reply
-        self.stats["dropped_given_up" if age > self.o.give_up else "dropped"] += 1
+        stats["dropped_given_up" if age > o.give_up else "dropped"] += 1
         return DROP, None
 
     # --- stream connections (TCP, TLS, WebSocket) -----------------------------------------------------------
@@ -368,12 +457,13 @@ class OverloadPolicy:
 
     def shed_stream_bytes(self, data: bytes, age: float, now: float) -> tuple[str, bytes | None]:
         """`shed_stream` for a message not parsed yet (a WebSocket frame): the verdict and the 503's bytes."""
-        p = peek(data)
-        if p is None or p.kind == "response":
+        c = classify(data)
+        if c is None or c is RESPONSE:
             return ADMIT, None                  # the parser answers what it can; responses are started work
-        verdict = self.shed_stream(p.kind, age, now)
+        method, continuing, _key, picked, _ua = c
+        verdict = self.shed_stream("continuing" if continuing else "new", age, now)
         if verdict == REJECT:
-            reply = service_unavailable(p, self.tag, self.o.retry_after, self.server)
+            reply = refusal(method, picked, self._tag, self.o.retry_after, self._server)
             if reply is not None:
                 return REJECT, reply
             self.stats["rejected"] -= 1         # no headers to answer with: the parser answers 400

@@ -59,8 +59,8 @@ class UdpTransport:
             self._read_batch()
         finally:
             held, self._held = self._held, None
-            for data, target in held:
-                self.send(data, target)
+            for data, addr in held:
+                self._sendto(data, addr)
 
     def _read_batch(self) -> None:
         recvmsg, ep, wall = self.sock.recvmsg, self.endpoint, self.wall
@@ -93,33 +93,34 @@ class UdpTransport:
                 wd.stall("udp", dt, f"{addr[0]}:{addr[1]}", "udp " + describe(data), data)
 
     def _admit_late(self, data: bytes, addr, age: float, now: float) -> bool:
-        """A datagram that waited past the bound: the overload policy decides (True: handle it as usual)."""
-        ep = self.endpoint
-        target = Target("udp", addr[0], addr[1], self)
-        if ep.source_filter is not None and not ep.source_filter(target):
+        """A datagram that waited past the bound: the overload policy decides (True: handle it as usual).
+        Called for every datagram of a storm: no closure, and a Target only for the source filter."""
+        source_filter = self.endpoint.source_filter
+        if source_filter is not None and not source_filter(Target("udp", addr[0], addr[1], self)):
             return False                # banned: not even looked at
-        allowed = self.allowed
-        verdict, reply = self.overload.shed(data, age, now, None if allowed is None else
-                                            (lambda ua: allowed(addr[0], ua)))
+        verdict, reply = self.overload.shed(data, age, now, self.allowed, addr[0])
         if reply is not None:
-            self.send(reply, target)
+            self._sendto(reply, addr)
         return verdict == "admit"
 
     def send(self, data: bytes, target: Target) -> None:
+        self._sendto(data, (target.host, target.port))
+
+    def _sendto(self, data: bytes, addr) -> None:
         if self._closed:
             return
         if self._held is not None:
-            self._held.append((data, target))
+            self._held.append((data, addr))
             return
         if self._pending:
-            self._queue(data, (target.host, target.port))
+            self._queue(data, addr)
             return
         try:
-            self.sock.sendto(data, (target.host, target.port))
+            self.sock.sendto(data, addr)
         except (BlockingIOError, InterruptedError):
-            self._queue(data, (target.host, target.port))
+            self._queue(data, addr)
         except OSError as exc:
-            self.endpoint.log.debug("udp_send_error", error=str(exc), host=target.host, port=target.port)
+            self.endpoint.log.debug("udp_send_error", error=str(exc), host=addr[0], port=addr[1])
 
     def _queue(self, data: bytes, addr) -> None:
         if len(self._pending) >= MAX_PENDING:

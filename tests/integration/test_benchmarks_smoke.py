@@ -32,7 +32,7 @@ def figure_line(path: Path) -> str | None:
 def test_benchmarks_are_found():
     names = {p.name for p in SCRIPTS}
     assert {"register_bench.py", "call_bench.py", "rtp_relay_bench.py", "tenant.py", "keepalive_bench.py",
-            "pool_bench.py", "crash_bench.py", "wallboard_bench.py"} <= names
+            "pool_bench.py", "crash_bench.py", "wallboard_bench.py", "shed_cost.py"} <= names
     assert "common.py" not in names
 
 
