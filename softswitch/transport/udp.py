@@ -22,6 +22,10 @@ from .base import Target
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35 if sys.platform.startswith("linux") else None)
 _ANC = socket.CMSG_SPACE(16) if hasattr(socket, "CMSG_SPACE") else 0
 _TS = struct.Struct("@qq").unpack_from
+# Linux values; Python does not name them
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33 if sys.platform.startswith("linux") else None)
+SO_SNDBUFFORCE = getattr(socket, "SO_SNDBUFFORCE", 32 if sys.platform.startswith("linux") else None)
+BUFFER = 4 * 1024 * 1024        # octets of kernel queue asked for, each way
 BATCH = 64              # datagrams per wake-up: timers and other sockets get their turn in between
 MAX_PENDING = 10000     # datagrams waiting for a full send buffer before new ones are dropped
 
@@ -154,17 +158,37 @@ class UdpTransport:
         self.sock.close()
 
 
+def grow_buffer(sock: socket.socket, opt: int, force: int | None, size: int = BUFFER) -> int:
+    """Ask for `size` octets of kernel buffer; past the system's cap (net.core.rmem_max / wmem_max, 208 KB on
+    a stock kernel) with the FORCE variant, which a privileged node may use. Returns what was granted (Linux
+    reports twice the usable size, as it counts its bookkeeping)."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, opt, size)
+    except OSError:
+        pass
+    got = sock.getsockopt(socket.SOL_SOCKET, opt)
+    if got < size and force is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, force, size)
+            got = sock.getsockopt(socket.SOL_SOCKET, opt)
+        except OSError:
+            pass                        # not privileged: the cap stands
+    return got
+
+
 async def listen_udp(loop, endpoint, host: str, port: int) -> UdpTransport:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # No SO_REUSEADDR: on Linux it lets a second node bind the same UDP port and silently take its traffic.
     sock = socket.socket(family, socket.SOCK_DGRAM)
     try:
-        # Bursts of registrations and retransmissions need room in the kernel queue.
-        for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, opt, 4 * 1024 * 1024)
-            except OSError:
-                pass
+        # Bursts of registrations and retransmissions need room in the kernel queue: with the stock cap a
+        # storm overflows it within tens of milliseconds, the kernel drops datagrams at random (the second
+        # halves of challenges too, re-sent 500 ms later) before overload control sees any of them wait.
+        got = grow_buffer(sock, socket.SO_RCVBUF, SO_RCVBUFFORCE)
+        grow_buffer(sock, socket.SO_SNDBUF, SO_SNDBUFFORCE)
+        if got < BUFFER:
+            endpoint.log.warning("udp_receive_buffer_small", host=host, port=port, kb=got // 2048,
+                                 wanted_kb=BUFFER // 1024, fix=f"sysctl -w net.core.rmem_max={BUFFER}")
         sock.bind((host, port))
         sock.setblocking(False)
         return UdpTransport(endpoint, sock, loop)
