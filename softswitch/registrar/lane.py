@@ -202,9 +202,26 @@ def read(data: bytes):
     return m.group(1), headers, via_at, key, to.group(1)
 
 
+_VIA_COMMON = re.compile(r"SIP/2\.0/UDP ([A-Za-z0-9.\-]+)(?::([0-9]{1,5}))?(;rport)?;branch=(z9hG4bK" + _TOKEN[:-1]
+                         + r"*)(;rport)?", re.A)
+
+
 def _via_key(value: str):
     """(branch, host, port, "REGISTER", asked for rport, "SIP/2.0/UDP sent-by", [(param, value or None)])
     of a lane-shaped Via, else None; the first four are its server key (softswitch/sip/transaction.py)."""
+    m = _VIA_COMMON.fullmatch(value)
+    if m is not None and not (m.group(3) and m.group(5)):
+        # what phones and SIPp send: a branch and rport, in either order
+        host, port, before, branch, after = m.groups()
+        if port is not None and not 0 < int(port) <= 65535:
+            return None
+        kept = [("branch", branch)]
+        if before:
+            kept.insert(0, ("rport", None))
+        elif after:
+            kept.append(("rport", None))
+        return branch, host.lower(), int(port) if port else None, "REGISTER", bool(before or after), \
+            value[:m.start(3) if before else m.start(4) - 8], kept
     m = _VIA.fullmatch(value)
     if m is None:
         return None
