@@ -58,6 +58,10 @@ class NodeCollector:
                            "in the receive queue past the bound", "kind", ovl.stats)
             yield GaugeMetricFamily("softswitch_receive_queue_age_seconds", "Age of queued datagrams (smoothed)",
                                     value=node.calls.backlog)
+        lane = getattr(node.endpoint, "register_lane", None)
+        if lane is not None:
+            yield counters("softswitch_register_lane", "REGISTER datagrams the plain-REGISTER reader challenged, "
+                           "passed to the registrar, or left to the general parser", "kind", lane.stats)
         if node.guard is not None:
             yield counters("softswitch_guard", "Requests dropped and sources banned", "kind", node.guard.stats)
             yield GaugeMetricFamily("softswitch_guard_bans_active", "Sources banned now", value=len(node.guard.bans))

@@ -15,7 +15,7 @@ A request without credentials gets its 401 assembled from the raw header lines (
 stateless challenge: nothing kept). One with credentials becomes a Request built from the same lines and goes
 through the endpoint's `answered` handling, i.e. the same filters, retransmission keeping and registrar code as
 any REGISTER. Anything else declines before any side effect and the general path answers it: the lane is
-faster, never different (tests/unit/test_register_lane.py compares both paths' answers).
+faster, never different (tests/unit/registrar/test_register_lane.py compares both paths' answers).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 import time
 
-from ..sip.errors import reason_phrase
+from ..sip.errors import SipError, reason_phrase
 from ..sip.headers import canonical_name
 from ..sip.message import Request
 from ..sip.transaction import MAGIC
@@ -32,8 +32,9 @@ from ..transport.base import Target
 
 MAX_SIZE = 4096
 _PRINTABLE = bytes(range(0x20, 0x7F)) + b"\t"
-# names (lower case and canonical spelling, compact forms too) -> canonical name; a header outside this list sends the request to the
-# general path. Besides what the registrar reads, the ones a REGISTER carries that no UAS check looks at.
+# names (lower case and canonical spelling, compact forms too) -> canonical name; a header outside this list
+# sends the request to the general path. Besides what the registrar reads, the ones a REGISTER carries that no
+# UAS check looks at.
 _LOWER = (
     "via", "v", "from", "f", "to", "t", "call-id", "i", "cseq", "contact", "m", "expires", "max-forwards",
     "authorization", "content-length", "l", "user-agent", "allow", "supported", "k", "accept",
@@ -44,15 +45,18 @@ _ONCE = frozenset({"Via", "From", "To", "Call-ID", "CSeq", "Max-Forwards", "Cont
 _REQUEST_LINE = re.compile(r"REGISTER (sip:[A-Za-z0-9.\-]+(?::[0-9]{1,5})?"
                            r"(?:;[A-Za-z0-9\-_.!~*']+(?:=[A-Za-z0-9\-_.!~*']+)?)*) SIP/2\.0", re.A)
 _TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]+"
-_VIA = re.compile(r"SIP/2\.0/UDP ([A-Za-z0-9.\-]+)(?::([0-9]{1,5}))?((?:;" + _TOKEN + r"(?:=" + _TOKEN + r")?)*)", re.A)
+_VIA = re.compile(r"SIP/2\.0/UDP ([A-Za-z0-9.\-]+)(?::([0-9]{1,5}))?((?:;" + _TOKEN + r"(?:=" + _TOKEN + r")?)*)",
+                  re.A)
 # [display-name] <sip:user@host[:port]> *(;param): a quoted display name without escapes, or one character
 # class of token characters and spaces (no nested quantifiers: linear on any input)
 _ADDR = re.compile(r'(?:"[\x20\x21\x23-\x5b\x5d-\x7e]*" *|[A-Za-z0-9\-.!%*_+`\'~ ]*)'
                    r"<sip:([A-Za-z0-9\-_.!~*'()&=+$,]+)@[A-Za-z0-9.\-]+(?::[0-9]{1,5})?>"
                    r"((?:;" + _TOKEN + r"(?:=" + _TOKEN + r")?)*)", re.A)
-_CALL_ID = re.compile(r"[A-Za-z0-9\-.!%*_+`'~()<>:\\\"/\[\]?{}]+(?:@[A-Za-z0-9\-.!%*_+`'~()<>:\\\"/\[\]?{}]+)?", re.A)
+_WORD = r"[A-Za-z0-9\-.!%*_+`'~()<>:\\\"/\[\]?{}]+"         # Call-ID = word [ "@" word ] (RFC 3261 s. 25.1)
+_CALL_ID = re.compile(_WORD + "(?:@" + _WORD + ")?", re.A)
 _CSEQ = re.compile(r"[0-9]{1,10} REGISTER", re.A)
 _DIGITS = re.compile(r"[0-9]{1,10}", re.A)
+
 
 class RegisterLane:
     def __init__(self, endpoint, registrar) -> None:
@@ -79,7 +83,8 @@ class RegisterLane:
         port = src.port
         stamped = [via_key[5]]
         for name, value in via_key[6]:
-            stamped.append(f";rport={port}" if name == "rport" else f";{name}" if value is None else f";{name}={value}")
+            stamped.append(f";rport={port}" if name == "rport" else
+                           f";{name}" if value is None else f";{name}={value}")
         if not via_key[4]:
             stamped.append(f";rport={port}")
         stamped.append(f";received={src.host}")
@@ -110,7 +115,7 @@ class RegisterLane:
         if uri is None:
             try:
                 uri = parse_uri(text)
-            except Exception:
+            except SipError:
                 return None
             if not isinstance(uri, SipURI):
                 return None

@@ -104,6 +104,9 @@ def test_sipp_registers_thousands_and_counts_wrong_passwords(tmp_path):
         assert (res.successful, res.failed) == (0, 300)
         stats = nt.call(lambda: dict(nt.node.registrar.stats))
         assert stats["auth_failed"] == 300 and stats["registered"] == n
+        # SIPp's REGISTERs took the plain-REGISTER lane, both halves (softswitch/registrar/lane.py)
+        lane = nt.call(lambda: dict(nt.node.endpoint.register_lane.stats))
+        assert lane["challenged"] >= n + 300 and lane["passed"] >= n + 300 and lane["declined"] == 0
         assert nt.call(nt.node.location.count) == n            # nobody lost a binding to a wrong password
         assert nt.call(lambda: nt.node.endpoint.layer.counts()["client"]) == 0
 
