@@ -3,7 +3,8 @@ REGISTER/401/REGISTER/200 at increasing rates, the phones cycling over the tenan
 
 Prints, per rate, successful and failed registrations and retransmissions, the node's CPU microseconds per
 successful registration (user + system time of its process: robust on a shared machine, where wall-clock
-rates are noise), and the highest rate with zero failures and under 1% retransmissions. The node runs in its
+rates are noise), and the highest rate with zero failures, under 1% retransmissions and at least 95% of the
+rate achieved (past some rate SIPp, on the same machine, cannot offer it). The node runs in its
 own process; SIPp on the same machine, its address in the tenant's `server.sip.security.exempt` (as an
 operator lists an SBC).
 
@@ -61,7 +62,9 @@ def main() -> None:
             achieved = r["ok"] / r["elapsed"] if r["elapsed"] else 0
             print(f"{rate:7d} {r['ok']:7d} {r['failed']:7d} {r['retrans']:8d} {pct:8.2f}% {achieved:11.0f} "
                   f"{cpu_us:11.0f}", flush=True)
-            if r["failed"] == 0 and r["ok"] == calls and pct < 1.0:
+            # clean: nothing failed, few re-sends, and the rate was held (SIPp shares the machine: past some
+            # rate it cannot offer it, and every registration succeeds at the lower rate it does offer)
+            if r["failed"] == 0 and r["ok"] == calls and pct < 1.0 and achieved >= 0.95 * rate:
                 best = max(best, rate)
             elif r["failed"] > calls * 0.05:
                 break
