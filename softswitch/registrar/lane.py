@@ -8,8 +8,8 @@ with one split and a few anchored matches:
   - printable ASCII, CRLF line ends, no folding, no body, at most `MAX_SIZE` octets;
   - only header names it knows (`NAMES`), each single-valued one once;
   - one UDP Via with an RFC 3261 branch (no maddr, no received), a `sip:host[:port]` Request-URI;
-  - From and To as `[display] <sip:user@host[:port]>`, To without parameters;
-  - no Route, Path, Require, Proxy-Require, no `Contact: *`, Max-Forwards above 0.
+  - From and To as `[display] <sip:user@host[:port]>` or a bare `sip:user@host[:port]`, To without parameters;
+  - no Record-Route, Path, Require, Proxy-Require, no `Contact: *`, Max-Forwards above 0.
 
 A request without credentials gets its 401 assembled from the raw header lines (as the general path's
 stateless challenge: nothing kept). One with credentials becomes a Request built from the same lines and goes
@@ -34,11 +34,12 @@ MAX_SIZE = 4096
 _PRINTABLE = bytes(range(0x20, 0x7F)) + b"\t"
 # names (lower case and canonical spelling, compact forms too) -> canonical name; a header outside this list
 # sends the request to the general path. Besides what the registrar reads, the ones a REGISTER carries that no
-# UAS check looks at.
+# UAS check looks at (Route: a phone's outbound proxy set to the registrar itself, as baresip sends it).
 _LOWER = (
     "via", "v", "from", "f", "to", "t", "call-id", "i", "cseq", "contact", "m", "expires", "max-forwards",
     "authorization", "content-length", "l", "user-agent", "allow", "supported", "k", "accept",
-    "accept-encoding", "accept-language", "allow-events", "u", "date", "organization", "content-type", "c")
+    "accept-encoding", "accept-language", "allow-events", "u", "date", "organization", "content-type", "c",
+    "route")
 NAMES = {n: canonical_name(n) for n in _LOWER} | {canonical_name(n): canonical_name(n) for n in _LOWER}
 _ONCE = frozenset({"Via", "From", "To", "Call-ID", "CSeq", "Max-Forwards", "Content-Length", "Content-Type",
                    "Expires", "Authorization", "User-Agent"})
@@ -47,11 +48,12 @@ _REQUEST_LINE = re.compile(r"REGISTER (sip:[A-Za-z0-9.\-]+(?::[0-9]{1,5})?"
 _TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]+"
 _VIA = re.compile(r"SIP/2\.0/UDP ([A-Za-z0-9.\-]+)(?::([0-9]{1,5}))?((?:;" + _TOKEN + r"(?:=" + _TOKEN + r")?)*)",
                   re.A)
-# [display-name] <sip:user@host[:port]> *(;param): a quoted display name without escapes, or one character
-# class of token characters and spaces (no nested quantifiers: linear on any input)
-_ADDR = re.compile(r'(?:"[\x20\x21\x23-\x5b\x5d-\x7e]*" *|[A-Za-z0-9\-.!%*_+`\'~ ]*)'
-                   r"<sip:([A-Za-z0-9\-_.!~*'()&=+$,]+)@[A-Za-z0-9.\-]+(?::[0-9]{1,5})?>"
-                   r"((?:;" + _TOKEN + r"(?:=" + _TOKEN + r")?)*)", re.A)
+# [display-name] <sip:user@host[:port]> or a bare sip:user@host[:port] (Linphone's To), then *(;param): a quoted
+# display name without escapes, or one character class of token characters and spaces (no nested quantifiers:
+# linear on any input). Groups: the user (bracketed, or bare), the header parameters.
+_USER_HOST = r"([A-Za-z0-9\-_.!~*'()&=+$,]+)@[A-Za-z0-9.\-]+(?::[0-9]{1,5})?"
+_ADDR = re.compile(r'(?:(?:"[\x20\x21\x23-\x5b\x5d-\x7e]*" *|[A-Za-z0-9\-.!%*_+`\'~ ]*)<sip:' + _USER_HOST + ">|sip:"
+                   + _USER_HOST + r")((?:;" + _TOKEN + r"(?:=" + _TOKEN + r")?)*)", re.A)
 _WORD = r"[A-Za-z0-9\-.!%*_+`'~()<>:\\\"/\[\]?{}]+"         # Call-ID = word [ "@" word ] (RFC 3261 s. 25.1)
 _CALL_ID = re.compile(_WORD + "(?:@" + _WORD + ")?", re.A)
 _CSEQ = re.compile(r"[0-9]{1,10} REGISTER", re.A)
@@ -187,7 +189,7 @@ def read(data: bytes):
             or int(cseq[:-9]) > 0xFFFFFFFF or _ADDR.fullmatch(seen["From"]) is None:
         return None
     to = _ADDR.fullmatch(seen["To"])
-    if to is None or to.group(2):
+    if to is None or to.group(3):
         return None                       # To parameters (a tag above all) take the general path
     mf = seen.get("Max-Forwards")
     if mf is not None and (_DIGITS.fullmatch(mf) is None or not 0 < int(mf) <= 255):
@@ -204,7 +206,7 @@ def read(data: bytes):
     key = _via_key(seen["Via"])
     if key is None:
         return None
-    return m.group(1), headers, via_at, key, to.group(1)
+    return m.group(1), headers, via_at, key, to.group(1) or to.group(2)
 
 
 _VIA_COMMON = re.compile(r"SIP/2\.0/UDP ([A-Za-z0-9.\-]+)(?::([0-9]{1,5}))?(;rport)?;branch=(z9hG4bK" + _TOKEN[:-1]

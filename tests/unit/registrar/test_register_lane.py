@@ -115,7 +115,8 @@ MUTATIONS = [
     (3, "To: <sip:70001@cc.test>;tag=abc"), (3, "To: <sip:70001@cc.test>;x=y"), (3, 'To: "Jos\u00e9" <sip:70001@cc.test>'),
     (3, "t: <sip:70001@cc.test>"), (3, "To: <sip:70002@cc.test>"), (3, "To: <sip:79999@cc.test>"),
     (3, "To: <tel:+4930123>"), (3, "To: <sip:70%3001@cc.test>"), (3, "To: <sip:70001@CC.Test>"), (3, None),
-    (3, "To: <sip:70001@cc.test:5060>"), (3, "To:  <sip:70001@cc.test>  "),
+    (3, "To: <sip:70001@cc.test:5060>"), (3, "To:  <sip:70001@cc.test>  "), (3, "To: sip:70001@cc.test"),
+    (3, "To: sip:70001@cc.test;tag=x"), (3, "To: sip:70001@cc.test;transport=udp"), (3, "To: Alice sip:70001@cc.test"),
     (4, "Call-ID: with space"), (4, "i: short-{n}"), (4, "Call-ID: a@b@c"), (4, None),
     (5, "CSeq: {cseq} INVITE"), (5, "CSeq: 99999999999 REGISTER"), (5, "CSeq: {cseq}  REGISTER"),
     (5, "CSeq: 4294967296 REGISTER"), (5, "cseq: {cseq} REGISTER"),
@@ -128,7 +129,7 @@ MUTATIONS = [
     (8, "Expires: 0"), (8, "Expires: 30"), (8, "Expires: abc"), (8, "Expires: 99999999999"), (8, None),
     (9, "User-Agent: \u00e9t\u00e9"), (9, None), (-1, "User-Agent: second"),
     (-1, "Require: foo"), (-1, "Require: path"), (-1, "Proxy-Require: foo"), (-1, "Route: <sip:cc.test;lr>"),
-    (-1, "Path: <sip:proxy.test;lr>"), (-1, "X-Custom: 1"), (-1, "Supported: path, outbound"),
+    (-1, "Path: <sip:proxy.test;lr>"), (-1, "Record-Route: <sip:proxy.test;lr>"), (-1, "Route: <sip:10.0.0.1:5060;lr>"), (-1, "X-Custom: 1"), (-1, "Supported: path, outbound"),
     (-1, "Allow: INVITE, ACK, BYE"), (-1, "Accept: application/sdp"), (-1, "Content-Type: text/plain"),
     (-1, " folded continuation"), (-1, "Bad Header: x"), (-1, "NoColon"), (-1, "Authorization: Digest x=1"),
     (11, "Content-Length: 5"), (11, "Content-Length: x"), (11, "l: 0"), (11, None),
@@ -191,6 +192,36 @@ def test_the_lane_takes_what_phones_send_and_answers_as_the_general_path():
         assert a.ep.counters == b.ep.counters
         # the Via of the answers says where the request came from, as stamp_via writes it
         assert b"Via: SIP/2.0/UDP 10.0.0.7:5062;branch=z9hG4bK-1;rport=5999;received=127.0.0.9\r\n" in got[0][0]
+    finally:
+        loop.close()
+
+
+# what baresip 1.0 and Linphone 5.1 send (taken from the real-phone tests): an outbound proxy's Route to the
+# registrar itself; a To without angle brackets, Accept three times, no Content-Length
+BARESIP = [
+    "REGISTER sip:cc.test SIP/2.0", "Via: SIP/2.0/UDP 127.0.0.1:16316;branch=z9hG4bK{n}eb395aace8;rport",
+    "Contact: <sip:70001-0x56132e2dbb90@127.0.0.1:16316>;expires=300", "Max-Forwards: 70",
+    "Route: <sip:127.0.0.1:16313;lr>", "To: <sip:70001@cc.test>", "From: <sip:70001@cc.test>;tag=58331ba1af43bfe1",
+    "Call-ID: 8c3a400fb10bc{n}", "CSeq: {cseq} REGISTER", "User-Agent: baresip v1.0.0 (x86_64/linux)", "{auth}",
+    "Allow: INVITE,ACK,BYE,CANCEL,OPTIONS,NOTIFY,SUBSCRIBE,INFO,MESSAGE,REFER", "Content-Length: 0"]
+LINPHONE = [
+    "REGISTER sip:cc.test SIP/2.0", "Via: SIP/2.0/UDP 127.0.0.1:16320;branch=z9hG4bK.4piNk{n};rport",
+    "From: <sip:70002@cc.test>;tag=ugLUIibos", "To: sip:70002@cc.test", "CSeq: {cseq} REGISTER",
+    "Call-ID: KegWWU7jZU{n}", "Max-Forwards: 70", "Supported: replaces, outbound, gruu", "Accept: application/sdp",
+    "Accept: text/plain", "Accept: application/vnd.gsma.rcs-ft-http+xml",
+    'Contact: <sip:70002@127.0.0.1:16320;transport=udp>;+sip.instance="<urn:uuid:dc837e5d-6d20-0017-a880-b6a32170549c>"',
+    "Expires: 300", "User-Agent: Linphonec/5.1.65", "{auth}"]
+
+
+def test_the_real_phones_registers_take_the_lane():
+    loop, a, b = pair()
+    try:
+        got, _ = exchange(a, b, BARESIP, 7)
+        assert got[0][0].startswith(b"SIP/2.0 200 OK\r\n")
+        got, _ = exchange(a, b, LINPHONE, 8, password=PASSWORDS["70002"], user="70002")
+        assert got[0][0].startswith(b"SIP/2.0 200 OK\r\n")
+        assert a.lane.stats == {"challenged": 2, "passed": 4, "declined": 0}
+        assert a.bindings() == b.bindings() and len(a.bindings()) == 2
     finally:
         loop.close()
 
