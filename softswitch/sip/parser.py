@@ -158,8 +158,15 @@ def _start_line(line: str) -> Message:
 
 def _check_version(version: str) -> None:
     m = _VERSION_RE.match(version)
-    if not m or (int(m.group(1)), int(m.group(2))) != (2, 0):
+    if not m or (_number(m.group(1)), _number(m.group(2))) != (2, 0):
         raise SipError(505, f"version {version[:20]!r} not supported")
+
+
+def _number(digits: str) -> int:
+    """A version number, -1 when it has more than nine significant digits: int() refuses a string of over
+    4,300 digits (a ValueError out of the parser), and no such version is 2.0 anyway."""
+    significant = digits.lstrip("0")
+    return int(significant or "0") if len(significant) <= 9 else -1
 
 
 def _validate(msg: Message, index: dict[str, list[list[str]]]) -> None:

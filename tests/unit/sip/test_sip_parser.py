@@ -63,6 +63,9 @@ def test_body_is_bytes_framed_by_content_length():
 
 @pytest.mark.parametrize("bad,status", [
     (b"OPTIONS sip:a@b SIP/3.0\r\n", 505),
+    # a version number longer than int() takes (4,300 digits): answered, not a ValueError out of the parser
+    (b"OPTIONS sip:a@b SIP/2." + b"0" * 5000 + b"1\r\n", 505),
+    (b"OPTIONS sip:a@b SIP/" + b"9" * 5000 + b".0\r\n", 505),
     (b"OPTIONS <sip:a@b> SIP/2.0\r\n", 400),
     (b"OPTIONS  sip:a@b SIP/2.0\r\n", 400),
     (b"OPT IONS sip:a@b SIP/2.0\r\n", 400),
