@@ -263,7 +263,7 @@ class OverloadPolicy:
         self.lasted = 0.0                          # ... how long the last one lasted
         # requests taken in late, or served on time while shedding -> (when, admitted): their late copies are
         # dropped or served, not answered 503 (a 503 after the 401 would end a registration the node is
-        # already serving), see `copy_of`. Two generations: when `seen` holds half the bound it becomes
+        # already serving), see `_original`. Two generations: when `seen` holds half the bound it becomes
         # `older` and the one before is dropped whole (evicting entry by entry from the front of a dict costs
         # a scan over the holes left at its front, quadratic in a storm).
         self.seen: dict[int | bytes, tuple[float, bool]] = {}
@@ -313,21 +313,16 @@ class OverloadPolicy:
         if len(seen) >= MAX_SEEN // 2:
             self.older, self.seen = seen, {}
 
-    def copy_of(self, key, sent: float, now: float) -> tuple[str, bool] | None:
-        """For a request sent at `sent` (its kernel stamp): None when no original was taken in less than
-        `give_up` ago; else ("queued", _) when the copy was sent before the original was taken in (it only
-        waited behind it: the original's answer answers it), or ("again", admitted) when it was sent after
-        (the client may have lost the answer, and asks again)."""
-        entry = self.seen.get(key)
-        if entry is None:
-            entry = self.older.get(key)
-        if entry is None or now - entry[0] > self.o.give_up:
-            return None
-        return ("queued" if sent < entry[0] else "again"), entry[1]
+    def _original(self, key, now: float) -> tuple[float, bool] | None:
+        """(taken in at, admitted) of the request this hash or request key belongs to, when it was taken in less
+        than `give_up` ago; a copy sent before that only queued behind it (the original's answer answers it),
+        one sent after asks again (the client may have lost the answer)."""
+        entry = self.seen.get(key) or self.older.get(key)
+        return entry if entry is not None and now - entry[0] <= self.o.give_up else None
 
     def retransmission(self, key, now: float) -> bool:
         """A copy of a request taken in less than `give_up` seconds ago (sent whenever)."""
-        return self.copy_of(key, float("inf"), now) is not None
+        return self._original(key, now) is not None
 
     def late(self, now: float) -> bool:
         """A datagram waited past `queue_delay` at `now`: True once they have done so without a break for
@@ -372,18 +367,13 @@ class OverloadPolicy:
         o = self.o
         if (shedding or age > o.give_up) and age > self.worst:
             self.worst = age
-        stats, seen, older = self.stats, self.seen, self.older
+        stats = self.stats
         h = hash(data)
         sent = now - age
-        # `copy_of`, inline (every datagram of a storm comes here): the entry of an original taken in less than
-        # `give_up` ago; a copy sent before it was taken in only queued behind it
-        first = seen.get(h) or older.get(h)
-        if first is not None:
-            if now - first[0] > o.give_up:
-                first = None
-            elif sent < first[0]:
-                stats["dropped_retransmission"] += 1       # a byte-identical copy: not even classified
-                return DROP, None
+        first = self._original(h, now)
+        if first is not None and sent < first[0]:
+            stats["dropped_retransmission"] += 1           # a byte-identical copy: not even classified
+            return DROP, None
         if not shedding and age <= o.give_up:
             # not shedding (yet): served as usual, remembered by its bytes only, not classified on the way of
             # work that is served anyway (a peek here made a node just past capacity slower still)
@@ -400,21 +390,21 @@ class OverloadPolicy:
             return ADMIT, None
         method, continuing, key, picked, user_agent = c
         if first is None and key:
-            first = seen.get(key) or older.get(key)
-            if first is not None:
-                if now - first[0] > o.give_up:
-                    first = None
-                elif sent < first[0]:
-                    stats["dropped_retransmission"] += 1
-                    return DROP, None
-        answered = first is not None and first[1]           # ... and admitted
-        # `decide`'s table, for a request, and past it: started work, or work asked again after the node
-        # answered it (the transaction layer re-sends its answer; a 503 now would end what the node has started)
-        if age <= o.drop_after:
-            if continuing or answered or method != b"REGISTER" or age <= o.queue_delay:
-                self.remember(h, now, True, key)
-                stats["admitted_late"] += 1
-                return ADMIT, None
+            first = self._original(key, now)
+            if first is not None and sent < first[0]:
+                stats["dropped_retransmission"] += 1
+                return DROP, None
+        if first is not None and first[1] and age <= o.drop_after:
+            # asked again after the node answered work it took in: served (the transaction layer re-sends its
+            # answer; a 503 now would end what the node has started)
+            verdict = ADMIT
+        else:
+            verdict = self.decide("continuing" if continuing else "new", method, age)
+        if verdict == ADMIT:
+            self.remember(h, now, True, key)
+            stats["admitted_late"] += 1
+            return ADMIT, None
+        if verdict == REJECT:
             reply = refusal(method, picked, self._tag, o.retry_after, self._server)
             if reply is not None and (allowed is None or (
                     allowed(user_agent.decode("latin-1")) if host is None else
