@@ -140,11 +140,8 @@ class Endpoint:
                 self.stray_response_handler(msg, src)
             self.flush()
             return
-        self.counters["rx_requests"] += 1
-        self.method_counts[msg.method] = self.method_counts.get(msg.method, 0) + 1
-        for f in self.filters:
-            if not f(msg, src):
-                return
+        if not self.take(msg, src):
+            return
         if self.limits and msg.method != "ACK":
             size = size or len(msg.body) + sum(len(n) + len(v) + 4 for n, v in msg.headers)
             vias = len(msg.vias)
@@ -199,6 +196,15 @@ class Endpoint:
         elif status == "ack" and self.ack_handler is not None:
             self.ack_handler(msg, src)
         self.flush()
+
+    def take(self, req: Request, src: Target) -> bool:
+        """A request is in: counted, then through the filters (False: one of them dropped it)."""
+        self.counters["rx_requests"] += 1
+        self.method_counts[req.method] = self.method_counts.get(req.method, 0) + 1
+        for f in self.filters:
+            if not f(req, src):
+                return False
+        return True
 
     def _call(self, tx: Transaction, req: Request) -> None:
         try:

@@ -28,6 +28,7 @@ from ..sip.headers import canonical_name
 from ..sip.message import Request
 from ..sip.transaction import MAGIC
 from ..sip.uri import SipURI, parse_uri
+from .registrar import to_tag
 from ..transport.base import Target
 
 MAX_SIZE = 4096
@@ -66,7 +67,6 @@ class RegisterLane:
         self.registrar = registrar
         self.clock = time.time                 # the challenge's nonce clock, as the general path's
         self.stats = {"challenged": 0, "passed": 0, "declined": 0}
-        self._uris: dict[str, SipURI] = {}   # Request-URIs seen (a tenant has a handful)
 
     def __call__(self, data: bytes, src: Target) -> bool:
         """Handle a datagram that starts with "REGISTER ": True when it is handled, False when the general
@@ -92,13 +92,9 @@ class RegisterLane:
         stamped.append(f";received={src.host}")
         headers[via_at][1] = "".join(stamped)      # what stamp_via makes of it (RFC 3261 s. 18.2.1, RFC 3581)
         req = Request("REGISTER", uri, headers, b"", uri_text)
-        # from here on the request is taken: what the general dispatch does before its handlers
-        counters = ep.counters
-        counters["rx_requests"] += 1
-        ep.method_counts["REGISTER"] = ep.method_counts.get("REGISTER", 0) + 1
-        for f in ep.filters:
-            if not f(req, src):
-                return True
+        # from here on the request is taken, as by the general dispatch before its handlers
+        if not ep.take(req, src):
+            return True
         if req.get("Authorization") is None:
             self.stats["challenged"] += 1
             self._challenge(req, headers, user, src)
@@ -112,18 +108,13 @@ class RegisterLane:
         self.stats["declined"] += 1
         return False
 
-    def _uri(self, text: str) -> SipURI | None:
-        uri = self._uris.get(text)
-        if uri is None:
-            try:
-                uri = parse_uri(text)
-            except SipError:
-                return None
-            if not isinstance(uri, SipURI):
-                return None
-            if len(self._uris) < 256:
-                self._uris[text] = uri
-        return uri
+    @staticmethod
+    def _uri(text: str) -> SipURI | None:
+        try:
+            uri = parse_uri(text)             # remembered by parse_uri (a tenant has a handful)
+        except SipError:
+            return None
+        return uri if isinstance(uri, SipURI) else None
 
     def _challenge(self, req: Request, headers: list[list[str]], user: str, src: Target) -> None:
         """The stateless 401 of Registrar.challenge_if_needed, written out from the request's lines."""
@@ -131,7 +122,7 @@ class RegisterLane:
         registrar.stats["challenged"] += 1
         now = self.clock()
         out = ["SIP/2.0 401 " + reason_phrase(401)]
-        tag = format(abs(hash(req.call_id)) & 0xFFFFFFFF, "x")
+        tag = to_tag(req)
         for name, value in headers:
             if name in _COPIED:
                 out.append(f"{name}: {value};tag={tag}" if name == "To" else f"{name}: {value}")

@@ -87,7 +87,7 @@ class Registrar:
         user = to_uri.user_unescaped or ""
         if result.username != user:
             self.stats["rejected"] += 1
-            return make_response(req, 403, "Authenticated user may not register this address", to_tag=_tag(req))
+            return make_response(req, 403, "Authenticated user may not register this address", to_tag=to_tag(req))
         aor = to_uri.aor()
         contacts = req.contacts if req.has("Contact") else []
         header_expires = _int_or_none(req.get("Expires"))
@@ -113,7 +113,7 @@ class Registrar:
             if expires is None:
                 expires = header_expires if header_expires is not None else self.options.default_expires
             if 0 < expires < self.options.min_expires:
-                return make_response(req, 423, to_tag=_tag(req),
+                return make_response(req, 423, to_tag=to_tag(req),
                                      headers=[("Min-Expires", str(self.options.min_expires))])
             expires = min(expires, self.options.max_expires)
             key, instance, reg_id = _binding_key(c)
@@ -182,11 +182,11 @@ class Registrar:
             raise SipError(400, "malformed Authorization")
         # wrong password, unknown user and locked account look the same from outside (no account enumeration)
         self.stats["auth_failed"] += 1
-        return make_response(req, 403, to_tag=_tag(req))
+        return make_response(req, 403, to_tag=to_tag(req))
 
     def _challenge(self, req: Request, now: float, stale: bool = False) -> Response:
         user = req.to.uri.user_unescaped if isinstance(req.to.uri, SipURI) else None
-        return make_response(req, 401, to_tag=_tag(req), headers=[
+        return make_response(req, 401, to_tag=to_tag(req), headers=[
             ("WWW-Authenticate", v) for v in self.authn.challenge(user, now, stale=stale)])
 
     def _ok(self, req: Request, bindings: Iterable[Binding], now: float) -> Response:
@@ -197,7 +197,7 @@ class Registrar:
         for p in req.get_all("Path"):
             headers.append(("Path", p))
         headers.append(("Date", _http_date(now)))
-        return make_response(req, 200, to_tag=_tag(req), headers=headers)
+        return make_response(req, 200, to_tag=to_tag(req), headers=headers)
 
     # --- bindings from elsewhere -------------------------------------------------------------------------
     async def expire(self, now: float) -> list[Binding]:
@@ -241,7 +241,8 @@ def _http_date(now: float) -> str:
     return _DATE[1]
 
 
-def _tag(req: Request) -> str:
+def to_tag(req: Request) -> str:
+    """Our To tag in the answers to a REGISTER: the same for its retransmissions, without any state."""
     return format(abs(hash(req.call_id)) & 0xFFFFFFFF, "x")
 
 
