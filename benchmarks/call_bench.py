@@ -23,7 +23,7 @@ FIGURE_LINE = r"^highest rate with zero failed calls, all answered by agents: \d
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from benchmarks.common import cpu_seconds, free_port, serve, sipp, stop  # noqa: E402
+from benchmarks.common import SIPP_BUFFER, cpu_seconds, free_port, serve, sipp, stop  # noqa: E402
 from benchmarks.tenant import write_tenant  # noqa: E402
 from tools.agents_load import api, register_agents, sign_in_all  # noqa: E402
 from tools.sipp.talk_wav import NAME as TALK_WAV, write_talk_wav  # noqa: E402
@@ -92,7 +92,7 @@ def main() -> None:
     try:
         uas = subprocess.Popen(["sipp", "-sf", os.path.join(ROOT, "tools", "sipp",
                                                          "agent_uas_rtp.xml" if args.rtp else "agent_uas.xml"), "-i", "127.0.0.1",
-                                "-p", str(uas_port), "-nostdin", "-trace_err", "-max_recv_loops", "10000", "-aa"], cwd=work,
+                                "-p", str(uas_port), "-nostdin", "-trace_err", "-max_recv_loops", "10000", "-aa", *SIPP_BUFFER], cwd=work,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         t0 = time.perf_counter()
         assert register_agents(sip_port, phones, tenant.realm, uas_port) == len(phones)

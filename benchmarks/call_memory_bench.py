@@ -23,7 +23,7 @@ FIGURE_LINE = r"^memory per call: \d+(\.\d+)? KB"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from benchmarks.common import free_port, rss_kb, serve, stop  # noqa: E402
+from benchmarks.common import SIPP_BUFFER, free_port, rss_kb, serve, stop  # noqa: E402
 from benchmarks.tenant import write_tenant  # noqa: E402
 from tools.agents_load import api, register_agents, sign_in_all  # noqa: E402
 
@@ -64,7 +64,7 @@ def main() -> None:
     hold_ms = int((build_up + 30) * 1000)
     try:
         uas = subprocess.Popen(["sipp", "-sf", os.path.join(ROOT, "tools", "sipp", "agent_uas.xml"), "-i", "127.0.0.1",
-                                "-p", str(uas_port), "-nostdin", "-max_recv_loops", "10000", "-aa"], cwd=work,
+                                "-p", str(uas_port), "-nostdin", "-max_recv_loops", "10000", "-aa", *SIPP_BUFFER], cwd=work,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         assert register_agents(tenant.sip_port, tenant.phones, tenant.realm, uas_port) == len(tenant.phones)
         signed = sign_in_all(tenant.http_port, *tenant.supervisor, tenant.agent_ids)

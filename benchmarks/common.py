@@ -13,6 +13,13 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PY = sys.executable
+# SIPp's own socket buffer (64 KB by default) overflows at a few thousand answers a second: the load generator
+# then loses answers and re-sends requests the node already served. A load tester sizes it, as for any
+# high-rate UDP client (the kernel caps it at net.core.rmem_max).
+SIPP_BUFFER = ("-buff_size", str(8 << 20))
+# Out-of-call scenario for SIPp phones: they answer the node's OPTIONS keepalives, as phones do (left silent, they
+# would cost the node a re-sent probe each, and a tenant's worth of them grows with its size)
+KEEPALIVES = os.path.join(ROOT, "tools", "sipp", "answer_options.xml")
 
 
 def free_port() -> int:
@@ -145,7 +152,7 @@ def sipp(scenario: str, port: int, calls: int, rate: int, workdir: str, extra: l
     cmd = ["sipp", f"127.0.0.1:{port}", "-sf", os.path.join(ROOT, "tools", "sipp", scenario), "-m", str(calls),
            "-r", str(rate), "-i", "127.0.0.1", "-p", "0", "-nostdin", "-trace_stat", "-stf", stat, "-fd", "1",
            "-timeout", f"{timeout}s", "-l", str(max(100, rate * 2)), "-max_recv_loops", "10000",
-           "-max_sched_loops", "10000", *extra]
+           "-max_sched_loops", "10000", *SIPP_BUFFER, *extra]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=workdir)
     elapsed = time.perf_counter() - t0

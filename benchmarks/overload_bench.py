@@ -37,11 +37,10 @@ FIGURE_LINE = r"^overload .+: goodput at"
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
-from benchmarks.common import cpu_seconds  # noqa: E402
+from benchmarks.common import KEEPALIVES, SIPP_BUFFER, cpu_seconds  # noqa: E402
 from benchmarks.tenant import write_tenant, write_users_csv  # noqa: E402
 
 SCENARIO = os.path.join(ROOT, "tools", "sipp", "register_auth.xml")
-KEEPALIVES = os.path.join(ROOT, "tools", "sipp", "answer_options.xml")    # the phones answer OPTIONS probes
 TRACE_ERRORS = False      # --errors: SIPp logs every failed call (costly for SIPp, which shares the CPU)
 
 
@@ -79,7 +78,7 @@ def sipp(port: int, rate: float, calls: int, users: str, workdir: str, name: str
            "-m", str(calls), "-r", str(int(rate)),
            "-i", "127.0.0.1", "-p", "0", "-nostdin", "-trace_stat", "-stf", stat, "-fd", "1",
            "-l", str(max(1000, int(rate * 40))), "-timeout", "60s", "-max_recv_loops", "10000",
-           "-max_sched_loops", "10000", "-default_behaviors", "abortunexp",     # no BYE after a refused REGISTER
+           "-max_sched_loops", "10000", *SIPP_BUFFER, "-default_behaviors", "abortunexp",  # no BYE after a refusal
            *(["-trace_err", "-error_file", os.path.join(workdir, f"{name}-errors.log")] if TRACE_ERRORS else [])]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=workdir), stat
 

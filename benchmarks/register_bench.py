@@ -25,7 +25,7 @@ FIGURE_LINE = r"^highest rate with zero failed registrations and <1% retransmiss
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from benchmarks.common import cpu_seconds, serve, sipp, stop  # noqa: E402
+from benchmarks.common import KEEPALIVES, cpu_seconds, serve, sipp, stop  # noqa: E402
 from benchmarks.tenant import write_tenant, write_users_csv  # noqa: E402
 
 
@@ -56,7 +56,7 @@ def main() -> None:
             # a phone whose REGISTER is refused sends nothing more: no BYE for an aborted registration (SIPp's
             # default), which the node would have to answer 481 on top of the refusal
             r = sipp("register_auth.xml", tenant.sip_port, calls, rate, work,
-                     ["-inf", csv_path, "-default_behaviors", "all,-bye"])
+                     ["-inf", csv_path, "-oocsf", KEEPALIVES, "-default_behaviors", "all,-bye"])
             cpu_us = 1e6 * (cpu_seconds(node.pid) - cpu0) / max(1, r["ok"])
             pct = 100.0 * r["retrans"] / max(1, 2 * calls)
             achieved = r["ok"] / r["elapsed"] if r["elapsed"] else 0

@@ -35,7 +35,7 @@ FIGURE_LINE = r"^trunk inbound: \d+ calls/s offered, \d+ calls/s answered by age
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from benchmarks.common import cpu_seconds, serve, sipp, stop  # noqa: E402
+from benchmarks.common import SIPP_BUFFER, cpu_seconds, serve, sipp, stop  # noqa: E402
 from benchmarks.common import free_port as free_sip_port  # noqa: E402
 from benchmarks.tenant import write_tenant  # noqa: E402
 from softswitch.node.compose import Node, credentials_from_config, new_loop, options_from_config  # noqa: E402
@@ -63,7 +63,7 @@ def inbound(rate: int, seconds: float, agents: int, hold_ms: int, work: str, unt
     node, _ = serve(tenant.path, work)
     uas_port = free_sip_port()
     uas = subprocess.Popen(["sipp", "-sf", os.path.join(ROOT, "tools", "sipp", "agent_uas.xml"), "-i", "127.0.0.1",
-                            "-p", str(uas_port), "-nostdin", "-trace_err", "-max_recv_loops", "10000", "-aa"],
+                            "-p", str(uas_port), "-nostdin", "-trace_err", "-max_recv_loops", "10000", "-aa", *SIPP_BUFFER],
                            cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{tenant.http_port}"
     try:
