@@ -10,8 +10,8 @@ import time
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from softswitch.security.overload import (RESPONSE, OverloadOptions, OverloadPolicy, REJECT, classify, peek,
-                                         refusal, retry_spread)
+from softswitch.security.overload import (ADMIT, RESPONSE, OverloadOptions, OverloadPolicy, REJECT, classify,
+                                         peek, refusal, retry_spread, with_credentials)
 
 
 # --- the reference: the request key and the 503 as built from a Peek before the classifier ------------------
@@ -59,6 +59,8 @@ def ref_503(p, tag: str, retry_after: int, server: str = "") -> bytes | None:
 
 def agree(data: bytes) -> None:
     p, c = peek(data), classify(data)
+    if with_credentials(data):      # the policy's shortcut for credentials: what classify calls continuing work
+        assert c is None or (c is not RESPONSE and c[1] is True), data
     if p is None:
         assert c is None, data
         return
@@ -158,6 +160,31 @@ def test_the_usual_shapes_agree_and_are_sorted_as_the_policy_needs():
     method, continuing, key, picked, agent = classify(sipp_register(7))
     assert (method, continuing, key, agent) == (b"REGISTER", False, b"z9hg4bk-7 REGISTER 1REGISTER", b"SIPp")
     assert classify(sipp_register(7, auth=True))[1] is True
+
+
+def test_credentials_as_phones_spell_them_are_admitted_while_shedding_without_classify():
+    authed = sipp_register(2, auth=True)
+    proxy = authed.replace(b"Authorization:", b"Proxy-Authorization:")
+    assert with_credentials(authed) and with_credentials(proxy)
+    assert not with_credentials(sipp_register(2))
+    for other in (authed.replace(b"Authorization:", b"authorization :"),          # other spellings: classify
+                  sipp_register(2) + b'Authorization: Digest username="1"\r\n\r\n',   # in the body
+                  b"SIP/2.0 401 Unauthorized\r\n" + authed.split(b"\r\n", 1)[1],      # a response
+                  authed.replace(b" SIP/2.0\r\n", b" SIP/3.0\r\n", 1)):
+        assert not with_credentials(other)
+        agree(other)
+    policy = OverloadPolicy(OverloadOptions(sustain=0.0))
+    assert policy.shed(sipp_register(1), 0.5, 10.0)[0] == REJECT            # shedding
+    for i, data in enumerate((authed, proxy)):
+        assert policy.shed(data, 0.5, 10.1 + i) == (ADMIT, None)
+        assert policy.shed(data, 0.6, 10.15 + i) == ("drop", None)          # its queued copy, by its bytes
+    assert policy.shed(authed, 2.5, 20.0) == ("drop", None)                 # past drop_after, as classify's
+    t0 = time.process_time()
+    for filler in HOSTILE:
+        for data in (b"REGISTER sip:x SIP/2.0\r\n" + filler + b"\r\n\r\n",
+                     b"REGISTER sip:x SIP/2.0\r\nAuthorization: " + filler + b"\r\n\r\n"):
+            with_credentials(data)
+    assert time.process_time() - t0 < 0.5
 
 
 def test_not_sip_enough_is_dropped_silently_by_the_policy():
