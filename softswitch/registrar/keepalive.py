@@ -62,7 +62,7 @@ class Reachable:
     key: Key
 
 
-@dataclass
+@dataclass(slots=True)
 class _Peer:
     probe_token: int = 0          # the heap item that is this binding's next probe
     wait_token: int = 0           # the probe outstanding (0: none)

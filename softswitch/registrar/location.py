@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 
-@dataclass
+@dataclass(slots=True)
 class Binding:
     aor: str                      # comparison form of the To URI (scheme:user@host)
     user: str                     # the softphone account (To URI user part, unescaped)
