@@ -128,12 +128,22 @@ class Registrar:
                 # Spread re-registrations so a storm after an outage does not repeat in lockstep.
                 low = max(self.options.min_expires, int(expires * 0.8))
                 expires = self.rng.randint(low, expires)
+            contact, user_agent = str(c.uri), req.get("User-Agent") or ""
+            params = params_str([(k, v) for k, v in c.params if k.lower() not in ("expires", "q")])
+            if old is not None:
+                # a refresh keeps the strings it already holds: the new binding is smaller, and the lookups
+                # that follow compare keys by identity instead of reading the old, cold ones again
+                aor, key = old.aor, old.key
+                user = old.user if old.user == user else user
+                contact = old.contact if old.contact == contact else contact
+                user_agent = old.user_agent if old.user_agent == user_agent else user_agent
+                params = old.params if old.params == params else params
+                source = old.source if old.source == source else source
             bindings[key] = Binding(
-                aor=aor, user=user, contact=str(c.uri), key=key, expires_at=now + expires,
+                aor=aor, user=user, contact=contact, key=key, expires_at=now + expires,
                 call_id=call_id, cseq=cseq, q=_q(c.param("q")), instance=instance, reg_id=reg_id,
-                path=req.values("Path"), source=source, user_agent=req.get("User-Agent") or "",
-                node=self.options.node_id, registered_at=old.registered_at if old else now,
-                params=params_str([(k, v) for k, v in c.params if k.lower() not in ("expires", "q")]),
+                path=req.values("Path"), source=source, user_agent=user_agent,
+                node=self.options.node_id, registered_at=old.registered_at if old else now, params=params,
             )
             changed = True
         after = sorted(bindings.values(), key=lambda b: b.registered_at)
