@@ -169,6 +169,21 @@ def test_refresh_query_and_remove_one_contact():
     assert h.events[-1] == ("70001", 2, 1)
 
 
+def test_a_refresh_keeps_the_strings_of_the_binding_it_replaces():
+    h = Harness()
+    h.register("70001", ["<sip:a@1.2.3.4>;+sip.instance=\"<urn:uuid:1>\""], expires=600)
+    first = h.bindings("70001")[0]
+    h.now += 100
+    h.register("70001", ["<sip:a@1.2.3.4>;+sip.instance=\"<urn:uuid:1>\""], expires=600)
+    second = h.bindings("70001")[0]
+    assert second is not first and second.expires_at == first.expires_at + 100 and second.cseq > first.cseq
+    for name in ("aor", "user", "key", "contact", "params", "source", "user_agent"):
+        assert getattr(second, name) is getattr(first, name), name
+    h.register("70001", ["<sip:a@1.2.3.4>;+sip.instance=\"<urn:uuid:1>\";foo=1"], expires=600)
+    third = h.bindings("70001")[0]
+    assert third.params != first.params and "foo=1" in third.params and third.aor is first.aor
+
+
 def test_star_unregisters_everything_and_needs_expires_zero():
     h = Harness()
     h.register("70001", ["<sip:a@1.2.3.4>", "<sip:b@1.2.3.4>"])
