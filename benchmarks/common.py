@@ -11,12 +11,10 @@ import subprocess
 import sys
 import time
 
+from tools.loadtest_sipp import SIPP_BUFFER
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PY = sys.executable
-# SIPp's own socket buffer (64 KB by default) overflows at a few thousand answers a second: the load generator
-# then loses answers and re-sends requests the node already served. A load tester sizes it, as for any
-# high-rate UDP client (the kernel caps it at net.core.rmem_max).
-SIPP_BUFFER = ("-buff_size", str(8 << 20))
 # Out-of-call scenario for SIPp phones: they answer the node's OPTIONS keepalives, as phones do (left silent, they
 # would cost the node a re-sent probe each, and a tenant's worth of them grows with its size)
 KEEPALIVES = os.path.join(ROOT, "tools", "sipp", "answer_options.xml")

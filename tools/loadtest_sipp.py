@@ -18,6 +18,10 @@ from dataclasses import dataclass
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCENARIO_DIR = os.path.join(ROOT, "tools", "sipp")
+# SIPp's own socket buffer (64 KB by default) overflows at a few thousand answers a second: the load generator
+# then loses answers and re-sends requests already served. Sized as for any high-rate UDP client (the kernel
+# caps it at net.core.rmem_max); the benchmarks pass the same.
+SIPP_BUFFER = ("-buff_size", str(8 << 20))
 
 
 class SetupError(RuntimeError):
@@ -231,10 +235,7 @@ def sipp_cmd(scenario_path: str, target: str, local_ip: str, workdir: str, name:
     cmd += ["-sf", scenario_path, "-i", local_ip, "-nostdin", "-cp", str(cp),
             "-trace_stat", "-stf", stat, "-fd", "1", "-trace_err", "-error_file", err, "-trace_error_codes",
             "-trace_rtt", "-rtt_freq", "1", "-timeout", f"{int(timeout_s)}s",
-            "-max_recv_loops", "10000", "-max_sched_loops", "10000",
-            # SIPp's 64 KB socket buffer overflows at a few thousand answers a second: it would lose answers and
-            # re-send requests already served (the kernel caps this at net.core.rmem_max)
-            "-buff_size", str(8 << 20), *extra]
+            "-max_recv_loops", "10000", "-max_sched_loops", "10000", *SIPP_BUFFER, *extra]
     for f in (stat, err):
         if os.path.exists(f):
             os.remove(f)

@@ -131,8 +131,8 @@ class Registrar:
             contact, user_agent = str(c.uri), req.get("User-Agent") or ""
             params = params_str([(k, v) for k, v in c.params if k.lower() not in ("expires", "q")])
             if old is not None:
-                # a refresh keeps the strings it already holds: the new binding is smaller, and the lookups
-                # that follow compare keys by identity instead of reading the old, cold ones again
+                # a refresh keeps the strings the old binding holds: other structures (keepalive peer keys, the
+                # bindings writer's steady fields) hold those already, so the new binding adds no equal copies
                 aor, key = old.aor, old.key
                 user = old.user if old.user == user else user
                 contact = old.contact if old.contact == contact else contact
