@@ -40,7 +40,9 @@ class Endpoint:
         self.layer = TransactionLayer(branch_seed=secrets.token_hex(4) + ".")
         self.handlers: dict[str, Handler] = {}
         self.ack_handler: Callable[[Request, Target], None] | None = None
-        self.stray_response_handler: Callable[[Response, Target], None] | None = None
+        # fn(response, source) -> True when it took a response no client transaction matched (the call
+        # control's 2xx retransmissions, the keepalive's stateless probes); asked in turn
+        self.stray_response_handlers: list[Callable[[Response, Target], bool | None]] = []
         self.force_rport = force_rport
         self.supported = supported
         self.user_agent = user_agent
@@ -73,6 +75,9 @@ class Endpoint:
         # fn(datagram, source) -> bool: takes a plain REGISTER datagram past the general parser and dispatch
         # (softswitch/registrar/lane.py); False sends it the general way
         self.register_lane: Callable[[bytes, Target], bool] | None = None
+        # fn(datagram) -> bool: takes a response datagram past the parser (the keepalive's probe answers,
+        # softswitch/registrar/phones.py); False sends it the general way
+        self.response_lane: Callable[[bytes], bool] | None = None
         self.filters: list[Callable[[Request, Target], bool]] = []   # return False to drop silently
         self.flow_listeners: list[Callable] = []     # fn(conn): a stream connection closed
         self.connector = Connector(self)             # the connections the node opens (TCP, TLS)
@@ -97,6 +102,10 @@ class Endpoint:
         t0 = perf_counter()
         lane = self.register_lane
         if lane is not None and data[:9] == b"REGISTER " and lane(data, src):
+            self.busy += perf_counter() - t0
+            return
+        if data[:8] == b"SIP/2.0 " and self.response_lane is not None and self.response_lane(data):
+            self.counters["rx_responses"] += 1
             self.busy += perf_counter() - t0
             return
         try:
@@ -136,8 +145,10 @@ class Endpoint:
         if isinstance(msg, Response):
             self.counters["rx_responses"] += 1
             tx = self.layer.receive_response(msg, now)
-            if tx is None and self.stray_response_handler is not None:
-                self.stray_response_handler(msg, src)
+            if tx is None:
+                for handler in self.stray_response_handlers:
+                    if handler(msg, src):
+                        break
             self.flush()
             return
         if not self.take(msg, src):

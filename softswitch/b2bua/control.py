@@ -123,7 +123,7 @@ class CallControl:
         install_transfers(self)
         install_consults(self)
         endpoint.ack_handler = self.on_ack
-        endpoint.stray_response_handler = self.on_stray_response
+        endpoint.stray_response_handlers.append(self.on_stray_response)
 
     @property
     def node_id(self) -> str:
@@ -550,13 +550,15 @@ class CallControl:
                             anchored=self.media is not None):
             self.carry(self.core.book_callback(call))
 
-    def on_stray_response(self, resp: Response, src) -> None:
+    def on_stray_response(self, resp: Response, src) -> bool:
         """A 2xx retransmission after the INVITE transaction ended: ACK it again (s. 13.2.2.4)."""
         if resp.cseq[1] != "INVITE" or not 200 <= resp.status < 300:
-            return
+            return False
         leg = self.dialogs.get((resp.call_id, resp.from_.tag or ""))
         if leg is not None and leg.dialog is not None:
             leg.ack_2xx(resp)
+            return True
+        return False
 
     # --- ends ----------------------------------------------------------------------------------------------
     def leg_failed(self, leg: Leg, why: str) -> None:

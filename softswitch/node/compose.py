@@ -174,6 +174,8 @@ class Node:
         self.phones = PhoneWatch(self.loop, self.endpoint, self.registrar, options.keepalive, self.calls,
                                  options.domain)
         self.registrar.listeners.insert(0, self.phones.on_bindings)    # first: the others see reachability
+        self.endpoint.response_lane = self.phones.answer_datagram
+        self.endpoint.stray_response_handlers.append(self.phones.answer)
         if self.overload is not None:
             self.phones.deferring = lambda: self.overload.shedding
         self.endpoint.flow_listeners.append(self.phones.flow_closed)

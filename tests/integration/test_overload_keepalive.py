@@ -1,6 +1,7 @@
-"""Phones that went away are probed with OPTIONS, which the node re-sends until each probe times out. Those
-re-sends are the node's own, to peers that do not answer: they say nothing of the node's load and must not make
-call admission refuse customers with 503 (they used to count in the re-send ratio that admission watches)."""
+"""Phones that went away are probed with OPTIONS that nobody answers. Those probes are the node's own traffic to
+peers that do not answer: they say nothing of the node's load and must not make call admission refuse customers
+with 503 (when probes were client transactions, their re-sends counted in the re-send ratio admission watches;
+they are sent once now, and this still holds)."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ def invite(port: int, client: UdpClient, n: int) -> bytes:
             f"Max-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {len(body)}\r\n\r\n{body}").encode()
 
 
-def test_keepalives_re_sent_to_silent_phones_do_not_shed_customer_calls(tmp_path):
+def test_keepalives_to_silent_phones_do_not_shed_customer_calls(tmp_path):
     t = write_tenant(str(tmp_path / "t.yaml"), agents=40, queues=1, rtp_ports="37000-37399",
                      keepalive="{interval: 1s, timeout: 0.9s, failures: 2}")
     silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)      # the phones' address: nobody answers there
@@ -44,7 +45,7 @@ def test_keepalives_re_sent_to_silent_phones_do_not_shed_customer_calls(tmp_path
     try:
         assert register_agents(t.sip_port, t.phones, t.realm, silent.getsockname()[1]) == 40
         deadline = time.monotonic() + 30                              # bounds a hang
-        while health(t.http_port)["keepalive"]["unreachable"] < 40:  # every probe re-sent, then given up
+        while health(t.http_port)["keepalive"]["unreachable"] < 40:  # every probe unanswered, given up
             assert time.monotonic() < deadline, health(t.http_port)
             time.sleep(0.2)
         h = health(t.http_port)
