@@ -105,8 +105,11 @@ class Keepalive:
         spread = self.options.interval if within is None else min(within, self.options.interval)
         p.probe_token = self._push(now + self.rng.uniform(0.0, spread), key, False)
 
-    def remove(self, key: Key) -> None:
-        self._peers.pop(key, None)
+    def remove(self, key: Key) -> int:
+        """Stop watching a binding; returns the token of its probe outstanding (0: none), whose answer now
+        means nothing."""
+        p = self._peers.pop(key, None)
+        return p.wait_token if p is not None else 0
 
     def alive(self, key: Key, now: float) -> list:
         """Proof of life other than an answer to our probe (the phone registered again)."""

@@ -97,6 +97,7 @@ class PhoneWatch:
             return
         old, now = self.core, self.clock()
         self.core = Keepalive(options, old.rng)
+        self._pending.clear()                   # the old schedule's probes: their answers mean nothing now
         for aor, bindings in self.by_aor.items():
             for key in bindings:
                 self.core.add((aor, key), now, unreachable=old.is_unreachable((aor, key)))
@@ -179,7 +180,11 @@ class PhoneWatch:
 
     def _forget(self, b: Binding) -> None:
         self._unindex(b)
-        self.core.remove((b.aor, b.key))
+        self._unwatch((b.aor, b.key))
+
+    def _unwatch(self, key) -> None:
+        """No more probes for this binding, and none outstanding (nothing else ends a stateless one)."""
+        self._pending.pop(self.core.remove(key), None)
 
     # --- the timer and the probes --------------------------------------------------------------------------
     def _rearm(self) -> None:
@@ -216,7 +221,7 @@ class PhoneWatch:
             aor, key = eff.key
             b = self.by_aor.get(aor, {}).get(key)
             if b is None:
-                self.core.remove(eff.key)
+                self._unwatch(eff.key)
             elif isinstance(eff, Probe):
                 self._probe(b, eff)
             elif isinstance(eff, (Unreachable, Reachable)):
@@ -231,7 +236,7 @@ class PhoneWatch:
         try:
             uri = parse_uri(b.contact)
         except SipError:
-            self.core.remove(probe.key)          # a contact we cannot send to: nothing to watch
+            self._unwatch(probe.key)             # a contact we cannot send to: nothing to watch
             return
         target = self.calls.binding_target(b)
         branch = f"{_BRANCH}{probe.token:x}.{secrets.token_hex(8)}"
@@ -271,9 +276,12 @@ class PhoneWatch:
 
     def _answered(self, branch: str) -> None:
         """Any answer to the probe (a 404 or 501 too: the phone is there), while it is outstanding."""
+        parts = branch.split(".")
+        if len(parts) != 3 or not 0 < len(parts[1]) <= 16:
+            return
         try:
-            token = int(branch.split(".")[1], 16)
-        except (IndexError, ValueError):
+            token = int(parts[1], 16)
+        except ValueError:
             return
         entry = self._pending.get(token)
         if entry is None or entry[1] != branch:

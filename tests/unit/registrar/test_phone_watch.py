@@ -248,3 +248,18 @@ def test_the_endpoint_hands_probe_answers_to_the_lane_and_other_strays_to_the_pa
     ep.on_datagram(odd, src)                                             # parsed, then the stray handlers
     assert w.core.stats["answered"] == 2 and ep.counters["rx_responses"] == 2
     loop.close()
+
+
+def test_a_binding_gone_or_a_reload_leaves_no_probe_waiting():
+    w, clock, heard, loop, req = probed()
+    assert len(w._pending) == 1
+    b = next(iter(w.by_aor["sip:70001@cc.test"].values()))
+    w.on_bindings("70001", [b], [])                      # unregistered while its probe is out
+    assert w._pending == {}
+    assert w.answer_datagram(make_response(req, 200).serialize()) and w.core.stats["answered"] == 0
+    loop.close()
+    w, clock, heard, loop, req = probed()
+    w.set_options(KeepaliveOptions(interval=20, timeout=2, failures=2))
+    assert w._pending == {}
+    w._timer.cancel()
+    loop.close()
