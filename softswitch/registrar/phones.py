@@ -7,8 +7,9 @@
   re-sends, no timers of its own: the keepalive's timeout is the only one), its answer found by the Via branch,
   which carries the probe's token and a random secret: over UDP read straight from the datagram
   (`answer_datagram`, the endpoint's response lane), otherwise from the parsed response no transaction took.
-  A site of 20,000 phones probed every 30 s sends 667 a second: as transactions they cost the node a tenth of
-  its registration capacity; a probe lost over UDP is one failure, and `failures` in a row are needed.
+  A site of 20,000 phones probed every 30 s sends 667 a second, more with dead bindings: as transactions
+  (re-sent to the silent ones) they cost the 20,000-agent benchmark tenant a tenth of its registration
+  capacity. A probe lost over UDP is one failure, and `failures` in a row are needed.
 - A binding registered over a stream (TCP, TLS, WebSocket) lives as long as its connection: when the
   connection closes, the bindings registered over it are removed at once (RFC 5626 s. 5.2, flow semantics),
   since nothing can reach that phone any more (a browser or a phone behind NAT cannot be dialled back).
@@ -250,21 +251,20 @@ class PhoneWatch:
 
     # --- the answers ---------------------------------------------------------------------------------------
     def answer_datagram(self, data: bytes) -> bool:
-        """The endpoint's response lane: True when the response datagram `data` carries a probe's branch in
-        its head (answered, or late, or forged: nothing else in the node waits for such a response). A few
-        searches, linear in the datagram; anything else goes to the parser."""
+        """The endpoint's response lane: True when the response datagram `data` answers a probe outstanding
+        (its branch, token and secret, in the head). Two searches and an anchored match, linear in the
+        datagram; anything else (a late or forged answer too) goes the general way."""
         end = data.find(b"\r\n\r\n")
         i = data.find(_BRANCH_AT, 0, end if end >= 0 else len(data))
         if i < 0:
             return False
         m = _BRANCH_RE.match(data, i + 8)
-        if m is not None:
-            self._answered(m.group().decode("ascii"))
-        return True
+        return m is not None and self._answered(m.group().decode("ascii"))
 
     def answer(self, resp: Response, src) -> bool:
-        """A parsed response no client transaction took (a stream's, or an odd datagram): True when it
-        answers one of our probes."""
+        """A stray-response handler, for a parsed response no client transaction took (a stream's, or a
+        datagram the lane left): True when it carries a probe's branch (answering one outstanding or not:
+        nothing else waits for it)."""
         try:
             branch = resp.top_via.param("branch") or ""
         except (SipError, IndexError):
@@ -274,18 +274,19 @@ class PhoneWatch:
         self._answered(branch)
         return True
 
-    def _answered(self, branch: str) -> None:
-        """Any answer to the probe (a 404 or 501 too: the phone is there), while it is outstanding."""
+    def _answered(self, branch: str) -> bool:
+        """Any answer to the probe (a 404 or 501 too: the phone is there), while it is outstanding: True."""
         parts = branch.split(".")
         if len(parts) != 3 or not 0 < len(parts[1]) <= 16:
-            return
+            return False
         try:
             token = int(parts[1], 16)
         except ValueError:
-            return
+            return False
         entry = self._pending.get(token)
         if entry is None or entry[1] != branch:
-            return
+            return False
         del self._pending[token]
         self._carry_out(self.core.answered(entry[0], token, self.clock()))
         self._rearm()
+        return True

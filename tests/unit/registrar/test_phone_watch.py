@@ -198,12 +198,13 @@ def test_only_the_probe_outstanding_with_its_secret_counts():
     longer = data.replace(secret.encode(), secret.encode() + b"x")
     other = data.replace(branch.encode(), branch.replace(token, format(int(token, 16) + 1, "x")).encode())
     for fake in (forged, longer, other):
-        assert w.answer_datagram(fake)                   # ours by its prefix: taken, and it proves nothing
+        assert not w.answer_datagram(fake)               # left to the parser, and it proves nothing there
+        assert w.answer(parse_message(fake), None)       # ... where it is a probe's, and dropped
     assert w.core.stats["answered"] == 0 and len(w._pending) == 1
     clock.now += 3                                       # past the timeout: given up
     w._tick()
     assert w._pending == {}
-    assert w.answer_datagram(data) and w.core.stats["answered"] == 0      # too late
+    assert not w.answer_datagram(data) and w.core.stats["answered"] == 0      # too late
     loop.close()
 
 
@@ -256,7 +257,7 @@ def test_a_binding_gone_or_a_reload_leaves_no_probe_waiting():
     b = next(iter(w.by_aor["sip:70001@cc.test"].values()))
     w.on_bindings("70001", [b], [])                      # unregistered while its probe is out
     assert w._pending == {}
-    assert w.answer_datagram(make_response(req, 200).serialize()) and w.core.stats["answered"] == 0
+    assert not w.answer_datagram(make_response(req, 200).serialize()) and w.core.stats["answered"] == 0
     loop.close()
     w, clock, heard, loop, req = probed()
     w.set_options(KeepaliveOptions(interval=20, timeout=2, failures=2))
