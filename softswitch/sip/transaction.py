@@ -225,12 +225,6 @@ class TransactionLayer:
         tx.state = "terminated"
         self.server.pop(tx.key, None)
 
-    def abandon(self, tx: Transaction) -> None:
-        """Give up a non-INVITE client transaction before Timer F (a keepalive past its own, shorter deadline):
-        no more retransmissions and no timeout event; a late response finds no transaction (a stray)."""
-        tx.state = "terminated"
-        self.client.pop(tx.key, None)
-
     def find_invite_server(self, cancel: Request) -> Transaction | None:
         """The INVITE transaction a CANCEL refers to (RFC 3261 s. 9.2)."""
         key = server_key(cancel)

@@ -6,9 +6,6 @@ import heapq
 import random
 
 from softswitch.registrar.keepalive import Failed, Keepalive, KeepaliveOptions, Probe, Reachable, Unreachable
-from softswitch.sip.message import make_response
-from softswitch.sip.transaction import TransactionLayer
-from tests.unit.sip.test_sip_transaction import request
 
 
 def run_until(k: Keepalive, start: float, end: float, answer=lambda key: True, step: float = 0.25):
@@ -119,21 +116,3 @@ def test_a_binding_that_must_prove_itself_is_probed_soon_and_counts_once_it_answ
     assert k.is_unreachable("kept") and k.next_deadline() <= 110.0
     (probe,) = k.poll(110.0)
     assert k.answered("kept", probe.token, 110.1) == [Reachable("kept")]
-
-
-def test_an_abandoned_client_transaction_sends_nothing_more_and_reports_nothing():
-    """What the node does with a keepalive past its timeout: TransactionLayer.abandon."""
-    layer = TransactionLayer()
-    events = []
-    req = request("OPTIONS")
-    tx = layer.send_request(req, "t", False, 0.0, listener=lambda e, t, m: events.append(e))
-    layer.effects.clear()
-    layer.poll(0.6)                                   # Timer E: one re-send
-    assert [e[0] for e in layer.effects] == ["send"]
-    layer.effects.clear()
-    layer.abandon(tx)
-    assert layer.counts()["client"] == 0
-    for now in (2.0, 5.0, 40.0):
-        layer.poll(now)
-    assert layer.effects == [] and events == []      # no re-sends, no timeout event
-    assert layer.receive_response(make_response(req, 200), 41.0) is None      # a late answer is a stray
