@@ -42,7 +42,7 @@ _PREFIX = os.urandom(3).hex()
 # a probe's branch: RFC 3261's magic cookie, "ka.", its token and its secret in hex
 _BRANCH = "z9hG4bKka."
 _BRANCH_AT = b";branch=" + _BRANCH.encode()
-_BRANCH_RE = re.compile(rb"z9hG4bKka\.[0-9a-f]{1,16}\.[0-9a-f]{16}(?![A-Za-z0-9.!%*_+`'~-])")
+_BRANCH_RE = re.compile(rb"z9hG4bKka\.([0-9a-f]{1,16})\.[0-9a-f]{16}(?![A-Za-z0-9.!%*_+`'~-])")   # group 1: token
 _tags = itertools.count(1)
 
 
@@ -259,7 +259,7 @@ class PhoneWatch:
         if i < 0:
             return False
         m = _BRANCH_RE.match(data, i + 8)
-        return m is not None and self._answered(m.group().decode("ascii"))
+        return m is not None and self._answered(m)
 
     def answer(self, resp: Response, src) -> bool:
         """A stray-response handler, for a parsed response no client transaction took (a stream's, or a
@@ -271,20 +271,17 @@ class PhoneWatch:
             return False
         if not branch.startswith(_BRANCH):
             return False
-        self._answered(branch)
+        m = _BRANCH_RE.fullmatch(branch.encode("latin-1", "replace"))
+        if m is not None:
+            self._answered(m)
         return True
 
-    def _answered(self, branch: str) -> bool:
-        """Any answer to the probe (a 404 or 501 too: the phone is there), while it is outstanding: True."""
-        parts = branch.split(".")
-        if len(parts) != 3 or not 0 < len(parts[1]) <= 16:
-            return False
-        try:
-            token = int(parts[1], 16)
-        except ValueError:
-            return False
+    def _answered(self, m: re.Match) -> bool:
+        """Any answer to the probe whose branch `m` matched (`_BRANCH_RE`; a 404 or 501 too: the phone is
+        there), while it is outstanding: True."""
+        token = int(m.group(1), 16)
         entry = self._pending.get(token)
-        if entry is None or entry[1] != branch:
+        if entry is None or entry[1] != m.group().decode("ascii"):
             return False
         del self._pending[token]
         self._carry_out(self.core.answered(entry[0], token, self.clock()))
