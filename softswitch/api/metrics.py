@@ -58,6 +58,12 @@ class NodeCollector:
                            "in the receive queue past the bound", "kind", ovl.stats)
             yield GaugeMetricFamily("softswitch_receive_queue_age_seconds", "Age of queued datagrams (smoothed)",
                                     value=node.calls.backlog)
+        front = getattr(node, "front", None)
+        if front is not None:
+            yield counters("softswitch_overload_front", "UDP datagrams the front process passed to the node, "
+                           "answered 503 itself, or dropped, as the node's backlog stood", "kind", front.stats)
+            yield GaugeMetricFamily("softswitch_overload_front_wait_seconds", "How long the oldest datagram the front "
+                                    "passed on and the node had not handled yet had waited", value=front.wait)
         lane = getattr(node.endpoint, "register_lane", None)
         if lane is not None:
             yield counters("softswitch_register_lane", "REGISTER datagrams the plain-REGISTER reader challenged, "

@@ -39,7 +39,8 @@ from ..registrar.phones import keepalive_options, PhoneWatch
 from ..registrar.lane import RegisterLane
 from ..registrar.registrar import Registrar, RegistrarOptions
 from ..security.authn import Authenticator
-from ..security.config import agent_algorithms, guard_options, lockout_options, overload_options
+from ..security.config import agent_algorithms, front_options, guard_options, lockout_options, overload_options
+from ..security.gate import GateOptions
 from ..security.guard import Guard
 from ..security.lockout import AccountLockout
 from ..security.overload import OverloadOptions, OverloadPolicy
@@ -48,6 +49,8 @@ from ..settings import ConfigError, load_config
 from ..sip.digest import DigestAuth
 from ..sip.uri import size_cache
 from ..transport.tcp import listen_tcp, TlsConnection
+from ..transport.front import available as front_available
+from ..transport.front import start_front
 from ..transport.udp import listen_udp
 from ..transport.ws import listen_ws
 from ..trunks.service import TrunkService
@@ -80,6 +83,7 @@ class NodeOptions:
     nonce_ttl: float = 300.0
     overload: OverloadOptions | None = None      # None: no overload control (the config turns it on)
     keepalive: KeepaliveOptions = KeepaliveOptions(interval=0)   # off unless the config (phones:) asks
+    front: GateOptions | None = None             # None: the node reads its UDP sockets itself
 
 
 class Node:
@@ -192,6 +196,7 @@ class Node:
         self.servers: list = []
         self.bound: list[Listen] = []
         self.stopped = asyncio.Event()
+        self.front = None                   # softswitch.transport.front.Front, when one reads the UDP sockets
 
     def _security(self, sec) -> None:
         self.guard = Guard(guard_options(sec), log.get("guard"))
@@ -243,6 +248,8 @@ class Node:
                 self.bound.append(Listen(spec.proto, spec.host, srv.port))
             else:
                 raise ValueError(f"transport {spec.proto!r} is not available on this node")
+        if self.options.front is not None and ep.udp and front_available():
+            await self._start_front()
         for b in self.bound:
             self.calls.listen.setdefault(b.proto, (b.host, b.port))
         if self.media_engine is not None:
@@ -353,6 +360,16 @@ class Node:
         if self.records is not None:
             await self.loop.run_in_executor(None, self.records.flush, 10)
 
+    async def _start_front(self) -> None:
+        ep, guard = self.endpoint, self.guard
+        self.front, pairs = await start_front([u.sock for u in ep.udp], self.options.front,
+                                              guard.o if guard is not None else None, self.overload.tag,
+                                              self.overload.server, self.log)
+        for u, pair in zip(ep.udp, pairs):
+            u.attach_front(pair, self.front)
+        if self.front is not None and guard is not None:
+            guard.on_ban = self.front.ban
+
     async def stop(self) -> None:
         if self.trunks is not None:
             await self.trunks.stop()        # un-REGISTER while the transports are still up
@@ -385,6 +402,8 @@ class Node:
         for t in self._tasks:
             t.cancel()
         self.endpoint.stop()
+        if self.front is not None:
+            self.front.close()
         for srv in self.servers:
             srv.close()
         for srv in self.servers:
@@ -411,6 +430,7 @@ def options_from_config(cfg) -> NodeOptions:
     overload = overload_options(ovl)
     return NodeOptions(listen=listen, domain=sip.domain, user_agent=sip.user_agent, nonce_ttl=reg.nonce_ttl,
                        overload=overload if ovl.enabled else None,
+                       front=front_options(ovl) if ovl.enabled and ovl.front else None,
                        keepalive=keepalive_options(cfg.keepalive),
                        registrar=RegistrarOptions(realm=sip.realm, min_expires=reg.min_expires,
                                                   max_expires=reg.max_expires, default_expires=reg.default_expires,

@@ -7,6 +7,7 @@ attempts, locks, the shedding state): changing a limit must not unban a flooder 
 
 from __future__ import annotations
 
+from .gate import GateOptions, gate_settings, guard_settings
 from .guard import SCANNERS, GuardOptions
 from .lockout import LockoutOptions
 from .overload import OverloadOptions
@@ -30,6 +31,12 @@ def overload_options(ovl) -> OverloadOptions:
     return OverloadOptions(ovl.queue_delay, ovl.sustain, ovl.drop_after, retry_after=ovl.retry_after)
 
 
+def front_options(ovl) -> GateOptions:
+    """The UDP front's gate: new REGISTERs refused there a little before the node would sort what it reads as
+    late itself (so it does not), nothing passed on past half of `drop_after`."""
+    return GateOptions(wait=0.75 * ovl.queue_delay, hard=ovl.drop_after / 2, retry_after=ovl.retry_after)
+
+
 def reconfigure(node, old, new) -> tuple[list[str], list[str]]:
     """Apply `new`'s security and overload settings to `node`: (sections applied, sections needing a restart)."""
     applied: list[str] = []
@@ -38,6 +45,9 @@ def reconfigure(node, old, new) -> tuple[list[str], list[str]]:
     if osec != nsec:
         if node.guard is not None:
             node.guard.reconfigure(guard_options(nsec))
+            front = getattr(node, "front", None)
+            if front is not None:
+                front.tell({"guard": guard_settings(node.guard.o)})
         lockout = getattr(getattr(node, "authn", None), "lockout", None)
         if lockout is not None:
             lockout.reconfigure(lockout_options(nsec))
@@ -47,10 +57,13 @@ def reconfigure(node, old, new) -> tuple[list[str], list[str]]:
         applied.append("server.sip.security")
     oovl, novl = old.server.sip.overload, new.server.sip.overload
     if oovl != novl:
-        if oovl.enabled != novl.enabled or node.overload is None:
+        if oovl.enabled != novl.enabled or oovl.front != novl.front or node.overload is None:
             # the receive path is chosen when the sockets open
-            restart.append("server.sip.overload.enabled")
+            restart.append("server.sip.overload." + ("enabled" if oovl.enabled != novl.enabled else "front"))
         else:
             node.overload.reconfigure(overload_options(novl))
+            front = getattr(node, "front", None)
+            if front is not None:
+                front.tell({"gate": gate_settings(front_options(novl))})
             applied.append("server.sip.overload")
     return applied, restart

@@ -44,6 +44,7 @@ class Guard:
         self._sweep_at = 0.0
         # Peers limited elsewhere (a trunk's own caps): a carrier sends every customer's call from one address
         self.trusted: Callable[[str], bool] | None = None
+        self.on_ban: Callable[[str, float], None] | None = None   # (host, seconds): the UDP front hears of bans
 
     def reconfigure(self, options: GuardOptions) -> None:
         """New limits from a reload; buckets, bans and counted failures stay."""
@@ -113,6 +114,8 @@ class Guard:
         if src is not None:
             src.over.clear()
             src.failures.clear()
+        if self.on_ban is not None:
+            self.on_ban(host, self.o.ban_time)
         if self.log is not None:
             self.log.warning("source_banned", source=host, why=why, seconds=self.o.ban_time)
 

@@ -173,7 +173,8 @@ def _server(r: Reader, loc: Located) -> ServerSettings | None:
         "account_lock_time": (R.duration(1, 86400), 300.0)})
     ovl = r.mapping(sip["overload"], "server.sip.overload", {
         "enabled": (R.boolean, True), "queue_delay": (R.duration(0.01, 60), 0.2), "sustain": (R.duration(0, 60), 0.5),
-        "drop_after": (R.duration(0.01, 600), 2.0), "retry_after": (R.integer(1, 3600), 5)})
+        "drop_after": (R.duration(0.01, 600), 2.0), "retry_after": (R.integer(1, 3600), 5),
+        "front": (R.boolean, True)})
     wd = r.mapping(s["watchdog"], "server.watchdog", {"stall_threshold": (R.duration(0.001, 60), 0.1)})
     http = r.mapping(s["http"], "server.http", {"listen": (R.host_port, None)})
     media = r.mapping(s["media"], "server.media", {"address": (R.host, "127.0.0.1"),

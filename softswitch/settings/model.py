@@ -62,6 +62,8 @@ class OverloadSettings:
     sustain: float = 0.5                 # ... for this long without a break are sorted before parsing ...
     drop_after: float = 2.0              # ... new work queued longer than this is dropped, not answered 503
     retry_after: int = 5                 # seconds in the 503's Retry-After (spread up to twice this)
+    front: bool = True                   # with a second core, a front process reads the UDP sockets and
+                                         # refuses the excess there (softswitch/transport/front.py)
 
 
 @dataclass(frozen=True)

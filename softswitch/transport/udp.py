@@ -27,7 +27,9 @@ SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33 if sys.platform.startswith
 SO_SNDBUFFORCE = getattr(socket, "SO_SNDBUFFORCE", 32 if sys.platform.startswith("linux") else None)
 BUFFER = 16 * 1024 * 1024       # octets of kernel queue asked for, each way: a second of a storm
 BATCH = 64              # datagrams per wake-up: timers and other sockets get their turn in between
-MAX_PENDING = 10000     # datagrams waiting for a full send buffer before new ones are dropped
+MAX_PENDING = 10000
+# as the front (softswitch/transport/front.py) passes a datagram on: receive time, source port, address length
+FRONT_HEADER = struct.Struct("=dHB")     # datagrams waiting for a full send buffer before new ones are dropped
 
 
 class UdpTransport:
@@ -47,6 +49,8 @@ class UdpTransport:
         self._held: list | None = None  # while a batch is read: its answers, sent together after it
         self._writing = False
         self._closed = False
+        self._pair: socket.socket | None = None     # the front's local socket, when a front reads for us
+        self.front = None
         if SO_TIMESTAMPNS is not None and _ANC:
             try:
                 sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
@@ -67,8 +71,7 @@ class UdpTransport:
                 self._sendto(data, addr)
 
     def _read_batch(self) -> None:
-        recvmsg, ep, wall = self.sock.recvmsg, self.endpoint, self.wall
-        wd, policy = self.watchdog, self.overload
+        recvmsg, ep, handle = self.sock.recvmsg, self.endpoint, self._handle
         for _ in range(BATCH):
             try:
                 data, anc, _flags, addr = recvmsg(65536, _ANC)
@@ -77,24 +80,80 @@ class UdpTransport:
             except OSError as exc:      # e.g. an ICMP error reported on the socket: the next read goes on
                 ep.log.debug("udp_error", error=str(exc))
                 continue
-            if policy is not None and anc:
+            if anc:
                 sec, ns = _TS(anc[0][2])
-                now = wall()
-                age = now - (sec + ns * 1e-9)
-                if age > policy.queue_delay:
-                    if not self._admit_late(data, addr, age, now):
-                        continue
-                elif policy.watching:
-                    policy.take(data, age, now)
-            if wd is None:
-                ep.on_datagram(data, Target("udp", addr[0], addr[1], self))
-                continue
-            clock = wd.clock
-            t0 = clock()
+                handle(data, addr, sec + ns * 1e-9)
+            else:
+                handle(data, addr, 0.0)
+
+    def _handle(self, data: bytes, addr, stamp: float) -> None:
+        """One datagram, received by the kernel at `stamp` (0: not known)."""
+        ep, policy, wd = self.endpoint, self.overload, self.watchdog
+        if policy is not None and stamp:
+            now = self.wall()
+            age = now - stamp
+            if age > policy.queue_delay:
+                if not self._admit_late(data, addr, age, now):
+                    return
+            elif policy.watching:
+                policy.take(data, age, now)
+        if wd is None:
             ep.on_datagram(data, Target("udp", addr[0], addr[1], self))
-            dt = clock() - t0
-            if wd.observe("udp", dt):
-                wd.stall("udp", dt, f"{addr[0]}:{addr[1]}", "udp " + describe(data), data)
+            return
+        clock = wd.clock
+        t0 = clock()
+        ep.on_datagram(data, Target("udp", addr[0], addr[1], self))
+        dt = clock() - t0
+        if wd.observe("udp", dt):
+            wd.stall("udp", dt, f"{addr[0]}:{addr[1]}", "udp " + describe(data), data)
+
+    # --- with a front process (softswitch/transport/front.py): its local socket instead of the UDP one ------
+    def attach_front(self, pair: socket.socket, front) -> None:
+        """Read what the front passes on from `pair` from now on; the UDP socket is the front's to read."""
+        self.loop.remove_reader(self.sock.fileno())
+        pair.setblocking(False)
+        self._pair, self.front = pair, front
+        self.loop.add_reader(pair.fileno(), self._on_front_readable)
+
+    def _on_front_readable(self) -> None:
+        self._held = []
+        n = 0
+        front = self.front
+        try:
+            n = self._read_front_batch()
+        finally:
+            held, self._held = self._held, None
+            for data, addr in held:
+                self._sendto(data, addr)
+            front.count(n)
+
+    def _read_front_batch(self) -> int:
+        recv, handle, unpack, size = self._pair.recv, self._handle, FRONT_HEADER.unpack_from, FRONT_HEADER.size
+        n = 0
+        for _ in range(BATCH):
+            try:
+                msg = recv(70000)
+            except (BlockingIOError, InterruptedError):
+                return n
+            except OSError:
+                msg = b""
+            if not msg:
+                self._front_gone()
+                return n
+            n += 1
+            stamp, port, length = unpack(msg)
+            end = size + length
+            handle(msg[end:], (msg[size:end].decode(), port), stamp)
+        return n
+
+    def _front_gone(self) -> None:
+        """The front process ended: the node reads its UDP socket itself again."""
+        self.endpoint.log.error("udp_front_exited", host=self.local[0], port=self.local[1])
+        self.loop.remove_reader(self._pair.fileno())
+        self._pair.close()
+        self._pair = self.front = None
+        if not self._closed:
+            self.loop.add_reader(self.sock.fileno(), self._on_readable)
 
     def _admit_late(self, data: bytes, addr, age: float, now: float) -> bool:
         """A datagram that waited past the bound: the overload policy decides (True: handle it as usual).
@@ -151,7 +210,12 @@ class UdpTransport:
         if self._closed:
             return
         self._closed = True
-        self.loop.remove_reader(self.sock.fileno())
+        if self._pair is not None:
+            self.loop.remove_reader(self._pair.fileno())
+            self._pair.close()
+            self._pair = None
+        else:
+            self.loop.remove_reader(self.sock.fileno())
         if self._writing:
             self.loop.remove_writer(self.sock.fileno())
         self._pending.clear()

@@ -1,0 +1,95 @@
+"""The UDP front process of a node run from its config: it passes datagrams on to the node, answers new
+REGISTERs 503 itself while the node is behind (here: its event loop held by a sleep), follows the node's bans,
+and lives and dies with the node; a node whose front ends reads its socket itself again."""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+
+from softswitch.transport.front import available
+from tests.integration.test_overload import register
+from tests.support.cc import PASSWORDS, cc_node, wait_for
+from tests.support.nodes import authorize
+from tests.support.sipclient import UdpClient, options_request
+
+# the bounds far from what a busy machine can blur: 503 past 150 ms behind, nothing passed on past 10 s
+SLOW = ", security: {exempt: [127.0.0.2]}, overload: {queue_delay: 200ms, drop_after: 20s}"
+
+
+def hold_loop(nt, seconds: float) -> None:
+    """The node's event loop does nothing else for `seconds` (as a long stall would)."""
+    nt.loop.call_soon_threadsafe(time.sleep, seconds)
+
+
+def metrics(http_port: int) -> str:
+    return urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=10).read().decode()
+
+
+def test_a_node_run_from_its_config_has_a_front_that_passes_its_datagrams_on(tmp_path):
+    assert available()                    # the suite runs on two cores or more
+    with cc_node(tmp_path, security=SLOW) as (nt, sip_port, http_port):
+        front = nt.call(lambda: nt.node.front)
+        assert front is not None and front.proc.poll() is None
+        c = UdpClient(("127.0.0.1", sip_port))
+        for i in range(5):
+            c.send(options_request(sip_port, call_id=f"o{i}", branch=f"z9hG4bK-o{i}"))
+            answer = c.recv()
+            assert answer.status == 200
+            assert answer.top_via.param("received") == "127.0.0.1"   # the source came through the front
+            assert int(answer.top_via.param("rport")) == c.addr[1]
+        assert wait_for(lambda: 'softswitch_overload_front_total{kind="passed"} 5.0' in metrics(http_port))
+        c.close()
+    assert front.proc.wait(10) is not None      # the node stopped: so did its front
+
+
+def test_behind_the_front_answers_new_registrations_503_and_passes_started_ones_on(tmp_path):
+    with cc_node(tmp_path, security=SLOW) as (nt, sip_port, http_port):
+        c = UdpClient(("127.0.0.1", sip_port))
+        started = register("70002", n=7)
+        c.send(started)
+        challenge = c.recv()
+        assert challenge.status == 401
+        hold_loop(nt, 3.0)
+        c.send(register("70001", n=1))             # passed on: the node has handled everything so far
+        time.sleep(0.5)                           # ... and has not handled it yet: the node is behind
+        c.send(register("70003", n=3))
+        shed = c.recv(2.0)
+        assert shed is not None and shed.status == 503 and shed.call_id == "reg-3@test"
+        assert 5 <= int(shed.get("Retry-After")) <= 10 and shed.to.tag
+        c.send(authorize(started, challenge, "70002", PASSWORDS["70002"]))   # started work goes on to the node
+        answers = {m.call_id: m.status for m in c.recv_all(5.0)}
+        assert answers == {"reg-1@test": 401, "reg-7@test": 200}          # once the loop is free again
+        text = metrics(http_port)
+        assert 'softswitch_overload_front_total{kind="rejected"} 1.0' in text
+        stats = nt.call(lambda: dict(nt.node.registrar.stats))
+        assert stats["challenged"] == 2 and stats["registered"] == 1   # the refused one never reached it
+        c.close()
+
+
+def test_a_source_the_node_bans_gets_nothing_from_the_front_either(tmp_path):
+    with cc_node(tmp_path, security=SLOW) as (nt, sip_port, http_port):
+        nt.call(lambda: nt.node.guard.ban("127.0.0.1", nt.node.loop.time(), "test"))
+        c = UdpClient(("127.0.0.1", sip_port))
+        c.send(options_request(sip_port))          # passed on; the node drops it (banned)
+        assert c.recv(0.5) is None
+        hold_loop(nt, 2.0)
+        c.send(options_request(sip_port, call_id="o2", branch="z9hG4bK-o2"))
+        time.sleep(0.5)
+        c.send(register("70001", n=2))              # behind, but banned: no 503
+        assert c.recv(3.0) is None
+        assert 'softswitch_overload_front_total{kind="rejected"} 0.0' in metrics(http_port)
+        assert 'softswitch_overload_front_total{kind="dropped"} 1.0' in metrics(http_port)
+        c.close()
+
+
+def test_a_node_whose_front_ends_reads_its_socket_itself(tmp_path):
+    with cc_node(tmp_path, security=SLOW) as (nt, sip_port, http_port):
+        front = nt.call(lambda: nt.node.front)
+        front.proc.kill()
+        front.proc.wait(10)
+        c = UdpClient(("127.0.0.1", sip_port))
+        assert wait_for(lambda: nt.call(lambda: nt.node.endpoint.udp[0].front) is None)
+        c.send(options_request(sip_port))
+        assert c.recv().status == 200
+        c.close()
