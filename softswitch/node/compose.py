@@ -248,7 +248,7 @@ class Node:
                 self.bound.append(Listen(spec.proto, spec.host, srv.port))
             else:
                 raise ValueError(f"transport {spec.proto!r} is not available on this node")
-        if self.options.front is not None and ep.udp and front_available():
+        if self.options.front is not None and self.overload is not None and ep.udp and front_available():
             await self._start_front()
         for b in self.bound:
             self.calls.listen.setdefault(b.proto, (b.host, b.port))

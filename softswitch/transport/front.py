@@ -110,7 +110,7 @@ class FrontProcess:
     def _read(self, lane: _Lane) -> None:
         recvmsg, send, sort, page, unpack = lane.udp.recvmsg, lane.pair.send, self.gate.sort, self.page, \
             HANDLED.unpack_from
-        hosts, pack, stamps, waited = lane.host_cache, FRONT_HEADER.pack, self.stamps, self._waited
+        hosts, pack, stamps, waited, now = lane.host_cache, FRONT_HEADER.pack, self.stamps, self._waited, time.time
         for _ in range(BATCH):
             try:
                 data, anc, _flags, addr = recvmsg(65536, _ANC)
@@ -124,7 +124,7 @@ class FrontProcess:
             else:
                 stamp = time.time()
             host = addr[0]
-            verdict, reply = sort(data, host, waited(unpack(page, 0)[0], stamp), stamp)
+            verdict, reply = sort(data, host, waited(unpack(page, 0)[0], now()), stamp)
             if verdict is PASS:
                 raw = hosts.get(host)
                 if raw is None:

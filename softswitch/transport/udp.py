@@ -151,6 +151,7 @@ class UdpTransport:
         self.endpoint.log.error("udp_front_exited", host=self.local[0], port=self.local[1])
         self.loop.remove_reader(self._pair.fileno())
         self._pair.close()
+        self.front.proc.poll()          # reaped, if it has exited
         self._pair = self.front = None
         if not self._closed:
             self.loop.add_reader(self.sock.fileno(), self._on_readable)
