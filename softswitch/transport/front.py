@@ -37,7 +37,7 @@ HANDLED = struct.Struct("=Q")      # at 0, written by the node: datagrams handle
 FRONT = struct.Struct("=QQQQd")    # at 8, written by the front: ready, passed, rejected, dropped, the node's wait
 RING = 1 << 16                     # receive times of the datagrams passed on and not handled yet (at most)
 BATCH = 64
-TICK = 0.02                        # seconds between looks at the node's rate
+TICK = 0.1                         # seconds between two updates of the counters the node reads (/metrics)
 
 
 def available() -> bool:

@@ -4,6 +4,7 @@ and lives and dies with the node; a node whose front ends reads its socket itsel
 
 from __future__ import annotations
 
+import threading
 import time
 import urllib.request
 
@@ -18,8 +19,14 @@ SLOW = ", security: {exempt: [127.0.0.2]}, overload: {queue_delay: 200ms, drop_a
 
 
 def hold_loop(nt, seconds: float) -> None:
-    """The node's event loop does nothing else for `seconds` (as a long stall would)."""
-    nt.loop.call_soon_threadsafe(time.sleep, seconds)
+    """The node's event loop does nothing else for `seconds` (as a long stall would), from before this returns."""
+    held = threading.Event()
+
+    def hold() -> None:
+        held.set()
+        time.sleep(seconds)
+    nt.loop.call_soon_threadsafe(hold)
+    assert held.wait(10)
 
 
 def metrics(http_port: int) -> str:
