@@ -50,7 +50,7 @@ from ..sip.digest import DigestAuth
 from ..sip.uri import size_cache
 from ..transport.tcp import listen_tcp, TlsConnection
 from ..transport.front import available as front_available
-from ..transport.front import start_front
+from ..transport.front import spawn_front
 from ..transport.udp import listen_udp
 from ..transport.ws import listen_ws
 from ..trunks.service import TrunkService
@@ -248,8 +248,9 @@ class Node:
                 self.bound.append(Listen(spec.proto, spec.host, srv.port))
             else:
                 raise ValueError(f"transport {spec.proto!r} is not available on this node")
-        if self.options.front is not None and self.overload is not None and ep.udp and front_available():
-            await self._start_front()
+        # the front process starts while the rest of the node does; it reads the UDP sockets from the end of start
+        front = self._spawn_front() if self.options.front is not None and self.overload is not None and ep.udp \
+            and front_available() else None
         for b in self.bound:
             self.calls.listen.setdefault(b.proto, (b.host, b.port))
         if self.media_engine is not None:
@@ -287,6 +288,8 @@ class Node:
         self._tasks.append(self.loop.create_task(self._watch_loop_lag()))
         if self.records is not None:
             self._tasks.append(self.loop.create_task(self._alive()))
+        if front is not None and await front.started():
+            self._attach_front(front)
         self.log.info("listening", sip=[str(b) for b in self.bound])
 
     async def _expire_bindings(self) -> None:
@@ -360,15 +363,17 @@ class Node:
         if self.records is not None:
             await self.loop.run_in_executor(None, self.records.flush, 10)
 
-    async def _start_front(self) -> None:
-        ep, guard = self.endpoint, self.guard
-        self.front, pairs = await start_front([u.sock for u in ep.udp], self.options.front,
-                                              guard.o if guard is not None else None, self.overload.tag,
-                                              self.overload.server, self.log)
-        for u, pair in zip(ep.udp, pairs):
-            u.attach_front(pair, self.front)
-        if self.front is not None and guard is not None:
-            guard.on_ban = self.front.ban
+    def _spawn_front(self):
+        guard = self.guard
+        return spawn_front([u.sock for u in self.endpoint.udp], self.options.front,
+                           guard.o if guard is not None else None, self.overload.tag, self.overload.server, self.log)
+
+    def _attach_front(self, front) -> None:
+        self.front = front
+        for u, pair in zip(self.endpoint.udp, front.pairs):
+            u.attach_front(pair, front)
+        if self.guard is not None:
+            self.guard.on_ban = front.ban
 
     async def stop(self) -> None:
         if self.trunks is not None:

@@ -222,6 +222,17 @@ class Front:
     def ban(self, host: str, seconds: float) -> None:
         self.tell({"ban": host, "for": seconds})
 
+    async def started(self, wait: float = 10.0) -> bool:
+        """True once the front reads the sockets; False (and the front gone) when it did not within `wait` s."""
+        deadline = time.monotonic() + wait
+        while not self.ready:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.log.warning("udp_front_failed", exit=self.proc.poll())
+                self.close()
+                return False
+            await asyncio.sleep(0.01)
+        return True
+
     def close(self) -> None:
         for p in self.pairs:
             p.close()                   # the front sees its end close and exits
@@ -233,10 +244,10 @@ class Front:
             self.proc.wait()
 
 
-async def start_front(udp_socks: list[socket.socket], gate: GateOptions, guard: GuardOptions | None,
-                      tag: str, server: str, log, wait: float = 10.0) -> tuple[Front | None, list[socket.socket]]:
-    """Start the front for these UDP sockets; (its handle, the node's end of each local socket), or (None, [])
-    when it did not come up within `wait` seconds (the node then reads its sockets itself)."""
+def spawn_front(udp_socks: list[socket.socket], gate: GateOptions, guard: GuardOptions | None, tag: str,
+                server: str, log) -> Front | None:
+    """Start the front process for these UDP sockets (`Front.started` says when it reads them); None when it
+    cannot be started (the node then reads its sockets itself)."""
     fd = os.memfd_create("softswitch-front")
     os.ftruncate(fd, mmap.PAGESIZE)
     page = mmap.mmap(fd, mmap.PAGESIZE)
@@ -259,19 +270,16 @@ async def start_front(udp_socks: list[socket.socket], gate: GateOptions, guard: 
         proc = subprocess.Popen([sys.executable, "-m", "softswitch.transport.front", json.dumps(settings)],
                                 pass_fds=[fd, *(u.fileno() for u in udp_socks), *(b.fileno() for b in theirs)],
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=env, cwd=root)
+    except OSError as exc:
+        log.warning("udp_front_failed", error=str(exc))
+        for a in mine:
+            a.close()
+        return None
     finally:
         os.close(fd)
         for b in theirs:
             b.close()
-    front = Front(proc, page, mine, log)
-    deadline = time.monotonic() + wait
-    while not front.ready:
-        if proc.poll() is not None or time.monotonic() > deadline:
-            log.warning("udp_front_failed", exit=proc.poll())
-            front.close()
-            return None, []
-        await asyncio.sleep(0.01)
-    return front, mine
+    return Front(proc, page, mine, log)
 
 
 if __name__ == "__main__":
