@@ -34,7 +34,8 @@ def overload_options(ovl) -> OverloadOptions:
 def front_options(ovl) -> GateOptions:
     """The UDP front's gate: new REGISTERs refused there a little before the node would sort what it reads as
     late itself (so it does not), nothing passed on past half of `drop_after`."""
-    return GateOptions(wait=0.75 * ovl.queue_delay, hard=ovl.drop_after / 2, retry_after=ovl.retry_after)
+    return GateOptions(wait=0.75 * ovl.queue_delay, sustain=ovl.sustain, hard=ovl.drop_after / 2,
+                       retry_after=ovl.retry_after)
 
 
 def reconfigure(node, old, new) -> tuple[list[str], list[str]]:

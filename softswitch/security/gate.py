@@ -6,7 +6,8 @@ the 503 (about a sixth of what a served registration costs, so at twice capacity
 refusals). With a second core the front does that there (softswitch/transport/front.py): it reads the UDP
 socket, passes each datagram on to the node through a local socket, and knows from a shared counter which of
 them the node has handled. How long the oldest one not handled yet has waited is how far behind the node is,
-right now (the node's own overload policy learns it only when it reads that datagram). Past `wait` seconds:
+right now (the node's own overload policy learns it only when it reads that datagram). Past `wait` seconds
+without a break for `sustain` seconds, as the node's policy counts an episode:
 
   - a new REGISTER (no credentials) gets 503 + Retry-After, built from its raw header lines as the node's
     overload policy builds it (softswitch/security/overload.py), after the guard's checks (a banned or
@@ -25,15 +26,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .guard import Guard, GuardOptions
-from .overload import RESPONSE, classify, refusal, with_credentials
+from .overload import REARM, RESPONSE, classify, refusal, with_credentials
 
 PASS, REJECT, DROP = "pass", "reject", "drop"
 
 
 @dataclass
 class GateOptions:
-    wait: float = 0.2           # seconds the node is behind past which new REGISTERs are answered here
-    hard: float = 1.0           # ... past which nothing more is passed on
+    wait: float = 0.15          # seconds the node is behind past which it is late ...
+    sustain: float = 0.5        # ... for this long without a break before new REGISTERs are answered here (a
+                                # short stall drains by itself; the phones' answers are only later)
+    hard: float = 1.0           # seconds behind past which nothing more is passed on
     retry_after: int = 5        # seconds in the 503's Retry-After (spread up to twice this)
 
 
@@ -45,21 +48,45 @@ class Gate:
         self._tag = tag.encode()
         self._server = b"\r\nServer: " + server.encode() if server else b""
         self.stats = {"passed": 0, "rejected": 0, "dropped": 0}
+        # episodes, as the node's overload policy has them: shedding starts after `sustain` late without a
+        # break (at once shortly after a long episode) and ends after `sustain` on time without a break
+        self.shedding = False
+        self.late_since: float | None = None
+        self.last_late = float("-inf")
+        self.began = 0.0
+        self.ended = float("-inf")
+        self.lasted = 0.0
 
     def reconfigure(self, options: GateOptions) -> None:
         self.o = options
+
+    def _shed(self, behind: float, now: float) -> bool:
+        """Whether to answer new REGISTERs here, the node `behind` seconds behind at `now`."""
+        o = self.o
+        if behind <= o.wait:
+            self.late_since = None
+            if self.shedding and now - self.last_late > o.sustain:
+                self.shedding, self.ended, self.lasted = False, self.last_late, self.last_late - self.began
+            return False
+        self.last_late = now
+        if not self.shedding:
+            if self.late_since is None:
+                self.late_since = now
+            if now - self.late_since >= o.sustain or (
+                    now - self.ended <= REARM * o.sustain and self.lasted >= REARM * o.sustain):
+                self.shedding, self.late_since, self.began = True, None, now
+        return self.shedding
 
     def sort(self, data: bytes, host: str, behind: float, now: float) -> tuple[str, bytes | None]:
         """(verdict, 503 bytes to send back or None) for a datagram from `host`, the node `behind` seconds
         behind, at `now`."""
         stats = self.stats
-        o = self.o
-        if behind <= o.wait:
-            stats["passed"] += 1
-            return PASS, None
-        if behind > o.hard:
+        if behind > self.o.hard:
             stats["dropped"] += 1
             return DROP, None
+        if not self._shed(behind, now):
+            stats["passed"] += 1
+            return PASS, None
         if data.startswith(b"SIP/2.0 ") or with_credentials(data):
             stats["passed"] += 1
             return PASS, None
@@ -82,7 +109,7 @@ class Gate:
 
 # --- settings as the node hands them to the front process (JSON) ------------------------------------------
 def gate_settings(o: GateOptions) -> dict:
-    return {"wait": o.wait, "hard": o.hard, "retry_after": o.retry_after}
+    return {"wait": o.wait, "sustain": o.sustain, "hard": o.hard, "retry_after": o.retry_after}
 
 
 def guard_settings(o: GuardOptions | None) -> dict | None:

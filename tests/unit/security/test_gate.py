@@ -30,8 +30,8 @@ CREDENTIALS = 'Authorization: Digest username="70001", realm="cc.test", nonce="n
 OK = b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-ka\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\n\r\n"
 
 
-def gate(**kw) -> Gate:
-    return Gate(GateOptions(wait=0.15, hard=1.0, retry_after=5), kw.pop("guard", None), tag="t1", server="ss")
+def gate(guard=None, sustain: float = 0.0) -> Gate:
+    return Gate(GateOptions(wait=0.15, sustain=sustain, hard=1.0, retry_after=5), guard, tag="t1", server="ss")
 
 
 def test_everything_passes_while_the_node_keeps_up():
@@ -54,6 +54,24 @@ def test_behind_new_registrations_get_503_and_started_work_and_new_calls_pass():
     for data in (register(auth=CREDENTIALS), OK, invite(), invite().replace(b"INVITE", b"ACK"), b"junk\r\n\r\n"):
         assert g.sort(data, "192.0.2.1", 0.3, 100.0) == (PASS, None)
     assert g.stats == {"passed": 5, "rejected": 1, "dropped": 0}
+
+
+def test_new_registrations_are_refused_only_once_the_node_has_been_behind_for_a_while():
+    g = gate(sustain=0.5)
+    late = [(t, g.sort(register(n=t), "192.0.2.1", 0.3, 100.0 + t / 10)[0]) for t in range(10)]
+    assert [v for _, v in late] == [PASS] * 5 + [REJECT] * 5    # behind from 100.0 on: shedding at 100.5
+    # on time for less than `sustain`: still shedding when it is late again; after a quiet spell, not
+    assert g.sort(register(n=20), "192.0.2.1", 0.1, 101.0)[0] == PASS
+    assert g.sort(register(n=21), "192.0.2.1", 0.3, 101.3)[0] == REJECT
+    assert g.sort(register(n=22), "192.0.2.1", 0.1, 102.0)[0] == PASS
+    assert g.sort(register(n=23), "192.0.2.1", 0.3, 102.1)[0] == PASS     # a new run of lateness starts
+    # after an episode as long as REARM x sustain, the next late run sheds at once
+    for t in range(25):
+        g.sort(register(n=100 + t), "192.0.2.1", 0.3, 103.0 + t / 10)
+    assert g.shedding
+    g.sort(register(n=200), "192.0.2.1", 0.1, 106.0)
+    assert not g.shedding
+    assert g.sort(register(n=201), "192.0.2.1", 0.3, 106.2)[0] == REJECT
 
 
 def test_past_the_hard_bound_nothing_passes():
