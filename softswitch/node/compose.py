@@ -370,6 +370,7 @@ class Node:
 
     def _attach_front(self, front) -> None:
         self.front = front
+        front.transports = list(self.endpoint.udp)
         for u, pair in zip(self.endpoint.udp, front.pairs):
             u.attach_front(pair, front)
         if self.guard is not None:

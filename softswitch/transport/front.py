@@ -1,18 +1,21 @@
-"""The UDP front: a second process that reads the node's UDP sockets, so that refusing a storm's excess costs
-the node nothing.
+"""The UDP front: a second process that reads the node's UDP sockets while the node is behind, so that
+refusing a storm's excess costs the node nothing.
 
-On a machine with a second core, `softswitch serve` starts it (`server.sip.overload.front`). It reads every
-datagram of every UDP listener, with the kernel's receive time, and either passes it to the node through a
-local SOCK_SEQPACKET socket (one per listener: source address, receive time and the datagram), or, while the
-node is behind, answers it 503 or drops it as the gate decides (softswitch/security/gate.py). The node reads
-the local socket instead of the UDP one and answers on the UDP socket itself (both processes hold it), so a
-served request costs it what it did. How far behind the node is: the front counts what it passed on, the
-node counts what it handled, in a shared page.
+On a machine with a second core, `softswitch serve` starts it (`server.sip.overload.front`) and it stands by:
+the node reads its sockets itself. When the node's own overload policy starts shedding (datagrams waited past
+`queue_delay` for `sustain`), the node hands the sockets over (`Front.engage`): the front reads every
+datagram, with the kernel's receive time, and either passes it to the node through a local SOCK_SEQPACKET
+socket (one per listener: source address, receive time and the datagram) or answers it 503 or drops it, as
+the gate decides (softswitch/security/gate.py). The node reads the local socket and answers on the UDP
+socket itself (both processes hold it), so a served request costs it what it did, and a refused one nothing.
+How far behind the node is: the front counts what it passed on, the node counts what it handled, in a
+shared page. Once the front has not seen the node behind for CALM seconds, the node reads its sockets
+itself again (`Front.disengage`).
 
 The node sends the front its guard's bans and, on a reload, new settings over the same local socket. The
 front exits when the node closes its end (the node stopped or died); if the front dies, the node reads the
 UDP sockets itself again. Run as `python -m softswitch.transport.front SETTINGS_JSON` with the descriptors
-it names; the node does that (`start_front`).
+it names; the node does that (`spawn_front`).
 """
 
 from __future__ import annotations
@@ -34,7 +37,9 @@ from ..security.guard import GuardOptions
 from .udp import _ANC, _TS, BUFFER, FRONT_HEADER, SO_RCVBUFFORCE, SO_SNDBUFFORCE, SO_TIMESTAMPNS
 
 HANDLED = struct.Struct("=Q")      # at 0, written by the node: datagrams handled
-FRONT = struct.Struct("=QQQQd")    # at 8, written by the front: ready, passed, rejected, dropped, the node's wait
+FRONT = struct.Struct("=QQQQdQd")  # at 8, written by the front: ready, passed, rejected, dropped, the node's wait,
+                                   # shedding, when the node was last seen behind
+CALM = 2.0                         # seconds without the node behind after which it reads its sockets itself again
 RING = 1 << 16                     # receive times of the datagrams passed on and not handled yet (at most)
 BATCH = 64
 TICK = 0.1                         # seconds between two updates of the counters the node reads (/metrics)
@@ -68,6 +73,8 @@ class FrontProcess:
         self.sent = 0
         self.stamps = [0.0] * RING      # receive time of the datagram passed on as number i, at i % RING
         self.wait = 0.0
+        self.engaged = False            # reading the UDP sockets
+        self.poll = None
 
     def _waited(self, handled: int, now: float) -> float:
         """How long the oldest datagram the node has not handled yet has waited: how far behind it is."""
@@ -79,15 +86,14 @@ class FrontProcess:
         return now - self.stamps[handled % RING]
 
     def run(self) -> None:
-        poll = select.epoll()
+        poll = self.poll = select.epoll()
         by_fd = {}
         for lane in self.lanes:
             lane.udp.setblocking(False)
             lane.pair.setblocking(False)
             by_fd[lane.udp.fileno()] = (lane, False)
             by_fd[lane.pair.fileno()] = (lane, True)
-            poll.register(lane.udp.fileno(), select.EPOLLIN)
-            poll.register(lane.pair.fileno(), select.EPOLLIN)
+            poll.register(lane.pair.fileno(), select.EPOLLIN)     # the UDP sockets once engaged
         self._publish(ready=1)
         next_tick = time.monotonic()
         while True:
@@ -105,7 +111,9 @@ class FrontProcess:
 
     def _publish(self, ready: int) -> None:
         s = self.gate.stats
-        FRONT.pack_into(self.page, 8, ready, s["passed"], s["rejected"], s["dropped"], self.wait)
+        g = self.gate
+        FRONT.pack_into(self.page, 8, ready, s["passed"], s["rejected"], s["dropped"], self.wait, g.shedding,
+                        g.last_late)
 
     def _read(self, lane: _Lane) -> None:
         recvmsg, send, sort, page, unpack = lane.udp.recvmsg, lane.pair.send, self.gate.sort, self.page, \
@@ -155,6 +163,8 @@ class FrontProcess:
             if not msg:
                 return False
             order = json.loads(msg)
+            if "engage" in order:
+                self._engage(order["engage"])
             if "ban" in order and self.gate.guard is not None:
                 g = self.gate.guard
                 g.bans[order["ban"]] = time.time() + order["for"]
@@ -162,6 +172,22 @@ class FrontProcess:
                 self.gate.reconfigure(GateOptions(**order["gate"]))
             if "guard" in order and self.gate.guard is not None and order["guard"]:
                 self.gate.guard.reconfigure(guard_options_from(order["guard"]))
+
+
+    def _engage(self, on: bool) -> None:
+        """Read the UDP sockets (the node is behind: shedding from now on, as its own policy does) or leave
+        them to the node again."""
+        if on == self.engaged:
+            return
+        self.engaged = on
+        for lane in self.lanes:
+            if on:
+                self.poll.register(lane.udp.fileno(), select.EPOLLIN)
+            else:
+                self.poll.unregister(lane.udp.fileno())
+        if on:
+            self.gate.engage(time.time())
+        self._publish(ready=1)
 
 
 def main(argv: list[str]) -> int:
@@ -191,19 +217,43 @@ class Front:
         self.pairs = pairs
         self.log = log
         self.handled = 0
+        self.transports: list = []      # the UdpTransports it reads for while engaged
+        self.engaged = False
 
     @property
     def ready(self) -> bool:
         return FRONT.unpack_from(self.page, 8)[0] == 1
 
     def count(self, n: int) -> None:
-        """`n` more datagrams handled: the front reads the running total."""
+        """`n` more datagrams handled: the front reads the running total. Engaged, the node takes its sockets
+        back once the front has not seen it behind for CALM seconds."""
         self.handled += n
         HANDLED.pack_into(self.page, 0, self.handled)
+        if self.engaged:
+            shedding, last_late = FRONT.unpack_from(self.page, 8)[5:]
+            if not shedding and time.time() - last_late >= CALM:
+                self.disengage()
+
+    def engage(self) -> None:
+        """The node is behind (its overload policy sheds): the front reads the UDP sockets from now on."""
+        if self.engaged or not self.pairs:
+            return
+        self.engaged = True
+        for u in self.transports:
+            u.read_directly(False)
+        self.tell({"engage": True})
+        self.log.warning("udp_front_engaged")
+
+    def disengage(self) -> None:
+        self.engaged = False
+        for u in self.transports:
+            u.read_directly(True)
+        self.tell({"engage": False})
+        self.log.info("udp_front_disengaged")
 
     @property
     def stats(self) -> dict[str, int]:
-        _ready, passed, rejected, dropped, _wait = FRONT.unpack_from(self.page, 8)
+        passed, rejected, dropped = FRONT.unpack_from(self.page, 8)[1:4]
         return {"passed": passed, "rejected": rejected, "dropped": dropped}
 
     @property

@@ -49,8 +49,9 @@ class UdpTransport:
         self._held: list | None = None  # while a batch is read: its answers, sent together after it
         self._writing = False
         self._closed = False
-        self._pair: socket.socket | None = None     # the front's local socket, when a front reads for us
+        self._pair: socket.socket | None = None     # the front's local socket (softswitch/transport/front.py)
         self.front = None
+        self._direct = True                         # the node reads the UDP socket (not the front)
         if SO_TIMESTAMPNS is not None and _ANC:
             try:
                 sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
@@ -73,6 +74,8 @@ class UdpTransport:
     def _read_batch(self) -> None:
         recvmsg, ep, handle = self.sock.recvmsg, self.endpoint, self._handle
         for _ in range(BATCH):
+            if not self._direct:
+                return                  # handed to the front in the middle of the batch
             try:
                 data, anc, _flags, addr = recvmsg(65536, _ANC)
             except (BlockingIOError, InterruptedError):
@@ -109,11 +112,21 @@ class UdpTransport:
 
     # --- with a front process (softswitch/transport/front.py): its local socket instead of the UDP one ------
     def attach_front(self, pair: socket.socket, front) -> None:
-        """Read what the front passes on from `pair` from now on; the UDP socket is the front's to read."""
-        self.loop.remove_reader(self.sock.fileno())
+        """What the front passes on arrives on `pair`; while the node is behind, the front reads the UDP socket
+        (`read_directly`, switched by `front.engage` and `front.disengage`)."""
         pair.setblocking(False)
         self._pair, self.front = pair, front
         self.loop.add_reader(pair.fileno(), self._on_front_readable)
+
+    def read_directly(self, on: bool) -> None:
+        """The node reads its UDP socket itself (on) or leaves it to the front (off)."""
+        if on == self._direct or self._closed:
+            return
+        self._direct = on
+        if on:
+            self.loop.add_reader(self.sock.fileno(), self._on_readable)
+        else:
+            self.loop.remove_reader(self.sock.fileno())
 
     def _on_front_readable(self) -> None:
         self._held = []
@@ -153,8 +166,7 @@ class UdpTransport:
         self._pair.close()
         self.front.proc.poll()          # reaped, if it has exited
         self._pair = self.front = None
-        if not self._closed:
-            self.loop.add_reader(self.sock.fileno(), self._on_readable)
+        self.read_directly(True)
 
     def _admit_late(self, data: bytes, addr, age: float, now: float) -> bool:
         """A datagram that waited past the bound: the overload policy decides (True: handle it as usual).
@@ -162,9 +174,12 @@ class UdpTransport:
         source_filter = self.endpoint.source_filter
         if source_filter is not None and not source_filter(Target("udp", addr[0], addr[1], self)):
             return False                # banned: not even looked at
-        verdict, reply = self.overload.shed(data, age, now, self.allowed, addr[0])
+        policy = self.overload
+        verdict, reply = policy.shed(data, age, now, self.allowed, addr[0])
         if reply is not None:
             self._sendto(reply, addr)
+        if policy.shedding and self._direct and self.front is not None:
+            self.front.engage()         # the front reads the socket and refuses the excess from now on
         return verdict == "admit"
 
     def send(self, data: bytes, target: Target) -> None:
@@ -215,7 +230,7 @@ class UdpTransport:
             self.loop.remove_reader(self._pair.fileno())
             self._pair.close()
             self._pair = None
-        else:
+        if self._direct:
             self.loop.remove_reader(self.sock.fileno())
         if self._writing:
             self.loop.remove_writer(self.sock.fileno())
