@@ -3,12 +3,12 @@ itself, from how far behind the node is.
 
 A node alone on one event loop pays for every datagram of a storm it refuses: reading it, sorting it, sending
 the 503 (about a sixth of what a served registration costs, so at twice capacity a sixth of the node goes on
-refusals). With a second core the front does that there (softswitch/transport/front.py): once the node's
-own policy sheds, the front reads the UDP socket, passes datagrams on to the node through a local socket,
+refusals). With a second core the front does that there (softswitch/transport/front.py): once the node
+finds itself behind, the front reads the UDP socket, passes datagrams on to the node through a local socket,
 and knows from a shared counter which of them the node has handled. How long the oldest one not handled yet
 has waited is how far behind the node is, right now (the node's own overload policy learns it only when it
-reads that datagram). The front starts shedding as it takes over; after that, past `wait` seconds without a
-break for `sustain` seconds, as the node's policy counts an episode:
+reads that datagram). Past `wait` seconds without a break for `sustain` seconds (counted from when the node
+found itself behind and handed over), as the node's policy counts an episode:
 
   - a new REGISTER (no credentials) gets 503 + Retry-After, built from its raw header lines as the node's
     overload policy builds it (softswitch/security/overload.py), after the guard's checks (a banned or
@@ -62,10 +62,8 @@ class Gate:
         self.o = options
 
     def engage(self, now: float) -> None:
-        """The node's own policy found it behind long enough: shedding from `now` (the front reads from here)."""
-        if not self.shedding:
-            self.shedding, self.late_since, self.began = True, None, now
-        self.last_late = now
+        """The node found itself behind at `now` and the front reads from here: a run of lateness starts."""
+        self._shed(float("inf"), now)
 
     def _shed(self, behind: float, now: float) -> bool:
         """Whether to answer new REGISTERs here, the node `behind` seconds behind at `now`."""

@@ -2,8 +2,8 @@
 refusing a storm's excess costs the node nothing.
 
 On a machine with a second core, `softswitch serve` starts it (`server.sip.overload.front`) and it stands by:
-the node reads its sockets itself. When the node's own overload policy starts shedding (datagrams waited past
-`queue_delay` for `sustain`), the node hands the sockets over (`Front.engage`): the front reads every
+the node reads its sockets itself. When the node reads a datagram that waited past `queue_delay`, it hands
+the sockets over (`Front.engage`): the front reads every
 datagram, with the kernel's receive time, and either passes it to the node through a local SOCK_SEQPACKET
 socket (one per listener: source address, receive time and the datagram) or answers it 503 or drops it, as
 the gate decides (softswitch/security/gate.py). The node reads the local socket and answers on the UDP
@@ -175,8 +175,8 @@ class FrontProcess:
 
 
     def _engage(self, on: bool) -> None:
-        """Read the UDP sockets (the node is behind: shedding from now on, as its own policy does) or leave
-        them to the node again."""
+        """Read the UDP sockets (the node found itself behind: a run of lateness starts) or leave them to the
+        node again."""
         if on == self.engaged:
             return
         self.engaged = on
@@ -235,7 +235,8 @@ class Front:
                 self.disengage()
 
     def engage(self) -> None:
-        """The node is behind (its overload policy sheds): the front reads the UDP sockets from now on."""
+        """The node is behind (it read a datagram that waited past `queue_delay`): the front reads the UDP
+        sockets from now on."""
         if self.engaged or not self.pairs:
             return
         self.engaged = True

@@ -96,6 +96,8 @@ class UdpTransport:
             now = self.wall()
             age = now - stamp
             if age > policy.queue_delay:
+                if self._direct and self.front is not None:
+                    self.front.engage()     # the front reads the socket from the next datagram on
                 if not self._admit_late(data, addr, age, now):
                     return
             elif policy.watching:
@@ -178,8 +180,6 @@ class UdpTransport:
         verdict, reply = policy.shed(data, age, now, self.allowed, addr[0])
         if reply is not None:
             self._sendto(reply, addr)
-        if policy.shedding and self._direct and self.front is not None:
-            self.front.engage()         # the front reads the socket and refuses the excess from now on
         return verdict == "admit"
 
     def send(self, data: bytes, target: Target) -> None:

@@ -54,9 +54,9 @@ def test_a_node_behind_hands_its_socket_to_the_front_and_takes_it_back_once_it_k
     with cc_node(tmp_path, security=SLOW) as (nt, sip_port, http_port):
         front = nt.call(lambda: nt.node.front)
         c = UdpClient(("127.0.0.1", sip_port))
-        _age_datagrams(nt, 0.5)                   # what the node reads looks 0.5 s old: its policy sheds
+        _age_datagrams(nt, 0.5)                   # what the node reads looks 0.5 s old: it is behind
         c.send(register("70001", n=1))
-        assert c.recv().status == 503             # answered by the node's policy, which hands the socket over
+        assert c.recv().status == 503             # answered by the node's policy; the socket is handed over
         assert nt.call(lambda: front.engaged)
         _age_datagrams(nt, 0.0)
         for i in range(3):                        # through the front now, its source and port intact

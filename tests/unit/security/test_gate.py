@@ -74,13 +74,14 @@ def test_new_registrations_are_refused_only_once_the_node_has_been_behind_for_a_
     assert g.sort(register(n=201), "192.0.2.1", 0.3, 106.2)[0] == REJECT
 
 
-def test_taking_over_from_the_node_the_gate_sheds_at_once_and_stops_after_a_quiet_spell():
+def test_taking_over_from_a_node_behind_counts_a_run_of_lateness_from_then():
     g = gate(sustain=0.5)
     g.engage(100.0)
-    assert g.sort(register(n=1), "192.0.2.1", 0.3, 100.1)[0] == REJECT
-    assert g.sort(register(n=2), "192.0.2.1", 0.0, 100.2)[0] == PASS     # the node keeps up: passed
-    assert g.shedding and g.last_late == 100.1
-    assert g.sort(register(n=3), "192.0.2.1", 0.0, 100.7)[0] == PASS
+    assert g.sort(register(n=1), "192.0.2.1", 0.3, 100.1)[0] == PASS
+    assert g.sort(register(n=2), "192.0.2.1", 0.3, 100.5)[0] == REJECT   # behind since the node handed over
+    assert g.sort(register(n=3), "192.0.2.1", 0.0, 100.6)[0] == PASS     # the node keeps up: passed
+    assert g.shedding and g.last_late == 100.5
+    assert g.sort(register(n=4), "192.0.2.1", 0.0, 101.1)[0] == PASS
     assert not g.shedding
 
 
