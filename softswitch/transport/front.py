@@ -2,7 +2,7 @@
 refusing a storm's excess costs the node nothing.
 
 On a machine with a second core, `softswitch serve` starts it (`server.sip.overload.front`) and it stands by:
-the node reads its sockets itself. When the node reads a datagram that waited past `queue_delay`, it hands
+the node reads its sockets itself. When the node reads a REGISTER that waited past `queue_delay`, it hands
 the sockets over (`Front.engage`): the front reads every
 datagram, with the kernel's receive time, and either passes it to the node through a local SOCK_SEQPACKET
 socket (one per listener: source address, receive time and the datagram) or answers it 503 or drops it, as
@@ -235,7 +235,7 @@ class Front:
                 self.disengage()
 
     def engage(self) -> None:
-        """The node is behind (it read a datagram that waited past `queue_delay`): the front reads the UDP
+        """The node is behind (it read a REGISTER that waited past `queue_delay`): the front reads the UDP
         sockets from now on."""
         if self.engaged or not self.pairs:
             return

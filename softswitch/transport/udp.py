@@ -96,8 +96,10 @@ class UdpTransport:
             now = self.wall()
             age = now - stamp
             if age > policy.queue_delay:
-                if self._direct and self.front is not None:
-                    self.front.engage()     # the front reads the socket from the next datagram on
+                if self._direct and self.front is not None and data.startswith(b"REGISTER "):
+                    # the front refuses new REGISTERs for the node: it reads the socket from the next datagram
+                    # on (behind on calls alone, it would only add its hop to each; call admission sheds those)
+                    self.front.engage()
                 if not self._admit_late(data, addr, age, now):
                     return
             elif policy.watching:

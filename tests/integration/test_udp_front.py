@@ -55,6 +55,9 @@ def test_a_node_behind_hands_its_socket_to_the_front_and_takes_it_back_once_it_k
         front = nt.call(lambda: nt.node.front)
         c = UdpClient(("127.0.0.1", sip_port))
         _age_datagrams(nt, 0.5)                   # what the node reads looks 0.5 s old: it is behind
+        c.send(options_request(sip_port, call_id="late", branch="z9hG4bK-late"))
+        assert c.recv().status == 200
+        assert not nt.call(lambda: front.engaged)   # behind on other work: the front would only add its hop
         c.send(register("70001", n=1))
         assert c.recv().status == 503             # answered by the node's policy; the socket is handed over
         assert nt.call(lambda: front.engaged)
