@@ -94,7 +94,7 @@ class FrontProcess:
             by_fd[lane.udp.fileno()] = (lane, False)
             by_fd[lane.pair.fileno()] = (lane, True)
             poll.register(lane.pair.fileno(), select.EPOLLIN)     # the UDP sockets once engaged
-        self._publish(ready=1)
+        self._publish()
         next_tick = time.monotonic()
         while True:
             for fd, _ev in poll.poll(TICK):
@@ -107,12 +107,13 @@ class FrontProcess:
             if time.monotonic() >= next_tick:
                 next_tick = time.monotonic() + TICK
                 self.wait = self._waited(HANDLED.unpack_from(self.page, 0)[0], time.time())
-                self._publish(ready=1)
+                self._publish()
 
-    def _publish(self, ready: int) -> None:
-        s = self.gate.stats
+    def _publish(self) -> None:
+        """The counters the node reads; written first, they say the front is ready."""
         g = self.gate
-        FRONT.pack_into(self.page, 8, ready, s["passed"], s["rejected"], s["dropped"], self.wait, g.shedding,
+        s = g.stats
+        FRONT.pack_into(self.page, 8, 1, s["passed"], s["rejected"], s["dropped"], self.wait, g.shedding,
                         g.last_late)
 
     def _read(self, lane: _Lane) -> None:
@@ -173,7 +174,6 @@ class FrontProcess:
             if "guard" in order and self.gate.guard is not None and order["guard"]:
                 self.gate.guard.reconfigure(guard_options_from(order["guard"]))
 
-
     def _engage(self, on: bool) -> None:
         """Read the UDP sockets (the node found itself behind: a run of lateness starts) or leave them to the
         node again."""
@@ -187,7 +187,7 @@ class FrontProcess:
                 self.poll.unregister(lane.udp.fileno())
         if on:
             self.gate.engage(time.time())
-        self._publish(ready=1)
+        self._publish()
 
 
 def main(argv: list[str]) -> int:

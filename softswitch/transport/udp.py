@@ -27,9 +27,9 @@ SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33 if sys.platform.startswith
 SO_SNDBUFFORCE = getattr(socket, "SO_SNDBUFFORCE", 32 if sys.platform.startswith("linux") else None)
 BUFFER = 16 * 1024 * 1024       # octets of kernel queue asked for, each way: a second of a storm
 BATCH = 64              # datagrams per wake-up: timers and other sockets get their turn in between
-MAX_PENDING = 10000
+MAX_PENDING = 10000     # datagrams waiting for a full send buffer before new ones are dropped
 # as the front (softswitch/transport/front.py) passes a datagram on: receive time, source port, address length
-FRONT_HEADER = struct.Struct("=dHB")     # datagrams waiting for a full send buffer before new ones are dropped
+FRONT_HEADER = struct.Struct("=dHB")
 
 
 class UdpTransport:
@@ -67,9 +67,12 @@ class UdpTransport:
         try:
             self._read_batch()
         finally:
-            held, self._held = self._held, None
-            for data, addr in held:
-                self._sendto(data, addr)
+            self._send_held()
+
+    def _send_held(self) -> None:
+        held, self._held = self._held, None
+        for data, addr in held:
+            self._sendto(data, addr)
 
     def _read_batch(self) -> None:
         recvmsg, ep, handle = self.sock.recvmsg, self.endpoint, self._handle
@@ -139,9 +142,7 @@ class UdpTransport:
         try:
             n = self._read_front_batch()
         finally:
-            held, self._held = self._held, None
-            for data, addr in held:
-                self._sendto(data, addr)
+            self._send_held()
             front.count(n)
 
     def _read_front_batch(self) -> int:
@@ -178,8 +179,7 @@ class UdpTransport:
         source_filter = self.endpoint.source_filter
         if source_filter is not None and not source_filter(Target("udp", addr[0], addr[1], self)):
             return False                # banned: not even looked at
-        policy = self.overload
-        verdict, reply = policy.shed(data, age, now, self.allowed, addr[0])
+        verdict, reply = self.overload.shed(data, age, now, self.allowed, addr[0])
         if reply is not None:
             self._sendto(reply, addr)
         return verdict == "admit"
