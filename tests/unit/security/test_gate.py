@@ -56,32 +56,42 @@ def test_behind_new_registrations_get_503_and_started_work_and_new_calls_pass():
     assert g.stats == {"passed": 5, "rejected": 1, "dropped": 0}
 
 
+class FakeClock:
+    """The gate's clock is the `now` each call passes in: these tests move it by hand, no real time passes."""
+
+    def __init__(self, start: float = 100.0) -> None:
+        self.start = start
+
+    def at(self, seconds: float) -> float:
+        return self.start + seconds
+
+
 def test_new_registrations_are_refused_only_once_the_node_has_been_behind_for_a_while():
-    g = gate(sustain=0.5)
-    late = [(t, g.sort(register(n=t), "192.0.2.1", 0.3, 100.0 + t / 10)[0]) for t in range(10)]
-    assert [v for _, v in late] == [PASS] * 5 + [REJECT] * 5    # behind from 100.0 on: shedding at 100.5
+    g, clock = gate(sustain=0.5), FakeClock()
+    verdicts = [g.sort(register(n=t), "192.0.2.1", 0.3, clock.at(t / 10))[0] for t in range(10)]
+    assert verdicts == [PASS] * 5 + [REJECT] * 5        # behind from clock 0 on: shedding from clock 0.5
     # on time for less than `sustain`: still shedding when it is late again; after a quiet spell, not
-    assert g.sort(register(n=20), "192.0.2.1", 0.1, 101.0)[0] == PASS
-    assert g.sort(register(n=21), "192.0.2.1", 0.3, 101.3)[0] == REJECT
-    assert g.sort(register(n=22), "192.0.2.1", 0.1, 102.0)[0] == PASS
-    assert g.sort(register(n=23), "192.0.2.1", 0.3, 102.1)[0] == PASS     # a new run of lateness starts
+    assert g.sort(register(n=20), "192.0.2.1", 0.1, clock.at(1.0))[0] == PASS
+    assert g.sort(register(n=21), "192.0.2.1", 0.3, clock.at(1.3))[0] == REJECT
+    assert g.sort(register(n=22), "192.0.2.1", 0.1, clock.at(2.0))[0] == PASS
+    assert g.sort(register(n=23), "192.0.2.1", 0.3, clock.at(2.1))[0] == PASS     # a new run of lateness starts
     # after an episode as long as REARM x sustain, the next late run sheds at once
     for t in range(25):
-        g.sort(register(n=100 + t), "192.0.2.1", 0.3, 103.0 + t / 10)
+        g.sort(register(n=100 + t), "192.0.2.1", 0.3, clock.at(3.0 + t / 10))
     assert g.shedding
-    g.sort(register(n=200), "192.0.2.1", 0.1, 106.0)
+    g.sort(register(n=200), "192.0.2.1", 0.1, clock.at(6.0))
     assert not g.shedding
-    assert g.sort(register(n=201), "192.0.2.1", 0.3, 106.2)[0] == REJECT
+    assert g.sort(register(n=201), "192.0.2.1", 0.3, clock.at(6.2))[0] == REJECT
 
 
 def test_taking_over_from_a_node_behind_counts_a_run_of_lateness_from_then():
-    g = gate(sustain=0.5)
-    g.engage(100.0)
-    assert g.sort(register(n=1), "192.0.2.1", 0.3, 100.1)[0] == PASS
-    assert g.sort(register(n=2), "192.0.2.1", 0.3, 100.5)[0] == REJECT   # behind since the node handed over
-    assert g.sort(register(n=3), "192.0.2.1", 0.0, 100.6)[0] == PASS     # the node keeps up: passed
-    assert g.shedding and g.last_late == 100.5
-    assert g.sort(register(n=4), "192.0.2.1", 0.0, 101.1)[0] == PASS
+    g, clock = gate(sustain=0.5), FakeClock()
+    g.engage(clock.at(0.0))
+    assert g.sort(register(n=1), "192.0.2.1", 0.3, clock.at(0.1))[0] == PASS
+    assert g.sort(register(n=2), "192.0.2.1", 0.3, clock.at(0.5))[0] == REJECT    # behind since the hand-over
+    assert g.sort(register(n=3), "192.0.2.1", 0.0, clock.at(0.6))[0] == PASS      # the node keeps up: passed
+    assert g.shedding and g.last_late == clock.at(0.5)                # the last late call, by the fake clock
+    assert g.sort(register(n=4), "192.0.2.1", 0.0, clock.at(1.1))[0] == PASS
     assert not g.shedding
 
 
