@@ -11,6 +11,7 @@ import time
 import pytest
 
 from softswitch.sip.digest import make_authorization
+from softswitch.sip.message import Response, make_response
 from softswitch.sip.parser import parse_message
 from tests.support.cc import PASSWORDS, Api, cc_node
 from tests.support.sipclient import UdpClient, options_request
@@ -32,12 +33,24 @@ def register(port: int, sock: socket.socket, user: str, password: str, n: int, t
     sock.settimeout(timeout)
     try:
         sock.sendto(req(1), ("127.0.0.1", port))
-        ch = parse_message(sock.recv(65535))
+        ch = answer_of(sock)
         value = make_authorization(ch.get_all("WWW-Authenticate")[0], "REGISTER", f"sip:{REALM}", user, password)
         sock.sendto(req(2, f"Authorization: {value}\r\n"), ("127.0.0.1", port))
-        return parse_message(sock.recv(65535)).status
+        return answer_of(sock).status
     except socket.timeout:
         return None
+
+
+def answer_of(sock: socket.socket) -> Response:
+    """The next response on `sock`. Once registered, `sock` is a phone to the node, which probes it with OPTIONS
+    keepalives at any time: answered 200 on the way, as a phone answers them."""
+    while True:
+        data, addr = sock.recvfrom(65535)
+        m = parse_message(data)
+        if isinstance(m, Response):
+            return m
+        if m.method == "OPTIONS":
+            sock.sendto(make_response(m, 200).serialize(), addr)
 
 
 def udp_from(host: str) -> socket.socket:
@@ -80,7 +93,9 @@ def test_password_guessing_bans_the_source_only(tmp_path):
 
 def test_flood_is_banned_while_a_phone_keeps_registering_quickly(tmp_path):
     sec = ", security: {rate: 100, burst: 100, flood_ban_after: 200, ban_time: 60s}"
-    with cc_node(tmp_path, security=sec) as (nt, port, http):
+    # keepalives every second: the phone is probed while it registers, as a phone is at any time
+    with cc_node(tmp_path, security=sec, phones="phones: {keepalive: {interval: 1s, timeout: 0.5s}}") as (
+            nt, port, http):
         flood = subprocess.Popen([SIPP, f"127.0.0.1:{port}", "-sf", f"{SCENARIOS}/options.xml", "-i", "127.0.0.2",
                                   "-p", "0", "-r", "1500", "-m", "6000", "-nostdin", "-timeout", "8s",
                                   "-max_recv_loops", "10000"], cwd=tmp_path, stdout=subprocess.DEVNULL,
