@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import importlib
 import os
 import sys
 from datetime import datetime
@@ -13,7 +14,6 @@ from pathlib import Path
 import config  # the shipped configs are package data
 
 from .registrar.credentials import Credentials
-from .node.compose import run as serve
 from .phone.command import add_arguments as phone_arguments
 from .phone.command import run as run_phone
 from .records.store import RecordStore, db_path
@@ -81,6 +81,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "config":
         return config_check(args.file) if args.action == "check" else config_route(args)
     return passwd(args)
+
+
+def serve(config_path: str) -> int:
+    # The node (aiohttp, numpy, the media engine: about a second of imports) is loaded to serve only: the other
+    # commands, `config check` of a big tenant before each deploy first, do not wait for it.
+    return importlib.import_module("softswitch.node.compose").run(config_path)
 
 
 def version() -> str:
