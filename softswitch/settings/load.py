@@ -13,7 +13,8 @@ from .model import (QUEUE_TYPES, STRATEGIES, Agent, KeepaliveSettings, SecurityS
                     StorageSettings)
 from .reader import MISSING, Bad, Reader
 from .secrets import RULES, PasswordPolicy, hash_password, parse_softphone_hash, valid_password_hash
-from .source import ConfigError, Located, load_located
+from .long_lists import read_tree
+from .source import ConfigError, Located
 from .chat import read_chat
 from .prompts import prompt_file
 from .trunks import read_trunks
@@ -49,7 +50,7 @@ def parse_config(text: str, file: str = "<config>") -> Config:
 
 
 def _parse(text: str, file: str) -> Config:
-    root = load_located(text, file)
+    root = read_tree(text, file)
     r = Reader(file)
     top = r.mapping(root, "", {
         "server": (lambda r, l, p: l, MISSING), "pool": (lambda r, l, p: l, None),

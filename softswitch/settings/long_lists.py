@@ -1,0 +1,297 @@
+"""The tenant's long lists (employees, agents: tens of thousands of records) read without the YAML composer.
+
+libyaml's composer makes a node, two marks and a tag resolution in Python for every value: at 20,000 agents
+that is most of a `config check`. A record of such a list is nearly always written one way: a flow mapping on
+one line (`- {id: "1001", account: alice, queues: [q1, {queue: q2, penalty: 1}]}`) or a block mapping of
+`key: value` lines. This module reads lists made only of records of those shapes, with a strict subset of
+YAML's scalars (no escapes, no anchors or tags, plain scalars without `:` `#` or flow indicators), into the
+same Located trees as softswitch/settings/source.py makes, with the same lines. Anything outside the subset,
+however valid, makes the whole list go through libyaml as before: the subset may refuse YAML, never read it
+differently. Time linear in the text: each regular expression is matched at a given position and either
+consumes what it matched or ends the fast reading of that list.
+"""
+
+from __future__ import annotations
+
+import re
+
+import yaml
+
+from .source import _BY_FIRST, _NO_KEYS, _WILD, ConfigError, Located, _scalar, load_located
+
+MIN_ITEMS = 100        # shorter lists cost libyaml little: they are read by it alone, as any other part
+
+_STR = "tag:yaml.org,2002:str"
+# tags a plain scalar of the subset may resolve to (a timestamp, a merge key... end the fast reading)
+_SIMPLE = {"tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:bool", "tag:yaml.org,2002:null"}
+# characters that make the whole text go to libyaml: YAML's other line breaks (line numbers would differ),
+# a byte-order mark, and what libyaml refuses as not printable
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufeff\ufffe\uffff\u2028\u2029]")
+
+_KEY = r"[A-Za-z_][A-Za-z0-9_-]{0,63}"
+_PLAIN = r"(?:[A-Za-z0-9_.+/~$(]|-(?=[A-Za-z0-9_.]))(?:[^,\[\]{}#:\"'\x00-\x1f]*[^ ,\[\]{}#:\"'\x00-\x1f])?"
+_SCALAR = rf"(?:\"([^\"\\\x00-\x1f]*)\"|'((?:[^'\x00-\x1f]|'')*)'|({_PLAIN}))"   # groups: double, single, plain
+_TOP_KEY = re.compile(rf"({_KEY}):(?:[ ]+(?:#.*)?)?")
+_SKIP = re.compile(r"[ ]*(?:#.*)?")                      # a blank or comment line
+_ITEM = re.compile(r"([ ]*)-[ ]+")
+# one match per entry of a flow collection: the scalar and the separator after it, or an opening bracket
+_ENTRY = re.compile(rf"[ ]*({_KEY}):[ ]+(?:{_SCALAR}[ ]*([,}}\]])|([\[{{]))")
+_SEQ_ITEM = re.compile(rf"[ ]*(?:{_SCALAR}[ ]*([,}}\]])|([\[{{]))")
+_BLOCK_ENTRY = re.compile(rf"({_KEY}):[ ]+(?:{_SCALAR}((?:[ ]+#.*)?[ ]*)$|([\[{{]))")
+_SEP = re.compile(r"[ ]*([,}\]])")
+_EMPTY = re.compile(r"[ ]*([}\]])")
+_END = re.compile(r"(?:[ ]+#.*)?[ ]*")                   # what may follow a record or a block value
+_RESOLVED = frozenset(k for k in _BY_FIRST if k)         # first characters of plain scalars that may not be
+                                                        # strings (assumed below: no resolver for any other)
+assert not _WILD
+
+
+class _NotSubset(Exception):
+    """This list is not of the subset: libyaml reads it."""
+
+
+def read_tree(text: str, file: str) -> Located:
+    """`load_located` (softswitch/settings/source.py), the long lists read here: the same tree, the same
+    problems. A text with a problem anywhere is read again whole by libyaml, whose messages are the ones given."""
+    blanked, lists = split(text)
+    if lists:
+        try:
+            root = load_located(blanked, file)
+        except ConfigError:
+            root = None
+        if root is not None and graft(root, lists):
+            return root
+    return load_located(text, file)
+
+
+def split(text: str, min_items: int = MIN_ITEMS) -> tuple[str, dict[str, tuple[int, Located]]]:
+    """(the text with the long lists' lines blanked, {top-level key: (its line, the list read)}). The blanked
+    text keeps every line where it was; the caller composes it and puts the lists in (`graft`)."""
+    if _UNSAFE.search(text) or "\r" in text:
+        return text, {}
+    lines = text.split("\n")
+    found: dict[str, tuple[int, Located]] = {}
+    i, n = 0, len(lines)
+    while i < n:
+        m = _TOP_KEY.fullmatch(lines[i])
+        if m is None or not _is_str(m.group(1)):
+            i += 1
+            continue
+        try:
+            end, loc = _read_list(lines, i + 1)
+        except _NotSubset:
+            i += 1
+            continue
+        if loc is not None and len(loc.seq) >= min_items and m.group(1) not in found:
+            found[m.group(1)] = (i + 1, loc)
+            for j in range(i + 1, end):
+                lines[j] = ""
+        i = max(end, i + 1)
+    return ("\n".join(lines), found) if found else (text, {})
+
+
+def graft(root: Located, lists: dict[str, tuple[int, Located]]) -> bool:
+    """Put the lists read by `split` into the root composed from the blanked text; False when the root does
+    not have each of them as an empty top-level key on its line (the key line was part of something else:
+    the caller then composes the whole text)."""
+    if root.kind != "mapping":
+        return False
+    key_lines = dict(root.key_lines)
+    for key, (kline, _loc) in lists.items():
+        sub = root.items.get(key)
+        if sub is None or sub.kind != "scalar" or sub.value is not None or key_lines.get(key, sub.line) != kline:
+            return False
+    for key, (kline, loc) in lists.items():
+        root.items[key] = loc
+        key_lines[key] = kline
+    root.key_lines = key_lines or _NO_KEYS
+    return True
+
+
+# --- one list ---------------------------------------------------------------------------------------------
+def _read_list(lines: list[str], start: int) -> tuple[int, Located | None]:
+    """Read the block sequence that starts at line index `start` (after its key's line): (the index of the
+    first line after it, the list), or raise _NotSubset. (start, None) when no sequence follows."""
+    n = len(lines)
+    seq: list[Located] = []
+    indent = -1
+    block: dict[str, Located] | None = None      # the block mapping being read, and its keys' column
+    col = -1
+    i = start
+    skip, item_re = _SKIP.fullmatch, _ITEM.match
+    while i < n:
+        line = lines[i]
+        if skip(line):
+            i += 1
+            continue
+        m = item_re(line)
+        if m is not None and (indent < 0 or len(m.group(1)) == indent):
+            indent = len(m.group(1))
+            pos = m.end()
+            if line.startswith("{", pos):
+                items: dict[str, Located] = {}
+                pos = _flow_map(line, pos + 1, i + 1, items)
+                if _END.fullmatch(line, pos) is None:
+                    raise _NotSubset
+                seq.append(Located(None, i + 1, items=items))
+                block = None
+            else:
+                block = {}
+                col = pos
+                _block_entry(line, pos, i + 1, block)
+                seq.append(Located(None, i + 1, items=block))
+            i += 1
+            continue
+        if indent < 0:
+            return start, None                  # not a sequence: libyaml's
+        if line[0] not in " -\t":
+            break                               # the next top-level key (or whatever it is: libyaml's)
+        if block is not None and len(line) - len(line.lstrip(" ")) == col:
+            _block_entry(line, col, i + 1, block)
+            i += 1
+            continue
+        raise _NotSubset
+    if indent < 0:
+        return start, None
+    # trailing blank and comment lines stay where they are (they may hold a comment about the next key)
+    end = i
+    while end > start and _SKIP.fullmatch(lines[end - 1]):
+        end -= 1
+    first = next(j for j in range(start, end) if not _SKIP.fullmatch(lines[j]))
+    return end, Located(None, first + 1, seq=seq)
+
+
+def _block_entry(line: str, pos: int, lineno: int, items: dict) -> None:
+    m = _BLOCK_ENTRY.match(line, pos)
+    if m is None:
+        raise _NotSubset
+    key, double, single, plain, _end, bracket = m.groups()
+    if key in items or not _is_str(key):
+        raise _NotSubset
+    if bracket is None:
+        items[key] = Located(_scalar_of(double, single, plain), lineno)
+        return
+    value, end = _collection(bracket, line, m.end(), lineno)
+    if _END.fullmatch(line, end) is None:
+        raise _NotSubset
+    items[key] = value
+
+
+def _scalar_of(double, single, plain):
+    if double is not None:
+        return double
+    if plain is not None:
+        return _plain(plain) if plain[0] in _RESOLVED else plain
+    return single.replace("''", "'")
+
+
+def _collection(bracket: str, line: str, pos: int, lineno: int) -> tuple[Located, int]:
+    """The flow collection whose `bracket` is just before `pos`, and the position after its closing one."""
+    if bracket == "{":
+        items: dict[str, Located] = {}
+        return Located(None, lineno, items=items), _flow_map(line, pos, lineno, items)
+    seq: list[Located] = []
+    return Located(None, lineno, seq=seq), _flow_seq(line, pos, lineno, seq)
+
+
+def _flow_map(line: str, pos: int, lineno: int, items: dict) -> int:
+    """The entries of a flow mapping whose `{` is just before `pos`, into `items`; the position after `}`."""
+    e = _EMPTY.match(line, pos)
+    if e is not None:
+        if e.group(1) != "}":
+            raise _NotSubset
+        return e.end()
+    entry, known, loc, resolved = _ENTRY.match, _KEYS_OK, Located, _RESOLVED
+    while True:
+        m = entry(line, pos)
+        if m is None:
+            raise _NotSubset
+        key, double, single, plain, sep, bracket = m.groups()
+        if key in items or not (known.get(key) or _is_str(key)):
+            raise _NotSubset
+        if bracket is None:
+            if double is not None:
+                items[key] = loc(double, lineno)
+            elif plain is not None:
+                items[key] = loc(_plain(plain) if plain[0] in resolved else plain, lineno)
+            else:
+                items[key] = loc(single.replace("''", "'"), lineno)
+            pos = m.end()
+        else:
+            items[key], pos = _collection(bracket, line, m.end(), lineno)
+            s = _SEP.match(line, pos)
+            if s is None:
+                raise _NotSubset
+            sep, pos = s.group(1), s.end()
+        if sep == "}":
+            return pos
+        if sep != ",":
+            raise _NotSubset
+
+
+def _flow_seq(line: str, pos: int, lineno: int, seq: list) -> int:
+    e = _EMPTY.match(line, pos)
+    if e is not None:
+        if e.group(1) != "]":
+            raise _NotSubset
+        return e.end()
+    item = _SEQ_ITEM.match
+    while True:
+        m = item(line, pos)
+        if m is None:
+            raise _NotSubset
+        double, single, plain, sep, bracket = m.groups()
+        if bracket is None:
+            seq.append(Located(_scalar_of(double, single, plain), lineno))
+            pos = m.end()
+        else:
+            value, pos = _collection(bracket, line, m.end(), lineno)
+            seq.append(value)
+            s = _SEP.match(line, pos)
+            if s is None:
+                raise _NotSubset
+            sep, pos = s.group(1), s.end()
+        if sep == "]":
+            return pos
+        if sep != ",":
+            raise _NotSubset
+
+
+def _tag(value: str) -> str:
+    """The tag the safe loader resolves a plain scalar to (softswitch/settings/source.py's _FastLoader)."""
+    for tag, regexp in _BY_FIRST.get(value[:1], _WILD):
+        if regexp.match(value):
+            return tag
+    return _STR
+
+
+def _plain(value: str):
+    """A plain scalar that may resolve to something else than a string (`false`, `2s`, `1`): these repeat
+    through a tenant, so the value is kept (all are immutable)."""
+    v = _PLAINS.get(value, _PLAINS)
+    if v is not _PLAINS:
+        return v
+    tag = _tag(value)
+    if tag == _STR:
+        v = value
+    elif tag in _SIMPLE:
+        v = _scalar.yaml_constructors[tag](_scalar, yaml.ScalarNode(tag, value))
+    else:
+        raise _NotSubset
+    if len(_PLAINS) < 4096:
+        _PLAINS[value] = v
+    return v
+
+
+_PLAINS: dict = {}
+_KEYS_OK: dict[str, bool] = {}
+
+
+def _is_str(key: str) -> bool:
+    """A key the loader reads as a string (`yes:` or `1:` are not, and their errors are libyaml's path's)."""
+    ok = _KEYS_OK.get(key)
+    if ok is None:
+        ok = _tag(key) == _STR
+        if len(_KEYS_OK) < 4096:
+            _KEYS_OK[key] = ok
+    return ok
