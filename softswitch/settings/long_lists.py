@@ -119,6 +119,7 @@ def _read_list(lines: list[str], start: int) -> tuple[int, Located | None]:
     col = -1
     i = start
     skip, item_re = _SKIP.fullmatch, _ITEM.match
+    shapes = _Shapes()
     while i < n:
         line = lines[i]
         if skip(line):
@@ -129,11 +130,17 @@ def _read_list(lines: list[str], start: int) -> tuple[int, Located | None]:
             indent = len(m.group(1))
             pos = m.end()
             if line.startswith("{", pos):
-                items: dict[str, Located] = {}
-                pos = _flow_map(line, pos + 1, i + 1, items)
-                if _END.fullmatch(line, pos) is None:
-                    raise _NotSubset
-                seq.append(Located(None, i + 1, items=items))
+                record = shapes.read(line, pos, i + 1)
+                if record is None:
+                    items: dict[str, Located] = {}
+                    kinds: list | None = [] if shapes.learning else None
+                    end = _flow_map(line, pos + 1, i + 1, items, kinds)
+                    if _END.fullmatch(line, end) is None:
+                        raise _NotSubset
+                    if kinds:
+                        shapes.learn(kinds)
+                    record = Located(None, i + 1, items=items)
+                seq.append(record)
                 block = None
             else:
                 block = {}
@@ -159,6 +166,59 @@ def _read_list(lines: list[str], start: int) -> tuple[int, Located | None]:
         end -= 1
     first = next(j for j in range(start, end) if not _SKIP.fullmatch(lines[j]))
     return end, Located(None, first + 1, seq=seq)
+
+
+_DOUBLE, _SINGLE, _PLAIN_KIND, _COLLECTION = range(4)
+_GROUPS = (rf'"([^"\\\x00-\x1f]*)"', r"'((?:[^'\x00-\x1f]|'')*)'", f"({_PLAIN})",
+           # a flow collection with at most one level inside, taken whole and read as any other after
+           r"(\[[^\[\]{}]*(?:\{[^\[\]{}]*\}[^\[\]{}]*)*\]|\{[^\[\]{}]*(?:\[[^\[\]{}]*\][^\[\]{}]*)*\})")
+
+
+class _Shapes:
+    """The records of a long list mostly share their keys, in order, and the kinds of their values: one regular
+    expression per such shape, made from the first record of it, reads a whole record in one match, where
+    `_flow_map` makes one per entry. What it takes in is what `_flow_map` would read the same way (the same
+    patterns per value; a collection is read by `_flow_map` or `_flow_seq` and must end where the match ends);
+    a record it does not match is read by `_flow_map`."""
+    MAX = 16                # shapes made per list: past that (records of ever new shapes) no more are made
+
+    def __init__(self) -> None:
+        self.known: list[tuple[re.Pattern, tuple]] = []
+        self.made = 0
+
+    @property
+    def learning(self) -> bool:
+        return self.made < self.MAX
+
+    def learn(self, kinds: list[tuple[str, int]]) -> None:
+        self.made += 1
+        body = r"[ ]*,".join(rf"[ ]*{re.escape(key)}:[ ]+{_GROUPS[kind]}[ ]*" for key, kind in kinds)
+        entries = tuple((key, kind, g) for g, (key, kind) in enumerate(kinds, 1))
+        self.known.insert(0, (re.compile(rf"\{{{body}\}}(?:[ ]+#.*)?[ ]*"), entries))
+        del self.known[8:]          # the ones seen last are tried first; a few are enough
+
+    def read(self, line: str, pos: int, lineno: int) -> Located | None:
+        for pattern, entries in self.known:
+            m = pattern.fullmatch(line, pos)
+            if m is not None:
+                break
+        else:
+            return None
+        items: dict[str, Located] = {}
+        loc, resolved = Located, _RESOLVED
+        for (key, kind, g), text in zip(entries, m.groups()):
+            if kind == _DOUBLE:
+                items[key] = loc(text, lineno)
+            elif kind == _PLAIN_KIND:
+                items[key] = loc(_plain(text) if text[0] in resolved else text, lineno)
+            elif kind == _SINGLE:
+                items[key] = loc(text.replace("''", "'"), lineno)
+            else:
+                value, end = _collection(text[0], line, m.start(g) + 1, lineno)
+                if end != m.end(g):
+                    return None
+                items[key] = value
+        return loc(None, lineno, items=items)
 
 
 def _block_entry(line: str, pos: int, lineno: int, items: dict) -> None:
@@ -194,8 +254,9 @@ def _collection(bracket: str, line: str, pos: int, lineno: int) -> tuple[Located
     return Located(None, lineno, seq=seq), _flow_seq(line, pos, lineno, seq)
 
 
-def _flow_map(line: str, pos: int, lineno: int, items: dict) -> int:
-    """The entries of a flow mapping whose `{` is just before `pos`, into `items`; the position after `}`."""
+def _flow_map(line: str, pos: int, lineno: int, items: dict, kinds: list | None = None) -> int:
+    """The entries of a flow mapping whose `{` is just before `pos`, into `items`; the position after `}`.
+    `kinds`: a list to note each entry's key and the kind of its value in (_Shapes)."""
     e = _EMPTY.match(line, pos)
     if e is not None:
         if e.group(1) != "}":
@@ -209,6 +270,9 @@ def _flow_map(line: str, pos: int, lineno: int, items: dict) -> int:
         key, double, single, plain, sep, bracket = m.groups()
         if key in items or not (known.get(key) or _is_str(key)):
             raise _NotSubset
+        if kinds is not None:
+            kinds.append((key, _DOUBLE if double is not None else _PLAIN_KIND if plain is not None else
+                          _SINGLE if single is not None else _COLLECTION))
         if bracket is None:
             if double is not None:
                 items[key] = loc(double, lineno)
