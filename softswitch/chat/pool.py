@@ -20,10 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
-
-from .. import log
+from .. import log, redis_client
 
 PULL_EVERY = 0.5             # seconds between looks at the pool-wide queues (a wake-up looks at once)
 
@@ -47,7 +44,7 @@ class RelayConn:
 class ChatPool:
     def __init__(self, url: str, node_id: str, hub, prefix: str = "ss:chat:") -> None:
         self.node_id, self.hub, self.prefix = node_id, hub, prefix
-        self.redis = Redis.from_url(url, decode_responses=True, socket_timeout=2.0, socket_connect_timeout=2.0)
+        self.redis = redis_client.connect(url, decode_responses=True, socket_timeout=2.0, socket_connect_timeout=2.0)
         self.log = log.get("chat_pool")
         self.outbox: asyncio.Queue = asyncio.Queue()
         self.wake = asyncio.Event()
@@ -95,7 +92,7 @@ class ChatPool:
                     await self.redis.zadd(key, {value: score})
                 else:
                     await self.redis.zrem(key, value)
-            except RedisError as exc:
+            except redis_client.Error as exc:
                 self.stats["redis_errors"] += 1
                 self.log.warning("chat_pool_redis", op=op, error=str(exc))
 
@@ -117,7 +114,7 @@ class ChatPool:
                         self.log.exception("chat_pool_message_failed")
             except asyncio.CancelledError:
                 raise
-            except (RedisError, OSError) as exc:
+            except (redis_client.Error, OSError) as exc:
                 self.stats["redis_errors"] += 1
                 self.log.warning("chat_pool_listen", error=str(exc))
                 await asyncio.sleep(1.0)
@@ -157,7 +154,7 @@ class ChatPool:
                     continue
                 try:
                     got = await self.redis.zpopmin(self._k("waiting", q), room)
-                except RedisError as exc:
+                except redis_client.Error as exc:
                     self.stats["redis_errors"] += 1
                     self.log.warning("chat_pool_pull", error=str(exc))
                     continue

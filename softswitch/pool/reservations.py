@@ -21,10 +21,7 @@ import asyncio
 import json
 import time
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
-
-from .. import log
+from .. import log, redis_client
 
 # KEYS: the reservation, the token counter. ARGV: node, call, ttl ms, liveness key prefix, liveness ttl ms.
 # Returns {token, the dead holder it fenced or ''} or {0, the live holder}.
@@ -64,7 +61,7 @@ class Pool:
     def __init__(self, url: str, node_id: str, loop: asyncio.AbstractEventLoop, prefix: str = "ss:",
                  ttl: float = 8.0) -> None:
         self.url, self.node_id, self.loop, self.prefix, self.ttl = url, node_id, loop, prefix, ttl
-        self.redis = Redis.from_url(url, decode_responses=True, socket_timeout=2.0, socket_connect_timeout=2.0)
+        self.redis = redis_client.connect(url, decode_responses=True, socket_timeout=2.0, socket_connect_timeout=2.0)
         self.log = log.get("pool")
         self.up = True
         self.tokens: dict[str, int] = {}          # agent id -> our fencing token (reservations we hold)
@@ -85,7 +82,7 @@ class Pool:
             token, other = await self.redis.eval(_RESERVE, 2, self._k("resv", agent_id), self._k("token"),
                                                  self.node_id, call_id, int(self.ttl * 1000), self._k("live", ""),
                                                  int(LIVE_TTL * 1000))
-        except (RedisError, OSError) as exc:
+        except (redis_client.Error, OSError) as exc:
             self._down(exc)
             return True                           # keep serving: local decision while Redis is away
         self._up()
@@ -113,7 +110,7 @@ class Pool:
         try:
             await self.redis.eval(_RELEASE, 1, self._k("resv", agent_id), str(token))
             self.stats["released"] += 1
-        except (RedisError, OSError) as exc:
+        except (redis_client.Error, OSError) as exc:
             self._down(exc)
 
     async def holder(self, agent_id: str) -> str | None:
@@ -141,7 +138,7 @@ class Pool:
             await self.redis.publish(self._k("events"), msg)
             self.stats["published"] += 1
             self._up()
-        except (RedisError, OSError) as exc:
+        except (redis_client.Error, OSError) as exc:
             self._down(exc)
 
     def apply(self, msg: dict) -> None:
@@ -189,7 +186,7 @@ class Pool:
         try:
             await self.board.heartbeat()
             await self.load_states()
-        except (RedisError, OSError) as exc:
+        except (redis_client.Error, OSError) as exc:
             self._down(exc)
 
     def agent_registered(self, agent_id: str) -> None:
@@ -199,7 +196,7 @@ class Pool:
     async def _sync_agent(self, agent_id: str) -> None:
         try:
             h = await self.redis.hgetall(self._k("agent", agent_id))
-        except (RedisError, OSError) as exc:
+        except (redis_client.Error, OSError) as exc:
             self._down(exc)
             return
         if h and h.get("state") not in ("ringing", "talking", "wrap_up"):
@@ -239,13 +236,13 @@ class Pool:
             t.cancel()
         try:
             await self.redis.delete(self._k("live", self.node_id))   # stopped: our agents are free at once
-        except (RedisError, OSError):
+        except (redis_client.Error, OSError):
             pass
         for agent_id in list(self.tokens):
             await self.release(agent_id)
         try:
             await self.redis.aclose()
-        except (RedisError, OSError):
+        except (redis_client.Error, OSError):
             pass
 
     async def _listen(self) -> None:
@@ -262,7 +259,7 @@ class Pool:
                             pass
             except asyncio.CancelledError:
                 raise
-            except (RedisError, OSError) as exc:
+            except (redis_client.Error, OSError) as exc:
                 self._down(exc)
                 await asyncio.sleep(1.0)
 
@@ -282,7 +279,7 @@ class Pool:
                 self._up()
             except asyncio.CancelledError:
                 raise
-            except (RedisError, OSError) as exc:
+            except (redis_client.Error, OSError) as exc:
                 self._down(exc)
 
     async def _refresh_held(self) -> None:
@@ -311,7 +308,7 @@ class Pool:
                 self._up()
             except asyncio.CancelledError:
                 raise
-            except (RedisError, OSError) as exc:
+            except (redis_client.Error, OSError) as exc:
                 self._down(exc)
             await asyncio.sleep(LIVE_EVERY)
 

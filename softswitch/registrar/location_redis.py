@@ -17,15 +17,14 @@ from __future__ import annotations
 import asyncio
 import json
 from contextlib import contextmanager, suppress
-from typing import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, AsyncIterator, Iterator
 from urllib.parse import urlsplit
 
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError, RedisError, TimeoutError as RedisTimeoutError
-
+from .. import redis_client
 from .location import Binding
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 _REPLACE = """
 local old = redis.call('HLEN', KEYS[1])
@@ -100,9 +99,8 @@ class RedisLocationStore:
         if self._loop is not loop:
             self._abandon()
             self._loop = loop
-            self._redis = Redis.from_url(self.url, decode_responses=True, socket_timeout=self._timeout,
-                                         socket_connect_timeout=self._timeout,
-                                         retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2))
+            self._redis = redis_client.connect(self.url, retries=2, backoff=(0.2, 0.02), decode_responses=True,
+                                               socket_timeout=self._timeout, socket_connect_timeout=self._timeout)
             self._replace_script = self._redis.register_script(_REPLACE)
             self._expire_script = self._redis.register_script(_EXPIRE)
             self._closer = _closed_with_loop(self._redis)
@@ -118,7 +116,7 @@ class RedisLocationStore:
     def _guard(self, op: str) -> Iterator[None]:
         try:
             yield
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        except (redis_client.Unreachable, redis_client.TimedOut, OSError) as exc:
             raise LocationUnavailable(f"location store redis at {self._where} unavailable ({op}): {exc}") from exc
 
     def _key(self, aor: str) -> str:
@@ -181,5 +179,5 @@ async def _closed_with_loop(redis: Redis) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        with suppress(RedisError, OSError):
+        with suppress(redis_client.Error, OSError):
             await (redis.aclose() if hasattr(redis, "aclose") else redis.close())   # aclose: redis-py >= 5.0.1
