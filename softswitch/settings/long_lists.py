@@ -257,11 +257,9 @@ def _collection(bracket: str, line: str, pos: int, lineno: int) -> tuple[Located
 def _flow_map(line: str, pos: int, lineno: int, items: dict, kinds: list | None = None) -> int:
     """The entries of a flow mapping whose `{` is just before `pos`, into `items`; the position after `}`.
     `kinds`: a list to note each entry's key and the kind of its value in (_Shapes)."""
-    e = _EMPTY.match(line, pos)
-    if e is not None:
-        if e.group(1) != "}":
-            raise _NotSubset
-        return e.end()
+    end = _empty(line, pos, "}")
+    if end is not None:
+        return end
     entry, known, loc, resolved = _ENTRY.match, _KEYS_OK, Located, _RESOLVED
     while True:
         m = entry(line, pos)
@@ -283,10 +281,7 @@ def _flow_map(line: str, pos: int, lineno: int, items: dict, kinds: list | None 
             pos = m.end()
         else:
             items[key], pos = _collection(bracket, line, m.end(), lineno)
-            s = _SEP.match(line, pos)
-            if s is None:
-                raise _NotSubset
-            sep, pos = s.group(1), s.end()
+            sep, pos = _separator(line, pos)
         if sep == "}":
             return pos
         if sep != ",":
@@ -294,11 +289,9 @@ def _flow_map(line: str, pos: int, lineno: int, items: dict, kinds: list | None 
 
 
 def _flow_seq(line: str, pos: int, lineno: int, seq: list) -> int:
-    e = _EMPTY.match(line, pos)
-    if e is not None:
-        if e.group(1) != "]":
-            raise _NotSubset
-        return e.end()
+    end = _empty(line, pos, "]")
+    if end is not None:
+        return end
     item = _SEQ_ITEM.match
     while True:
         m = item(line, pos)
@@ -311,14 +304,29 @@ def _flow_seq(line: str, pos: int, lineno: int, seq: list) -> int:
         else:
             value, pos = _collection(bracket, line, m.end(), lineno)
             seq.append(value)
-            s = _SEP.match(line, pos)
-            if s is None:
-                raise _NotSubset
-            sep, pos = s.group(1), s.end()
+            sep, pos = _separator(line, pos)
         if sep == "]":
             return pos
         if sep != ",":
             raise _NotSubset
+
+
+def _empty(line: str, pos: int, close: str) -> int | None:
+    """The position after `close` when the collection opened just before `pos` is empty, else None."""
+    e = _EMPTY.match(line, pos)
+    if e is None:
+        return None
+    if e.group(1) != close:
+        raise _NotSubset
+    return e.end()
+
+
+def _separator(line: str, pos: int) -> tuple[str, int]:
+    """The `,` or closing bracket after a collection that ended at `pos`, and the position after it."""
+    s = _SEP.match(line, pos)
+    if s is None:
+        raise _NotSubset
+    return s.group(1), s.end()
 
 
 def _tag(value: str) -> str:
