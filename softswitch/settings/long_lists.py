@@ -30,7 +30,12 @@ _UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufeff\ufffe\ufff
 
 _KEY = r"[A-Za-z_][A-Za-z0-9_-]{0,63}"
 _PLAIN = r"(?:[A-Za-z0-9_.+/~$(]|-(?=[A-Za-z0-9_.]))(?:[^,\[\]{}#:\"'\x00-\x1f]*[^ ,\[\]{}#:\"'\x00-\x1f])?"
-_SCALAR = rf"(?:\"([^\"\\\x00-\x1f]*)\"|'((?:[^'\x00-\x1f]|'')*)'|({_PLAIN}))"   # groups: double, single, plain
+# a value's pattern, one group each, by kind: double-quoted, single-quoted, plain, and (for _Shapes) a flow
+# collection with at most one level inside, taken whole and read as any other after
+_DOUBLE, _SINGLE, _PLAIN_KIND, _COLLECTION = range(4)
+_GROUPS = (r'"([^"\\\x00-\x1f]*)"', r"'((?:[^'\x00-\x1f]|'')*)'", f"({_PLAIN})",
+           r"(\[[^\[\]{}]*(?:\{[^\[\]{}]*\}[^\[\]{}]*)*\]|\{[^\[\]{}]*(?:\[[^\[\]{}]*\][^\[\]{}]*)*\})")
+_SCALAR = f"(?:{'|'.join(_GROUPS[:_COLLECTION])})"      # groups: double, single, plain
 _TOP_KEY = re.compile(rf"({_KEY}):(?:[ ]+(?:#.*)?)?")
 _SKIP = re.compile(r"[ ]*(?:#.*)?")                      # a blank or comment line
 _ITEM = re.compile(r"([ ]*)-[ ]+")
@@ -164,14 +169,7 @@ def _read_list(lines: list[str], start: int) -> tuple[int, Located | None]:
     end = i
     while end > start and _SKIP.fullmatch(lines[end - 1]):
         end -= 1
-    first = next(j for j in range(start, end) if not _SKIP.fullmatch(lines[j]))
-    return end, Located(None, first + 1, seq=seq)
-
-
-_DOUBLE, _SINGLE, _PLAIN_KIND, _COLLECTION = range(4)
-_GROUPS = (rf'"([^"\\\x00-\x1f]*)"', r"'((?:[^'\x00-\x1f]|'')*)'", f"({_PLAIN})",
-           # a flow collection with at most one level inside, taken whole and read as any other after
-           r"(\[[^\[\]{}]*(?:\{[^\[\]{}]*\}[^\[\]{}]*)*\]|\{[^\[\]{}]*(?:\[[^\[\]{}]*\][^\[\]{}]*)*\})")
+    return end, Located(None, seq[0].line, seq=seq)      # a list is where its first record is
 
 
 class _Shapes:
@@ -260,24 +258,19 @@ def _flow_map(line: str, pos: int, lineno: int, items: dict, kinds: list | None 
     end = _empty(line, pos, "}")
     if end is not None:
         return end
-    entry, known, loc, resolved = _ENTRY.match, _KEYS_OK, Located, _RESOLVED
+    entry = _ENTRY.match
     while True:
         m = entry(line, pos)
         if m is None:
             raise _NotSubset
         key, double, single, plain, sep, bracket = m.groups()
-        if key in items or not (known.get(key) or _is_str(key)):
+        if key in items or not _is_str(key):
             raise _NotSubset
         if kinds is not None:
             kinds.append((key, _DOUBLE if double is not None else _PLAIN_KIND if plain is not None else
                           _SINGLE if single is not None else _COLLECTION))
         if bracket is None:
-            if double is not None:
-                items[key] = loc(double, lineno)
-            elif plain is not None:
-                items[key] = loc(_plain(plain) if plain[0] in resolved else plain, lineno)
-            else:
-                items[key] = loc(single.replace("''", "'"), lineno)
+            items[key] = Located(_scalar_of(double, single, plain), lineno)
             pos = m.end()
         else:
             items[key], pos = _collection(bracket, line, m.end(), lineno)
