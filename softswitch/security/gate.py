@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .guard import Guard, GuardOptions
-from .overload import REARM, RESPONSE, classify, refusal, with_credentials
+from .overload import RESPONSE, Episodes, classify, refusal, with_credentials
 
 PASS, REJECT, DROP = "pass", "reject", "drop"
 
@@ -49,14 +49,7 @@ class Gate:
         self._tag = tag.encode()
         self._server = b"\r\nServer: " + server.encode() if server else b""
         self.stats = {"passed": 0, "rejected": 0, "dropped": 0}
-        # episodes, as the node's overload policy has them: shedding starts after `sustain` late without a
-        # break (at once shortly after a long episode) and ends after `sustain` on time without a break
-        self.shedding = False
-        self.late_since: float | None = None
-        self.last_late = float("-inf")
-        self.began = 0.0
-        self.ended = float("-inf")
-        self.lasted = 0.0
+        self.episodes = Episodes()      # counted as the node's overload policy counts them
 
     def reconfigure(self, options: GateOptions) -> None:
         self.o = options
@@ -67,20 +60,21 @@ class Gate:
 
     def _shed(self, behind: float, now: float) -> bool:
         """Whether to answer new REGISTERs here, the node `behind` seconds behind at `now`."""
-        o = self.o
+        o, ep = self.o, self.episodes
         if behind <= o.wait:
-            self.late_since = None
-            if self.shedding and now - self.last_late > o.sustain:
-                self.shedding, self.ended, self.lasted = False, self.last_late, self.last_late - self.began
+            ep.late_since = None
+            ep.end_if_quiet(now, o.sustain)
             return False
-        self.last_late = now
-        if not self.shedding:
-            if self.late_since is None:
-                self.late_since = now
-            if now - self.late_since >= o.sustain or (
-                    now - self.ended <= REARM * o.sustain and self.lasted >= REARM * o.sustain):
-                self.shedding, self.late_since, self.began = True, None, now
-        return self.shedding
+        return ep.late(now, o.sustain)
+
+    @property
+    def shedding(self) -> bool:
+        return self.episodes.shedding
+
+    @property
+    def last_late(self) -> float:
+        """When the node was last seen behind."""
+        return self.episodes.last_late
 
     def sort(self, data: bytes, host: str, behind: float, now: float) -> tuple[str, bytes | None]:
         """(verdict, 503 bytes to send back or None) for a datagram from `host`, the node `behind` seconds

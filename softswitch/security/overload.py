@@ -253,6 +253,42 @@ def refusal(method: bytes, picked: list[bytes], tag: bytes, retry_after: int,
     return b"".join(out)
 
 
+class Episodes:
+    """Runs of lateness and the shedding episodes they make, as the node's overload policy and the UDP front's
+    gate (softswitch/security/gate.py) both count them: shedding starts once late without a break for `sustain`
+    seconds, and ends once nothing has been late for `sustain`. The callers say what breaks a run."""
+    __slots__ = ("shedding", "late_since", "last_late", "began", "ended", "lasted")
+
+    def __init__(self) -> None:
+        self.shedding = False
+        self.late_since: float | None = None       # start of a run of late ones, before shedding starts
+        self.last_late = float("-inf")
+        self.began = 0.0                           # when the current episode began
+        self.ended = float("-inf")                 # when the last one ended
+        self.lasted = 0.0                          # ... and how long it lasted
+
+    def late(self, now: float, sustain: float) -> bool:
+        """Late at `now`: whether shedding."""
+        self.last_late = now
+        if not self.shedding:
+            if self.late_since is None:
+                self.late_since = now
+            # shortly after a long episode the queue is old again because the storm goes on: shedding at
+            # once, since admitting everything for `sustain` again builds a queue older than the clients' T1
+            # (after a short one, e.g. the machine's stalls, the sustained run is asked for again)
+            if now - self.late_since >= sustain or (
+                    now - self.ended <= REARM * sustain and self.lasted >= REARM * sustain):
+                self.shedding, self.late_since, self.began = True, None, now
+        return self.shedding
+
+    def end_if_quiet(self, now: float, sustain: float) -> bool:
+        """End the episode when nothing has been late for `sustain` seconds at `now`; True when it ended."""
+        if self.shedding and now - self.last_late > sustain:
+            self.shedding, self.ended, self.lasted = False, self.last_late, self.last_late - self.began
+            return True
+        return False
+
+
 class OverloadPolicy:
     def __init__(self, options: OverloadOptions | None = None, tag: str = "ovl", server: str = "") -> None:
         self.o = options or OverloadOptions()
@@ -267,12 +303,7 @@ class OverloadPolicy:
         # how late the event loop runs ready callbacks (the node's watcher sets it): what a stream
         # connection's bytes wait, at least, before they are read
         self.loop_lag = 0.0
-        self.shedding = False
-        self.above_since: float | None = None      # start of a run of late datagrams, before shedding starts
-        self.last_late = float("-inf")
-        self.ended = float("-inf")                 # when the last episode of shedding ended
-        self.began = 0.0                           # ... when the current one began
-        self.lasted = 0.0                          # ... how long the last one lasted
+        self.episodes = Episodes()
         # requests taken in late, or served on time while shedding -> (when, admitted): their late copies are
         # dropped or served, not answered 503 (a 503 after the 401 would end a registration the node is
         # already serving), see `_original`. Two generations: when `seen` holds half the bound it becomes
@@ -298,17 +329,16 @@ class OverloadPolicy:
 
     def on_time(self) -> None:
         """A datagram that did not wait past `queue_delay`: a run of late ones is broken (the shells call this
-        only while `above_since` is set, i.e. one attribute test per datagram)."""
-        self.above_since = None
+        only while a run is counted: `watching`)."""
+        self.episodes.late_since = None
 
     def served_on_time(self, data: bytes, now: float) -> None:
         """While shedding, the shells pass every datagram that was on time: a request among them is about to be
         served, so its bytes are remembered (a hash and a dictionary entry: no parse on the path of the work
         being served)."""
-        if now - self.last_late > self.o.sustain:
-            self.shedding = False           # the episode is over: nothing more to remember (what is
-            self.ended, self.lasted = self.last_late, self.last_late - self.began   # remembered expires)
-            return
+        if self.episodes.end_if_quiet(now, self.o.sustain):
+            return                          # the episode is over: nothing more to remember (what is remembered
+                                            # expires)
         if not data.startswith(b"SIP/2.0 "):
             self.remember(hash(data), now)
 
@@ -339,36 +369,35 @@ class OverloadPolicy:
     def late(self, now: float) -> bool:
         """A datagram waited past `queue_delay` at `now`: True once they have done so without a break for
         `sustain` seconds; shedding then lasts until none has been late for `sustain` seconds."""
-        if self.shedding and now - self.last_late > self.o.sustain:
-            self.shedding = False
-            self.ended, self.lasted = self.last_late, self.last_late - self.began
-        self.last_late = now
-        if not self.shedding:
-            if self.above_since is None:
-                self.above_since = now
-            # shortly after a long episode the queue is old again because the storm goes on: shedding at
-            # once, since admitting everything for `sustain` again builds a queue older than the clients' T1
-            # (after a short one, e.g. the machine's stalls, the sustained run is asked for again)
-            if now - self.above_since >= self.o.sustain or (
-                    now - self.ended <= REARM * self.o.sustain and self.lasted >= REARM * self.o.sustain):
-                self.shedding, self.above_since, self.began = True, None, now
-        return self.shedding
+        ep, sustain = self.episodes, self.o.sustain
+        ep.end_if_quiet(now, sustain)
+        return ep.late(now, sustain)
 
     def take(self, data: bytes, age: float, now: float, allowed=None) -> tuple[str, bytes | None]:
         """Any datagram (the shells call this only when `age > queue_delay` or `watching`, one attribute test
         per datagram otherwise): the verdict and the 503 to send back, as `shed`."""
         if age > self.queue_delay:
             return self.shed(data, age, now, allowed)
-        if self.above_since is not None:
+        ep = self.episodes
+        if ep.late_since is not None:
             self.on_time()
-        elif self.shedding:
+        elif ep.shedding:
             self.served_on_time(data, now)
         return ADMIT, None
 
     @property
     def watching(self) -> bool:
         """An on-time datagram still matters: it breaks a run of late ones, or is remembered while shedding."""
-        return self.above_since is not None or self.shedding
+        ep = self.episodes
+        return ep.late_since is not None or ep.shedding
+
+    @property
+    def shedding(self) -> bool:
+        return self.episodes.shedding
+
+    @shedding.setter
+    def shedding(self, on: bool) -> None:
+        self.episodes.shedding = on
 
     def shed(self, data: bytes, age: float, now: float, allowed=None, host=None) -> tuple[str, bytes | None]:
         """(verdict, 503 bytes to send back or None) for a datagram that waited `age` seconds (> queue_delay),
