@@ -475,6 +475,8 @@ def _where(root: Located, section: str, index: int | None = None, key: str | Non
 
 def _cross_check(r: Reader, cfg: Config, root: Located) -> None:
     def dupes(section, values, key):
+        if len(set(values)) == len(values):         # the common case, told at C speed
+            return
         seen: dict = {}
         for i, v in enumerate(values):
             if v in seen:

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from softswitch.settings import load_config
-from softswitch.settings.long_lists import graft, read_tree, split
+from softswitch.settings.long_lists import _UNSAFE, _unsafe, graft, read_tree, split
 from softswitch.settings.source import ConfigError, Located, load_located
 
 
@@ -81,6 +81,14 @@ OUTSIDE = [
     "  - {id: 1}\n - {id: 2}\n",                       # a record out of line
     "  - {<<: {a: 1}}\n",                              # a merge key
 ]
+
+
+def test_unsafe_characters_are_found_in_ascii_and_other_texts():
+    # the ASCII path deletes the safe characters; every other text is searched with the pattern
+    for c in map(chr, [*range(0x200), 0xd800, 0xdfff, 0xfeff, 0xfffe, 0xffff, 0x2028, 0x2029, 0x10ffff]):
+        for text in (f"agents:\n  - {{id: {c}}}\n", f"name: \u00e9{c}\n"):
+            assert _unsafe(text) == (_UNSAFE.search(text) is not None or "\r" in text), (hex(ord(c)), text)
+    assert _unsafe("a: 1\r\n") and not _unsafe("a: 1\n\tb\n") and not _unsafe("")
 
 
 def test_shapes_outside_the_subset_are_left_to_libyaml():
