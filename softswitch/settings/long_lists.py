@@ -189,12 +189,16 @@ class _Shapes:
     expression per such shape, made from the first record of it, reads a whole record in one match, where
     `_flow_map` makes one per entry. What it takes in is what `_flow_map` would read the same way (the same
     patterns per value; a collection is read by `_flow_map` or `_flow_seq` and must end where the match ends);
-    a record it does not match is read by `_flow_map`."""
+    a record it does not match is read by `_flow_map`.
+    A flow collection in a record (an agent's queues) is mostly one of a few texts repeated through the list:
+    each text is read once, kept as a template, and made again with the record's line."""
     MAX = 16                # shapes made per list: past that (records of ever new shapes) no more are made
+    MAX_TEMPLATES = 1024
 
     def __init__(self) -> None:
         self.known: list[tuple[re.Pattern, tuple]] = []
         self.made = 0
+        self.templates: dict[str, tuple] = {}
 
     @property
     def learning(self) -> bool:
@@ -223,12 +227,37 @@ class _Shapes:
                 items[key] = loc(_plain(text) if text[0] in resolved else text, lineno)
             elif kind == _SINGLE:
                 items[key] = loc(text.replace("''", "'"), lineno)
+            elif (template := self.templates.get(text)) is not None:
+                items[key] = _made(template, lineno)
             else:
                 value, end = _collection(text[0], line, m.start(g) + 1, lineno)
                 if end != m.end(g):
                     return None
                 items[key] = value
+                if len(self.templates) < self.MAX_TEMPLATES:
+                    self.templates[text] = _template(value)
         return loc(None, lineno, items=items)
+
+
+def _template(loc: Located) -> tuple:
+    """What `_made` makes a Located like `loc` from, on another line (all of a flow collection is on one)."""
+    if loc.seq is not None:
+        return (_LIST, tuple(_template(v) for v in loc.seq))
+    if loc.items is not None:
+        return (_MAP, tuple((k, _template(v)) for k, v in loc.items.items()))
+    return (None, loc.value)
+
+
+_LIST, _MAP = "list", "mapping"
+
+
+def _made(template: tuple, lineno: int) -> Located:
+    kind, content = template
+    if kind is None:
+        return Located(content, lineno)
+    if kind is _LIST:
+        return Located(None, lineno, seq=[_made(t, lineno) for t in content])
+    return Located(None, lineno, items={k: _made(t, lineno) for k, t in content})
 
 
 def _block_entry(line: str, pos: int, lineno: int, items: dict) -> None:

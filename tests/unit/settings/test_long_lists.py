@@ -211,6 +211,20 @@ def test_collections_that_end_elsewhere_than_their_shape_says():
         assert outcome(read_tree, text) == outcome(load_located, text), odd
 
 
+def test_repeated_collections_are_made_again_on_each_record_line():
+    # a collection text read once is made again from its template for later records: same tree and lines as
+    # libyaml's, and no record shares a value with another
+    texts = ["[q1, {queue: q2, penalty: 1}]", "[q1]", "{a: [x, y]}", "[q1]", "[q1, {queue: q2, penalty: 1}]"]
+    recs = "".join(f'  - {{id: "{i}", queues: {t}}}\n' for i, t in enumerate(texts * 30))
+    text = "agents:\n" + recs + "b: 2\n"
+    assert fast_part(text) == {"agents": 150}
+    assert outcome(read_tree, text) == outcome(load_located, text)
+    seq = read_tree(text, "t.yaml").items["agents"].seq
+    made = [loc.items["queues"] for loc in seq]
+    assert len({id(v) for v in made}) == len(made)
+    assert [v.line for v in made] == [r.line for r in seq] == list(range(2, 152))
+
+
 def test_adversarial_runs_are_read_or_refused_whole():
     # long runs of one character class, then a byte that breaks it: the same outcome as libyaml's
     for run, breaker in ((" ", ":"), (" ", "#"), ("a", ":"), ("a ", ","), ("'", "x"), ("-", " "), ("{", "}")):
