@@ -165,7 +165,12 @@ _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 def duration(lo: float = 0.0, hi: float | None = None) -> Callable:
     """Seconds, written as a number or with a unit: 2s, 500ms, 5m, 1h."""
+    known: dict[str, float] = {}       # texts read before: a tenant writes `2s` on every agent
+
     def conv(r, loc, path) -> float:
+        v = loc.value
+        if type(v) is str and (seconds := known.get(v)) is not None:
+            return seconds
         v = scalar(loc)
         if isinstance(v, bool):
             raise Bad(f"expected a duration like 15s, got {describe(loc)}")
@@ -177,6 +182,8 @@ def duration(lo: float = 0.0, hi: float | None = None) -> Callable:
             raise Bad(f"expected a duration like 15s, 500ms or 5m, got {describe(loc)}")
         if seconds < lo or (hi is not None and seconds > hi):
             raise Bad(f"must be between {lo:g}s and {hi:g}s" if hi is not None else f"must be at least {lo:g}s")
+        if type(v) is str and len(known) < 256:
+            known[v] = seconds
         return seconds
     return conv
 
@@ -192,20 +199,22 @@ def choice(*allowed: str) -> Callable:
 
 def list_of(conv: Callable, min_items: int = 0) -> Callable:
     def read(r: Reader, loc: Located, path: str) -> list:
-        if loc.kind == "scalar" and loc.value is not None and min_items <= 1:
-            items = [(path, loc)]        # a single value stands for a one-item list
-        elif loc.kind != "list":
-            raise Bad(f"expected a list, got {describe(loc)}")
-        else:
-            items = [(f"{path}[{i}]", s) for i, s in enumerate(loc.seq)]
         out = []
-        for p, sub in items:
-            try:
-                out.append(conv(r, sub, p))
+        if loc.kind == "list":
+            for i, sub in enumerate(loc.seq):
+                try:
+                    out.append(conv(r, sub, f"{path}[{i}]"))
+                except Bad as exc:
+                    r.error(sub.line, f"{path}[{i}]", str(exc))
+            if len(loc.seq) < min_items:
+                raise Bad(f"needs at least {min_items} item(s)")
+        elif loc.kind == "scalar" and loc.value is not None and min_items <= 1:
+            try:                        # a single value stands for a one-item list
+                out.append(conv(r, loc, path))
             except Bad as exc:
-                r.error(sub.line, p, str(exc))
-        if len(items) < min_items:
-            raise Bad(f"needs at least {min_items} item(s)")
+                r.error(loc.line, path, str(exc))
+        else:
+            raise Bad(f"expected a list, got {describe(loc)}")
         return out
     return read
 
