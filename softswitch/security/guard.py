@@ -6,6 +6,7 @@ A source is an IP address (NAT'd offices share one, so the limits are per addres
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -29,8 +30,10 @@ class GuardOptions:
 class _Source:
     tokens: float
     at: float
-    over: list[float] = field(default_factory=list)
-    failures: list[float] = field(default_factory=list)
+    # times in the window, oldest first: up to flood_ban_after (a million at most) of them, dropped from the
+    # left as they age, so a deque (a list's pop(0) moved them all, per request of a flood)
+    over: deque[float] = field(default_factory=deque)
+    failures: deque[float] = field(default_factory=deque)
 
 
 class Guard:
@@ -119,6 +122,10 @@ class Guard:
         if self.log is not None:
             self.log.warning("source_banned", source=host, why=why, seconds=self.o.ban_time)
 
+    def hold(self, host: str, until: float) -> None:
+        """Keep a ban made elsewhere (the node's guard's, heard by the UDP front) until `until`."""
+        self.bans[host] = max(until, self.bans.get(host, until))
+
     def _sweep(self, now: float) -> None:
         """Forget quiet sources so a scan across many addresses cannot grow the table without bound."""
         self._sweep_at = now + self.o.window
@@ -127,6 +134,6 @@ class Guard:
             del self.sources[host]
 
 
-def _trim(times: list[float], before: float) -> None:
+def _trim(times: deque[float], before: float) -> None:
     while times and times[0] < before:
-        times.pop(0)
+        times.popleft()

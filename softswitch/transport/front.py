@@ -167,8 +167,7 @@ class FrontProcess:
             if "engage" in order:
                 self._engage(order["engage"])
             if "ban" in order and self.gate.guard is not None:
-                g = self.gate.guard
-                g.bans[order["ban"]] = time.time() + order["for"]
+                self.gate.guard.hold(order["ban"], time.time() + order["for"])
             if "gate" in order:
                 self.gate.reconfigure(GateOptions(**order["gate"]))
             if "guard" in order and self.gate.guard is not None and order["guard"]:

@@ -42,3 +42,24 @@ def test_exempt_and_sweep():
         g.allow(f"10.1.0.{i}", None, 0.0)
     g.allow("10.2.0.1", None, 20.0)
     assert set(g.sources) == {"10.2.0.1"}
+
+
+def test_a_long_flood_under_a_high_ban_threshold_is_counted_per_window():
+    # 20,000 requests/s for 10 s past the limit, a threshold of 50,000 within 1 s: never reached, and the
+    # window keeps only its last second (the times age out from the oldest, one per request)
+    g = Guard(GuardOptions(rate=1, burst=1, flood_ban_after=50_000, window=1.0))
+    now = 0.0
+    for _ in range(200_000):
+        now += 0.00005
+        g.allow("10.0.0.9", None, now)
+    assert g.stats["bans"] == 0 and not g.banned("10.0.0.9", now)
+    assert 19_000 <= len(g.sources["10.0.0.9"].over) <= 20_001
+    assert g.stats["rate_limited"] >= 199_000
+
+
+def test_a_ban_heard_from_elsewhere_is_kept_to_its_end():
+    g = Guard(GuardOptions())
+    g.hold("10.0.0.7", 100.0)
+    g.hold("10.0.0.7", 50.0)                    # an older word does not shorten it
+    assert g.banned("10.0.0.7", 99.0) and not g.allow("10.0.0.7", None, 99.0)
+    assert not g.banned("10.0.0.7", 100.0) and g.allow("10.0.0.7", None, 100.0)
