@@ -9,7 +9,6 @@ import importlib
 import os
 import sys
 from datetime import datetime
-from importlib import metadata
 from pathlib import Path
 
 import config  # the shipped configs are package data
@@ -17,7 +16,6 @@ import config  # the shipped configs are package data
 from .registrar.credentials import Credentials
 from .phone.command import add_arguments as phone_arguments
 from .phone.command import run as run_phone
-from .records.store import RecordStore, db_path
 from .records.export import MEANINGS
 from .b2bua.routing import Router
 from .trunks.describe import trunk_route
@@ -94,10 +92,17 @@ def serve(config_path: str) -> int:
 
 
 def version() -> str:
+    metadata = importlib.import_module("importlib.metadata")
     try:
         return metadata.version("softswitch")
     except metadata.PackageNotFoundError:     # run from a source tree that was never installed
         return "unknown"
+
+
+def _records():
+    """softswitch.records.store, loaded by the commands that use it: with its logging (structlog, asyncio) it
+    is a third of the CLI's imports, which `config check` and `passwd` need none of."""
+    return importlib.import_module("softswitch.records.store")
 
 
 def moment(text: str) -> float:
@@ -169,7 +174,7 @@ def records_export(args) -> int:
     cfg = _load(args.file)
     if cfg is None:
         return 1
-    store = RecordStore(cfg.server.storage.cdr)
+    store = _records().RecordStore(cfg.server.storage.cdr)
     try:
         n = store.export(args.kind, args.format, sys.stdout, since=args.since, until=args.until)
     finally:
@@ -221,7 +226,7 @@ def passwd(args) -> int:
         return 1
     if args.reset:
         url = cfg.server.storage.cdr
-        path = db_path(url) if url.startswith("sqlite:///") else None
+        path = _records().db_path(url) if url.startswith("sqlite:///") else None
         creds = Credentials(realm, {a.softphone: dict(a.ha1) for a in cfg.agents}, db_path=path)
         try:
             creds.reset(number, password)
