@@ -240,22 +240,20 @@ class _Shapes:
 
 
 def _template(loc: Located) -> tuple:
-    """What `_made` makes a Located like `loc` from, on another line (all of a flow collection is on one)."""
-    if loc.seq is not None:
-        return (_LIST, tuple(_template(v) for v in loc.seq))
-    if loc.items is not None:
-        return (_MAP, tuple((k, _template(v)) for k, v in loc.items.items()))
-    return (None, loc.value)
-
-
-_LIST, _MAP = "list", "mapping"
+    """What `_made` makes a Located like `loc` from, on another line (all of a flow collection is on one):
+    (its kind, and its value or its items' templates)."""
+    if loc.kind == "list":
+        return ("list", tuple(_template(v) for v in loc.seq))
+    if loc.kind == "mapping":
+        return ("mapping", tuple((k, _template(v)) for k, v in loc.items.items()))
+    return ("scalar", loc.value)
 
 
 def _made(template: tuple, lineno: int) -> Located:
     kind, content = template
-    if kind is None:
+    if kind == "scalar":
         return Located(content, lineno)
-    if kind is _LIST:
+    if kind == "list":
         return Located(None, lineno, seq=[_made(t, lineno) for t in content])
     return Located(None, lineno, items={k: _made(t, lineno) for k, t in content})
 
