@@ -62,7 +62,7 @@ class Gate:
         """Whether to answer new REGISTERs here, the node `behind` seconds behind at `now`."""
         o, ep = self.o, self.episodes
         if behind <= o.wait:
-            ep.late_since = None
+            ep.on_time()
             ep.end_if_quiet(now, o.sustain)
             return False
         return ep.late(now, o.sustain)

@@ -267,6 +267,10 @@ class Episodes:
         self.ended = float("-inf")                 # when the last one ended
         self.lasted = 0.0                          # ... and how long it lasted
 
+    def on_time(self) -> None:
+        """Something on time: a run of late ones, before shedding starts, is broken."""
+        self.late_since = None
+
     def late(self, now: float, sustain: float) -> bool:
         """Late at `now`: whether shedding."""
         self.last_late = now
@@ -330,7 +334,7 @@ class OverloadPolicy:
     def on_time(self) -> None:
         """A datagram that did not wait past `queue_delay`: a run of late ones is broken (the shells call this
         only while a run is counted: `watching`)."""
-        self.episodes.late_since = None
+        self.episodes.on_time()
 
     def served_on_time(self, data: bytes, now: float) -> None:
         """While shedding, the shells pass every datagram that was on time: a request among them is about to be
